@@ -1,0 +1,235 @@
+//! # wazo-auth plugin API
+//!
+//! The one crate a third-party plugin depends on. A plugin is a `cdylib` that implements a plain
+//! Rust trait ([`Backend`]) and exports it with one macro line ([`export_plugins!`]):
+//!
+//! ```ignore
+//! use wazo_auth_plugin_api::{export_plugins, Args, Backend, Host, PluginError};
+//!
+//! struct Static;
+//! impl Backend for Static {
+//!     fn load(_host: &Host, _config: serde_json::Value) -> Result<Self, PluginError> { Ok(Static) }
+//!     fn verify_password(&self, login: &str, password: &str, _args: &mut Args) -> Result<bool, PluginError> {
+//!         Ok(login == "alice" && password == "secret")
+//!     }
+//! }
+//! export_plugins! { backends: ["static_users" => Static] }
+//! ```
+//!
+//! Build the plugin with `crate-type = ["cdylib"]` and `panic = "unwind"` (the default for
+//! the dev and release profiles; never set `panic = "abort"`): every call is wrapped in
+//! `catch_unwind` and a panic becomes a [`PluginError`] of kind [`ErrorKind::PANICKED`]. With
+//! `panic = "abort"` a panic would kill the whole server.
+//!
+//! The binary interface itself lives in [`ffi`]; see its documentation for the compatibility rules.
+
+pub mod ffi;
+mod logging;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use abi_stable;
+pub use ffi::{ErrorKind, PluginError};
+pub use serde_json;
+
+use abi_stable::std_types::RString;
+use ffi::HostServicesBox;
+#[allow(unused_imports)]
+use ffi::HostServicesFfi as _;
+
+/// Arguments of one login, as a JSON object: `login`, `mobile`, `user_agent`, `remote_addr`,
+/// body fields such as `backend`, `tenant_id`, `domain_name`, and `acl` (default-policy ACL) for
+/// `get_acl`. A backend may add values in `verify_password`; they are visible to later calls of
+/// the same login.
+pub type Args = serde_json::Map<String, serde_json::Value>;
+
+/// Convenience constructors for [`PluginError`].
+impl PluginError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        PluginError {
+            kind,
+            message: RString::from(message.into()),
+        }
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::FAILED, message)
+    }
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CONFIG, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::UNAVAILABLE, message)
+    }
+}
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.message)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// The host services handed to a plugin at load. Cheap to clone; keep it if you need it later.
+#[derive(Clone)]
+pub struct Host {
+    inner: HostServicesBox,
+}
+
+impl Host {
+    #[doc(hidden)]
+    pub fn from_ffi(inner: HostServicesBox) -> Self {
+        Host { inner }
+    }
+
+    /// The name this plugin was enabled under.
+    pub fn plugin_name(&self) -> String {
+        self.inner.plugin_name().into()
+    }
+
+    /// The plugin's configuration section (a JSON object, `{}` when absent).
+    pub fn config(&self) -> serde_json::Value {
+        serde_json::from_str(self.inner.config_json().as_str())
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+    }
+
+    /// Writes a record into the host log directly. Plugins normally just use the `log` macros,
+    /// which the export macro bridges here.
+    pub fn log(&self, level: log::Level, message: &str) {
+        self.inner
+            .log(level as u8, self.plugin_name().as_str().into(), message.into());
+    }
+
+    pub(crate) fn ffi(&self) -> &HostServicesBox {
+        &self.inner
+    }
+}
+
+/// Health reported by [`Backend::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Fail(String),
+}
+
+/// An authentication backend (entry-point group `wazo_auth.backends`), mirroring the original's
+/// `BaseAuthenticationBackend`. Only `load` and `verify_password` are required.
+pub trait Backend: Send + Sync + 'static {
+    /// Called once at startup when the plugin is enabled, with its configuration section.
+    fn load(host: &Host, config: serde_json::Value) -> Result<Self, PluginError>
+    where
+        Self: Sized;
+
+    /// Checks the credentials. May insert values into `args` for later calls of this login.
+    fn verify_password(&self, login: &str, password: &str, args: &mut Args)
+        -> Result<bool, PluginError>;
+
+    /// Token metadata. Must contain `auth_id` and `xivo_uuid`; should contain `uuid`,
+    /// `tenant_uuid`, `purpose` and `pbx_user_uuid` for user logins. The default is the
+    /// original's: `{"auth_id": null, "username": login, "xivo_uuid": get_xivo_uuid(args),
+    /// "pbx_user_uuid": null}`.
+    fn get_metadata(&self, login: &str, args: &Args) -> Result<Args, PluginError> {
+        let mut m = Args::new();
+        m.insert("auth_id".into(), serde_json::Value::Null);
+        m.insert("username".into(), login.into());
+        m.insert(
+            "xivo_uuid".into(),
+            self.get_xivo_uuid(args).map_or(serde_json::Value::Null, Into::into),
+        );
+        m.insert("pbx_user_uuid".into(), serde_json::Value::Null);
+        Ok(m)
+    }
+
+    /// The token's ACL. `args["acl"]` holds the default user policy's ACL. Default: empty.
+    fn get_acl(&self, _login: &str, _args: &Args) -> Result<Vec<String>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    /// Metadata stored with a refresh token (offline logins only). Default: empty.
+    fn get_persistent_metadata(&self, _login: &str, _args: &Args) -> Result<Args, PluginError> {
+        Ok(Args::new())
+    }
+
+    /// Default: the `XIVO_UUID` environment variable.
+    fn get_xivo_uuid(&self, _args: &Args) -> Option<String> {
+        std::env::var("XIVO_UUID").ok()
+    }
+
+    /// Since 1.1. Health of the backend, reported by `HEAD /0.1/status`. Default: ok.
+    fn status(&self) -> Result<Status, PluginError> {
+        Ok(Status::Ok)
+    }
+}
+
+/// Parses the `args` JSON text handed over by the host.
+pub fn parse_args(json: &str) -> Result<Args, PluginError> {
+    if json.is_empty() {
+        return Ok(Args::new());
+    }
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(PluginError::new(
+            ErrorKind::INVALID_INPUT,
+            "args must be a JSON object",
+        )),
+        Err(e) => Err(PluginError::new(
+            ErrorKind::INVALID_INPUT,
+            format!("args is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Declares the plugins of this library and exports its root module. Use it exactly once per
+/// library:
+///
+/// ```ignore
+/// export_plugins! { backends: ["my_backend" => MyBackend, "other" => Other] }
+/// ```
+///
+/// Every call into the plugin goes through an adapter that catches panics and bridges the `log`
+/// crate's records into the host's log, tagged with the plugin's name.
+#[macro_export]
+macro_rules! export_plugins {
+    (backends: [ $( $name:literal => $ty:ty ),* $(,)? ] $(,)?) => {
+        /// Root module of this plugin library (read by the wazo-auth host).
+        #[export_name = "_as_root_module_loader_9_lib_header_b_root_module_loader_y"]
+        pub static __WAZO_AUTH_PLUGIN_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn __wazo_auth_erased_root() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__wazo_auth_root_module)
+            }
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::ffi::PluginModuleRef>(
+                    __wazo_auth_erased_root,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+
+        fn __wazo_auth_root_module() -> $crate::ffi::PluginModuleRef {
+            $crate::__private::root_module(__wazo_auth_backends)
+        }
+
+        extern "C" fn __wazo_auth_backends() -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RVec<$crate::ffi::BackendDecl>,
+            $crate::PluginError,
+        > {
+            $crate::__private::guard(None, || {
+                Ok(::std::vec![ $( $crate::__private::backend_decl::<$ty>($name) ),* ].into())
+            })
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exported_symbol_name_matches_abi_stable() {
+        // The export macro hard-codes the symbol so that plugins need no direct abi_stable
+        // dependency; this guards it against an abi_stable upgrade.
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_as_root_module_loader_9_lib_header_b_root_module_loader_y"
+        );
+    }
+}
