@@ -1,1 +1,990 @@
+//! ACL matching with the semantics of xivo's `AccessCheck` (spec §2.1).
+//!
+//! An ACL is a list of `.`-separated access entries. In an entry:
+//!
+//! * `*` matches zero or more characters that are neither `.` nor `#` (so it
+//!   stays within one segment, may match an empty segment and may be glued to
+//!   text: `a*` matches `abc` but not `a.b`);
+//! * `#` matches any characters, dots included, possibly none (`auth.#`
+//!   matches `auth.` and `auth.x.y` but not `auth`; `#` matches everything);
+//! * a whole segment equal to `me` also matches the token's `auth_id`,
+//!   `my_session` also matches the token's session uuid and `edit` also
+//!   matches `update` (never the reverse);
+//! * an entry starting with `!` is negative: when it matches, access is
+//!   denied whatever the positive entries say.
+//!
+//! Matching is case-sensitive and anchored on both ends. Substitution and
+//! wildcards only exist on the granted (ACL) side: the required access string
+//! is always literal.
+//!
+//! Deliberate differences with the Python original (both only ever deny more):
+//!
+//! * Python anchors with `$`, which also matches just before a trailing
+//!   newline, so `a.b` grants `a.b\n` there. We anchor with `\z`: a required
+//!   string with a trailing newline is only granted when an entry really
+//!   matches that newline (e.g. through `*`, which, as in the original, matches
+//!   any character except `.` and `#`).
+//! * Python inserts `auth_id` / session uuid into the regex without escaping
+//!   them, so their metacharacters would be interpreted. We escape them: they
+//!   are matched literally.
+//!
+//! As in the original (where `#` becomes a non-`DOTALL` `.*?`), `#` does not
+//! match a newline character.
+//!
+//! Implementation: entries without any wildcard or substitutable segment are
+//! stored in hash sets (O(1) exact match); all other positive entries are
+//! compiled into one alternation regex, and the negative ones into another.
+//! Entries that cannot be compiled (translation longer than
+//! `MAX_PATTERN_LEN`, or exceeding the regex size limit) never panic and never
+//! grant anything: a positive one is skipped; a negative one denies every
+//! required string starting with its literal prefix (the text before its
+//! first wildcard or substituted segment), a superset of what it would deny.
 
+use std::collections::HashSet;
+
+use regex::Regex;
+
+/// A token's ACL, compiled once and then matched many times.
+///
+/// `Send + Sync`; cheap to share behind an `Arc`.
+#[derive(Debug, Clone)]
+pub struct CompiledAcl {
+    positive: Side,
+    negative: Side,
+}
+
+/// Translated entries longer than this (in regex syntax) are not even handed
+/// to the regex compiler: they would cost tens of milliseconds or more to
+/// compile (or fail on the size limit) and no sane ACL comes close.
+const MAX_PATTERN_LEN: usize = 64 * 1024;
+
+/// One polarity (positive or negative) of a compiled ACL.
+#[derive(Debug, Clone, Default)]
+struct Side {
+    /// Entries that can only match a string equal to themselves.
+    exact: HashSet<String>,
+    /// Entries with wildcards or substitutable segments.
+    patterns: Patterns,
+    /// Negative side only: literal prefixes of the negative entries that could
+    /// not be compiled. Every string such an entry could match starts with
+    /// its literal prefix, so denying all of them over-approximates the entry:
+    /// an uncompilable negative denies more, never less (fail closed).
+    deny_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+enum Patterns {
+    #[default]
+    Empty,
+    /// All patterns in a single anchored alternation.
+    Combined(Regex),
+    /// Fallback when the combined alternation cannot be compiled (size
+    /// limits): each pattern that compiles on its own, separately.
+    Separate(Vec<Regex>),
+}
+
+/// A translated non-exact entry.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Pattern {
+    /// Unanchored regex body.
+    body: String,
+    /// The entry's literal text before its first wildcard or substituted
+    /// segment.
+    prefix: String,
+}
+
+impl Patterns {
+    fn is_match(&self, required: &str) -> bool {
+        match self {
+            Patterns::Empty => false,
+            Patterns::Combined(re) => re.is_match(required),
+            Patterns::Separate(res) => res.iter().any(|re| re.is_match(required)),
+        }
+    }
+
+    /// Compiles `patterns`; also returns the ones that could not be compiled.
+    fn build(mut patterns: Vec<Pattern>) -> (Patterns, Vec<Pattern>) {
+        patterns.sort_unstable();
+        patterns.dedup();
+        let (mut candidates, mut dropped): (Vec<Pattern>, Vec<Pattern>) = patterns
+            .into_iter()
+            .partition(|p| p.body.len() <= MAX_PATTERN_LEN);
+        if candidates.is_empty() {
+            return (Patterns::Empty, dropped);
+        }
+        if let Some(re) = compile_alternation(&candidates) {
+            return (Patterns::Combined(re), dropped);
+        }
+        // Something is too big: find out which entries compile on their own
+        // and drop the others.
+        let total = candidates.len();
+        let mut kept = Vec::with_capacity(total);
+        let mut regexes = Vec::with_capacity(total);
+        for pattern in candidates.drain(..) {
+            match compile_alternation(std::slice::from_ref(&pattern)) {
+                Some(re) => {
+                    kept.push(pattern);
+                    regexes.push(re);
+                }
+                None => dropped.push(pattern),
+            }
+        }
+        match regexes.len() {
+            0 => return (Patterns::Empty, dropped),
+            1 => return (Patterns::Combined(regexes.remove(0)), dropped),
+            n if n < total => {
+                // Some entries were dropped: the survivors may fit together.
+                if let Some(re) = compile_alternation(&kept) {
+                    return (Patterns::Combined(re), dropped);
+                }
+            }
+            _ => {}
+        }
+        (Patterns::Separate(regexes), dropped)
+    }
+}
+
+impl Side {
+    fn build(entries: Vec<&str>, auth_id: &str, session_uuid: &str, negative: bool) -> Side {
+        let mut exact = HashSet::new();
+        let mut patterns = Vec::new();
+        for entry in entries {
+            if is_exact(entry) {
+                exact.insert(entry.to_owned());
+            } else {
+                patterns.push(entry_to_regex(entry, auth_id, session_uuid));
+            }
+        }
+        let (patterns, dropped) = Patterns::build(patterns);
+        let mut deny_prefixes = Vec::new();
+        if negative {
+            // A positive entry that cannot be compiled is simply skipped (it
+            // grants nothing); a negative one must still deny.
+            deny_prefixes = dropped.into_iter().map(|p| p.prefix).collect();
+            deny_prefixes.sort_unstable();
+            deny_prefixes.dedup();
+        }
+        Side {
+            exact,
+            patterns,
+            deny_prefixes,
+        }
+    }
+
+    fn is_match(&self, required: &str) -> bool {
+        self.exact.contains(required)
+            || self.patterns.is_match(required)
+            || self
+                .deny_prefixes
+                .iter()
+                .any(|prefix| required.starts_with(prefix.as_str()))
+    }
+}
+
+/// Segments replaced by an alternation on the granted side.
+const RESERVED_SEGMENTS: [&str; 3] = ["me", "my_session", "edit"];
+
+/// True when `entry` can only match a required string equal to itself.
+fn is_exact(entry: &str) -> bool {
+    !entry.contains(['*', '#']) && !entry.split('.').any(|s| RESERVED_SEGMENTS.contains(&s))
+}
+
+/// Translates one ACL entry (without its `!`) to an unanchored regex body.
+///
+/// Equivalent to the original's `re.escape` + replace `\*`/`\#` + split on
+/// `\.` + reserved-word substitution (a segment made by the split is never a
+/// reserved word unless it is one of the entry's own `.`-separated segments),
+/// except that substituted values are escaped here. Runs of `*` (or of `#`)
+/// are collapsed, which does not change the language: `[^.#]*[^.#]*` is
+/// `[^.#]*` and `.*.*` is `.*`. (`*#` is kept as is: `*` matches `\n`, `#`
+/// does not.)
+fn entry_to_regex(entry: &str, auth_id: &str, session_uuid: &str) -> Pattern {
+    let mut out = String::with_capacity(entry.len() * 2 + 8);
+    let mut prefix = String::new();
+    let mut in_prefix = true;
+    for (i, segment) in entry.split('.').enumerate() {
+        if i > 0 {
+            out.push_str(r"\.");
+            if in_prefix {
+                prefix.push('.');
+            }
+        }
+        match segment {
+            "me" => {
+                out.push_str("(?:me|");
+                out.push_str(&regex::escape(auth_id));
+                out.push(')');
+                in_prefix = false;
+            }
+            "my_session" => {
+                out.push_str("(?:my_session|");
+                out.push_str(&regex::escape(session_uuid));
+                out.push(')');
+                in_prefix = false;
+            }
+            "edit" => {
+                out.push_str("(?:edit|update)");
+                in_prefix = false;
+            }
+            _ => {
+                let mut buf = [0u8; 4];
+                let mut previous = None;
+                for c in segment.chars() {
+                    match c {
+                        '*' | '#' if previous == Some(c) => {}
+                        '*' => {
+                            out.push_str("[^.#]*");
+                            in_prefix = false;
+                        }
+                        // `.` without the `s` flag: anything but `\n`, like
+                        // Python's non-DOTALL `.`.
+                        '#' => {
+                            out.push_str(".*");
+                            in_prefix = false;
+                        }
+                        _ => {
+                            out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
+                            if in_prefix {
+                                prefix.push(c);
+                            }
+                        }
+                    }
+                    previous = Some(c);
+                }
+            }
+        }
+    }
+    Pattern { body: out, prefix }
+}
+
+/// Compiles `\A(?:b1|b2|...)\z`; `None` when it cannot be compiled.
+fn compile_alternation(patterns: &[Pattern]) -> Option<Regex> {
+    let len = patterns.iter().map(|p| p.body.len() + 5).sum::<usize>() + 8;
+    let mut regex = String::with_capacity(len);
+    regex.push_str(r"\A(?:");
+    for (i, pattern) in patterns.iter().enumerate() {
+        if i > 0 {
+            regex.push('|');
+        }
+        regex.push_str("(?:");
+        regex.push_str(&pattern.body);
+        regex.push(')');
+    }
+    regex.push_str(r")\z");
+    Regex::new(&regex).ok()
+}
+
+impl CompiledAcl {
+    /// Compile once per token.
+    pub fn compile(acl: &[String], auth_id: &str, session_uuid: &str) -> CompiledAcl {
+        let mut positives = Vec::new();
+        let mut negatives = Vec::new();
+        for entry in acl {
+            match entry.strip_prefix('!') {
+                Some(negative) => negatives.push(negative),
+                None => positives.push(entry.as_str()),
+            }
+        }
+        CompiledAcl {
+            positive: Side::build(positives, auth_id, session_uuid, false),
+            negative: Side::build(negatives, auth_id, session_uuid, true),
+        }
+    }
+
+    /// True when `required` is granted (negatives win).
+    pub fn matches(&self, required: &str) -> bool {
+        !self.negative.is_match(required) && self.positive.is_match(required)
+    }
+
+    /// Like [`matches`](Self::matches), with the original's rule that no
+    /// required access (`None`) is always granted, even by an empty ACL.
+    pub fn matches_optional(&self, required: Option<&str>) -> bool {
+        required.is_none_or(|r| self.matches(r))
+    }
+
+    /// Policy editing helper of the original: `access` may be added when it
+    /// is negative (starts with `!`) or is matched by this ACL.
+    pub fn may_add_access(&self, access: &str) -> bool {
+        access.starts_with('!') || self.matches(access)
+    }
+
+    /// Policy editing helper of the original: `access` may be removed when
+    /// this ACL matches it with one leading `!` removed.
+    pub fn may_remove_access(&self, access: &str) -> bool {
+        self.matches(access.strip_prefix('!').unwrap_or(access))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTH_ID: &str = "5a6d9a4c-0000-4000-8000-000000000001";
+    const SESSION: &str = "0f0e0d0c-0000-4000-8000-00000000beef";
+
+    fn acl(entries: &[&str]) -> Vec<String> {
+        entries.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn compiled(entries: &[&str]) -> CompiledAcl {
+        CompiledAcl::compile(&acl(entries), AUTH_ID, SESSION)
+    }
+
+    /// Same as `CompiledAcl::compile`, but forcing the per-entry fallback
+    /// representation, to check it agrees with the combined one.
+    fn compiled_separate(entries: &[&str], auth_id: &str, session: &str) -> CompiledAcl {
+        fn side(entries: Vec<&str>, auth_id: &str, session: &str) -> Side {
+            let mut side = Side::build(entries.clone(), auth_id, session, false);
+            let regexes: Vec<Regex> = entries
+                .iter()
+                .filter(|e| !is_exact(e))
+                .map(|e| compile_alternation(&[entry_to_regex(e, auth_id, session)]).unwrap())
+                .collect();
+            side.patterns = if regexes.is_empty() {
+                Patterns::Empty
+            } else {
+                Patterns::Separate(regexes)
+            };
+            side
+        }
+        let pos = entries.iter().copied().filter(|e| !e.starts_with('!'));
+        let neg = entries.iter().filter_map(|e| e.strip_prefix('!'));
+        CompiledAcl {
+            positive: side(pos.collect(), auth_id, session),
+            negative: side(neg.collect(), auth_id, session),
+        }
+    }
+
+    /// Reference implementation transcribing the original Python string
+    /// operations literally (Python 3.7+ `re.escape`, `str.replace`,
+    /// `str.split('\\.')`), one regex per entry. `python_dollar` emulates
+    /// Python's `$` (also matching before a trailing newline). Substituted
+    /// values are escaped (our documented deviation).
+    fn reference(
+        entries: &[&str],
+        auth_id: &str,
+        session: &str,
+        required: &str,
+        python_dollar: bool,
+    ) -> bool {
+        fn py_escape(s: &str) -> String {
+            const SPECIAL: &str = "()[]{}?*+-|^$\\.&~# \t\n\r\u{b}\u{c}";
+            let mut out = String::new();
+            for c in s.chars() {
+                if SPECIAL.contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        }
+        let to_regex = |access: &str| {
+            let r = py_escape(access)
+                .replace("\\*", "[^.#]*?")
+                .replace("\\#", ".*?");
+            let words: Vec<String> = r
+                .split("\\.")
+                .map(|w| match w {
+                    "me" => format!("(me|{})", regex::escape(auth_id)),
+                    "my_session" => format!("(my_session|{})", regex::escape(session)),
+                    "edit" => "(edit|update)".to_string(),
+                    _ => w.to_string(),
+                })
+                .collect();
+            let end = if python_dollar { r"\n?\z" } else { r"\z" };
+            Regex::new(&format!(r"\A(?:{}){}", words.join("\\."), end)).unwrap()
+        };
+        let negatives: Vec<Regex> = entries
+            .iter()
+            .filter_map(|e| e.strip_prefix('!'))
+            .map(to_regex)
+            .collect();
+        let positives: Vec<Regex> = entries
+            .iter()
+            .filter(|e| !e.starts_with('!'))
+            .map(|e| to_regex(e))
+            .collect();
+        if negatives.iter().any(|re| re.is_match(required)) {
+            return false;
+        }
+        positives.iter().any(|re| re.is_match(required))
+    }
+
+    /// (acl, required, expected) with the default auth_id / session.
+    const CASES: &[(&[&str], &str, bool)] = &[
+        // Empty ACL denies everything.
+        (&[], "", false),
+        (&[], "auth.users.read", false),
+        (&[], "#", false),
+        // Exact entries, anchored on both sides.
+        (&["auth.users.read"], "auth.users.read", true),
+        (&["auth.users.read"], "auth.users.rea", false),
+        (&["auth.users.read"], "auth.users.read.x", false),
+        (&["auth.users.read"], "xauth.users.read", false),
+        (&["auth.users.read"], "auth.users", false),
+        (&["auth.users.read", "auth.tenants.read"], "auth.tenants.read", true),
+        (&[""], "", true),
+        (&[""], "a", false),
+        // Case-sensitive.
+        (&["auth.users.read"], "Auth.users.read", false),
+        (&["auth.users.read"], "AUTH.USERS.READ", false),
+        (&["Auth.*"], "auth.x", false),
+        (&["auth.#"], "AUTH.x", false),
+        (&["users.me.read"], "users.ME.read", false),
+        // `.` in an entry is literal.
+        (&["a.b"], "axb", false),
+        (&["a.b"], "a.b", true),
+        // `*`: zero or more chars, neither `.` nor `#`, within one segment.
+        (&["auth.*.read"], "auth.users.read", true),
+        (&["auth.*.read"], "auth.users.x.read", false),
+        (&["a.*.b"], "a..b", true),
+        (&["a.*.b"], "a.x#y.b", false),
+        (&["a.*"], "a.", true),
+        (&["a.*"], "a", false),
+        (&["a*"], "abc", true),
+        (&["a*"], "a", true),
+        (&["a*"], "a.b", false),
+        (&["a*"], "ba", false),
+        (&["*"], "", true),
+        (&["*"], "anything", true),
+        (&["*"], "a.b", false),
+        (&["*"], "a#b", false),
+        (&["*a*"], "bab", true),
+        (&["*a*"], "bbb", false),
+        (&["auth.users.*"], "auth.users.123.read", false),
+        (&["a.*.*.d"], "a.b.c.d", true),
+        (&["a.*.*.d"], "a.b.d", false),
+        (&["a.b*c"], "a.bxxc", true),
+        (&["a.b*c"], "a.bc", true),
+        (&["a.b*c"], "a.bx.c", false),
+        // `#`: anything including dots, possibly nothing.
+        (&["#"], "", true),
+        (&["#"], "a", true),
+        (&["#"], "auth.users.x.y.z", true),
+        (&["#"], "!a", true),
+        (&["#"], "a#b*c", true),
+        (&["auth.#"], "auth.", true),
+        (&["auth.#"], "auth.x", true),
+        (&["auth.#"], "auth.x.y", true),
+        (&["auth.#"], "auth", false),
+        (&["auth.#"], "authx", false),
+        (&["auth.#"], "dird.auth.x", false),
+        (&["foo#"], "foobar.baz", true),
+        (&["foo#"], "foo", true),
+        (&["foo#"], "fo", false),
+        (&["a.#.z"], "a.b.c.z", true),
+        (&["a.#.z"], "a..z", true),
+        (&["a.#.z"], "a.z", false),
+        (&["#.read"], "auth.users.read", true),
+        (&["#.read"], "auth.users.update", false),
+        (&["auth.#.read"], "auth.users.read", true),
+        // Negatives always win, whatever the order.
+        (&["#", "!auth.users.read"], "auth.users.read", false),
+        (&["!auth.users.read", "#"], "auth.users.read", false),
+        (&["#", "!auth.users.read"], "auth.users.update", true),
+        (&["#", "!auth.#"], "auth.x", false),
+        (&["#", "!auth.#"], "confd.x", true),
+        (&["#", "!#"], "", false),
+        (&["#", "!#"], "a", false),
+        (&["auth.users.read", "!auth.users.read"], "auth.users.read", false),
+        (&["a.*", "!a.b"], "a.c", true),
+        (&["a.*", "!a.b"], "a.b", false),
+        (&["#", "!*"], "a", false),
+        (&["#", "!*"], "a.b", true),
+        (&["#", "!"], "", false),
+        (&["#", "!"], "x", true),
+        // Only negatives: nothing granted.
+        (&["!a"], "b", false),
+        (&["!a"], "a", false),
+        // A `!` inside or doubled is literal.
+        (&["a!b"], "a!b", true),
+        (&["#", "!!x"], "!x", false),
+        (&["#", "!!x"], "x", true),
+        // `me` substitution (granted side only).
+        (&["users.me.#"], "users.5a6d9a4c-0000-4000-8000-000000000001.x", true),
+        (&["users.me.#"], "users.me.x", true),
+        (&["users.me.#"], "users.someone-else.x", false),
+        (&["users.me.read"], "users.5a6d9a4c-0000-4000-8000-000000000001.read", true),
+        (&["users.5a6d9a4c-0000-4000-8000-000000000001.x"], "users.me.x", false),
+        (&["users.5a6d9a4c-0000-4000-8000-000000000001.#"], "users.me.x", false),
+        (&["me"], "5a6d9a4c-0000-4000-8000-000000000001", true),
+        (&["me"], "me", true),
+        (&["me.#"], "5a6d9a4c-0000-4000-8000-000000000001.tokens", true),
+        (&["#.me"], "x.5a6d9a4c-0000-4000-8000-000000000001", true),
+        (&["auth.users.me.tokens.read"], "auth.users.me.tokens.read", true),
+        // Only whole segments are substituted.
+        (&["users.me*.x"], "users.5a6d9a4c-0000-4000-8000-000000000001.x", false),
+        (&["users.me*.x"], "users.meow.x", true),
+        (&["users.mex.x"], "users.5a6d9a4c-0000-4000-8000-000000000001.x", false),
+        (&["users.xme.x"], "users.x5a6d9a4c-0000-4000-8000-000000000001.x", false),
+        (&["users.#me.x"], "users.5a6d9a4c-0000-4000-8000-000000000001.x", false),
+        (&["users.Me.x"], "users.5a6d9a4c-0000-4000-8000-000000000001.x", false),
+        // The substituted value fills exactly the segment.
+        (&["users.me"], "users.5a6d9a4c-0000-4000-8000-000000000001x", false),
+        (&["users.me"], "users.x5a6d9a4c-0000-4000-8000-000000000001", false),
+        // `my_session` substitution.
+        (&["sessions.my_session.delete"], "sessions.0f0e0d0c-0000-4000-8000-00000000beef.delete", true),
+        (&["sessions.my_session.delete"], "sessions.my_session.delete", true),
+        (&["sessions.my_session.delete"], "sessions.other.delete", false),
+        (&["sessions.0f0e0d0c-0000-4000-8000-00000000beef.delete"], "sessions.my_session.delete", false),
+        (&["sessions.my_session*.delete"], "sessions.0f0e0d0c-0000-4000-8000-00000000beef.delete", false),
+        (&["sessions.my_session.delete"], "sessions.5a6d9a4c-0000-4000-8000-000000000001.delete", false),
+        (&["sessions.me.delete"], "sessions.0f0e0d0c-0000-4000-8000-00000000beef.delete", false),
+        (&["users.me.sessions.my_session.delete"], "users.5a6d9a4c-0000-4000-8000-000000000001.sessions.0f0e0d0c-0000-4000-8000-00000000beef.delete", true),
+        // `edit` grants `update`, not the reverse.
+        (&["auth.emails.x.confirm.edit"], "auth.emails.x.confirm.update", true),
+        (&["auth.emails.x.confirm.edit"], "auth.emails.x.confirm.edit", true),
+        (&["auth.emails.x.confirm.update"], "auth.emails.x.confirm.edit", false),
+        (&["auth.emails.x.confirm.update"], "auth.emails.x.confirm.update", true),
+        (&["edit.x"], "update.x", true),
+        (&["a.edit*"], "a.update", false),
+        (&["a.edits"], "a.update", false),
+        (&["a.edit"], "a.updates", false),
+        (&["a.edit"], "a.delete", false),
+        (&["#", "!a.edit"], "a.update", false),
+        (&["#", "!a.me"], "a.5a6d9a4c-0000-4000-8000-000000000001", false),
+        (&["#", "!a.my_session"], "a.0f0e0d0c-0000-4000-8000-00000000beef", false),
+        // Regex metacharacters in entries are literal.
+        (&["a+b"], "a+b", true),
+        (&["a+b"], "aab", false),
+        (&["a+b"], "ab", false),
+        (&["(x)"], "(x)", true),
+        (&["(x)"], "x", false),
+        (&["[y]"], "[y]", true),
+        (&["[y]"], "y", false),
+        (&["a$"], "a$", true),
+        (&["a$"], "a", false),
+        (&["^a"], "^a", true),
+        (&["^a"], "a", false),
+        (&["a\\b"], "a\\b", true),
+        (&["a\\b"], "a\u{8}", false),
+        (&["a\\d"], "a1", false),
+        (&["a\\d"], "a\\d", true),
+        (&["a?"], "a", false),
+        (&["a?"], "a?", true),
+        (&["a|b"], "a", false),
+        (&["a|b"], "a|b", true),
+        (&["a{2}"], "aa", false),
+        (&["a{2}"], "a{2}", true),
+        (&["a\\.*"], "a\\.x", true),
+        (&["a\\.*"], "a\\x", false),
+        (&["a\\*"], "a\\xyz", true),
+        (&["a\\#"], "a\\x.y", true),
+        (&["a\\#.me"], "a\\x.5a6d9a4c-0000-4000-8000-000000000001", true),
+        (&["x.a b.y"], "x.a b.y", true),
+        (&["x.a-b&c~d"], "x.a-b&c~d", true),
+        (&["x.a-b&c~d*"], "x.a-b&c~d-e", true),
+        (&["(x).*"], "(x).y", true),
+        (&["(x).*"], "x.y", false),
+        // The required string is literal: its `*` / `#` are plain chars.
+        (&["a.b"], "a.*", false),
+        (&["a.b"], "a.#", false),
+        (&["a.b"], "#", false),
+        (&["a.b.c"], "a.*.c", false),
+        (&["a.*"], "a.*", true),
+        (&["a.#"], "a.#", true),
+        (&["a.*"], "a.#", false),
+        (&["a.*.c"], "a.#.c", false),
+        (&["a.*"], "a.#", false),
+        (&["a.me"], "a.*", false),
+        (&["*"], "#", false),
+        (&["*"], "*", true),
+        // Trailing newline: stricter than Python's `$`.
+        (&["a.b"], "a.b\n", false),
+        (&["a.#"], "a.b\n", false),
+        (&["#"], "\n", false),
+        (&["a.b", "a.b\n"], "a.b\n", true),
+        // `#` does not match a newline (non-DOTALL `.` in the original)...
+        (&["a.#"], "a.b\nc", false),
+        // ...while `*` does (`[^.#]` in the original).
+        (&["a.*"], "a.b\n", true),
+        (&["a.*.c"], "a.\n.c", true),
+        // Non-ASCII.
+        (&["é.*"], "é.ü", true),
+        (&["é.*"], "e.u", false),
+        (&["a.*"], "a.日本", true),
+    ];
+
+    #[test]
+    fn acl_table() {
+        for (i, (entries, required, expected)) in CASES.iter().enumerate() {
+            let got = compiled(entries).matches(required);
+            assert_eq!(
+                got, *expected,
+                "case {i}: acl {entries:?} required {required:?}"
+            );
+            let sep = compiled_separate(entries, AUTH_ID, SESSION).matches(required);
+            assert_eq!(
+                sep, *expected,
+                "case {i} (separate): acl {entries:?} required {required:?}"
+            );
+            let reference = reference(entries, AUTH_ID, SESSION, required, false);
+            assert_eq!(
+                reference, *expected,
+                "case {i} (reference): acl {entries:?} required {required:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn acl_table_python_dollar_difference_only_on_trailing_newline() {
+        for (entries, required, _) in CASES {
+            let strict = compiled(entries).matches(required);
+            let python = reference(entries, AUTH_ID, SESSION, required, true);
+            if !required.ends_with('\n') {
+                assert_eq!(strict, python, "acl {entries:?} required {required:?}");
+            } else if strict {
+                assert!(python, "acl {entries:?} required {required:?}");
+            }
+        }
+        assert!(reference(&["a.b"], AUTH_ID, SESSION, "a.b\n", true));
+        assert!(!compiled(&["a.b"]).matches("a.b\n"));
+    }
+
+    #[test]
+    fn auth_id_and_session_are_literal() {
+        let cases: &[(&str, &str, &[&str], &str, bool)] = &[
+            ("a.b", "s", &["users.me.x"], "users.a.b.x", true),
+            ("a.b", "s", &["users.me.x"], "users.aXb.x", false),
+            ("a+", "s", &["users.me"], "users.a+", true),
+            ("a+", "s", &["users.me"], "users.aaa", false),
+            (".*", "s", &["users.me"], "users.anything", false),
+            (".*", "s", &["users.me"], "users..*", true),
+            ("x)|(.*", "s", &["users.me"], "whatever", false),
+            ("x)|(.*", "s", &["users.me"], "users.x)|(.*", true),
+            ("(", "s", &["users.me"], "users.(", true),
+            ("[", "s", &["users.me.#"], "users.[.x", true),
+            ("\\", "s", &["users.me"], "users.\\", true),
+            ("$", "s", &["users.me"], "users.$", true),
+            ("u", "a.b", &["s.my_session"], "s.a.b", true),
+            ("u", "a.b", &["s.my_session"], "s.aXb", false),
+            ("u", "*", &["s.my_session"], "s.xyz", false),
+            ("u", "*", &["s.my_session"], "s.*", true),
+            ("u", "#", &["s.my_session"], "s.x.y", false),
+            // Empty values give an alternative matching an empty segment.
+            ("", "", &["users.me.x"], "users..x", true),
+            ("", "", &["s.my_session"], "s.", true),
+        ];
+        for (auth_id, session, entries, required, expected) in cases {
+            let got = CompiledAcl::compile(&acl(entries), auth_id, session).matches(required);
+            assert_eq!(
+                got, *expected,
+                "auth_id {auth_id:?} session {session:?} acl {entries:?} required {required:?}"
+            );
+            let sep = compiled_separate(entries, auth_id, session).matches(required);
+            assert_eq!(
+                sep, *expected,
+                "separate: {auth_id:?} {entries:?} {required:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn may_add_access() {
+        let token = compiled(&["auth.policies.#", "confd.users.read", "!unauthorized"]);
+        let cases: &[(&str, bool)] = &[
+            // Checklist 64: beyond the caller => refused; negatives always allowed.
+            ("confd.users.read", true),
+            ("auth.policies.x.read", true),
+            ("confd.users.create", false),
+            ("#", false),
+            ("auth.#", false),
+            ("!anything", true),
+            ("!#", true),
+            ("!unauthorized", true),
+            ("unauthorized", false),
+            ("", false),
+            ("!", true),
+        ];
+        for (access, expected) in cases {
+            assert_eq!(
+                token.may_add_access(access),
+                *expected,
+                "may_add {access:?}"
+            );
+        }
+        assert!(compiled(&[]).may_add_access("!x"));
+        assert!(!compiled(&[]).may_add_access("x"));
+        assert!(compiled(&["#"]).may_add_access("anything.at.all"));
+        assert!(!compiled(&["#", "!auth.#"]).may_add_access("auth.x"));
+    }
+
+    #[test]
+    fn may_remove_access() {
+        let token = compiled(&["auth.policies.#", "confd.users.read", "!unauthorized"]);
+        let cases: &[(&str, bool)] = &[
+            // Checklist 65/66: removing `!unauthorized` by a token holding
+            // `!unauthorized` is refused; removing a matched positive is fine.
+            ("!unauthorized", false),
+            ("unauthorized", false),
+            ("confd.users.read", true),
+            ("!confd.users.read", true),
+            ("confd.users.create", false),
+            ("!confd.users.create", false),
+            ("auth.policies.1.read", true),
+            ("!auth.policies.1.read", true),
+            // Only one leading `!` is removed.
+            ("!!confd.users.read", false),
+        ];
+        for (access, expected) in cases {
+            assert_eq!(
+                token.may_remove_access(access),
+                *expected,
+                "may_remove {access:?}"
+            );
+        }
+        assert!(compiled(&["#"]).may_remove_access("!anything"));
+        assert!(compiled(&["#"]).may_remove_access("!!x"));
+        assert!(!compiled(&[]).may_remove_access("!x"));
+    }
+
+    #[test]
+    fn optional_required_access() {
+        assert!(compiled(&[]).matches_optional(None));
+        assert!(compiled(&["!#"]).matches_optional(None));
+        assert!(!compiled(&[]).matches_optional(Some("")));
+        assert!(compiled(&["#"]).matches_optional(Some("")));
+    }
+
+    /// Compiles alone below `MAX_PATTERN_LEN` but exceeds the regex size
+    /// limit (`*#` cannot be collapsed).
+    fn too_big_for_regex(prefix: &str) -> String {
+        let entry = format!("{prefix}{}", "*#".repeat(6_000));
+        let pattern = entry_to_regex(&entry, "", "");
+        assert!(pattern.body.len() <= MAX_PATTERN_LEN);
+        assert!(compile_alternation(&[pattern]).is_none());
+        entry
+    }
+
+    #[test]
+    fn uncompilable_positive_entries_are_skipped() {
+        let too_long = format!("x.{}", "a*".repeat(MAX_PATTERN_LEN));
+        let too_big = too_big_for_regex("y.");
+        let entries = vec![
+            too_long.clone(),
+            too_big.clone(),
+            "a.b".to_string(),
+            "c.*".to_string(),
+            "d.#".to_string(),
+        ];
+        let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
+        assert!(matches!(token.positive.patterns, Patterns::Combined(_)));
+        assert!(token.matches("a.b"));
+        assert!(token.matches("c.x"));
+        assert!(token.matches("d.x.y"));
+        for denied in [
+            "zzz", "", "*", "x.a", "x.ab", "y.", "y.x", &too_long, &too_big,
+        ] {
+            assert!(!token.matches(denied), "{denied:?}");
+        }
+
+        let only_bad = CompiledAcl::compile(&[too_long, too_big], AUTH_ID, SESSION);
+        assert!(matches!(only_bad.positive.patterns, Patterns::Empty));
+        assert!(!only_bad.matches(""));
+        assert!(!only_bad.matches("x.y"));
+        assert!(!only_bad.matches("y.y"));
+    }
+
+    #[test]
+    fn uncompilable_negative_entries_deny_their_prefix() {
+        let too_long = format!("!auth.{}", "*a".repeat(MAX_PATTERN_LEN));
+        let too_big = format!("!{}", too_big_for_regex("confd.users.me.x"));
+        let entries = vec!["#".to_string(), too_long, too_big, "!calld.*".to_string()];
+        let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
+        assert_eq!(token.negative.deny_prefixes, ["auth.", "confd.users."]);
+        assert!(token.matches("dird.x"));
+        assert!(token.matches("auth"));
+        assert!(token.matches("confd.users"));
+        assert!(token.matches("calld.x.y"));
+        assert!(!token.matches("calld.x"));
+        assert!(!token.matches("auth.x"));
+        assert!(!token.matches("auth."));
+        assert!(!token.matches("confd.users.x"));
+        // A wildcard at the very start: the prefix is empty, everything is denied.
+        let all = CompiledAcl::compile(
+            &["#".to_string(), format!("!{}", too_big_for_regex(""))],
+            AUTH_ID,
+            SESSION,
+        );
+        assert!(!all.matches(""));
+        assert!(!all.matches("x"));
+    }
+
+    #[test]
+    fn huge_runs_of_wildcards_are_collapsed() {
+        let entry = format!("a.{}.{}.b", "*".repeat(1_000_000), "#".repeat(1_000_000));
+        assert_eq!(entry_to_regex(&entry, "", "").body, r"a\.[^.#]*\..*\.b");
+        let token = CompiledAcl::compile(&[entry], AUTH_ID, SESSION);
+        assert!(token.matches("a.x.y.z.b"));
+        assert!(token.matches("a...b"));
+        assert!(!token.matches("a.x.y"));
+        assert!(!token.matches("a.x#.y.b"));
+    }
+
+    #[test]
+    fn many_entries_fall_back_to_separate_regexes() {
+        // Each entry compiles alone, but not all of them together.
+        let entries: Vec<String> = (0..3)
+            .map(|i| format!("e{i}.{}", "*#".repeat(2_500)))
+            .collect();
+        let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
+        assert!(matches!(token.positive.patterns, Patterns::Separate(ref v) if v.len() == 3));
+        assert!(token.matches("e0.x"));
+        assert!(token.matches("e2.y.y"));
+        assert!(!token.matches("e3.x"));
+        assert!(!token.matches("x"));
+
+        // Dropping the too-big entry lets the others be combined again.
+        let mut entries = vec!["a.*".to_string(), "b.#".to_string()];
+        entries.push(too_big_for_regex("c."));
+        let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
+        assert!(matches!(token.positive.patterns, Patterns::Combined(_)));
+        assert!(token.matches("a.x"));
+        assert!(token.matches("b.x.y"));
+        assert!(!token.matches("c.x"));
+    }
+
+    #[test]
+    fn patterns_are_deduplicated() {
+        let token = compiled(&["a.*", "a.*", "b.#", "a.b", "a.b"]);
+        assert!(token.matches("a.x"));
+        assert!(token.matches("b.x"));
+        assert!(token.matches("a.b"));
+    }
+
+    #[test]
+    fn exact_entries_use_the_hash_set() {
+        let token = compiled(&["a.b", "c.*", "users.me", "x.edit", "s.my_session", "!n.o"]);
+        assert!(token.positive.exact.contains("a.b"));
+        assert_eq!(token.positive.exact.len(), 1);
+        assert!(token.negative.exact.contains("n.o"));
+        assert!(matches!(token.positive.patterns, Patterns::Combined(_)));
+        assert!(matches!(token.negative.patterns, Patterns::Empty));
+    }
+
+    #[test]
+    fn compiled_acl_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<CompiledAcl>();
+    }
+
+    /// Differential test against the literal transcription of the Python
+    /// algorithm, on pseudo-random entries and required strings.
+    #[test]
+    fn random_agreement_with_reference() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const PIECES: &[&str] = &[
+            "a",
+            "b",
+            ".",
+            ".",
+            "*",
+            "#",
+            "me",
+            "edit",
+            "update",
+            "my_session",
+            "u1",
+            "s1",
+            "\\",
+            "\n",
+            "!",
+            "(",
+            "$",
+            "ab",
+        ];
+        let gen = |max: u64, next: &mut dyn FnMut() -> u64| {
+            let n = next() % (max + 1);
+            (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect::<String>()
+        };
+        for _ in 0..3_000 {
+            let n_entries = next() % 4;
+            let entries: Vec<String> = (0..n_entries).map(|_| gen(6, &mut next)).collect();
+            let refs: Vec<&str> = entries.iter().map(|s| s.as_str()).collect();
+            let token = CompiledAcl::compile(&entries, "u1", "s1");
+            let sep = compiled_separate(&refs, "u1", "s1");
+            for _ in 0..8 {
+                let required = gen(6, &mut next);
+                let expected = reference(&refs, "u1", "s1", &required, false);
+                assert_eq!(
+                    token.matches(&required),
+                    expected,
+                    "acl {refs:?} required {required:?}"
+                );
+                assert_eq!(
+                    sep.matches(&required),
+                    expected,
+                    "separate: acl {refs:?} required {required:?}"
+                );
+            }
+            // Entries matched against themselves and against each other.
+            for required in &refs {
+                let expected = reference(&refs, "u1", "s1", required, false);
+                assert_eq!(
+                    token.matches(required),
+                    expected,
+                    "acl {refs:?} required {required:?}"
+                );
+            }
+        }
+    }
+}
+#[cfg(test)]
+mod tmp_bench {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn bench_sizes() {
+        for n in [500usize, 1000, 2000, 3000, 4000, 6000, 8000] {
+            for kind in ["*a", "#a", "*#"] {
+                let e = format!("x.{}.me", kind.repeat(n));
+                let t = std::time::Instant::now();
+                let body = entry_to_regex(&e, "u", "s");
+                let ok = compile_alternation(&[body]).is_some();
+                eprintln!("n={n} kind={kind} ok={ok} {:?}", t.elapsed());
+            }
+        }
+        let entries: Vec<String> = (0..300)
+            .map(|i| match i % 3 {
+                0 => format!("confd.users.{i}.*.read"),
+                1 => format!("dird.{i}.#"),
+                _ => format!("calld.users.me.{i}.edit"),
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let acl = CompiledAcl::compile(&entries, "u", "s");
+        eprintln!("300 entries compile {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let mut c = 0;
+        for i in 0..100000 {
+            if acl.matches(if i % 2 == 0 {
+                "confd.users.150.x.read"
+            } else {
+                "nope.nope.nope"
+            }) {
+                c += 1;
+            }
+        }
+        eprintln!("100k matches {:?} {c}", t.elapsed());
+        let acl = CompiledAcl::compile(&["#".to_string(), "!auth.x".to_string()], "u", "s");
+        let t = std::time::Instant::now();
+        for i in 0..100000 {
+            if acl.matches(if i % 2 == 0 {
+                "confd.users.150.x.read"
+            } else {
+                "nope.nope.nope"
+            }) {
+                c += 1;
+            }
+        }
+        eprintln!("100k matches # {:?} {c}", t.elapsed());
+    }
+}

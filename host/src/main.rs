@@ -1,1 +1,76 @@
-fn main() {}
+//! `wazo-auth`: the authentication server.
+
+mod config;
+mod http;
+mod plugins;
+mod server;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn init_logging(cfg: &config::Config) {
+    let level = if cfg.debug {
+        log::LevelFilter::Debug
+    } else {
+        match cfg.log_level.to_ascii_lowercase().as_str() {
+            "critical" | "error" => log::LevelFilter::Error,
+            "warning" | "warn" => log::LevelFilter::Warn,
+            "debug" => log::LevelFilter::Debug,
+            "trace" => log::LevelFilter::Trace,
+            _ => log::LevelFilter::Info,
+        }
+    };
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(level);
+    // RUST_LOG, when set, refines the configured level (e.g. RUST_LOG=actix_web=warn).
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&spec);
+    }
+    let pid = std::process::id();
+    builder.format(move |buf, record| {
+        writeln!(
+            buf,
+            "{} [{}] ({}) ({}): {}",
+            chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f"),
+            pid,
+            record.level(),
+            record.target(),
+            record.args()
+        )
+    });
+    if let Some(path) = &cfg.log_filename {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => {
+                builder.target(env_logger::Target::Pipe(Box::new(file)));
+            }
+            Err(e) => eprintln!("wazo-auth: cannot open log file {path}: {e}; logging to stderr"),
+        }
+    }
+    builder.init();
+}
+
+fn main() -> ExitCode {
+    let cli = config::Cli::parse();
+    let cfg = match config::load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wazo-auth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg);
+    match server::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("wazo-auth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

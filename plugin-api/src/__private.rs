@@ -36,7 +36,10 @@ pub fn guard<T>(
             } else {
                 "panic with a non-string payload".to_string()
             };
-            RErr(PluginError::new(ErrorKind::PANICKED, format!("plugin panicked: {msg}")))
+            RErr(PluginError::new(
+                ErrorKind::PANICKED,
+                format!("plugin panicked: {msg}"),
+            ))
         }
     }
 }
@@ -102,9 +105,9 @@ impl<B: Backend> BackendFfi for Adapter<B> {
     ) -> RResult<VerifyOutcome, PluginError> {
         guard(Some(&self.host), || {
             let mut args = parse_args(args_json.as_str())?;
-            let accepted = self
-                .inner
-                .verify_password(login.as_str(), password.as_str(), &mut args)?;
+            let accepted =
+                self.inner
+                    .verify_password(login.as_str(), password.as_str(), &mut args)?;
             Ok(VerifyOutcome {
                 accepted,
                 args_json: to_json_text(&args),
@@ -115,7 +118,9 @@ impl<B: Backend> BackendFfi for Adapter<B> {
     fn get_metadata(&self, login: RStr<'_>, args_json: RStr<'_>) -> RResult<RString, PluginError> {
         guard(Some(&self.host), || {
             let args = parse_args(args_json.as_str())?;
-            Ok(to_json_text(&self.inner.get_metadata(login.as_str(), &args)?))
+            Ok(to_json_text(
+                &self.inner.get_metadata(login.as_str(), &args)?,
+            ))
         })
     }
 

@@ -97,8 +97,11 @@ impl Host {
     /// Writes a record into the host log directly. Plugins normally just use the `log` macros,
     /// which the export macro bridges here.
     pub fn log(&self, level: log::Level, message: &str) {
-        self.inner
-            .log(level as u8, self.plugin_name().as_str().into(), message.into());
+        self.inner.log(
+            level as u8,
+            self.plugin_name().as_str().into(),
+            message.into(),
+        );
     }
 
     pub(crate) fn ffi(&self) -> &HostServicesBox {
@@ -122,8 +125,12 @@ pub trait Backend: Send + Sync + 'static {
         Self: Sized;
 
     /// Checks the credentials. May insert values into `args` for later calls of this login.
-    fn verify_password(&self, login: &str, password: &str, args: &mut Args)
-        -> Result<bool, PluginError>;
+    fn verify_password(
+        &self,
+        login: &str,
+        password: &str,
+        args: &mut Args,
+    ) -> Result<bool, PluginError>;
 
     /// Token metadata. Must contain `auth_id` and `xivo_uuid`; should contain `uuid`,
     /// `tenant_uuid`, `purpose` and `pbx_user_uuid` for user logins. The default is the
@@ -135,7 +142,8 @@ pub trait Backend: Send + Sync + 'static {
         m.insert("username".into(), login.into());
         m.insert(
             "xivo_uuid".into(),
-            self.get_xivo_uuid(args).map_or(serde_json::Value::Null, Into::into),
+            self.get_xivo_uuid(args)
+                .map_or(serde_json::Value::Null, Into::into),
         );
         m.insert("pbx_user_uuid".into(), serde_json::Value::Null);
         Ok(m)
@@ -193,7 +201,7 @@ pub fn parse_args(json: &str) -> Result<Args, PluginError> {
 macro_rules! export_plugins {
     (backends: [ $( $name:literal => $ty:ty ),* $(,)? ] $(,)?) => {
         /// Root module of this plugin library (read by the wazo-auth host).
-        #[export_name = "_as_root_module_loader_9_lib_header_b_root_module_loader_y"]
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
         pub static __WAZO_AUTH_PLUGIN_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
             extern "C" fn __wazo_auth_erased_root() -> $crate::abi_stable::library::RootModuleResult {
                 $crate::abi_stable::library::__call_root_module_loader(__wazo_auth_root_module)
@@ -229,7 +237,7 @@ mod tests {
         // dependency; this guards it against an abi_stable upgrade.
         assert_eq!(
             abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_as_root_module_loader_9_lib_header_b_root_module_loader_y"
+            "_1as_0lib_1header_0root_bmodule_bloader"
         );
     }
 }

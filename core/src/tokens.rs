@@ -1,0 +1,263 @@
+//! Tokens and their sessions.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// A token as stored and returned by the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// The token id (a random UUIDv4: 122 bits from the OS CSPRNG).
+    pub token: Uuid,
+    pub auth_id: String,
+    pub pbx_user_uuid: Option<String>,
+    pub xivo_uuid: Option<String>,
+    /// Epoch seconds (with microseconds).
+    pub issued_t: f64,
+    pub expire_t: f64,
+    pub metadata: serde_json::Map<String, Value>,
+    pub session_uuid: String,
+    pub user_agent: String,
+    pub remote_addr: String,
+    pub acl: Vec<String>,
+    pub refresh_token_uuid: Option<String>,
+}
+
+/// What a login asks to be stored.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub auth_id: String,
+    pub pbx_user_uuid: Option<String>,
+    pub xivo_uuid: Option<String>,
+    pub issued_t: f64,
+    pub expire_t: f64,
+    pub metadata: serde_json::Map<String, Value>,
+    pub user_agent: String,
+    pub remote_addr: String,
+    pub acl: Vec<String>,
+    pub mobile: bool,
+    /// Session tenant; `None` = the top tenant.
+    pub tenant_uuid: Option<String>,
+}
+
+/// The database key of a token id: SHA-256 of its canonical text form.
+pub fn token_hash(token: &Uuid) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(token.hyphenated().to_string().as_bytes());
+    h.finalize().to_vec()
+}
+
+/// A log-safe form of a token id: its first 8 characters.
+pub fn redact(token: &str) -> String {
+    let visible: String = token.chars().take(8).collect();
+    format!("{visible}-XXXX-XXXX-XXXX-XXXXXXXXXXXX")
+}
+
+/// The current time as epoch seconds.
+pub fn now() -> f64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_secs() as f64 + f64::from(d.subsec_micros()) / 1e6
+}
+
+fn is_uuid_text(s: &str) -> bool {
+    Uuid::parse_str(s).is_ok()
+}
+
+impl Storage {
+    /// Creates a session and its token in one transaction and returns the stored token.
+    pub async fn create_token(&self, new: NewToken) -> Result<Token> {
+        let token = Uuid::new_v4();
+        let session_uuid = Uuid::new_v4().hyphenated().to_string();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A tenant that does not exist (e.g. a plugin's metadata naming an unknown tenant) falls
+        // back to the top tenant rather than failing the login with a foreign-key error.
+        let tenant: String = match new.tenant_uuid.as_deref().filter(|t| is_uuid_text(t)) {
+            Some(t) => {
+                let row = tx
+                    .query_opt(
+                        "SELECT uuid FROM auth_tenant WHERE uuid = $1
+                         UNION ALL
+                         SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid
+                         LIMIT 1",
+                        &[&t],
+                    )
+                    .await?;
+                row.map(|r| r.get(0))
+                    .ok_or_else(|| Error::Corrupt("no top tenant".into()))?
+            }
+            None => tx
+                .query_one(
+                    "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
+                    &[],
+                )
+                .await?
+                .get(0),
+        };
+        tx.execute(
+            "INSERT INTO auth_session (uuid, mobile, tenant_uuid) VALUES ($1, $2, $3)",
+            &[&session_uuid, &new.mobile, &tenant],
+        )
+        .await?;
+        let metadata = Value::Object(new.metadata.clone());
+        tx.execute(
+            "INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t,
+                 expire_t, metadata, session_uuid, user_agent, remote_addr, acl)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &token_hash(&token),
+                &new.auth_id,
+                &new.pbx_user_uuid,
+                &new.xivo_uuid,
+                &new.issued_t,
+                &new.expire_t,
+                &metadata,
+                &session_uuid,
+                &new.user_agent,
+                &new.remote_addr,
+                &new.acl,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Token {
+            token,
+            auth_id: new.auth_id,
+            pbx_user_uuid: new.pbx_user_uuid,
+            xivo_uuid: new.xivo_uuid,
+            issued_t: new.issued_t,
+            expire_t: new.expire_t,
+            metadata: new.metadata,
+            session_uuid,
+            user_agent: new.user_agent,
+            remote_addr: new.remote_addr,
+            acl: new.acl,
+            refresh_token_uuid: None,
+        })
+    }
+
+    /// Looks up a token that has not expired at `now`.
+    pub async fn get_valid_token(&self, token: &Uuid, now: f64) -> Result<Option<Token>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
+                        session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
+                 FROM auth_token WHERE token_hash = $1 AND expire_t >= $2",
+            )
+            .await?;
+        let Some(row) = client.query_opt(&stmt, &[&token_hash(token), &now]).await? else {
+            return Ok(None);
+        };
+        let metadata = match row.get::<_, Value>(5) {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        Ok(Some(Token {
+            token: *token,
+            auth_id: row.get(0),
+            pbx_user_uuid: row.get(1),
+            xivo_uuid: row.get(2),
+            issued_t: row.get(3),
+            expire_t: row.get(4),
+            metadata,
+            session_uuid: row.get(6),
+            user_agent: row.get(7),
+            remote_addr: row.get(8),
+            acl: row.get(9),
+            refresh_token_uuid: row.get(10),
+        }))
+    }
+
+    /// Deletes a token, and its session when no other token uses it. Returns whether a token
+    /// was deleted.
+    pub async fn delete_token(&self, token: &Uuid) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let deleted = tx
+            .query_opt(
+                "DELETE FROM auth_token WHERE token_hash = $1 RETURNING session_uuid",
+                &[&token_hash(token)],
+            )
+            .await?;
+        let Some(row) = deleted else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let session: String = row.get(0);
+        tx.execute(
+            "DELETE FROM auth_session s WHERE s.uuid = $1
+               AND NOT EXISTS (SELECT 1 FROM auth_token t WHERE t.session_uuid = s.uuid)",
+            &[&session],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes up to `batch` expired tokens (and their sessions). Rows locked by another server
+    /// process purging at the same time are skipped, never deleted twice. Returns the session
+    /// uuids removed.
+    pub async fn purge_expired_batch(&self, now: f64, batch: i64) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "DELETE FROM auth_session WHERE uuid IN (
+                     SELECT session_uuid FROM auth_token
+                     WHERE expire_t < $1
+                     ORDER BY expire_t
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING uuid",
+                &[&now, &batch],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Runs purge batches until a batch comes back smaller than `batch`. Returns the number of
+    /// sessions removed.
+    pub async fn purge_expired(&self, now: f64, batch: i64) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let removed = self.purge_expired_batch(now, batch).await?;
+            total += removed.len();
+            if (removed.len() as i64) < batch {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_keeps_only_a_prefix() {
+        let t = "0123abcd-1111-2222-3333-444455556666";
+        let r = redact(t);
+        assert!(r.starts_with("0123abcd"));
+        assert!(!r.contains("4444"));
+    }
+
+    #[test]
+    fn hash_is_stable_and_distinct() {
+        let a = Uuid::new_v4();
+        let b = Uuid::new_v4();
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_ne!(token_hash(&a), token_hash(&b));
+        assert_eq!(token_hash(&a).len(), 32);
+    }
+
+    #[test]
+    fn token_ids_are_random_v4() {
+        let t = Uuid::new_v4();
+        assert_eq!(t.get_version_num(), 4);
+    }
+}

@@ -1,0 +1,91 @@
+//! The REST API (prefix `/0.1`).
+
+pub mod errors;
+pub mod request;
+mod status;
+mod token;
+pub mod token_request;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use wazo_auth_core::acl_cache::AclCache;
+use wazo_auth_core::Storage;
+
+use crate::plugins::PluginRegistry;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub storage: Storage,
+    pub plugins: PluginRegistry,
+    pub acl_cache: AclCache,
+    pub settings: Settings,
+}
+
+/// The part of the configuration the HTTP layer reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub default_token_lifetime: i64,
+    pub plugin_call_timeout: Duration,
+    pub num_proxies: u32,
+    pub xivo_uuid: Option<String>,
+    pub max_body_bytes: usize,
+    /// Backend used when the request names none (or names one that is not enabled).
+    pub default_backend: String,
+}
+
+pub type State = web::Data<Arc<AppState>>;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    let _ = max_body_bytes;
+    cfg.service(
+        web::scope("/0.1")
+            .service(
+                web::resource("/token")
+                    .route(web::post().to(token::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/token/{token}")
+                    .route(web::get().to(token::get))
+                    .route(web::head().to(token::head))
+                    .route(web::delete().to(token::delete))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/token/{token}/scopes/check")
+                    .route(web::post().to(token::check_scopes))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/backends")
+                    .route(web::get().to(status::backends))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/status")
+                    .route(web::head().to(status::status))
+                    .default_service(web::to(method_not_allowed)),
+            ),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    errors::plain_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "The method is not allowed for the requested URL.",
+    )
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let _ = req;
+    errors::plain_error(
+        StatusCode::NOT_FOUND,
+        "The requested URL was not found on the server. If you entered the URL manually please \
+         check your spelling and try again.",
+    )
+}

@@ -1,0 +1,225 @@
+//! Request parsing shared by the resources: JSON bodies as the original reads them, HTTP Basic
+//! credentials, the client address.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use actix_web::web;
+use futures_util::StreamExt;
+
+use super::errors::{marshmallow_repr, plain_error, token_error};
+
+/// Reads a request body of at most `limit` bytes; a larger one is a 413 with a JSON body.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
+    let too_large = || {
+        plain_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body too large (limit {limit} bytes)"),
+        )
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            plain_error(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid request body: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads a body as the original does ("force JSON", Content-Type ignored): an empty or non-JSON
+/// body is a 400 `{"message": "Failed to decode JSON object: ..."}`; falsy values (`null`, `{}`,
+/// `[]`, `0`, `false`, `""`) become `{}`; any other non-object is a 400 in shape A.
+pub fn json_object_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        plain_error(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to decode JSON object: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        Value::Array(a) if a.is_empty() => Ok(Map::new()),
+        Value::Bool(false) => Ok(Map::new()),
+        Value::String(s) if s.is_empty() => Ok(Map::new()),
+        Value::Number(n) if n.as_f64() == Some(0.0) => Ok(Map::new()),
+        _ => Err(token_error(
+            StatusCode::BAD_REQUEST,
+            marshmallow_repr(&[("_schema".into(), "Invalid input type.".into())]),
+        )),
+    }
+}
+
+/// Result of reading `Authorization: Basic ...`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BasicAuth {
+    /// No usable credentials (header absent, not `Basic `, no `:`, or an empty half).
+    Missing,
+    /// The header is present but its base64 is invalid (the original answers 500: we 401).
+    Invalid,
+    Credentials {
+        login: String,
+        password: String,
+    },
+}
+
+/// Parses Basic credentials as the original: the exact prefix `Basic `, base64, UTF-8 else
+/// Latin-1, split on the first `:`, both halves non-empty.
+pub fn basic_auth(header: Option<&[u8]>) -> BasicAuth {
+    let Some(raw) = header else {
+        return BasicAuth::Missing;
+    };
+    let Some(encoded) = raw.strip_prefix(b"Basic ") else {
+        return BasicAuth::Missing;
+    };
+    let encoded: Vec<u8> = encoded
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&encoded) else {
+        return BasicAuth::Invalid;
+    };
+    let text = match String::from_utf8(decoded) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+    };
+    let Some((login, password)) = text.split_once(':') else {
+        return BasicAuth::Missing;
+    };
+    if login.is_empty() || password.is_empty() {
+        return BasicAuth::Missing;
+    }
+    BasicAuth::Credentials {
+        login: login.to_string(),
+        password: password.to_string(),
+    }
+}
+
+/// The client address: with `num_proxies` = N > 0 and an `X-Forwarded-For` header, the N-th
+/// address from the right (as Werkzeug's ProxyFix); else the peer address.
+pub fn client_addr(req: &HttpRequest, num_proxies: u32) -> String {
+    if num_proxies > 0 {
+        if let Some(xff) = req
+            .headers()
+            .get("X-Forwarded-For")
+            .and_then(|v| v.to_str().ok())
+        {
+            let hops: Vec<&str> = xff
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if hops.len() >= num_proxies as usize {
+                return hops[hops.len() - num_proxies as usize].to_string();
+            }
+        }
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// First value of a query parameter (percent-decoded; invalid UTF-8 replaced).
+pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A path segment that must be a canonical hyphenated UUID (any case), as Flask's `uuid`
+/// converter accepts. Returns it lower-cased.
+pub fn path_uuid(segment: &str) -> Option<uuid::Uuid> {
+    if segment.len() != 36 {
+        return None;
+    }
+    let bytes = segment.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        let dash = matches!(i, 8 | 13 | 18 | 23);
+        if dash != (*b == b'-') || (!dash && !b.is_ascii_hexdigit()) {
+            return None;
+        }
+    }
+    uuid::Uuid::parse_str(segment).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &[u8]) -> Vec<u8> {
+        let mut v = b"Basic ".to_vec();
+        v.extend(
+            base64::engine::general_purpose::STANDARD
+                .encode(s)
+                .into_bytes(),
+        );
+        v
+    }
+
+    #[test]
+    fn basic_auth_rules() {
+        assert_eq!(basic_auth(None), BasicAuth::Missing);
+        assert_eq!(
+            basic_auth(Some(&b64(b"alice:pa:ss"))),
+            BasicAuth::Credentials {
+                login: "alice".into(),
+                password: "pa:ss".into()
+            }
+        );
+        // prefix is case-sensitive
+        let mut lower = b64(b"a:b");
+        lower[0] = b'b';
+        assert_eq!(basic_auth(Some(&lower)), BasicAuth::Missing);
+        assert_eq!(basic_auth(Some(&b64(b"nocolon"))), BasicAuth::Missing);
+        assert_eq!(basic_auth(Some(&b64(b":pw"))), BasicAuth::Missing);
+        assert_eq!(basic_auth(Some(&b64(b"user:"))), BasicAuth::Missing);
+        assert_eq!(basic_auth(Some(b"Basic !!!notbase64")), BasicAuth::Invalid);
+        // UTF-8 first
+        assert_eq!(
+            basic_auth(Some(&b64("éric:pépé€".as_bytes()))),
+            BasicAuth::Credentials {
+                login: "éric".into(),
+                password: "pépé€".into()
+            }
+        );
+        // then Latin-1
+        assert_eq!(
+            basic_auth(Some(&b64(b"\xe9ric:p\xe9p\xe9"))),
+            BasicAuth::Credentials {
+                login: "éric".into(),
+                password: "pépé".into()
+            }
+        );
+    }
+
+    #[test]
+    fn uuid_segments() {
+        assert!(path_uuid("0123abcd-1111-2222-3333-444455556666").is_some());
+        assert!(path_uuid("0123ABCD-1111-2222-3333-444455556666").is_some());
+        assert!(path_uuid("0123abcd111122223333444455556666").is_none());
+        assert!(path_uuid("{0123abcd-1111-2222-3333-444455556666}").is_none());
+        assert!(path_uuid("not-a-uuid").is_none());
+        assert!(path_uuid("0123abcd-1111-2222-3333-44445555666g").is_none());
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(json_object_body(b"").is_err());
+        assert!(json_object_body(b"{not json").is_err());
+        assert!(json_object_body(b"null").unwrap().is_empty());
+        assert!(json_object_body(b"[]").unwrap().is_empty());
+        assert!(json_object_body(b"[1]").is_err());
+        assert!(json_object_body(b"42").is_err());
+        assert_eq!(json_object_body(b"{\"a\":1}").unwrap().len(), 1);
+    }
+}

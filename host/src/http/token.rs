@@ -1,0 +1,504 @@
+//! The token resources (spec core §1): create, read, check, delete, check scopes.
+
+use std::collections::BTreeMap;
+
+use abi_stable::std_types::{RStr, RString};
+use actix_web::http::StatusCode;
+use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Local, TimeZone, Utc};
+use serde_json::{json, Map, Value};
+use wazo_auth_core::tokens::{self, NewToken, Token};
+
+use super::errors::{marshmallow_repr, plain_error, token_error};
+use super::request::{
+    basic_auth, client_addr, json_object_body, path_uuid, query_param, read_body, BasicAuth,
+};
+use super::{token_request, State};
+use crate::plugins::{CallError, LoadedBackend};
+
+const AUTH_FAILED: &str = "Authentication Failed";
+const NO_SUCH_TOKEN: &str = "No such token";
+
+fn auth_failed() -> HttpResponse {
+    token_error(StatusCode::UNAUTHORIZED, AUTH_FAILED)
+}
+
+fn no_such_token() -> HttpResponse {
+    token_error(StatusCode::NOT_FOUND, NO_SUCH_TOKEN)
+}
+
+fn storage_unavailable(context: &str, e: impl std::fmt::Display) -> HttpResponse {
+    log::error!("{context}: {e}");
+    plain_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The authentication database is unavailable; try again later",
+    )
+}
+
+/// Python's `datetime.isoformat()` of a naive datetime: fraction only when non-zero.
+fn local_iso(t: f64) -> String {
+    let dt: DateTime<Local> = match Local.timestamp_micros((t * 1e6).round() as i64) {
+        chrono::LocalResult::Single(d) => d,
+        chrono::LocalResult::Ambiguous(d, _) => d,
+        chrono::LocalResult::None => return String::new(),
+    };
+    if dt.timestamp_subsec_micros() == 0 {
+        dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+    } else {
+        dt.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    }
+}
+
+fn utc_iso(t: f64) -> String {
+    match Utc.timestamp_micros((t * 1e6).round() as i64) {
+        chrono::LocalResult::Single(d) => d.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The token representation of spec §1.4.
+pub fn token_json(t: &Token, refresh_token: Option<&str>) -> Value {
+    let mut v = json!({
+        "token": t.token.hyphenated().to_string(),
+        "auth_id": t.auth_id,
+        "xivo_user_uuid": t.pbx_user_uuid,
+        "xivo_uuid": t.xivo_uuid,
+        "issued_at": local_iso(t.issued_t),
+        "expires_at": local_iso(t.expire_t),
+        "utc_issued_at": utc_iso(t.issued_t),
+        "utc_expires_at": utc_iso(t.expire_t),
+        "acl": t.acl,
+        "metadata": t.metadata,
+        "session_uuid": t.session_uuid,
+        "remote_addr": t.remote_addr,
+        "user_agent": t.user_agent,
+    });
+    if let Some(r) = refresh_token {
+        v["refresh_token"] = Value::from(r);
+    }
+    v
+}
+
+fn plugin_failure(backend: &LoadedBackend, method: &str, e: CallError) -> HttpResponse {
+    log::error!(
+        "backend {} ({}): {method} failed: {e}",
+        backend.name,
+        backend.file.display()
+    );
+    auth_failed()
+}
+
+fn parse_json_object(text: &str) -> Option<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// `POST /0.1/token`.
+pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let body = match read_body(payload, state.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let body = match json_object_body(&body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let request = match token_request::parse(&body) {
+        Ok(r) => r,
+        Err(errors) => return token_error(StatusCode::BAD_REQUEST, marshmallow_repr(&errors)),
+    };
+    let mobile = req
+        .headers()
+        .get("Wazo-Session-Type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("mobile"));
+    let user_agent = req
+        .headers()
+        .get("User-Agent")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let remote_addr = client_addr(&req, state.settings.num_proxies);
+
+    if request.refresh_token.is_some() || request.saml_session_id.is_some() {
+        // No refresh token or SAML session can exist yet in this version: the look-up misses,
+        // which the original answers with 401.
+        return auth_failed();
+    }
+    let (login, password) =
+        match basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes())) {
+            BasicAuth::Credentials { login, password } => (login, password),
+            BasicAuth::Missing => return auth_failed(),
+            BasicAuth::Invalid => {
+                log::info!("POST /token: invalid base64 in Authorization header");
+                return auth_failed();
+            }
+        };
+    if request.offline {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            marshmallow_repr(&[(
+                "access_type".into(),
+                "offline access (refresh tokens) is not available in this version".into(),
+            )]),
+        );
+    }
+
+    // The backend: the one named in the body when it is enabled and loaded, else the default.
+    let named = request
+        .backend
+        .as_deref()
+        .and_then(|name| state.plugins.backend(name));
+    let Some(backend) = named.or_else(|| state.plugins.backend(&state.settings.default_backend))
+    else {
+        log::info!(
+            "POST /token: no usable backend (asked {:?}, default {:?})",
+            request.backend,
+            state.settings.default_backend
+        );
+        return auth_failed();
+    };
+
+    let mut args = Map::new();
+    args.insert("login".into(), Value::from(login.clone()));
+    args.insert("mobile".into(), Value::from(mobile));
+    args.insert("user_agent".into(), Value::from(user_agent.clone()));
+    args.insert("remote_addr".into(), Value::from(remote_addr.clone()));
+    args.insert(
+        "backend".into(),
+        Value::from(
+            request
+                .backend
+                .clone()
+                .unwrap_or_else(|| backend.name.clone()),
+        ),
+    );
+    args.insert(
+        "access_type".into(),
+        Value::from(if request.offline { "offline" } else { "online" }),
+    );
+    for (k, v) in [
+        ("client_id", &request.client_id),
+        ("tenant_id", &request.tenant_id),
+        ("domain_name", &request.domain_name),
+    ] {
+        if let Some(v) = v {
+            args.insert(k.into(), Value::from(v.clone()));
+        }
+    }
+    if let Some(e) = request.expiration {
+        args.insert("expiration".into(), Value::from(e));
+    }
+
+    let timeout = state.settings.plugin_call_timeout;
+    let args_text = Value::Object(args).to_string();
+
+    // verify_password
+    let outcome = {
+        let (l, p, a) = (login.clone(), password, args_text);
+        backend
+            .call(timeout, move |b| {
+                b.verify_password(RStr::from_str(&l), RStr::from_str(&p), RStr::from_str(&a))
+            })
+            .await
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return plugin_failure(&backend, "verify_password", e),
+    };
+    if !outcome.accepted {
+        log::info!(
+            "POST /token: authentication failed for a login on backend {}",
+            backend.name
+        );
+        return auth_failed();
+    }
+    let Some(mut args) = parse_json_object(outcome.args_json.as_str()) else {
+        return plugin_failure(
+            &backend,
+            "verify_password",
+            CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
+                "returned args that are not a JSON object",
+            )),
+        );
+    };
+
+    // get_metadata
+    let metadata = {
+        let (l, a) = (login.clone(), Value::Object(args.clone()).to_string());
+        backend
+            .call(timeout, move |b| {
+                b.get_metadata(RStr::from_str(&l), RStr::from_str(&a))
+            })
+            .await
+    };
+    let metadata = match metadata {
+        Ok(m) => m,
+        Err(e) => return plugin_failure(&backend, "get_metadata", e),
+    };
+    let Some(metadata) = parse_json_object(metadata.as_str()) else {
+        return plugin_failure(
+            &backend,
+            "get_metadata",
+            CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
+                "returned metadata that is not a JSON object",
+            )),
+        );
+    };
+    let Some(auth_id) = metadata
+        .get("auth_id")
+        .and_then(Value::as_str)
+        .map(String::from)
+    else {
+        return plugin_failure(
+            &backend,
+            "get_metadata",
+            CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
+                "returned metadata without a string auth_id",
+            )),
+        );
+    };
+
+    // get_acl; `args.acl` holds the default user policy's ACL (policies come with users).
+    args.insert("acl".into(), Value::Array(Vec::new()));
+    let acl = {
+        let (l, a) = (login.clone(), Value::Object(args.clone()).to_string());
+        backend
+            .call(timeout, move |b| {
+                b.get_acl(RStr::from_str(&l), RStr::from_str(&a))
+            })
+            .await
+    };
+    let acl: Vec<String> = match acl {
+        Ok(v) => v.into_iter().map(RString::into_string).collect(),
+        Err(e) => return plugin_failure(&backend, "get_acl", e),
+    };
+
+    let str_field = |k: &str| metadata.get(k).and_then(Value::as_str).map(String::from);
+    let issued_t = tokens::now();
+    let lifetime = request
+        .expiration
+        .unwrap_or(state.settings.default_token_lifetime);
+    let new = NewToken {
+        auth_id,
+        pbx_user_uuid: str_field("pbx_user_uuid"),
+        xivo_uuid: str_field("xivo_uuid").or_else(|| state.settings.xivo_uuid.clone()),
+        issued_t,
+        expire_t: issued_t + lifetime as f64,
+        tenant_uuid: str_field("tenant_uuid"),
+        metadata,
+        user_agent,
+        remote_addr,
+        acl,
+        mobile,
+    };
+    match state.storage.create_token(new).await {
+        Ok(token) => {
+            log::info!(
+                "token {} created for auth_id {} (backend {}, session {})",
+                tokens::redact(&token.token.to_string()),
+                token.auth_id,
+                backend.name,
+                token.session_uuid
+            );
+            HttpResponse::Ok()
+                .insert_header(("Wazo-Sessions-Revoked", "0"))
+                .json(json!({ "data": token_json(&token, None) }))
+        }
+        Err(e) => storage_unavailable("POST /token: storing the token failed", e),
+    }
+}
+
+async fn load_token(state: &State, segment: &str) -> Result<Token, HttpResponse> {
+    let Some(id) = path_uuid(segment) else {
+        return Err(no_such_token());
+    };
+    match state.storage.get_valid_token(&id, tokens::now()).await {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(no_such_token()),
+        Err(e) => Err(storage_unavailable("token look-up failed", e)),
+    }
+}
+
+/// ASCII transliteration as Python's `unidecode` (for the 403 message).
+fn ascii(s: &str) -> String {
+    deunicode::deunicode(s)
+}
+
+/// The tenant rule of spec §1.5 step 3, for tokens whose auth_id is not `wazo-auth`: the tenant
+/// must exist and be the token's tenant or one of its descendants.
+async fn tenant_allowed(state: &State, token: &Token, tenant: &str) -> Result<bool, HttpResponse> {
+    if token.auth_id == "wazo-auth" {
+        return Ok(true);
+    }
+    let token_tenant = token
+        .metadata
+        .get("tenant_uuid")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let token_tenant = match token_tenant {
+        Some(t) => t,
+        None => match state.storage.top_tenant_uuid().await {
+            Ok(t) => t,
+            Err(e) => return Err(storage_unavailable("tenant look-up failed", e)),
+        },
+    };
+    state
+        .storage
+        .is_subtenant(tenant, &token_tenant)
+        .await
+        .map_err(|e| storage_unavailable("tenant look-up failed", e))
+}
+
+async fn check_token(
+    state: &State,
+    req: &HttpRequest,
+    segment: &str,
+) -> Result<Token, HttpResponse> {
+    let token = load_token(state, segment).await?;
+    if let Some(scope) = query_param(req, "scope") {
+        let acl = state.acl_cache.get(&token);
+        if !acl.matches(&scope) {
+            return Err(token_error(
+                StatusCode::FORBIDDEN,
+                format!("Unauthorized for {}", ascii(&scope)),
+            ));
+        }
+    }
+    if let Some(tenant) = query_param(req, "tenant") {
+        if !tenant_allowed(state, &token, &tenant).await? {
+            return Err(token_error(
+                StatusCode::FORBIDDEN,
+                format!("Unauthorized for tenant {}", ascii(&tenant)),
+            ));
+        }
+    }
+    Ok(token)
+}
+
+/// `GET /0.1/token/{token}`.
+pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
+    let segment = req
+        .match_info()
+        .get("token")
+        .unwrap_or_default()
+        .to_string();
+    match check_token(&state, &req, &segment).await {
+        Ok(token) => HttpResponse::Ok().json(json!({ "data": token_json(&token, None) })),
+        Err(resp) => resp,
+    }
+}
+
+/// `HEAD /0.1/token/{token}`.
+pub async fn head(state: State, req: HttpRequest) -> HttpResponse {
+    let segment = req
+        .match_info()
+        .get("token")
+        .unwrap_or_default()
+        .to_string();
+    match check_token(&state, &req, &segment).await {
+        Ok(_) => HttpResponse::NoContent().finish(),
+        Err(resp) => resp,
+    }
+}
+
+/// `DELETE /0.1/token/{token}`: always 200 for a well-formed id, known or not.
+pub async fn delete(state: State, req: HttpRequest) -> HttpResponse {
+    let segment = req.match_info().get("token").unwrap_or_default();
+    let Some(id) = path_uuid(segment) else {
+        return no_such_token();
+    };
+    match state.storage.delete_token(&id).await {
+        Ok(deleted) => {
+            state.acl_cache.forget(&id);
+            if deleted {
+                log::info!("token {} deleted", tokens::redact(segment));
+            }
+            HttpResponse::Ok().json(json!({ "data": { "message": "success" } }))
+        }
+        Err(e) => storage_unavailable("DELETE /token failed", e),
+    }
+}
+
+/// `POST /0.1/token/{token}/scopes/check`.
+pub async fn check_scopes(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let body = match read_body(payload, state.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let body = match json_object_body(&body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let scopes: Vec<String> = match body.get("scopes") {
+        None => {
+            return token_error(
+                StatusCode::BAD_REQUEST,
+                marshmallow_repr(&[("scopes".into(), "Missing data for required field.".into())]),
+            )
+        }
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::String(s) => out.push(s.clone()),
+                    _ => {
+                        return token_error(
+                            StatusCode::BAD_REQUEST,
+                            marshmallow_repr(&[("scopes".into(), "Not a valid string.".into())]),
+                        )
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => {
+            return token_error(
+                StatusCode::BAD_REQUEST,
+                marshmallow_repr(&[("scopes".into(), "Not a valid list.".into())]),
+            )
+        }
+    };
+    let tenant = match body.get("tenant_uuid") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return token_error(
+                StatusCode::BAD_REQUEST,
+                marshmallow_repr(&[("tenant_uuid".into(), "Not a valid string.".into())]),
+            )
+        }
+    };
+    let segment = req
+        .match_info()
+        .get("token")
+        .unwrap_or_default()
+        .to_string();
+    let token = match load_token(&state, &segment).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    if let Some(tenant) = tenant {
+        match tenant_allowed(&state, &token, &tenant).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return token_error(
+                    StatusCode::FORBIDDEN,
+                    format!("Unauthorized for tenant {}", ascii(&tenant)),
+                )
+            }
+            Err(resp) => return resp,
+        }
+    }
+    let acl = state.acl_cache.get(&token);
+    let result: BTreeMap<String, bool> = scopes
+        .into_iter()
+        .map(|s| {
+            let granted = acl.matches(&s);
+            (s, granted)
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "scopes": result }))
+}

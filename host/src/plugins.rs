@@ -1,0 +1,452 @@
+//! Plugin discovery and loading, the host-services object handed to plugins, and time-bounded
+//! calls into plugins.
+//!
+//! Every `.so` of the plugin directory is opened on its own (not through abi_stable's
+//! `RootModule::load_from_*`, which caches one module per type and would silently hand back the
+//! first library for every later path). A file that is not a plugin, was built against an
+//! incompatible plugin-api, panics while declaring or loading its plugins, or declares a name that
+//! is already taken, is skipped with one log line naming the file and the reason; the server keeps
+//! starting.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, RResult, RStr, RString};
+use tokio::sync::Semaphore;
+use wazo_auth_plugin_api::ffi::{
+    BackendBox, HostServicesBox, HostServicesFfi, HostServicesFfi_TO, LogLevelCode, PluginModuleRef,
+};
+use wazo_auth_plugin_api::PluginError;
+
+/// Entry-point group of authentication backends.
+pub const GROUP_BACKENDS: &str = "wazo_auth.backends";
+
+/// How many calls may be running at once in one plugin. When a plugin hangs, its calls time out
+/// but the threads running them cannot be killed; this bound keeps a hung plugin from eating the
+/// whole blocking pool: further calls fail at once instead of queueing.
+const MAX_INFLIGHT_CALLS_PER_PLUGIN: usize = 64;
+
+/// The host-services object given to one plugin.
+#[derive(Clone)]
+struct HostServicesImpl {
+    plugin: Arc<str>,
+    config_json: Arc<str>,
+}
+
+impl HostServicesFfi for HostServicesImpl {
+    fn plugin_name(&self) -> RString {
+        RString::from(&*self.plugin)
+    }
+
+    fn config_json(&self) -> RString {
+        RString::from(&*self.config_json)
+    }
+
+    fn log(&self, level: LogLevelCode, target: RStr<'_>, message: RStr<'_>) {
+        let level = match level {
+            1 => log::Level::Error,
+            2 => log::Level::Warn,
+            3 => log::Level::Info,
+            4 => log::Level::Debug,
+            _ => log::Level::Trace,
+        };
+        let tag = format!("plugin::{}", self.plugin);
+        if log::log_enabled!(target: &tag, level) {
+            log::logger().log(
+                &log::Record::builder()
+                    .level(level)
+                    .target(&tag)
+                    .args(format_args!("[{}] {}", target.as_str(), message.as_str()))
+                    .build(),
+            );
+        }
+    }
+
+    fn max_log_level(&self) -> LogLevelCode {
+        log::max_level() as usize as u8
+    }
+}
+
+/// One row of the startup table.
+#[derive(Debug, Clone)]
+pub struct PluginReport {
+    pub name: String,
+    pub group: &'static str,
+    pub file: PathBuf,
+    pub api_version: String,
+    pub status: String,
+}
+
+/// A backend that was loaded and can be called.
+pub struct LoadedBackend {
+    pub name: String,
+    pub file: PathBuf,
+    backend: Arc<BackendBox>,
+    inflight: Arc<Semaphore>,
+}
+
+/// Why a plugin call produced no result.
+#[derive(Debug)]
+pub enum CallError {
+    /// The plugin returned an error (or panicked: kind `PANICKED`).
+    Plugin(PluginError),
+    /// The call did not finish within the configured timeout.
+    Timeout(Duration),
+    /// Too many calls already running in this plugin (it is probably hung).
+    Busy,
+    /// The worker thread died.
+    Crashed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Plugin(e) => write!(f, "{e}"),
+            CallError::Timeout(d) => write!(f, "timed out after {:.3}s", d.as_secs_f64()),
+            CallError::Busy => write!(
+                f,
+                "too many calls in progress ({MAX_INFLIGHT_CALLS_PER_PLUGIN}); is the plugin hung?"
+            ),
+            CallError::Crashed(m) => write!(f, "call crashed: {m}"),
+        }
+    }
+}
+
+impl LoadedBackend {
+    /// Runs `f` against the backend on the blocking pool, bounded by `timeout`.
+    pub async fn call<T, F>(&self, timeout: Duration, f: F) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&BackendBox) -> RResult<T, PluginError> + Send + 'static,
+    {
+        let permit = self
+            .inflight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| CallError::Busy)?;
+        let backend = self.backend.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&backend)
+        });
+        match tokio::time::timeout(timeout, handle).await {
+            Err(_) => Err(CallError::Timeout(timeout)),
+            Ok(Err(join)) => Err(CallError::Crashed(join.to_string())),
+            Ok(Ok(RResult::ROk(v))) => Ok(v),
+            Ok(Ok(RResult::RErr(e))) => Err(CallError::Plugin(e)),
+        }
+    }
+}
+
+/// All plugins found at startup.
+#[derive(Default)]
+pub struct PluginRegistry {
+    backends: BTreeMap<String, Arc<LoadedBackend>>,
+    /// Enabled backends that were declared by a valid library (loaded or failed in `load`).
+    enabled_backend_names: BTreeSet<String>,
+    pub report: Vec<PluginReport>,
+}
+
+/// Settings of the loader.
+pub struct LoaderOptions<'a> {
+    pub plugin_dir: PathBuf,
+    pub allow_insecure: bool,
+    pub enabled_backends: &'a BTreeMap<String, bool>,
+    pub plugin_config: &'a BTreeMap<String, serde_json::Value>,
+    pub load_timeout: Duration,
+}
+
+impl PluginRegistry {
+    pub fn backend(&self, name: &str) -> Option<Arc<LoadedBackend>> {
+        self.backends.get(name).cloned()
+    }
+
+    pub fn loaded_backends(&self) -> impl Iterator<Item = &Arc<LoadedBackend>> {
+        self.backends.values()
+    }
+
+    /// Names reported by `GET /0.1/backends`: every enabled backend declared by a valid
+    /// library, including one whose `load` failed (as the original does).
+    pub fn enabled_backend_names(&self) -> Vec<String> {
+        self.enabled_backend_names.iter().cloned().collect()
+    }
+
+    /// The startup table, one line per plugin.
+    pub fn table(&self) -> String {
+        let mut rows = vec![[
+            "name".to_string(),
+            "group".to_string(),
+            "file".to_string(),
+            "plugin-api".to_string(),
+            "status".to_string(),
+        ]];
+        for r in &self.report {
+            rows.push([
+                r.name.clone(),
+                r.group.to_string(),
+                r.file.display().to_string(),
+                r.api_version.clone(),
+                r.status.clone(),
+            ]);
+        }
+        let mut widths = [0usize; 5];
+        for row in &rows {
+            for (i, c) in row.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in &rows {
+            out.push('\n');
+            for (i, c) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    out.push_str(c);
+                } else {
+                    out.push_str(&format!("{:<w$}  ", c, w = widths[i]));
+                }
+            }
+        }
+        out
+    }
+
+    /// Discovers and loads plugins. Never fails: problems are logged and reported.
+    pub fn load(opts: &LoaderOptions<'_>) -> PluginRegistry {
+        let mut reg = PluginRegistry::default();
+        let dir = &opts.plugin_dir;
+        if let Err(reason) = check_permissions(dir, true, opts.allow_insecure) {
+            log::error!(
+                "plugin directory {}: {reason}; no plugin loaded",
+                dir.display()
+            );
+            return reg;
+        }
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "so"))
+                .collect(),
+            Err(e) => {
+                log::error!("plugin directory {}: cannot be read: {e}", dir.display());
+                return reg;
+            }
+        };
+        files.sort();
+        let mut owners: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for file in files {
+            reg.load_file(&file, opts, &mut owners);
+        }
+        for (name, enabled) in opts.enabled_backends {
+            if *enabled && !owners.contains_key(name) {
+                log::warn!(
+                    "backend {name:?} is enabled but no plugin in {} declares it",
+                    dir.display()
+                );
+            }
+        }
+        reg
+    }
+
+    fn refuse_file(&mut self, file: &Path, api_version: &str, reason: String) {
+        log::error!("plugin file {}: refused: {reason}", file.display());
+        self.report.push(PluginReport {
+            name: "-".into(),
+            group: "-",
+            file: file.to_path_buf(),
+            api_version: api_version.to_string(),
+            status: format!("refused: {reason}"),
+        });
+    }
+
+    fn load_file(
+        &mut self,
+        file: &Path,
+        opts: &LoaderOptions<'_>,
+        owners: &mut BTreeMap<String, PathBuf>,
+    ) {
+        if let Err(reason) = check_permissions(file, false, opts.allow_insecure) {
+            return self.refuse_file(file, "?", reason);
+        }
+        let header = match lib_header_from_path(file) {
+            Ok(h) => h,
+            Err(e) => return self.refuse_file(file, "?", summarize_library_error(&e)),
+        };
+        let api_version = header.version_strings().version.to_string();
+        let module = match header.init_root_module::<PluginModuleRef>() {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!("plugin file {}: full loader error: {e}", file.display());
+                return self.refuse_file(file, &api_version, summarize_library_error(&e));
+            }
+        };
+        let decls = match (module.backends())() {
+            RResult::ROk(d) => d,
+            RResult::RErr(e) => {
+                return self.refuse_file(
+                    file,
+                    &api_version,
+                    format!("declaring its plugins failed: {e}"),
+                )
+            }
+        };
+        for decl in decls {
+            let name = decl.name.to_string();
+            let mut row = PluginReport {
+                name: name.clone(),
+                group: GROUP_BACKENDS,
+                file: file.to_path_buf(),
+                api_version: api_version.clone(),
+                status: String::new(),
+            };
+            if let Some(first) = owners.get(&name) {
+                row.status = format!("refused: name already declared by {}", first.display());
+                log::error!(
+                    "plugin file {}: refused backend {name:?}: name already declared by {}",
+                    file.display(),
+                    first.display()
+                );
+                self.report.push(row);
+                continue;
+            }
+            owners.insert(name.clone(), file.to_path_buf());
+            if !opts.enabled_backends.get(&name).copied().unwrap_or(false) {
+                row.status = "disabled".into();
+                self.report.push(row);
+                continue;
+            }
+            self.enabled_backend_names.insert(name.clone());
+            let config = opts
+                .plugin_config
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
+            let config_json: Arc<str> = Arc::from(config.to_string());
+            let host: HostServicesBox = HostServicesFfi_TO::from_ptr(
+                RArc::new(HostServicesImpl {
+                    plugin: Arc::from(name.as_str()),
+                    config_json: config_json.clone(),
+                }),
+                TD_Opaque,
+            );
+            let load = decl.load;
+            match run_with_timeout(opts.load_timeout, move || {
+                load(host, RStr::from_str(&config_json))
+            }) {
+                Ok(RResult::ROk(backend)) => {
+                    row.status = "loaded".into();
+                    self.backends.insert(
+                        name.clone(),
+                        Arc::new(LoadedBackend {
+                            name: name.clone(),
+                            file: file.to_path_buf(),
+                            backend: Arc::new(backend),
+                            inflight: Arc::new(Semaphore::new(MAX_INFLIGHT_CALLS_PER_PLUGIN)),
+                        }),
+                    );
+                }
+                Ok(RResult::RErr(e)) => {
+                    row.status = format!("refused: load failed: {e}");
+                    log::error!(
+                        "plugin file {}: backend {name:?} failed to load: {e}",
+                        file.display()
+                    );
+                }
+                Err(reason) => {
+                    row.status = format!("refused: load {reason}");
+                    log::error!(
+                        "plugin file {}: backend {name:?} load {reason}",
+                        file.display()
+                    );
+                }
+            }
+            self.report.push(row);
+        }
+    }
+}
+
+/// Runs a blocking closure on its own thread and gives up waiting after `timeout` (the thread is
+/// then left behind: a plugin's code cannot be interrupted).
+fn run_with_timeout<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("plugin-load".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| format!("could not start: {e}"))?;
+    rx.recv_timeout(timeout).map_err(|e| match e {
+        std::sync::mpsc::RecvTimeoutError::Timeout => {
+            format!("timed out after {:.3}s", timeout.as_secs_f64())
+        }
+        std::sync::mpsc::RecvTimeoutError::Disconnected => "crashed".to_string(),
+    })
+}
+
+/// Loading a `.so` runs its code: refuse files and directories that someone other than their
+/// owner can write, unless explicitly allowed.
+fn check_permissions(path: &Path, is_dir: bool, allow_insecure: bool) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+    if is_dir && !meta.is_dir() {
+        return Err("is not a directory".into());
+    }
+    if !is_dir && !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o022 != 0 && !allow_insecure {
+        return Err(format!(
+            "is writable by users other than its owner (mode {:o}, owner uid {}); fix the \
+             permissions or set allow_insecure_plugin_dir: true",
+            mode & 0o7777,
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
+/// One line instead of abi_stable's multi-hundred-line reports.
+fn summarize_library_error(e: &LibraryError) -> String {
+    match e {
+        LibraryError::OpenError { err, .. } => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("").to_string();
+            format!("cannot be opened as a shared library: {first}")
+        }
+        LibraryError::GetSymbolError { .. } => {
+            "not a wazo-auth plugin (it exports no wazo-auth root module)".into()
+        }
+        LibraryError::ParseVersionError(_) => "has an unreadable plugin-api version".into(),
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => format!(
+            "built against wazo-auth-plugin-api {actual_version}, this server accepts {}.x",
+            expected_version.major
+        ),
+        LibraryError::AbiInstability(_) => {
+            "built against an incompatible wazo-auth-plugin-api (its types do not match this \
+             server's; rebuild it against a compatible version; details at debug level)"
+                .into()
+        }
+        LibraryError::InvalidAbiHeader(_) => "built with an incompatible abi_stable version".into(),
+        LibraryError::InvalidCAbi { .. } => "has an invalid C ABI header".into(),
+        LibraryError::RootModule { err, .. } => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("").to_string();
+            format!("its root module failed to initialise: {first}")
+        }
+        LibraryError::Many(errs) => errs
+            .iter()
+            .map(summarize_library_error)
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}

@@ -1,0 +1,148 @@
+//! Startup, the serving loop and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use wazo_auth_core::acl_cache::AclCache;
+use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
+use wazo_auth_core::{tokens, Storage};
+
+use crate::config::Config;
+use crate::http::{self, AppState, Settings};
+use crate::plugins::{LoaderOptions, PluginRegistry};
+
+/// Name of the database the server creates in its private cluster.
+const MANAGED_DB_NAME: &str = "wazo_auth";
+
+/// Runs the server until SIGINT/SIGTERM.
+pub fn run(cfg: Config) -> Result<(), String> {
+    log::info!(
+        "wazo-auth {} starting; configuration: {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.redacted_json()
+    );
+
+    // The database: the configured one, or a private cluster managed by this process.
+    let (db_uri, cluster) = match &cfg.db_uri {
+        Some(uri) => (uri.clone(), None),
+        None => {
+            let opts = ClusterOptions {
+                data_dir: cfg.managed_db.data_dir.clone(),
+                bin_dir: cfg.managed_db.bin_dir.clone(),
+                os_user: cfg.managed_db.os_user.clone(),
+            };
+            log::info!(
+                "no db_uri configured: using a private PostgreSQL in {}",
+                opts.data_dir.display()
+            );
+            let cluster = Cluster::start(&opts)
+                .map_err(|e| format!("cannot start the private PostgreSQL: {e}"))?;
+            if let Err(e) = cluster.ensure_database(MANAGED_DB_NAME) {
+                let _ = cluster.stop();
+                return Err(format!("cannot create the database: {e}"));
+            }
+            (cluster.connection_string(MANAGED_DB_NAME), Some(cluster))
+        }
+    };
+
+    let plugins = PluginRegistry::load(&LoaderOptions {
+        plugin_dir: cfg.effective_plugin_dir(),
+        allow_insecure: cfg.allow_insecure_plugin_dir,
+        enabled_backends: &cfg.enabled_backend_plugins,
+        plugin_config: &cfg.plugin_config,
+        load_timeout: Duration::from_secs_f64(cfg.plugin_call_timeout.max(1.0) * 2.0),
+    });
+    log::info!(
+        "plugins in {}:{}",
+        cfg.effective_plugin_dir().display(),
+        plugins.table()
+    );
+
+    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins));
+
+    if let Some(cluster) = cluster {
+        log::info!("stopping the private PostgreSQL");
+        if let Err(e) = cluster.stop() {
+            log::error!("stopping the private PostgreSQL failed: {e}");
+        }
+    }
+    outcome
+}
+
+async fn serve(cfg: Config, db_uri: String, plugins: PluginRegistry) -> Result<(), String> {
+    let pool_size = (cfg.rest_api.max_threads as usize).clamp(4, 64);
+    let storage = Storage::new(&db_uri, pool_size).map_err(|e| e.to_string())?;
+    storage
+        .wait_until_ready(Duration::from_secs_f64(
+            cfg.db_connect_retry_timeout_seconds.max(0.0),
+        ))
+        .await
+        .map_err(|e| format!("the database is unreachable: {e}"))?;
+    storage
+        .migrate()
+        .await
+        .map_err(|e| format!("database migration failed: {e}"))?;
+
+    let settings = Settings {
+        default_token_lifetime: cfg.default_token_lifetime as i64,
+        plugin_call_timeout: Duration::from_secs_f64(cfg.plugin_call_timeout),
+        num_proxies: cfg.rest_api.num_proxies,
+        xivo_uuid: cfg.uuid.clone(),
+        max_body_bytes: cfg.rest_api.max_body_bytes,
+        default_backend: "wazo_user".to_string(),
+    };
+    let state = Arc::new(AppState {
+        storage: storage.clone(),
+        plugins,
+        acl_cache: AclCache::new(100_000),
+        settings: settings.clone(),
+    });
+
+    let purge = (cfg.token_cleanup_interval > 0.0).then(|| {
+        let storage = storage.clone();
+        let interval = Duration::from_secs_f64(cfg.token_cleanup_interval);
+        let batch = i64::from(cfg.token_cleanup_batch_size);
+        actix_web::rt::spawn(purge_loop(storage, interval, batch))
+    });
+
+    let data = web::Data::new(state);
+    let max_body = settings.max_body_bytes;
+    let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(|c| http::configure(c, max_body))
+    })
+    .shutdown_timeout(10)
+    .bind(addr.clone())
+    .map_err(|e| format!("cannot listen on {}:{}: {e}", addr.0, addr.1))?;
+    log::info!("listening on http://{}:{}", addr.0, addr.1);
+    let result = server.run().await;
+
+    if let Some(task) = purge {
+        task.abort();
+    }
+    log::info!("HTTP server stopped");
+    result.map_err(|e| format!("HTTP server error: {e}"))
+}
+
+/// Removes expired tokens every `interval`. Several server processes may share a database:
+/// rows are claimed with `FOR UPDATE SKIP LOCKED`, so none is processed twice.
+async fn purge_loop(storage: Storage, interval: Duration, batch: i64) {
+    loop {
+        actix_web::rt::time::sleep(interval).await;
+        let started = std::time::Instant::now();
+        match storage.purge_expired(tokens::now(), batch).await {
+            Ok(0) => {}
+            Ok(n) => log::info!("purged {n} expired sessions"),
+            Err(e) => log::warn!("expired-token purge failed (will retry): {e}"),
+        }
+        if started.elapsed() > interval {
+            log::warn!(
+                "expired-token purge took {:.1}s, longer than token_cleanup_interval",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Installs what wazo-auth needs on a Debian machine, if missing:
+#   - the PostgreSQL server binaries (initdb, pg_ctl, postgres): package `postgresql`.
+#
+# wazo-auth runs its own private PostgreSQL cluster (see core/src/pg_cluster.rs),
+# so the Debian package's default cluster is not needed: this script asks the
+# package not to create it and does not start any service.
+#
+# Usage: scripts/install-deps.sh        (as root; otherwise prints what to run)
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'install-deps: %s\n' "$*"; }
+
+# True if PostgreSQL server binaries are installed.
+have_pg_server() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        if [[ -x "$d/initdb" && -x "$d/pg_ctl" && -x "$d/postgres" ]]; then
+            return 0
+        fi
+    done
+    if command -v pg_config >/dev/null 2>&1; then
+        d="$(pg_config --bindir 2>/dev/null || true)"
+        if [[ -n "$d" && -x "$d/initdb" && -x "$d/pg_ctl" ]]; then
+            return 0
+        fi
+    fi
+    return 1
+}
+
+missing=()
+have_pg_server || missing+=(postgresql)
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    log "all dependencies are installed"
+    exit 0
+fi
+
+if [[ "$EUID" -ne 0 ]]; then
+    log "missing: ${missing[*]}" >&2
+    log "run as root: apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    log "(or run this script as root: sudo $0)" >&2
+    exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    log "missing: ${missing[*]}, and apt-get is not available (not Debian?): install the" >&2
+    log "PostgreSQL server binaries (initdb, pg_ctl, postgres) with your package manager" >&2
+    exit 1
+fi
+
+# Clusters existing before the installation (to tell apart the one the package may create).
+clusters_before="$(ls -d /etc/postgresql/*/*/ 2>/dev/null || true)"
+
+# Ask postgresql-common not to create its "main" cluster (read through the
+# include_dir of /etc/postgresql-common/createcluster.conf).
+createcluster_dropin=/etc/postgresql-common/createcluster.d/wazo-auth.conf
+if [[ ! -e "$createcluster_dropin" ]]; then
+    mkdir -p "$(dirname "$createcluster_dropin")"
+    cat >"$createcluster_dropin" <<'EOF'
+# Written by wazo-auth scripts/install-deps.sh: wazo-auth runs its own private
+# PostgreSQL cluster, the package's default "main" cluster is not needed.
+create_main_cluster = false
+EOF
+fi
+
+# Do not start any service during the installation (policy-rc.d exit 101 =
+# "action forbidden"); keep an existing policy (e.g. Docker images have one).
+policy=/usr/sbin/policy-rc.d
+our_policy=0
+apt_log="$(mktemp)"
+cleanup() {
+    if [[ "$our_policy" -eq 1 ]]; then
+        rm -f "$policy"
+    fi
+    rm -f "$apt_log"
+}
+trap cleanup EXIT
+if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n# temporary, from wazo-auth scripts/install-deps.sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    our_policy=1
+fi
+
+# Quiet: the apt output is shown only if something fails.
+apt_quiet() {
+    if ! "$@" >>"$apt_log" 2>&1; then
+        cat "$apt_log" >&2
+        log "failed: $*" >&2
+        exit 1
+    fi
+}
+
+log "installing: ${missing[*]}"
+apt_quiet apt-get update -qq
+apt_quiet apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+if ! have_pg_server; then
+    log "PostgreSQL server binaries still not found after installing ${missing[*]}" >&2
+    exit 1
+fi
+
+clusters_after="$(ls -d /etc/postgresql/*/*/ 2>/dev/null || true)"
+if [[ "$clusters_after" != "$clusters_before" ]]; then
+    log "note: the postgresql package created a default cluster, which wazo-auth does not need;"
+    log "it was not started. Remove it with: pg_dropcluster <version> main"
+fi
+
+log "done"
