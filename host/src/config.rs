@@ -15,7 +15,8 @@
 //!   supported.
 //!
 //! Differences: unknown keys and mistyped values are startup errors (naming
-//! the file and the dotted key), instead of being ignored; keys of the
+//! the file and the dotted key), instead of being ignored; so is an extra
+//! file that is not valid YAML (the original skips it with a message); keys of the
 //! original that this server does not interpret are accepted unchanged so
 //! that an existing configuration loads; `--listen-port` sets
 //! `rest_api.port` (the original sets `rest_api.listen`, a bug); a relative

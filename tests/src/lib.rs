@@ -1,1 +1,518 @@
+//! Black-box test harness: one throw-away PostgreSQL cluster per test run, a fresh database per
+//! test (cloned from a migrated template), and the real `wazo-auth` binary started with real
+//! plugin `.so` files copied into a private plugin directory.
+//!
+//! Before running the tests, build the workspace (`cargo build --workspace`); the plugins that
+//! live outside the workspace (built against other copies of the plugin API) are built here on
+//! first use into `target/external`.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
+
+pub use serde_json;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Cargo's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The directory holding the debug build of the workspace (binary and cdylibs).
+pub fn build_dir() -> PathBuf {
+    target_dir().join("debug")
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A scratch directory under `target/test-scratch`, traversable by the PostgreSQL user.
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = target_dir().join("test-scratch").join(unique(prefix));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    set_mode(&dir, 0o755);
+    dir
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+struct TestCluster {
+    cluster: Cluster,
+    data_dir: PathBuf,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+const TEMPLATE_DB: &str = "wazo_auth_template";
+
+extern "C" fn stop_cluster_at_exit() {
+    if let Some(c) = CLUSTER.get() {
+        let _ = c.cluster.stop();
+        let _ = std::fs::remove_dir_all(&c.data_dir);
+    }
+}
+
+fn cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        let data_dir = scratch_dir("pg").join("data");
+        let cluster = Cluster::start(&ClusterOptions::new(&data_dir))
+            .unwrap_or_else(|e| panic!("cannot start the test PostgreSQL cluster: {e}"));
+        unsafe {
+            libc::atexit(stop_cluster_at_exit);
+        }
+        cluster
+            .ensure_database(TEMPLATE_DB)
+            .expect("create template database");
+        let uri = cluster.connection_string(TEMPLATE_DB);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let storage = wazo_auth_core::Storage::new(&uri, 2).unwrap();
+            storage.migrate().await.expect("migrate template database");
+            storage.pool().close();
+        });
+        TestCluster { cluster, data_dir }
+    })
+}
+
+/// Runs SQL on a database of the test cluster (blocking).
+pub fn sql(conn: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(connection);
+        let msgs = client.simple_query(query).await.expect("run SQL");
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// A fresh database cloned from the migrated template; returns its connection string.
+pub fn fresh_database() -> String {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let c = cluster();
+    let name = unique("t").replace('-', "_");
+    {
+        // CREATE DATABASE ... TEMPLATE fails if another session uses the template at that moment.
+        let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        sql(
+            &c.cluster.connection_string("postgres"),
+            &format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"),
+        );
+    }
+    c.cluster.connection_string(&name)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Builds (once) a plugin crate that lives outside the workspace and returns its `.so`.
+pub fn external_plugin(crate_dir: &str, lib_name: &str) -> PathBuf {
+    static BUILD_LOCK: Mutex<()> = Mutex::new(());
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let ext_target = target_dir().join("external");
+    let manifest = workspace_root().join(crate_dir).join("Cargo.toml");
+    let status = Command::new(cargo())
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&ext_target)
+        .status()
+        .expect("run cargo build for an external plugin");
+    assert!(status.success(), "building {crate_dir} failed");
+    let so = ext_target.join("debug").join(format!("lib{lib_name}.so"));
+    assert!(so.exists(), "{} missing after build", so.display());
+    so
+}
+
+/// A workspace plugin `.so` (built by `cargo build --workspace`).
+pub fn workspace_plugin(lib_name: &str) -> PathBuf {
+    let so = build_dir().join(format!("lib{lib_name}.so"));
+    assert!(
+        so.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        so.display()
+    );
+    so
+}
+
+pub const EXAMPLE: &str = "wazo_auth_example_backend";
+pub const PANIC_VERIFY: &str = "wazo_auth_test_panic_verify";
+pub const PANIC_LOAD: &str = "wazo_auth_test_panic_load";
+pub const SLOW: &str = "wazo_auth_test_slow_backend";
+pub const MULTI: &str = "wazo_auth_test_multi_backend";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Deep-merges `patch` into `base` (objects merged, everything else replaced).
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// Describes a server to start.
+pub struct ServerBuilder {
+    config: Value,
+    plugins: Vec<PathBuf>,
+    plugin_dir_mode: u32,
+    db: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerBuilder {
+    /// A server with the example backend enabled (users alice / bob).
+    pub fn new() -> Self {
+        ServerBuilder {
+            config: json!({
+                "enabled_backend_plugins": {"example_static": true, "wazo_user": false, "ldap_user": false},
+                "enabled_external_auth_plugins": {"google": false, "microsoft": false, "mobile": false},
+                "plugin_call_timeout": 2.0,
+                "token_cleanup_interval": 1.0,
+                "db_connect_retry_timeout_seconds": 10,
+                "plugin_config": {"example_static": {"users": [
+                    {"login": "alice", "password": "alice-secret", "acl": ["confd.#", "auth.users.me.#", "!confd.secret.#"]},
+                    {"login": "bob", "password": "bob pass:with colon", "acl": []},
+                    {"login": "éric", "password": "pépé€", "acl": ["unicode.#"]},
+                    {"login": "latin", "password": "pépé", "acl": []},
+                ]}},
+            }),
+            plugins: vec![workspace_plugin(EXAMPLE)],
+            plugin_dir_mode: 0o755,
+            db: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// Merges `patch` into the configuration.
+    pub fn config(mut self, patch: Value) -> Self {
+        merge(&mut self.config, &patch);
+        self
+    }
+
+    pub fn plugin(mut self, so: PathBuf) -> Self {
+        self.plugins.push(so);
+        self
+    }
+
+    pub fn plugin_dir_mode(mut self, mode: u32) -> Self {
+        self.plugin_dir_mode = mode;
+        self
+    }
+
+    /// Uses an existing database (e.g. shared by two servers).
+    pub fn database(mut self, conn: &str) -> Self {
+        self.db = Some(conn.to_string());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Starts the server and waits until it answers.
+    pub fn start(self) -> Server {
+        self.try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the server; `Err` carries its log when it exits or never answers.
+    pub fn try_start(self) -> Result<Server, String> {
+        let dir = scratch_dir("server");
+        let plugin_dir = dir.join("plugins");
+        std::fs::create_dir_all(&plugin_dir).unwrap();
+        for so in &self.plugins {
+            let dest = plugin_dir.join(so.file_name().unwrap());
+            std::fs::copy(so, &dest).unwrap();
+            set_mode(&dest, 0o755);
+        }
+        set_mode(&plugin_dir, self.plugin_dir_mode);
+        let db = self.db.clone().unwrap_or_else(fresh_database);
+        let port = free_port();
+        let mut config = self.config.clone();
+        merge(
+            &mut config,
+            &json!({
+                "db_uri": db,
+                "plugin_dir": plugin_dir,
+                "rest_api": {"listen": "127.0.0.1", "port": port},
+                "extra_config_files": dir.join("conf.d"),
+            }),
+        );
+        let config_path = dir.join("config.yml");
+        // JSON is valid YAML.
+        std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(build_dir().join("wazo-auth"));
+        cmd.arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .env("RUST_LOG", "info,actix_server=warn")
+            .env("TZ", "UTC");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start wazo-auth: {e}"))?;
+        let mut server = Server {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            log_path,
+            db,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                return Err(format!(
+                    "wazo-auth exited ({status}) before answering; log:\n{}",
+                    server.log()
+                ));
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("wazo-auth never answered; log:\n{}", server.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A running server; stopped (SIGTERM) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    log_path: PathBuf,
+    /// Connection string of its database.
+    pub db: String,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn basic(login: &str, password: &str) -> String {
+    basic_bytes(format!("{login}:{password}").as_bytes())
+}
+
+pub fn basic_bytes(raw: &[u8]) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build()
+    })
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request; `body` is sent as-is.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut req = agent().request(method, &self.url(path));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: transport error: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .map(|k| {
+                let v = resp.header(&k).unwrap_or("").to_string();
+                (k, v)
+            })
+            .collect();
+        let mut body = String::new();
+        let _ = resp.into_reader().read_to_string(&mut body);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `POST /0.1/token` with Basic credentials and a JSON body.
+    pub fn login(&self, login: &str, password: &str, body: Value) -> Resp {
+        let auth = basic(login, password);
+        self.request(
+            "POST",
+            "/0.1/token",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+    }
+
+    /// Logs alice in with the example backend and returns the token id.
+    pub fn alice_token(&self, extra: Value) -> String {
+        let mut body = json!({"backend": "example_static"});
+        merge(&mut body, &extra);
+        let r = self.login("alice", "alice-secret", body);
+        assert_eq!(r.status, 200, "login failed: {}", r.body);
+        r.json()["data"]["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], None)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits until `pred(log)` holds, or panics after `timeout`.
+    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(&self.log()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("log condition not met; log:\n{}", self.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the process; returns its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
