@@ -276,13 +276,19 @@ impl PluginRegistry {
             Err(e) => return self.refuse_file(file, "?", summarize_library_error(&e)),
         };
         let api_version = header.version_strings().version.to_string();
-        let module = match header.init_root_module::<PluginModuleRef>() {
-            Ok(m) => m,
-            Err(e) => {
-                log::debug!("plugin file {}: full loader error: {e}", file.display());
-                return self.refuse_file(file, &api_version, summarize_library_error(&e));
-            }
-        };
+        if let Err(reason) = check_abi(header, file) {
+            return self.refuse_file(file, &api_version, reason);
+        }
+        // SAFETY: `check_abi` verified the root module's layout against the layout of the minor
+        // version the plugin declares, of which the current ABI is a checked extension.
+        let module =
+            match unsafe { header.init_root_module_with_unchecked_layout::<PluginModuleRef>() } {
+                Ok(m) => m,
+                Err(e) => {
+                    log::debug!("plugin file {}: full loader error: {e}", file.display());
+                    return self.refuse_file(file, &api_version, summarize_library_error(&e));
+                }
+            };
         let decls = match (module.backends())() {
             RResult::ROk(d) => d,
             RResult::RErr(e) => {
@@ -366,6 +372,42 @@ impl PluginRegistry {
             self.report.push(row);
         }
     }
+}
+
+/// Checks the plugin's ABI against the frozen layout of the plugin-api minor version it declares
+/// (`abi_stable` only accepts libraries at least as new as the loader's layout, so a 1.0 plugin
+/// must be checked against the 1.0 layout, not the current one).
+fn check_abi(header: &abi_stable::library::LibHeader, file: &Path) -> Result<(), String> {
+    use wazo_auth_plugin_api::abi_history;
+    let declared = header.version_strings();
+    let version = abi_stable::sabi_types::VersionNumber::new(declared)
+        .map_err(|_| "has an unreadable plugin-api version".to_string())?;
+    if u64::from(version.major) != abi_history::MAJOR {
+        return Err(format!(
+            "built against wazo-auth-plugin-api {}, this server accepts {}.x",
+            declared.version,
+            abi_history::MAJOR
+        ));
+    }
+    let Some(expected) = abi_history::root_layout_for_minor(u64::from(version.minor)) else {
+        return Err(format!(
+            "built against wazo-auth-plugin-api {}, a version this server does not know",
+            declared.version
+        ));
+    };
+    let Some(actual) = header.layout() else {
+        return Err("was built without type-layout information".into());
+    };
+    abi_stable::abi_stability::abi_checking::check_layout_compatibility(expected, actual).map_err(
+        |e| {
+            log::debug!("plugin file {}: full layout report: {e}", file.display());
+            format!(
+                "built against an incompatible wazo-auth-plugin-api (declares {}, but its types \
+                 do not match that version's; rebuild it; details at debug level)",
+                declared.version
+            )
+        },
+    )
 }
 
 /// Runs a blocking closure on its own thread and gives up waiting after `timeout` (the thread is

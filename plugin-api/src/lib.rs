@@ -27,6 +27,9 @@ pub mod ffi;
 mod logging;
 
 #[doc(hidden)]
+pub mod abi_history;
+
+#[doc(hidden)]
 pub mod __private;
 
 pub use abi_stable;

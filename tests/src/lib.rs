@@ -206,6 +206,7 @@ pub struct ServerBuilder {
     config: Value,
     plugins: Vec<PathBuf>,
     plugin_dir_mode: u32,
+    plugin_file_mode: u32,
     db: Option<String>,
     env: Vec<(String, String)>,
 }
@@ -235,6 +236,7 @@ impl ServerBuilder {
             }),
             plugins: vec![workspace_plugin(EXAMPLE)],
             plugin_dir_mode: 0o755,
+            plugin_file_mode: 0o755,
             db: None,
             env: Vec::new(),
         }
@@ -253,6 +255,12 @@ impl ServerBuilder {
 
     pub fn plugin_dir_mode(mut self, mode: u32) -> Self {
         self.plugin_dir_mode = mode;
+        self
+    }
+
+    /// Mode of the copied plugin files (default 0755).
+    pub fn plugin_file_mode(mut self, mode: u32) -> Self {
+        self.plugin_file_mode = mode;
         self
     }
 
@@ -280,7 +288,7 @@ impl ServerBuilder {
         for so in &self.plugins {
             let dest = plugin_dir.join(so.file_name().unwrap());
             std::fs::copy(so, &dest).unwrap();
-            set_mode(&dest, 0o755);
+            set_mode(&dest, self.plugin_file_mode);
         }
         set_mode(&plugin_dir, self.plugin_dir_mode);
         let db = self.db.clone().unwrap_or_else(fresh_database);

@@ -9,7 +9,8 @@
 //! - new root-module fields go at the END of [`PluginModule`] (they read as `None` for older
 //!   plugins).
 //!
-//! FROZEN: this is the ABI of 1.0.0.
+//! FROZEN: the ABI exactly as released in wazo-auth-plugin-api 1.0.0. NEVER EDIT THIS FILE: the
+//! host checks plugins that declare 1.0.x against these layouts, and a unit test pins its hash.
 
 use abi_stable::{
     declare_root_module_statics,
@@ -24,13 +25,7 @@ use abi_stable::{
 /// changing the layout; unknown kinds must be treated like [`ErrorKind::FAILED`].
 #[repr(transparent)]
 #[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug, Hash)]
-pub struct ErrorKind(pub Code);
-
-/// The integer behind [`ErrorKind`]; `break-abi` changes it so that the layout no longer matches.
-#[cfg(not(feature = "break-abi"))]
-pub type Code = u32;
-#[cfg(feature = "break-abi")]
-pub type Code = u64;
+pub struct ErrorKind(pub u32);
 
 impl ErrorKind {
     /// The call failed (generic).
