@@ -73,13 +73,20 @@ const TEMPLATE_DB: &str = "wazo_auth_template";
 extern "C" fn stop_cluster_at_exit() {
     if let Some(c) = CLUSTER.get() {
         let _ = c.cluster.stop();
-        let _ = std::fs::remove_dir_all(&c.data_dir);
+        if let Some(parent) = c.data_dir.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
     }
 }
 
 fn cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| {
-        let data_dir = scratch_dir("pg").join("data");
+        // Under the system temporary directory rather than target/: when the tests run as root,
+        // PostgreSQL runs as an unprivileged user, who may not be able to traverse the checkout
+        // (e.g. a clone under /root).
+        let data_dir = std::env::temp_dir()
+            .join(unique("wazo-auth-test-pg"))
+            .join("data");
         let cluster = Cluster::start(&ClusterOptions::new(&data_dir))
             .unwrap_or_else(|e| panic!("cannot start the test PostgreSQL cluster: {e}"));
         unsafe {

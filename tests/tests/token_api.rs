@@ -134,6 +134,13 @@ fn check_scopes(s: &Server, token: &str, body: &[u8]) -> Resp {
     )
 }
 
+/// A successful scopes check; returns the body.
+fn scopes_ok(s: &Server, token: &str, body: Value) -> Value {
+    let r = check_scopes(s, token, body.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{body}: {}", r.body);
+    r.json()
+}
+
 fn count(db: &str, query: &str) -> i64 {
     let rows = sql(db, query);
     rows[0][0].as_deref().unwrap().parse().unwrap()
@@ -525,9 +532,23 @@ fn authentication_failures_and_credential_encodings() {
         "Basic !!!notbase64",
         "Basic YWxpY2U6YWxpY2Utc2VjcmV0=",
         "Basic ====",
-        "Basic é",
+        "Basic ###",
     ] {
         assert_401(&post_token_auth(&s, Some(header), b.clone()));
+    }
+    // Non-ASCII bytes in the header itself (raw request: ureq refuses to send them).
+    for header in [&b"Basic \xe9\xe9\xe9\xe9"[..], "Basic é".as_bytes()] {
+        let body = br#"{"backend": "example_static"}"#;
+        let mut req = format!(
+            "POST /0.1/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
+             Connection: close\r\nAuthorization: ",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(header);
+        req.extend_from_slice(b"\r\n\r\n");
+        req.extend_from_slice(body);
+        assert_401(&raw_http(&s, &req));
     }
     // SQL metacharacters never reach SQL unescaped: 401, never 500.
     assert_401(&s.login(SQL_INJECTION, SQL_INJECTION, b.clone()));
@@ -1075,25 +1096,21 @@ fn scopes_check() {
     let alice = s.alice_token(json!({}));
     let r = s.login("bob", "bob pass:with colon", example());
     let bob = r.json()["data"]["token"].as_str().unwrap().to_string();
-    let ok = |token: &str, body: Value| -> Value {
-        let r = check_scopes(&s, token, body.to_string().as_bytes());
-        assert_eq!(r.status, 200, "{body}: {}", r.body);
-        r.json()
-    };
 
     // Checklist 41: no grants.
     assert_eq!(
-        ok(&bob, json!({"scopes": ["confd", "foo", "bar"]})),
+        scopes_ok(&s, &bob, json!({"scopes": ["confd", "foo", "bar"]})),
         json!({"scopes": {"confd": false, "foo": false, "bar": false}})
     );
     // Checklist 42 adapted: a grant for one of them.
     assert_eq!(
-        ok(&alice, json!({"scopes": ["confd.users.read", "bar"]})),
+        scopes_ok(&s, &alice, json!({"scopes": ["confd.users.read", "bar"]})),
         json!({"scopes": {"confd.users.read": true, "bar": false}})
     );
     // Checklist 43 adapted (`auth.users.me.#`, auth_id alice) plus the negative entry.
     assert_eq!(
-        ok(
+        scopes_ok(
+            &s,
             &alice,
             json!({"scopes": [
                 "auth.users.me.123",
@@ -1115,18 +1132,22 @@ fn scopes_check() {
     );
     // Duplicates collapse; `[]` ⇒ `{}` (checklist 44).
     assert_eq!(
-        ok(&alice, json!({"scopes": ["confd.a", "confd.a", "x"]})),
+        scopes_ok(&s, &alice, json!({"scopes": ["confd.a", "confd.a", "x"]})),
         json!({"scopes": {"confd.a": true, "x": false}})
     );
-    assert_eq!(ok(&alice, json!({"scopes": []})), json!({"scopes": {}}));
+    assert_eq!(
+        scopes_ok(&s, &alice, json!({"scopes": []})),
+        json!({"scopes": {}})
+    );
     // Unicode scopes are keys as given.
     assert_eq!(
-        ok(&alice, json!({"scopes": ["éric", "confd.é"]})),
+        scopes_ok(&s, &alice, json!({"scopes": ["éric", "confd.é"]})),
         json!({"scopes": {"éric": false, "confd.é": true}})
     );
     // Unknown fields ignored; tenant_uuid null is "no tenant".
     assert_eq!(
-        ok(
+        scopes_ok(
+            &s,
             &alice,
             json!({"scopes": ["x"], "tenant_uuid": null, "other": 1})
         ),
@@ -1134,7 +1155,7 @@ fn scopes_check() {
     );
     // Upper-case token in the path.
     assert_eq!(
-        ok(&alice.to_uppercase(), json!({"scopes": ["confd.x"]})),
+        scopes_ok(&s, &alice.to_uppercase(), json!({"scopes": ["confd.x"]})),
         json!({"scopes": {"confd.x": true}})
     );
 
@@ -1199,7 +1220,8 @@ fn scopes_check() {
     );
     let master = master_tenant(&s.db);
     assert_eq!(
-        ok(
+        scopes_ok(
+            &s,
             &alice,
             json!({"scopes": ["confd.x", "y"], "tenant_uuid": master})
         ),

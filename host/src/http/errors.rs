@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn epoch_now() -> f64 {
     wazo_auth_core::tokens::now()
@@ -15,26 +15,6 @@ pub fn token_error(status: StatusCode, message: impl Into<String>) -> HttpRespon
         "timestamp": [epoch_now()],
         "status_code": status.as_u16(),
     }))
-}
-
-/// Shape B, API exceptions: `{"message", "error_id", "details", "timestamp"[, "resource"]}`.
-pub fn api_error(
-    status: StatusCode,
-    message: &str,
-    error_id: &str,
-    details: Value,
-    resource: Option<&str>,
-) -> HttpResponse {
-    let mut body = json!({
-        "message": message,
-        "error_id": error_id,
-        "details": details,
-        "timestamp": epoch_now(),
-    });
-    if let Some(r) = resource {
-        body["resource"] = Value::from(r);
-    }
-    HttpResponse::build(status).json(body)
 }
 
 /// Shape C, plain HTTP errors: `{"message": "..."}`.
