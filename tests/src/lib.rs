@@ -215,6 +215,7 @@ pub struct ServerBuilder {
     plugin_dir_mode: u32,
     plugin_file_mode: u32,
     db: Option<String>,
+    managed_db: Option<PathBuf>,
     env: Vec<(String, String)>,
 }
 
@@ -245,6 +246,7 @@ impl ServerBuilder {
             plugin_dir_mode: 0o755,
             plugin_file_mode: 0o755,
             db: None,
+            managed_db: None,
             env: Vec::new(),
         }
     }
@@ -277,6 +279,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Lets the server manage its own PostgreSQL in `data_dir` (no `db_uri`).
+    pub fn managed_database(mut self, data_dir: &Path) -> Self {
+        self.managed_db = Some(data_dir.to_path_buf());
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
@@ -298,13 +306,22 @@ impl ServerBuilder {
             set_mode(&dest, self.plugin_file_mode);
         }
         set_mode(&plugin_dir, self.plugin_dir_mode);
-        let db = self.db.clone().unwrap_or_else(fresh_database);
         let port = free_port();
         let mut config = self.config.clone();
+        let db = match &self.managed_db {
+            Some(data_dir) => {
+                merge(&mut config, &json!({"managed_db": {"data_dir": data_dir}}));
+                String::new()
+            }
+            None => {
+                let db = self.db.clone().unwrap_or_else(fresh_database);
+                merge(&mut config, &json!({ "db_uri": db }));
+                db
+            }
+        };
         merge(
             &mut config,
             &json!({
-                "db_uri": db,
                 "plugin_dir": plugin_dir,
                 "rest_api": {"listen": "127.0.0.1", "port": port},
                 "extra_config_files": dir.join("conf.d"),

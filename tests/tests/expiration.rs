@@ -1,0 +1,92 @@
+//! Expiration and the purge when several server processes share one database.
+
+use std::time::{Duration, Instant};
+
+use wazo_auth_tests::serde_json::json;
+use wazo_auth_tests::*;
+
+fn count(db: &str, table: &str) -> i64 {
+    sql(db, &format!("SELECT count(*) FROM {table}"))[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Sum of "purged N expired sessions" lines in a server log.
+fn purged(log: &str) -> i64 {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split("purged ").nth(1)?;
+            rest.split_whitespace().next()?.parse::<i64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn two_servers_share_the_purge_without_double_work_or_lost_rows() {
+    let purge = json!({"token_cleanup_interval": 0.5, "token_cleanup_batch_size": 7});
+    let a = ServerBuilder::new().config(purge.clone()).start();
+    let b = ServerBuilder::new().config(purge).database(&a.db).start();
+    // Short-lived tokens on both servers, plus long-lived ones that must survive.
+    let mut keep = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.alice_token(json!({"expiration": 1}));
+        if i % 10 == 0 {
+            keep.push(s.alice_token(json!({"expiration": 3600})));
+        }
+    }
+    assert_eq!(count(&a.db, "auth_token"), 44);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&a.db, "auth_token") > 4 {
+        assert!(Instant::now() < deadline, "expired tokens were not purged");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        count(&a.db, "auth_session"),
+        4,
+        "sessions of purged tokens remain"
+    );
+    // Each expired session was deleted by exactly one of the two processes.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(purged(&a.log()) + purged(&b.log()), 40);
+    for t in keep {
+        assert_eq!(a.get(&format!("/0.1/token/{t}")).status, 200);
+        assert_eq!(b.get(&format!("/0.1/token/{t}")).status, 200);
+    }
+}
+
+#[test]
+fn a_token_deleted_on_one_server_is_refused_by_the_other() {
+    let a = ServerBuilder::new().start();
+    let b = ServerBuilder::new().database(&a.db).start();
+    let t = a.alice_token(json!({}));
+    assert_eq!(
+        b.request("HEAD", &format!("/0.1/token/{t}?scope=confd.x"), &[], None)
+            .status,
+        204
+    );
+    assert_eq!(
+        a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
+            .status,
+        200
+    );
+    assert_eq!(
+        b.request("HEAD", &format!("/0.1/token/{t}?scope=confd.x"), &[], None)
+            .status,
+        404
+    );
+}
+
+#[test]
+fn purge_can_be_disabled() {
+    let s = ServerBuilder::new()
+        .config(json!({"token_cleanup_interval": 0}))
+        .start();
+    let t = s.alice_token(json!({"expiration": 1}));
+    std::thread::sleep(Duration::from_millis(2500));
+    // Refused at once although it is still in the database.
+    assert_eq!(s.get(&format!("/0.1/token/{t}")).status, 404);
+    assert_eq!(count(&s.db, "auth_token"), 1);
+}
