@@ -72,6 +72,34 @@ pub enum BasicAuth {
     },
 }
 
+/// Decodes base64 as Python's non-validating `b64decode`: characters outside the alphabet are
+/// discarded, data ends at the first `=`, padding must be sufficient, extra padding is ignored.
+fn lenient_base64(input: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    );
+    let kept: Vec<u8> = input
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        .collect();
+    let data_len = kept.iter().position(|&b| b == b'=').unwrap_or(kept.len());
+    let (data, padding) = kept.split_at(data_len);
+    let needed = match data.len() % 4 {
+        0 => 0,
+        1 => return None,
+        r => 4 - r,
+    };
+    if padding.len() < needed {
+        return None;
+    }
+    ENGINE.decode(data).ok()
+}
+
 /// Parses Basic credentials as the original: the exact prefix `Basic `, base64, UTF-8 else
 /// Latin-1, split on the first `:`, both halves non-empty.
 pub fn basic_auth(header: Option<&[u8]>) -> BasicAuth {
@@ -81,12 +109,7 @@ pub fn basic_auth(header: Option<&[u8]>) -> BasicAuth {
     let Some(encoded) = raw.strip_prefix(b"Basic ") else {
         return BasicAuth::Missing;
     };
-    let encoded: Vec<u8> = encoded
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&encoded) else {
+    let Some(decoded) = lenient_base64(encoded) else {
         return BasicAuth::Invalid;
     };
     let text = match String::from_utf8(decoded) {
@@ -184,6 +207,24 @@ mod tests {
         assert_eq!(basic_auth(Some(&b64(b":pw"))), BasicAuth::Missing);
         assert_eq!(basic_auth(Some(&b64(b"user:"))), BasicAuth::Missing);
         assert_eq!(basic_auth(Some(b"Basic !!!notbase64")), BasicAuth::Invalid);
+        assert_eq!(basic_auth(Some(b"Basic ====")), BasicAuth::Missing);
+        // Lenient like Python's b64decode: extra padding and stray characters are ignored...
+        assert_eq!(
+            basic_auth(Some(b"Basic YWxpY2U6cHc=====")),
+            BasicAuth::Credentials {
+                login: "alice".into(),
+                password: "pw".into()
+            }
+        );
+        assert_eq!(
+            basic_auth(Some(b"Basic YWxp*Y2U6!cHc=")),
+            BasicAuth::Credentials {
+                login: "alice".into(),
+                password: "pw".into()
+            }
+        );
+        // ...but missing padding is not.
+        assert_eq!(basic_auth(Some(b"Basic YWxpY2U6cHc")), BasicAuth::Invalid);
         // UTF-8 first
         assert_eq!(
             basic_auth(Some(&b64("éric:pépé€".as_bytes()))),

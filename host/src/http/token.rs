@@ -367,7 +367,8 @@ async fn check_token(
             ));
         }
     }
-    if let Some(tenant) = query_param(req, "tenant") {
+    // An empty tenant is no tenant, as in the original.
+    if let Some(tenant) = query_param(req, "tenant").filter(|t| !t.is_empty()) {
         if !tenant_allowed(state, &token, &tenant).await? {
             return Err(token_error(
                 StatusCode::FORBIDDEN,
@@ -463,6 +464,7 @@ pub async fn check_scopes(state: State, req: HttpRequest, payload: web::Payload)
     };
     let tenant = match body.get("tenant_uuid") {
         None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
             return token_error(
