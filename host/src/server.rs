@@ -22,6 +22,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         cfg.redacted_json()
     );
+    if !cfg.obsolete_keys.is_empty() {
+        log::warn!(
+            "ignoring configuration keys of older wazo-auth versions: {}",
+            cfg.obsolete_keys.join(", ")
+        );
+    }
 
     // The database: the configured one, or a private cluster managed by this process.
     let (db_uri, cluster) = match &cfg.db_uri {
@@ -109,8 +115,32 @@ async fn serve(cfg: Config, db_uri: String, plugins: PluginRegistry) -> Result<(
     let data = web::Data::new(state);
     let max_body = settings.max_body_bytes;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port);
+    let cors_enabled = cfg.rest_api.cors.enabled;
+    let cors_headers: Vec<actix_web::http::header::HeaderName> = cfg
+        .rest_api
+        .cors
+        .allow_headers
+        .iter()
+        .filter_map(|h| match h.parse() {
+            Ok(name) => Some(name),
+            Err(_) => {
+                log::warn!("rest_api.cors.allow_headers: ignoring invalid header name {h:?}");
+                None
+            }
+        })
+        .collect();
     let server = HttpServer::new(move || {
+        // CORS as the original (any origin, the configured request headers); unlike the
+        // original, browsers may also read `Wazo-Sessions-Revoked`.
+        let cors = actix_cors::Cors::default()
+            .allow_any_origin()
+            .send_wildcard()
+            .allow_any_method()
+            .allowed_headers(cors_headers.clone())
+            .expose_headers(["Wazo-Sessions-Revoked"])
+            .max_age(3600);
         App::new()
+            .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
             .app_data(data.clone())
             .configure(|c| http::configure(c, max_body))
     })

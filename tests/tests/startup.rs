@@ -59,3 +59,57 @@ fn missing_postgres_binaries_give_an_actionable_error() {
     assert!(err.contains("db_uri"), "{err}");
     assert!(err.to_lowercase().contains("install"), "{err}");
 }
+
+#[test]
+fn cors_as_the_original_and_can_be_disabled() {
+    let s = ServerBuilder::new().start();
+    let pre = s.request(
+        "OPTIONS",
+        "/0.1/token",
+        &[
+            ("Origin", "https://app.example.com"),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, wazo-session-type",
+            ),
+        ],
+        None,
+    );
+    assert_eq!(pre.status, 200, "{pre:?}");
+    assert_eq!(pre.header("Access-Control-Allow-Origin"), Some("*"));
+    let allowed = pre
+        .header("Access-Control-Allow-Headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("wazo-session-type"), "{allowed}");
+    let r = s.request(
+        "POST",
+        "/0.1/token",
+        &[
+            ("Origin", "https://app.example.com"),
+            ("Authorization", &basic("alice", "alice-secret")),
+        ],
+        Some(br#"{"backend": "example_static"}"#),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    let exposed = r
+        .header("Access-Control-Expose-Headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("wazo-sessions-revoked"), "{exposed}");
+    drop(s);
+
+    let s = ServerBuilder::new()
+        .config(json!({"rest_api": {"cors": {"enabled": false}}}))
+        .start();
+    let r = s.request(
+        "GET",
+        "/0.1/backends",
+        &[("Origin", "https://app.example.com")],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+}
