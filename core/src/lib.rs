@@ -2,7 +2,9 @@
 
 pub mod acl;
 pub mod acl_cache;
+pub mod defaults;
 pub mod error;
+pub mod password;
 pub mod pg_cluster;
 pub mod storage;
 pub mod tokens;

@@ -93,7 +93,7 @@ impl Storage {
         &self.pool
     }
 
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
 
@@ -138,5 +138,37 @@ impl Storage {
             )
             .await?;
         Ok(row.get(0))
+    }
+}
+
+impl Storage {
+    /// The tenant of a user, if the user exists.
+    pub async fn user_tenant(&self, user_uuid: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
+                &[&user_uuid],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// `tenant` and all its descendants (the top tenant: every tenant). Empty when `tenant`
+    /// does not exist.
+    pub async fn tenant_and_descendants(&self, tenant: &str) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "WITH RECURSIVE down(uuid) AS (
+                     SELECT uuid FROM auth_tenant WHERE uuid = $1
+                     UNION
+                     SELECT t.uuid FROM auth_tenant t JOIN down d ON t.parent_uuid = d.uuid
+                 )
+                 SELECT uuid FROM down",
+                &[&tenant],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

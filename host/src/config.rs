@@ -192,6 +192,9 @@ pub struct Config {
     pub token_cleanup_interval: f64,
     pub token_cleanup_batch_size: u32,
     pub max_user_concurrent_sessions: u32,
+    /// New: how new passwords are hashed: `pbkdf2_sha512` (the original's scheme, default) or
+    /// `argon2id`. Existing hashes of the other scheme are upgraded at the next successful login.
+    pub password_hash_scheme: String,
 
     // ----- database -----
     /// `None` = the server runs and manages a private PostgreSQL cluster (see
@@ -473,6 +476,7 @@ impl Default for Config {
             plugin_dir: None,
             allow_insecure_plugin_dir: false,
             plugin_call_timeout: 5.0,
+            password_hash_scheme: "pbkdf2_sha512".to_string(),
             plugin_config: BTreeMap::new(),
             enabled_http_plugins: json!({
                 "api": true, "idp": true, "backends": true, "config": true,
@@ -556,6 +560,53 @@ impl Default for Config {
 impl Config {
     /// The plugin directory: `plugin_dir`, else the `plugins` folder next to
     /// the executable if it exists, else the executable's own folder.
+    /// Valid values of users' `authentication_method` and tenants'
+    /// `default_authentication_method`: `native`, `default` and every enabled IdP plugin.
+    pub fn authentication_methods(&self) -> Vec<String> {
+        let mut methods = vec!["native".to_string(), "default".to_string()];
+        if let Some(idps) = self.idp_plugins.as_object() {
+            for (name, v) in idps {
+                let enabled = v.get("enabled").and_then(Value::as_bool).unwrap_or(false);
+                if enabled && !methods.contains(name) {
+                    methods.push(name.clone());
+                }
+            }
+        }
+        methods
+    }
+
+    /// `all_users_policies` and `tenant_default_groups` as per-tenant defaults.
+    pub fn tenant_defaults(&self) -> wazo_auth_core::defaults::TenantDefaults {
+        let enabled_slugs = |v: &Value| -> Vec<(String, bool)> {
+            v.as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_bool().unwrap_or(false)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        wazo_auth_core::defaults::TenantDefaults {
+            all_users_policies: enabled_slugs(&self.all_users_policies)
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(k, _)| k)
+                .collect(),
+            default_groups: self
+                .tenant_default_groups
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(slug, g)| {
+                            let policies = g.get("policies").map(enabled_slugs).unwrap_or_default();
+                            (slug.clone(), policies)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     pub fn effective_plugin_dir(&self) -> PathBuf {
         if let Some(dir) = &self.plugin_dir {
             return dir.clone();
@@ -1228,6 +1279,18 @@ fn validate(config: &Config, sources: &[Source]) -> Result<(), ConfigError> {
             ))
         }
         _ => {}
+    }
+    if !matches!(
+        c.password_hash_scheme.as_str(),
+        "pbkdf2_sha512" | "argon2id"
+    ) {
+        return Err(fail(
+            "password_hash_scheme",
+            format!(
+                "must be pbkdf2_sha512 or argon2id, got {:?}",
+                c.password_hash_scheme
+            ),
+        ));
     }
     if !c.plugin_call_timeout.is_finite() || c.plugin_call_timeout <= 0.0 {
         return Err(fail(

@@ -97,6 +97,13 @@ async fn serve(cfg: Config, db_uri: String, plugins: PluginRegistry) -> Result<(
         xivo_uuid: cfg.uuid.clone(),
         max_body_bytes: cfg.rest_api.max_body_bytes,
         default_backend: "wazo_user".to_string(),
+        auth_methods: cfg.authentication_methods(),
+        tenant_defaults: cfg.tenant_defaults(),
+        password_scheme: wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
+            .unwrap_or(wazo_auth_core::password::Scheme::Pbkdf2Sha512),
+        max_user_concurrent_sessions: cfg.max_user_concurrent_sessions,
+        default_user_policy: cfg.default_user_policy.clone(),
+        backend_policies: cfg.backend_policies.clone(),
     };
     let state = Arc::new(AppState {
         storage: storage.clone(),

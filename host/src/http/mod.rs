@@ -3,11 +3,17 @@
 // Handlers return ready-made error responses in `Err`; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod errors;
+mod groups;
+pub mod listing;
+mod policies;
 pub mod request;
 mod status;
+mod tenants;
 mod token;
 pub mod token_request;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +43,17 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Backend used when the request names none (or names one that is not enabled).
     pub default_backend: String,
+    /// Valid authentication methods (`native`, `default`, enabled IdPs).
+    pub auth_methods: Vec<String>,
+    /// Per-tenant defaults applied to every new tenant.
+    pub tenant_defaults: wazo_auth_core::defaults::TenantDefaults,
+    /// Scheme of newly hashed passwords.
+    pub password_scheme: wazo_auth_core::password::Scheme,
+    pub max_user_concurrent_sessions: u32,
+    /// Policy (by name) whose ACL every `wazo_user` login gets first.
+    pub default_user_policy: Option<String>,
+    /// Deprecated `backend_policies`: backend name → policy name, overrides the default policy.
+    pub backend_policies: std::collections::BTreeMap<String, String>,
 }
 
 pub type State = web::Data<Arc<AppState>>;
@@ -46,6 +63,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     let _ = max_body_bytes;
     cfg.service(
         web::scope("/0.1")
+            .configure(users::routes)
+            .configure(tenants::routes)
+            .configure(groups::routes)
+            .configure(policies::routes)
             .service(
                 web::resource("/token")
                     .route(web::post().to(token::create))

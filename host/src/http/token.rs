@@ -10,7 +10,7 @@ use chrono::{DateTime, Local, TimeZone, Utc};
 use serde_json::{json, Map, Value};
 use wazo_auth_core::tokens::{self, NewToken, Token};
 
-use super::errors::{marshmallow_repr, plain_error, token_error};
+use super::errors::{marshmallow_repr, storage_unavailable, token_error};
 use super::request::{
     basic_auth, client_addr, json_object_body, path_uuid, query_param, read_body, BasicAuth,
 };
@@ -26,14 +26,6 @@ fn auth_failed() -> HttpResponse {
 
 fn no_such_token() -> HttpResponse {
     token_error(StatusCode::NOT_FOUND, NO_SUCH_TOKEN)
-}
-
-fn storage_unavailable(context: &str, e: impl std::fmt::Display) -> HttpResponse {
-    log::error!("{context}: {e}");
-    plain_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The authentication database is unavailable; try again later",
-    )
 }
 
 /// Python's `datetime.isoformat()` of a naive datetime: fraction only when non-zero.

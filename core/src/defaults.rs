@@ -1,0 +1,132 @@
+//! Per-tenant defaults (spec core §6.1, management §16): every tenant has a system-managed
+//! all-users group `wazo-all-users-tenant-<uuid>` holding the enabled `all_users_policies`, and the
+//! configured `tenant_default_groups` with their policies.
+
+use deadpool_postgres::GenericClient;
+
+use crate::error::Result;
+
+/// The defaults taken from the configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantDefaults {
+    /// Slugs of the policies every user of every tenant gets (through the all-users group).
+    pub all_users_policies: Vec<String>,
+    /// `tenant_default_groups`: group slug → (policy slug, associated?) pairs.
+    pub default_groups: Vec<(String, Vec<(String, bool)>)>,
+}
+
+/// The slug (and name) of a tenant's all-users group.
+pub fn all_users_group_slug(tenant_uuid: &str) -> String {
+    format!("wazo-all-users-tenant-{tenant_uuid}")
+}
+
+/// Finds a policy usable by `tenant_uuid` by slug: one of its own, else a config-managed one,
+/// else a shared one of an ancestor.
+pub async fn find_policy_for_tenant<C: GenericClient>(
+    client: &C,
+    tenant_uuid: &str,
+    slug: &str,
+) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "WITH RECURSIVE up(uuid, parent_uuid, depth) AS (
+                 SELECT uuid, parent_uuid, 0 FROM auth_tenant WHERE uuid = $1
+                 UNION ALL
+                 SELECT t.uuid, t.parent_uuid, up.depth + 1
+                 FROM auth_tenant t JOIN up ON t.uuid = up.parent_uuid
+                 WHERE up.uuid <> up.parent_uuid AND up.depth < 1000
+             )
+             SELECT p.uuid FROM auth_policy p
+             WHERE lower(p.slug) = lower($2)
+               AND (p.tenant_uuid = $1
+                    OR p.config_managed
+                    OR (p.shared AND p.tenant_uuid IN (SELECT uuid FROM up)))
+             ORDER BY (p.tenant_uuid = $1) DESC, p.config_managed DESC
+             LIMIT 1",
+            &[&tenant_uuid, &slug],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Creates (if missing) the all-users group of `tenant_uuid` and its default groups, and syncs
+/// their policy associations. Idempotent; runs inside the caller's transaction.
+pub async fn apply_tenant_defaults<C: GenericClient>(
+    client: &C,
+    tenant_uuid: &str,
+    defaults: &TenantDefaults,
+) -> Result<()> {
+    let slug = all_users_group_slug(tenant_uuid);
+    client
+        .execute(
+            "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
+             VALUES ($1, $1, $2, true)
+             ON CONFLICT DO NOTHING",
+            &[&slug, &tenant_uuid],
+        )
+        .await?;
+    let group: String = client
+        .query_one(
+            "SELECT uuid FROM auth_group WHERE tenant_uuid = $1 AND lower(slug) = lower($2)",
+            &[&tenant_uuid, &slug],
+        )
+        .await?
+        .get(0);
+    for policy_slug in &defaults.all_users_policies {
+        if let Some(policy) = find_policy_for_tenant(client, tenant_uuid, policy_slug).await? {
+            associate_group_policy(client, &group, &policy).await?;
+        }
+    }
+    for (group_slug, policies) in &defaults.default_groups {
+        client
+            .execute(
+                "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
+                 VALUES ($1, $1, $2, false)
+                 ON CONFLICT DO NOTHING",
+                &[group_slug, &tenant_uuid],
+            )
+            .await?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT uuid FROM auth_group WHERE tenant_uuid = $1 AND lower(slug) = lower($2)",
+                &[&tenant_uuid, group_slug],
+            )
+            .await?
+        else {
+            continue;
+        };
+        let group: String = row.get(0);
+        for (policy_slug, enabled) in policies {
+            let Some(policy) = find_policy_for_tenant(client, tenant_uuid, policy_slug).await?
+            else {
+                continue;
+            };
+            if *enabled {
+                associate_group_policy(client, &group, &policy).await?;
+            } else {
+                client
+                    .execute(
+                        "DELETE FROM auth_group_policy WHERE group_uuid = $1 AND policy_uuid = $2",
+                        &[&group, &policy],
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn associate_group_policy<C: GenericClient>(
+    client: &C,
+    group: &str,
+    policy: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO auth_group_policy (group_uuid, policy_uuid) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&group, &policy],
+        )
+        .await?;
+    Ok(())
+}
