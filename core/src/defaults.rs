@@ -60,7 +60,7 @@ pub async fn apply_tenant_defaults<C: GenericClient>(
     client
         .execute(
             "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
-             VALUES ($1, $1, $2, true)
+             VALUES ($1::text, $1::text, $2, true)
              ON CONFLICT DO NOTHING",
             &[&slug, &tenant_uuid],
         )
@@ -81,7 +81,7 @@ pub async fn apply_tenant_defaults<C: GenericClient>(
         client
             .execute(
                 "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
-                 VALUES ($1, $1, $2, false)
+                 VALUES ($1::text, $1::text, $2, false)
                  ON CONFLICT DO NOTHING",
                 &[group_slug, &tenant_uuid],
             )

@@ -11,6 +11,8 @@ pub enum Error {
     Migration(String),
     /// A value read from the database is not what the schema promises.
     Corrupt(String),
+    /// The user already has the maximum number of live sessions.
+    SessionLimit,
 }
 
 impl fmt::Display for Error {
@@ -19,6 +21,7 @@ impl fmt::Display for Error {
             Error::Database(m) => write!(f, "database error: {m}"),
             Error::Migration(m) => write!(f, "migration error: {m}"),
             Error::Corrupt(m) => write!(f, "corrupt data: {m}"),
+            Error::SessionLimit => write!(f, "maximum number of active sessions reached"),
         }
     }
 }
@@ -27,7 +30,16 @@ impl std::error::Error for Error {}
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
-        Error::Database(e.to_string())
+        // `Display` of a server error is just "db error": keep the server's message and code.
+        match e.as_db_error() {
+            Some(db) => Error::Database(format!(
+                "{} (SQLSTATE {}){}",
+                db.message(),
+                db.code().code(),
+                db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+            )),
+            None => Error::Database(e.to_string()),
+        }
     }
 }
 

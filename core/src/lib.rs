@@ -4,10 +4,14 @@ pub mod acl;
 pub mod acl_cache;
 pub mod defaults;
 pub mod error;
+pub mod groups;
 pub mod password;
 pub mod pg_cluster;
+pub mod policies;
 pub mod storage;
+pub mod tenants;
 pub mod tokens;
+pub mod users;
 
 pub use error::{Error, Result};
 pub use storage::Storage;

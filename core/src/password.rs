@@ -139,6 +139,23 @@ pub fn verify(password: &str, stored: Option<&StoredPassword>, dummy_scheme: Sch
     }
 }
 
+/// A random string of `len` characters from `[0-9a-zA-Z]` (OS CSPRNG, unbiased).
+pub fn random_alphanumeric(len: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        OsRng.fill_bytes(&mut buf);
+        for &b in &buf {
+            // 248 = 4 * 62: values above are rejected to keep every character equally likely.
+            if b < 248 && out.len() < len {
+                out.push(ALPHABET[usize::from(b) % 62] as char);
+            }
+        }
+    }
+    out
+}
+
 /// Whether a password stored with `stored` should be rehashed into `configured` after a
 /// successful login.
 pub fn needs_rehash(stored: &StoredPassword, configured: Scheme) -> bool {
@@ -209,6 +226,14 @@ mod tests {
             salt: None,
         };
         assert!(!verify("x", Some(&broken), Scheme::Argon2id));
+    }
+
+    #[test]
+    fn random_passwords() {
+        let a = random_alphanumeric(28);
+        assert_eq!(a.len(), 28);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, random_alphanumeric(28));
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct Cluster {
     socket_dir: PathBuf,
     port: u16,
     run_as: Option<OsUser>,
+    /// Whether this process started the server (false when it reused a running one).
+    started_here: bool,
 }
 
 impl Cluster {
@@ -149,6 +151,7 @@ impl Cluster {
             socket_dir,
             port: PORT,
             run_as,
+            started_here: false,
         };
 
         if cluster.data_dir.join("PG_VERSION").exists() {
@@ -171,8 +174,12 @@ impl Cluster {
             Status::Running(pid) => {
                 cluster.remove_stale_pid_file(pid)?;
                 cluster.pg_ctl_start()?;
+                cluster.started_here = true;
             }
-            Status::Stopped => cluster.pg_ctl_start()?,
+            Status::Stopped => {
+                cluster.pg_ctl_start()?;
+                cluster.started_here = true;
+            }
         }
         Ok(cluster)
     }
@@ -260,6 +267,12 @@ impl Cluster {
             self.data_dir.display(),
             describe_output(&out)
         ))
+    }
+
+    /// Whether [`Cluster::start`] started the server (rather than reusing a running one):
+    /// only then should this process stop it.
+    pub fn started_here(&self) -> bool {
+        self.started_here
     }
 
     pub fn data_dir(&self) -> &Path {

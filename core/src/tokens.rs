@@ -41,6 +41,10 @@ pub struct NewToken {
     pub mobile: bool,
     /// Session tenant; `None` = the top tenant.
     pub tenant_uuid: Option<String>,
+    /// When set, the login is refused with [`Error::SessionLimit`] if `auth_id` already has that
+    /// many live (unexpired) tokens. Checked and inserted under a per-`auth_id` lock, so
+    /// concurrent logins can never exceed it.
+    pub session_limit: Option<u32>,
 }
 
 /// The database key of a token id: SHA-256 of its canonical text form.
@@ -75,6 +79,23 @@ impl Storage {
         let session_uuid = Uuid::new_v4().hyphenated().to_string();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let Some(limit) = new.session_limit {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
+                &[&new.auth_id],
+            )
+            .await?;
+            let live: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM auth_token WHERE auth_id = $1 AND expire_t >= $2",
+                    &[&new.auth_id, &new.issued_t],
+                )
+                .await?
+                .get(0);
+            if live >= i64::from(limit) {
+                return Err(Error::SessionLimit);
+            }
+        }
         // A tenant that does not exist (e.g. a plugin's metadata naming an unknown tenant) falls
         // back to the top tenant rather than failing the login with a foreign-key error.
         let tenant: String = match new.tenant_uuid.as_deref().filter(|t| is_uuid_text(t)) {

@@ -107,11 +107,35 @@ pub struct Cli {
 pub enum Command {
     /// Run the authentication server (the default)
     Serve,
+    /// Create the initial administrator in the top tenant (idempotent), like the original's
+    /// `wazo-auth-bootstrap initial-user`
+    #[command(alias = "initial-user")]
+    Bootstrap(BootstrapArgs),
+}
+
+/// Options of `wazo-auth bootstrap`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct BootstrapArgs {
+    /// Username of the initial user
+    #[arg(long, env = "WAZO_AUTH_BOOTSTRAP_USERNAME", default_value = "wazo-auth-cli")]
+    pub username: String,
+    /// Its password [default: 28 random characters, printed]
+    #[arg(long, env = "WAZO_AUTH_BOOTSTRAP_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Its purpose: user, internal or external_api
+    #[arg(long, env = "WAZO_AUTH_BOOTSTRAP_PURPOSE", default_value = "internal")]
+    pub purpose: String,
+    /// Slug of the policy it gets
+    #[arg(
+        long = "policy-slug",
+        env = "WAZO_AUTH_BOOTSTRAP_POLICY_SLUG",
+        default_value = "wazo_default_master_user_policy"
+    )]
+    pub policy_slug: String,
 }
 
 impl Cli {
     /// The subcommand to run, `Serve` when none was given.
-    #[allow(dead_code)] // API for main.rs
     pub fn subcommand(&self) -> Command {
         self.command.clone().unwrap_or(Command::Serve)
     }

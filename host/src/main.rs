@@ -4,6 +4,8 @@ mod config;
 mod http;
 mod plugins;
 mod server;
+mod services;
+mod startup;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,7 +67,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cfg);
-    match server::run(cfg) {
+    let outcome = match cli.subcommand() {
+        config::Command::Serve => server::run(cfg),
+        config::Command::Bootstrap(args) => server::bootstrap(cfg, args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");

@@ -16,12 +16,14 @@ use std::time::Duration;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RArc, RResult, RStr, RString};
+use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec};
 use tokio::sync::Semaphore;
 use wazo_auth_plugin_api::ffi::{
     BackendBox, HostServicesBox, HostServicesFfi, HostServicesFfi_TO, LogLevelCode, PluginModuleRef,
 };
-use wazo_auth_plugin_api::PluginError;
+use wazo_auth_plugin_api::{ErrorKind, PluginError};
+
+use crate::services::HostContext;
 
 /// Entry-point group of authentication backends.
 pub const GROUP_BACKENDS: &str = "wazo_auth.backends";
@@ -36,6 +38,23 @@ const MAX_INFLIGHT_CALLS_PER_PLUGIN: usize = 64;
 struct HostServicesImpl {
     plugin: Arc<str>,
     config_json: Arc<str>,
+    context: Option<Arc<HostContext>>,
+}
+
+impl HostServicesImpl {
+    fn context(&self, service: &str) -> Result<&HostContext, PluginError> {
+        self.context.as_deref().ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::UNAVAILABLE,
+                format!("{service} is not available in this context"),
+            )
+        })
+    }
+}
+
+fn service_error(service: &str, e: wazo_auth_core::Error) -> PluginError {
+    log::error!("host service {service} failed: {e}");
+    PluginError::unavailable(format!("{service} failed: the user database is unavailable"))
 }
 
 impl HostServicesFfi for HostServicesImpl {
@@ -69,6 +88,43 @@ impl HostServicesFfi for HostServicesImpl {
 
     fn max_log_level(&self) -> LogLevelCode {
         log::max_level() as usize as u8
+    }
+
+    fn authenticate_user(
+        &self,
+        login: RStr<'_>,
+        password: RStr<'_>,
+    ) -> RResult<ROption<RString>, PluginError> {
+        let outcome = self.context("authenticate_user").and_then(|c| {
+            c.authenticate(login.as_str(), password.as_str())
+                .map_err(|e| service_error("authenticate_user", e))
+        });
+        match outcome {
+            Ok(user) => RResult::ROk(user.map(|u| RString::from(u.to_json())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
+    fn find_user(&self, login: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let outcome = self.context("find_user").and_then(|c| {
+            c.find_user(login.as_str())
+                .map_err(|e| service_error("find_user", e))
+        });
+        match outcome {
+            Ok(user) => RResult::ROk(user.map(|u| RString::from(u.to_json())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
+    fn user_acl(&self, user_uuid: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
+        let outcome = self.context("user_acl").and_then(|c| {
+            c.user_acl(user_uuid.as_str())
+                .map_err(|e| service_error("user_acl", e))
+        });
+        match outcome {
+            Ok(acl) => RResult::ROk(acl.into_iter().map(RString::from).collect()),
+            Err(e) => RResult::RErr(e),
+        }
     }
 }
 
@@ -159,6 +215,8 @@ pub struct LoaderOptions<'a> {
     pub enabled_backends: &'a BTreeMap<String, bool>,
     pub plugin_config: &'a BTreeMap<String, serde_json::Value>,
     pub load_timeout: Duration,
+    /// Backs the user services offered to plugins.
+    pub context: Option<Arc<HostContext>>,
 }
 
 impl PluginRegistry {
@@ -335,6 +393,7 @@ impl PluginRegistry {
                 RArc::new(HostServicesImpl {
                     plugin: Arc::from(name.as_str()),
                     config_json: config_json.clone(),
+                    context: opts.context.clone(),
                 }),
                 TD_Opaque,
             );
@@ -398,7 +457,7 @@ fn check_abi(header: &abi_stable::library::LibHeader, file: &Path) -> Result<(),
     let Some(actual) = header.layout() else {
         return Err("was built without type-layout information".into());
     };
-    abi_stable::abi_stability::abi_checking::check_layout_compatibility(expected, actual).map_err(
+    abi_history::check_layout(expected, actual).map_err(
         |e| {
             log::debug!("plugin file {}: full layout report: {e}", file.display());
             format!(

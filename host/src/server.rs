@@ -11,6 +11,7 @@ use wazo_auth_core::{tokens, Storage};
 use crate::config::Config;
 use crate::http::{self, AppState, Settings};
 use crate::plugins::{LoaderOptions, PluginRegistry};
+use crate::services::HostContext;
 
 /// Name of the database the server creates in its private cluster.
 const MANAGED_DB_NAME: &str = "wazo_auth";
@@ -18,10 +19,11 @@ const MANAGED_DB_NAME: &str = "wazo_auth";
 /// Runs the server until SIGINT/SIGTERM.
 pub fn run(cfg: Config) -> Result<(), String> {
     log::info!(
-        "wazo-auth {} starting; configuration: {}",
+        "wazo-auth {} starting (configuration {})",
         env!("CARGO_PKG_VERSION"),
-        cfg.redacted_json()
+        cfg.config_file.as_deref().unwrap_or("built-in defaults")
     );
+    log::debug!("effective configuration: {}", cfg.redacted_json());
     if !cfg.obsolete_keys.is_empty() {
         log::warn!(
             "ignoring configuration keys of older wazo-auth versions: {}",
@@ -29,9 +31,60 @@ pub fn run(cfg: Config) -> Result<(), String> {
         );
     }
 
-    // The database: the configured one, or a private cluster managed by this process.
-    let (db_uri, cluster) = match &cfg.db_uri {
-        Some(uri) => (uri.clone(), None),
+    let (db_uri, cluster) = open_database(&cfg)?;
+
+    let scheme = wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
+        .unwrap_or(wazo_auth_core::password::Scheme::Pbkdf2Sha512);
+    let prepared = HostContext::new(&db_uri, scheme).and_then(|context| {
+        context.block_on(async {
+            let storage = context.storage();
+            storage
+                .wait_until_ready(Duration::from_secs_f64(
+                    cfg.db_connect_retry_timeout_seconds.max(0.0),
+                ))
+                .await
+                .map_err(|e| format!("the database is unreachable: {e}"))?;
+            storage
+                .migrate()
+                .await
+                .map_err(|e| format!("database migration failed: {e}"))?;
+            crate::startup::apply(&cfg, storage, scheme).await
+        })?;
+        Ok(Arc::new(context))
+    });
+    let context = match prepared {
+        Ok(c) => c,
+        Err(e) => {
+            stop_cluster(cluster);
+            return Err(e);
+        }
+    };
+
+    let plugins = PluginRegistry::load(&LoaderOptions {
+        plugin_dir: cfg.effective_plugin_dir(),
+        allow_insecure: cfg.allow_insecure_plugin_dir,
+        enabled_backends: &cfg.enabled_backend_plugins,
+        plugin_config: &cfg.plugin_config,
+        load_timeout: Duration::from_secs_f64(cfg.plugin_call_timeout.max(1.0) * 2.0),
+        context: Some(context.clone()),
+    });
+    log::info!(
+        "plugins in {}:{}",
+        cfg.effective_plugin_dir().display(),
+        plugins.table()
+    );
+
+    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins));
+    // Plugins may still hold the context; its runtime stops with the process.
+    drop(context);
+    stop_cluster(cluster);
+    outcome
+}
+
+/// The database URI: the configured one, or a private cluster managed by this process.
+fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
+    match &cfg.db_uri {
+        Some(uri) => Ok((uri.clone(), None)),
         None => {
             let opts = ClusterOptions {
                 data_dir: cfg.managed_db.data_dir.clone(),
@@ -45,35 +98,67 @@ pub fn run(cfg: Config) -> Result<(), String> {
             let cluster = Cluster::start(&opts)
                 .map_err(|e| format!("cannot start the private PostgreSQL: {e}"))?;
             if let Err(e) = cluster.ensure_database(MANAGED_DB_NAME) {
-                let _ = cluster.stop();
+                stop_cluster(Some(cluster));
                 return Err(format!("cannot create the database: {e}"));
             }
-            (cluster.connection_string(MANAGED_DB_NAME), Some(cluster))
+            Ok((cluster.connection_string(MANAGED_DB_NAME), Some(cluster)))
         }
-    };
+    }
+}
 
-    let plugins = PluginRegistry::load(&LoaderOptions {
-        plugin_dir: cfg.effective_plugin_dir(),
-        allow_insecure: cfg.allow_insecure_plugin_dir,
-        enabled_backends: &cfg.enabled_backend_plugins,
-        plugin_config: &cfg.plugin_config,
-        load_timeout: Duration::from_secs_f64(cfg.plugin_call_timeout.max(1.0) * 2.0),
+/// `wazo-auth bootstrap`: creates the initial user and prints how to log in.
+pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), String> {
+    let (db_uri, cluster) = open_database(&cfg)?;
+    let scheme = wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
+        .unwrap_or(wazo_auth_core::password::Scheme::Pbkdf2Sha512);
+    let generated = args.password.is_none();
+    let password = args
+        .password
+        .clone()
+        .unwrap_or_else(|| wazo_auth_core::password::random_alphanumeric(28));
+    let outcome = HostContext::new(&db_uri, scheme).and_then(|context| {
+        context.block_on(async {
+            let storage = context.storage();
+            storage
+                .wait_until_ready(Duration::from_secs_f64(
+                    cfg.db_connect_retry_timeout_seconds.max(0.0),
+                ))
+                .await
+                .map_err(|e| format!("the database is unreachable: {e}"))?;
+            storage
+                .migrate()
+                .await
+                .map_err(|e| format!("database migration failed: {e}"))?;
+            crate::startup::bootstrap_user(
+                storage,
+                &crate::startup::BootstrapRequest {
+                    username: args.username.clone(),
+                    password: password.clone(),
+                    purpose: args.purpose.clone(),
+                    policy_slug: args.policy_slug.clone(),
+                },
+                scheme,
+            )
+            .await
+        })
     });
-    log::info!(
-        "plugins in {}:{}",
-        cfg.effective_plugin_dir().display(),
-        plugins.table()
-    );
+    stop_cluster(cluster);
+    let outcome = outcome?;
+    println!("initial user {:?}: {outcome}", args.username);
+    if generated && outcome.starts_with("created") {
+        println!("password: {password}");
+    }
+    Ok(())
+}
 
-    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins));
-
-    if let Some(cluster) = cluster {
+/// Stops the private PostgreSQL if this process started it.
+fn stop_cluster(cluster: Option<Cluster>) {
+    if let Some(cluster) = cluster.filter(|c| c.started_here()) {
         log::info!("stopping the private PostgreSQL");
         if let Err(e) = cluster.stop() {
             log::error!("stopping the private PostgreSQL failed: {e}");
         }
     }
-    outcome
 }
 
 async fn serve(cfg: Config, db_uri: String, plugins: PluginRegistry) -> Result<(), String> {
@@ -85,10 +170,6 @@ async fn serve(cfg: Config, db_uri: String, plugins: PluginRegistry) -> Result<(
         ))
         .await
         .map_err(|e| format!("the database is unreachable: {e}"))?;
-    storage
-        .migrate()
-        .await
-        .map_err(|e| format!("database migration failed: {e}"))?;
 
     let settings = Settings {
         default_token_lifetime: cfg.default_token_lifetime as i64,

@@ -9,14 +9,18 @@
 //! - new root-module fields go at the END of [`PluginModule`] (they read as `None` for older
 //!   plugins).
 //!
-//! History: 1.0.0 first release; 1.1.0 added [`BackendFfi::status`].
+//! History: 1.0.0 first release; 1.1.0 added [`BackendFfi::status`]; 1.2.0 added the user
+//! services of [`HostServicesFfi`] (`authenticate_user`, `find_user`, `user_acl`).
+//!
+//! Before changing this file after a release, freeze the released version into
+//! `abi_history/` (see its documentation).
 
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, RBox, ROk, ROption, RResult, RStr, RString, RVec},
+    std_types::{RArc, RBox, RErr, ROk, ROption, RResult, RStr, RString, RVec},
     StableAbi,
 };
 
@@ -84,6 +88,44 @@ pub trait HostServicesFfi: Clone + Send + Sync {
     /// The most verbose level the host currently records (so plugins can skip formatting).
     #[sabi(last_prefix_field)]
     fn max_log_level(&self) -> LogLevelCode;
+
+    /// Since 1.2.0. Finds the enabled user whose confirmed e-mail or username equals `login`
+    /// (case-insensitive) and checks `password` against the stored hash. Costs the same for an
+    /// unknown login as for a wrong password; upgrades the stored hash to the configured scheme
+    /// after a success. Returns the user (JSON object text, see [`find_user`]) when the
+    /// credentials are valid.
+    ///
+    /// [`find_user`]: HostServicesFfi::find_user
+    fn authenticate_user(
+        &self,
+        login: RStr<'_>,
+        password: RStr<'_>,
+    ) -> RResult<ROption<RString>, PluginError> {
+        let _ = (login, password);
+        RErr(unsupported("authenticate_user"))
+    }
+
+    /// Since 1.2.0. The enabled user whose confirmed e-mail or username equals `login`, as a
+    /// JSON object text: `uuid`, `username`, `tenant_uuid`, `purpose`, `enabled`,
+    /// `authentication_method` and `tenant_default_authentication_method`.
+    fn find_user(&self, login: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = login;
+        RErr(unsupported("find_user"))
+    }
+
+    /// Since 1.2.0. The ACL of the user's group policies, then of the user's own policies.
+    fn user_acl(&self, user_uuid: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("user_acl"))
+    }
+}
+
+/// The error a host answers for a service it does not provide (an older host).
+fn unsupported(service: &str) -> PluginError {
+    PluginError {
+        kind: ErrorKind::UNSUPPORTED,
+        message: RString::from(format!("this wazo-auth host does not provide {service}")),
+    }
 }
 
 /// The host-services object as passed to plugins.

@@ -107,8 +107,75 @@ impl Host {
         );
     }
 
+    /// Since 1.2: checks a login and password against the users of wazo-auth (see
+    /// [`HostServicesFfi::authenticate_user`]). `Ok(None)` for wrong credentials.
+    pub fn authenticate_user(&self, login: &str, password: &str) -> Result<Option<User>, PluginError> {
+        let found = self
+            .inner
+            .authenticate_user(login.into(), password.into())
+            .into_result()?;
+        found.into_option().map(|t| User::from_json(t.as_str())).transpose()
+    }
+
+    /// Since 1.2: the enabled user with this login (username or confirmed e-mail).
+    pub fn find_user(&self, login: &str) -> Result<Option<User>, PluginError> {
+        let found = self.inner.find_user(login.into()).into_result()?;
+        found.into_option().map(|t| User::from_json(t.as_str())).transpose()
+    }
+
+    /// Since 1.2: the ACL of the user's group policies, then of the user's own policies.
+    pub fn user_acl(&self, user_uuid: &str) -> Result<Vec<String>, PluginError> {
+        let acl = self.inner.user_acl(user_uuid.into()).into_result()?;
+        Ok(acl.into_iter().map(Into::into).collect())
+    }
+
     pub(crate) fn ffi(&self) -> &HostServicesBox {
         &self.inner
+    }
+}
+
+/// A wazo-auth user, as the host services return it (since 1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uuid: String,
+    pub username: Option<String>,
+    pub tenant_uuid: String,
+    /// `user`, `internal` or `external_api`.
+    pub purpose: String,
+    pub enabled: bool,
+    /// `native`, `default`, or an IdP's method.
+    pub authentication_method: String,
+    /// The tenant's method, which applies when `authentication_method` is `default`.
+    pub tenant_default_authentication_method: String,
+}
+
+impl User {
+    /// The method that applies to this user (`default` resolved through the tenant).
+    pub fn effective_authentication_method(&self) -> &str {
+        if self.authentication_method == "default" {
+            &self.tenant_default_authentication_method
+        } else {
+            &self.authentication_method
+        }
+    }
+
+    fn from_json(text: &str) -> Result<User, PluginError> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| PluginError::failed(format!("host returned an invalid user: {e}")))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+        let need = |k: &str| {
+            s(k).ok_or_else(|| PluginError::failed(format!("host returned a user without {k}")))
+        };
+        Ok(User {
+            uuid: need("uuid")?,
+            username: s("username"),
+            tenant_uuid: need("tenant_uuid")?,
+            purpose: need("purpose")?,
+            enabled: v.get("enabled").and_then(|x| x.as_bool()).unwrap_or(false),
+            authentication_method: need("authentication_method")?,
+            tenant_default_authentication_method: s("tenant_default_authentication_method")
+                .unwrap_or_else(|| "native".to_string()),
+        })
     }
 }
 

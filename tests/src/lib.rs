@@ -187,6 +187,10 @@ pub const PANIC_VERIFY: &str = "wazo_auth_test_panic_verify";
 pub const PANIC_LOAD: &str = "wazo_auth_test_panic_load";
 pub const SLOW: &str = "wazo_auth_test_slow_backend";
 pub const MULTI: &str = "wazo_auth_test_multi_backend";
+pub const WAZO_USER: &str = "wazo_auth_wazo_user";
+
+/// Credentials of the bootstrap administrator of [`ServerBuilder::with_wazo_user`].
+pub const ADMIN: (&str, &str) = ("admin", "s3cre7");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -249,6 +253,17 @@ impl ServerBuilder {
             managed_db: None,
             env: Vec::new(),
         }
+    }
+
+    /// Enables the built-in `wazo_user` backend and bootstraps the administrator [`ADMIN`]
+    /// (ACL `#` through `wazo_default_master_user_policy`) at startup.
+    pub fn with_wazo_user(self) -> Self {
+        self.plugin(workspace_plugin(WAZO_USER)).config(json!({
+            "enabled_backend_plugins": {"wazo_user": true},
+            "bootstrap_user_on_startup": true,
+            "bootstrap_user_username": ADMIN.0,
+            "bootstrap_user_password": ADMIN.1,
+        }))
     }
 
     /// Merges `patch` into the configuration.
@@ -487,6 +502,28 @@ impl Server {
         let r = self.login("alice", "alice-secret", body);
         assert_eq!(r.status, 200, "login failed: {}", r.body);
         r.json()["data"]["token"].as_str().unwrap().to_string()
+    }
+
+    /// Logs a user in through the default backend (`wazo_user`) and returns the token id.
+    pub fn user_token(&self, login: &str, password: &str) -> String {
+        let r = self.login(login, password, json!({}));
+        assert_eq!(r.status, 200, "login of {login:?} failed: {}", r.body);
+        r.json()["data"]["token"].as_str().unwrap().to_string()
+    }
+
+    /// A token of the bootstrap administrator (needs [`ServerBuilder::with_wazo_user`]).
+    pub fn admin_token(&self) -> String {
+        self.user_token(ADMIN.0, ADMIN.1)
+    }
+
+    /// A request carrying `X-Auth-Token: token` (and an optional `Wazo-Tenant`) with a JSON body.
+    pub fn call(&self, method: &str, path: &str, token: &str, tenant: Option<&str>, body: Option<&Value>) -> Resp {
+        let mut headers: Vec<(&str, &str)> = vec![("X-Auth-Token", token), ("Content-Type", "application/json")];
+        if let Some(t) = tenant {
+            headers.push(("Wazo-Tenant", t));
+        }
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        self.request(method, path, &headers, bytes.as_deref())
     }
 
     pub fn get(&self, path: &str) -> Resp {

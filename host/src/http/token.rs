@@ -183,6 +183,9 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     if let Some(e) = request.expiration {
         args.insert("expiration".into(), Value::from(e));
     }
+    if let Some(x) = &state.settings.xivo_uuid {
+        args.insert("xivo_uuid".into(), Value::from(x.clone()));
+    }
 
     let timeout = state.settings.plugin_call_timeout;
     let args_text = Value::Object(args).to_string();
@@ -253,8 +256,29 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         );
     };
 
-    // get_acl; `args.acl` holds the default user policy's ACL (policies come with users).
-    args.insert("acl".into(), Value::Array(Vec::new()));
+    // get_acl receives the default user policy's ACL in `args.acl` (the deprecated
+    // `backend_policies[backend]` wins when configured).
+    let backend_arg = args
+        .get("backend")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let default_policy = state
+        .settings
+        .backend_policies
+        .get(&backend_arg)
+        .or(state.settings.default_user_policy.as_ref());
+    let default_acl = match default_policy {
+        Some(name) => match crate::services::acl_of_policy_named(&state.storage, name).await {
+            Ok(acl) => acl,
+            Err(e) => return storage_unavailable("reading the default user policy failed", e),
+        },
+        None => Vec::new(),
+    };
+    args.insert(
+        "acl".into(),
+        Value::Array(default_acl.into_iter().map(Value::from).collect()),
+    );
     let acl = {
         let (l, a) = (login.clone(), Value::Object(args.clone()).to_string());
         backend
@@ -269,10 +293,17 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     };
 
     let str_field = |k: &str| metadata.get(k).and_then(Value::as_str).map(String::from);
+    // Session limit for user and external_api logins whose auth_id is a user uuid.
+    let purpose = metadata.get("purpose").and_then(Value::as_str).unwrap_or("");
+    let session_limit = (matches!(purpose, "user" | "external_api")
+        && uuid::Uuid::parse_str(&auth_id)
+            .is_ok_and(|u| u.get_version_num() == 4 && u.hyphenated().to_string() == auth_id))
+    .then_some(state.settings.max_user_concurrent_sessions);
     let issued_t = tokens::now();
     let lifetime = request
         .expiration
         .unwrap_or(state.settings.default_token_lifetime);
+    let auth_id_for_error = auth_id.clone();
     let new = NewToken {
         auth_id,
         pbx_user_uuid: str_field("pbx_user_uuid"),
@@ -285,6 +316,7 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         remote_addr,
         acl,
         mobile,
+        session_limit,
     };
     match state.storage.create_token(new).await {
         Ok(token) => {
@@ -299,6 +331,10 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
                 .insert_header(("Wazo-Sessions-Revoked", "0"))
                 .json(json!({ "data": token_json(&token, None) }))
         }
+        Err(wazo_auth_core::Error::SessionLimit) => token_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("User {auth_id_for_error} has exceeded the maximum number of active sessions"),
+        ),
         Err(e) => storage_unavailable("POST /token: storing the token failed", e),
     }
 }

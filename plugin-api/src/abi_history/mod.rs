@@ -7,10 +7,14 @@
 //! the current types: fields and methods the plugin lacks read as missing and the trait defaults
 //! apply. A unit test proves that the current ABI is a compatible extension of every frozen one.
 
+use abi_stable::abi_stability::abi_checking::{
+    check_layout_compatibility_with_globals, AbiInstabilityErrors, CheckingGlobals,
+};
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 
 pub mod v1_0;
+pub mod v1_1;
 
 /// The major version of this ABI.
 pub const MAJOR: u64 = 1;
@@ -24,20 +28,42 @@ pub fn root_layout_for_minor(minor: u64) -> Option<&'static TypeLayout> {
     }
     match minor {
         0 => Some(<v1_0::PluginModuleRef as StableAbi>::LAYOUT),
+        1 => Some(<v1_1::PluginModuleRef as StableAbi>::LAYOUT),
         _ => None,
     }
+}
+
+/// Checks `actual` against `expected` with a fresh set of checking globals.
+///
+/// `abi_stable`'s `check_layout_compatibility` merges every prefix type it sees into one
+/// process-wide view (the variant with the most fields), which is what it needs when libraries
+/// exchange objects with each other. Here each plugin talks only to the host and is checked
+/// against the layout of its own minor version, so the views must not be merged: a 1.0 plugin
+/// checked after a 1.1 one would otherwise be compared with the merged 1.1 view and refused.
+pub fn check_layout(
+    expected: &'static TypeLayout,
+    actual: &'static TypeLayout,
+) -> Result<(), AbiInstabilityErrors> {
+    check_layout_compatibility_with_globals(expected, actual, &CheckingGlobals::new())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+    use super::check_layout as check_layout_compatibility;
 
     #[test]
     fn current_abi_extends_every_frozen_one() {
         let current = <crate::ffi::PluginModuleRef as StableAbi>::LAYOUT;
         check_layout_compatibility(<v1_0::PluginModuleRef as StableAbi>::LAYOUT, current)
             .unwrap_or_else(|e| panic!("1.0 is not a prefix of the current ABI: {e}"));
+        check_layout_compatibility(<v1_1::PluginModuleRef as StableAbi>::LAYOUT, current)
+            .unwrap_or_else(|e| panic!("1.1 is not a prefix of the current ABI: {e}"));
+        check_layout_compatibility(
+            <v1_0::PluginModuleRef as StableAbi>::LAYOUT,
+            <v1_1::PluginModuleRef as StableAbi>::LAYOUT,
+        )
+        .unwrap_or_else(|e| panic!("1.0 is not a prefix of 1.1: {e}"));
     }
 
     #[test]
@@ -53,15 +79,20 @@ mod tests {
     #[test]
     fn frozen_files_are_unchanged() {
         // The 1.0 ABI is what released plugins were built with: it must never change.
-        let text = include_str!("v1_0.rs");
-        let digest = fnv1a(text.as_bytes());
-        assert_eq!(
-            digest, FROZEN_V1_0_DIGEST,
-            "abi_history/v1_0.rs changed (digest {digest:#018x}); frozen files must never be edited"
-        );
+        for (name, text, expected) in [
+            ("v1_0.rs", include_str!("v1_0.rs"), FROZEN_V1_0_DIGEST),
+            ("v1_1.rs", include_str!("v1_1.rs"), FROZEN_V1_1_DIGEST),
+        ] {
+            let digest = fnv1a(text.as_bytes());
+            assert_eq!(
+                digest, expected,
+                "abi_history/{name} changed (digest {digest:#018x}); frozen files must never be edited"
+            );
+        }
     }
 
     const FROZEN_V1_0_DIGEST: u64 = 0xbafca759423c5b26;
+    const FROZEN_V1_1_DIGEST: u64 = 0x4090d1cf5b7f7641;
 
     fn fnv1a(bytes: &[u8]) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -1,0 +1,980 @@
+//! Users (spec management §2, core §3.4): storage of users and their e-mail addresses, the login
+//! look-up used by the `wazo_user` backend, password storage, and the login-uniqueness rule
+//! (usernames and e-mail addresses are unique case-insensitively across all tenants, usernames
+//! and addresses included together).
+//!
+//! Login uniqueness spans two tables (a username must not equal another user's address), which no
+//! index can enforce; every transaction that writes a login therefore first takes
+//! [`lock_logins`] on the lower-cased login, then checks [`login_in_use`], then writes.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use deadpool_postgres::GenericClient;
+use regex::Regex;
+use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use crate::defaults::all_users_group_slug;
+use crate::error::{Error, Result};
+use crate::password::StoredPassword;
+
+/// The purposes a user may have.
+pub const PURPOSES: [&str; 3] = ["user", "internal", "external_api"];
+
+/// Authentication methods whose passwords are managed outside wazo-auth.
+pub const EXTERNAL_AUTH_METHODS: [&str; 2] = ["saml", "ldap"];
+
+/// Namespace (first key) of the advisory locks taken on logins.
+const LOGIN_LOCK_NAMESPACE: i32 = 0x6c6f_6769; // "logi"
+
+/// An e-mail address of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub uuid: String,
+    pub address: String,
+    pub main: bool,
+    pub confirmed: bool,
+}
+
+impl Email {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "uuid": self.uuid,
+            "address": self.address,
+            "main": self.main,
+            "confirmed": self.confirmed,
+        })
+    }
+}
+
+/// A user as the API shows it (never with its password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uuid: String,
+    pub username: Option<String>,
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub purpose: String,
+    pub enabled: bool,
+    pub tenant_uuid: String,
+    pub authentication_method: String,
+    pub emails: Vec<Email>,
+}
+
+impl User {
+    /// The user object of the API.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "uuid": self.uuid,
+            "username": self.username,
+            "firstname": self.firstname,
+            "lastname": self.lastname,
+            "purpose": self.purpose,
+            "enabled": self.enabled,
+            "tenant_uuid": self.tenant_uuid,
+            "authentication_method": self.authentication_method,
+            "emails": self.emails.iter().map(Email::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The login of the user for a password change: its username, else its main confirmed
+    /// address.
+    pub fn login(&self) -> Option<&str> {
+        if let Some(u) = self.username.as_deref().filter(|u| !u.is_empty()) {
+            return Some(u);
+        }
+        self.emails
+            .iter()
+            .find(|e| e.main && e.confirmed)
+            .map(|e| e.address.as_str())
+    }
+}
+
+/// What the login look-up of the `wazo_user` backend needs about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub uuid: String,
+    pub username: Option<String>,
+    pub tenant_uuid: String,
+    pub purpose: String,
+    pub enabled: bool,
+    pub authentication_method: String,
+    /// `default_authentication_method` of the user's tenant.
+    pub tenant_default_authentication_method: String,
+    /// `None` when the user has no (usable) password.
+    pub password: Option<StoredPassword>,
+}
+
+impl UserRecord {
+    /// The method that applies: the user's own, or its tenant's when it is `default`.
+    pub fn effective_authentication_method(&self) -> &str {
+        effective_method(
+            &self.authentication_method,
+            &self.tenant_default_authentication_method,
+        )
+    }
+}
+
+/// The method that applies to a user: its own, or its tenant's when it is `default`.
+pub fn effective_method<'a>(user_method: &'a str, tenant_default: &'a str) -> &'a str {
+    if user_method == "default" {
+        tenant_default
+    } else {
+        user_method
+    }
+}
+
+/// Whether the password of a user with this effective method is managed externally.
+pub fn is_external_method(method: &str) -> bool {
+    EXTERNAL_AUTH_METHODS.contains(&method)
+}
+
+const RECORD_COLUMNS: &str = "u.uuid, u.username, u.tenant_uuid, u.purpose, u.enabled, \
+     u.authentication_method, t.default_authentication_method, \
+     u.password_scheme, u.password_hash, u.password_salt";
+
+fn record_from_row(row: &Row) -> UserRecord {
+    let scheme: Option<String> = row.get(7);
+    UserRecord {
+        uuid: row.get(0),
+        username: row.get(1),
+        tenant_uuid: row.get(2),
+        purpose: row.get(3),
+        enabled: row.get(4),
+        authentication_method: row.get(5),
+        tenant_default_authentication_method: row.get(6),
+        password: StoredPassword::from_columns(scheme.as_deref(), row.get(8), row.get(9)),
+    }
+}
+
+/// The enabled user whose login is `login` (spec core §3.4): first a user having a **confirmed**
+/// address equal to it (case-insensitive), else a user whose username equals it
+/// (case-insensitive). An empty login finds nobody.
+pub async fn find_enabled_user_by_login<C: GenericClient>(
+    client: &C,
+    login: &str,
+) -> Result<Option<UserRecord>> {
+    if login.is_empty() || login.contains('\0') {
+        return Ok(None);
+    }
+    let by_email = client
+        .query_opt(
+            &format!(
+                "SELECT {RECORD_COLUMNS}
+                 FROM auth_email e
+                 JOIN auth_user u ON u.uuid = e.user_uuid
+                 JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+                 WHERE lower(e.address) = lower($1) AND e.confirmed AND u.enabled
+                 LIMIT 1"
+            ),
+            &[&login],
+        )
+        .await?;
+    if let Some(row) = by_email {
+        return Ok(Some(record_from_row(&row)));
+    }
+    let by_username = client
+        .query_opt(
+            &format!(
+                "SELECT {RECORD_COLUMNS}
+                 FROM auth_user u
+                 JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+                 WHERE lower(u.username) = lower($1) AND u.enabled
+                 LIMIT 1"
+            ),
+            &[&login],
+        )
+        .await?;
+    Ok(by_username.map(|r| record_from_row(&r)))
+}
+
+/// The record of a user by uuid (enabled or not), with its tenant's default method.
+pub async fn find_user_record<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+) -> Result<Option<UserRecord>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {RECORD_COLUMNS}
+                 FROM auth_user u
+                 JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+                 WHERE u.uuid = $1"
+            ),
+            &[&user_uuid],
+        )
+        .await?;
+    Ok(row.map(|r| record_from_row(&r)))
+}
+
+/// Stores a new password for a user (no-op for an unknown user).
+pub async fn set_password<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    password: &StoredPassword,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE auth_user
+             SET password_hash = $2, password_salt = $3, password_scheme = $4
+             WHERE uuid = $1",
+            &[
+                &user_uuid,
+                &password.hash,
+                &password.salt,
+                &password.scheme.as_str(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Removes the password of a user: it can no longer log in natively.
+pub async fn clear_password<C: GenericClient>(client: &C, user_uuid: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE auth_user
+             SET password_hash = NULL, password_salt = NULL, password_scheme = NULL
+             WHERE uuid = $1",
+            &[&user_uuid],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Deletes every session of a user (sessions having a token whose `auth_id` is the user uuid;
+/// their tokens cascade). Returns the deleted session uuids.
+pub async fn delete_user_sessions<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "DELETE FROM auth_session
+             WHERE uuid IN (SELECT session_uuid FROM auth_token WHERE auth_id = $1)
+             RETURNING uuid",
+            &[&user_uuid],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Serialises, until the end of the current transaction, every writer of one of `logins`
+/// (compared lower-cased). Call it inside a transaction, before [`login_in_use`] and the write.
+/// Locks are taken in a fixed order so that two writers cannot deadlock.
+pub async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -> Result<()> {
+    let logins: Vec<&str> = logins
+        .iter()
+        .copied()
+        .filter(|l| !l.is_empty() && !l.contains('\0'))
+        .collect();
+    if logins.is_empty() {
+        return Ok(());
+    }
+    let rows = client
+        .query(
+            "SELECT DISTINCT hashtext(lower(x)) AS k FROM unnest($1::text[]) AS x ORDER BY k",
+            &[&logins],
+        )
+        .await?;
+    for row in rows {
+        let key: i32 = row.get(0);
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&LOGIN_LOCK_NAMESPACE, &key],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether `login` equals (case-insensitively) the username or any address of a user other than
+/// `ignored_user`.
+pub async fn login_in_use<C: GenericClient>(
+    client: &C,
+    login: &str,
+    ignored_user: Option<&str>,
+) -> Result<bool> {
+    if login.contains('\0') {
+        return Ok(false);
+    }
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM auth_user
+                            WHERE lower(username) = lower($1)
+                              AND ($2::text IS NULL OR uuid <> $2))
+                 OR EXISTS (SELECT 1 FROM auth_email
+                            WHERE lower(address) = lower($1)
+                              AND ($2::text IS NULL OR user_uuid <> $2))",
+            &[&login, &ignored_user],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Why a write was refused.
+#[derive(Debug)]
+pub enum WriteError {
+    /// `field` (`uuid`, `username` or `email_address`) is already used by `value`.
+    Conflict {
+        field: &'static str,
+        value: String,
+    },
+    Storage(Error),
+}
+
+impl From<Error> for WriteError {
+    fn from(e: Error) -> Self {
+        WriteError::Storage(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        WriteError::Storage(e.into())
+    }
+}
+
+/// Maps a unique violation of the user/e-mail constraints to the matching conflict.
+fn unique_violation(
+    e: tokio_postgres::Error,
+    uuid: &str,
+    username: Option<&str>,
+    email: Option<&str>,
+) -> WriteError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        let constraint = e
+            .as_db_error()
+            .and_then(|d| d.constraint())
+            .unwrap_or_default();
+        let conflict = match constraint {
+            "auth_user_pkey" => Some(("uuid", uuid)),
+            "auth_user__idx__username_lower" => username.map(|u| ("username", u)),
+            "auth_email__idx__address_lower" => email.map(|a| ("email_address", a)),
+            _ => None,
+        };
+        if let Some((field, value)) = conflict {
+            return WriteError::Conflict {
+                field,
+                value: value.to_string(),
+            };
+        }
+    }
+    WriteError::Storage(e.into())
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Canonical lower-case hyphenated uuid, or `None` to generate one.
+    pub uuid: Option<String>,
+    pub username: Option<String>,
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub purpose: String,
+    pub enabled: bool,
+    pub tenant_uuid: String,
+    pub authentication_method: String,
+    pub password: Option<StoredPassword>,
+    pub email_address: Option<String>,
+    /// Whether `email_address` is stored as confirmed.
+    pub email_confirmed: bool,
+}
+
+/// Creates a user (and its main address), and adds it to its tenant's all-users group. Run it
+/// inside a transaction: it takes the login locks, which last until the transaction ends.
+pub async fn create_user<C: GenericClient>(
+    client: &C,
+    new: &NewUser,
+) -> std::result::Result<User, WriteError> {
+    let username = new.username.as_deref();
+    let email = new.email_address.as_deref();
+    let logins: Vec<&str> = username.into_iter().chain(email).collect();
+    lock_logins(client, &logins).await?;
+    if let Some(u) = username.filter(|u| !u.is_empty()) {
+        if login_in_use(client, u, None).await? {
+            return Err(WriteError::Conflict {
+                field: "username",
+                value: u.to_string(),
+            });
+        }
+    }
+    if let Some(a) = email.filter(|a| !a.is_empty()) {
+        if login_in_use(client, a, None).await? {
+            return Err(WriteError::Conflict {
+                field: "email_address",
+                value: a.to_string(),
+            });
+        }
+    }
+    let uuid = new
+        .uuid
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let (hash, salt, scheme) = match &new.password {
+        Some(p) => (
+            Some(p.hash.clone()),
+            p.salt.clone(),
+            Some(p.scheme.as_str()),
+        ),
+        None => (None, None, None),
+    };
+    client
+        .execute(
+            "INSERT INTO auth_user (uuid, username, firstname, lastname, purpose, enabled,
+                                    tenant_uuid, authentication_method,
+                                    password_hash, password_salt, password_scheme)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &uuid,
+                &username,
+                &new.firstname,
+                &new.lastname,
+                &new.purpose,
+                &new.enabled,
+                &new.tenant_uuid,
+                &new.authentication_method,
+                &hash,
+                &salt,
+                &scheme,
+            ],
+        )
+        .await
+        .map_err(|e| unique_violation(e, &uuid, username, email))?;
+    let mut emails = Vec::new();
+    if let Some(address) = email {
+        let email_uuid = uuid::Uuid::new_v4().to_string();
+        client
+            .execute(
+                "INSERT INTO auth_email (uuid, address, confirmed, main, user_uuid)
+                 VALUES ($1, $2, $3, true, $4)",
+                &[&email_uuid, &address, &new.email_confirmed, &uuid],
+            )
+            .await
+            .map_err(|e| unique_violation(e, &uuid, username, email))?;
+        emails.push(Email {
+            uuid: email_uuid,
+            address: address.to_string(),
+            main: true,
+            confirmed: new.email_confirmed,
+        });
+    }
+    let added = client
+        .execute(
+            "INSERT INTO auth_user_group (group_uuid, user_uuid)
+             SELECT uuid, $2 FROM auth_group
+             WHERE tenant_uuid = $1 AND lower(slug) = lower($3)
+             ON CONFLICT DO NOTHING",
+            &[
+                &new.tenant_uuid,
+                &uuid,
+                &all_users_group_slug(&new.tenant_uuid),
+            ],
+        )
+        .await?;
+    if added == 0 {
+        log::warn!(
+            "tenant {} has no all-users group; user {uuid} not added to it",
+            new.tenant_uuid
+        );
+    }
+    Ok(User {
+        uuid,
+        username: new.username.clone(),
+        firstname: new.firstname.clone(),
+        lastname: new.lastname.clone(),
+        purpose: new.purpose.clone(),
+        enabled: new.enabled,
+        tenant_uuid: new.tenant_uuid.clone(),
+        authentication_method: new.authentication_method.clone(),
+        emails,
+    })
+}
+
+/// The editable fields of a user (a PUT replaces them all).
+#[derive(Debug, Clone)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub purpose: String,
+    pub enabled: bool,
+    pub authentication_method: String,
+}
+
+/// Replaces the editable fields of a user. Run it inside a transaction (login locks). Returns
+/// `Ok(false)` when the user does not exist.
+pub async fn update_user<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    update: &UserUpdate,
+) -> std::result::Result<bool, WriteError> {
+    let username = update.username.as_deref();
+    if let Some(u) = username.filter(|u| !u.is_empty()) {
+        lock_logins(client, &[u]).await?;
+        if login_in_use(client, u, Some(user_uuid)).await? {
+            return Err(WriteError::Conflict {
+                field: "username",
+                value: u.to_string(),
+            });
+        }
+    }
+    let n = client
+        .execute(
+            "UPDATE auth_user
+             SET username = $2, firstname = $3, lastname = $4, purpose = $5, enabled = $6,
+                 authentication_method = $7
+             WHERE uuid = $1",
+            &[
+                &user_uuid,
+                &username,
+                &update.firstname,
+                &update.lastname,
+                &update.purpose,
+                &update.enabled,
+                &update.authentication_method,
+            ],
+        )
+        .await
+        .map_err(|e| unique_violation(e, user_uuid, username, None))?;
+    Ok(n > 0)
+}
+
+/// Deletes a user (addresses and memberships cascade). Returns whether it existed.
+pub async fn delete_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<bool> {
+    let n = client
+        .execute("DELETE FROM auth_user WHERE uuid = $1", &[&user_uuid])
+        .await?;
+    Ok(n > 0)
+}
+
+/// Whether the user exists in one of `tenants`.
+pub async fn user_in_tenants<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    tenants: &[String],
+) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM auth_user WHERE uuid = $1 AND tenant_uuid = ANY($2))",
+            &[&user_uuid, &tenants],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+const USER_COLUMNS: &str = "u.uuid, u.username, u.firstname, u.lastname, u.purpose, u.enabled, \
+     u.tenant_uuid, u.authentication_method";
+
+fn user_from_row(row: &Row) -> User {
+    User {
+        uuid: row.get(0),
+        username: row.get(1),
+        firstname: row.get(2),
+        lastname: row.get(3),
+        purpose: row.get(4),
+        enabled: row.get(5),
+        tenant_uuid: row.get(6),
+        authentication_method: row.get(7),
+        emails: Vec::new(),
+    }
+}
+
+async fn attach_emails<C: GenericClient>(client: &C, users: &mut [User]) -> Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let uuids: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT user_uuid, uuid, address, main, confirmed FROM auth_email
+             WHERE user_uuid = ANY($1)
+             ORDER BY main DESC, address, uuid",
+            &[&uuids],
+        )
+        .await?;
+    let mut by_user: HashMap<String, Vec<Email>> = HashMap::new();
+    for row in rows {
+        by_user.entry(row.get(0)).or_default().push(Email {
+            uuid: row.get(1),
+            address: row.get(2),
+            main: row.get(3),
+            confirmed: row.get(4),
+        });
+    }
+    for user in users.iter_mut() {
+        user.emails = by_user.remove(&user.uuid).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// A user by uuid, with its addresses.
+pub async fn get_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<Option<User>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM auth_user u WHERE u.uuid = $1"),
+            &[&user_uuid],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut users = vec![user_from_row(&row)];
+    attach_emails(client, &mut users).await?;
+    Ok(users.pop())
+}
+
+/// Sort columns of the user list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserOrder {
+    Username,
+    Firstname,
+    Lastname,
+}
+
+impl UserOrder {
+    pub fn parse(s: &str) -> Option<UserOrder> {
+        match s {
+            "username" => Some(UserOrder::Username),
+            "firstname" => Some(UserOrder::Firstname),
+            "lastname" => Some(UserOrder::Lastname),
+            _ => None,
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            UserOrder::Username => "u.username",
+            UserOrder::Firstname => "u.firstname",
+            UserOrder::Lastname => "u.lastname",
+        }
+    }
+}
+
+/// A user list request (spec management §1.6, GET /users).
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    /// Owners in scope.
+    pub tenant_uuids: Vec<String>,
+    /// An `ILIKE` pattern over firstname, lastname, username and every address.
+    pub search: Option<String>,
+    /// Exact filters (empty-string values are compared as such).
+    pub uuid: Option<String>,
+    pub username: Option<String>,
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub purpose: Option<String>,
+    pub email_address: Option<String>,
+    pub group_uuid: Option<String>,
+    /// Policy filters: empty values are ignored, as in the original.
+    pub policy_uuid: Option<String>,
+    pub policy_slug: Option<String>,
+    pub has_policy_uuid: Option<String>,
+    pub has_policy_slug: Option<String>,
+    pub order: UserOrder,
+    pub descending: bool,
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
+
+impl UserQuery {
+    /// A query listing every user of `tenant_uuids`.
+    pub fn new(tenant_uuids: Vec<String>) -> UserQuery {
+        UserQuery {
+            tenant_uuids,
+            search: None,
+            uuid: None,
+            username: None,
+            firstname: None,
+            lastname: None,
+            purpose: None,
+            email_address: None,
+            group_uuid: None,
+            policy_uuid: None,
+            policy_slug: None,
+            has_policy_uuid: None,
+            has_policy_slug: None,
+            order: UserOrder::Username,
+            descending: false,
+            limit: None,
+            offset: 0,
+        }
+    }
+}
+
+/// A page of users with the counts of the envelope.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// Users in scope, ignoring search and filters.
+    pub total: i64,
+    /// Users in scope matching search and filters.
+    pub filtered: i64,
+    pub items: Vec<User>,
+}
+
+/// Lists users. For consistent counts, run it in a repeatable-read transaction.
+pub async fn list_users<C: GenericClient>(client: &C, q: &UserQuery) -> Result<UserPage> {
+    let total: i64 = client
+        .query_one(
+            "SELECT count(*) FROM auth_user WHERE tenant_uuid = ANY($1)",
+            &[&q.tenant_uuids],
+        )
+        .await?
+        .get(0);
+
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&q.tenant_uuids];
+    let mut conds: Vec<String> = vec!["u.tenant_uuid = ANY($1)".into()];
+    // A value holding NUL can match nothing stored (PostgreSQL text never holds NUL) and
+    // cannot be sent as a parameter.
+    let mut impossible = false;
+
+    type Cond = fn(usize) -> String;
+    let strict: [(&Option<String>, Cond); 7] = [
+        (&q.uuid, |n| format!("u.uuid = ${n}")),
+        (&q.username, |n| format!("u.username = ${n}")),
+        (&q.firstname, |n| format!("u.firstname = ${n}")),
+        (&q.lastname, |n| format!("u.lastname = ${n}")),
+        (&q.purpose, |n| format!("u.purpose = ${n}")),
+        (&q.email_address, |n| {
+            format!(
+                "EXISTS (SELECT 1 FROM auth_email e
+                         WHERE e.user_uuid = u.uuid AND e.address = ${n})"
+            )
+        }),
+        (&q.group_uuid, |n| {
+            format!(
+                "EXISTS (SELECT 1 FROM auth_user_group ug
+                         WHERE ug.user_uuid = u.uuid AND ug.group_uuid = ${n})"
+            )
+        }),
+    ];
+    for (value, make) in strict {
+        if let Some(v) = value {
+            if v.contains('\0') {
+                impossible = true;
+                continue;
+            }
+            conds.push(make(params.len() + 1));
+            params.push(v);
+        }
+    }
+
+    let direct = |col: &str, n: usize| {
+        format!(
+            "EXISTS (SELECT 1 FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
+                     WHERE up.user_uuid = u.uuid AND p.{col} = ${n})"
+        )
+    };
+    let through_group = |col: &str, n: usize| {
+        format!(
+            "EXISTS (SELECT 1 FROM auth_user_group ug
+                     JOIN auth_group_policy gp ON gp.group_uuid = ug.group_uuid
+                     JOIN auth_policy p ON p.uuid = gp.policy_uuid
+                     WHERE ug.user_uuid = u.uuid AND p.{col} = ${n})"
+        )
+    };
+    let policy: [(&Option<String>, &'static str, bool); 4] = [
+        (&q.policy_uuid, "uuid", false),
+        (&q.policy_slug, "slug", false),
+        (&q.has_policy_uuid, "uuid", true),
+        (&q.has_policy_slug, "slug", true),
+    ];
+    for (value, col, inherited) in policy {
+        let Some(v) = value.as_ref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if v.contains('\0') {
+            impossible = true;
+            continue;
+        }
+        let n = params.len() + 1;
+        if inherited {
+            conds.push(format!("({} OR {})", direct(col, n), through_group(col, n)));
+        } else {
+            conds.push(direct(col, n));
+        }
+        params.push(v);
+    }
+
+    if let Some(pattern) = &q.search {
+        if pattern.contains('\0') {
+            impossible = true;
+        } else {
+            let n = params.len() + 1;
+            // ESCAPE '': `%` and `_` are wildcards as in the original, and a backslash is an
+            // ordinary character (so no pattern can be malformed).
+            conds.push(format!(
+                "(u.firstname ILIKE ${n} ESCAPE '' OR u.lastname ILIKE ${n} ESCAPE ''
+                  OR u.username ILIKE ${n} ESCAPE ''
+                  OR EXISTS (SELECT 1 FROM auth_email e
+                             WHERE e.user_uuid = u.uuid AND e.address ILIKE ${n} ESCAPE ''))"
+            ));
+            params.push(pattern);
+        }
+    }
+    if impossible {
+        return Ok(UserPage {
+            total,
+            filtered: 0,
+            items: Vec::new(),
+        });
+    }
+    let where_sql = conds.join(" AND ");
+
+    let filtered: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM auth_user u WHERE {where_sql}"),
+            &params,
+        )
+        .await?
+        .get(0);
+
+    let direction = if q.descending { "DESC" } else { "ASC" };
+    let limit = match q.limit {
+        Some(l) => format!(" LIMIT {}", l.max(0)),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM auth_user u WHERE {where_sql}
+         ORDER BY {} {direction}, u.uuid {direction}{limit} OFFSET {}",
+        q.order.column(),
+        q.offset.max(0)
+    );
+    let rows = client.query(&sql, &params).await?;
+    let mut items: Vec<User> = rows.iter().map(user_from_row).collect();
+    attach_emails(client, &mut items).await?;
+    Ok(UserPage {
+        total,
+        filtered,
+        items,
+    })
+}
+
+/// Whether `value` is an e-mail address as marshmallow's `Email` validator accepts it: a
+/// dot-atom or quoted local part, and a domain of at least two labels (or `localhost`, or a
+/// bracketed IPv4 literal). Internationalised domains are checked label by label (the original
+/// converts them with the IDNA codec first).
+pub fn is_valid_email(value: &str) -> bool {
+    static USER: OnceLock<Regex> = OnceLock::new();
+    static DOMAIN: OnceLock<Regex> = OnceLock::new();
+    let user_re = USER.get_or_init(|| {
+        Regex::new(
+            r#"(?i)^(?:[-!#$%&'*+/=?^`{}|~\w]+(?:\.[-!#$%&'*+/=?^`{}|~\w]+)*|"(?:[\x01-\x08\x0b\x0c\x0e-\x1f!#-\[\]-\x7f]|\\[\x01-\x09\x0b\x0c\x0e-\x7f])*")\z"#,
+        )
+        .expect("valid regex")
+    });
+    let domain_re = DOMAIN.get_or_init(|| {
+        Regex::new(
+            r"(?i)^(?:(?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+(?:[A-Z]{2,6}|[A-Z0-9-]+[A-Z0-9])|\[(?:25[0-5]|2[0-4]\d|[0-1]?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|[0-1]?\d?\d)){3}\])\z",
+        )
+        .expect("valid regex")
+    });
+    if value.is_empty() {
+        return false;
+    }
+    let Some((user, domain)) = value.rsplit_once('@') else {
+        return false;
+    };
+    if !user_re.is_match(user) {
+        return false;
+    }
+    if domain == "localhost" || domain_re.is_match(domain) {
+        return true;
+    }
+    if domain.is_ascii() {
+        return false;
+    }
+    // Internationalised domain: every non-ASCII label becomes an `xn--` label of letters.
+    let ascii: Vec<String> = domain
+        .split('.')
+        .map(|label| {
+            if label.is_ascii() {
+                return label.to_string();
+            }
+            let ok = label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().count() <= 59;
+            if ok {
+                format!("xn--{}", "a".repeat(label.chars().count()))
+            } else {
+                "-".to_string()
+            }
+        })
+        .collect();
+    domain_re.is_match(&ascii.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_as_marshmallow() {
+        for ok in [
+            "foo@example.com",
+            "Foo.Bar+x@sub.example.co.uk",
+            "a@localhost",
+            "a@[127.0.0.1]",
+            "\"quoted\"@example.com",
+            "é@example.com",
+            "u@exämple.com",
+            "user@x-y.example",
+            "u@example.c0m",
+        ] {
+            assert!(is_valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "foo",
+            "@example.com",
+            "foo@",
+            "foo@example",
+            "foo@-example.com",
+            "foo@example-.com",
+            "foo@example.com-",
+            "foo bar@example.com",
+            "foo..bar@example.com",
+            ".foo@example.com",
+            "foo@exa mple.com",
+            "foo@[300.0.0.1]",
+            "foo@example.com\n",
+            "foo@exam_ple.com",
+        ] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn login_and_methods() {
+        let mut u = User {
+            uuid: "u".into(),
+            username: None,
+            firstname: None,
+            lastname: None,
+            purpose: "user".into(),
+            enabled: true,
+            tenant_uuid: "t".into(),
+            authentication_method: "default".into(),
+            emails: vec![Email {
+                uuid: "e".into(),
+                address: "a@b.c".into(),
+                main: true,
+                confirmed: false,
+            }],
+        };
+        assert_eq!(u.login(), None);
+        u.emails[0].confirmed = true;
+        assert_eq!(u.login(), Some("a@b.c"));
+        u.username = Some("bob".into());
+        assert_eq!(u.login(), Some("bob"));
+        assert_eq!(effective_method("default", "ldap"), "ldap");
+        assert_eq!(effective_method("native", "ldap"), "native");
+        assert!(is_external_method("saml"));
+        assert!(!is_external_method("native"));
+    }
+}

@@ -1,0 +1,208 @@
+//! The host services offered to plugins (plugin-api 1.2): user authentication and look-up, the
+//! ACL of a user's policies. Plugins call them synchronously from the host's blocking pool, so
+//! they run their database work on a small runtime of their own and block on it.
+
+use std::future::Future;
+
+use serde_json::json;
+use wazo_auth_core::password::{self, Scheme, StoredPassword};
+use wazo_auth_core::{Result, Storage};
+
+/// A user as found by login, with the stored password.
+#[derive(Debug, Clone)]
+pub struct FoundUser {
+    pub uuid: String,
+    pub username: Option<String>,
+    pub tenant_uuid: String,
+    pub purpose: String,
+    pub enabled: bool,
+    pub authentication_method: String,
+    pub tenant_default_authentication_method: String,
+    pub password: Option<StoredPassword>,
+}
+
+impl FoundUser {
+    /// The JSON handed to plugins (never the password).
+    pub fn to_json(&self) -> String {
+        json!({
+            "uuid": self.uuid,
+            "username": self.username,
+            "tenant_uuid": self.tenant_uuid,
+            "purpose": self.purpose,
+            "enabled": self.enabled,
+            "authentication_method": self.authentication_method,
+            "tenant_default_authentication_method": self.tenant_default_authentication_method,
+        })
+        .to_string()
+    }
+}
+
+/// State behind the host services.
+pub struct HostContext {
+    runtime: tokio::runtime::Runtime,
+    storage: Storage,
+    scheme: Scheme,
+}
+
+impl HostContext {
+    /// A context with its own runtime and connection pool on `db_uri`.
+    pub fn new(db_uri: &str, scheme: Scheme) -> std::result::Result<HostContext, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wazo-auth-host-services")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the host-services runtime: {e}"))?;
+        let storage = {
+            let _guard = runtime.enter();
+            Storage::new(db_uri, 8).map_err(|e| e.to_string())?
+        };
+        Ok(HostContext {
+            runtime,
+            storage,
+            scheme,
+        })
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Runs `f` to completion on the services runtime. Must not be called from an async task.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// The enabled user whose confirmed e-mail, else username, equals `login` (any case).
+    pub fn find_user(&self, login: &str) -> Result<Option<FoundUser>> {
+        if login.is_empty() {
+            return Ok(None);
+        }
+        self.block_on(find_enabled_user(&self.storage, login))
+    }
+
+    /// Checks credentials with constant work for unknown logins; upgrades the hash scheme after
+    /// a success.
+    pub fn authenticate(&self, login: &str, password: &str) -> Result<Option<FoundUser>> {
+        let user = self.find_user(login)?;
+        let stored = user.as_ref().and_then(|u| u.password.as_ref());
+        if !password::verify(password, stored, self.scheme) {
+            return Ok(None);
+        }
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        if let Some(old) = &user.password {
+            if password::needs_rehash(old, self.scheme) {
+                let new = password::hash(password, self.scheme);
+                match self.block_on(replace_password(&self.storage, &user.uuid, old, &new)) {
+                    Ok(true) => log::info!(
+                        "password of user {} rehashed from {} to {}",
+                        user.uuid,
+                        old.scheme.as_str(),
+                        new.scheme.as_str()
+                    ),
+                    Ok(false) => {}
+                    Err(e) => log::warn!("rehashing the password of user {} failed: {e}", user.uuid),
+                }
+            }
+        }
+        Ok(Some(user))
+    }
+
+    /// The ACL of the user's group policies, then of the user's own policies.
+    pub fn user_acl(&self, user_uuid: &str) -> Result<Vec<String>> {
+        self.block_on(user_acl(&self.storage, user_uuid))
+    }
+}
+
+async fn find_enabled_user(storage: &Storage, login: &str) -> Result<Option<FoundUser>> {
+    let client = storage.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT u.uuid, u.username, u.tenant_uuid, u.purpose, u.enabled,
+                    u.authentication_method, t.default_authentication_method,
+                    u.password_scheme, u.password_hash, u.password_salt
+             FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+             WHERE u.enabled AND (
+                 EXISTS (SELECT 1 FROM auth_email e
+                         WHERE e.user_uuid = u.uuid AND e.confirmed
+                           AND lower(e.address) = lower($1))
+                 OR lower(u.username) = lower($1))
+             ORDER BY EXISTS (SELECT 1 FROM auth_email e
+                              WHERE e.user_uuid = u.uuid AND e.confirmed
+                                AND lower(e.address) = lower($1)) DESC
+             LIMIT 1",
+            &[&login],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let scheme: Option<String> = r.get(7);
+        FoundUser {
+            uuid: r.get(0),
+            username: r.get(1),
+            tenant_uuid: r.get(2),
+            purpose: r.get(3),
+            enabled: r.get(4),
+            authentication_method: r.get(5),
+            tenant_default_authentication_method: r.get(6),
+            password: StoredPassword::from_columns(scheme.as_deref(), r.get(8), r.get(9)),
+        }
+    }))
+}
+
+async fn replace_password(
+    storage: &Storage,
+    user_uuid: &str,
+    old: &StoredPassword,
+    new: &StoredPassword,
+) -> Result<bool> {
+    let client = storage.client().await?;
+    // Only if the password did not change meanwhile.
+    let n = client
+        .execute(
+            "UPDATE auth_user SET password_hash = $2, password_salt = $3, password_scheme = $4
+             WHERE uuid = $1 AND password_hash = $5",
+            &[&user_uuid, &new.hash, &new.salt, &new.scheme.as_str(), &old.hash],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Group policies (groups by name, policies by name) then user policies (by name), each
+/// policy's ACL in its stored order.
+pub async fn user_acl(storage: &Storage, user_uuid: &str) -> Result<Vec<String>> {
+    let client = storage.client().await?;
+    let rows = client
+        .query(
+            "SELECT a.access FROM (
+                 SELECT 0 AS src, g.name AS gname, p.name AS pname, p.uuid AS puuid, p.acl
+                 FROM auth_user_group ug
+                 JOIN auth_group g ON g.uuid = ug.group_uuid
+                 JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
+                 JOIN auth_policy p ON p.uuid = gp.policy_uuid
+                 WHERE ug.user_uuid = $1
+                 UNION ALL
+                 SELECT 1, '', p.name, p.uuid, p.acl
+                 FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
+                 WHERE up.user_uuid = $1
+             ) s CROSS JOIN LATERAL unnest(s.acl) WITH ORDINALITY AS a(access, n)
+             ORDER BY s.src, s.gname, s.pname, s.puuid, a.n",
+            &[&user_uuid],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The ACL of the first policy named `name` (any tenant; the top tenant's first).
+pub async fn acl_of_policy_named(storage: &Storage, name: &str) -> Result<Vec<String>> {
+    let client = storage.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT p.acl FROM auth_policy p JOIN auth_tenant t ON t.uuid = p.tenant_uuid
+             WHERE p.name = $1 ORDER BY (t.uuid = t.parent_uuid) DESC, p.uuid LIMIT 1",
+            &[&name],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)).unwrap_or_default())
+}
