@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Builds and starts wazo-auth on its development defaults: a private PostgreSQL cluster under
-# ./var/postgres (created on first run) and the example backend plugin (user alice /
-# alice-secret). Stop it with Ctrl-C. Extra arguments are passed to wazo-auth.
+# ./var/postgres (created on first run), the built-in wazo_user backend with an administrator
+# (created on first run, credentials kept in ./var/admin-credentials) and the example backend
+# (user alice / alice-secret). Stop it with Ctrl-C. Extra arguments are passed to wazo-auth.
 # On a fresh Debian machine as root it first installs what is missing (PostgreSQL server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --locked -p wazo-auth -p example-backend
+cargo build --locked -p wazo-auth -p wazo-user-backend -p example-backend
 
-cat <<'MSG'
+mkdir -p var
+credentials=var/admin-credentials
+if [[ ! -s "$credentials" ]]; then
+    (umask 077; printf 'admin %s\n' "$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)" > "$credentials")
+fi
+read -r admin_user admin_password < "$credentials"
+target/debug/wazo-auth -c host/dev/config.yml bootstrap \
+    --username "$admin_user" --password "$admin_password"
+
+cat <<MSG
 
 wazo-auth is starting on http://127.0.0.1:9497 (development configuration host/dev/config.yml).
-Get a token, then check it:
+Administrator: $admin_user / $admin_password   (kept in $credentials)
 
-  curl -s -u alice:alice-secret -H 'Content-Type: application/json' \
-       -d '{"backend": "example_static"}' http://127.0.0.1:9497/0.1/token
-  curl -s -I "http://127.0.0.1:9497/0.1/token/<token>?scope=confd.users.read"
+  # an admin token
+  TOKEN=\$(curl -s -u '$admin_user:$admin_password' -H 'Content-Type: application/json' -d '{}' \\
+          http://127.0.0.1:9497/0.1/token | sed 's/.*"token": *"\\([^"]*\\)".*/\\1/')
+  # create a user, then log in as that user
+  curl -s -H "X-Auth-Token: \$TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"username": "bob", "password": "bob-secret"}' http://127.0.0.1:9497/0.1/users
+  curl -s -u bob:bob-secret -H 'Content-Type: application/json' -d '{}' http://127.0.0.1:9497/0.1/token
 
 MSG
 exec target/debug/wazo-auth -c host/dev/config.yml "$@"

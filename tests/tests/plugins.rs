@@ -373,3 +373,29 @@ fn sigterm_shuts_down_gracefully() {
     assert_eq!(code, Some(0), "log:\n{}", s.log());
     assert!(s.log().contains("HTTP server stopped"), "{}", s.log());
 }
+
+#[test]
+fn plugins_of_several_api_versions_load_together_in_any_order() {
+    // The 1.0 plugin sorts first, then 1.2 plugins: each library is checked against the
+    // layout of its own version, independently of the others.
+    let dir = scratch_dir("mixed");
+    let first = dir.join("aaa-compat-v1_0.so");
+    std::fs::copy(
+        external_plugin("tests/plugins/compat-v1_0", "wazo_auth_test_compat_v1_0"),
+        &first,
+    )
+    .unwrap();
+    let s = ServerBuilder::new()
+        .plugin(first)
+        .plugin(workspace_plugin(MULTI))
+        .config(enable(&["compat_v1_0", "multi_a"]))
+        .start();
+    assert_eq!(
+        s.login("old", "pw-old", json!({"backend": "compat_v1_0"})).status,
+        200,
+        "{}",
+        s.log()
+    );
+    assert_eq!(s.login("a", "pw-a", json!({"backend": "multi_a"})).status, 200);
+    alice_works(&s);
+}
