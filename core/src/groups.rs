@@ -285,24 +285,23 @@ pub async fn user_tenant<C: GenericClient>(
     user_uuid: &str,
     tenants: Option<&[String]>,
 ) -> Result<Option<String>, GroupError> {
-    let row = match tenants {
-        Some(t) => {
-            client
+    let row =
+        match tenants {
+            Some(t) => client
                 .query_opt(
                     "SELECT tenant_uuid FROM auth_user WHERE uuid = $1 AND tenant_uuid = ANY($2)",
                     &[&user_uuid, &t],
                 )
-                .await?
-        }
-        None => {
-            client
-                .query_opt(
-                    "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
-                    &[&user_uuid],
-                )
-                .await?
-        }
-    };
+                .await?,
+            None => {
+                client
+                    .query_opt(
+                        "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
+                        &[&user_uuid],
+                    )
+                    .await?
+            }
+        };
     Ok(row.map(|r| r.get(0)))
 }
 
@@ -608,7 +607,7 @@ pub async fn list_members<C: GenericClient>(
                 COALESCE((SELECT json_agg(json_build_object(
                                      'uuid', e.uuid, 'address', e.address,
                                      'main', e.main, 'confirmed', e.confirmed)
-                                 ORDER BY e.main DESC, e.address)
+                                 ORDER BY e.main DESC, e.address, e.uuid)
                           FROM auth_email e WHERE e.user_uuid = u.uuid), '[]'::json)
          FROM auth_user u WHERE {}{}",
         w.sql(),

@@ -847,19 +847,31 @@ mod tests {
         // Own policy: as stored.
         let v = policy("child", false, false).to_json(Some(&child));
         assert_eq!(
-            (v["tenant_uuid"].clone(), v["read_only"].clone(), v["shared"].clone()),
+            (
+                v["tenant_uuid"].clone(),
+                v["read_only"].clone(),
+                v["shared"].clone()
+            ),
             (json!("child"), json!(false), json!(false))
         );
         // Inherited shared: viewer's tenant, read-only, not shared.
         let v = policy("top", false, true).to_json(Some(&child));
         assert_eq!(
-            (v["tenant_uuid"].clone(), v["read_only"].clone(), v["shared"].clone()),
+            (
+                v["tenant_uuid"].clone(),
+                v["read_only"].clone(),
+                v["shared"].clone()
+            ),
             (json!("child"), json!(true), json!(false))
         );
         // Own shared.
         let v = policy("top", false, true).to_json(Some(&top));
         assert_eq!(
-            (v["tenant_uuid"].clone(), v["read_only"].clone(), v["shared"].clone()),
+            (
+                v["tenant_uuid"].clone(),
+                v["read_only"].clone(),
+                v["shared"].clone()
+            ),
             (json!("top"), json!(false), json!(true))
         );
         // Config-managed: always read-only.
@@ -909,7 +921,10 @@ mod tests {
 
     #[test]
     fn acl_dedup_keeps_first_occurrences() {
-        let acl: Vec<String> = ["b", "a", "b", "c", "a"].iter().map(|s| s.to_string()).collect();
+        let acl: Vec<String> = ["b", "a", "b", "c", "a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(dedup_acl(&acl), ["b", "a", "c"]);
     }
 }

@@ -163,7 +163,10 @@ pub enum TenantError {
     /// The tenant has children and cannot be deleted.
     HasChildren(String),
     /// The new parent is the tenant itself or one of its descendants.
-    ParentIsDescendant { uuid: String, parent_uuid: String },
+    ParentIsDescendant {
+        uuid: String,
+        parent_uuid: String,
+    },
     Storage(Error),
 }
 
@@ -272,7 +275,9 @@ pub fn is_valid_domain_name(s: &str) -> bool {
     }
     labels.iter().all(|label| {
         !label.is_empty()
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     })
@@ -627,7 +632,11 @@ async fn write_domains<C: GenericClient>(
         )
         .await
         .map_err(|e| {
-            if is_violation(&e, &SqlState::UNIQUE_VIOLATION, "auth_tenant_domain_name_key") {
+            if is_violation(
+                &e,
+                &SqlState::UNIQUE_VIOLATION,
+                "auth_tenant_domain_name_key",
+            ) {
                 TenantError::DomainConflict(names.clone())
             } else {
                 e.into()
@@ -636,11 +645,7 @@ async fn write_domains<C: GenericClient>(
     Ok(())
 }
 
-async fn write_address<C: GenericClient>(
-    client: &C,
-    uuid: &str,
-    a: &Address,
-) -> Result<(), Error> {
+async fn write_address<C: GenericClient>(client: &C, uuid: &str, a: &Address) -> Result<(), Error> {
     client
         .execute(
             "INSERT INTO auth_address (tenant_uuid, line_1, line_2, city, state, country, zip_code)

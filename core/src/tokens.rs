@@ -45,6 +45,20 @@ pub struct NewToken {
     /// many live (unexpired) tokens. Checked and inserted under a per-`auth_id` lock, so
     /// concurrent logins can never exceed it.
     pub session_limit: Option<u32>,
+    /// An offline login: issue (or reuse) a refresh token in the same transaction.
+    pub offline: Option<crate::refresh_tokens::OfflineRequest>,
+    /// A refresh-token login: the refresh token row used.
+    pub refresh_token_uuid: Option<String>,
+}
+
+/// The result of a login.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub token: Token,
+    /// The refresh token value of an offline login.
+    pub refresh_token: Option<String>,
+    /// Sessions ended by this login (mobile refresh-token rules).
+    pub sessions_revoked: u64,
 }
 
 /// The database key of a token id: SHA-256 of its canonical text form.
@@ -73,8 +87,13 @@ fn is_uuid_text(s: &str) -> bool {
 }
 
 impl Storage {
-    /// Creates a session and its token in one transaction and returns the stored token.
-    pub async fn create_token(&self, new: NewToken) -> Result<Token> {
+    /// Creates a session and its token (and, for an offline login, the refresh token) in one
+    /// transaction.
+    pub async fn create_token(
+        &self,
+        new: NewToken,
+        keyring: &crate::keys::Keyring,
+    ) -> Result<Created> {
         let token = Uuid::new_v4();
         let session_uuid = Uuid::new_v4().hyphenated().to_string();
         let mut client = self.client().await?;
@@ -120,6 +139,16 @@ impl Storage {
                 .await?
                 .get(0),
         };
+        let mut refresh_value = None;
+        let mut sessions_revoked = 0;
+        let mut refresh_token_uuid = new.refresh_token_uuid.clone();
+        if let Some(offline) = &new.offline {
+            let (uuid, value, revoked) =
+                crate::refresh_tokens::issue(&tx, keyring, offline).await?;
+            refresh_token_uuid = Some(uuid);
+            refresh_value = Some(value);
+            sessions_revoked = revoked;
+        }
         tx.execute(
             "INSERT INTO auth_session (uuid, mobile, tenant_uuid) VALUES ($1, $2, $3)",
             &[&session_uuid, &new.mobile, &tenant],
@@ -128,8 +157,9 @@ impl Storage {
         let metadata = Value::Object(new.metadata.clone());
         tx.execute(
             "INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t,
-                 expire_t, metadata, session_uuid, user_agent, remote_addr, acl)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 expire_t, metadata, session_uuid, user_agent, remote_addr, acl,
+                 refresh_token_uuid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[
                 &token_hash(&token),
                 &new.auth_id,
@@ -142,11 +172,12 @@ impl Storage {
                 &new.user_agent,
                 &new.remote_addr,
                 &new.acl,
+                &refresh_token_uuid,
             ],
         )
         .await?;
         tx.commit().await?;
-        Ok(Token {
+        let token = Token {
             token,
             auth_id: new.auth_id,
             pbx_user_uuid: new.pbx_user_uuid,
@@ -158,7 +189,12 @@ impl Storage {
             user_agent: new.user_agent,
             remote_addr: new.remote_addr,
             acl: new.acl,
-            refresh_token_uuid: None,
+            refresh_token_uuid,
+        };
+        Ok(Created {
+            token,
+            refresh_token: refresh_value,
+            sessions_revoked,
         })
     }
 

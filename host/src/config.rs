@@ -219,6 +219,11 @@ pub struct Config {
     /// New: how new passwords are hashed: `pbkdf2_sha512` (the original's scheme, default) or
     /// `argon2id`. Existing hashes of the other scheme are upgraded at the next successful login.
     pub password_hash_scheme: String,
+    /// New: the file holding the server's secret keys (refresh tokens, encrypted data); created
+    /// with a fresh key when missing. Relative to the current directory.
+    pub secret_key_file: PathBuf,
+    /// New: lifetime of refresh tokens in seconds; 0 = they never expire (the original).
+    pub refresh_token_lifetime: u64,
 
     // ----- database -----
     /// `None` = the server runs and manages a private PostgreSQL cluster (see
@@ -501,6 +506,8 @@ impl Default for Config {
             allow_insecure_plugin_dir: false,
             plugin_call_timeout: 5.0,
             password_hash_scheme: "pbkdf2_sha512".to_string(),
+            secret_key_file: PathBuf::from("/var/lib/wazo-auth/secret.keys"),
+            refresh_token_lifetime: 0,
             plugin_config: BTreeMap::new(),
             enabled_http_plugins: json!({
                 "api": true, "idp": true, "backends": true, "config": true,

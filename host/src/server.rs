@@ -31,6 +31,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         );
     }
 
+    let keyring = wazo_auth_core::keys::Keyring::load_or_create(&cfg.secret_key_file)?;
     let (db_uri, cluster) = open_database(&cfg)?;
 
     let scheme = wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
@@ -74,7 +75,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         plugins.table()
     );
 
-    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins));
+    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring));
     // Plugins may still hold the context; its runtime stops with the process.
     drop(context);
     stop_cluster(cluster);
@@ -161,7 +162,12 @@ fn stop_cluster(cluster: Option<Cluster>) {
     }
 }
 
-async fn serve(cfg: Config, db_uri: String, plugins: PluginRegistry) -> Result<(), String> {
+async fn serve(
+    cfg: Config,
+    db_uri: String,
+    plugins: PluginRegistry,
+    keyring: wazo_auth_core::keys::Keyring,
+) -> Result<(), String> {
     let pool_size = (cfg.rest_api.max_threads as usize).clamp(4, 64);
     let storage = Storage::new(&db_uri, pool_size).map_err(|e| e.to_string())?;
     storage
@@ -185,9 +191,12 @@ async fn serve(cfg: Config, db_uri: String, plugins: PluginRegistry) -> Result<(
         max_user_concurrent_sessions: cfg.max_user_concurrent_sessions,
         default_user_policy: cfg.default_user_policy.clone(),
         backend_policies: cfg.backend_policies.clone(),
+        refresh_token_lifetime: (cfg.refresh_token_lifetime > 0)
+            .then(|| i64::try_from(cfg.refresh_token_lifetime).unwrap_or(i64::MAX)),
     };
     let state = Arc::new(AppState {
         storage: storage.clone(),
+        keyring,
         plugins,
         acl_cache: AclCache::new(100_000),
         settings: settings.clone(),

@@ -338,6 +338,7 @@ impl ServerBuilder {
             &mut config,
             &json!({
                 "plugin_dir": plugin_dir,
+                "secret_key_file": dir.join("secret.keys"),
                 "rest_api": {"listen": "127.0.0.1", "port": port},
                 "extra_config_files": dir.join("conf.d"),
             }),

@@ -394,7 +394,10 @@ async fn get(state: State, req: HttpRequest) -> HttpResponse {
 
 async fn get_inner(state: State, req: HttpRequest) -> Result<HttpResponse, HttpResponse> {
     let group_uuid = uuid_param(&req, "group_uuid")?;
-    let acl = required_acl("auth.groups.{group_uuid}.read", &[("group_uuid", &group_uuid)]);
+    let acl = required_acl(
+        "auth.groups.{group_uuid}.read",
+        &[("group_uuid", &group_uuid)],
+    );
     let caller = authorize(&state, &req, &acl).await?;
     let tenant = scoping_tenant(&state, &req, &caller).await?;
     let tenants = visible_tenants(&state, &tenant).await?;
@@ -580,10 +583,7 @@ async fn remove_member(state: State, req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn remove_member_inner(
-    state: State,
-    req: HttpRequest,
-) -> Result<HttpResponse, HttpResponse> {
+async fn remove_member_inner(state: State, req: HttpRequest) -> Result<HttpResponse, HttpResponse> {
     let group_uuid = uuid_param(&req, "group_uuid")?;
     let user_uuid = uuid_param(&req, "user_uuid")?;
     let acl = member_acl(

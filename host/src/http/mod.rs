@@ -8,6 +8,7 @@ pub mod errors;
 mod groups;
 pub mod listing;
 mod policies;
+mod sessions;
 pub mod request;
 mod status;
 mod tenants;
@@ -28,6 +29,7 @@ use crate::plugins::PluginRegistry;
 /// Everything a request handler needs.
 pub struct AppState {
     pub storage: Storage,
+    pub keyring: wazo_auth_core::keys::Keyring,
     pub plugins: PluginRegistry,
     pub acl_cache: AclCache,
     pub settings: Settings,
@@ -54,6 +56,8 @@ pub struct Settings {
     pub default_user_policy: Option<String>,
     /// Deprecated `backend_policies`: backend name → policy name, overrides the default policy.
     pub backend_policies: std::collections::BTreeMap<String, String>,
+    /// Lifetime of new refresh tokens in seconds (`None`: never expire).
+    pub refresh_token_lifetime: Option<i64>,
 }
 
 pub type State = web::Data<Arc<AppState>>;
@@ -63,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     let _ = max_body_bytes;
     cfg.service(
         web::scope("/0.1")
+            .configure(sessions::routes)
             .configure(users::routes)
             .configure(tenants::routes)
             .configure(groups::routes)

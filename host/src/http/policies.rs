@@ -292,8 +292,8 @@ async fn scope_of(
 async fn resolve(state: &State, by: &PolicyRef, scope: &Scope) -> Result<Policy, HttpResponse> {
     let client = state.storage.client().await.map_err(db_failed)?;
     let found = match by {
-        PolicyRef::Uuid(u) => policies::get_visible(&*client, u, scope).await,
-        PolicyRef::Slug(s) => policies::get_visible_by_slug(&*client, s, scope).await,
+        PolicyRef::Uuid(u) => policies::get_visible(&client, u, scope).await,
+        PolicyRef::Slug(s) => policies::get_visible_by_slug(&client, s, scope).await,
     };
     found.map_err(db_failed)?.ok_or_else(|| no_such_policy(by))
 }
@@ -378,8 +378,7 @@ fn parse_policy_body(body: &Map<String, Value>, put: bool) -> Result<PolicyBody,
             None | Some(Value::Null) => None,
             Some(Value::String(s))
                 if (1..=SLUG_MAX_CHARS).contains(&s.chars().count())
-                    && s
-                        .chars()
+                    && s.chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
             {
                 Some(s.clone())
@@ -468,7 +467,11 @@ async fn list(state: State, req: HttpRequest) -> HttpResponse {
 
 async fn list_inner(state: &State, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
     let caller = authorize(state, req, "auth.policies.read").await?;
-    let params = listing::parse(req, &["name", "slug", "description", "uuid", "read_only"], "name")?;
+    let params = listing::parse(
+        req,
+        &["name", "slug", "description", "uuid", "read_only"],
+        "name",
+    )?;
     let read_only = params.bool_filter("read_only")?;
     let scope = scope_of(state, req, &caller, params.recurse).await?;
     if params.order == "read_only" {
@@ -480,7 +483,7 @@ async fn list_inner(state: &State, req: &HttpRequest) -> Result<HttpResponse, Ht
     let mut q = list_query(&params, true);
     q.read_only = read_only;
     let client = state.storage.client().await.map_err(db_failed)?;
-    let (items, total) = policies::list(&*client, &scope, &q)
+    let (items, total) = policies::list(&client, &scope, &q)
         .await
         .map_err(db_failed)?;
     let items: Vec<Value> = items.iter().map(|p| p.to_json(Some(&scope))).collect();
@@ -511,7 +514,7 @@ async fn list_user_policies_inner(
     let params = listing::parse(req, &["name", "description", "uuid"], "name")?;
     let q = list_query(&params, false);
     let client = state.storage.client().await.map_err(db_failed)?;
-    let (items, total, filtered) = policies::list_user_policies(&*client, &user, &q)
+    let (items, total, filtered) = policies::list_user_policies(&client, &user, &q)
         .await
         .map_err(db_failed)?;
     let items: Vec<Value> = items.iter().map(|p| p.to_json(None)).collect();
@@ -541,7 +544,7 @@ async fn list_group_policies_inner(
     .await?;
     let scope = scope_of(state, req, &caller, true).await?;
     let client = state.storage.client().await.map_err(db_failed)?;
-    if !policies::group_in_tenants(&*client, &group, &scope.tenants)
+    if !policies::group_in_tenants(&client, &group, &scope.tenants)
         .await
         .map_err(db_failed)?
     {
@@ -549,7 +552,7 @@ async fn list_group_policies_inner(
     }
     let params = listing::parse(req, &["name", "description", "uuid"], "name")?;
     let q = list_query(&params, false);
-    let (items, total, filtered) = policies::list_group_policies(&*client, &group, &scope, &q)
+    let (items, total, filtered) = policies::list_group_policies(&client, &group, &scope, &q)
         .await
         .map_err(db_failed)?;
     let items: Vec<Value> = items.iter().map(|p| p.to_json(Some(&scope))).collect();
@@ -1024,6 +1027,9 @@ mod tests {
         for b in [&b"42"[..], b"true", b"\"s\"", b"[1]"] {
             assert_eq!(json_body(b).unwrap_err().status(), StatusCode::BAD_REQUEST);
         }
-        assert_eq!(json_body(b"").unwrap_err().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json_body(b"").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

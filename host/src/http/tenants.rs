@@ -177,7 +177,12 @@ impl FieldError {
     }
 
     fn null(path: &str) -> FieldError {
-        FieldError::new(path, "Field may not be null.", "not_null", json!("not_null"))
+        FieldError::new(
+            path,
+            "Field may not be null.",
+            "not_null",
+            json!("not_null"),
+        )
     }
 
     fn not_string(path: &str) -> FieldError {
@@ -357,9 +362,7 @@ fn address(obj: &Map<String, Value>) -> Result<Address, FieldError> {
         Some(v) if is_falsy(v) => return Ok(Address::default()),
         Some(_) => return Err(FieldError::invalid_input_type(key)),
     };
-    let field = |name: &str, max: usize| {
-        opt_string(fields, name, &format!("{key}.{name}"), 1, max)
-    };
+    let field = |name: &str, max: usize| opt_string(fields, name, &format!("{key}.{name}"), 1, max);
     Ok(Address {
         line_1: field("line_1", 256)?,
         line_2: field("line_2", 256)?,
@@ -564,7 +567,10 @@ async fn update_inner(state: &State, req: &HttpRequest, payload: web::Payload) -
         return Err(url_not_found(req).await);
     };
     let uuid = ids[0].1.clone();
-    let acl = required_acl("auth.tenants.{tenant_uuid}.update", &[("tenant_uuid", &uuid)]);
+    let acl = required_acl(
+        "auth.tenants.{tenant_uuid}.update",
+        &[("tenant_uuid", &uuid)],
+    );
     let caller = authorize(state, req, &acl).await?;
     let scope = scoping_tenant(state, req, &caller).await?;
     let (_, _, fields) = read_tenant_body(state, payload, false).await?;
@@ -593,7 +599,10 @@ async fn delete_inner(state: &State, req: &HttpRequest) -> Answer {
         return Err(url_not_found(req).await);
     };
     let uuid = ids[0].1.clone();
-    let acl = required_acl("auth.tenants.{tenant_uuid}.delete", &[("tenant_uuid", &uuid)]);
+    let acl = required_acl(
+        "auth.tenants.{tenant_uuid}.delete",
+        &[("tenant_uuid", &uuid)],
+    );
     let caller = authorize(state, req, &acl).await?;
     let scope = scoping_tenant(state, req, &caller).await?;
     if scope == uuid {
@@ -698,7 +707,10 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!(uuid.as_deref(), Some("6668ca15-6d9e-4000-b2ec-731bc7316767"));
+        assert_eq!(
+            uuid.as_deref(),
+            Some("6668ca15-6d9e-4000-b2ec-731bc7316767")
+        );
         assert_eq!(slug.as_deref(), Some("a_B"));
         // PUT ignores the slug (even an invalid one) but validates the uuid.
         assert!(load(json!({"slug": 42}), false).is_ok());
@@ -742,7 +754,12 @@ mod tests {
         ] {
             assert_eq!(python_uuid(ok).as_deref(), Some(c), "{ok}");
         }
-        for bad in ["", "x", "6668ca15-6d9e-4000-b2ec-731bc731676", "' OR 1=1 --"] {
+        for bad in [
+            "",
+            "x",
+            "6668ca15-6d9e-4000-b2ec-731bc731676",
+            "' OR 1=1 --",
+        ] {
             assert!(python_uuid(bad).is_none(), "{bad}");
         }
     }

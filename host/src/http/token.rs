@@ -15,6 +15,8 @@ use super::request::{
     basic_auth, client_addr, json_object_body, path_uuid, query_param, read_body, BasicAuth,
 };
 use super::{token_request, State};
+use std::sync::Arc;
+
 use crate::plugins::{CallError, LoadedBackend};
 
 const AUTH_FAILED: &str = "Authentication Failed";
@@ -88,6 +90,41 @@ fn parse_json_object(text: &str) -> Option<Map<String, Value>> {
     }
 }
 
+/// How a login is authenticated.
+enum Credentials {
+    /// Basic credentials, checked by the backend's `verify_password`.
+    Password { login: String, password: String },
+    /// A refresh token: no password; its stored login and persistent metadata are used.
+    Refresh(wazo_auth_core::refresh_tokens::RefreshToken),
+}
+
+/// Calls a backend method that returns a JSON object text and parses it.
+async fn call_json_object(
+    backend: &Arc<LoadedBackend>,
+    timeout: std::time::Duration,
+    method: &'static str,
+    login: &str,
+    args: &Map<String, Value>,
+) -> Result<Map<String, Value>, HttpResponse> {
+    let (l, a) = (login.to_string(), Value::Object(args.clone()).to_string());
+    let outcome = backend
+        .call(timeout, move |b| match method {
+            "get_metadata" => b.get_metadata(RStr::from_str(&l), RStr::from_str(&a)),
+            _ => b.get_persistent_metadata(RStr::from_str(&l), RStr::from_str(&a)),
+        })
+        .await;
+    let text = outcome.map_err(|e| plugin_failure(backend, method, e))?;
+    parse_json_object(text.as_str()).ok_or_else(|| {
+        plugin_failure(
+            backend,
+            method,
+            CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
+                "returned something that is not a JSON object",
+            )),
+        )
+    })
+}
+
 /// `POST /0.1/token`.
 pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let body = match read_body(payload, state.settings.max_body_bytes).await {
@@ -114,43 +151,51 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         .unwrap_or_default();
     let remote_addr = client_addr(&req, state.settings.num_proxies);
 
-    if request.refresh_token.is_some() || request.saml_session_id.is_some() {
-        // No refresh token or SAML session can exist yet in this version: the look-up misses,
-        // which the original answers with 401.
+    // Choose how to authenticate: a refresh token first, then Basic credentials.
+    let credentials = if let (Some(value), Some(client_id)) =
+        (&request.refresh_token, &request.client_id)
+    {
+        match state.storage.find_refresh_token(value, client_id).await {
+            Ok(Some(row)) => Credentials::Refresh(row),
+            Ok(None) => {
+                log::info!("POST /token: unknown or expired refresh token");
+                return auth_failed();
+            }
+            Err(e) => return storage_unavailable("refresh token look-up failed", e),
+        }
+    } else if request.saml_session_id.is_some() {
+        // No SAML identity provider in this version: the session look-up misses (401).
         return auth_failed();
-    }
-    let (login, password) =
+    } else {
         match basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes())) {
-            BasicAuth::Credentials { login, password } => (login, password),
+            BasicAuth::Credentials { login, password } => Credentials::Password { login, password },
             BasicAuth::Missing => return auth_failed(),
             BasicAuth::Invalid => {
                 log::info!("POST /token: invalid base64 in Authorization header");
                 return auth_failed();
             }
-        };
-    if request.offline {
-        return token_error(
-            StatusCode::BAD_REQUEST,
-            marshmallow_repr(&[(
-                "access_type".into(),
-                "offline access (refresh tokens) is not available in this version".into(),
-            )]),
-        );
-    }
+        }
+    };
 
-    // The backend: the one named in the body when it is enabled and loaded, else the default.
-    let named = request
-        .backend
-        .as_deref()
-        .and_then(|name| state.plugins.backend(name));
+    // The backend: for a refresh token the one that issued it; else the one named in the body;
+    // in both cases the default one when that one is not loaded.
+    let wanted = match &credentials {
+        Credentials::Refresh(row) => row.backend.clone(),
+        Credentials::Password { .. } => request.backend.clone(),
+    };
+    let named = wanted.as_deref().and_then(|name| state.plugins.backend(name));
     let Some(backend) = named.or_else(|| state.plugins.backend(&state.settings.default_backend))
     else {
         log::info!(
             "POST /token: no usable backend (asked {:?}, default {:?})",
-            request.backend,
+            wanted,
             state.settings.default_backend
         );
         return auth_failed();
+    };
+    let login = match &credentials {
+        Credentials::Password { login, .. } => login.clone(),
+        Credentials::Refresh(row) => row.login.clone().unwrap_or_default(),
     };
 
     let mut args = Map::new();
@@ -160,12 +205,7 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     args.insert("remote_addr".into(), Value::from(remote_addr.clone()));
     args.insert(
         "backend".into(),
-        Value::from(
-            request
-                .backend
-                .clone()
-                .unwrap_or_else(|| backend.name.clone()),
-        ),
+        Value::from(wanted.clone().unwrap_or_else(|| backend.name.clone())),
     );
     args.insert(
         "access_type".into(),
@@ -186,61 +226,57 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     if let Some(x) = &state.settings.xivo_uuid {
         args.insert("xivo_uuid".into(), Value::from(x.clone()));
     }
-
     let timeout = state.settings.plugin_call_timeout;
-    let args_text = Value::Object(args).to_string();
 
-    // verify_password
-    let outcome = {
-        let (l, p, a) = (login.clone(), password, args_text);
-        backend
-            .call(timeout, move |b| {
-                b.verify_password(RStr::from_str(&l), RStr::from_str(&p), RStr::from_str(&a))
-            })
-            .await
-    };
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => return plugin_failure(&backend, "verify_password", e),
-    };
-    if !outcome.accepted {
-        log::info!(
-            "POST /token: authentication failed for a login on backend {}",
-            backend.name
-        );
-        return auth_failed();
+    // verify_password (not for refresh-token logins).
+    let mut persistent_from_refresh = None;
+    match credentials {
+        Credentials::Password { password, .. } => {
+            let outcome = {
+                let (l, p, a) = (login.clone(), password, Value::Object(args.clone()).to_string());
+                backend
+                    .call(timeout, move |b| {
+                        b.verify_password(RStr::from_str(&l), RStr::from_str(&p), RStr::from_str(&a))
+                    })
+                    .await
+            };
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => return plugin_failure(&backend, "verify_password", e),
+            };
+            if !outcome.accepted {
+                log::info!(
+                    "POST /token: authentication failed for a login on backend {}",
+                    backend.name
+                );
+                return auth_failed();
+            }
+            match parse_json_object(outcome.args_json.as_str()) {
+                Some(a) => args = a,
+                None => {
+                    return plugin_failure(
+                        &backend,
+                        "verify_password",
+                        CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
+                            "returned args that are not a JSON object",
+                        )),
+                    )
+                }
+            }
+        }
+        Credentials::Refresh(row) => {
+            args.insert(
+                "persistent_metadata".into(),
+                Value::Object(row.metadata.clone()),
+            );
+            persistent_from_refresh = Some(row);
+        }
     }
-    let Some(mut args) = parse_json_object(outcome.args_json.as_str()) else {
-        return plugin_failure(
-            &backend,
-            "verify_password",
-            CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
-                "returned args that are not a JSON object",
-            )),
-        );
-    };
 
     // get_metadata
-    let metadata = {
-        let (l, a) = (login.clone(), Value::Object(args.clone()).to_string());
-        backend
-            .call(timeout, move |b| {
-                b.get_metadata(RStr::from_str(&l), RStr::from_str(&a))
-            })
-            .await
-    };
-    let metadata = match metadata {
+    let metadata = match call_json_object(&backend, timeout, "get_metadata", &login, &args).await {
         Ok(m) => m,
-        Err(e) => return plugin_failure(&backend, "get_metadata", e),
-    };
-    let Some(metadata) = parse_json_object(metadata.as_str()) else {
-        return plugin_failure(
-            &backend,
-            "get_metadata",
-            CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
-                "returned metadata that is not a JSON object",
-            )),
-        );
+        Err(resp) => return resp,
     };
     let Some(auth_id) = metadata
         .get("auth_id")
@@ -255,6 +291,14 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
             )),
         );
     };
+    if let Some(row) = &persistent_from_refresh {
+        // A refresh token belongs to one user: refuse if the backend now maps its login to
+        // someone else.
+        if metadata.get("uuid").and_then(Value::as_str) != Some(row.user_uuid.as_str()) {
+            log::warn!("POST /token: refresh token login resolved to another user; refused");
+            return auth_failed();
+        }
+    }
 
     // get_acl receives the default user policy's ACL in `args.acl` (the deprecated
     // `backend_policies[backend]` wins when configured).
@@ -292,6 +336,57 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         Err(e) => return plugin_failure(&backend, "get_acl", e),
     };
 
+    // Token metadata: persistent metadata (refresh token or offline login) under the backend's.
+    let mut token_metadata = persistent_from_refresh
+        .as_ref()
+        .map(|r| r.metadata.clone())
+        .unwrap_or_default();
+    let mut offline = None;
+    if request.offline {
+        let Some(user_uuid) = metadata.get("uuid").and_then(Value::as_str).map(String::from)
+        else {
+            return token_error(
+                StatusCode::BAD_REQUEST,
+                "offline access needs a backend that identifies users (metadata uuid)",
+            );
+        };
+        match state.storage.user_tenant(&user_uuid).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return token_error(
+                    StatusCode::BAD_REQUEST,
+                    "offline access is only available to wazo-auth users",
+                )
+            }
+            Err(e) => return storage_unavailable("user look-up failed", e),
+        }
+        let persistent =
+            match call_json_object(&backend, timeout, "get_persistent_metadata", &login, &args)
+                .await
+            {
+                Ok(m) => m,
+                Err(resp) => return resp,
+            };
+        token_metadata.extend(persistent.clone());
+        let real_login = args
+            .get("real_login")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| login.clone());
+        offline = Some(wazo_auth_core::refresh_tokens::OfflineRequest {
+            client_id: request.client_id.clone().unwrap_or_default(),
+            user_uuid,
+            backend: backend_arg.clone(),
+            login: real_login,
+            user_agent: user_agent.clone(),
+            remote_addr: remote_addr.clone(),
+            mobile,
+            metadata: persistent,
+            lifetime_seconds: state.settings.refresh_token_lifetime,
+        });
+    }
+    token_metadata.extend(metadata.clone());
+
     let str_field = |k: &str| metadata.get(k).and_then(Value::as_str).map(String::from);
     // Session limit for user and external_api logins whose auth_id is a user uuid.
     let purpose = metadata.get("purpose").and_then(Value::as_str).unwrap_or("");
@@ -311,25 +406,31 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         issued_t,
         expire_t: issued_t + lifetime as f64,
         tenant_uuid: str_field("tenant_uuid"),
-        metadata,
+        metadata: token_metadata,
         user_agent,
         remote_addr,
         acl,
         mobile,
         session_limit,
+        offline,
+        refresh_token_uuid: persistent_from_refresh.map(|r| r.uuid),
     };
-    match state.storage.create_token(new).await {
-        Ok(token) => {
+    match state.storage.create_token(new, &state.keyring).await {
+        Ok(created) => {
+            let token = &created.token;
             log::info!(
                 "token {} created for auth_id {} (backend {}, session {})",
-                tokens::redact(&token.token.to_string()),
+                tokens::redact(&token.token.hyphenated().to_string()),
                 token.auth_id,
                 backend.name,
                 token.session_uuid
             );
             HttpResponse::Ok()
-                .insert_header(("Wazo-Sessions-Revoked", "0"))
-                .json(json!({ "data": token_json(&token, None) }))
+                .insert_header((
+                    "Wazo-Sessions-Revoked",
+                    created.sessions_revoked.to_string(),
+                ))
+                .json(json!({ "data": token_json(token, created.refresh_token.as_deref()) }))
         }
         Err(wazo_auth_core::Error::SessionLimit) => token_error(
             StatusCode::TOO_MANY_REQUESTS,

@@ -1,0 +1,184 @@
+//! The server's secret keys: a small keyring file, one key per line (`<id> <base64 of 32
+//! bytes>`), the first line being the primary key used for new secrets; older keys stay usable
+//! for what they protected. Purpose-specific keys are derived with HMAC-SHA256, so one keyring
+//! serves refresh tokens and encrypted data alike.
+//!
+//! The file is created with one random key, mode 0600, when it does not exist. Several server
+//! processes sharing a database must share the file.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// A 32-byte secret.
+pub type Key = [u8; 32];
+
+/// The loaded keyring.
+#[derive(Clone)]
+pub struct Keyring {
+    keys: Vec<(String, Key)>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("Keyring").field("key_ids", &ids).finish()
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl Keyring {
+    /// Builds a keyring from `(id, key)` pairs, primary first.
+    pub fn from_keys(keys: Vec<(String, Key)>) -> Result<Keyring, String> {
+        if keys.is_empty() {
+            return Err("the keyring has no key".into());
+        }
+        Ok(Keyring { keys })
+    }
+
+    /// Parses the file format.
+    pub fn parse(text: &str) -> Result<Keyring, String> {
+        let mut keys = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (Some(id), Some(material), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(format!("line {}: expected `<id> <base64 key>`", n + 1));
+            };
+            let bytes = b64()
+                .decode(material)
+                .map_err(|_| format!("line {}: the key is not valid base64", n + 1))?;
+            let key: Key = bytes
+                .try_into()
+                .map_err(|_| format!("line {}: a key must be 32 bytes", n + 1))?;
+            if keys.iter().any(|(k, _): &(String, Key)| k == id) {
+                return Err(format!("line {}: duplicate key id {id:?}", n + 1));
+            }
+            keys.push((id.to_string(), key));
+        }
+        Keyring::from_keys(keys).map_err(|e| format!("{e} (add a line `<id> <base64 key>`)"))
+    }
+
+    /// Loads `path`, creating it with one fresh key (mode 0600) when it does not exist. Refuses
+    /// a file readable or writable by group or others.
+    pub fn load_or_create(path: &Path) -> Result<Keyring, String> {
+        if !path.exists() {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            let mut key = [0u8; 32];
+            OsRng.fill_bytes(&mut key);
+            let id = format!("k{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+            let text = format!(
+                "# wazo-auth secret keys: `<id> <base64 32 bytes>` per line; the first is used for\n\
+                 # new secrets. Add a new key at the top to rotate; keep old ones while data they\n\
+                 # protected is still in use.\n{id} {}\n",
+                b64().encode(key)
+            );
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("cannot create the key file {}: {e}", path.display()))?;
+            f.write_all(text.as_bytes())
+                .map_err(|e| format!("cannot write the key file {}: {e}", path.display()))?;
+            log::info!("created a new secret key file {}", path.display());
+        }
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(format!(
+                "the key file {} is accessible by group or others; chmod 600 it",
+                path.display()
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+        Keyring::parse(&text).map_err(|e| format!("key file {}: {e}", path.display()))
+    }
+
+    /// The id of the primary key.
+    pub fn primary_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(id, _)| id.as_str())
+    }
+
+    /// A key for `purpose` derived from key `id` (None when the id is unknown).
+    pub fn derive(&self, id: &str, purpose: &str) -> Option<Key> {
+        let (_, key) = self.keys.iter().find(|(k, _)| k == id)?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
+        mac.update(b"wazo-auth key derivation\0");
+        mac.update(purpose.as_bytes());
+        Some(mac.finalize().into_bytes().into())
+    }
+
+    /// HMAC-SHA256 of `data` with the key for `purpose` derived from key `id`.
+    pub fn mac(&self, id: &str, purpose: &str, data: &[u8]) -> Option<[u8; 32]> {
+        let key = self.derive(id, purpose)?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).ok()?;
+        mac.update(data);
+        Some(mac.finalize().into_bytes().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_derive() {
+        let k1 = b64().encode([1u8; 32]);
+        let k2 = b64().encode([2u8; 32]);
+        let ring = Keyring::parse(&format!("# c\nnew {k2}\n\nold {k1}\n")).unwrap();
+        assert_eq!(ring.primary_id(), "new");
+        assert_eq!(ring.ids().collect::<Vec<_>>(), vec!["new", "old"]);
+        let a = ring.derive("new", "x").unwrap();
+        assert_ne!(a, ring.derive("new", "y").unwrap());
+        assert_ne!(a, ring.derive("old", "x").unwrap());
+        assert_eq!(a, ring.derive("new", "x").unwrap());
+        assert!(ring.derive("missing", "x").is_none());
+        assert!(!format!("{ring:?}").contains(&k1));
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        assert!(Keyring::parse("").is_err());
+        assert!(Keyring::parse("a notbase64!").is_err());
+        assert!(Keyring::parse(&format!("a {}", b64().encode([0u8; 16]))).is_err());
+        let k = b64().encode([0u8; 32]);
+        assert!(Keyring::parse(&format!("a {k}\na {k}")).is_err());
+        assert!(Keyring::parse(&format!("a {k} extra")).is_err());
+    }
+
+    #[test]
+    fn created_file_is_private_and_stable() {
+        let dir = std::env::temp_dir().join(format!("wazo-auth-keys-{}", std::process::id()));
+        let path = dir.join("secret.keys");
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Keyring::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = Keyring::load_or_create(&path).unwrap();
+        assert_eq!(a.derive(a.primary_id(), "p"), b.derive(b.primary_id(), "p"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Keyring::load_or_create(&path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,334 @@
+//! Refresh tokens (spec core §1.3 step 3h, §1.8): created by offline logins, used to log in
+//! without a password, listed and deleted by their owners and administrators.
+//!
+//! Better than the original: the value is never stored (only its SHA-256, and a server key id
+//! from which the value is recomputed when an offline login must hand the same refresh token
+//! back); deleting a refresh token also ends the sessions issued from it; an optional lifetime.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::keys::Keyring;
+use crate::storage::Storage;
+
+const PURPOSE: &str = "refresh-token";
+
+/// What an offline login asks for.
+#[derive(Debug, Clone)]
+pub struct OfflineRequest {
+    pub client_id: String,
+    pub user_uuid: String,
+    pub backend: String,
+    pub login: String,
+    pub user_agent: String,
+    pub remote_addr: String,
+    pub mobile: bool,
+    /// Persistent metadata (from the backend's `get_persistent_metadata`).
+    pub metadata: Map<String, Value>,
+    /// Lifetime of a new refresh token; `None` = never expires.
+    pub lifetime_seconds: Option<i64>,
+}
+
+/// A refresh token row (never its value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub uuid: String,
+    pub client_id: String,
+    pub user_uuid: String,
+    pub tenant_uuid: String,
+    pub backend: Option<String>,
+    pub login: Option<String>,
+    pub mobile: bool,
+    pub metadata: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The value of the refresh token of row `row_uuid`, derived with key `key_id`: a UUID-shaped
+/// string (122 bits of an HMAC).
+pub fn token_value(keyring: &Keyring, key_id: &str, row_uuid: &str) -> Option<String> {
+    let mac = keyring.mac(key_id, PURPOSE, row_uuid.as_bytes())?;
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&mac[..16]);
+    Some(uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string())
+}
+
+/// The database key of a refresh token value.
+pub fn value_hash(value: &str) -> Vec<u8> {
+    Sha256::digest(value.trim().to_ascii_lowercase().as_bytes()).to_vec()
+}
+
+fn metadata_of(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Deletes the sessions issued from refresh token `uuid` (their tokens cascade), then the row.
+/// Returns the number of sessions deleted.
+pub async fn purge<C: GenericClient>(client: &C, uuid: &str) -> Result<u64> {
+    let sessions = client
+        .execute(
+            "DELETE FROM auth_session WHERE uuid IN (
+                 SELECT session_uuid FROM auth_token WHERE refresh_token_uuid = $1)",
+            &[&uuid],
+        )
+        .await?;
+    client
+        .execute("DELETE FROM auth_refresh_token WHERE uuid = $1", &[&uuid])
+        .await?;
+    Ok(sessions)
+}
+
+/// Issues (or reuses) the refresh token of an offline login inside the login's transaction.
+/// Returns `(row uuid, value, sessions revoked)`.
+pub async fn issue<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    req: &OfflineRequest,
+) -> Result<(String, String, u64)> {
+    // Serialise logins of one (user, client): exactly one refresh token results.
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 11))",
+            &[&req.user_uuid, &req.client_id],
+        )
+        .await?;
+    let mut revoked = 0;
+    let existing = client
+        .query_opt(
+            "SELECT uuid, key_id, expires_at IS NOT NULL AND expires_at <= now()
+             FROM auth_refresh_token WHERE client_id = $1 AND user_uuid = $2",
+            &[&req.client_id, &req.user_uuid],
+        )
+        .await?;
+    let mut reused = None;
+    if let Some(row) = existing {
+        let uuid: String = row.get(0);
+        let key_id: String = row.get(1);
+        let expired: bool = row.get(2);
+        let value = token_value(keyring, &key_id, &uuid);
+        if req.mobile || expired || value.is_none() {
+            // A mobile login replaces its refresh token (and ends the sessions it issued); an
+            // expired one, or one whose key is gone, is replaced too.
+            revoked += purge(client, &uuid).await?;
+        } else {
+            reused = value.map(|v| (uuid, v));
+        }
+    }
+    let (uuid, value) = match reused {
+        Some(r) => r,
+        None => {
+            let uuid = Uuid::new_v4().hyphenated().to_string();
+            let key_id = keyring.primary_id().to_string();
+            let value = token_value(keyring, &key_id, &uuid)
+                .ok_or_else(|| crate::Error::Corrupt("primary key missing".into()))?;
+            let expires: Option<DateTime<Utc>> = req
+                .lifetime_seconds
+                .map(|s| Utc::now() + chrono::Duration::seconds(s));
+            client
+                .execute(
+                    "INSERT INTO auth_refresh_token (uuid, token_hash, key_id, client_id, user_uuid,
+                         backend, login, user_agent, remote_addr, mobile, metadata, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    &[
+                        &uuid,
+                        &value_hash(&value),
+                        &key_id,
+                        &req.client_id,
+                        &req.user_uuid,
+                        &req.backend,
+                        &req.login,
+                        &req.user_agent,
+                        &req.remote_addr,
+                        &req.mobile,
+                        &Value::Object(req.metadata.clone()),
+                        &expires,
+                    ],
+                )
+                .await?;
+            (uuid, value)
+        }
+    };
+    if req.mobile {
+        // One active mobile client per user: the user's other mobile refresh tokens go.
+        let others = client
+            .query(
+                "SELECT uuid FROM auth_refresh_token
+                 WHERE user_uuid = $1 AND mobile AND uuid <> $2",
+                &[&req.user_uuid, &uuid],
+            )
+            .await?;
+        for row in others {
+            let other: String = row.get(0);
+            revoked += purge(client, &other).await?;
+        }
+    }
+    Ok((uuid, value, revoked))
+}
+
+fn row_to_refresh(r: &tokio_postgres::Row) -> RefreshToken {
+    RefreshToken {
+        uuid: r.get("uuid"),
+        client_id: r.get("client_id"),
+        user_uuid: r.get("user_uuid"),
+        tenant_uuid: r.get("tenant_uuid"),
+        backend: r.get("backend"),
+        login: r.get("login"),
+        mobile: r.get("mobile"),
+        metadata: metadata_of(r.get("metadata")),
+        created_at: r.get("created_at"),
+    }
+}
+
+const SELECT: &str = "SELECT r.uuid, r.client_id, r.user_uuid, u.tenant_uuid, r.backend, r.login,
+                             r.mobile, r.metadata, r.created_at
+                      FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid";
+
+/// Filters of a refresh-token listing.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshTokenQuery {
+    /// Only tokens of users in these tenants.
+    pub tenants: Vec<String>,
+    pub user_uuid: Option<String>,
+    /// ILIKE pattern on client_id.
+    pub search: Option<String>,
+    pub client_id: Option<String>,
+    pub mobile: Option<bool>,
+    /// Exact `created_at` filter as sent (compared as text in ISO form).
+    pub created_at: Option<String>,
+    /// One of `created_at`, `client_id`, `mobile`.
+    pub order: String,
+    pub descending: bool,
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
+
+impl Storage {
+    /// The unexpired refresh token with this value and client_id.
+    pub async fn find_refresh_token(&self, value: &str, client_id: &str) -> Result<Option<RefreshToken>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "{SELECT} WHERE r.token_hash = $1 AND r.client_id = $2
+                       AND (r.expires_at IS NULL OR r.expires_at > now())"
+                ),
+                &[&value_hash(value), &client_id],
+            )
+            .await?;
+        Ok(row.as_ref().map(row_to_refresh))
+    }
+
+    /// Lists refresh tokens: `(total, filtered, items)`; total ignores search and filters.
+    pub async fn list_refresh_tokens(&self, q: &RefreshTokenQuery) -> Result<(i64, i64, Vec<RefreshToken>)> {
+        let client = self.client().await?;
+        let base = "u.tenant_uuid = ANY($1) AND ($2::text IS NULL OR r.user_uuid = $2)";
+        let total: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid WHERE {base}"),
+                &[&q.tenants, &q.user_uuid],
+            )
+            .await?
+            .get(0);
+        let filters = "AND ($3::text IS NULL OR r.client_id ILIKE $3)
+                       AND ($4::text IS NULL OR r.client_id = $4)
+                       AND ($5::bool IS NULL OR r.mobile = $5)
+                       AND ($6::text IS NULL OR to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') LIKE $6 || '%')";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &q.tenants,
+            &q.user_uuid,
+            &q.search,
+            &q.client_id,
+            &q.mobile,
+            &q.created_at,
+        ];
+        let filtered: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid WHERE {base} {filters}"),
+                &params,
+            )
+            .await?
+            .get(0);
+        let order = match q.order.as_str() {
+            "client_id" => "r.client_id",
+            "mobile" => "r.mobile",
+            _ => "r.created_at",
+        };
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        let page = match q.limit {
+            Some(l) => format!("LIMIT {l} OFFSET {}", q.offset),
+            None => format!("OFFSET {}", q.offset),
+        };
+        let rows = client
+            .query(
+                &format!("{SELECT} WHERE {base} {filters} ORDER BY {order} {dir}, r.uuid {page}"),
+                &params,
+            )
+            .await?;
+        Ok((total, filtered, rows.iter().map(row_to_refresh).collect()))
+    }
+
+    /// Deletes the refresh token of (user, client_id) among users of `tenants`, and the sessions
+    /// issued from it. Returns whether one existed.
+    pub async fn delete_refresh_token(&self, user_uuid: &str, client_id: &str, tenants: &[String]) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "SELECT r.uuid FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid
+                 WHERE r.user_uuid = $1 AND r.client_id = $2 AND u.tenant_uuid = ANY($3)
+                 FOR UPDATE OF r",
+                &[&user_uuid, &client_id, &tenants],
+            )
+            .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let uuid: String = row.get(0);
+        purge(&tx, &uuid).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Deletes every refresh token of a user and every session of the user (password change,
+/// disabled user). Returns the number of sessions deleted.
+pub async fn revoke_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<u64> {
+    let sessions = client
+        .execute(
+            "DELETE FROM auth_session WHERE uuid IN (
+                 SELECT session_uuid FROM auth_token WHERE auth_id = $1)",
+            &[&user_uuid],
+        )
+        .await?;
+    client
+        .execute("DELETE FROM auth_refresh_token WHERE user_uuid = $1", &[&user_uuid])
+        .await?;
+    Ok(sessions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn values_are_stable_uuid_shaped_and_key_bound() {
+        let k = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let k2 = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
+        let ring = Keyring::parse(&format!("a {k}\nb {k2}")).unwrap();
+        let v = token_value(&ring, "a", "row-1").unwrap();
+        assert_eq!(v, token_value(&ring, "a", "row-1").unwrap());
+        assert_ne!(v, token_value(&ring, "b", "row-1").unwrap());
+        assert_ne!(v, token_value(&ring, "a", "row-2").unwrap());
+        let parsed = Uuid::parse_str(&v).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(value_hash(&v), value_hash(&v.to_uppercase()));
+    }
+}

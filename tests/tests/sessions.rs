@@ -1,0 +1,261 @@
+//! Sessions and refresh tokens: offline logins, refresh-token logins, mobile rules, listings and
+//! deletions, and what we do better than the original (hashed storage, revocation on delete,
+//! optional lifetime).
+
+use std::time::Duration;
+
+use wazo_auth_tests::serde_json::{json, Value};
+use wazo_auth_tests::*;
+
+fn one(db: &str, q: &str) -> String {
+    sql(db, q)[0][0].clone().unwrap_or_default()
+}
+
+/// Creates a wazo_user user with password "pw" through the API and returns its uuid.
+fn create_user(s: &Server, admin: &str, username: &str) -> String {
+    let r = s.call(
+        "POST",
+        "/0.1/users",
+        admin,
+        None,
+        Some(&json!({"username": username, "password": "pw"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["uuid"].as_str().unwrap().to_string()
+}
+
+fn offline(s: &Server, user: &str, client_id: &str, mobile: bool) -> Resp {
+    let auth = basic(user, "pw");
+    let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    if mobile {
+        headers.push(("Wazo-Session-Type", "mobile"));
+    }
+    s.request(
+        "POST",
+        "/0.1/token",
+        &headers,
+        Some(json!({"access_type": "offline", "client_id": client_id}).to_string().as_bytes()),
+    )
+}
+
+fn refresh(s: &Server, refresh_token: &str, client_id: &str) -> Resp {
+    s.request(
+        "POST",
+        "/0.1/token",
+        &[("Content-Type", "application/json")],
+        Some(json!({"refresh_token": refresh_token, "client_id": client_id}).to_string().as_bytes()),
+    )
+}
+
+fn data(r: &Resp) -> Value {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["data"].clone()
+}
+
+#[test]
+fn offline_and_refresh_token_logins() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    let u = create_user(&s, &admin, "carl");
+
+    let first = offline(&s, "carl", "my-app", false);
+    assert_eq!(first.header("Wazo-Sessions-Revoked"), Some("0"));
+    let first = data(&first);
+    let rt = first["refresh_token"].as_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&rt).is_ok(), "{rt}");
+    // The same client gets the same refresh token again (non-mobile).
+    let again = data(&offline(&s, "carl", "my-app", false));
+    assert_eq!(again["refresh_token"], Value::from(rt.clone()));
+    assert_eq!(one(&s.db, "SELECT count(*) FROM auth_refresh_token"), "1");
+    // Never stored in clear.
+    assert_eq!(
+        one(&s.db, &format!("SELECT count(*) FROM auth_refresh_token r WHERE r::text LIKE '%{rt}%'")),
+        "0"
+    );
+
+    // Refresh-token login: no password, no refresh_token key in the answer.
+    let r = refresh(&s, &rt, "my-app");
+    let d = data(&r);
+    assert!(d.get("refresh_token").is_none());
+    assert_eq!(d["auth_id"], Value::from(u.clone()));
+    assert_eq!(d["metadata"]["uuid"], Value::from(u.clone()));
+    assert_eq!(r.header("Wazo-Sessions-Revoked"), Some("0"));
+    // Wrong client, unknown token, garbage: 401.
+    assert_eq!(refresh(&s, &rt, "other-app").status, 401);
+    assert_eq!(refresh(&s, &uuid::Uuid::new_v4().to_string(), "my-app").status, 401);
+    assert_eq!(refresh(&s, "' OR 1=1 --", "my-app").status, 401);
+    // A refresh token of another client of the same user is another token.
+    let other = data(&offline(&s, "carl", "other-app", false));
+    assert_ne!(other["refresh_token"], Value::from(rt.clone()));
+
+    // Listing: the user's own view equals the admin's view of that user.
+    let carl = s.user_token("carl", "pw");
+    let mine = s.call("GET", "/0.1/users/me/tokens", &carl, None, None);
+    assert_eq!(mine.status, 401, "carl's default policy does not grant it");
+    let theirs = s.call("GET", &format!("/0.1/users/{u}/tokens"), &admin, None, None);
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    let body = theirs.json();
+    assert_eq!(body["total"], 2);
+    assert_eq!(body["filtered"], 2);
+    let item = &body["items"][0];
+    let mut keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["client_id", "created_at", "metadata", "mobile", "tenant_uuid", "user_uuid"]);
+    assert_eq!(item["client_id"], "my-app");
+    assert!(item["created_at"].as_str().unwrap().ends_with("+00:00"));
+    let searched = s.call("GET", &format!("/0.1/users/{u}/tokens?search=other"), &admin, None, None).json();
+    assert_eq!((searched["total"].clone(), searched["filtered"].clone()), (json!(2), json!(1)));
+    let ordered = s
+        .call("GET", &format!("/0.1/users/{u}/tokens?order=client_id&direction=desc&limit=1"), &admin, None, None)
+        .json();
+    assert_eq!(ordered["items"][0]["client_id"], "other-app");
+    assert_eq!(ordered["items"].as_array().unwrap().len(), 1);
+    for bad in ["limit=x", "offset=-1", "direction=up", "order=lol", "mobile=maybe"] {
+        let r = s.call("GET", &format!("/0.1/users/{u}/tokens?{bad}"), &admin, None, None);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.json()["error_id"], "invalid-list-param");
+    }
+    let all = s.call("GET", "/0.1/tokens", &admin, None, None).json();
+    assert_eq!(all["total"], 2);
+    assert_eq!(s.call("GET", &format!("/0.1/users/{}/tokens", uuid::Uuid::new_v4()), &admin, None, None).status, 404);
+}
+
+#[test]
+fn deleting_a_refresh_token_revokes_its_sessions() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    let u = create_user(&s, &admin, "dora");
+    let rt = data(&offline(&s, "dora", "app", false))["refresh_token"].as_str().unwrap().to_string();
+    let from_refresh = data(&refresh(&s, &rt, "app"))["token"].as_str().unwrap().to_string();
+    let unrelated = s.user_token("dora", "pw");
+    let r = s.call("DELETE", &format!("/0.1/users/{u}/tokens/app"), &admin, None, None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(s.get(&format!("/0.1/token/{from_refresh}")).status, 404);
+    assert_eq!(s.get(&format!("/0.1/token/{unrelated}")).status, 200);
+    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    let again = s.call("DELETE", &format!("/0.1/users/{u}/tokens/app"), &admin, None, None);
+    assert_eq!(again.status, 404);
+    let body = again.json();
+    assert_eq!(body["error_id"], "cannot-find-refresh-token-matching-client-id");
+    assert_eq!(body["resource"], "tokens");
+    assert_eq!(body["details"], json!({"client_id": "app"}));
+    assert_eq!(body["message"], "unknown refresh_token for client_id \"app\"");
+    let unknown = s.call("DELETE", &format!("/0.1/users/{}/tokens/app", uuid::Uuid::new_v4()), &admin, None, None);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error_id"], "unknown-user");
+}
+
+#[test]
+fn mobile_logins_keep_one_mobile_client_per_user() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    create_user(&s, &admin, "mo");
+    create_user(&s, &admin, "other");
+    let desktop = data(&offline(&s, "mo", "desktop", false));
+    let phone1 = data(&offline(&s, "mo", "phone-1", true));
+    let other = data(&offline(&s, "other", "phone-1", true));
+    // Another mobile client replaces the first: its refresh token and session go.
+    let r = offline(&s, "mo", "phone-2", true);
+    assert_eq!(r.header("Wazo-Sessions-Revoked"), Some("1"));
+    assert_eq!(s.get(&format!("/0.1/token/{}", phone1["token"].as_str().unwrap())).status, 404);
+    assert_eq!(refresh(&s, phone1["refresh_token"].as_str().unwrap(), "phone-1").status, 401);
+    // The desktop refresh token and the other user's are untouched.
+    assert_eq!(refresh(&s, desktop["refresh_token"].as_str().unwrap(), "desktop").status, 200);
+    assert_eq!(refresh(&s, other["refresh_token"].as_str().unwrap(), "phone-1").status, 200);
+    // The same mobile client again: a new refresh token, the previous session ended.
+    let phone2 = data(&r);
+    let r = offline(&s, "mo", "phone-2", true);
+    assert_eq!(r.header("Wazo-Sessions-Revoked"), Some("1"));
+    let phone2b = data(&r);
+    assert_ne!(phone2b["refresh_token"], phone2["refresh_token"]);
+    assert_ne!(phone2b["session_uuid"], phone2["session_uuid"]);
+    let mobile_flags = sql(&s.db, "SELECT r.client_id, r.mobile FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid WHERE u.username = 'mo' ORDER BY r.client_id");
+    assert_eq!(
+        mobile_flags,
+        vec![
+            vec![Some("desktop".into()), Some("f".into())],
+            vec![Some("phone-2".into()), Some("t".into())],
+        ]
+    );
+}
+
+#[test]
+fn concurrent_offline_logins_make_exactly_one_refresh_token() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    create_user(&s, &admin, "racer");
+    let values: Vec<String> = std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| data(&offline(&s, "racer", "same-client", false))["refresh_token"].as_str().unwrap().to_string()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(values.iter().all(|v| *v == values[0]), "{values:?}");
+    assert_eq!(one(&s.db, "SELECT count(*) FROM auth_refresh_token"), "1");
+}
+
+#[test]
+fn refresh_tokens_can_expire() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"refresh_token_lifetime": 1}))
+        .start();
+    let admin = s.admin_token();
+    create_user(&s, &admin, "brief");
+    let rt = data(&offline(&s, "brief", "app", false))["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(refresh(&s, &rt, "app").status, 200);
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    // A new offline login replaces the expired one.
+    let rt2 = data(&offline(&s, "brief", "app", false))["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(rt, rt2);
+    assert_eq!(refresh(&s, &rt2, "app").status, 200);
+}
+
+#[test]
+fn sessions_are_listed_and_deleted() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    let u = create_user(&s, &admin, "sam");
+    let t1 = s.user_token("sam", "pw");
+    let auth = basic("sam", "pw");
+    let t2 = s.request(
+        "POST",
+        "/0.1/token",
+        &[("Authorization", auth.as_str()), ("Wazo-Session-Type", "mobile")],
+        Some(b"{}"),
+    );
+    let t2 = data(&t2);
+    let list = s.call("GET", &format!("/0.1/users/{u}/sessions"), &admin, None, None);
+    assert_eq!(list.status, 200, "{}", list.body);
+    let body = list.json();
+    assert_eq!(body["total"], 2);
+    assert_eq!(body["filtered"], 2);
+    let top = one(&s.db, "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid");
+    for item in body["items"].as_array().unwrap() {
+        assert_eq!(item["user_uuid"], Value::from(u.clone()));
+        assert_eq!(item["tenant_uuid"], Value::from(top.clone()));
+    }
+    let sorted = s.call("GET", &format!("/0.1/users/{u}/sessions?order=mobile&direction=desc"), &admin, None, None).json();
+    assert_eq!(sorted["items"][0]["mobile"], true);
+    assert_eq!(sorted["items"][0]["uuid"], t2["session_uuid"]);
+    let all = s.call("GET", "/0.1/sessions", &admin, None, None).json();
+    assert_eq!(all["total"], 3, "admin's own session too");
+    // Deleting a session revokes its token at once; deleting again is still 204.
+    let session = t2["session_uuid"].as_str().unwrap();
+    assert_eq!(s.call("DELETE", &format!("/0.1/sessions/{session}"), &admin, None, None).status, 204);
+    assert_eq!(s.get(&format!("/0.1/token/{}", t2["token"].as_str().unwrap())).status, 404);
+    assert_eq!(s.call("DELETE", &format!("/0.1/sessions/{session}"), &admin, None, None).status, 204);
+    assert_eq!(s.get(&format!("/0.1/token/{t1}")).status, 200);
+    // The user-scoped route.
+    let s1 = s.get(&format!("/0.1/token/{t1}")).json()["data"]["session_uuid"].as_str().unwrap().to_string();
+    assert_eq!(s.call("DELETE", &format!("/0.1/users/{u}/sessions/{s1}"), &admin, None, None).status, 204);
+    assert_eq!(s.get(&format!("/0.1/token/{t1}")).status, 404);
+    assert_eq!(s.call("GET", &format!("/0.1/users/{u}/sessions"), &admin, None, None).json()["total"], 0);
+    // ACL and bad input.
+    let nobody = s.call("GET", "/0.1/sessions", "not-a-token", None, None);
+    assert_eq!(nobody.status, 401);
+    assert_eq!(nobody.json()["details"]["reason"], "not_found_or_expired");
+    assert_eq!(s.call("GET", &format!("/0.1/users/{}/sessions", uuid::Uuid::new_v4()), &admin, None, None).status, 404);
+    assert_eq!(s.call("GET", "/0.1/sessions?limit=-1", &admin, None, None).status, 400);
+}
