@@ -54,7 +54,8 @@ impl Keyring {
                 continue;
             }
             let mut parts = line.split_whitespace();
-            let (Some(id), Some(material), None) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(id), Some(material), None) = (parts.next(), parts.next(), parts.next())
+            else {
                 return Err(format!("line {}: expected `<id> <base64 key>`", n + 1));
             };
             let bytes = b64()

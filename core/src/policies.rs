@@ -104,7 +104,7 @@ impl Policy {
         let exposed = match scope {
             Some(s)
                 if (self.config_managed || self.shared)
-                    && !s.tenants.iter().any(|t| *t == self.tenant_uuid) =>
+                    && !s.tenants.contains(&self.tenant_uuid) =>
             {
                 s.requested.as_str()
             }
@@ -126,7 +126,7 @@ impl Policy {
     /// Whether the policy may not be edited or deleted from `tenants`: config-managed, or shared
     /// by a tenant outside them.
     pub fn is_read_only_for(&self, tenants: &[String]) -> bool {
-        self.config_managed || (self.shared && !tenants.iter().any(|t| *t == self.tenant_uuid))
+        self.config_managed || (self.shared && !tenants.contains(&self.tenant_uuid))
     }
 }
 

@@ -53,7 +53,12 @@ pub fn token_value(keyring: &Keyring, key_id: &str, row_uuid: &str) -> Option<St
     let mac = keyring.mac(key_id, PURPOSE, row_uuid.as_bytes())?;
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&mac[..16]);
-    Some(uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string())
+    Some(
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string(),
+    )
 }
 
 /// The database key of a refresh token value.
@@ -210,7 +215,11 @@ pub struct RefreshTokenQuery {
 
 impl Storage {
     /// The unexpired refresh token with this value and client_id.
-    pub async fn find_refresh_token(&self, value: &str, client_id: &str) -> Result<Option<RefreshToken>> {
+    pub async fn find_refresh_token(
+        &self,
+        value: &str,
+        client_id: &str,
+    ) -> Result<Option<RefreshToken>> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -225,7 +234,10 @@ impl Storage {
     }
 
     /// Lists refresh tokens: `(total, filtered, items)`; total ignores search and filters.
-    pub async fn list_refresh_tokens(&self, q: &RefreshTokenQuery) -> Result<(i64, i64, Vec<RefreshToken>)> {
+    pub async fn list_refresh_tokens(
+        &self,
+        q: &RefreshTokenQuery,
+    ) -> Result<(i64, i64, Vec<RefreshToken>)> {
         let client = self.client().await?;
         let base = "u.tenant_uuid = ANY($1) AND ($2::text IS NULL OR r.user_uuid = $2)";
         let total: i64 = client
@@ -275,7 +287,12 @@ impl Storage {
 
     /// Deletes the refresh token of (user, client_id) among users of `tenants`, and the sessions
     /// issued from it. Returns whether one existed.
-    pub async fn delete_refresh_token(&self, user_uuid: &str, client_id: &str, tenants: &[String]) -> Result<bool> {
+    pub async fn delete_refresh_token(
+        &self,
+        user_uuid: &str,
+        client_id: &str,
+        tenants: &[String],
+    ) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx
@@ -308,7 +325,10 @@ pub async fn revoke_user<C: GenericClient>(client: &C, user_uuid: &str) -> Resul
         )
         .await?;
     client
-        .execute("DELETE FROM auth_refresh_token WHERE user_uuid = $1", &[&user_uuid])
+        .execute(
+            "DELETE FROM auth_refresh_token WHERE user_uuid = $1",
+            &[&user_uuid],
+        )
         .await?;
     Ok(sessions)
 }

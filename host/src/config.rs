@@ -117,7 +117,11 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct BootstrapArgs {
     /// Username of the initial user
-    #[arg(long, env = "WAZO_AUTH_BOOTSTRAP_USERNAME", default_value = "wazo-auth-cli")]
+    #[arg(
+        long,
+        env = "WAZO_AUTH_BOOTSTRAP_USERNAME",
+        default_value = "wazo-auth-cli"
+    )]
     pub username: String,
     /// Its password [default: 28 random characters, printed]
     #[arg(long, env = "WAZO_AUTH_BOOTSTRAP_PASSWORD", hide_env_values = true)]

@@ -19,7 +19,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec};
 use tokio::sync::Semaphore;
 use wazo_auth_plugin_api::ffi::{
-    BackendBox, HostServicesBox, HostServicesFfi, HostServicesFfi_TO, LogLevelCode, PluginModuleRef,
+    BackendBox, ExternalAuthBox, HostServicesBox, HostServicesFfi, HostServicesFfi_TO,
+    LogLevelCode, PluginModuleRef,
 };
 use wazo_auth_plugin_api::{ErrorKind, PluginError};
 
@@ -27,6 +28,8 @@ use crate::services::HostContext;
 
 /// Entry-point group of authentication backends.
 pub const GROUP_BACKENDS: &str = "wazo_auth.backends";
+/// Entry-point group of external-auth plugins.
+pub const GROUP_EXTERNAL_AUTH: &str = "wazo_auth.external_auth";
 
 /// How many calls may be running at once in one plugin. When a plugin hangs, its calls time out
 /// but the threads running them cannot be killed; this bound keeps a hung plugin from eating the
@@ -39,6 +42,8 @@ struct HostServicesImpl {
     plugin: Arc<str>,
     config_json: Arc<str>,
     context: Option<Arc<HostContext>>,
+    /// For external-auth plugins: the only auth type whose data they may reach.
+    auth_type: Option<Arc<str>>,
 }
 
 impl HostServicesImpl {
@@ -52,9 +57,36 @@ impl HostServicesImpl {
     }
 }
 
+fn parse_data(data_json: RStr<'_>) -> Result<serde_json::Value, PluginError> {
+    serde_json::from_str(data_json.as_str()).map_err(|e| {
+        PluginError::new(
+            ErrorKind::INVALID_INPUT,
+            format!("data is not valid JSON: {e}"),
+        )
+    })
+}
+
+impl HostServicesImpl {
+    /// Runs an external-store service for this plugin's own auth type only.
+    fn external<T>(
+        &self,
+        f: impl FnOnce(&HostContext, &str) -> Result<T, PluginError>,
+    ) -> Result<T, PluginError> {
+        let Some(auth_type) = self.auth_type.as_deref() else {
+            return Err(PluginError::new(
+                ErrorKind::UNSUPPORTED,
+                "the external-auth store is only offered to external-auth plugins",
+            ));
+        };
+        f(self.context("the external-auth store")?, auth_type)
+    }
+}
+
 fn service_error(service: &str, e: wazo_auth_core::Error) -> PluginError {
     log::error!("host service {service} failed: {e}");
-    PluginError::unavailable(format!("{service} failed: the user database is unavailable"))
+    PluginError::unavailable(format!(
+        "{service} failed: the user database is unavailable"
+    ))
 }
 
 impl HostServicesFfi for HostServicesImpl {
@@ -116,6 +148,51 @@ impl HostServicesFfi for HostServicesImpl {
         }
     }
 
+    fn external_get(&self, user_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        match self.external(|c, t| c.external_get(user_uuid.as_str(), t)) {
+            Ok(v) => RResult::ROk(v.map(|d| RString::from(d.to_string())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
+    fn external_create(
+        &self,
+        user_uuid: RStr<'_>,
+        data_json: RStr<'_>,
+    ) -> RResult<(), PluginError> {
+        let data = match parse_data(data_json) {
+            Ok(d) => d,
+            Err(e) => return RResult::RErr(e),
+        };
+        self.external(|c, t| c.external_create(user_uuid.as_str(), t, &data))
+            .into()
+    }
+
+    fn external_update(
+        &self,
+        user_uuid: RStr<'_>,
+        data_json: RStr<'_>,
+    ) -> RResult<(), PluginError> {
+        let data = match parse_data(data_json) {
+            Ok(d) => d,
+            Err(e) => return RResult::RErr(e),
+        };
+        self.external(|c, t| c.external_update(user_uuid.as_str(), t, &data))
+            .into()
+    }
+
+    fn external_delete(&self, user_uuid: RStr<'_>) -> RResult<(), PluginError> {
+        self.external(|c, t| c.external_delete(user_uuid.as_str(), t))
+            .into()
+    }
+
+    fn external_config(&self, user_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        match self.external(|c, t| c.external_config(user_uuid.as_str(), t)) {
+            Ok(v) => RResult::ROk(v.map(|d| RString::from(d.to_string())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
     fn user_acl(&self, user_uuid: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
         let outcome = self.context("user_acl").and_then(|c| {
             c.user_acl(user_uuid.as_str())
@@ -138,12 +215,32 @@ pub struct PluginReport {
     pub status: String,
 }
 
-/// A backend that was loaded and can be called.
-pub struct LoadedBackend {
+/// A plugin instance that was loaded and can be called.
+pub struct Loaded<T> {
     pub name: String,
     pub file: PathBuf,
-    backend: Arc<BackendBox>,
+    inner: Arc<T>,
     inflight: Arc<Semaphore>,
+}
+
+/// A loaded backend.
+pub type LoadedBackend = Loaded<BackendBox>;
+
+/// A loaded external-auth plugin and its `plugin_info`.
+pub struct LoadedExternal {
+    pub plugin: Loaded<ExternalAuthBox>,
+    pub plugin_info: serde_json::Value,
+}
+
+impl<T> Loaded<T> {
+    fn new(name: &str, file: &Path, inner: T) -> Self {
+        Loaded {
+            name: name.to_string(),
+            file: file.to_path_buf(),
+            inner: Arc::new(inner),
+            inflight: Arc::new(Semaphore::new(MAX_INFLIGHT_CALLS_PER_PLUGIN)),
+        }
+    }
 }
 
 /// Why a plugin call produced no result.
@@ -173,22 +270,22 @@ impl std::fmt::Display for CallError {
     }
 }
 
-impl LoadedBackend {
-    /// Runs `f` against the backend on the blocking pool, bounded by `timeout`.
+impl<P: Send + Sync + 'static> Loaded<P> {
+    /// Runs `f` against the plugin on the blocking pool, bounded by `timeout`.
     pub async fn call<T, F>(&self, timeout: Duration, f: F) -> Result<T, CallError>
     where
         T: Send + 'static,
-        F: FnOnce(&BackendBox) -> RResult<T, PluginError> + Send + 'static,
+        F: FnOnce(&P) -> RResult<T, PluginError> + Send + 'static,
     {
         let permit = self
             .inflight
             .clone()
             .try_acquire_owned()
             .map_err(|_| CallError::Busy)?;
-        let backend = self.backend.clone();
+        let plugin = self.inner.clone();
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            f(&backend)
+            f(&plugin)
         });
         match tokio::time::timeout(timeout, handle).await {
             Err(_) => Err(CallError::Timeout(timeout)),
@@ -203,6 +300,7 @@ impl LoadedBackend {
 #[derive(Default)]
 pub struct PluginRegistry {
     backends: BTreeMap<String, Arc<LoadedBackend>>,
+    externals: BTreeMap<String, Arc<LoadedExternal>>,
     /// Enabled backends that were declared by a valid library (loaded or failed in `load`).
     enabled_backend_names: BTreeSet<String>,
     pub report: Vec<PluginReport>,
@@ -213,6 +311,7 @@ pub struct LoaderOptions<'a> {
     pub plugin_dir: PathBuf,
     pub allow_insecure: bool,
     pub enabled_backends: &'a BTreeMap<String, bool>,
+    pub enabled_externals: &'a BTreeMap<String, bool>,
     pub plugin_config: &'a BTreeMap<String, serde_json::Value>,
     pub load_timeout: Duration,
     /// Backs the user services offered to plugins.
@@ -226,6 +325,16 @@ impl PluginRegistry {
 
     pub fn loaded_backends(&self) -> impl Iterator<Item = &Arc<LoadedBackend>> {
         self.backends.values()
+    }
+
+    /// The loaded external-auth plugin of `auth_type`.
+    pub fn external(&self, auth_type: &str) -> Option<Arc<LoadedExternal>> {
+        self.externals.get(auth_type).cloned()
+    }
+
+    /// Auth types of the loaded external-auth plugins.
+    pub fn external_types(&self) -> Vec<String> {
+        self.externals.keys().cloned().collect()
     }
 
     /// Names reported by `GET /0.1/backends`: every enabled backend declared by a valid
@@ -320,6 +429,107 @@ impl PluginRegistry {
         });
     }
 
+    fn load_externals(
+        &mut self,
+        file: &Path,
+        module: &PluginModuleRef,
+        api_version: &str,
+        opts: &LoaderOptions<'_>,
+        owners: &mut BTreeMap<String, PathBuf>,
+    ) {
+        // Libraries built before plugin-api 1.2 have no external-auth group.
+        let Some(declare) = module.external_auths() else {
+            return;
+        };
+        let decls = match declare() {
+            RResult::ROk(d) => d,
+            RResult::RErr(e) => {
+                return self.refuse_file(
+                    file,
+                    api_version,
+                    format!("declaring its external-auth plugins failed: {e}"),
+                )
+            }
+        };
+        for decl in decls {
+            let name = decl.auth_type.to_string();
+            let key = format!("{GROUP_EXTERNAL_AUTH}:{name}");
+            let mut row = PluginReport {
+                name: name.clone(),
+                group: GROUP_EXTERNAL_AUTH,
+                file: file.to_path_buf(),
+                api_version: api_version.to_string(),
+                status: String::new(),
+            };
+            if let Some(first) = owners.get(&key) {
+                row.status = format!("refused: name already declared by {}", first.display());
+                log::error!(
+                    "plugin file {}: refused external auth {name:?}: name already declared by {}",
+                    file.display(),
+                    first.display()
+                );
+                self.report.push(row);
+                continue;
+            }
+            owners.insert(key, file.to_path_buf());
+            if !opts.enabled_externals.get(&name).copied().unwrap_or(false) {
+                row.status = "disabled".into();
+                self.report.push(row);
+                continue;
+            }
+            let plugin_info =
+                match serde_json::from_str::<serde_json::Value>(decl.plugin_info_json.as_str()) {
+                    Ok(v @ serde_json::Value::Object(_)) => v,
+                    _ => serde_json::json!({}),
+                };
+            let config = opts
+                .plugin_config
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
+            let config_json: Arc<str> = Arc::from(config.to_string());
+            let host: HostServicesBox = HostServicesFfi_TO::from_ptr(
+                RArc::new(HostServicesImpl {
+                    plugin: Arc::from(name.as_str()),
+                    config_json: config_json.clone(),
+                    context: opts.context.clone(),
+                    auth_type: Some(Arc::from(name.as_str())),
+                }),
+                TD_Opaque,
+            );
+            let load = decl.load;
+            match run_with_timeout(opts.load_timeout, move || {
+                load(host, RStr::from_str(&config_json))
+            }) {
+                Ok(RResult::ROk(plugin)) => {
+                    row.status = "loaded".into();
+                    self.externals.insert(
+                        name.clone(),
+                        Arc::new(LoadedExternal {
+                            plugin: Loaded::new(&name, file, plugin),
+                            plugin_info,
+                        }),
+                    );
+                }
+                Ok(RResult::RErr(e)) => {
+                    row.status = format!("refused: load failed: {e}");
+                    log::error!(
+                        "plugin file {}: external auth {name:?} failed to load: {e}",
+                        file.display()
+                    );
+                }
+                Err(reason) => {
+                    row.status = format!("refused: load {reason}");
+                    log::error!(
+                        "plugin file {}: external auth {name:?} load {reason}",
+                        file.display()
+                    );
+                }
+            }
+            self.report.push(row);
+        }
+    }
+
     fn load_file(
         &mut self,
         file: &Path,
@@ -394,6 +604,7 @@ impl PluginRegistry {
                     plugin: Arc::from(name.as_str()),
                     config_json: config_json.clone(),
                     context: opts.context.clone(),
+                    auth_type: None,
                 }),
                 TD_Opaque,
             );
@@ -403,15 +614,8 @@ impl PluginRegistry {
             }) {
                 Ok(RResult::ROk(backend)) => {
                     row.status = "loaded".into();
-                    self.backends.insert(
-                        name.clone(),
-                        Arc::new(LoadedBackend {
-                            name: name.clone(),
-                            file: file.to_path_buf(),
-                            backend: Arc::new(backend),
-                            inflight: Arc::new(Semaphore::new(MAX_INFLIGHT_CALLS_PER_PLUGIN)),
-                        }),
-                    );
+                    self.backends
+                        .insert(name.clone(), Arc::new(Loaded::new(&name, file, backend)));
                 }
                 Ok(RResult::RErr(e)) => {
                     row.status = format!("refused: load failed: {e}");
@@ -430,6 +634,7 @@ impl PluginRegistry {
             }
             self.report.push(row);
         }
+        self.load_externals(file, &module, &api_version, opts, owners);
     }
 }
 
@@ -457,16 +662,14 @@ fn check_abi(header: &abi_stable::library::LibHeader, file: &Path) -> Result<(),
     let Some(actual) = header.layout() else {
         return Err("was built without type-layout information".into());
     };
-    abi_history::check_layout(expected, actual).map_err(
-        |e| {
-            log::debug!("plugin file {}: full layout report: {e}", file.display());
-            format!(
-                "built against an incompatible wazo-auth-plugin-api (declares {}, but its types \
+    abi_history::check_layout(expected, actual).map_err(|e| {
+        log::debug!("plugin file {}: full layout report: {e}", file.display());
+        format!(
+            "built against an incompatible wazo-auth-plugin-api (declares {}, but its types \
                  do not match that version's; rebuild it; details at debug level)",
-                declared.version
-            )
-        },
-    )
+            declared.version
+        )
+    })
 }
 
 /// Runs a blocking closure on its own thread and gives up waiting after `timeout` (the thread is

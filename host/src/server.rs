@@ -36,7 +36,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
     let scheme = wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
         .unwrap_or(wazo_auth_core::password::Scheme::Pbkdf2Sha512);
-    let prepared = HostContext::new(&db_uri, scheme).and_then(|context| {
+    let prepared = HostContext::new(&db_uri, scheme, keyring.clone()).and_then(|context| {
         context.block_on(async {
             let storage = context.storage();
             storage
@@ -65,6 +65,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         plugin_dir: cfg.effective_plugin_dir(),
         allow_insecure: cfg.allow_insecure_plugin_dir,
         enabled_backends: &cfg.enabled_backend_plugins,
+        enabled_externals: &cfg.enabled_external_auth_plugins,
         plugin_config: &cfg.plugin_config,
         load_timeout: Duration::from_secs_f64(cfg.plugin_call_timeout.max(1.0) * 2.0),
         context: Some(context.clone()),
@@ -74,6 +75,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
         cfg.effective_plugin_dir().display(),
         plugins.table()
     );
+    // The auth types listed by `GET /users/{u}/external` are those of the loaded plugins.
+    let types = plugins.external_types();
+    if let Err(e) = context.block_on(async {
+        let client = context.storage().client().await?;
+        wazo_auth_core::external::set_enabled_types(&client, &types).await
+    }) {
+        stop_cluster(cluster);
+        return Err(format!("recording the external auth types failed: {e}"));
+    }
 
     let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring));
     // Plugins may still hold the context; its runtime stops with the process.
@@ -117,7 +127,8 @@ pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), 
         .password
         .clone()
         .unwrap_or_else(|| wazo_auth_core::password::random_alphanumeric(28));
-    let outcome = HostContext::new(&db_uri, scheme).and_then(|context| {
+    let keyring = wazo_auth_core::keys::Keyring::load_or_create(&cfg.secret_key_file)?;
+    let outcome = HostContext::new(&db_uri, scheme, keyring).and_then(|context| {
         context.block_on(async {
             let storage = context.storage();
             storage

@@ -5,8 +5,11 @@
 use std::future::Future;
 
 use serde_json::json;
+use wazo_auth_core::external::{self, StoreError};
+use wazo_auth_core::keys::Keyring;
 use wazo_auth_core::password::{self, Scheme, StoredPassword};
 use wazo_auth_core::{Result, Storage};
+use wazo_auth_plugin_api::{ErrorKind, PluginError};
 
 /// A user as found by login, with the stored password.
 #[derive(Debug, Clone)]
@@ -42,11 +45,16 @@ pub struct HostContext {
     runtime: tokio::runtime::Runtime,
     storage: Storage,
     scheme: Scheme,
+    keyring: Keyring,
 }
 
 impl HostContext {
     /// A context with its own runtime and connection pool on `db_uri`.
-    pub fn new(db_uri: &str, scheme: Scheme) -> std::result::Result<HostContext, String> {
+    pub fn new(
+        db_uri: &str,
+        scheme: Scheme,
+        keyring: Keyring,
+    ) -> std::result::Result<HostContext, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wazo-auth-host-services")
@@ -61,6 +69,7 @@ impl HostContext {
             runtime,
             storage,
             scheme,
+            keyring,
         })
     }
 
@@ -103,7 +112,9 @@ impl HostContext {
                         new.scheme.as_str()
                     ),
                     Ok(false) => {}
-                    Err(e) => log::warn!("rehashing the password of user {} failed: {e}", user.uuid),
+                    Err(e) => {
+                        log::warn!("rehashing the password of user {} failed: {e}", user.uuid)
+                    }
                 }
             }
         }
@@ -113,6 +124,100 @@ impl HostContext {
     /// The ACL of the user's group policies, then of the user's own policies.
     pub fn user_acl(&self, user_uuid: &str) -> Result<Vec<String>> {
         self.block_on(user_acl(&self.storage, user_uuid))
+    }
+
+    async fn with_client<T>(
+        &self,
+        f: impl AsyncFnOnce(&deadpool_postgres::Object) -> external::StoreResult<T>,
+    ) -> external::StoreResult<T> {
+        let client = self.storage.client().await?;
+        f(&client).await
+    }
+
+    /// This auth type's data for a user (`None` when there is none).
+    pub fn external_get(
+        &self,
+        user: &str,
+        auth_type: &str,
+    ) -> std::result::Result<Option<serde_json::Value>, PluginError> {
+        let outcome = self.block_on(self.with_client(async |c| {
+            external::get_user_data(c, &self.keyring, user, auth_type).await
+        }));
+        match outcome {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::NotFound | StoreError::UnknownType) => Ok(None),
+            Err(e) => Err(store_error("external_get", e)),
+        }
+    }
+
+    pub fn external_create(
+        &self,
+        user: &str,
+        auth_type: &str,
+        data: &serde_json::Value,
+    ) -> std::result::Result<(), PluginError> {
+        self.block_on(self.with_client(async |c| {
+            external::create_user_data(c, &self.keyring, user, auth_type, data).await
+        }))
+        .map_err(|e| store_error("external_create", e))
+    }
+
+    pub fn external_update(
+        &self,
+        user: &str,
+        auth_type: &str,
+        data: &serde_json::Value,
+    ) -> std::result::Result<(), PluginError> {
+        self.block_on(self.with_client(async |c| {
+            external::update_user_data(c, &self.keyring, user, auth_type, data).await
+        }))
+        .map_err(|e| store_error("external_update", e))
+    }
+
+    pub fn external_delete(
+        &self,
+        user: &str,
+        auth_type: &str,
+    ) -> std::result::Result<(), PluginError> {
+        self.block_on(
+            self.with_client(async |c| external::delete_user_data(c, user, auth_type).await),
+        )
+        .map_err(|e| store_error("external_delete", e))
+    }
+
+    /// This auth type's configuration for the user's tenant.
+    pub fn external_config(
+        &self,
+        user: &str,
+        auth_type: &str,
+    ) -> std::result::Result<Option<serde_json::Value>, PluginError> {
+        let outcome = self.block_on(self.with_client(async |c| {
+            let tenant = external::user_tenant(c, user).await?;
+            external::get_config(c, &self.keyring, auth_type, &tenant).await
+        }));
+        match outcome {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::NotFound | StoreError::UnknownType) => Ok(None),
+            Err(e) => Err(store_error("external_config", e)),
+        }
+    }
+}
+
+/// A store error as the plugin sees it (details are logged, never handed over).
+fn store_error(service: &str, e: StoreError) -> PluginError {
+    match e {
+        StoreError::UnknownUser => PluginError::new(ErrorKind::NOT_FOUND, "unknown user"),
+        StoreError::UnknownType | StoreError::NotFound => {
+            PluginError::new(ErrorKind::NOT_FOUND, "no data for this user")
+        }
+        StoreError::UnknownTenant => PluginError::new(ErrorKind::NOT_FOUND, "unknown tenant"),
+        StoreError::Conflict => {
+            PluginError::new(ErrorKind::CONFLICT, "data already exists for this user")
+        }
+        StoreError::Other(e) => {
+            log::error!("host service {service} failed: {e}");
+            PluginError::new(ErrorKind::UNAVAILABLE, format!("{service} failed"))
+        }
     }
 }
 
@@ -163,46 +268,26 @@ async fn replace_password(
         .execute(
             "UPDATE auth_user SET password_hash = $2, password_salt = $3, password_scheme = $4
              WHERE uuid = $1 AND password_hash = $5",
-            &[&user_uuid, &new.hash, &new.salt, &new.scheme.as_str(), &old.hash],
+            &[
+                &user_uuid,
+                &new.hash,
+                &new.salt,
+                &new.scheme.as_str(),
+                &old.hash,
+            ],
         )
         .await?;
     Ok(n == 1)
 }
 
-/// Group policies (groups by name, policies by name) then user policies (by name), each
-/// policy's ACL in its stored order.
+/// Group policies then user policies (see `wazo_auth_core::policies::user_acl`).
 pub async fn user_acl(storage: &Storage, user_uuid: &str) -> Result<Vec<String>> {
     let client = storage.client().await?;
-    let rows = client
-        .query(
-            "SELECT a.access FROM (
-                 SELECT 0 AS src, g.name AS gname, p.name AS pname, p.uuid AS puuid, p.acl
-                 FROM auth_user_group ug
-                 JOIN auth_group g ON g.uuid = ug.group_uuid
-                 JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
-                 JOIN auth_policy p ON p.uuid = gp.policy_uuid
-                 WHERE ug.user_uuid = $1
-                 UNION ALL
-                 SELECT 1, '', p.name, p.uuid, p.acl
-                 FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
-                 WHERE up.user_uuid = $1
-             ) s CROSS JOIN LATERAL unnest(s.acl) WITH ORDINALITY AS a(access, n)
-             ORDER BY s.src, s.gname, s.pname, s.puuid, a.n",
-            &[&user_uuid],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    wazo_auth_core::policies::user_acl(&client, user_uuid).await
 }
 
 /// The ACL of the first policy named `name` (any tenant; the top tenant's first).
 pub async fn acl_of_policy_named(storage: &Storage, name: &str) -> Result<Vec<String>> {
     let client = storage.client().await?;
-    let row = client
-        .query_opt(
-            "SELECT p.acl FROM auth_policy p JOIN auth_tenant t ON t.uuid = p.tenant_uuid
-             WHERE p.name = $1 ORDER BY (t.uuid = t.parent_uuid) DESC, p.uuid LIMIT 1",
-            &[&name],
-        )
-        .await?;
-    Ok(row.map(|r| r.get(0)).unwrap_or_default())
+    wazo_auth_core::policies::acl_of_policy_named(&client, name).await
 }

@@ -16,7 +16,8 @@ pub async fn apply(cfg: &Config, storage: &Storage, scheme: Scheme) -> Result<()
             .map_err(|e| format!("applying default policies failed: {e}"))?;
     }
     if cfg.bootstrap_user_on_startup {
-        let (Some(username), Some(pw)) = (&cfg.bootstrap_user_username, &cfg.bootstrap_user_password)
+        let (Some(username), Some(pw)) =
+            (&cfg.bootstrap_user_username, &cfg.bootstrap_user_password)
         else {
             return Err("bootstrap_user_on_startup needs bootstrap_user_username and bootstrap_user_password".into());
         };
@@ -40,14 +41,22 @@ async fn update_policies(cfg: &Config, storage: &Storage) -> wazo_auth_core::Res
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
     // One process at a time (several servers may start together on one database).
-    tx.execute("SELECT pg_advisory_xact_lock(7745323221)", &[]).await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7745323221)", &[])
+        .await?;
     let top: String = tx
-        .query_one("SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1", &[])
+        .query_one(
+            "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
+            &[],
+        )
         .await?
         .get(0);
 
     // (a) default_policies: config-managed policies of the top tenant.
-    let defaults = cfg.default_policies.as_object().cloned().unwrap_or_default();
+    let defaults = cfg
+        .default_policies
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     for (slug, spec) in &defaults {
         let acl: Vec<String> = spec
             .get("acl")
@@ -171,11 +180,13 @@ pub async fn bootstrap_user(
     if let Some(row) = existing {
         let uuid: String = row.get(0);
         let scheme_col: Option<String> = row.get(1);
-        let stored = password::StoredPassword::from_columns(scheme_col.as_deref(), row.get(2), row.get(3));
+        let stored =
+            password::StoredPassword::from_columns(scheme_col.as_deref(), row.get(2), row.get(3));
         let pw = req.password.clone();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, stored.as_ref(), scheme))
-            .await
-            .unwrap_or(false);
+        let ok =
+            tokio::task::spawn_blocking(move || password::verify(&pw, stored.as_ref(), scheme))
+                .await
+                .unwrap_or(false);
         return if ok {
             Ok(format!("already exists ({uuid}), unchanged"))
         } else {
@@ -186,7 +197,10 @@ pub async fn bootstrap_user(
         };
     }
     let top: String = tx
-        .query_one("SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1", &[])
+        .query_one(
+            "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
+            &[],
+        )
         .await
         .map_err(|e| db(e.into()))?
         .get(0);

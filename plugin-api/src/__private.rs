@@ -9,10 +9,13 @@ use abi_stable::{
 };
 
 use crate::ffi::{
-    BackendBox, BackendDecl, BackendFfi, BackendFfi_TO, ErrorKind, HostServicesBox, PluginModule,
-    PluginModuleRef, VerifyOutcome,
+    BackendBox, BackendDecl, BackendFfi, BackendFfi_TO, ErrorKind, ExternalAuthBox,
+    ExternalAuthDecl, ExternalAuthFfi, ExternalAuthFfi_TO, HostServicesBox, HttpReply,
+    PluginModule, PluginModuleRef, VerifyOutcome,
 };
-use crate::{logging, parse_args, Backend, Host, PluginError, Status};
+use crate::{
+    logging, parse_args, Backend, ExternalAuth, ExternalRequest, Host, PluginError, Reply, Status,
+};
 
 /// Runs `f` with panics caught (turned into a `PANICKED` error) and, when a host is given, with
 /// log records of this thread routed to that host.
@@ -46,8 +49,132 @@ pub fn guard<T>(
 
 pub fn root_module(
     backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
+    external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
 ) -> PluginModuleRef {
-    PluginModule { backends }.leak_into_prefix()
+    PluginModule {
+        backends,
+        external_auths,
+    }
+    .leak_into_prefix()
+}
+
+pub fn external_auth_decl<E: ExternalAuth>(auth_type: &str) -> ExternalAuthDecl {
+    ExternalAuthDecl {
+        auth_type: RString::from(auth_type),
+        plugin_info_json: RString::from(E::plugin_info().to_string()),
+        load: load_external::<E>,
+    }
+}
+
+extern "C" fn load_external<E: ExternalAuth>(
+    host: HostServicesBox,
+    config_json: RStr<'_>,
+) -> RResult<ExternalAuthBox, PluginError> {
+    let host = Host::from_ffi(host);
+    logging::install(&host);
+    let config: serde_json::Value = if config_json.is_empty() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        match serde_json::from_str(config_json.as_str()) {
+            Ok(v) => v,
+            Err(e) => {
+                return RErr(PluginError::config(format!(
+                    "configuration is not valid JSON: {e}"
+                )))
+            }
+        }
+    };
+    guard(Some(&host), || {
+        let inner = E::load(&host, config)?;
+        Ok(ExternalAuthFfi_TO::from_value(
+            ExternalAdapter {
+                inner,
+                host: host.clone(),
+            },
+            TD_Opaque,
+        ))
+    })
+}
+
+struct ExternalAdapter<E> {
+    inner: E,
+    host: Host,
+}
+
+fn request(
+    user_uuid: RStr<'_>,
+    body_json: Option<RStr<'_>>,
+    query_json: RStr<'_>,
+) -> Result<ExternalRequest, PluginError> {
+    let body = match body_json {
+        Some(b) if !b.is_empty() => serde_json::from_str(b.as_str()).map_err(|e| {
+            PluginError::new(
+                ErrorKind::INVALID_INPUT,
+                format!("body is not valid JSON: {e}"),
+            )
+        })?,
+        _ => serde_json::Value::Object(Default::default()),
+    };
+    Ok(ExternalRequest {
+        user_uuid: user_uuid.to_string(),
+        body,
+        query: parse_args(query_json.as_str())?,
+    })
+}
+
+fn reply(r: Reply) -> HttpReply {
+    HttpReply {
+        status: r.status,
+        body_json: RString::from(r.body.map(|b| b.to_string()).unwrap_or_default()),
+    }
+}
+
+impl<E: ExternalAuth> ExternalAuthFfi for ExternalAdapter<E> {
+    fn create(
+        &self,
+        user_uuid: RStr<'_>,
+        body_json: RStr<'_>,
+        query_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError> {
+        guard(Some(&self.host), || {
+            let req = request(user_uuid, Some(body_json), query_json)?;
+            self.inner.create(&req).map(reply)
+        })
+    }
+
+    fn get(&self, user_uuid: RStr<'_>, query_json: RStr<'_>) -> RResult<HttpReply, PluginError> {
+        guard(Some(&self.host), || {
+            let req = request(user_uuid, None, query_json)?;
+            self.inner.get(&req).map(reply)
+        })
+    }
+
+    fn update(
+        &self,
+        user_uuid: RStr<'_>,
+        body_json: RStr<'_>,
+        query_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError> {
+        guard(Some(&self.host), || {
+            let req = request(user_uuid, Some(body_json), query_json)?;
+            self.inner.update(&req).map(reply)
+        })
+    }
+
+    fn delete(&self, user_uuid: RStr<'_>, query_json: RStr<'_>) -> RResult<HttpReply, PluginError> {
+        guard(Some(&self.host), || {
+            let req = request(user_uuid, None, query_json)?;
+            self.inner.delete(&req).map(reply)
+        })
+    }
+
+    fn safe_view(&self, data_json: RStr<'_>) -> RResult<RString, PluginError> {
+        guard(Some(&self.host), || {
+            let data: serde_json::Value = serde_json::from_str(data_json.as_str())
+                .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+            Ok(RString::from(self.inner.safe_view(&data).to_string()))
+        })
+    }
 }
 
 pub fn backend_decl<B: Backend>(name: &str) -> BackendDecl {

@@ -10,7 +10,8 @@
 //!   plugins).
 //!
 //! History: 1.0.0 first release; 1.1.0 added [`BackendFfi::status`]; 1.2.0 added the user
-//! services of [`HostServicesFfi`] (`authenticate_user`, `find_user`, `user_acl`).
+//! services of [`HostServicesFfi`] (`authenticate_user`, `find_user`, `user_acl`), the
+//! external-auth store services, and the `wazo_auth.external_auth` group ([`ExternalAuthFfi`]).
 //!
 //! Before changing this file after a release, freeze the released version into
 //! `abi_history/` (see its documentation).
@@ -43,6 +44,10 @@ impl ErrorKind {
     pub const CONFIG: Self = Self(4);
     /// The host does not provide the requested service.
     pub const UNSUPPORTED: Self = Self(5);
+    /// The thing asked for does not exist (answered 404 by the host).
+    pub const NOT_FOUND: Self = Self(6);
+    /// The thing to create already exists (answered 409 by the host).
+    pub const CONFLICT: Self = Self(7);
 
     /// A short, stable name for logs.
     pub fn name(self) -> &'static str {
@@ -53,6 +58,8 @@ impl ErrorKind {
             Self::UNAVAILABLE => "unavailable",
             Self::CONFIG => "config",
             Self::UNSUPPORTED => "unsupported",
+            Self::NOT_FOUND => "not-found",
+            Self::CONFLICT => "conflict",
             _ => "unknown",
         }
     }
@@ -117,6 +124,49 @@ pub trait HostServicesFfi: Clone + Send + Sync {
     fn user_acl(&self, user_uuid: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
         let _ = user_uuid;
         RErr(unsupported("user_acl"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. The data stored for `user_uuid` by this
+    /// plugin's auth type (JSON text), `None` when there is none. `NOT_FOUND` for an unknown user.
+    fn external_get(&self, user_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("external_get"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. Stores data for `user_uuid` (encrypted at rest).
+    /// `CONFLICT` when data exists, `NOT_FOUND` for an unknown user.
+    fn external_create(
+        &self,
+        user_uuid: RStr<'_>,
+        data_json: RStr<'_>,
+    ) -> RResult<(), PluginError> {
+        let _ = (user_uuid, data_json);
+        RErr(unsupported("external_create"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. Replaces the data of `user_uuid`; `NOT_FOUND`
+    /// when there is none.
+    fn external_update(
+        &self,
+        user_uuid: RStr<'_>,
+        data_json: RStr<'_>,
+    ) -> RResult<(), PluginError> {
+        let _ = (user_uuid, data_json);
+        RErr(unsupported("external_update"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. Deletes the data of `user_uuid`; `NOT_FOUND`
+    /// when there is none.
+    fn external_delete(&self, user_uuid: RStr<'_>) -> RResult<(), PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("external_delete"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. This auth type's configuration for the tenant of
+    /// `user_uuid` (JSON text), `None` when that tenant has none.
+    fn external_config(&self, user_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("external_config"))
     }
 }
 
@@ -192,6 +242,63 @@ pub struct BackendDecl {
     ) -> RResult<BackendBox, PluginError>,
 }
 
+/// An HTTP answer of an external-auth handler. `body_json` empty = no body.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body_json: RString,
+}
+
+/// An external-auth plugin (entry-point group `wazo_auth.external_auth`), serving
+/// `/0.1/users/{user_uuid}/external/{auth_type}`. `query_json` is the query string as a JSON
+/// object of strings; `body_json` the request body (JSON text, `{}` when empty).
+#[sabi_trait]
+pub trait ExternalAuthFfi: Send + Sync {
+    /// `POST`: set up the link with the external service.
+    fn create(
+        &self,
+        user_uuid: RStr<'_>,
+        body_json: RStr<'_>,
+        query_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError>;
+
+    /// `GET`: the stored credentials (refreshed when expired).
+    fn get(&self, user_uuid: RStr<'_>, query_json: RStr<'_>) -> RResult<HttpReply, PluginError>;
+
+    /// `PUT`: change the stored data (e.g. the scope).
+    fn update(
+        &self,
+        user_uuid: RStr<'_>,
+        body_json: RStr<'_>,
+        query_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError>;
+
+    /// `DELETE`: remove the stored data.
+    fn delete(&self, user_uuid: RStr<'_>, query_json: RStr<'_>) -> RResult<HttpReply, PluginError>;
+
+    /// The "safe" view of stored data (JSON in, JSON out) shown by `GET /users/{u}/external`.
+    #[sabi(last_prefix_field)]
+    fn safe_view(&self, data_json: RStr<'_>) -> RResult<RString, PluginError>;
+}
+
+/// An external-auth plugin instance as held by the host.
+pub type ExternalAuthBox = ExternalAuthFfi_TO<'static, RBox<()>>;
+
+/// One external-auth plugin declared by a library.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct ExternalAuthDecl {
+    /// The auth type, also the name used in `enabled_external_auth_plugins`.
+    pub auth_type: RString,
+    /// `plugin_info` shown to user interfaces (JSON object text), e.g. `required_acl`.
+    pub plugin_info_json: RString,
+    pub load: extern "C" fn(
+        host: HostServicesBox,
+        config_json: RStr<'_>,
+    ) -> RResult<ExternalAuthBox, PluginError>,
+}
+
 /// The root module every plugin library exports (one per `.so`). Each field lists the plugins of
 /// one entry-point group.
 #[repr(C)]
@@ -202,6 +309,8 @@ pub struct PluginModule {
     /// Group `wazo_auth.backends`.
     #[sabi(last_prefix_field)]
     pub backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
+    /// Since 1.2.0. Group `wazo_auth.external_auth` (`None` for older plugins).
+    pub external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
 }
 
 impl RootModule for PluginModuleRef {

@@ -64,6 +64,15 @@ impl PluginError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::UNAVAILABLE, message)
     }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CONFLICT, message)
+    }
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::INVALID_INPUT, message)
+    }
 }
 
 impl std::fmt::Display for PluginError {
@@ -109,24 +118,88 @@ impl Host {
 
     /// Since 1.2: checks a login and password against the users of wazo-auth (see
     /// [`HostServicesFfi::authenticate_user`]). `Ok(None)` for wrong credentials.
-    pub fn authenticate_user(&self, login: &str, password: &str) -> Result<Option<User>, PluginError> {
+    pub fn authenticate_user(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<User>, PluginError> {
         let found = self
             .inner
             .authenticate_user(login.into(), password.into())
             .into_result()?;
-        found.into_option().map(|t| User::from_json(t.as_str())).transpose()
+        found
+            .into_option()
+            .map(|t| User::from_json(t.as_str()))
+            .transpose()
     }
 
     /// Since 1.2: the enabled user with this login (username or confirmed e-mail).
     pub fn find_user(&self, login: &str) -> Result<Option<User>, PluginError> {
         let found = self.inner.find_user(login.into()).into_result()?;
-        found.into_option().map(|t| User::from_json(t.as_str())).transpose()
+        found
+            .into_option()
+            .map(|t| User::from_json(t.as_str()))
+            .transpose()
     }
 
     /// Since 1.2: the ACL of the user's group policies, then of the user's own policies.
     pub fn user_acl(&self, user_uuid: &str) -> Result<Vec<String>, PluginError> {
         let acl = self.inner.user_acl(user_uuid.into()).into_result()?;
         Ok(acl.into_iter().map(Into::into).collect())
+    }
+
+    /// Since 1.2, external-auth plugins: this plugin's stored data for a user.
+    pub fn external_get(&self, user_uuid: &str) -> Result<Option<serde_json::Value>, PluginError> {
+        let found = self.inner.external_get(user_uuid.into()).into_result()?;
+        found
+            .into_option()
+            .map(|t| {
+                serde_json::from_str(t.as_str())
+                    .map_err(|e| PluginError::failed(format!("host returned invalid JSON: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Since 1.2, external-auth plugins: stores data for a user (`CONFLICT` if present).
+    pub fn external_create(
+        &self,
+        user_uuid: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), PluginError> {
+        self.inner
+            .external_create(user_uuid.into(), data.to_string().as_str().into())
+            .into_result()
+    }
+
+    /// Since 1.2, external-auth plugins: replaces a user's data (`NOT_FOUND` if absent).
+    pub fn external_update(
+        &self,
+        user_uuid: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), PluginError> {
+        self.inner
+            .external_update(user_uuid.into(), data.to_string().as_str().into())
+            .into_result()
+    }
+
+    /// Since 1.2, external-auth plugins: deletes a user's data (`NOT_FOUND` if absent).
+    pub fn external_delete(&self, user_uuid: &str) -> Result<(), PluginError> {
+        self.inner.external_delete(user_uuid.into()).into_result()
+    }
+
+    /// Since 1.2, external-auth plugins: this auth type's configuration for the user's tenant.
+    pub fn external_config(
+        &self,
+        user_uuid: &str,
+    ) -> Result<Option<serde_json::Value>, PluginError> {
+        let found = self.inner.external_config(user_uuid.into()).into_result()?;
+        found
+            .into_option()
+            .map(|t| {
+                serde_json::from_str(t.as_str())
+                    .map_err(|e| PluginError::failed(format!("host returned invalid JSON: {e}")))
+            })
+            .transpose()
     }
 
     pub(crate) fn ffi(&self) -> &HostServicesBox {
@@ -240,6 +313,96 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// A request to an external-auth plugin's resource `/0.1/users/{user_uuid}/external/{auth_type}`.
+/// The host has already checked the caller's ACL and that the user is visible to the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalRequest {
+    pub user_uuid: String,
+    /// The JSON body (`{}` for GET/DELETE or an empty body).
+    pub body: serde_json::Value,
+    /// The query string parameters.
+    pub query: Args,
+}
+
+/// An HTTP answer of an external-auth handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+        }
+    }
+
+    /// 204 without a body.
+    pub fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            body: None,
+        }
+    }
+}
+
+/// An external-auth plugin (entry-point group `wazo_auth.external_auth`): it links a wazo-auth
+/// user to an external service and keeps the credentials, through the host's encrypted store
+/// ([`Host::external_create`] and friends), which only ever gives it its own auth type's data.
+///
+/// Handlers answer a [`Reply`], or an error: `NOT_FOUND` becomes 404, `CONFLICT` 409,
+/// `INVALID_INPUT` 400, anything else (and a panic, or a call running past the timeout) 500 with
+/// no details.
+pub trait ExternalAuth: Send + Sync + 'static {
+    /// Fields of the stored data that `GET /0.1/users/{user_uuid}/external` may show (the "safe
+    /// model"). Used by the default [`ExternalAuth::safe_view`].
+    const SAFE_FIELDS: &'static [&'static str] = &[];
+
+    /// Information shown to user interfaces, e.g. `{"required_acl": [...]}`.
+    fn plugin_info() -> serde_json::Value
+    where
+        Self: Sized,
+    {
+        serde_json::json!({})
+    }
+
+    fn load(host: &Host, config: serde_json::Value) -> Result<Self, PluginError>
+    where
+        Self: Sized;
+
+    /// `POST`: set up the link with the external service.
+    fn create(&self, req: &ExternalRequest) -> Result<Reply, PluginError>;
+
+    /// `GET`: the stored credentials (refreshed when expired).
+    fn get(&self, req: &ExternalRequest) -> Result<Reply, PluginError>;
+
+    /// `PUT`: change the stored data. Default: 405.
+    fn update(&self, _req: &ExternalRequest) -> Result<Reply, PluginError> {
+        Ok(Reply::json(
+            405,
+            serde_json::json!({"message": "The method is not allowed for the requested URL."}),
+        ))
+    }
+
+    /// `DELETE`: remove the stored data.
+    fn delete(&self, req: &ExternalRequest) -> Result<Reply, PluginError>;
+
+    /// The safe view of stored data: by default only [`ExternalAuth::SAFE_FIELDS`].
+    fn safe_view(&self, data: &serde_json::Value) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        if let Some(obj) = data.as_object() {
+            for field in Self::SAFE_FIELDS {
+                if let Some(v) = obj.get(*field) {
+                    out.insert((*field).to_string(), v.clone());
+                }
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
 /// Parses the `args` JSON text handed over by the host.
 pub fn parse_args(json: &str) -> Result<Args, PluginError> {
     if json.is_empty() {
@@ -259,17 +422,23 @@ pub fn parse_args(json: &str) -> Result<Args, PluginError> {
 }
 
 /// Declares the plugins of this library and exports its root module. Use it exactly once per
-/// library:
+/// library; both lists are optional:
 ///
 /// ```ignore
-/// export_plugins! { backends: ["my_backend" => MyBackend, "other" => Other] }
+/// export_plugins! {
+///     backends: ["my_backend" => MyBackend, "other" => Other],
+///     external_auths: ["bar" => Bar],
+/// }
 /// ```
 ///
 /// Every call into the plugin goes through an adapter that catches panics and bridges the `log`
 /// crate's records into the host's log, tagged with the plugin's name.
 #[macro_export]
 macro_rules! export_plugins {
-    (backends: [ $( $name:literal => $ty:ty ),* $(,)? ] $(,)?) => {
+    (
+        $( backends: [ $( $bname:literal => $bty:ty ),* $(,)? ] $(,)? )?
+        $( external_auths: [ $( $ename:literal => $ety:ty ),* $(,)? ] $(,)? )?
+    ) => {
         /// Root module of this plugin library (read by the wazo-auth host).
         #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
         pub static __WAZO_AUTH_PLUGIN_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
@@ -285,7 +454,7 @@ macro_rules! export_plugins {
         };
 
         fn __wazo_auth_root_module() -> $crate::ffi::PluginModuleRef {
-            $crate::__private::root_module(__wazo_auth_backends)
+            $crate::__private::root_module(__wazo_auth_backends, __wazo_auth_external_auths)
         }
 
         extern "C" fn __wazo_auth_backends() -> $crate::abi_stable::std_types::RResult<
@@ -293,7 +462,16 @@ macro_rules! export_plugins {
             $crate::PluginError,
         > {
             $crate::__private::guard(None, || {
-                Ok(::std::vec![ $( $crate::__private::backend_decl::<$ty>($name) ),* ].into())
+                Ok(::std::vec![ $( $( $crate::__private::backend_decl::<$bty>($bname) ),* )? ].into())
+            })
+        }
+
+        extern "C" fn __wazo_auth_external_auths() -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RVec<$crate::ffi::ExternalAuthDecl>,
+            $crate::PluginError,
+        > {
+            $crate::__private::guard(None, || {
+                Ok(::std::vec![ $( $( $crate::__private::external_auth_decl::<$ety>($ename) ),* )? ].into())
             })
         }
     };

@@ -188,6 +188,8 @@ pub const PANIC_LOAD: &str = "wazo_auth_test_panic_load";
 pub const SLOW: &str = "wazo_auth_test_slow_backend";
 pub const MULTI: &str = "wazo_auth_test_multi_backend";
 pub const WAZO_USER: &str = "wazo_auth_wazo_user";
+pub const BAR: &str = "wazo_auth_external_bar";
+pub const EXTERNAL_FAULTS: &str = "wazo_auth_test_external_faults";
 
 /// Credentials of the bootstrap administrator of [`ServerBuilder::with_wazo_user`].
 pub const ADMIN: (&str, &str) = ("admin", "s3cre7");
@@ -338,11 +340,16 @@ impl ServerBuilder {
             &mut config,
             &json!({
                 "plugin_dir": plugin_dir,
-                "secret_key_file": dir.join("secret.keys"),
                 "rest_api": {"listen": "127.0.0.1", "port": port},
                 "extra_config_files": dir.join("conf.d"),
             }),
         );
+        if config.get("secret_key_file").is_none() {
+            merge(
+                &mut config,
+                &json!({"secret_key_file": dir.join("secret.keys")}),
+            );
+        }
         let config_path = dir.join("config.yml");
         // JSON is valid YAML.
         std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
@@ -518,8 +525,18 @@ impl Server {
     }
 
     /// A request carrying `X-Auth-Token: token` (and an optional `Wazo-Tenant`) with a JSON body.
-    pub fn call(&self, method: &str, path: &str, token: &str, tenant: Option<&str>, body: Option<&Value>) -> Resp {
-        let mut headers: Vec<(&str, &str)> = vec![("X-Auth-Token", token), ("Content-Type", "application/json")];
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        tenant: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("X-Auth-Token", token),
+            ("Content-Type", "application/json"),
+        ];
         if let Some(t) = tenant {
             headers.push(("Wazo-Tenant", t));
         }

@@ -391,11 +391,15 @@ fn plugins_of_several_api_versions_load_together_in_any_order() {
         .config(enable(&["compat_v1_0", "multi_a"]))
         .start();
     assert_eq!(
-        s.login("old", "pw-old", json!({"backend": "compat_v1_0"})).status,
+        s.login("old", "pw-old", json!({"backend": "compat_v1_0"}))
+            .status,
         200,
         "{}",
         s.log()
     );
-    assert_eq!(s.login("a", "pw-a", json!({"backend": "multi_a"})).status, 200);
+    assert_eq!(
+        s.login("a", "pw-a", json!({"backend": "multi_a"})).status,
+        200
+    );
     alice_works(&s);
 }

@@ -1108,7 +1108,7 @@ fn listing() {
         e.names(root, s, "order=description&read_only=false"),
         ["one", "two", "three"]
     );
-    let mut by_uuid = vec![&one_, &two, &three];
+    let mut by_uuid = [&one_, &two, &three];
     by_uuid.sort_by_key(|p| p["uuid"].as_str().unwrap().to_string());
     assert_eq!(
         e.names(root, s, "order=uuid&read_only=false"),
@@ -1270,6 +1270,16 @@ fn escalation_guard() {
         Some(json!({"name": "no", "acl": ["unauthorized"]})),
     );
     assert_escalation(&r, lim, "unauthorized");
+    // An empty access is not granted either; the detail is then left out, as the original.
+    let r = e.call(
+        "POST",
+        "/policies",
+        lim,
+        None,
+        Some(json!({"name": "no", "acl": [""]})),
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["details"], json!({"invalid_token": lim}));
     assert_eq!(e.count("SELECT count(*) FROM auth_policy"), before);
     let p = e.create(
         lim,

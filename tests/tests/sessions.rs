@@ -26,7 +26,10 @@ fn create_user(s: &Server, admin: &str, username: &str) -> String {
 
 fn offline(s: &Server, user: &str, client_id: &str, mobile: bool) -> Resp {
     let auth = basic(user, "pw");
-    let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
     if mobile {
         headers.push(("Wazo-Session-Type", "mobile"));
     }
@@ -34,7 +37,11 @@ fn offline(s: &Server, user: &str, client_id: &str, mobile: bool) -> Resp {
         "POST",
         "/0.1/token",
         &headers,
-        Some(json!({"access_type": "offline", "client_id": client_id}).to_string().as_bytes()),
+        Some(
+            json!({"access_type": "offline", "client_id": client_id})
+                .to_string()
+                .as_bytes(),
+        ),
     )
 }
 
@@ -43,7 +50,11 @@ fn refresh(s: &Server, refresh_token: &str, client_id: &str) -> Resp {
         "POST",
         "/0.1/token",
         &[("Content-Type", "application/json")],
-        Some(json!({"refresh_token": refresh_token, "client_id": client_id}).to_string().as_bytes()),
+        Some(
+            json!({"refresh_token": refresh_token, "client_id": client_id})
+                .to_string()
+                .as_bytes(),
+        ),
     )
 }
 
@@ -69,7 +80,10 @@ fn offline_and_refresh_token_logins() {
     assert_eq!(one(&s.db, "SELECT count(*) FROM auth_refresh_token"), "1");
     // Never stored in clear.
     assert_eq!(
-        one(&s.db, &format!("SELECT count(*) FROM auth_refresh_token r WHERE r::text LIKE '%{rt}%'")),
+        one(
+            &s.db,
+            &format!("SELECT count(*) FROM auth_refresh_token r WHERE r::text LIKE '%{rt}%'")
+        ),
         "0"
     );
 
@@ -82,7 +96,10 @@ fn offline_and_refresh_token_logins() {
     assert_eq!(r.header("Wazo-Sessions-Revoked"), Some("0"));
     // Wrong client, unknown token, garbage: 401.
     assert_eq!(refresh(&s, &rt, "other-app").status, 401);
-    assert_eq!(refresh(&s, &uuid::Uuid::new_v4().to_string(), "my-app").status, 401);
+    assert_eq!(
+        refresh(&s, &uuid::Uuid::new_v4().to_string(), "my-app").status,
+        401
+    );
     assert_eq!(refresh(&s, "' OR 1=1 --", "my-app").status, 401);
     // A refresh token of another client of the same user is another token.
     let other = data(&offline(&s, "carl", "other-app", false));
@@ -98,26 +115,80 @@ fn offline_and_refresh_token_logins() {
     assert_eq!(body["total"], 2);
     assert_eq!(body["filtered"], 2);
     let item = &body["items"][0];
-    let mut keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = item
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
-    assert_eq!(keys, ["client_id", "created_at", "metadata", "mobile", "tenant_uuid", "user_uuid"]);
+    assert_eq!(
+        keys,
+        [
+            "client_id",
+            "created_at",
+            "metadata",
+            "mobile",
+            "tenant_uuid",
+            "user_uuid"
+        ]
+    );
     assert_eq!(item["client_id"], "my-app");
     assert!(item["created_at"].as_str().unwrap().ends_with("+00:00"));
-    let searched = s.call("GET", &format!("/0.1/users/{u}/tokens?search=other"), &admin, None, None).json();
-    assert_eq!((searched["total"].clone(), searched["filtered"].clone()), (json!(2), json!(1)));
+    let searched = s
+        .call(
+            "GET",
+            &format!("/0.1/users/{u}/tokens?search=other"),
+            &admin,
+            None,
+            None,
+        )
+        .json();
+    assert_eq!(
+        (searched["total"].clone(), searched["filtered"].clone()),
+        (json!(2), json!(1))
+    );
     let ordered = s
-        .call("GET", &format!("/0.1/users/{u}/tokens?order=client_id&direction=desc&limit=1"), &admin, None, None)
+        .call(
+            "GET",
+            &format!("/0.1/users/{u}/tokens?order=client_id&direction=desc&limit=1"),
+            &admin,
+            None,
+            None,
+        )
         .json();
     assert_eq!(ordered["items"][0]["client_id"], "other-app");
     assert_eq!(ordered["items"].as_array().unwrap().len(), 1);
-    for bad in ["limit=x", "offset=-1", "direction=up", "order=lol", "mobile=maybe"] {
-        let r = s.call("GET", &format!("/0.1/users/{u}/tokens?{bad}"), &admin, None, None);
+    for bad in [
+        "limit=x",
+        "offset=-1",
+        "direction=up",
+        "order=lol",
+        "mobile=maybe",
+    ] {
+        let r = s.call(
+            "GET",
+            &format!("/0.1/users/{u}/tokens?{bad}"),
+            &admin,
+            None,
+            None,
+        );
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert_eq!(r.json()["error_id"], "invalid-list-param");
     }
     let all = s.call("GET", "/0.1/tokens", &admin, None, None).json();
     assert_eq!(all["total"], 2);
-    assert_eq!(s.call("GET", &format!("/0.1/users/{}/tokens", uuid::Uuid::new_v4()), &admin, None, None).status, 404);
+    assert_eq!(
+        s.call(
+            "GET",
+            &format!("/0.1/users/{}/tokens", uuid::Uuid::new_v4()),
+            &admin,
+            None,
+            None
+        )
+        .status,
+        404
+    );
 }
 
 #[test]
@@ -125,22 +196,52 @@ fn deleting_a_refresh_token_revokes_its_sessions() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
     let u = create_user(&s, &admin, "dora");
-    let rt = data(&offline(&s, "dora", "app", false))["refresh_token"].as_str().unwrap().to_string();
-    let from_refresh = data(&refresh(&s, &rt, "app"))["token"].as_str().unwrap().to_string();
+    let rt = data(&offline(&s, "dora", "app", false))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let from_refresh = data(&refresh(&s, &rt, "app"))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let unrelated = s.user_token("dora", "pw");
-    let r = s.call("DELETE", &format!("/0.1/users/{u}/tokens/app"), &admin, None, None);
+    let r = s.call(
+        "DELETE",
+        &format!("/0.1/users/{u}/tokens/app"),
+        &admin,
+        None,
+        None,
+    );
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(s.get(&format!("/0.1/token/{from_refresh}")).status, 404);
     assert_eq!(s.get(&format!("/0.1/token/{unrelated}")).status, 200);
     assert_eq!(refresh(&s, &rt, "app").status, 401);
-    let again = s.call("DELETE", &format!("/0.1/users/{u}/tokens/app"), &admin, None, None);
+    let again = s.call(
+        "DELETE",
+        &format!("/0.1/users/{u}/tokens/app"),
+        &admin,
+        None,
+        None,
+    );
     assert_eq!(again.status, 404);
     let body = again.json();
-    assert_eq!(body["error_id"], "cannot-find-refresh-token-matching-client-id");
+    assert_eq!(
+        body["error_id"],
+        "cannot-find-refresh-token-matching-client-id"
+    );
     assert_eq!(body["resource"], "tokens");
     assert_eq!(body["details"], json!({"client_id": "app"}));
-    assert_eq!(body["message"], "unknown refresh_token for client_id \"app\"");
-    let unknown = s.call("DELETE", &format!("/0.1/users/{}/tokens/app", uuid::Uuid::new_v4()), &admin, None, None);
+    assert_eq!(
+        body["message"],
+        "unknown refresh_token for client_id \"app\""
+    );
+    let unknown = s.call(
+        "DELETE",
+        &format!("/0.1/users/{}/tokens/app", uuid::Uuid::new_v4()),
+        &admin,
+        None,
+        None,
+    );
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()["error_id"], "unknown-user");
 }
@@ -157,11 +258,24 @@ fn mobile_logins_keep_one_mobile_client_per_user() {
     // Another mobile client replaces the first: its refresh token and session go.
     let r = offline(&s, "mo", "phone-2", true);
     assert_eq!(r.header("Wazo-Sessions-Revoked"), Some("1"));
-    assert_eq!(s.get(&format!("/0.1/token/{}", phone1["token"].as_str().unwrap())).status, 404);
-    assert_eq!(refresh(&s, phone1["refresh_token"].as_str().unwrap(), "phone-1").status, 401);
+    assert_eq!(
+        s.get(&format!("/0.1/token/{}", phone1["token"].as_str().unwrap()))
+            .status,
+        404
+    );
+    assert_eq!(
+        refresh(&s, phone1["refresh_token"].as_str().unwrap(), "phone-1").status,
+        401
+    );
     // The desktop refresh token and the other user's are untouched.
-    assert_eq!(refresh(&s, desktop["refresh_token"].as_str().unwrap(), "desktop").status, 200);
-    assert_eq!(refresh(&s, other["refresh_token"].as_str().unwrap(), "phone-1").status, 200);
+    assert_eq!(
+        refresh(&s, desktop["refresh_token"].as_str().unwrap(), "desktop").status,
+        200
+    );
+    assert_eq!(
+        refresh(&s, other["refresh_token"].as_str().unwrap(), "phone-1").status,
+        200
+    );
     // The same mobile client again: a new refresh token, the previous session ended.
     let phone2 = data(&r);
     let r = offline(&s, "mo", "phone-2", true);
@@ -186,7 +300,14 @@ fn concurrent_offline_logins_make_exactly_one_refresh_token() {
     create_user(&s, &admin, "racer");
     let values: Vec<String> = std::thread::scope(|scope| {
         let hs: Vec<_> = (0..8)
-            .map(|_| scope.spawn(|| data(&offline(&s, "racer", "same-client", false))["refresh_token"].as_str().unwrap().to_string()))
+            .map(|_| {
+                scope.spawn(|| {
+                    data(&offline(&s, "racer", "same-client", false))["refresh_token"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+            })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -202,12 +323,18 @@ fn refresh_tokens_can_expire() {
         .start();
     let admin = s.admin_token();
     create_user(&s, &admin, "brief");
-    let rt = data(&offline(&s, "brief", "app", false))["refresh_token"].as_str().unwrap().to_string();
+    let rt = data(&offline(&s, "brief", "app", false))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(refresh(&s, &rt, "app").status, 200);
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(refresh(&s, &rt, "app").status, 401);
     // A new offline login replaces the expired one.
-    let rt2 = data(&offline(&s, "brief", "app", false))["refresh_token"].as_str().unwrap().to_string();
+    let rt2 = data(&offline(&s, "brief", "app", false))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(rt, rt2);
     assert_eq!(refresh(&s, &rt2, "app").status, 200);
 }
@@ -222,40 +349,121 @@ fn sessions_are_listed_and_deleted() {
     let t2 = s.request(
         "POST",
         "/0.1/token",
-        &[("Authorization", auth.as_str()), ("Wazo-Session-Type", "mobile")],
+        &[
+            ("Authorization", auth.as_str()),
+            ("Wazo-Session-Type", "mobile"),
+        ],
         Some(b"{}"),
     );
     let t2 = data(&t2);
-    let list = s.call("GET", &format!("/0.1/users/{u}/sessions"), &admin, None, None);
+    let list = s.call(
+        "GET",
+        &format!("/0.1/users/{u}/sessions"),
+        &admin,
+        None,
+        None,
+    );
     assert_eq!(list.status, 200, "{}", list.body);
     let body = list.json();
     assert_eq!(body["total"], 2);
     assert_eq!(body["filtered"], 2);
-    let top = one(&s.db, "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid");
+    let top = one(
+        &s.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    );
     for item in body["items"].as_array().unwrap() {
         assert_eq!(item["user_uuid"], Value::from(u.clone()));
         assert_eq!(item["tenant_uuid"], Value::from(top.clone()));
     }
-    let sorted = s.call("GET", &format!("/0.1/users/{u}/sessions?order=mobile&direction=desc"), &admin, None, None).json();
+    let sorted = s
+        .call(
+            "GET",
+            &format!("/0.1/users/{u}/sessions?order=mobile&direction=desc"),
+            &admin,
+            None,
+            None,
+        )
+        .json();
     assert_eq!(sorted["items"][0]["mobile"], true);
     assert_eq!(sorted["items"][0]["uuid"], t2["session_uuid"]);
     let all = s.call("GET", "/0.1/sessions", &admin, None, None).json();
     assert_eq!(all["total"], 3, "admin's own session too");
     // Deleting a session revokes its token at once; deleting again is still 204.
     let session = t2["session_uuid"].as_str().unwrap();
-    assert_eq!(s.call("DELETE", &format!("/0.1/sessions/{session}"), &admin, None, None).status, 204);
-    assert_eq!(s.get(&format!("/0.1/token/{}", t2["token"].as_str().unwrap())).status, 404);
-    assert_eq!(s.call("DELETE", &format!("/0.1/sessions/{session}"), &admin, None, None).status, 204);
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/0.1/sessions/{session}"),
+            &admin,
+            None,
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        s.get(&format!("/0.1/token/{}", t2["token"].as_str().unwrap()))
+            .status,
+        404
+    );
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/0.1/sessions/{session}"),
+            &admin,
+            None,
+            None
+        )
+        .status,
+        204
+    );
     assert_eq!(s.get(&format!("/0.1/token/{t1}")).status, 200);
     // The user-scoped route.
-    let s1 = s.get(&format!("/0.1/token/{t1}")).json()["data"]["session_uuid"].as_str().unwrap().to_string();
-    assert_eq!(s.call("DELETE", &format!("/0.1/users/{u}/sessions/{s1}"), &admin, None, None).status, 204);
+    let s1 = s.get(&format!("/0.1/token/{t1}")).json()["data"]["session_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/0.1/users/{u}/sessions/{s1}"),
+            &admin,
+            None,
+            None
+        )
+        .status,
+        204
+    );
     assert_eq!(s.get(&format!("/0.1/token/{t1}")).status, 404);
-    assert_eq!(s.call("GET", &format!("/0.1/users/{u}/sessions"), &admin, None, None).json()["total"], 0);
+    assert_eq!(
+        s.call(
+            "GET",
+            &format!("/0.1/users/{u}/sessions"),
+            &admin,
+            None,
+            None
+        )
+        .json()["total"],
+        0
+    );
     // ACL and bad input.
     let nobody = s.call("GET", "/0.1/sessions", "not-a-token", None, None);
     assert_eq!(nobody.status, 401);
     assert_eq!(nobody.json()["details"]["reason"], "not_found_or_expired");
-    assert_eq!(s.call("GET", &format!("/0.1/users/{}/sessions", uuid::Uuid::new_v4()), &admin, None, None).status, 404);
-    assert_eq!(s.call("GET", "/0.1/sessions?limit=-1", &admin, None, None).status, 400);
+    assert_eq!(
+        s.call(
+            "GET",
+            &format!("/0.1/users/{}/sessions", uuid::Uuid::new_v4()),
+            &admin,
+            None,
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        s.call("GET", "/0.1/sessions?limit=-1", &admin, None, None)
+            .status,
+        400
+    );
 }

@@ -330,6 +330,26 @@ fn create_and_read_users() {
         ),
     );
     assert_eq!(members[0][0].as_deref(), Some("1"));
+    let r = e.call(
+        "GET",
+        &format!("/0.1/groups?name=wazo-all-users-tenant-{}", e.top),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let group = uuid_of(&r.json()["items"][0]);
+    let r = e.call("GET", &format!("/0.1/groups/{group}/users"), None, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = r.json();
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["uuid"] == uuid.as_str()),
+        "{}",
+        r.body
+    );
 
     // GET returns the same object.
     let r = e.call("GET", &format!("/0.1/users/{uuid}"), None, None);
@@ -1691,7 +1711,7 @@ fn list_scope_search_order_pagination_and_filters() {
         ("al rt", &["baz"]),
         ("", &["bar", "baz", "foo"]),
         ("%", &["bar", "baz", "foo"]),
-        ("b_r", &["bar"]),
+        ("rb_r", &["bar"]),
         ("nothing-matches", &[]),
     ];
     for (search, expected) in cases {

@@ -17,7 +17,10 @@ fn bootstrap_admin_logs_in_with_the_master_policy() {
     assert_eq!(r.status, 200, "{}", r.body);
     let data = r.json()["data"].clone();
     let uuid = one(&s.db, "SELECT uuid FROM auth_user WHERE username = 'admin'");
-    let top = one(&s.db, "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid");
+    let top = one(
+        &s.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    );
     assert_eq!(data["auth_id"], Value::from(uuid.clone()));
     assert_eq!(data["acl"], json!(["#"]));
     assert_eq!(
@@ -46,7 +49,13 @@ fn bootstrap_is_idempotent_and_refuses_another_password() {
     s.stop();
     // Same credentials: starts again, one admin.
     let mut s = ServerBuilder::new().with_wazo_user().database(&db).start();
-    assert_eq!(one(&db, "SELECT count(*) FROM auth_user WHERE username = 'admin'"), "1");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT count(*) FROM auth_user WHERE username = 'admin'"
+        ),
+        "1"
+    );
     s.stop();
     // Another password for an existing username: startup fails with a clear message.
     let err = ServerBuilder::new()
@@ -56,7 +65,10 @@ fn bootstrap_is_idempotent_and_refuses_another_password() {
         .try_start()
         .err()
         .expect("must refuse");
-    assert!(err.contains("already exists with another password"), "{err}");
+    assert!(
+        err.contains("already exists with another password"),
+        "{err}"
+    );
     drop(s);
 }
 
@@ -93,7 +105,10 @@ fn users_of_an_existing_database_log_in_and_get_their_acl_and_metadata() {
                        "default_policies": {"wazo_default_user_policy": {"acl": ["default.user.policy"]}},
                        "all_users_policies": {"all-users-pol": true}}))
         .start();
-    let top = one(&s.db, "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid");
+    let top = one(
+        &s.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    );
     // A hash as the original stores it (no scheme column): PBKDF2 vector for "secret".
     let alice = insert_user(&s.db, "alice", &top, "user", "");
     sql(&s.db, &format!("INSERT INTO auth_email (address, confirmed, main, user_uuid) VALUES ('Alice@Example.com', true, true, '{alice}')"));
@@ -111,7 +126,12 @@ fn users_of_an_existing_database_log_in_and_get_their_acl_and_metadata() {
         let data = r.json()["data"].clone();
         assert_eq!(
             data["acl"],
-            json!(["default.user.policy", "group.one", "group.two", "user.own.#"]),
+            json!([
+                "default.user.policy",
+                "group.one",
+                "group.two",
+                "user.own.#"
+            ]),
             "{login}"
         );
         assert_eq!(
@@ -138,16 +158,37 @@ fn users_of_an_existing_database_log_in_and_get_their_acl_and_metadata() {
 
     // Users whose method is not native cannot log in with a password.
     let dave = insert_user(&s.db, "dave", &top, "user", "");
-    sql(&s.db, &format!("UPDATE auth_user SET authentication_method = 'ldap' WHERE uuid = '{dave}'"));
+    sql(
+        &s.db,
+        &format!("UPDATE auth_user SET authentication_method = 'ldap' WHERE uuid = '{dave}'"),
+    );
     assert_eq!(s.login("dave", "secret", json!({})).status, 401);
-    sql(&s.db, &format!("UPDATE auth_user SET authentication_method = 'default' WHERE uuid = '{dave}'"));
-    sql(&s.db, &format!("UPDATE auth_tenant SET default_authentication_method = 'saml' WHERE uuid = '{top}'"));
+    sql(
+        &s.db,
+        &format!("UPDATE auth_user SET authentication_method = 'default' WHERE uuid = '{dave}'"),
+    );
+    sql(
+        &s.db,
+        &format!(
+            "UPDATE auth_tenant SET default_authentication_method = 'saml' WHERE uuid = '{top}'"
+        ),
+    );
     assert_eq!(s.login("dave", "secret", json!({})).status, 401);
-    sql(&s.db, &format!("UPDATE auth_tenant SET default_authentication_method = 'native' WHERE uuid = '{top}'"));
+    sql(
+        &s.db,
+        &format!(
+            "UPDATE auth_tenant SET default_authentication_method = 'native' WHERE uuid = '{top}'"
+        ),
+    );
     assert_eq!(s.login("dave", "secret", json!({})).status, 200);
 
     // A user without a password cannot log in.
-    sql(&s.db, &format!("UPDATE auth_user SET password_hash = NULL, password_salt = NULL WHERE uuid = '{dave}'"));
+    sql(
+        &s.db,
+        &format!(
+            "UPDATE auth_user SET password_hash = NULL, password_salt = NULL WHERE uuid = '{dave}'"
+        ),
+    );
     assert_eq!(s.login("dave", "", json!({})).status, 401);
     assert_eq!(s.login("dave", "secret", json!({})).status, 401);
 }
@@ -158,11 +199,20 @@ fn stronger_scheme_is_applied_at_the_next_successful_login() {
         .with_wazo_user()
         .config(json!({"password_hash_scheme": "argon2id"}))
         .start();
-    let top = one(&s.db, "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid");
+    let top = one(
+        &s.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    );
     let u = insert_user(&s.db, "legacy", &top, "user", "");
     // A failed login changes nothing.
     assert_eq!(s.login("legacy", "wrong", json!({})).status, 401);
-    assert_eq!(one(&s.db, &format!("SELECT coalesce(password_scheme, 'null') FROM auth_user WHERE uuid = '{u}'")), "null");
+    assert_eq!(
+        one(
+            &s.db,
+            &format!("SELECT coalesce(password_scheme, 'null') FROM auth_user WHERE uuid = '{u}'")
+        ),
+        "null"
+    );
     assert_eq!(s.login("legacy", "secret", json!({})).status, 200);
     let row = sql(&s.db, &format!("SELECT password_scheme, password_hash, password_salt IS NULL FROM auth_user WHERE uuid = '{u}'"));
     assert_eq!(row[0][0].as_deref(), Some("argon2id"));
@@ -172,7 +222,13 @@ fn stronger_scheme_is_applied_at_the_next_successful_login() {
     assert_eq!(s.login("legacy", "secret", json!({})).status, 200);
     assert_eq!(s.login("legacy", "wrong", json!({})).status, 401);
     // The bootstrap admin was hashed with argon2id directly.
-    assert_eq!(one(&s.db, "SELECT password_scheme FROM auth_user WHERE username = 'admin'"), "argon2id");
+    assert_eq!(
+        one(
+            &s.db,
+            "SELECT password_scheme FROM auth_user WHERE username = 'admin'"
+        ),
+        "argon2id"
+    );
 }
 
 #[test]
@@ -182,7 +238,10 @@ fn session_limit_is_enforced_under_concurrent_logins() {
         .with_wazo_user()
         .config(json!({"max_user_concurrent_sessions": limit}))
         .start();
-    let top = one(&s.db, "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid");
+    let top = one(
+        &s.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    );
     let u = insert_user(&s.db, "limited", &top, "user", "");
     let results: Vec<u16> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
@@ -190,18 +249,38 @@ fn session_limit_is_enforced_under_concurrent_logins() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(results.iter().filter(|&&c| c == 200).count(), limit, "{results:?}");
-    assert_eq!(results.iter().filter(|&&c| c == 429).count(), 8 - limit, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|&&c| c == 200).count(),
+        limit,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|&&c| c == 429).count(),
+        8 - limit,
+        "{results:?}"
+    );
     let r = s.login("limited", "secret", json!({}));
     assert_eq!(r.status, 429);
     assert_eq!(
         r.json()["reason"],
-        json!([format!("User {u} has exceeded the maximum number of active sessions")])
+        json!([format!(
+            "User {u} has exceeded the maximum number of active sessions"
+        )])
     );
-    assert_eq!(one(&s.db, &format!("SELECT count(*) FROM auth_token WHERE auth_id = '{u}'")), "3");
+    assert_eq!(
+        one(
+            &s.db,
+            &format!("SELECT count(*) FROM auth_token WHERE auth_id = '{u}'")
+        ),
+        "3"
+    );
     // Expired sessions do not count (better than the original, which counts them until purged).
     sql(&s.db, "UPDATE auth_token SET expire_t = 1");
-    assert_eq!(s.login("limited", "secret", json!({"expiration": 60})).status, 200);
+    assert_eq!(
+        s.login("limited", "secret", json!({"expiration": 60}))
+            .status,
+        200
+    );
     // internal users are not limited.
     insert_user(&s.db, "svc", &top, "internal", "");
     for _ in 0..5 {

@@ -98,7 +98,8 @@ pub async fn authorize(
 /// The tenant the caller's token belongs to: its user's tenant (re-read), else
 /// `metadata.tenant_uuid`, else the top tenant.
 pub async fn token_tenant(state: &State, caller: &Caller) -> Result<String, HttpResponse> {
-    if let Some(user) = caller.user_uuid() {
+    // Only a UUID can name a wazo-auth user (other backends may put anything in `uuid`).
+    if let Some(user) = caller.user_uuid().filter(|u| path_uuid(u).is_some()) {
         match state.storage.user_tenant(user).await {
             Ok(Some(t)) => return Ok(t),
             Ok(None) => {

@@ -5,11 +5,12 @@
 
 pub mod auth;
 pub mod errors;
+mod external;
 mod groups;
 pub mod listing;
 mod policies;
-mod sessions;
 pub mod request;
+mod sessions;
 mod status;
 mod tenants;
 mod token;
@@ -68,6 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     cfg.service(
         web::scope("/0.1")
             .configure(sessions::routes)
+            .configure(external::routes)
             .configure(users::routes)
             .configure(tenants::routes)
             .configure(groups::routes)

@@ -20,7 +20,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/users/me/tokens/{client_id}").route(web::delete().to(delete_my_token)),
         )
-        .service(web::resource("/users/{user_uuid}/sessions").route(web::get().to(list_user_sessions)))
+        .service(
+            web::resource("/users/{user_uuid}/sessions").route(web::get().to(list_user_sessions)),
+        )
         .service(
             web::resource("/users/{user_uuid}/sessions/{session_uuid}")
                 .route(web::delete().to(delete_user_session)),
@@ -149,7 +151,10 @@ async fn list_sessions(state: State, req: HttpRequest) -> HttpResponse {
 /// `GET /0.1/users/{user_uuid}/sessions`
 async fn list_user_sessions(state: State, req: HttpRequest) -> HttpResponse {
     let user = param(&req, "user_uuid");
-    let required = required_acl("auth.users.{user_uuid}.sessions.read", &[("user_uuid", &user)]);
+    let required = required_acl(
+        "auth.users.{user_uuid}.sessions.read",
+        &[("user_uuid", &user)],
+    );
     let caller = match authorize(&state, &req, &required).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -288,7 +293,10 @@ async fn list_tokens(state: State, req: HttpRequest) -> HttpResponse {
 /// `GET /0.1/users/{user_uuid}/tokens`
 async fn list_user_tokens(state: State, req: HttpRequest) -> HttpResponse {
     let user = param(&req, "user_uuid");
-    let required = required_acl("auth.users.{user_uuid}.tokens.read", &[("user_uuid", &user)]);
+    let required = required_acl(
+        "auth.users.{user_uuid}.tokens.read",
+        &[("user_uuid", &user)],
+    );
     let caller = match authorize(&state, &req, &required).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -305,7 +313,11 @@ async fn list_user_tokens(state: State, req: HttpRequest) -> HttpResponse {
 }
 
 /// The calling user of a `me` route (404 unknown-user for a token without a user).
-async fn me(state: &State, req: &HttpRequest, caller: &Caller) -> Result<(String, Vec<String>), HttpResponse> {
+async fn me(
+    state: &State,
+    req: &HttpRequest,
+    caller: &Caller,
+) -> Result<(String, Vec<String>), HttpResponse> {
     let Some(user) = caller.user_uuid().map(String::from) else {
         return Err(api_error(
             StatusCode::NOT_FOUND,
@@ -331,8 +343,17 @@ async fn list_my_tokens(state: State, req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn delete_token_of(state: &State, user: &str, client_id: &str, tenants: &[String]) -> HttpResponse {
-    match state.storage.delete_refresh_token(user, client_id, tenants).await {
+async fn delete_token_of(
+    state: &State,
+    user: &str,
+    client_id: &str,
+    tenants: &[String],
+) -> HttpResponse {
+    match state
+        .storage
+        .delete_refresh_token(user, client_id, tenants)
+        .await
+    {
         Ok(true) => {
             log::info!("refresh token of user {user} for client {client_id:?} deleted");
             HttpResponse::NoContent().finish()

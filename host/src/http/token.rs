@@ -183,7 +183,9 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         Credentials::Refresh(row) => row.backend.clone(),
         Credentials::Password { .. } => request.backend.clone(),
     };
-    let named = wanted.as_deref().and_then(|name| state.plugins.backend(name));
+    let named = wanted
+        .as_deref()
+        .and_then(|name| state.plugins.backend(name));
     let Some(backend) = named.or_else(|| state.plugins.backend(&state.settings.default_backend))
     else {
         log::info!(
@@ -233,10 +235,18 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     match credentials {
         Credentials::Password { password, .. } => {
             let outcome = {
-                let (l, p, a) = (login.clone(), password, Value::Object(args.clone()).to_string());
+                let (l, p, a) = (
+                    login.clone(),
+                    password,
+                    Value::Object(args.clone()).to_string(),
+                );
                 backend
                     .call(timeout, move |b| {
-                        b.verify_password(RStr::from_str(&l), RStr::from_str(&p), RStr::from_str(&a))
+                        b.verify_password(
+                            RStr::from_str(&l),
+                            RStr::from_str(&p),
+                            RStr::from_str(&a),
+                        )
                     })
                     .await
             };
@@ -343,7 +353,10 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         .unwrap_or_default();
     let mut offline = None;
     if request.offline {
-        let Some(user_uuid) = metadata.get("uuid").and_then(Value::as_str).map(String::from)
+        let Some(user_uuid) = metadata
+            .get("uuid")
+            .and_then(Value::as_str)
+            .map(String::from)
         else {
             return token_error(
                 StatusCode::BAD_REQUEST,
@@ -389,7 +402,10 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
 
     let str_field = |k: &str| metadata.get(k).and_then(Value::as_str).map(String::from);
     // Session limit for user and external_api logins whose auth_id is a user uuid.
-    let purpose = metadata.get("purpose").and_then(Value::as_str).unwrap_or("");
+    let purpose = metadata
+        .get("purpose")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let session_limit = (matches!(purpose, "user" | "external_api")
         && uuid::Uuid::parse_str(&auth_id)
             .is_ok_and(|u| u.get_version_num() == 4 && u.hyphenated().to_string() == auth_id))

@@ -49,8 +49,8 @@ pub fn check_layout(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::check_layout as check_layout_compatibility;
+    use super::*;
 
     #[test]
     fn current_abi_extends_every_frozen_one() {

@@ -52,7 +52,12 @@ impl Backend for WazoUser {
         Ok(WazoUser { host: host.clone() })
     }
 
-    fn verify_password(&self, login: &str, password: &str, args: &mut Args) -> Result<bool, PluginError> {
+    fn verify_password(
+        &self,
+        login: &str,
+        password: &str,
+        args: &mut Args,
+    ) -> Result<bool, PluginError> {
         let Some(user) = self.host.authenticate_user(login, password)? else {
             return Ok(false);
         };
@@ -76,7 +81,11 @@ impl Backend for WazoUser {
         m.insert("auth_id".into(), uuid.clone().into());
         m.insert(
             "pbx_user_uuid".into(),
-            if purpose == "user" { uuid.into() } else { Value::Null },
+            if purpose == "user" {
+                uuid.into()
+            } else {
+                Value::Null
+            },
         );
         m.insert(
             "xivo_uuid".into(),

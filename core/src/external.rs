@@ -1,0 +1,498 @@
+//! The external-auth store (spec core §4.3, §4.4): per-user data and per-tenant configuration of
+//! each auth type, encrypted at rest with ChaCha20-Poly1305 under a key of the keyring (the key
+//! id is stored with each value, so data stays readable after a new primary key is added). The
+//! associated data binds each value to its row (user or tenant, and auth type): a value copied
+//! to another row, or altered, fails to open and is reported as an error, never returned.
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::keys::Keyring;
+
+const PURPOSE: &str = "external-auth-data";
+const VERSION: &str = "v1";
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// Encrypts `plaintext` for the row described by `aad` with the primary key.
+pub fn seal(keyring: &Keyring, aad: &str, plaintext: &str) -> Result<String> {
+    let key_id = keyring.primary_id();
+    let key = keyring
+        .derive(key_id, PURPOSE)
+        .ok_or_else(|| Error::Corrupt("primary key missing".into()))?;
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext.as_bytes(),
+                aad: aad.as_bytes(),
+            },
+        )
+        .map_err(|_| Error::Corrupt("encryption failed".into()))?;
+    let mut blob = nonce.to_vec();
+    blob.extend(ct);
+    Ok(format!("{VERSION}:{key_id}:{}", b64().encode(blob)))
+}
+
+/// Decrypts a value sealed by [`seal`] for the same `aad`. Tampering, a wrong row or an unknown
+/// key is an error.
+pub fn open(keyring: &Keyring, aad: &str, stored: &str) -> Result<String> {
+    let corrupt =
+        |why: &str| Error::Corrupt(format!("external-auth data cannot be decrypted: {why}"));
+    let mut parts = stored.splitn(3, ':');
+    let (Some(VERSION), Some(key_id), Some(blob)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(corrupt("unknown format"));
+    };
+    let key = keyring
+        .derive(key_id, PURPOSE)
+        .ok_or_else(|| corrupt(&format!("key {key_id:?} is not in the keyring")))?;
+    let blob = b64().decode(blob).map_err(|_| corrupt("bad encoding"))?;
+    if blob.len() < 12 + 16 {
+        return Err(corrupt("too short"));
+    }
+    let (nonce, ct) = blob.split_at(12);
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
+    let plain = cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ct,
+                aad: aad.as_bytes(),
+            },
+        )
+        .map_err(|_| corrupt("authentication failed (altered or moved)"))?;
+    String::from_utf8(plain).map_err(|_| corrupt("not UTF-8"))
+}
+
+fn user_aad(user_uuid: &str, auth_type: &str) -> String {
+    format!("user-data|{user_uuid}|{auth_type}")
+}
+
+fn config_aad(tenant_uuid: &str, auth_type: &str) -> String {
+    format!("tenant-config|{tenant_uuid}|{auth_type}")
+}
+
+/// Why a store operation did not happen.
+#[derive(Debug)]
+pub enum StoreError {
+    UnknownUser,
+    UnknownType,
+    UnknownTenant,
+    /// No data (or configuration) to read, replace or delete.
+    NotFound,
+    /// Data (or configuration) already exists.
+    Conflict,
+    Other(Error),
+}
+
+impl From<Error> for StoreError {
+    fn from(e: Error) -> Self {
+        StoreError::Other(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Other(e.into())
+    }
+}
+
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+fn parse_json(text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Other(Error::Corrupt(format!("stored JSON is invalid: {e}"))))
+}
+
+/// The uuid of an auth type, created when missing.
+pub async fn ensure_type<C: GenericClient>(client: &C, name: &str) -> Result<String> {
+    client
+        .execute(
+            "INSERT INTO auth_external_auth_type (name, enabled) VALUES ($1, NULL)
+             ON CONFLICT (name) DO NOTHING",
+            &[&name],
+        )
+        .await?;
+    Ok(client
+        .query_one(
+            "SELECT uuid FROM auth_external_auth_type WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .get(0))
+}
+
+/// Marks exactly `names` as the enabled auth types (others disabled).
+pub async fn set_enabled_types<C: GenericClient>(client: &C, names: &[String]) -> Result<()> {
+    for n in names {
+        ensure_type(client, n).await?;
+    }
+    client
+        .execute(
+            "UPDATE auth_external_auth_type SET enabled = (name = ANY($1))",
+            &[&names],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn type_uuid<C: GenericClient>(client: &C, name: &str) -> StoreResult<String> {
+    client
+        .query_opt(
+            "SELECT uuid FROM auth_external_auth_type WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .ok_or(StoreError::UnknownType)
+}
+
+async fn user_exists<C: GenericClient>(client: &C, user_uuid: &str) -> StoreResult<()> {
+    let found = client
+        .query_opt("SELECT 1 FROM auth_user WHERE uuid = $1", &[&user_uuid])
+        .await?;
+    found.map(|_| ()).ok_or(StoreError::UnknownUser)
+}
+
+/// The data of (user, type).
+pub async fn get_user_data<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    user_uuid: &str,
+    auth_type: &str,
+) -> StoreResult<Value> {
+    user_exists(client, user_uuid).await?;
+    let t = type_uuid(client, auth_type).await?;
+    let row = client
+        .query_opt(
+            "SELECT data FROM auth_user_external_auth
+             WHERE user_uuid = $1 AND external_auth_type_uuid = $2",
+            &[&user_uuid, &t],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let sealed: String = row.get(0);
+    parse_json(&open(keyring, &user_aad(user_uuid, auth_type), &sealed)?)
+}
+
+/// Stores the data of (user, type); the type is created when missing.
+pub async fn create_user_data<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    user_uuid: &str,
+    auth_type: &str,
+    data: &Value,
+) -> StoreResult<()> {
+    user_exists(client, user_uuid).await?;
+    let t = ensure_type(client, auth_type).await?;
+    let sealed = seal(keyring, &user_aad(user_uuid, auth_type), &data.to_string())?;
+    let n = client
+        .execute(
+            "INSERT INTO auth_user_external_auth (user_uuid, external_auth_type_uuid, data)
+             VALUES ($1, $2, $3)
+             ON CONFLICT ON CONSTRAINT auth_external_user_type_auth_constraint DO NOTHING",
+            &[&user_uuid, &t, &sealed],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
+/// Replaces the data of (user, type).
+pub async fn update_user_data<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    user_uuid: &str,
+    auth_type: &str,
+    data: &Value,
+) -> StoreResult<()> {
+    user_exists(client, user_uuid).await?;
+    let t = type_uuid(client, auth_type).await?;
+    let sealed = seal(keyring, &user_aad(user_uuid, auth_type), &data.to_string())?;
+    let n = client
+        .execute(
+            "UPDATE auth_user_external_auth SET data = $3
+             WHERE user_uuid = $1 AND external_auth_type_uuid = $2",
+            &[&user_uuid, &t, &sealed],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes the data of (user, type).
+pub async fn delete_user_data<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    auth_type: &str,
+) -> StoreResult<()> {
+    user_exists(client, user_uuid).await?;
+    let t = type_uuid(client, auth_type).await?;
+    let n = client
+        .execute(
+            "DELETE FROM auth_user_external_auth
+             WHERE user_uuid = $1 AND external_auth_type_uuid = $2",
+            &[&user_uuid, &t],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// One row of `GET /users/{u}/external`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserExternal {
+    pub auth_type: String,
+    /// Decrypted data when the user has some.
+    pub data: Option<Value>,
+}
+
+/// Every enabled type (by name) with the user's data for it, if any.
+pub async fn list_user_data<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    user_uuid: &str,
+) -> StoreResult<Vec<UserExternal>> {
+    let rows = client
+        .query(
+            "SELECT t.name, d.data FROM auth_external_auth_type t
+             LEFT JOIN auth_user_external_auth d
+                    ON d.external_auth_type_uuid = t.uuid AND d.user_uuid = $1
+             WHERE t.enabled ORDER BY t.name",
+            &[&user_uuid],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let auth_type: String = r.get(0);
+        let sealed: Option<String> = r.get(1);
+        let data = match sealed {
+            Some(s) => Some(parse_json(&open(
+                keyring,
+                &user_aad(user_uuid, &auth_type),
+                &s,
+            )?)?),
+            None => None,
+        };
+        out.push(UserExternal { auth_type, data });
+    }
+    Ok(out)
+}
+
+/// The configuration of a type for a tenant.
+pub async fn get_config<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    auth_type: &str,
+    tenant_uuid: &str,
+) -> StoreResult<Value> {
+    let t = type_uuid(client, auth_type).await?;
+    let row = client
+        .query_opt(
+            "SELECT data FROM auth_external_auth_config WHERE type_uuid = $1 AND tenant_uuid = $2",
+            &[&t, &tenant_uuid],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let sealed: String = row.get(0);
+    parse_json(&open(
+        keyring,
+        &config_aad(tenant_uuid, auth_type),
+        &sealed,
+    )?)
+}
+
+/// Stores the configuration of a type for a tenant (type created when missing).
+pub async fn create_config<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    auth_type: &str,
+    tenant_uuid: &str,
+    data: &Value,
+) -> StoreResult<()> {
+    let exists = client
+        .query_opt("SELECT 1 FROM auth_tenant WHERE uuid = $1", &[&tenant_uuid])
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::UnknownTenant);
+    }
+    let t = ensure_type(client, auth_type).await?;
+    let sealed = seal(
+        keyring,
+        &config_aad(tenant_uuid, auth_type),
+        &data.to_string(),
+    )?;
+    let n = client
+        .execute(
+            "INSERT INTO auth_external_auth_config (type_uuid, tenant_uuid, data) VALUES ($1, $2, $3)
+             ON CONFLICT (type_uuid, tenant_uuid) DO NOTHING",
+            &[&t, &tenant_uuid, &sealed],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
+/// Replaces the configuration of a type for a tenant.
+pub async fn update_config<C: GenericClient>(
+    client: &C,
+    keyring: &Keyring,
+    auth_type: &str,
+    tenant_uuid: &str,
+    data: &Value,
+) -> StoreResult<()> {
+    let t = type_uuid(client, auth_type).await?;
+    let sealed = seal(
+        keyring,
+        &config_aad(tenant_uuid, auth_type),
+        &data.to_string(),
+    )?;
+    let n = client
+        .execute(
+            "UPDATE auth_external_auth_config SET data = $3 WHERE type_uuid = $1 AND tenant_uuid = $2",
+            &[&t, &tenant_uuid, &sealed],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes the configuration of a type for a tenant.
+pub async fn delete_config<C: GenericClient>(
+    client: &C,
+    auth_type: &str,
+    tenant_uuid: &str,
+) -> StoreResult<()> {
+    let t = type_uuid(client, auth_type).await?;
+    let n = client
+        .execute(
+            "DELETE FROM auth_external_auth_config WHERE type_uuid = $1 AND tenant_uuid = $2",
+            &[&t, &tenant_uuid],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Users of `tenants` having data for an enabled type: `(count, page of uuids)`.
+pub async fn connected_users<C: GenericClient>(
+    client: &C,
+    auth_type: &str,
+    tenants: &[String],
+    limit: Option<i64>,
+    offset: i64,
+) -> StoreResult<(i64, Vec<String>)> {
+    let t = client
+        .query_opt(
+            "SELECT uuid FROM auth_external_auth_type WHERE name = $1 AND enabled",
+            &[&auth_type],
+        )
+        .await?
+        .map(|r| r.get::<_, String>(0))
+        .ok_or(StoreError::UnknownType)?;
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM auth_user_external_auth d JOIN auth_user u ON u.uuid = d.user_uuid
+             WHERE d.external_auth_type_uuid = $1 AND u.tenant_uuid = ANY($2)",
+            &[&t, &tenants],
+        )
+        .await?
+        .get(0);
+    let page = match limit {
+        Some(l) => format!("LIMIT {l} OFFSET {offset}"),
+        None => format!("OFFSET {offset}"),
+    };
+    let rows = client
+        .query(
+            &format!(
+                "SELECT u.uuid FROM auth_user_external_auth d JOIN auth_user u ON u.uuid = d.user_uuid
+                 WHERE d.external_auth_type_uuid = $1 AND u.tenant_uuid = ANY($2)
+                 ORDER BY u.uuid {page}"
+            ),
+            &[&t, &tenants],
+        )
+        .await?;
+    Ok((count, rows.iter().map(|r| r.get(0)).collect()))
+}
+
+/// The tenant of a user.
+pub async fn user_tenant<C: GenericClient>(client: &C, user_uuid: &str) -> StoreResult<String> {
+    client
+        .query_opt(
+            "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
+            &[&user_uuid],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .ok_or(StoreError::UnknownUser)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(text: &str) -> Keyring {
+        Keyring::parse(text).unwrap()
+    }
+
+    fn key(b: u8) -> String {
+        b64().encode([b; 32])
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_binding() {
+        let r = ring(&format!("a {}", key(1)));
+        let s = seal(&r, "row-1", "{\"x\":1}").unwrap();
+        assert!(s.starts_with("v1:a:"));
+        assert!(!s.contains("\"x\""));
+        assert_eq!(open(&r, "row-1", &s).unwrap(), "{\"x\":1}");
+        // Another row's associated data: refused.
+        assert!(open(&r, "row-2", &s).is_err());
+        // Any altered byte: refused.
+        let mut bytes = s.clone().into_bytes();
+        let i = bytes.len() - 3;
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        assert!(open(&r, "row-1", &String::from_utf8(bytes).unwrap()).is_err());
+        assert!(open(&r, "row-1", "v1:a:").is_err());
+        assert!(open(&r, "row-1", "{\"x\":1}").is_err());
+        // Two seals of the same value differ (random nonce).
+        assert_ne!(s, seal(&r, "row-1", "{\"x\":1}").unwrap());
+    }
+
+    #[test]
+    fn rotation_keeps_old_values_readable() {
+        let old = ring(&format!("a {}", key(1)));
+        let sealed_old = seal(&old, "r", "old").unwrap();
+        let rotated = ring(&format!("b {}\na {}", key(2), key(1)));
+        assert_eq!(open(&rotated, "r", &sealed_old).unwrap(), "old");
+        let sealed_new = seal(&rotated, "r", "new").unwrap();
+        assert!(sealed_new.starts_with("v1:b:"));
+        // Dropping the old key makes its values unreadable (an error, not garbage).
+        let only_new = ring(&format!("b {}", key(2)));
+        assert!(open(&only_new, "r", &sealed_old).is_err());
+        assert_eq!(open(&only_new, "r", &sealed_new).unwrap(), "new");
+    }
+}
