@@ -583,3 +583,52 @@ fn disabled_external_plugins_have_no_routes() {
         "{row}"
     );
 }
+
+#[test]
+fn the_bar_example_copied_out_of_the_repository_builds_and_works() {
+    // What a plugin author does: copy examples/bar elsewhere, rename it, point it at the
+    // plugin-api crate, build it on its own, drop the .so in the plugin directory, enable it.
+    let root = workspace_root();
+    let dir = scratch_dir("qux-plugin");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let manifest = std::fs::read_to_string(root.join("examples/bar/Cargo.toml"))
+        .unwrap()
+        .replace("wazo-auth-external-bar", "wazo-auth-external-qux")
+        .replace("wazo_auth_external_bar", "wazo_auth_external_qux")
+        .replace(
+            "path = \"../../plugin-api\"",
+            &format!("path = {:?}", root.join("plugin-api").display().to_string()),
+        );
+    assert!(manifest.contains("wazo_auth_external_qux"));
+    std::fs::write(dir.join("Cargo.toml"), format!("{manifest}\n[workspace]\n")).unwrap();
+    let source = std::fs::read_to_string(root.join("examples/bar/src/lib.rs"))
+        .unwrap()
+        .replace("\"bar\" => Bar", "\"qux\" => Bar");
+    assert!(source.contains("\"qux\" => Bar"));
+    std::fs::write(dir.join("src/lib.rs"), source).unwrap();
+    let target = target_dir().join("external");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let so = target.join("debug/libwazo_auth_external_qux.so");
+    assert!(so.exists());
+
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .plugin(so)
+        .config(json!({"enabled_external_auth_plugins": {"qux": true}}))
+        .start();
+    let admin = s.admin_token();
+    let u = create_user(&s, &admin, "quxer", None);
+    let data = json!({"scope": ["a"], "token": "t"});
+    assert_eq!(ext(&s, "POST", &u, "qux", &admin, Some(&data)).status, 200);
+    assert_eq!(ext(&s, "GET", &u, "qux", &admin, None).json(), data);
+    let list = s.call("GET", &format!("/0.1/users/{u}/external"), &admin, None, None).json();
+    assert_eq!(list["items"][0]["type"], "qux");
+    assert_eq!(list["items"][0]["data"], json!({"scope": ["a"]}));
+}
