@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --locked -p wazo-auth -p wazo-user-backend -p example-backend
+cargo build --locked -p wazo-auth -p wazo-user-backend -p example-backend -p wazo-auth-external-bar
 
 mkdir -p var
 credentials=var/admin-credentials

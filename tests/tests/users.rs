@@ -1481,6 +1481,14 @@ fn password_change() {
         Some(json!({"old_password": "wrong", "new_password": "x"})),
     );
     assert_api_error(&r, 404, unknown_user(UNKNOWN_UUID));
+    // Unscoped: Wazo-Tenant is not looked at.
+    let r = e.call(
+        "PUT",
+        &unknown,
+        Some("garbage"),
+        Some(json!({"old_password": "wrong", "new_password": "x"})),
+    );
+    assert_api_error(&r, 404, unknown_user(UNKNOWN_UUID));
 
     // Wrong old password → 401 legacy body; nothing changes.
     let t_before = e.s.user_token("foo", "foobar");

@@ -41,22 +41,6 @@ impl ListParams {
                 .ok_or_else(|| invalid_list_param(name, "Not a valid boolean.")),
         }
     }
-
-    /// `LIMIT`/`OFFSET` SQL fragment (values are validated integers).
-    pub fn limit_offset_sql(&self) -> String {
-        match self.limit {
-            Some(l) => format!(" LIMIT {l} OFFSET {}", self.offset),
-            None => format!(" OFFSET {}", self.offset),
-        }
-    }
-
-    pub fn direction_sql(&self) -> &'static str {
-        if self.descending {
-            "DESC"
-        } else {
-            "ASC"
-        }
-    }
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
