@@ -58,6 +58,15 @@ impl Keyring {
             else {
                 return Err(format!("line {}: expected `<id> <base64 key>`", n + 1));
             };
+            if !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                return Err(format!(
+                    "line {}: a key id may only contain letters, digits, '-', '_' and '.'",
+                    n + 1
+                ));
+            }
             let bytes = b64()
                 .decode(material)
                 .map_err(|_| format!("line {}: the key is not valid base64", n + 1))?;
@@ -166,6 +175,7 @@ mod tests {
         let k = b64().encode([0u8; 32]);
         assert!(Keyring::parse(&format!("a {k}\na {k}")).is_err());
         assert!(Keyring::parse(&format!("a {k} extra")).is_err());
+        assert!(Keyring::parse(&format!("a:b {k}")).is_err());
     }
 
     #[test]

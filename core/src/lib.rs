@@ -1,7 +1,6 @@
 //! wazo-auth core: tokens, ACL matching, storage (PostgreSQL) and expiration. No HTTP here.
 
 pub mod acl;
-pub mod acl_cache;
 pub mod defaults;
 pub mod error;
 pub mod external;
@@ -14,6 +13,7 @@ pub mod refresh_tokens;
 pub mod sessions;
 pub mod storage;
 pub mod tenants;
+pub mod token_cache;
 pub mod tokens;
 pub mod users;
 

@@ -251,19 +251,19 @@ pub async fn delete_user_sessions<C: GenericClient>(
     client: &C,
     user_uuid: &str,
 ) -> Result<Vec<String>> {
-    // Better than the original: the user's refresh tokens go too (a disabled user, or one whose
-    // password changed, must not come back through an old refresh token).
-    client
-        .execute(
-            "DELETE FROM auth_refresh_token WHERE user_uuid = $1",
-            &[&user_uuid],
-        )
-        .await?;
     let rows = client
         .query(
             "DELETE FROM auth_session
              WHERE uuid IN (SELECT session_uuid FROM auth_token WHERE auth_id = $1)
              RETURNING uuid",
+            &[&user_uuid],
+        )
+        .await?;
+    // Better than the original: the user's refresh tokens go too (a disabled user, or one whose
+    // password changed, must not come back through an old refresh token).
+    client
+        .execute(
+            "DELETE FROM auth_refresh_token WHERE user_uuid = $1",
             &[&user_uuid],
         )
         .await?;

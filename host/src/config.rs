@@ -228,6 +228,11 @@ pub struct Config {
     pub secret_key_file: PathBuf,
     /// New: lifetime of refresh tokens in seconds; 0 = they never expire (the original).
     pub refresh_token_lifetime: u64,
+    /// New: how many valid tokens each process keeps in memory (and as many unknown ids).
+    pub token_cache_size: usize,
+    /// New, for bench/run.sh only: serve `GET /0.1/_bench/ceiling`, a trivial handler giving the
+    /// throughput ceiling of the HTTP stack.
+    pub benchmark_route: bool,
 
     // ----- database -----
     /// `None` = the server runs and manages a private PostgreSQL cluster (see
@@ -512,6 +517,8 @@ impl Default for Config {
             password_hash_scheme: "pbkdf2_sha512".to_string(),
             secret_key_file: PathBuf::from("/var/lib/wazo-auth/secret.keys"),
             refresh_token_lifetime: 0,
+            token_cache_size: 100_000,
+            benchmark_route: false,
             plugin_config: BTreeMap::new(),
             enabled_http_plugins: json!({
                 "api": true, "idp": true, "backends": true, "config": true,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
-use wazo_auth_core::acl_cache::AclCache;
 use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
+use wazo_auth_core::token_cache::TokenCache;
 use wazo_auth_core::{tokens, Storage};
 
 use crate::config::Config;
@@ -205,11 +205,16 @@ async fn serve(
         refresh_token_lifetime: (cfg.refresh_token_lifetime > 0)
             .then(|| i64::try_from(cfg.refresh_token_lifetime).unwrap_or(i64::MAX)),
     };
+    let tokens = Arc::new(TokenCache::new(
+        cfg.token_cache_size,
+        (cfg.rest_api.max_threads as usize).clamp(2, 16),
+    ));
+    let listener = actix_web::rt::spawn(tokens.clone().listen(db_uri.clone()));
     let state = Arc::new(AppState {
         storage: storage.clone(),
         keyring,
         plugins,
-        acl_cache: AclCache::new(100_000),
+        tokens: tokens.clone(),
         settings: settings.clone(),
     });
 
@@ -221,7 +226,7 @@ async fn serve(
     });
 
     let data = web::Data::new(state);
-    let max_body = settings.max_body_bytes;
+    let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port);
     let cors_enabled = cfg.rest_api.cors.enabled;
     let cors_headers: Vec<actix_web::http::header::HeaderName> = cfg
@@ -248,9 +253,10 @@ async fn serve(
             .expose_headers(["Wazo-Sessions-Revoked"])
             .max_age(3600);
         App::new()
+            .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
             .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
             .app_data(data.clone())
-            .configure(|c| http::configure(c, max_body))
+            .configure(|c| http::configure(c, benchmark_route))
     })
     .shutdown_timeout(10)
     .bind(addr.clone())
@@ -261,6 +267,7 @@ async fn serve(
     if let Some(task) = purge {
         task.abort();
     }
+    listener.abort();
     log::info!("HTTP server stopped");
     result.map_err(|e| format!("HTTP server error: {e}"))
 }

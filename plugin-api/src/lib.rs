@@ -353,8 +353,8 @@ impl Reply {
 /// ([`Host::external_create`] and friends), which only ever gives it its own auth type's data.
 ///
 /// Handlers answer a [`Reply`], or an error: `NOT_FOUND` becomes 404, `CONFLICT` 409,
-/// `INVALID_INPUT` 400, anything else (and a panic, or a call running past the timeout) 500 with
-/// no details.
+/// `INVALID_INPUT` 400, anything else (and a panic, or a call running past the timeout) 503
+/// `plugin-unavailable` with no details.
 pub trait ExternalAuth: Send + Sync + 'static {
     /// Fields of the stored data that `GET /0.1/users/{user_uuid}/external` may show (the "safe
     /// model"). Used by the default [`ExternalAuth::safe_view`].

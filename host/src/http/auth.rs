@@ -66,20 +66,21 @@ pub async fn authorize(
     let token_id = token_header(req);
     let found = match path_uuid(&token_id) {
         Some(id) => state
-            .storage
-            .get_valid_token(&id, tokens::now())
+            .tokens
+            .get(&state.storage, &id, tokens::now())
             .await
             .map_err(|e| storage_unavailable("token look-up failed", e))?,
         None => None,
     };
-    let Some(token) = found else {
+    let Some(entry) = found else {
         let mut details = json!({"invalid_token": token_id, "reason": "not_found_or_expired"});
         if !required.is_empty() {
             details["required_access"] = Value::from(required);
         }
         return Err(unauthorized(details));
     };
-    let acl = state.acl_cache.get(&token);
+    let acl = entry.acl.clone();
+    let token = entry.token.clone();
     if !acl.matches(required) {
         return Err(unauthorized(json!({
             "invalid_token": token_id,

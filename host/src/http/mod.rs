@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use wazo_auth_core::acl_cache::AclCache;
+use wazo_auth_core::token_cache::TokenCache;
 use wazo_auth_core::Storage;
 
 use crate::plugins::PluginRegistry;
@@ -32,7 +32,7 @@ pub struct AppState {
     pub storage: Storage,
     pub keyring: wazo_auth_core::keys::Keyring,
     pub plugins: PluginRegistry,
-    pub acl_cache: AclCache,
+    pub tokens: Arc<TokenCache>,
     pub settings: Settings,
 }
 
@@ -63,9 +63,16 @@ pub struct Settings {
 
 pub type State = web::Data<Arc<AppState>>;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
-    let _ = max_body_bytes;
+/// Registers every route (and the benchmark ceiling route when asked).
+pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
+    if benchmark_route {
+        cfg.route(
+            "/0.1/_bench/ceiling",
+            web::get().to(|| async {
+                HttpResponse::Ok().json(serde_json::json!({"status": "ok", "bench": true}))
+            }),
+        );
+    }
     cfg.service(
         web::scope("/0.1")
             .configure(sessions::routes)
@@ -119,4 +126,36 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         "The requested URL was not found on the server. If you entered the URL manually please \
          check your spelling and try again.",
     )
+}
+
+/// Middleware: after a successful request that may have revoked tokens (any write, except a
+/// login that revoked nothing and a scope check), wait until this process has received the
+/// revocation notifications it caused, so that its token cache forgets them before the client
+/// hears back (revocation takes effect at once on the node that handled it).
+pub async fn revocation_barrier(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::Method;
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = req.path().to_string();
+    let state = req.app_data::<State>().cloned();
+    let res = next.call(req).await?;
+    if !writes || !res.status().is_success() || path.ends_with("/scopes/check") {
+        return Ok(res);
+    }
+    let quiet_login = path.trim_end_matches('/') == "/0.1/token"
+        && res
+            .headers()
+            .get("Wazo-Sessions-Revoked")
+            .is_some_and(|v| v.as_bytes() == b"0");
+    if !quiet_login {
+        if let Some(state) = state {
+            state
+                .tokens
+                .sync(&state.storage, Duration::from_millis(250))
+                .await;
+        }
+    }
+    Ok(res)
 }

@@ -8,6 +8,7 @@ use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Local, TimeZone, Utc};
 use serde_json::{json, Map, Value};
+use wazo_auth_core::token_cache::CachedToken;
 use wazo_auth_core::tokens::{self, NewToken, Token};
 
 use super::errors::{marshmallow_repr, storage_unavailable, token_error};
@@ -456,11 +457,11 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     }
 }
 
-async fn load_token(state: &State, segment: &str) -> Result<Token, HttpResponse> {
+async fn load_token(state: &State, segment: &str) -> Result<Arc<CachedToken>, HttpResponse> {
     let Some(id) = path_uuid(segment) else {
         return Err(no_such_token());
     };
-    match state.storage.get_valid_token(&id, tokens::now()).await {
+    match state.tokens.get(&state.storage, &id, tokens::now()).await {
         Ok(Some(t)) => Ok(t),
         Ok(None) => Err(no_such_token()),
         Err(e) => Err(storage_unavailable("token look-up failed", e)),
@@ -501,11 +502,11 @@ async fn check_token(
     state: &State,
     req: &HttpRequest,
     segment: &str,
-) -> Result<Token, HttpResponse> {
-    let token = load_token(state, segment).await?;
+) -> Result<Arc<CachedToken>, HttpResponse> {
+    let entry = load_token(state, segment).await?;
+    let token = &entry.token;
     if let Some(scope) = query_param(req, "scope") {
-        let acl = state.acl_cache.get(&token);
-        if !acl.matches(&scope) {
+        if !entry.acl.matches(&scope) {
             return Err(token_error(
                 StatusCode::FORBIDDEN,
                 format!("Unauthorized for {}", ascii(&scope)),
@@ -514,14 +515,14 @@ async fn check_token(
     }
     // An empty tenant is no tenant, as in the original.
     if let Some(tenant) = query_param(req, "tenant").filter(|t| !t.is_empty()) {
-        if !tenant_allowed(state, &token, &tenant).await? {
+        if !tenant_allowed(state, token, &tenant).await? {
             return Err(token_error(
                 StatusCode::FORBIDDEN,
                 format!("Unauthorized for tenant {}", ascii(&tenant)),
             ));
         }
     }
-    Ok(token)
+    Ok(entry)
 }
 
 /// `GET /0.1/token/{token}`.
@@ -532,7 +533,7 @@ pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
         .unwrap_or_default()
         .to_string();
     match check_token(&state, &req, &segment).await {
-        Ok(token) => HttpResponse::Ok().json(json!({ "data": token_json(&token, None) })),
+        Ok(entry) => HttpResponse::Ok().json(json!({ "data": token_json(&entry.token, None) })),
         Err(resp) => resp,
     }
 }
@@ -558,7 +559,7 @@ pub async fn delete(state: State, req: HttpRequest) -> HttpResponse {
     };
     match state.storage.delete_token(&id).await {
         Ok(deleted) => {
-            state.acl_cache.forget(&id);
+            state.tokens.forget(&id);
             if deleted {
                 log::info!("token {} deleted", tokens::redact(segment));
             }
@@ -628,7 +629,7 @@ pub async fn check_scopes(state: State, req: HttpRequest, payload: web::Payload)
         Err(resp) => return resp,
     };
     if let Some(tenant) = tenant {
-        match tenant_allowed(&state, &token, &tenant).await {
+        match tenant_allowed(&state, &token.token, &tenant).await {
             Ok(true) => {}
             Ok(false) => {
                 return token_error(
@@ -639,7 +640,7 @@ pub async fn check_scopes(state: State, req: HttpRequest, payload: web::Payload)
             Err(resp) => return resp,
         }
     }
-    let acl = state.acl_cache.get(&token);
+    let acl = &token.acl;
     let result: BTreeMap<String, bool> = scopes
         .into_iter()
         .map(|s| {

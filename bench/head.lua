@@ -1,0 +1,2 @@
+-- wrk: HEAD requests.
+wrk.method = "HEAD"

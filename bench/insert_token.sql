@@ -1,0 +1,14 @@
+-- pgbench: the database work of one login (a session and its token, in one transaction), the
+-- ceiling of logins that need no password hashing.
+BEGIN;
+WITH t AS (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1),
+     s AS (INSERT INTO auth_session (uuid, mobile, tenant_uuid)
+           SELECT gen_random_uuid()::text, false, uuid FROM t RETURNING uuid)
+INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t,
+                        metadata, session_uuid, user_agent, remote_addr, acl)
+SELECT sha256(convert_to(gen_random_uuid()::text, 'UTF8')), 'alice', NULL, NULL,
+       extract(epoch FROM clock_timestamp()), extract(epoch FROM clock_timestamp()) + 60,
+       '{"auth_id": "alice", "uuid": "alice", "purpose": "user"}'::jsonb, uuid, 'pgbench',
+       '127.0.0.1', ARRAY['confd.#', 'auth.users.me.#']
+FROM s;
+COMMIT;

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The wazo-auth benchmark: builds in release mode, starts the server with its own PostgreSQL,
+# and measures in one run, at 16 concurrent connections, token checks, logins and their
+# ceilings, then prints requests/s, p50, p99 and the ratio to each ceiling. Exits non-zero when
+# a ratio misses its target (see docs/benchmarks.md). Needs wrk (installed if missing, as root).
+#
+#   bench/run.sh            # BENCH_DURATION=8 seconds per measurement by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+duration=${BENCH_DURATION:-8}
+conns=16
+port=${BENCH_PORT:-9599}
+
+scripts/install-deps.sh >/dev/null
+if ! command -v wrk >/dev/null; then
+    if [[ $(id -u) -eq 0 ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+    else
+        echo "bench: wrk is missing: apt-get install wrk" >&2
+        exit 1
+    fi
+fi
+echo "bench: building (release)"
+cargo build --release --locked -q -p wazo-auth -p wazo-user-backend -p example-backend
+cargo bench --locked -q -p wazo-auth --bench hash_rate --no-run 2>/dev/null
+
+work=$(mktemp -d /tmp/wazo-auth-bench.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/plugins"
+cp target/release/libwazo_auth_wazo_user.so target/release/libwazo_auth_example_backend.so "$work/plugins/"
+chmod 755 "$work/plugins" "$work/plugins"/*.so
+cat > "$work/config.yml" <<YAML
+extra_config_files: $work/conf.d
+log_level: warning
+rest_api: {listen: 127.0.0.1, port: $port}
+managed_db: {data_dir: $work/pg}
+secret_key_file: $work/secret.keys
+plugin_dir: $work/plugins
+benchmark_route: true
+enabled_backend_plugins: {wazo_user: true, example_static: true, ldap_user: false}
+enabled_external_auth_plugins: {google: false, microsoft: false, mobile: false}
+bootstrap_user_on_startup: true
+bootstrap_user_username: bench
+bootstrap_user_password: bench-password
+token_cleanup_interval: 0
+plugin_config:
+  example_static:
+    users: [{login: alice, password: alice-secret, acl: ["confd.#", "auth.users.me.#"]}]
+YAML
+
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+target/release/wazo-auth -c "$work/config.yml" > "$work/server.log" 2>&1 &
+server_pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 300); do
+    curl -s -o /dev/null "$base/0.1/_bench/ceiling" && break
+    sleep 0.1
+done
+curl -sf -o /dev/null "$base/0.1/_bench/ceiling" || { cat "$work/server.log"; exit 1; }
+sleep 2
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+rss_idle=$(rss)
+
+token=$(curl -sf -u alice:alice-secret -H 'Content-Type: application/json' \
+    -d '{"backend": "example_static", "expiration": 3600}' "$base/0.1/token" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
+unknown=$(python3 -c 'import uuid; print(uuid.uuid4())')
+
+results="$work/results.txt"
+: > "$results"
+measure() { # name, wrk args...
+    local name=$1; shift
+    echo "bench: $name"
+    wrk -t2 -c"$conns" -d"${duration}s" --latency "$@" > "$work/$name.wrk" 2>&1
+    python3 - "$name" "$work/$name.wrk" >> "$results" <<'PY'
+import re, sys
+name, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+def lat(label):
+    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+errors = re.search(r"Socket errors:.*", text)
+print(f"{name} {rps:.1f} {lat('50'):.3f} {lat('99'):.3f} {non2xx.group(1) if non2xx else 0} {1 if errors else 0}")
+PY
+}
+
+measure ceiling "$base/0.1/_bench/ceiling"
+measure get_valid "$base/0.1/token/$token"
+measure head_scope_match -s bench/head.lua "$base/0.1/token/$token?scope=confd.users.read"
+measure head_scope_nomatch -s bench/head.lua "$base/0.1/token/$token?scope=auth.tenants.read"
+measure get_unknown "$base/0.1/token/$unknown"
+BENCH_BASIC=$(printf 'alice:alice-secret' | base64) BENCH_BODY='{"backend": "example_static", "expiration": 600}' \
+    measure login_example -s bench/login.lua "$base/0.1/token"
+BENCH_BASIC=$(printf 'bench:bench-password' | base64) BENCH_BODY='{"expiration": 600}' \
+    measure login_wazo_user -s bench/login.lua "$base/0.1/token"
+rss_end=$(rss)
+
+echo "bench: database ceiling (pgbench)"
+socket=$(ls -d "$work"/pg/socket 2>/dev/null || true)
+pgbench_bin=$(ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -1)
+pg_user_run() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cp bench/insert_token.sql "$work/insert_token.sql"
+chmod 644 "$work/insert_token.sql"
+db_tps=$(pg_user_run "$pgbench_bin" -n -h "$socket" -U postgres -c "$conns" -j 2 -T "$duration" \
+    -f "$work/insert_token.sql" wazo_auth 2>/dev/null | awk '/^tps/ {print $3; exit}')
+echo "bench: hash ceiling"
+hash_rate=$(cargo bench --locked -q -p wazo-auth --bench hash_rate -- "$duration" 2>/dev/null | awk '/^hash_rate/ {print $2}')
+
+python3 - "$results" "$db_tps" "$hash_rate" "$rss_idle" "$rss_end" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p50, p99, non2xx, errs = line.split()
+    rows[name] = (float(rps), float(p50), float(p99), int(non2xx))
+db_tps, hash_rate = float(sys.argv[2]), float(sys.argv[3])
+rss_idle, rss_end = int(sys.argv[4]) / 1024, int(sys.argv[5]) / 1024
+ceiling = rows["ceiling"][0]
+checks = [
+    # name, ceiling name, ceiling value, min ratio, max p99 (ms), expected non-2xx
+    ("get_valid", "http", ceiling, 0.50, 5.0, False),
+    ("head_scope_match", "http", ceiling, 0.50, 5.0, False),
+    ("head_scope_nomatch", "http", ceiling, 0.50, 5.0, True),
+    ("get_unknown", "http", ceiling, 0.40, None, True),
+    ("login_example", "pgbench", db_tps, 0.60, None, False),
+    ("login_wazo_user", "pbkdf2", hash_rate, 0.95, None, False),
+]
+ok = True
+print(f"{'measurement':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}  {'ceiling':<8}{'ceil/s':>10}{'ratio':>8}  target")
+rps, p50, p99, _ = rows["ceiling"]
+print(f"{'ceiling':<20}{rps:>10.1f}{p50:>9.3f}{p99:>9.3f}  {'-':<8}{'-':>10}{'-':>8}")
+for name, cname, cval, target, max_p99, non2xx_expected in checks:
+    rps, p50, p99, non2xx = rows[name]
+    ratio = rps / cval if cval else 0.0
+    good = ratio >= target and (max_p99 is None or p99 < max_p99)
+    if not non2xx_expected and non2xx:
+        good = False
+    ok &= good
+    goal = f">= {target:.0%}" + (f", p99 < {max_p99:g} ms" if max_p99 else "")
+    print(f"{name:<20}{rps:>10.1f}{p50:>9.3f}{p99:>9.3f}  {cname:<8}{cval:>10.1f}{ratio:>8.1%}  {goal} {'ok' if good else 'MISSED'}")
+mem_ok = rss_idle < 30 and rss_end < 80
+ok &= mem_ok
+print(f"resident memory: idle {rss_idle:.1f} MB (< 30), after load {rss_end:.1f} MB (< 80) {'ok' if mem_ok else 'MISSED'}")
+sys.exit(0 if ok else 1)
+PY

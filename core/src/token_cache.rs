@@ -1,0 +1,322 @@
+//! The token cache: the hot path of every Wazo request is a token check, answered from memory.
+//!
+//! - Positive entries: tokens found in the database, with their compiled ACL, until they expire
+//!   (checked to the second on every hit) or are revoked.
+//! - Negative entries: ids looked up and not found. Token ids are 122 random bits and are only
+//!   handed out after their row is committed, so an id that was unknown can only become valid if
+//!   someone guessed it before it was issued: negative entries never need invalidation. They are
+//!   bounded, and look-ups of ids that are not cached go through a small concurrency limit, so
+//!   floods of random ids cannot monopolise the database.
+//! - Revocation: a database trigger announces every deleted or changed token
+//!   (`NOTIFY wazo_auth_revoked`); every process listens and drops the entry. When the listening
+//!   connection is lost, the whole cache is dropped (and dropped again once listening resumes).
+//!   A request that may have revoked tokens waits, before answering, until this process has seen
+//!   its own notifications ([`TokenCache::sync`]), so revocation takes effect at once locally.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_postgres::AsyncMessage;
+
+use crate::acl::CompiledAcl;
+use crate::error::Result;
+use crate::storage::Storage;
+use crate::tokens::{token_hash, Token};
+
+/// The notification channel of the revocation trigger.
+pub const CHANNEL: &str = "wazo_auth_revoked";
+const SHARDS: usize = 16;
+
+/// A cached valid token.
+pub struct CachedToken {
+    pub token: Token,
+    pub acl: Arc<CompiledAcl>,
+}
+
+type Key = [u8; 32];
+
+struct Shard {
+    positive: HashMap<Key, Arc<CachedToken>>,
+    negative: HashMap<Key, ()>,
+}
+
+/// The cache shared by a process's workers.
+pub struct TokenCache {
+    shards: Vec<Mutex<Shard>>,
+    capacity_per_shard: usize,
+    negative_per_shard: usize,
+    lookups: Semaphore,
+    pending_syncs: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    listening: std::sync::atomic::AtomicBool,
+    /// Bumped by every revocation received and every clear: an entry read from the database is
+    /// only cached if no revocation arrived meanwhile.
+    epoch: AtomicU64,
+    stats_hits: AtomicU64,
+    stats_misses: AtomicU64,
+}
+
+fn key_of(token: &uuid::Uuid) -> Key {
+    let h = token_hash(token);
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&h);
+    k
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` valid tokens and as many unknown ids; at most
+    /// `max_concurrent_lookups` database look-ups of uncached ids at once.
+    pub fn new(capacity: usize, max_concurrent_lookups: usize) -> TokenCache {
+        let per = (capacity / SHARDS).max(1);
+        TokenCache {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        positive: HashMap::new(),
+                        negative: HashMap::new(),
+                    })
+                })
+                .collect(),
+            capacity_per_shard: per,
+            negative_per_shard: per,
+            lookups: Semaphore::new(max_concurrent_lookups.max(1)),
+            pending_syncs: Mutex::new(HashMap::new()),
+            listening: std::sync::atomic::AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            stats_hits: AtomicU64::new(0),
+            stats_misses: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, Shard> {
+        // The lock only guards map operations; a poisoned lock holds a consistent map.
+        self.shards[usize::from(key[0]) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether revocations from other processes are being received (when not, the cache is not
+    /// used: every check goes to the database).
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// The valid token `id` at `now` (from memory when possible).
+    pub async fn get(
+        &self,
+        storage: &Storage,
+        id: &uuid::Uuid,
+        now: f64,
+    ) -> Result<Option<Arc<CachedToken>>> {
+        let key = key_of(id);
+        let listening = self.is_listening();
+        if listening {
+            let shard = self.shard(&key);
+            if let Some(entry) = shard.positive.get(&key) {
+                if entry.token.expire_t >= now {
+                    self.stats_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(entry.clone()));
+                }
+                return Ok(None);
+            }
+            if shard.negative.contains_key(&key) {
+                self.stats_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+        }
+        self.stats_misses.fetch_add(1, Ordering::Relaxed);
+        let _permit = self.lookups.acquire().await.ok();
+        let epoch = self.epoch.load(Ordering::Acquire);
+        // Read the row whatever its expiry, so that an expired token is cached as such.
+        let found = storage.get_valid_token(id, f64::MIN).await?;
+        let Some(token) = found else {
+            if listening {
+                let mut shard = self.shard(&key);
+                if shard.negative.len() >= self.negative_per_shard {
+                    shard.negative.clear();
+                }
+                shard.negative.insert(key, ());
+            }
+            return Ok(None);
+        };
+        let acl = Arc::new(CompiledAcl::compile(
+            &token.acl,
+            &token.auth_id,
+            &token.session_uuid,
+        ));
+        let entry = Arc::new(CachedToken { token, acl });
+        // Only cache while revocations are being received, and only if none arrived since the
+        // read (it could be this token's: caching it now would resurrect it).
+        if listening && self.is_listening() && self.epoch.load(Ordering::Acquire) == epoch {
+            let mut shard = self.shard(&key);
+            if shard.positive.len() >= self.capacity_per_shard {
+                evict_some(&mut shard.positive, now);
+            }
+            shard.positive.insert(key, entry.clone());
+        }
+        if entry.token.expire_t >= now {
+            Ok(Some(entry))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Drops one token (by the hex of its hash, as notified).
+    pub fn forget_hex(&self, hex_hash: &str) {
+        let Ok(bytes) = hex::decode(hex_hash) else {
+            return;
+        };
+        let Ok(key) = <Key>::try_from(bytes.as_slice()) else {
+            return;
+        };
+        self.shard(&key).positive.remove(&key);
+    }
+
+    /// Drops one token.
+    pub fn forget(&self, id: &uuid::Uuid) {
+        let key = key_of(id);
+        self.shard(&key).positive.remove(&key);
+    }
+
+    /// Drops every positive entry.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for s in &self.shards {
+            s.lock().unwrap_or_else(|p| p.into_inner()).positive.clear();
+        }
+    }
+
+    /// Number of cached valid tokens.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).positive.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `(hits, misses)` since start.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.stats_hits.load(Ordering::Relaxed),
+            self.stats_misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Waits until this process has received every revocation committed before the call (a
+    /// marker notification round trip). Falls back to dropping the whole cache when the marker
+    /// does not come back within `timeout`.
+    pub async fn sync(&self, storage: &Storage, timeout: Duration) {
+        if !self.is_listening() {
+            return;
+        }
+        let marker = format!("sync:{}", uuid::Uuid::new_v4());
+        let (tx, rx) = oneshot::channel();
+        self.pending_syncs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(marker.clone(), tx);
+        let sent = match storage.client().await {
+            Ok(c) => c
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &marker])
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        let arrived = sent
+            && tokio::time::timeout(timeout, rx)
+                .await
+                .is_ok_and(|r| r.is_ok());
+        if !arrived {
+            self.pending_syncs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&marker);
+            log::warn!("revocation sync did not complete; dropping the token cache");
+            self.clear();
+        }
+    }
+
+    fn on_notification(&self, payload: &str) {
+        if payload.starts_with("sync:") {
+            if let Some(tx) = self
+                .pending_syncs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(payload)
+            {
+                let _ = tx.send(());
+            }
+        } else {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.forget_hex(payload);
+        }
+    }
+
+    /// Listens for revocations until the process ends, reconnecting as needed. Run it as a
+    /// background task.
+    pub async fn listen(self: Arc<Self>, db_uri: String) {
+        loop {
+            match self.listen_once(&db_uri).await {
+                Ok(()) => log::warn!("revocation listener connection closed; reconnecting"),
+                Err(e) => log::warn!("revocation listener failed ({e}); reconnecting"),
+            }
+            self.listening.store(false, Ordering::Release);
+            self.clear();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn listen_once(&self, db_uri: &str) -> std::result::Result<(), String> {
+        let (client, mut connection) = tokio_postgres::connect(db_uri, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if tx.send(n.payload().to_string()).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Anything cached before LISTEN took effect may have missed a revocation.
+        self.clear();
+        self.listening.store(true, Ordering::Release);
+        log::info!("listening for token revocations");
+        while let Some(payload) = rx.recv().await {
+            self.on_notification(&payload);
+        }
+        driver.abort();
+        drop(client);
+        Ok(())
+    }
+}
+
+/// Makes room: drops expired entries, else an arbitrary quarter of the shard.
+fn evict_some(map: &mut HashMap<Key, Arc<CachedToken>>, now: f64) {
+    let before = map.len();
+    map.retain(|_, e| e.token.expire_t >= now);
+    if map.len() * 4 > before * 3 {
+        let drop: Vec<Key> = map.keys().take(map.len() / 4 + 1).copied().collect();
+        for k in drop {
+            map.remove(&k);
+        }
+    }
+}

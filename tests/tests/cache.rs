@@ -1,0 +1,239 @@
+//! The token cache: revocations take effect at once on the node that handled them and within
+//! 100 ms on every other node sharing the database, whatever revoked the token.
+
+use std::time::{Duration, Instant};
+
+use wazo_auth_tests::serde_json::json;
+use wazo_auth_tests::*;
+
+fn head(s: &Server, token: &str) -> u16 {
+    s.request(
+        "HEAD",
+        &format!("/0.1/token/{token}?scope=anything"),
+        &[],
+        None,
+    )
+    .status
+}
+
+/// Polls until `s` answers 404 for `token`; returns how long it took.
+fn revoked_within(s: &Server, token: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let status = head(s, token);
+        if status == 404 {
+            return start.elapsed();
+        }
+        assert_eq!(status, 204);
+        assert!(start.elapsed() < limit, "still valid after {limit:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn pair() -> (Server, Server) {
+    let a = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"default_user_policy": "everything",
+                       "default_policies": {"everything": {"acl": ["#"]}}}))
+        .start();
+    let b = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"default_user_policy": "everything",
+                       "default_policies": {"everything": {"acl": ["#"]}}}))
+        .database(&a.db)
+        .start();
+    (a, b)
+}
+
+fn create_user(s: &Server, admin: &str, name: &str, tenant: Option<&str>) -> String {
+    let r = s.call(
+        "POST",
+        "/0.1/users",
+        admin,
+        tenant,
+        Some(&json!({"username": name, "password": "pw"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["uuid"].as_str().unwrap().to_string()
+}
+
+/// A token of `user`, cached on both nodes.
+fn cached_token(a: &Server, b: &Server, user: &str) -> String {
+    let t = a.user_token(user, "pw");
+    for _ in 0..3 {
+        assert_eq!(head(a, &t), 204);
+        assert_eq!(head(b, &t), 204);
+    }
+    t
+}
+
+#[test]
+fn every_kind_of_revocation_reaches_both_nodes() {
+    let (a, b) = pair();
+    let admin = a.admin_token();
+    let limit = Duration::from_millis(100);
+
+    // Token delete.
+    let u = create_user(&a, &admin, "cache-u", None);
+    let t = cached_token(&a, &b, "cache-u");
+    assert_eq!(
+        a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
+            .status,
+        200
+    );
+    assert_eq!(head(&a, &t), 404, "not at once on the node that handled it");
+    revoked_within(&b, &t, limit);
+
+    // Session delete.
+    let t = cached_token(&a, &b, "cache-u");
+    let session = a.get(&format!("/0.1/token/{t}")).json()["data"]["session_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        a.call(
+            "DELETE",
+            &format!("/0.1/sessions/{session}"),
+            &admin,
+            None,
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(head(&a, &t), 404);
+    revoked_within(&b, &t, limit);
+
+    // User disabled (handled by node B this time).
+    let t = cached_token(&a, &b, "cache-u");
+    let r = b.call(
+        "PUT",
+        &format!("/0.1/users/{u}"),
+        &admin,
+        None,
+        Some(&json!({"username": "cache-u", "enabled": false})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(head(&b, &t), 404);
+    revoked_within(&a, &t, limit);
+    let r = b.call(
+        "PUT",
+        &format!("/0.1/users/{u}"),
+        &admin,
+        None,
+        Some(&json!({"username": "cache-u", "enabled": true})),
+    );
+    assert_eq!(r.status, 200);
+
+    // Password change.
+    let t = cached_token(&a, &b, "cache-u");
+    let r = a.call(
+        "PUT",
+        &format!("/0.1/users/{u}/password"),
+        &admin,
+        None,
+        Some(&json!({"old_password": "pw", "new_password": "pw"})),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(head(&a, &t), 404);
+    revoked_within(&b, &t, limit);
+
+    // Refresh-token delete revokes the tokens issued from it.
+    let auth = basic("cache-u", "pw");
+    let r = a.request(
+        "POST",
+        "/0.1/token",
+        &[("Authorization", &auth)],
+        Some(
+            json!({"access_type": "offline", "client_id": "c"})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.json()["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = a.request(
+        "POST",
+        "/0.1/token",
+        &[],
+        Some(
+            json!({"refresh_token": rt, "client_id": "c"})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    let t = r.json()["data"]["token"].as_str().unwrap().to_string();
+    assert_eq!(head(&b, &t), 204);
+    assert_eq!(
+        a.call(
+            "DELETE",
+            &format!("/0.1/users/{u}/tokens/c"),
+            &admin,
+            None,
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(head(&a, &t), 404);
+    revoked_within(&b, &t, limit);
+
+    // Tenant delete (cascades to its users' sessions).
+    let sub = a.call(
+        "POST",
+        "/0.1/tenants",
+        &admin,
+        None,
+        Some(&json!({"name": "doomed"})),
+    );
+    let sub = sub.json()["uuid"].as_str().unwrap().to_string();
+    create_user(&a, &admin, "cache-sub", Some(&sub));
+    let t = cached_token(&a, &b, "cache-sub");
+    assert_eq!(
+        a.call("DELETE", &format!("/0.1/tenants/{sub}"), &admin, None, None)
+            .status,
+        204
+    );
+    assert_eq!(head(&a, &t), 404);
+    revoked_within(&b, &t, limit);
+
+    // Expiry is honoured to the second even when cached.
+    let r = a.login("cache-u", "pw", json!({"expiration": 1}));
+    let t = r.json()["data"]["token"].as_str().unwrap().to_string();
+    assert_eq!(head(&b, &t), 204);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(head(&b, &t), 404);
+    assert_eq!(head(&a, &t), 404);
+}
+
+#[test]
+fn a_lost_listener_connection_never_serves_a_revoked_token() {
+    let (a, b) = pair();
+    a.admin_token();
+    let admin = a.admin_token();
+    create_user(&a, &admin, "cut", None);
+    let t = cached_token(&a, &b, "cut");
+    // Cut every LISTEN connection (both nodes), then revoke while they reconnect.
+    sql(&a.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()");
+    assert_eq!(
+        a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
+            .status,
+        200
+    );
+    assert_eq!(head(&b, &t), 404);
+    assert_eq!(head(&a, &t), 404);
+    b.wait_log(Duration::from_secs(5), |l| {
+        l.matches("listening for token revocations").count() >= 2
+    });
+    // And the cache works again after the reconnection.
+    let t = cached_token(&a, &b, "cut");
+    assert_eq!(
+        a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
+            .status,
+        200
+    );
+    revoked_within(&b, &t, Duration::from_millis(100));
+}
