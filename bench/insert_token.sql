@@ -1,14 +1,14 @@
--- pgbench: the database work of one login (a session and its token, in one transaction), the
--- ceiling of logins that need no password hashing.
-BEGIN;
-WITH t AS (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1),
-     s AS (INSERT INTO auth_session (uuid, mobile, tenant_uuid)
-           SELECT gen_random_uuid()::text, false, uuid FROM t RETURNING uuid)
+-- pgbench: the database work of one login, the ceiling of logins that need no password hashing:
+-- the same statement the server runs (a session and its token, with the top tenant).
+WITH t AS (
+    SELECT COALESCE(NULL, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1)) AS uuid),
+ s AS (
+    INSERT INTO auth_session (uuid, mobile, tenant_uuid)
+    SELECT gen_random_uuid()::text, false, uuid FROM t RETURNING uuid)
 INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t,
-                        metadata, session_uuid, user_agent, remote_addr, acl)
+                        metadata, session_uuid, user_agent, remote_addr, acl, refresh_token_uuid)
 SELECT sha256(convert_to(gen_random_uuid()::text, 'UTF8')), 'alice', NULL, NULL,
-       extract(epoch FROM clock_timestamp()), extract(epoch FROM clock_timestamp()) + 60,
-       '{"auth_id": "alice", "uuid": "alice", "purpose": "user"}'::jsonb, uuid, 'pgbench',
-       '127.0.0.1', ARRAY['confd.#', 'auth.users.me.#']
+       extract(epoch FROM clock_timestamp()), extract(epoch FROM clock_timestamp()) + 600,
+       '{"auth_id": "alice", "uuid": "alice", "purpose": "user"}'::jsonb, s.uuid, 'wrk',
+       '127.0.0.1', ARRAY['confd.#', 'auth.users.me.#'], NULL
 FROM s;
-COMMIT;

@@ -79,10 +79,10 @@ unknown=$(python3 -c 'import uuid; print(uuid.uuid4())')
 
 results="$work/results.txt"
 : > "$results"
-measure() { # name, wrk args...
-    local name=$1; shift
+measure() { # name, seconds, wrk args...
+    local name=$1 seconds=$2; shift 2
     echo "bench: $name"
-    wrk -t2 -c"$conns" -d"${duration}s" --latency "$@" > "$work/$name.wrk" 2>&1
+    wrk -t2 -c"$conns" -d"${seconds}s" --latency "$@" > "$work/$name.wrk" 2>&1
     python3 - "$name" "$work/$name.wrk" >> "$results" <<'PY'
 import re, sys
 name, path = sys.argv[1], sys.argv[2]
@@ -100,15 +100,15 @@ print(f"{name} {rps:.1f} {lat('50'):.3f} {lat('99'):.3f} {non2xx.group(1) if non
 PY
 }
 
-measure ceiling "$base/0.1/_bench/ceiling"
-measure get_valid "$base/0.1/token/$token"
-measure head_scope_match -s bench/head.lua "$base/0.1/token/$token?scope=confd.users.read"
-measure head_scope_nomatch -s bench/head.lua "$base/0.1/token/$token?scope=auth.tenants.read"
-measure get_unknown "$base/0.1/token/$unknown"
+measure ceiling "$duration" "$base/0.1/_bench/ceiling"
+measure get_valid "$duration" "$base/0.1/token/$token"
+measure head_scope_match "$duration" -s bench/head.lua "$base/0.1/token/$token?scope=confd.users.read"
+measure head_scope_nomatch "$duration" -s bench/head.lua "$base/0.1/token/$token?scope=auth.tenants.read"
+measure get_unknown "$duration" "$base/0.1/token/$unknown"
 BENCH_BASIC=$(printf 'alice:alice-secret' | base64) BENCH_BODY='{"backend": "example_static", "expiration": 600}' \
-    measure login_example -s bench/login.lua "$base/0.1/token"
+    measure login_example "$duration" -s bench/login.lua "$base/0.1/token"
 BENCH_BASIC=$(printf 'bench:bench-password' | base64) BENCH_BODY='{"expiration": 600}' \
-    measure login_wazo_user -s bench/login.lua "$base/0.1/token"
+    measure login_wazo_user "$((duration * 2))" -s bench/login.lua "$base/0.1/token"
 rss_end=$(rss)
 
 echo "bench: database ceiling (pgbench)"
@@ -117,7 +117,7 @@ pgbench_bin=$(ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -1)
 pg_user_run() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cp bench/insert_token.sql "$work/insert_token.sql"
 chmod 644 "$work/insert_token.sql"
-db_tps=$(pg_user_run "$pgbench_bin" -n -h "$socket" -U postgres -c "$conns" -j 2 -T "$duration" \
+db_tps=$(pg_user_run "$pgbench_bin" -n -h "$socket" -U postgres -M prepared -c "$conns" -j 2 -T "$duration" \
     -f "$work/insert_token.sql" wazo_auth 2>/dev/null | awk '/^tps/ {print $3; exit}')
 echo "bench: hash ceiling"
 hash_rate=$(cargo bench --locked -q -p wazo-auth --bench hash_rate -- "$duration" 2>/dev/null | awk '/^hash_rate/ {print $2}')

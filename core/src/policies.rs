@@ -25,30 +25,28 @@ const COLUMNS: &str =
 /// user, then of every policy attached to the user directly. Order kept, duplicates kept (as the
 /// original concatenates them); groups and policies are taken in name order.
 pub async fn user_acl<C: GenericClient>(client: &C, user_uuid: &str) -> Result<Vec<String>> {
-    let rows = client
-        .query(
-            "SELECT p.acl FROM auth_user_group ug
-             JOIN auth_group g ON g.uuid = ug.group_uuid
-             JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
-             JOIN auth_policy p ON p.uuid = gp.policy_uuid
-             WHERE ug.user_uuid = $1
-             ORDER BY g.name, g.uuid, p.name, p.uuid",
-            &[&user_uuid],
+    // One prepared statement (this runs at every login): group policies (groups by name, then
+    // policies by name), then the user's own policies (by name).
+    let stmt = client
+        .prepare_cached(
+            "SELECT acl FROM (
+                 SELECT 0 AS src, g.name AS gname, g.uuid AS guuid, p.name AS pname,
+                        p.uuid AS puuid, p.acl
+                 FROM auth_user_group ug
+                 JOIN auth_group g ON g.uuid = ug.group_uuid
+                 JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
+                 JOIN auth_policy p ON p.uuid = gp.policy_uuid
+                 WHERE ug.user_uuid = $1
+                 UNION ALL
+                 SELECT 1, '', '', p.name, p.uuid, p.acl
+                 FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
+                 WHERE up.user_uuid = $1
+             ) s
+             ORDER BY src, gname, guuid, pname, puuid",
         )
         .await?;
+    let rows = client.query(&stmt, &[&user_uuid]).await?;
     let mut acl = Vec::new();
-    for row in rows {
-        acl.extend(row.get::<_, Vec<String>>(0));
-    }
-    let rows = client
-        .query(
-            "SELECT p.acl FROM auth_user_policy up
-             JOIN auth_policy p ON p.uuid = up.policy_uuid
-             WHERE up.user_uuid = $1
-             ORDER BY p.name, p.uuid",
-            &[&user_uuid],
-        )
-        .await?;
     for row in rows {
         acl.extend(row.get::<_, Vec<String>>(0));
     }
@@ -58,16 +56,16 @@ pub async fn user_acl<C: GenericClient>(client: &C, user_uuid: &str) -> Result<V
 /// The ACL of the first policy named `name` in any tenant (the top tenant's first, then
 /// config-managed ones); empty when there is none.
 pub async fn acl_of_policy_named<C: GenericClient>(client: &C, name: &str) -> Result<Vec<String>> {
-    let row = client
-        .query_opt(
+    let stmt = client
+        .prepare_cached(
             "SELECT p.acl FROM auth_policy p
              JOIN auth_tenant t ON t.uuid = p.tenant_uuid
              WHERE p.name = $1
              ORDER BY (t.uuid = t.parent_uuid) DESC, p.config_managed DESC, p.uuid
              LIMIT 1",
-            &[&name],
         )
         .await?;
+    let row = client.query_opt(&stmt, &[&name]).await?;
     Ok(row.map(|r| r.get(0)).unwrap_or_default())
 }
 

@@ -35,6 +35,8 @@ const SHARDS: usize = 16;
 pub struct CachedToken {
     pub token: Token,
     pub acl: Arc<CompiledAcl>,
+    /// The HTTP layer's rendering of the token, computed once (a token never changes).
+    pub rendered: std::sync::OnceLock<String>,
 }
 
 type Key = [u8; 32];
@@ -147,7 +149,11 @@ impl TokenCache {
             &token.auth_id,
             &token.session_uuid,
         ));
-        let entry = Arc::new(CachedToken { token, acl });
+        let entry = Arc::new(CachedToken {
+            token,
+            acl,
+            rendered: std::sync::OnceLock::new(),
+        });
         // Only cache while revocations are being received, and only if none arrived since the
         // read (it could be this token's: caching it now would resurrect it).
         if listening && self.is_listening() && self.epoch.load(Ordering::Acquire) == epoch {

@@ -97,86 +97,85 @@ impl Storage {
         let token = Uuid::new_v4();
         let session_uuid = Uuid::new_v4().hyphenated().to_string();
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        if let Some(limit) = new.session_limit {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-                &[&new.auth_id],
-            )
-            .await?;
-            let live: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM auth_token WHERE auth_id = $1 AND expire_t >= $2",
-                    &[&new.auth_id, &new.issued_t],
-                )
-                .await?
-                .get(0);
-            if live >= i64::from(limit) {
-                return Err(Error::SessionLimit);
-            }
-        }
-        // A tenant that does not exist (e.g. a plugin's metadata naming an unknown tenant) falls
-        // back to the top tenant rather than failing the login with a foreign-key error.
-        let tenant: String = match new.tenant_uuid.as_deref().filter(|t| is_uuid_text(t)) {
-            Some(t) => {
-                let row = tx
-                    .query_opt(
-                        "SELECT uuid FROM auth_tenant WHERE uuid = $1
-                         UNION ALL
-                         SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid
-                         LIMIT 1",
-                        &[&t],
-                    )
-                    .await?;
-                row.map(|r| r.get(0))
-                    .ok_or_else(|| Error::Corrupt("no top tenant".into()))?
-            }
-            None => tx
-                .query_one(
-                    "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
-                    &[],
-                )
-                .await?
-                .get(0),
-        };
+        // The common login (no session limit, no refresh token) is one statement, atomic on
+        // its own; the others need a transaction.
+        let simple = new.session_limit.is_none() && new.offline.is_none();
         let mut refresh_value = None;
         let mut sessions_revoked = 0;
         let mut refresh_token_uuid = new.refresh_token_uuid.clone();
-        if let Some(offline) = &new.offline {
-            let (uuid, value, revoked) =
-                crate::refresh_tokens::issue(&tx, keyring, offline).await?;
-            refresh_token_uuid = Some(uuid);
-            refresh_value = Some(value);
-            sessions_revoked = revoked;
-        }
-        tx.execute(
-            "INSERT INTO auth_session (uuid, mobile, tenant_uuid) VALUES ($1, $2, $3)",
-            &[&session_uuid, &new.mobile, &tenant],
-        )
-        .await?;
+        // A tenant that does not exist (e.g. a plugin's metadata naming an unknown tenant) falls
+        // back to the top tenant rather than failing the login with a foreign-key error.
+        let tenant = new
+            .tenant_uuid
+            .as_deref()
+            .filter(|t| is_uuid_text(t))
+            .map(String::from);
         let metadata = Value::Object(new.metadata.clone());
-        tx.execute(
-            "INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t,
+        let hash = token_hash(&token);
+        const INSERT: &str = "WITH t AS (
+                 SELECT COALESCE(
+                     (SELECT uuid FROM auth_tenant WHERE uuid = $3::text),
+                     (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1)) AS uuid),
+             s AS (
+                 INSERT INTO auth_session (uuid, mobile, tenant_uuid)
+                 SELECT $1, $2, uuid FROM t RETURNING uuid)
+             INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t,
                  expire_t, metadata, session_uuid, user_agent, remote_addr, acl,
                  refresh_token_uuid)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &token_hash(&token),
-                &new.auth_id,
-                &new.pbx_user_uuid,
-                &new.xivo_uuid,
-                &new.issued_t,
-                &new.expire_t,
-                &metadata,
-                &session_uuid,
-                &new.user_agent,
-                &new.remote_addr,
-                &new.acl,
-                &refresh_token_uuid,
-            ],
-        )
-        .await?;
-        tx.commit().await?;
+             SELECT $4, $5, $6, $7, $8, $9, $10, s.uuid, $11, $12, $13, $14 FROM s";
+        macro_rules! params {
+            () => {
+                [
+                    &session_uuid as &(dyn tokio_postgres::types::ToSql + Sync),
+                    &new.mobile,
+                    &tenant,
+                    &hash,
+                    &new.auth_id,
+                    &new.pbx_user_uuid,
+                    &new.xivo_uuid,
+                    &new.issued_t,
+                    &new.expire_t,
+                    &metadata,
+                    &new.user_agent,
+                    &new.remote_addr,
+                    &new.acl,
+                    &refresh_token_uuid,
+                ]
+            };
+        }
+        if simple {
+            let stmt = client.prepare_cached(INSERT).await?;
+            client.execute(&stmt, &params!()).await?;
+        } else {
+            let tx = client.transaction().await?;
+            if let Some(limit) = new.session_limit {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
+                    &[&new.auth_id],
+                )
+                .await?;
+                let live: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM auth_token WHERE auth_id = $1 AND expire_t >= $2",
+                        &[&new.auth_id, &new.issued_t],
+                    )
+                    .await?
+                    .get(0);
+                if live >= i64::from(limit) {
+                    return Err(Error::SessionLimit);
+                }
+            }
+            if let Some(offline) = &new.offline {
+                let (uuid, value, revoked) =
+                    crate::refresh_tokens::issue(&tx, keyring, offline).await?;
+                refresh_token_uuid = Some(uuid);
+                refresh_value = Some(value);
+                sessions_revoked = revoked;
+            }
+            let stmt = tx.prepare_cached(INSERT).await?;
+            tx.execute(&stmt, &params!()).await?;
+            tx.commit().await?;
+        }
         let token = Token {
             token,
             auth_id: new.auth_id,

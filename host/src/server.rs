@@ -180,6 +180,7 @@ async fn serve(
     keyring: wazo_auth_core::keys::Keyring,
 ) -> Result<(), String> {
     let pool_size = (cfg.rest_api.max_threads as usize).clamp(4, 64);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let storage = Storage::new(&db_uri, pool_size).map_err(|e| e.to_string())?;
     storage
         .wait_until_ready(Duration::from_secs_f64(
@@ -210,13 +211,7 @@ async fn serve(
         (cfg.rest_api.max_threads as usize).clamp(2, 16),
     ));
     let listener = actix_web::rt::spawn(tokens.clone().listen(db_uri.clone()));
-    let state = Arc::new(AppState {
-        storage: storage.clone(),
-        keyring,
-        plugins,
-        tokens: tokens.clone(),
-        settings: settings.clone(),
-    });
+    let plugins = Arc::new(plugins);
 
     let purge = (cfg.token_cleanup_interval > 0.0).then(|| {
         let storage = storage.clone();
@@ -225,7 +220,11 @@ async fn serve(
         actix_web::rt::spawn(purge_loop(storage, interval, batch))
     });
 
-    let data = web::Data::new(state);
+    // Each worker thread gets its own connection pool: a connection's I/O task then runs on the
+    // thread that uses it, instead of bouncing every query between workers.
+    let per_worker_pool = (pool_size / workers).max(2);
+    let db_uri_for_workers = db_uri.clone();
+    let shared_storage = storage.clone();
     let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port);
     let cors_enabled = cfg.rest_api.cors.enabled;
@@ -243,6 +242,15 @@ async fn serve(
         })
         .collect();
     let server = HttpServer::new(move || {
+        let storage = Storage::new(&db_uri_for_workers, per_worker_pool)
+            .unwrap_or_else(|_| shared_storage.clone());
+        let data = web::Data::new(Arc::new(AppState {
+            storage,
+            keyring: keyring.clone(),
+            plugins: plugins.clone(),
+            tokens: tokens.clone(),
+            settings: settings.clone(),
+        }));
         // CORS as the original (any origin, the configured request headers); unlike the
         // original, browsers may also read `Wazo-Sessions-Revoked`.
         let cors = actix_cors::Cors::default()
@@ -259,6 +267,7 @@ async fn serve(
             .configure(|c| http::configure(c, benchmark_route))
     })
     .shutdown_timeout(10)
+    .workers(workers)
     .bind(addr.clone())
     .map_err(|e| format!("cannot listen on {}:{}: {e}", addr.0, addr.1))?;
     log::info!("listening on http://{}:{}", addr.0, addr.1);

@@ -46,6 +46,10 @@ pub struct HostContext {
     storage: Storage,
     scheme: Scheme,
     keyring: Keyring,
+    /// One slot per core for password hashing: concurrent logins queue (fairly) instead of
+    /// sharing the cores, so each completes as fast as the hardware allows and the login rate
+    /// stays at the hash limit.
+    hash_slots: tokio::sync::Semaphore,
 }
 
 impl HostContext {
@@ -65,11 +69,13 @@ impl HostContext {
             let _guard = runtime.enter();
             Storage::new(db_uri, 8).map_err(|e| e.to_string())?
         };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(HostContext {
             runtime,
             storage,
             scheme,
             keyring,
+            hash_slots: tokio::sync::Semaphore::new(cores),
         })
     }
 
@@ -95,7 +101,11 @@ impl HostContext {
     pub fn authenticate(&self, login: &str, password: &str) -> Result<Option<FoundUser>> {
         let user = self.find_user(login)?;
         let stored = user.as_ref().and_then(|u| u.password.as_ref());
-        if !password::verify(password, stored, self.scheme) {
+        let verified = {
+            let _slot = self.block_on(self.hash_slots.acquire()).ok();
+            password::verify(password, stored, self.scheme)
+        };
+        if !verified {
             return Ok(None);
         }
         let Some(user) = user else {
@@ -103,7 +113,10 @@ impl HostContext {
         };
         if let Some(old) = &user.password {
             if password::needs_rehash(old, self.scheme) {
-                let new = password::hash(password, self.scheme);
+                let new = {
+                    let _slot = self.block_on(self.hash_slots.acquire()).ok();
+                    password::hash(password, self.scheme)
+                };
                 match self.block_on(replace_password(&self.storage, &user.uuid, old, &new)) {
                     Ok(true) => log::info!(
                         "password of user {} rehashed from {} to {}",
@@ -223,8 +236,8 @@ fn store_error(service: &str, e: StoreError) -> PluginError {
 
 async fn find_enabled_user(storage: &Storage, login: &str) -> Result<Option<FoundUser>> {
     let client = storage.client().await?;
-    let row = client
-        .query_opt(
+    let stmt = client
+        .prepare_cached(
             "SELECT u.uuid, u.username, u.tenant_uuid, u.purpose, u.enabled,
                     u.authentication_method, t.default_authentication_method,
                     u.password_scheme, u.password_hash, u.password_salt
@@ -238,9 +251,9 @@ async fn find_enabled_user(storage: &Storage, login: &str) -> Result<Option<Foun
                               WHERE e.user_uuid = u.uuid AND e.confirmed
                                 AND lower(e.address) = lower($1)) DESC
              LIMIT 1",
-            &[&login],
         )
         .await?;
+    let row = client.query_opt(&stmt, &[&login]).await?;
     Ok(row.map(|r| {
         let scheme: Option<String> = r.get(7);
         FoundUser {

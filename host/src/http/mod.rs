@@ -31,7 +31,7 @@ use crate::plugins::PluginRegistry;
 pub struct AppState {
     pub storage: Storage,
     pub keyring: wazo_auth_core::keys::Keyring,
-    pub plugins: PluginRegistry,
+    pub plugins: Arc<PluginRegistry>,
     pub tokens: Arc<TokenCache>,
     pub settings: Settings,
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use abi_stable::std_types::{RStr, RString};
+use abi_stable::std_types::{RResult, RStr, RString};
 use actix_web::http::StatusCode;
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
@@ -99,31 +99,94 @@ enum Credentials {
     Refresh(wazo_auth_core::refresh_tokens::RefreshToken),
 }
 
-/// Calls a backend method that returns a JSON object text and parses it.
-async fn call_json_object(
-    backend: &Arc<LoadedBackend>,
-    timeout: std::time::Duration,
-    method: &'static str,
-    login: &str,
-    args: &Map<String, Value>,
-) -> Result<Map<String, Value>, HttpResponse> {
-    let (l, a) = (login.to_string(), Value::Object(args.clone()).to_string());
-    let outcome = backend
-        .call(timeout, move |b| match method {
-            "get_metadata" => b.get_metadata(RStr::from_str(&l), RStr::from_str(&a)),
-            _ => b.get_persistent_metadata(RStr::from_str(&l), RStr::from_str(&a)),
-        })
-        .await;
-    let text = outcome.map_err(|e| plugin_failure(backend, method, e))?;
-    parse_json_object(text.as_str()).ok_or_else(|| {
-        plugin_failure(
-            backend,
+/// The plugin calls of one login, run in order on the blocking pool.
+struct LoginSteps {
+    login: String,
+    /// `None` for a refresh-token login (no password check).
+    password: Option<String>,
+    args: Map<String, Value>,
+    default_acl: Vec<String>,
+    offline: bool,
+}
+
+/// What the plugin calls produced.
+struct LoginDone {
+    args: Map<String, Value>,
+    metadata: Map<String, Value>,
+    acl: Vec<String>,
+    persistent: Option<Map<String, Value>>,
+}
+
+enum LoginStepError {
+    /// verify_password said no.
+    Rejected,
+    /// A call failed (or returned something unusable).
+    Failed(&'static str, wazo_auth_plugin_api::PluginError),
+}
+
+fn json_object_of(method: &'static str, text: &str) -> Result<Map<String, Value>, LoginStepError> {
+    parse_json_object(text).ok_or_else(|| {
+        LoginStepError::Failed(
             method,
-            CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
+            wazo_auth_plugin_api::PluginError::failed(
                 "returned something that is not a JSON object",
-            )),
+            ),
         )
     })
+}
+
+impl LoginSteps {
+    fn run(
+        mut self,
+        backend: &wazo_auth_plugin_api::ffi::BackendBox,
+    ) -> Result<LoginDone, LoginStepError> {
+        let login = RStr::from_str(&self.login);
+        let failed = |method| move |e| LoginStepError::Failed(method, e);
+        if let Some(password) = &self.password {
+            let args = Value::Object(self.args.clone()).to_string();
+            let outcome = backend
+                .verify_password(login, RStr::from_str(password), RStr::from_str(&args))
+                .into_result()
+                .map_err(failed("verify_password"))?;
+            if !outcome.accepted {
+                return Err(LoginStepError::Rejected);
+            }
+            self.args = json_object_of("verify_password", outcome.args_json.as_str())?;
+        }
+        let args = Value::Object(self.args.clone()).to_string();
+        let metadata = backend
+            .get_metadata(login, RStr::from_str(&args))
+            .into_result()
+            .map_err(failed("get_metadata"))?;
+        let metadata = json_object_of("get_metadata", metadata.as_str())?;
+        self.args.insert(
+            "acl".into(),
+            Value::Array(self.default_acl.iter().cloned().map(Value::from).collect()),
+        );
+        let args = Value::Object(self.args.clone()).to_string();
+        let acl = backend
+            .get_acl(login, RStr::from_str(&args))
+            .into_result()
+            .map_err(failed("get_acl"))?
+            .into_iter()
+            .map(RString::into_string)
+            .collect();
+        let persistent = if self.offline {
+            let p = backend
+                .get_persistent_metadata(login, RStr::from_str(&args))
+                .into_result()
+                .map_err(failed("get_persistent_metadata"))?;
+            Some(json_object_of("get_persistent_metadata", p.as_str())?)
+        } else {
+            None
+        };
+        Ok(LoginDone {
+            args: self.args,
+            metadata,
+            acl,
+            persistent,
+        })
+    }
 }
 
 /// `POST /0.1/token`.
@@ -231,64 +294,69 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     }
     let timeout = state.settings.plugin_call_timeout;
 
-    // verify_password (not for refresh-token logins).
-    let mut persistent_from_refresh = None;
-    match credentials {
-        Credentials::Password { password, .. } => {
-            let outcome = {
-                let (l, p, a) = (
-                    login.clone(),
-                    password,
-                    Value::Object(args.clone()).to_string(),
-                );
-                backend
-                    .call(timeout, move |b| {
-                        b.verify_password(
-                            RStr::from_str(&l),
-                            RStr::from_str(&p),
-                            RStr::from_str(&a),
-                        )
-                    })
-                    .await
-            };
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => return plugin_failure(&backend, "verify_password", e),
-            };
-            if !outcome.accepted {
-                log::info!(
-                    "POST /token: authentication failed for a login on backend {}",
-                    backend.name
-                );
-                return auth_failed();
-            }
-            match parse_json_object(outcome.args_json.as_str()) {
-                Some(a) => args = a,
-                None => {
-                    return plugin_failure(
-                        &backend,
-                        "verify_password",
-                        CallError::Plugin(wazo_auth_plugin_api::PluginError::failed(
-                            "returned args that are not a JSON object",
-                        )),
-                    )
-                }
-            }
-        }
+    // The default user policy's ACL, handed to get_acl in `args.acl` (the deprecated
+    // `backend_policies[backend]` wins when configured).
+    let backend_arg = args
+        .get("backend")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let default_policy = state
+        .settings
+        .backend_policies
+        .get(&backend_arg)
+        .or(state.settings.default_user_policy.as_ref());
+    let default_acl = match default_policy {
+        Some(name) => match crate::services::acl_of_policy_named(&state.storage, name).await {
+            Ok(acl) => acl,
+            Err(e) => return storage_unavailable("reading the default user policy failed", e),
+        },
+        None => Vec::new(),
+    };
+
+    // Every plugin call of the login, in order, in one trip to the blocking pool:
+    // verify_password (not for refresh-token logins), get_metadata, get_acl, and
+    // get_persistent_metadata for offline logins.
+    let (password, persistent_from_refresh) = match credentials {
+        Credentials::Password { password, .. } => (Some(password), None),
         Credentials::Refresh(row) => {
             args.insert(
                 "persistent_metadata".into(),
                 Value::Object(row.metadata.clone()),
             );
-            persistent_from_refresh = Some(row);
+            (None, Some(row))
         }
-    }
-
-    // get_metadata
-    let metadata = match call_json_object(&backend, timeout, "get_metadata", &login, &args).await {
-        Ok(m) => m,
-        Err(resp) => return resp,
     };
+    let steps = LoginSteps {
+        login: login.clone(),
+        password,
+        args,
+        default_acl,
+        offline: request.offline,
+    };
+    let outcome = backend
+        .call(timeout, move |b| RResult::ROk(steps.run(b)))
+        .await;
+    let done = match outcome {
+        Ok(Ok(done)) => done,
+        Ok(Err(LoginStepError::Rejected)) => {
+            log::info!(
+                "POST /token: authentication failed for a login on backend {}",
+                backend.name
+            );
+            return auth_failed();
+        }
+        Ok(Err(LoginStepError::Failed(method, e))) => {
+            return plugin_failure(&backend, method, CallError::Plugin(e))
+        }
+        Err(e) => return plugin_failure(&backend, "a login call", e),
+    };
+    let LoginDone {
+        args,
+        metadata,
+        acl,
+        persistent,
+    } = done;
     let Some(auth_id) = metadata
         .get("auth_id")
         .and_then(Value::as_str)
@@ -310,42 +378,6 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
             return auth_failed();
         }
     }
-
-    // get_acl receives the default user policy's ACL in `args.acl` (the deprecated
-    // `backend_policies[backend]` wins when configured).
-    let backend_arg = args
-        .get("backend")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let default_policy = state
-        .settings
-        .backend_policies
-        .get(&backend_arg)
-        .or(state.settings.default_user_policy.as_ref());
-    let default_acl = match default_policy {
-        Some(name) => match crate::services::acl_of_policy_named(&state.storage, name).await {
-            Ok(acl) => acl,
-            Err(e) => return storage_unavailable("reading the default user policy failed", e),
-        },
-        None => Vec::new(),
-    };
-    args.insert(
-        "acl".into(),
-        Value::Array(default_acl.into_iter().map(Value::from).collect()),
-    );
-    let acl = {
-        let (l, a) = (login.clone(), Value::Object(args.clone()).to_string());
-        backend
-            .call(timeout, move |b| {
-                b.get_acl(RStr::from_str(&l), RStr::from_str(&a))
-            })
-            .await
-    };
-    let acl: Vec<String> = match acl {
-        Ok(v) => v.into_iter().map(RString::into_string).collect(),
-        Err(e) => return plugin_failure(&backend, "get_acl", e),
-    };
 
     // Token metadata: persistent metadata (refresh token or offline login) under the backend's.
     let mut token_metadata = persistent_from_refresh
@@ -374,13 +406,7 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
             }
             Err(e) => return storage_unavailable("user look-up failed", e),
         }
-        let persistent =
-            match call_json_object(&backend, timeout, "get_persistent_metadata", &login, &args)
-                .await
-            {
-                Ok(m) => m,
-                Err(resp) => return resp,
-            };
+        let persistent = persistent.unwrap_or_default();
         token_metadata.extend(persistent.clone());
         let real_login = args
             .get("real_login")
@@ -533,7 +559,14 @@ pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
         .unwrap_or_default()
         .to_string();
     match check_token(&state, &req, &segment).await {
-        Ok(entry) => HttpResponse::Ok().json(json!({ "data": token_json(&entry.token, None) })),
+        Ok(entry) => {
+            let body = entry
+                .rendered
+                .get_or_init(|| json!({ "data": token_json(&entry.token, None) }).to_string());
+            HttpResponse::Ok()
+                .content_type(actix_web::http::header::ContentType::json())
+                .body(body.clone())
+        }
         Err(resp) => resp,
     }
 }
@@ -547,7 +580,9 @@ pub async fn head(state: State, req: HttpRequest) -> HttpResponse {
         .to_string();
     match check_token(&state, &req, &segment).await {
         Ok(_) => HttpResponse::NoContent().finish(),
-        Err(resp) => resp,
+        // A HEAD answer has no body: send the status alone (with no Content-Length of a body
+        // that will not come, which some HTTP clients wait for).
+        Err(resp) => HttpResponse::build(resp.status()).finish(),
     }
 }
 
