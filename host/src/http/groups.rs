@@ -224,29 +224,9 @@ fn string_field(
 /// `{"message": "Failed to decode JSON object: ..."}`), a non-object body (400 invalid-data
 /// `_schema`), then the first failing field (`name`, then `slug` for POST).
 fn group_body(raw: &[u8], with_slug: bool) -> Result<GroupBody, HttpResponse> {
-    let value: Value = serde_json::from_slice(raw).map_err(|e| {
-        plain_error(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to decode JSON object: {e}"),
-        )
-    })?;
-    let empty = Map::new();
-    let body = match &value {
-        Value::Object(m) => m,
-        Value::Null | Value::Bool(false) => &empty,
-        Value::Array(a) if a.is_empty() => &empty,
-        Value::String(s) if s.is_empty() => &empty,
-        Value::Number(n) if n.as_f64() == Some(0.0) => &empty,
-        _ => {
-            return Err(api_error(
-                StatusCode::BAD_REQUEST,
-                "Invalid input type.",
-                "invalid-data",
-                json!({"_schema": {"message": "Invalid input type."}}),
-                Some(RESOURCE),
-            ))
-        }
-    };
+    let decoded = super::request::decode_json_body(raw)?
+        .ok_or_else(|| super::request::invalid_input_type(RESOURCE))?;
+    let body = &decoded;
     let name = string_field(body, "name", true, false, NAME_MAX_CHARS)?.unwrap_or_default();
     let slug = if with_slug {
         let slug = string_field(body, "slug", false, true, SLUG_MAX_CHARS)?;

@@ -309,24 +309,10 @@ fn invalid_field(field: &str) -> HttpResponse {
     )
 }
 
-/// A JSON body as the original reads it: empty or invalid JSON → 400 `Failed to decode JSON
-/// object`; falsy values → `{}`; other non-objects → 400 `_schema`.
+/// A JSON body as the original reads it; a non-object is `Invalid value supplied for field:
+/// _schema`.
 fn json_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        plain_error(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to decode JSON object: {e}"),
-        )
-    })?;
-    match value {
-        Value::Object(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
-        Value::Array(a) if a.is_empty() => Ok(Map::new()),
-        Value::Bool(false) => Ok(Map::new()),
-        Value::String(s) if s.is_empty() => Ok(Map::new()),
-        Value::Number(n) if n.as_f64() == Some(0.0) => Ok(Map::new()),
-        _ => Err(invalid_field("_schema")),
-    }
+    super::request::decode_json_body(body)?.ok_or_else(|| invalid_field("_schema"))
 }
 
 /// A validated policy body.

@@ -35,28 +35,46 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8
     Ok(body)
 }
 
-/// Reads a body as the original does ("force JSON", Content-Type ignored): an empty or non-JSON
-/// body is a 400 `{"message": "Failed to decode JSON object: ..."}`; falsy values (`null`, `{}`,
-/// `[]`, `0`, `false`, `""`) become `{}`; any other non-object is a 400 in shape A.
-pub fn json_object_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+/// Decodes a request body as the original does ("force JSON", Content-Type ignored): an empty or
+/// non-JSON body is a 400 `{"message": "Failed to decode JSON object: ..."}`; an object, or a
+/// Python-falsy value (`null`, `{}`, `[]`, `0`, `false`, `""`, read as `{}`), is `Some`; any other
+/// value is `None`, for the caller to answer in its resource's error shape.
+pub fn decode_json_body(body: &[u8]) -> Result<Option<Map<String, Value>>, HttpResponse> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         plain_error(
             StatusCode::BAD_REQUEST,
             format!("Failed to decode JSON object: {e}"),
         )
     })?;
-    match value {
-        Value::Object(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
-        Value::Array(a) if a.is_empty() => Ok(Map::new()),
-        Value::Bool(false) => Ok(Map::new()),
-        Value::String(s) if s.is_empty() => Ok(Map::new()),
-        Value::Number(n) if n.as_f64() == Some(0.0) => Ok(Map::new()),
-        _ => Err(token_error(
+    Ok(match value {
+        Value::Object(m) => Some(m),
+        Value::Null | Value::Bool(false) => Some(Map::new()),
+        Value::Array(a) if a.is_empty() => Some(Map::new()),
+        Value::String(s) if s.is_empty() => Some(Map::new()),
+        Value::Number(n) if n.as_f64() == Some(0.0) => Some(Map::new()),
+        _ => None,
+    })
+}
+
+/// The 400 `invalid-data` answer to a body that is not an object (resources of the newer API).
+pub fn invalid_input_type(resource: &str) -> HttpResponse {
+    super::errors::api_error(
+        StatusCode::BAD_REQUEST,
+        "Invalid input type.",
+        "invalid-data",
+        serde_json::json!({"_schema": {"message": "Invalid input type."}}),
+        Some(resource),
+    )
+}
+
+/// [`decode_json_body`] for the token resources: a non-object is a 400 in shape A.
+pub fn json_object_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+    decode_json_body(body)?.ok_or_else(|| {
+        token_error(
             StatusCode::BAD_REQUEST,
             marshmallow_repr(&[("_schema".into(), "Invalid input type.".into())]),
-        )),
-    }
+        )
+    })
 }
 
 /// Result of reading `Authorization: Basic ...`.

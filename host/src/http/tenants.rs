@@ -10,7 +10,7 @@ use wazo_auth_core::tenants::{
 };
 
 use super::auth::{authorize, required_acl, scoping_tenant};
-use super::errors::{api_error, plain_error, storage_unavailable, unknown_resource};
+use super::errors::{api_error, storage_unavailable, unknown_resource};
 use super::listing;
 use super::request::{path_uuid, read_body};
 use super::State;
@@ -253,17 +253,8 @@ fn is_falsy(v: &Value) -> bool {
 /// Decodes the body as the original ("force JSON"): bad JSON → 400 `{"message"}`, falsy → `{}`,
 /// other non-objects → 400 invalid-data `_schema`.
 fn decode_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        plain_error(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to decode JSON object: {e}"),
-        )
-    })?;
-    match value {
-        Value::Object(m) => Ok(m),
-        v if is_falsy(&v) => Ok(Map::new()),
-        _ => Err(FieldError::invalid_input_type("").response()),
-    }
+    super::request::decode_json_body(body)?
+        .ok_or_else(|| FieldError::invalid_input_type("").response())
 }
 
 /// A nullable string of `min..=max` characters.

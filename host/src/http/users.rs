@@ -182,31 +182,8 @@ impl Invalid {
 /// (`null`, `false`, `0`, `""`, `[]`, `{}`) → `{}`; any other non-object → 400 invalid-data with
 /// `details = {"_schema": {"message": "Invalid input type."}}`.
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        plain_error(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to decode JSON object: {e}"),
-        )
-    })?;
-    let falsy = match &value {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(_) => false,
-    };
-    match value {
-        Value::Object(m) => Ok(m),
-        _ if falsy => Ok(Map::new()),
-        _ => Err(api_error(
-            StatusCode::BAD_REQUEST,
-            "Invalid input type.",
-            "invalid-data",
-            json!({"_schema": {"message": "Invalid input type."}}),
-            Some(RESOURCE),
-        )),
-    }
+    super::request::decode_json_body(body)?
+        .ok_or_else(|| super::request::invalid_input_type(RESOURCE))
 }
 
 /// A field as present in the body.
