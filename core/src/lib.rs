@@ -13,6 +13,7 @@ pub mod refresh_tokens;
 pub mod sessions;
 pub mod storage;
 pub mod tenants;
+pub mod throttle;
 pub mod token_cache;
 pub mod tokens;
 pub mod users;

@@ -1,6 +1,7 @@
 //! PostgreSQL storage: connection pool and schema migrations.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -16,22 +17,79 @@ mod embedded {
 /// server processes starting at once on one database.
 const MIGRATION_LOCK_KEY: i64 = 0x7761_7a6f_6175_7468; // "wazoauth"
 
+/// The default of the `db_timeout` setting.
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The process-wide `db_timeout` used by [`Storage::new`], in microseconds (0: the default).
+static PROCESS_DB_TIMEOUT_US: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the timeout of every pool built afterwards by [`Storage::new`] in this process (the
+/// server calls it once with its `db_timeout` setting, before building any pool).
+pub fn set_default_db_timeout(timeout: Duration) {
+    let us = u64::try_from(timeout.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    PROCESS_DB_TIMEOUT_US.store(us, Ordering::Relaxed);
+}
+
+/// The timeout used by [`Storage::new`]: the last [`set_default_db_timeout`], else
+/// [`DEFAULT_DB_TIMEOUT`].
+pub fn default_db_timeout() -> Duration {
+    match PROCESS_DB_TIMEOUT_US.load(Ordering::Relaxed) {
+        0 => DEFAULT_DB_TIMEOUT,
+        us => Duration::from_micros(us),
+    }
+}
+
 /// The database handle shared by the whole server.
 #[derive(Clone)]
 pub struct Storage {
     pool: Pool,
+    timeout: Duration,
 }
 
 impl Storage {
-    /// Builds a pool for `uri` (a `postgresql://` URL or a `key=value` connection string).
-    /// Does not connect yet.
+    /// Builds a pool for `uri` (a `postgresql://` URL or a `key=value` connection string) with
+    /// the process-wide timeout ([`default_db_timeout`]). Does not connect yet.
     pub fn new(uri: &str, max_size: usize) -> Result<Storage> {
+        Storage::with_timeout(uri, max_size, default_db_timeout())
+    }
+
+    /// Builds a pool for `uri` whose operations are bounded by `timeout` (the `db_timeout`
+    /// setting). Does not connect yet.
+    ///
+    /// - Getting a connection ([`Storage::client`]: waiting for a free slot, connecting and
+    ///   recycling together) fails after `timeout`.
+    /// - Every statement is bounded by the server (`statement_timeout`, set at connection
+    ///   start unless the URI's `options` set one) and by the kernel on TCP connections
+    ///   (`tcp_user_timeout`: data left unacknowledged that long breaks the connection, so a
+    ///   vanished server or a cut network cannot hang a request).
+    /// - Connections the server closed (restart, `pg_terminate_backend`, outage) are noticed
+    ///   by their connection task and dropped when next taken from the pool
+    ///   (`RecyclingMethod::Fast` checks `is_closed`); new ones are created on demand, so the
+    ///   pool recovers by itself when the database comes back.
+    pub fn with_timeout(uri: &str, max_size: usize, timeout: Duration) -> Result<Storage> {
+        if timeout.is_zero() {
+            return Err(Error::Database("db_timeout must be greater than 0".into()));
+        }
         let mut pg_config = tokio_postgres::Config::from_str(uri)
             .map_err(|e| Error::Database(format!("invalid db_uri: {e}")))?;
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("wazo-auth");
         }
-        pg_config.connect_timeout(Duration::from_secs(5));
+        let connect_timeout = match pg_config.get_connect_timeout() {
+            Some(t) if *t < timeout => *t,
+            _ => timeout,
+        };
+        pg_config.connect_timeout(connect_timeout);
+        if pg_config.get_tcp_user_timeout().is_none() {
+            pg_config.tcp_user_timeout(timeout.max(Duration::from_secs(1)));
+        }
+        let options = pg_config.get_options().unwrap_or_default().to_string();
+        if !options.contains("statement_timeout") {
+            let ms = timeout.as_millis().max(1);
+            pg_config.options(format!("-c statement_timeout={ms} {options}").trim_end());
+        }
         let manager = Manager::from_config(
             pg_config,
             NoTls,
@@ -41,13 +99,18 @@ impl Storage {
         );
         let pool = Pool::builder(manager)
             .max_size(max_size)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Database(e.to_string()))?;
-        Ok(Storage { pool })
+        Ok(Storage { pool, timeout })
+    }
+
+    /// The bound of every database operation (`db_timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Waits until the database answers, retrying for at most `timeout`.
@@ -71,6 +134,9 @@ impl Storage {
     pub async fn migrate(&self) -> Result<()> {
         let mut obj = self.pool.get().await?;
         let client: &mut tokio_postgres::Client = &mut obj;
+        // Migrations (and waiting for another process's) may take longer than a request: no
+        // statement timeout on this session until they are done.
+        client.batch_execute("SET statement_timeout = 0").await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await?;
@@ -81,8 +147,10 @@ impl Storage {
         let unlock = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
             .await;
+        let reset = client.batch_execute("RESET statement_timeout").await;
         let report = outcome.map_err(|e| Error::Migration(e.to_string()))?;
         unlock?;
+        reset?;
         for m in report.applied_migrations() {
             log::info!("applied migration {}", m);
         }
@@ -93,8 +161,16 @@ impl Storage {
         &self.pool
     }
 
+    /// A connection from the pool, within the `db_timeout` (waiting for a free slot,
+    /// connecting and recycling together).
     pub async fn client(&self) -> Result<deadpool_postgres::Object> {
-        Ok(self.pool.get().await?)
+        match tokio::time::timeout(self.timeout, self.pool.get()).await {
+            Ok(got) => Ok(got?),
+            Err(_) => Err(Error::Database(format!(
+                "no database connection within {:?}",
+                self.timeout
+            ))),
+        }
     }
 
     /// The uuid of the top ("master") tenant, the one that is its own parent.
@@ -110,11 +186,21 @@ impl Storage {
         Ok(row.get(0))
     }
 
-    /// Cheap liveness check of the database.
+    /// Cheap liveness check of the database, within the `db_timeout` as a whole (also when the
+    /// server accepts connections but does not answer).
     pub async fn ping(&self) -> Result<()> {
-        let client = self.client().await?;
-        client.simple_query("SELECT 1").await?;
-        Ok(())
+        let check = async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        };
+        match tokio::time::timeout(self.timeout, check).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Database(format!(
+                "no answer from the database within {:?}",
+                self.timeout
+            ))),
+        }
     }
 
     /// Whether `child` is `parent` or one of its descendants (the top tenant sees every existing

@@ -230,6 +230,8 @@ pub struct Config {
     pub refresh_token_lifetime: u64,
     /// New: how many valid tokens each process keeps in memory (and as many unknown ids).
     pub token_cache_size: usize,
+    /// New: failed-login throttling.
+    pub login_throttle: LoginThrottle,
     /// New, for bench/run.sh only: serve `GET /0.1/_bench/ceiling`, a trivial handler giving the
     /// throughput ceiling of the HTTP stack.
     pub benchmark_route: bool,
@@ -240,6 +242,10 @@ pub struct Config {
     /// `postgresql://asterisk:proformatique@localhost/asterisk`.)
     pub db_uri: Option<String>,
     pub db_connect_retry_timeout_seconds: f64,
+    /// New: seconds (> 0) a request may wait for the database: getting a connection (waiting
+    /// for a free one, connecting) and each statement (`statement_timeout`). When it is
+    /// exceeded or the database is down, the request answers 503.
+    pub db_timeout: f64,
     /// Accepted for compatibility; migrations always run at startup.
     pub db_upgrade_on_startup: bool,
     /// New: the private PostgreSQL used when `db_uri` is unset.
@@ -392,6 +398,52 @@ pub struct ManagedDb {
     pub os_user: Option<String>,
 }
 
+/// `login_throttle` section (new): failed-login throttling, shared by every process through the
+/// database. After the free failures, each failure blocks the login (or client address) for a
+/// delay doubling from `base_delay` up to `max_delay` seconds; keys left alone `forget_after`
+/// seconds start again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginThrottle {
+    pub enabled: bool,
+    pub free_attempts_per_login: u32,
+    pub free_attempts_per_address: u32,
+    pub base_delay: f64,
+    pub max_delay: f64,
+    pub forget_after: f64,
+    /// Client addresses never throttled by address (local services); their logins still are.
+    pub exempt_addresses: Vec<String>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        let d = wazo_auth_core::throttle::ThrottleConfig::default();
+        LoginThrottle {
+            enabled: d.enabled,
+            free_attempts_per_login: d.free_per_login as u32,
+            free_attempts_per_address: d.free_per_address as u32,
+            base_delay: d.base_delay,
+            max_delay: d.max_delay,
+            forget_after: d.forget_after,
+            exempt_addresses: d.exempt_addresses,
+        }
+    }
+}
+
+impl LoginThrottle {
+    pub fn to_core(&self) -> wazo_auth_core::throttle::ThrottleConfig {
+        wazo_auth_core::throttle::ThrottleConfig {
+            enabled: self.enabled,
+            free_per_login: i32::try_from(self.free_attempts_per_login).unwrap_or(i32::MAX),
+            free_per_address: i32::try_from(self.free_attempts_per_address).unwrap_or(i32::MAX),
+            base_delay: self.base_delay,
+            max_delay: self.max_delay,
+            forget_after: self.forget_after,
+            exempt_addresses: self.exempt_addresses.clone(),
+        }
+    }
+}
+
 /// Top-level keys of earlier versions, accepted and ignored. (Includes the
 /// keys with a stray trailing quote found in the original's packaged
 /// config.yml.)
@@ -495,6 +547,7 @@ impl Default for Config {
             max_user_concurrent_sessions: 100,
             db_uri: None,
             db_connect_retry_timeout_seconds: 300.0,
+            db_timeout: 5.0,
             db_upgrade_on_startup: false,
             managed_db: ManagedDb::default(),
             update_policy_on_startup: true,
@@ -518,6 +571,7 @@ impl Default for Config {
             secret_key_file: PathBuf::from("/var/lib/wazo-auth/secret.keys"),
             refresh_token_lifetime: 0,
             token_cache_size: 100_000,
+            login_throttle: LoginThrottle::default(),
             benchmark_route: false,
             plugin_config: BTreeMap::new(),
             enabled_http_plugins: json!({
@@ -1280,6 +1334,17 @@ fn validate(config: &Config, sources: &[Source]) -> Result<(), ConfigError> {
             ),
         ));
     }
+    // At most a day: a larger value is a mistake (and Duration::from_secs_f64 panics on
+    // absurd ones).
+    if !c.db_timeout.is_finite() || c.db_timeout <= 0.0 || c.db_timeout > 86400.0 {
+        return Err(fail(
+            "db_timeout",
+            format!(
+                "must be a number of seconds > 0 (at most 86400), got {}",
+                c.db_timeout
+            ),
+        ));
+    }
     if c.db_uri.as_deref().is_some_and(|uri| uri.trim().is_empty()) {
         return Err(fail(
             "db_uri",
@@ -1581,6 +1646,7 @@ mod tests {
         assert!(c.update_policy_on_startup);
         assert_eq!(c.db_uri, None);
         assert_eq!(c.db_connect_retry_timeout_seconds, 300.0);
+        assert_eq!(c.db_timeout, 5.0);
         assert_eq!(c.rest_api.listen, "127.0.0.1");
         assert_eq!(c.rest_api.port, 9497);
         assert_eq!(c.rest_api.max_threads, 25);
@@ -1826,6 +1892,8 @@ mod tests {
             ),
             ("rest_api:\n  port: 0\n", "rest_api.port"),
             ("plugin_call_timeout: 0\n", "plugin_call_timeout"),
+            ("db_timeout: 0\n", "db_timeout"),
+            ("db_timeout: -1\n", "db_timeout"),
             ("token_cleanup_batch_size: 0\n", "token_cleanup_batch_size"),
             ("token_cleanup_interval: -1\n", "token_cleanup_interval"),
             ("log_level: verbose\n", "log_level"),

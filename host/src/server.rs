@@ -94,6 +94,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
 /// The database URI: the configured one, or a private cluster managed by this process.
 fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
+    // Bounds every pool of the process, including the host-services one (`db_timeout`).
+    wazo_auth_core::storage::set_default_db_timeout(Duration::from_secs_f64(cfg.db_timeout));
     match &cfg.db_uri {
         Some(uri) => Ok((uri.clone(), None)),
         None => {
@@ -181,7 +183,9 @@ async fn serve(
 ) -> Result<(), String> {
     let pool_size = (cfg.rest_api.max_threads as usize).clamp(4, 64);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let storage = Storage::new(&db_uri, pool_size).map_err(|e| e.to_string())?;
+    let db_timeout = Duration::from_secs_f64(cfg.db_timeout);
+    let storage =
+        Storage::with_timeout(&db_uri, pool_size, db_timeout).map_err(|e| e.to_string())?;
     storage
         .wait_until_ready(Duration::from_secs_f64(
             cfg.db_connect_retry_timeout_seconds.max(0.0),
@@ -203,6 +207,7 @@ async fn serve(
         max_user_concurrent_sessions: cfg.max_user_concurrent_sessions,
         default_user_policy: cfg.default_user_policy.clone(),
         backend_policies: cfg.backend_policies.clone(),
+        throttle: cfg.login_throttle.to_core(),
         refresh_token_lifetime: (cfg.refresh_token_lifetime > 0)
             .then(|| i64::try_from(cfg.refresh_token_lifetime).unwrap_or(i64::MAX)),
     };
@@ -242,7 +247,7 @@ async fn serve(
         })
         .collect();
     let server = HttpServer::new(move || {
-        let storage = Storage::new(&db_uri_for_workers, per_worker_pool)
+        let storage = Storage::with_timeout(&db_uri_for_workers, per_worker_pool, db_timeout)
             .unwrap_or_else(|_| shared_storage.clone());
         let data = web::Data::new(Arc::new(AppState {
             storage,

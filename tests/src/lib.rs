@@ -239,6 +239,9 @@ impl ServerBuilder {
                 "enabled_backend_plugins": {"example_static": true, "wazo_user": false, "ldap_user": false},
                 "enabled_external_auth_plugins": {"google": false, "microsoft": false, "mobile": false},
                 "plugin_call_timeout": 2.0,
+                // Tests try many wrong passwords on purpose; tests/tests/throttle.rs turns the
+                // throttle on.
+                "login_throttle": {"enabled": false},
                 "token_cleanup_interval": 1.0,
                 "db_connect_retry_timeout_seconds": 10,
                 "plugin_config": {"example_static": {"users": [

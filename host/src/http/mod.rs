@@ -59,6 +59,8 @@ pub struct Settings {
     pub backend_policies: std::collections::BTreeMap<String, String>,
     /// Lifetime of new refresh tokens in seconds (`None`: never expire).
     pub refresh_token_lifetime: Option<i64>,
+    /// Failed-login throttling.
+    pub throttle: wazo_auth_core::throttle::ThrottleConfig,
 }
 
 pub type State = web::Data<Arc<AppState>>;

@@ -10,33 +10,42 @@ pub async fn backends(state: State) -> HttpResponse {
 }
 
 /// 200 when the database answers and every loaded backend reports ok; 503 otherwise (the
-/// reasons are logged, never sent).
+/// reasons are logged, never sent). The database check is bounded by `db_timeout` and each
+/// backend's by `plugin_call_timeout`; they run concurrently, so the answer comes within the
+/// larger of the two even while the database is down.
 pub async fn status(state: State) -> HttpResponse {
-    let mut healthy = true;
-    if let Err(e) = state.storage.ping().await {
-        log::warn!("status: database unavailable: {e}");
-        healthy = false;
-    }
-    for backend in state.plugins.loaded_backends() {
-        let outcome = backend
-            .call(state.settings.plugin_call_timeout, |b| b.status())
-            .await;
-        match outcome {
-            Ok(text) => {
-                let v: serde_json::Value =
-                    serde_json::from_str(text.as_str()).unwrap_or(json!({"status": "fail"}));
-                if v.get("status").and_then(|s| s.as_str()) != Some("ok") {
-                    log::warn!("status: backend {} reports {}", backend.name, v);
-                    healthy = false;
-                }
-            }
+    let database = async {
+        match state.storage.ping().await {
+            Ok(()) => true,
             Err(e) => {
-                log::warn!("status: backend {} status call failed: {e}", backend.name);
-                healthy = false;
+                log::warn!("status: database unavailable: {e}");
+                false
             }
         }
-    }
-    if healthy {
+    };
+    let backends = futures_util::future::join_all(state.plugins.loaded_backends().map(|backend| {
+        let timeout = state.settings.plugin_call_timeout;
+        async move {
+            match backend.call(timeout, |b| b.status()).await {
+                Ok(text) => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(text.as_str()).unwrap_or(json!({"status": "fail"}));
+                    if v.get("status").and_then(|s| s.as_str()) == Some("ok") {
+                        true
+                    } else {
+                        log::warn!("status: backend {} reports {}", backend.name, v);
+                        false
+                    }
+                }
+                Err(e) => {
+                    log::warn!("status: backend {} status call failed: {e}", backend.name);
+                    false
+                }
+            }
+        }
+    }));
+    let (database_ok, backends_ok) = futures_util::future::join(database, backends).await;
+    if database_ok && backends_ok.into_iter().all(|ok| ok) {
         HttpResponse::Ok().finish()
     } else {
         HttpResponse::ServiceUnavailable().finish()

@@ -215,6 +215,45 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         .unwrap_or_default();
     let remote_addr = client_addr(&req, state.settings.num_proxies);
 
+    // Brute-force throttling: refuse at once while the login or the client address is blocked.
+    let throttle_keys = if state.settings.throttle.enabled {
+        let login = match basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes())) {
+            BasicAuth::Credentials { login, .. } if request.refresh_token.is_none() => Some(login),
+            _ => None,
+        };
+        wazo_auth_core::throttle::keys(&state.settings.throttle, login.as_deref(), &remote_addr)
+    } else {
+        Vec::new()
+    };
+    let throttled_before = match state.storage.throttle_state(&throttle_keys).await {
+        Ok((Some(wait), _)) => {
+            log::info!("POST /token: throttled after repeated failures");
+            let mut resp = token_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed authentication attempts; retry later",
+            );
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(
+                &(wait.ceil() as u64).max(1).to_string(),
+            ) {
+                resp.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+        Ok((None, known)) => known,
+        Err(e) => return storage_unavailable("reading the login throttle failed", e),
+    };
+    let failed = |state: State, keys: Vec<(String, i32)>| async move {
+        if let Err(e) = state
+            .storage
+            .throttle_failure(&state.settings.throttle, &keys)
+            .await
+        {
+            log::warn!("recording a failed login failed: {e}");
+        }
+        auth_failed()
+    };
+
     // Choose how to authenticate: a refresh token first, then Basic credentials.
     let credentials = if let (Some(value), Some(client_id)) =
         (&request.refresh_token, &request.client_id)
@@ -223,7 +262,7 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
             Ok(Some(row)) => Credentials::Refresh(row),
             Ok(None) => {
                 log::info!("POST /token: unknown or expired refresh token");
-                return auth_failed();
+                return failed(state.clone(), throttle_keys).await;
             }
             Err(e) => return storage_unavailable("refresh token look-up failed", e),
         }
@@ -344,7 +383,7 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
                 "POST /token: authentication failed for a login on backend {}",
                 backend.name
             );
-            return auth_failed();
+            return failed(state.clone(), throttle_keys).await;
         }
         Ok(Err(LoginStepError::Failed(method, e))) => {
             return plugin_failure(&backend, method, CallError::Plugin(e))
@@ -460,6 +499,11 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     };
     match state.storage.create_token(new, &state.keyring).await {
         Ok(created) => {
+            if throttled_before {
+                if let Err(e) = state.storage.throttle_success(&throttle_keys).await {
+                    log::warn!("clearing the login throttle failed: {e}");
+                }
+            }
             let token = &created.token;
             log::info!(
                 "token {} created for auth_id {} (backend {}, session {})",

@@ -1,0 +1,154 @@
+//! Failed-login throttling (brute force), per login and per client address, shared by every
+//! server process through PostgreSQL. After `free` failures, each further failure blocks the key
+//! for a delay that doubles from `base_delay` up to `max_delay` (growing delays, never a
+//! permanent lock); a key left alone for `forget_after` starts again from zero, and a successful
+//! login clears its login key.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Result;
+use crate::storage::Storage;
+
+/// Settings of the throttle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThrottleConfig {
+    pub enabled: bool,
+    /// Failures allowed per login before delays start.
+    pub free_per_login: i32,
+    /// Failures allowed per client address before delays start.
+    pub free_per_address: i32,
+    /// First delay, in seconds.
+    pub base_delay: f64,
+    /// Longest delay, in seconds.
+    pub max_delay: f64,
+    /// Seconds without failure after which a key starts again from zero.
+    pub forget_after: f64,
+    /// Client addresses never throttled by address (their logins still are).
+    pub exempt_addresses: Vec<String>,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            enabled: true,
+            free_per_login: 10,
+            free_per_address: 50,
+            base_delay: 1.0,
+            max_delay: 300.0,
+            forget_after: 900.0,
+            exempt_addresses: vec!["127.0.0.1".into(), "::1".into()],
+        }
+    }
+}
+
+/// The keys of one login attempt, with how many free failures each allows.
+pub fn keys(cfg: &ThrottleConfig, login: Option<&str>, address: &str) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    if let Some(login) = login.filter(|l| !l.is_empty()) {
+        let digest = Sha256::digest(login.to_lowercase().as_bytes());
+        out.push((format!("login:{}", hex::encode(digest)), cfg.free_per_login));
+    }
+    if !address.is_empty() && !cfg.exempt_addresses.iter().any(|a| a == address) {
+        out.push((format!("addr:{address}"), cfg.free_per_address));
+    }
+    out
+}
+
+impl Storage {
+    /// `(seconds to wait before trying again if any of keys is blocked now, whether any of
+    /// keys has a record at all)`.
+    pub async fn throttle_state(&self, keys: &[(String, i32)]) -> Result<(Option<f64>, bool)> {
+        if keys.is_empty() {
+            return Ok((None, false));
+        }
+        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT extract(epoch FROM max(blocked_until) - now())::float8, count(*)
+                 FROM auth_login_throttle WHERE key = ANY($1)",
+            )
+            .await?;
+        let row = client.query_one(&stmt, &[&names]).await?;
+        let wait = row.get::<_, Option<f64>>(0).filter(|s| *s > 0.0);
+        Ok((wait, row.get::<_, i64>(1) > 0))
+    }
+
+    /// Records a failed login for `keys`.
+    pub async fn throttle_failure(
+        &self,
+        cfg: &ThrottleConfig,
+        keys: &[(String, i32)],
+    ) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO auth_login_throttle AS t (key, failures, blocked_until, updated_at)
+                 VALUES ($1, 1, CASE WHEN $2 < 1 THEN now() + make_interval(secs => $3) END, now())
+                 ON CONFLICT (key) DO UPDATE SET
+                     failures = CASE WHEN t.updated_at < now() - make_interval(secs => $5)
+                                     THEN 1 ELSE t.failures + 1 END,
+                     updated_at = now(),
+                     blocked_until = CASE
+                         WHEN (CASE WHEN t.updated_at < now() - make_interval(secs => $5)
+                                    THEN 1 ELSE t.failures + 1 END) > $2
+                         THEN now() + make_interval(secs => least($4,
+                             $3 * power(2, (CASE WHEN t.updated_at < now() - make_interval(secs => $5)
+                                                 THEN 1 ELSE t.failures + 1 END) - $2 - 1)))
+                         ELSE NULL END",
+            )
+            .await?;
+        for (key, free) in keys {
+            client
+                .execute(
+                    &stmt,
+                    &[
+                        key,
+                        free,
+                        &cfg.base_delay,
+                        &cfg.max_delay,
+                        &cfg.forget_after,
+                    ],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A successful login clears its login key (not the address: a guesser may also own an
+    /// account).
+    pub async fn throttle_success(&self, keys: &[(String, i32)]) -> Result<()> {
+        let logins: Vec<&str> = keys
+            .iter()
+            .filter(|(k, _)| k.starts_with("login:"))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if logins.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM auth_login_throttle WHERE key = ANY($1)")
+            .await?;
+        client.execute(&stmt, &[&logins]).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_hash_logins_and_exempt_loopback() {
+        let cfg = ThrottleConfig::default();
+        let k = keys(&cfg, Some("Alice"), "10.1.2.3");
+        assert_eq!(k.len(), 2);
+        assert!(k[0].0.starts_with("login:"));
+        assert!(!k[0].0.contains("lice"), "logins are not kept in clear");
+        assert_eq!(k[0].0, keys(&cfg, Some("ALICE"), "x")[0].0);
+        assert_eq!(k[1], ("addr:10.1.2.3".to_string(), 50));
+        assert_eq!(keys(&cfg, Some("a"), "127.0.0.1").len(), 1);
+        assert!(keys(&cfg, None, "127.0.0.1").is_empty());
+    }
+}

@@ -1,0 +1,131 @@
+//! Brute-force throttling of failed logins: per login and per client address, shared by every
+//! server process through the database, answered 429 with Retry-After, growing delays that end.
+
+use std::time::Duration;
+
+use wazo_auth_tests::serde_json::json;
+use wazo_auth_tests::*;
+
+fn throttle(extra: wazo_auth_tests::serde_json::Value) -> wazo_auth_tests::serde_json::Value {
+    let mut base = json!({"login_throttle": {
+        "enabled": true, "free_attempts_per_login": 3, "free_attempts_per_address": 6,
+        "base_delay": 1.0, "max_delay": 2.0, "forget_after": 60, "exempt_addresses": []}});
+    merge(&mut base, &extra);
+    base
+}
+
+fn create_user(s: &Server, admin: &str, name: &str) {
+    let r = s.call(
+        "POST",
+        "/0.1/users",
+        admin,
+        None,
+        Some(&json!({"username": name, "password": "right"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn failed_logins_are_throttled_with_growing_delays_shared_by_two_processes() {
+    let a = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({})))
+        .start();
+    let b = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({})))
+        .database(&a.db)
+        .start();
+    let admin = a.admin_token();
+    create_user(&a, &admin, "target");
+    // Three free failures, spread over both processes.
+    assert_eq!(a.login("target", "wrong", json!({})).status, 401);
+    assert_eq!(b.login("target", "wrong", json!({})).status, 401);
+    assert_eq!(a.login("target", "wrong", json!({})).status, 401);
+    // The 4th failure blocks the login for 1 s, on both processes.
+    assert_eq!(b.login("target", "wrong", json!({})).status, 401);
+    for s in [&a, &b] {
+        let r = s.login("target", "right", json!({}));
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.header("Retry-After"), Some("1"));
+        assert_eq!(r.json()["status_code"], 429);
+    }
+    // Blocked means the password is not even tried: a right password gets 429 too, and
+    // another user is not affected.
+    create_user(&a, &admin, "bystander");
+    assert_eq!(a.login("bystander", "right", json!({})).status, 200);
+    // After the delay, the right password works and clears the login's record.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(a.login("target", "right", json!({})).status, 200);
+    assert_eq!(
+        sql(
+            &a.db,
+            "SELECT count(*) FROM auth_login_throttle WHERE key LIKE 'login:%'"
+        )[0][0]
+            .as_deref(),
+        Some("0"),
+        "the successful login cleared the login's record"
+    );
+    // Logins are not stored in clear.
+    assert_eq!(
+        sql(
+            &a.db,
+            "SELECT count(*) FROM auth_login_throttle WHERE key LIKE '%target%'"
+        )[0][0]
+            .as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn delays_grow_then_cap_and_addresses_are_throttled_too() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({"login_throttle": {"free_attempts_per_login": 1, "free_attempts_per_address": 100}})))
+        .start();
+    let admin = s.admin_token();
+    create_user(&s, &admin, "grow");
+    assert_eq!(s.login("grow", "wrong", json!({})).status, 401); // free
+    assert_eq!(s.login("grow", "wrong", json!({})).status, 401); // blocks 1 s
+    assert_eq!(s.login("grow", "wrong", json!({})).status, 429);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(s.login("grow", "wrong", json!({})).status, 401); // blocks 2 s (doubled)
+    let r = s.login("grow", "right", json!({}));
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("Retry-After"), Some("2"));
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(s.login("grow", "wrong", json!({})).status, 401); // capped at max_delay 2 s
+    assert_eq!(
+        s.login("grow", "right", json!({})).header("Retry-After"),
+        Some("2")
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        s.login("grow", "right", json!({})).status,
+        200,
+        "never a permanent lock"
+    );
+
+    // By address: many logins, each failing once, from one client address.
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({"login_throttle": {"free_attempts_per_login": 100, "free_attempts_per_address": 3}})))
+        .start();
+    let admin = s.admin_token();
+    create_user(&s, &admin, "victim");
+    for i in 0..4 {
+        assert_eq!(s.login(&format!("guess{i}"), "x", json!({})).status, 401);
+    }
+    let r = s.login("victim", "right", json!({}));
+    assert_eq!(r.status, 429, "the address is blocked: {}", r.body);
+    // Exempt addresses are not throttled by address.
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({"login_throttle": {"free_attempts_per_login": 100, "free_attempts_per_address": 1,
+                                                   "exempt_addresses": ["127.0.0.1"]}})))
+        .start();
+    for i in 0..4 {
+        assert_eq!(s.login(&format!("guess{i}"), "x", json!({})).status, 401);
+    }
+    assert_eq!(s.admin_token().len(), 36);
+}
