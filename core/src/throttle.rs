@@ -41,14 +41,22 @@ impl Default for ThrottleConfig {
     }
 }
 
-/// The keys of one login attempt, with how many free failures each allows.
-pub fn keys(cfg: &ThrottleConfig, login: Option<&str>, address: &str) -> Vec<(String, i32)> {
+/// The keys of one login attempt, with how many free failures each allows. `address` is the
+/// client address (possibly from `X-Forwarded-For`), `peer` the socket's: an address is only
+/// exempt when both are, so a client cannot claim an exempt address in a forwarded header.
+pub fn keys(
+    cfg: &ThrottleConfig,
+    login: Option<&str>,
+    address: &str,
+    peer: &str,
+) -> Vec<(String, i32)> {
     let mut out = Vec::new();
     if let Some(login) = login.filter(|l| !l.is_empty()) {
         let digest = Sha256::digest(login.to_lowercase().as_bytes());
         out.push((format!("login:{}", hex::encode(digest)), cfg.free_per_login));
     }
-    if !address.is_empty() && !cfg.exempt_addresses.iter().any(|a| a == address) {
+    let exempt = |a: &str| cfg.exempt_addresses.iter().any(|e| e == a);
+    if !address.is_empty() && !(exempt(address) && exempt(peer)) {
         out.push((format!("addr:{address}"), cfg.free_per_address));
     }
     out
@@ -142,13 +150,15 @@ mod tests {
     #[test]
     fn keys_hash_logins_and_exempt_loopback() {
         let cfg = ThrottleConfig::default();
-        let k = keys(&cfg, Some("Alice"), "10.1.2.3");
+        let k = keys(&cfg, Some("Alice"), "10.1.2.3", "127.0.0.1");
         assert_eq!(k.len(), 2);
         assert!(k[0].0.starts_with("login:"));
         assert!(!k[0].0.contains("lice"), "logins are not kept in clear");
-        assert_eq!(k[0].0, keys(&cfg, Some("ALICE"), "x")[0].0);
+        assert_eq!(k[0].0, keys(&cfg, Some("ALICE"), "x", "x")[0].0);
         assert_eq!(k[1], ("addr:10.1.2.3".to_string(), 50));
-        assert_eq!(keys(&cfg, Some("a"), "127.0.0.1").len(), 1);
-        assert!(keys(&cfg, None, "127.0.0.1").is_empty());
+        assert_eq!(keys(&cfg, Some("a"), "127.0.0.1", "127.0.0.1").len(), 1);
+        assert!(keys(&cfg, None, "127.0.0.1", "::1").is_empty());
+        // A forwarded "127.0.0.1" from a remote peer is not exempt.
+        assert_eq!(keys(&cfg, None, "127.0.0.1", "10.9.9.9").len(), 1);
     }
 }

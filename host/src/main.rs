@@ -26,6 +26,11 @@ fn init_logging(cfg: &config::Config) {
     };
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level);
+    // tokio-postgres logs the parameters of every statement at debug level: password hashes and
+    // salts (enough to guess passwords offline), token hashes, sealed data. Keep that module at
+    // info even with `debug: true` or RUST_LOG=debug; only naming it exactly turns it on
+    // (RUST_LOG=tokio_postgres::query=debug), the more specific directive winning.
+    builder.filter_module("tokio_postgres::query", level.min(log::LevelFilter::Info));
     // RUST_LOG, when set, refines the configured level (e.g. RUST_LOG=actix_web=warn).
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);

@@ -109,6 +109,91 @@ fn cluster() -> &'static TestCluster {
     })
 }
 
+impl TestCluster {
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are closed).
+    fn stop_server(&self) -> Result<(), String> {
+        self.cluster.stop().map_err(|e| e.to_string())
+    }
+
+    /// Starts the server again on the same data directory, socket and port (the connection
+    /// strings handed out stay valid).
+    fn start_server(&self) -> Result<(), String> {
+        Cluster::start(&ClusterOptions::new(&self.data_dir))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Stops this test binary's PostgreSQL cluster, to simulate a database outage. Every test of the
+/// binary shares the cluster: only use it in a binary whose tests run one at a time.
+pub fn stop_cluster() {
+    cluster()
+        .stop_server()
+        .unwrap_or_else(|e| panic!("cannot stop the test PostgreSQL cluster: {e}"));
+}
+
+/// Starts this test binary's PostgreSQL cluster again after [`stop_cluster`]; returns once it
+/// accepts connections.
+pub fn start_cluster() {
+    cluster()
+        .start_server()
+        .unwrap_or_else(|e| panic!("cannot restart the test PostgreSQL cluster: {e}"));
+}
+
+/// The test cluster's postmaster and its children (backends, background workers), postmaster
+/// first.
+fn cluster_processes() -> Vec<i32> {
+    let data_dir = &cluster().data_dir;
+    let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .unwrap_or_else(|e| panic!("the test PostgreSQL cluster is not running: {e}"));
+    let postmaster: i32 = pid_file
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("postmaster.pid starts with the pid");
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Freezes this test binary's PostgreSQL cluster (SIGSTOP to the postmaster, then to its
+/// children): connections stay open but nothing answers, as with a stalled server or host.
+/// Call [`thaw_cluster`] before the test ends, also when it fails (or the cluster cannot be
+/// stopped at exit). Same caveat as [`stop_cluster`] about tests sharing the cluster.
+pub fn freeze_cluster() {
+    for pid in cluster_processes() {
+        unsafe {
+            libc::kill(pid, libc::SIGSTOP);
+        }
+    }
+}
+
+/// Resumes the cluster frozen by [`freeze_cluster`] (children first, then the postmaster).
+pub fn thaw_cluster() {
+    for pid in cluster_processes().into_iter().rev() {
+        unsafe {
+            libc::kill(pid, libc::SIGCONT);
+        }
+    }
+}
+
 /// Runs SQL on a database of the test cluster (blocking).
 pub fn sql(conn: &str, query: &str) -> Vec<Vec<Option<String>>> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -85,6 +85,11 @@ impl Secrets {
         found
     }
 
+    /// Not secrets for the database, which holds them, but the log must not hand them out.
+    fn add_log_only(&mut self, label: impl Into<String>, value: &str) {
+        self.log_only.push((label.into(), value.to_string()));
+    }
+
     fn count(&self) -> usize {
         self.everywhere.len() + self.log_only.len()
     }
@@ -156,6 +161,8 @@ fn no_secret_reaches_the_log_or_the_database_in_clear() {
             "enabled_external_auth_plugins": {"bar": true},
             "secret_key_file": key_file,
             "default_user_policy": "wazo_default_user_policy",
+            // The throttle's table is dumped too (few failures per login: never throttled).
+            "login_throttle": {"enabled": true, "exempt_addresses": []},
             "default_policies": {"wazo_default_user_policy": {"acl": ["auth.users.me.#"]}},
             "plugin_config": {"example_static": {"users": [
                 {"login": "static-sam", "password": example_pw, "acl": ["static.#"]},
@@ -804,6 +811,34 @@ fn no_secret_reaches_the_log_or_the_database_in_clear() {
         in_db.join("\n  ")
     );
 
+    // Password hashes and salts let whoever reads them guess passwords offline: the log must
+    // not carry them either (in any spelling a debug line would use: hex, or a byte list).
+    let stored = sql(
+        &s.db,
+        "SELECT username, password_hash, encode(password_salt, 'hex') FROM auth_user
+         WHERE password_hash IS NOT NULL",
+    );
+    assert!(
+        stored.len() > users.len(),
+        "password hashes missing: {stored:?}"
+    );
+    for row in stored {
+        let user = row[0].clone().unwrap_or_default();
+        let hash = row[1].clone().unwrap();
+        secrets.add_log_only(format!("password hash of {user}"), &hash);
+        if let Some(salt) = &row[2] {
+            let bytes: Vec<u8> = (0..salt.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&salt[i..i + 2], 16).unwrap())
+                .collect();
+            secrets.add_log_only(format!("password salt of {user} (hex)"), salt);
+            secrets.add_log_only(
+                format!("password salt of {user} (bytes)"),
+                &format!("{bytes:?}"),
+            );
+        }
+    }
+
     // --- The log: nothing at all ------------------------------------------------------------
     assert_eq!(s.stop(), Some(0), "the server did not stop cleanly");
     let log = s.log();
@@ -839,6 +874,14 @@ fn no_secret_reaches_the_log_or_the_database_in_clear() {
             "the log lacks {needle:?}; log:\n{log}"
         );
     }
+    // The search itself works on this log: a value that is logged (a user uuid, searched in all
+    // the spellings of a secret) is found.
+    let mut canary = Secrets::default();
+    canary.add_uuid("canary (a logged user uuid)", ada);
+    assert!(
+        !canary.found_in(&log, true).is_empty(),
+        "the search misses a value that is in the log"
+    );
     let in_log = secrets.found_in(&log, true);
     assert!(
         in_log.is_empty(),
@@ -847,4 +890,30 @@ fn no_secret_reaches_the_log_or_the_database_in_clear() {
         in_log.join("\n  ")
     );
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn a_key_file_readable_by_others_stops_startup() {
+    let dir = scratch_dir("secrets-keyfile");
+    let key_file = dir.join("secret.keys");
+    let material = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    std::fs::write(&key_file, format!("k1 {material}\n")).unwrap();
+    set_mode(&key_file, 0o644);
+    let err = match ServerBuilder::new()
+        .config(json!({"secret_key_file": key_file}))
+        .try_start()
+    {
+        Ok(_) => panic!("the server started with a key file readable by others"),
+        Err(e) => e,
+    };
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains(&material), "the error shows the key: {err}");
+    // Once private, the same file is accepted.
+    set_mode(&key_file, 0o600);
+    let s = ServerBuilder::new()
+        .config(json!({"secret_key_file": key_file}))
+        .start();
+    assert_eq!(s.alice_token(json!({})).len(), 36);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }

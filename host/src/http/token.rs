@@ -221,7 +221,16 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
             BasicAuth::Credentials { login, .. } if request.refresh_token.is_none() => Some(login),
             _ => None,
         };
-        wazo_auth_core::throttle::keys(&state.settings.throttle, login.as_deref(), &remote_addr)
+        let peer = req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        wazo_auth_core::throttle::keys(
+            &state.settings.throttle,
+            login.as_deref(),
+            &remote_addr,
+            &peer,
+        )
     } else {
         Vec::new()
     };
