@@ -56,7 +56,8 @@ pub fn keys(
         out.push((format!("login:{}", hex::encode(digest)), cfg.free_per_login));
     }
     let exempt = |a: &str| cfg.exempt_addresses.iter().any(|e| e == a);
-    if !address.is_empty() && !(exempt(address) && exempt(peer)) {
+    let exempted = exempt(address) && exempt(peer);
+    if !address.is_empty() && !exempted {
         out.push((format!("addr:{address}"), cfg.free_per_address));
     }
     out
