@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use crate::error::{Error, Result};
@@ -41,6 +41,32 @@ pub fn default_db_timeout() -> Duration {
     }
 }
 
+/// A pooled connection not handed out for this long is checked with an empty query before it is
+/// handed out again (see [`verify_if_idle`]).
+const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Recycling check of a pooled connection, after deadpool's own (which drops connections whose
+/// connection task has ended: closed by the server, restart, outage). A connection idle for
+/// [`VERIFY_IDLE_AFTER`] or more also makes a round trip (`""`, within `timeout`): a server that
+/// stalls without closing connections (stopped process, storage hang) then costs a request its
+/// `db_timeout` and a 503, not a hang. Connections in steady use (taken again within a second)
+/// skip the round trip, so busy paths pay nothing; an idle pool pays one round trip per
+/// connection and second at most.
+async fn verify_if_idle(
+    client: &mut deadpool_postgres::ClientWrapper,
+    metrics: &deadpool_postgres::Metrics,
+    timeout: Duration,
+) -> std::result::Result<(), HookError> {
+    if metrics.last_used() < VERIFY_IDLE_AFTER {
+        return Ok(());
+    }
+    match tokio::time::timeout(timeout, client.simple_query("")).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(HookError::Backend(e)),
+        Err(_) => Err(HookError::message("no answer to the connection check")),
+    }
+}
+
 /// The database handle shared by the whole server.
 #[derive(Clone)]
 pub struct Storage {
@@ -66,8 +92,9 @@ impl Storage {
     ///   vanished server or a cut network cannot hang a request).
     /// - Connections the server closed (restart, `pg_terminate_backend`, outage) are noticed
     ///   by their connection task and dropped when next taken from the pool
-    ///   (`RecyclingMethod::Fast` checks `is_closed`); new ones are created on demand, so the
-    ///   pool recovers by itself when the database comes back.
+    ///   (`RecyclingMethod::Fast` checks `is_closed`); connections idle for a second or more are
+    ///   also checked with a round trip ([`verify_if_idle`]). New ones are created on demand, so
+    ///   the pool recovers by itself when the database comes back.
     pub fn with_timeout(uri: &str, max_size: usize, timeout: Duration) -> Result<Storage> {
         if timeout.is_zero() {
             return Err(Error::Database("db_timeout must be greater than 0".into()));
@@ -94,11 +121,14 @@ impl Storage {
             pg_config,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
             .max_size(max_size)
+            .post_recycle(Hook::async_fn(move |client, metrics| {
+                Box::pin(verify_if_idle(client, metrics, timeout))
+            }))
             .wait_timeout(Some(timeout))
             .create_timeout(Some(timeout))
             .recycle_timeout(Some(timeout))

@@ -75,13 +75,20 @@ pub fn token_json(t: &Token, refresh_token: Option<&str>) -> Value {
     v
 }
 
+/// A plugin call that produced no answer: 401 (the login failed), except when the plugin says
+/// the service it depends on is unavailable (e.g. the database behind `wazo_user`): 503.
 fn plugin_failure(backend: &LoadedBackend, method: &str, e: CallError) -> HttpResponse {
     log::error!(
         "backend {} ({}): {method} failed: {e}",
         backend.name,
         backend.file.display()
     );
-    auth_failed()
+    match e {
+        CallError::Plugin(err) if err.kind == wazo_auth_plugin_api::ErrorKind::UNAVAILABLE => {
+            storage_unavailable("the backend's service is unavailable", err.message.as_str())
+        }
+        _ => auth_failed(),
+    }
 }
 
 fn parse_json_object(text: &str) -> Option<Map<String, Value>> {
