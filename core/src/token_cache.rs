@@ -280,7 +280,10 @@ impl TokenCache {
     }
 
     async fn listen_once(&self, db_uri: &str) -> std::result::Result<(), String> {
-        let (client, mut connection) = tokio_postgres::connect(db_uri, tokio_postgres::NoTls)
+        let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("{e}"))?;
+        config.connect_timeout(Duration::from_secs(5));
+        let (client, mut connection) = config
+            .connect(tokio_postgres::NoTls)
             .await
             .map_err(|e| e.to_string())?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
