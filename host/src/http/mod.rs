@@ -3,6 +3,7 @@
 // Handlers return ready-made error responses in `Err`; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod api;
 pub mod auth;
 pub mod errors;
 mod external;
@@ -77,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
     }
     cfg.service(
         web::scope("/0.1")
+            .configure(api::routes)
             .configure(sessions::routes)
             .configure(external::routes)
             .configure(users::routes)
