@@ -407,8 +407,16 @@ impl ServerBuilder {
         std::fs::create_dir_all(&plugin_dir).unwrap();
         for so in &self.plugins {
             let dest = plugin_dir.join(so.file_name().unwrap());
-            std::fs::copy(so, &dest).unwrap();
-            set_mode(&dest, self.plugin_file_mode);
+            // A symbolic link when the default mode will do (debug plugins weigh tens of MB;
+            // copying them for every test server filled the disk), a copy otherwise.
+            use std::os::unix::fs::PermissionsExt;
+            let source_mode = std::fs::metadata(so).map(|m| m.permissions().mode() & 0o7777);
+            if self.plugin_file_mode == 0o755 && source_mode.is_ok_and(|m| m == 0o755) {
+                std::os::unix::fs::symlink(so, &dest).unwrap();
+            } else {
+                std::fs::copy(so, &dest).unwrap();
+                set_mode(&dest, self.plugin_file_mode);
+            }
         }
         set_mode(&plugin_dir, self.plugin_dir_mode);
         let port = free_port();
@@ -461,6 +469,7 @@ impl ServerBuilder {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
             log_path,
+            dir: dir.clone(),
             db,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -487,6 +496,8 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     log_path: PathBuf,
+    /// The server's scratch directory (configuration, plugins, log), removed on drop.
+    dir: PathBuf,
     /// Connection string of its database.
     pub db: String,
 }
@@ -689,5 +700,8 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        if std::env::var_os("WAZO_AUTH_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
