@@ -1,0 +1,492 @@
+//! The OpenAPI description served at `GET /0.1/api/api.yml` (host/src/http/api.yml): it is
+//! served as YAML, is a structurally sound OpenAPI 3.0 document, documents exactly the routes
+//! the server registers, and every documented route exists on the running server.
+
+use std::collections::BTreeSet;
+
+use serde_yaml_ng::Value as Yaml;
+use wazo_auth_tests::*;
+
+const NO_ROUTE: &str = "The requested URL was not found on the server. If you entered the URL \
+                        manually please check your spelling and try again.";
+
+const METHODS: [&str; 5] = ["GET", "HEAD", "POST", "PUT", "DELETE"];
+
+/// Every route the server registers under `/0.1` (written from the `routes`/`configure`
+/// functions of host/src/http/*.rs), without the benchmark-only `/0.1/_bench/ceiling`.
+const REGISTERED: &[(&str, &str)] = &[
+    // api.rs
+    ("GET", "/api/api.yml"),
+    // mod.rs (token.rs, status.rs)
+    ("POST", "/token"),
+    ("GET", "/token/{token}"),
+    ("HEAD", "/token/{token}"),
+    ("DELETE", "/token/{token}"),
+    ("POST", "/token/{token}/scopes/check"),
+    ("GET", "/backends"),
+    ("HEAD", "/status"),
+    // sessions.rs
+    ("GET", "/sessions"),
+    ("DELETE", "/sessions/{session_uuid}"),
+    ("GET", "/users/me/tokens"),
+    ("DELETE", "/users/me/tokens/{client_id}"),
+    ("GET", "/users/{user_uuid}/sessions"),
+    ("DELETE", "/users/{user_uuid}/sessions/{session_uuid}"),
+    ("GET", "/tokens"),
+    ("GET", "/users/{user_uuid}/tokens"),
+    ("DELETE", "/users/{user_uuid}/tokens/{client_id}"),
+    // external.rs
+    ("GET", "/users/{user_uuid}/external"),
+    ("GET", "/users/{user_uuid}/external/{auth_type}"),
+    ("POST", "/users/{user_uuid}/external/{auth_type}"),
+    ("PUT", "/users/{user_uuid}/external/{auth_type}"),
+    ("DELETE", "/users/{user_uuid}/external/{auth_type}"),
+    ("GET", "/external/{auth_type}/config"),
+    ("POST", "/external/{auth_type}/config"),
+    ("PUT", "/external/{auth_type}/config"),
+    ("DELETE", "/external/{auth_type}/config"),
+    ("GET", "/external/{auth_type}/users"),
+    // users.rs
+    ("GET", "/users"),
+    ("HEAD", "/users"),
+    ("POST", "/users"),
+    ("GET", "/users/{user_uuid}"),
+    ("HEAD", "/users/{user_uuid}"),
+    ("PUT", "/users/{user_uuid}"),
+    ("DELETE", "/users/{user_uuid}"),
+    ("PUT", "/users/{user_uuid}/password"),
+    // tenants.rs
+    ("GET", "/tenants"),
+    ("HEAD", "/tenants"),
+    ("POST", "/tenants"),
+    ("GET", "/tenants/{tenant_uuid}"),
+    ("HEAD", "/tenants/{tenant_uuid}"),
+    ("PUT", "/tenants/{tenant_uuid}"),
+    ("DELETE", "/tenants/{tenant_uuid}"),
+    ("GET", "/tenants/{tenant_uuid}/domains"),
+    ("HEAD", "/tenants/{tenant_uuid}/domains"),
+    ("PUT", "/tenants/{tenant_uuid}/parent/{parent_tenant_uuid}"),
+    // groups.rs
+    ("GET", "/groups"),
+    ("HEAD", "/groups"),
+    ("POST", "/groups"),
+    ("GET", "/groups/{group_uuid}"),
+    ("HEAD", "/groups/{group_uuid}"),
+    ("PUT", "/groups/{group_uuid}"),
+    ("DELETE", "/groups/{group_uuid}"),
+    ("GET", "/groups/{group_uuid}/users"),
+    ("HEAD", "/groups/{group_uuid}/users"),
+    ("PUT", "/groups/{group_uuid}/users/{user_uuid}"),
+    ("DELETE", "/groups/{group_uuid}/users/{user_uuid}"),
+    ("GET", "/users/{user_uuid}/groups"),
+    ("HEAD", "/users/{user_uuid}/groups"),
+    // policies.rs
+    ("GET", "/policies"),
+    ("HEAD", "/policies"),
+    ("POST", "/policies"),
+    ("GET", "/policies/{policy}"),
+    ("HEAD", "/policies/{policy}"),
+    ("PUT", "/policies/{policy}"),
+    ("DELETE", "/policies/{policy}"),
+    ("PUT", "/policies/{policy}/acl/{access}"),
+    ("DELETE", "/policies/{policy}/acl/{access}"),
+    ("GET", "/users/{user_uuid}/policies"),
+    ("HEAD", "/users/{user_uuid}/policies"),
+    ("PUT", "/users/{user_uuid}/policies/{policy}"),
+    ("DELETE", "/users/{user_uuid}/policies/{policy}"),
+    ("GET", "/groups/{group_uuid}/policies"),
+    ("HEAD", "/groups/{group_uuid}/policies"),
+    ("PUT", "/groups/{group_uuid}/policies/{policy}"),
+    ("DELETE", "/groups/{group_uuid}/policies/{policy}"),
+];
+
+/// The routes that need no `X-Auth-Token`.
+const PUBLIC: &[(&str, &str)] = &[
+    ("POST", "/token"),
+    ("GET", "/token/{token}"),
+    ("HEAD", "/token/{token}"),
+    ("DELETE", "/token/{token}"),
+    ("POST", "/token/{token}/scopes/check"),
+    ("GET", "/backends"),
+    ("HEAD", "/status"),
+    ("GET", "/api/api.yml"),
+];
+
+// ------------------------------------------------------------------------------------------------
+// Helpers
+// ------------------------------------------------------------------------------------------------
+
+fn spec_file() -> Yaml {
+    let path = workspace_root().join("host/src/http/api.yml");
+    let text = std::fs::read_to_string(&path).expect("api.yml is readable");
+    serde_yaml_ng::from_str(&text).expect("api.yml is YAML")
+}
+
+fn get<'a>(v: &'a Yaml, key: &str) -> Option<&'a Yaml> {
+    v.as_mapping().and_then(|m| m.get(key))
+}
+
+fn str_of<'a>(v: &'a Yaml, key: &str) -> Option<&'a str> {
+    get(v, key).and_then(Yaml::as_str)
+}
+
+/// Follows a local `$ref` (`#/a/b/c`) from the document root.
+fn resolve<'a>(root: &'a Yaml, v: &'a Yaml) -> &'a Yaml {
+    let Some(r) = str_of(v, "$ref") else {
+        return v;
+    };
+    let pointer = r
+        .strip_prefix("#/")
+        .unwrap_or_else(|| panic!("non-local $ref {r}"));
+    let mut cur = root;
+    for part in pointer.split('/') {
+        cur = get(cur, part).unwrap_or_else(|| panic!("dangling $ref {r}"));
+    }
+    resolve(root, cur)
+}
+
+/// Every `$ref` string of the document.
+fn all_refs(v: &Yaml, out: &mut Vec<String>) {
+    match v {
+        Yaml::Mapping(m) => {
+            for (k, val) in m {
+                if k.as_str() == Some("$ref") {
+                    if let Some(s) = val.as_str() {
+                        out.push(s.to_string());
+                    }
+                }
+                all_refs(val, out);
+            }
+        }
+        Yaml::Sequence(s) => s.iter().for_each(|x| all_refs(x, out)),
+        _ => {}
+    }
+}
+
+/// The documented operations: (METHOD, path) → operation object.
+fn operations(root: &Yaml) -> Vec<(String, String, &Yaml, &Yaml)> {
+    let paths = get(root, "paths")
+        .and_then(Yaml::as_mapping)
+        .expect("paths is a mapping");
+    let mut out = Vec::new();
+    for (path, item) in paths {
+        let path = path.as_str().expect("path keys are strings").to_string();
+        let item_map = item.as_mapping().expect("a path item is a mapping");
+        for (k, op) in item_map {
+            let k = k.as_str().expect("path item keys are strings");
+            match k {
+                "parameters" | "summary" | "description" | "servers" => {}
+                m if METHODS.contains(&m.to_ascii_uppercase().as_str()) => {
+                    out.push((m.to_ascii_uppercase(), path.clone(), item, op));
+                }
+                other => panic!("{path}: unexpected path item key {other:?}"),
+            }
+        }
+    }
+    out
+}
+
+/// The parameters of an operation (path-item level then operation level), resolved.
+fn parameters<'a>(root: &'a Yaml, item: &'a Yaml, op: &'a Yaml) -> Vec<&'a Yaml> {
+    let mut out = Vec::new();
+    for holder in [item, op] {
+        if let Some(seq) = get(holder, "parameters").and_then(Yaml::as_sequence) {
+            out.extend(seq.iter().map(|p| resolve(root, p)));
+        }
+    }
+    out
+}
+
+fn placeholders(path: &str) -> BTreeSet<String> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(String::from)
+        .collect()
+}
+
+/// The path with its parameters replaced by plausible values.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if name.ends_with("_uuid") => uuid::Uuid::new_v4().to_string(),
+                Some(_) => "x".to_string(),
+                None => seg.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn registered() -> BTreeSet<(String, String)> {
+    let set: BTreeSet<(String, String)> = REGISTERED
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(set.len(), REGISTERED.len(), "REGISTERED has duplicates");
+    set
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tests
+// ------------------------------------------------------------------------------------------------
+
+/// The document is a structurally sound OpenAPI 3.0 description.
+#[test]
+fn spec_is_structurally_valid_openapi_3() {
+    let root = spec_file();
+    let version = str_of(&root, "openapi").expect("openapi is a string");
+    assert!(version.starts_with("3.0."), "openapi: {version}");
+    let info = get(&root, "info").expect("info");
+    assert!(str_of(info, "title").is_some(), "info.title");
+    assert!(str_of(info, "version").is_some(), "info.version");
+    let servers = get(&root, "servers")
+        .and_then(Yaml::as_sequence)
+        .expect("servers");
+    assert_eq!(str_of(&servers[0], "url"), Some("/0.1"));
+
+    // Every $ref resolves.
+    let mut refs = Vec::new();
+    all_refs(&root, &mut refs);
+    assert!(!refs.is_empty());
+    for r in &refs {
+        let holder = Yaml::Mapping(
+            [(Yaml::from("$ref"), Yaml::from(r.as_str()))]
+                .into_iter()
+                .collect(),
+        );
+        let _ = resolve(&root, &holder);
+    }
+
+    let schemes = get(&root, "components")
+        .and_then(|c| get(c, "securitySchemes"))
+        .expect("components.securitySchemes");
+    let token_scheme = get(schemes, "XAuthToken").expect("XAuthToken scheme");
+    assert_eq!(str_of(token_scheme, "type"), Some("apiKey"));
+    assert_eq!(str_of(token_scheme, "in"), Some("header"));
+    assert_eq!(str_of(token_scheme, "name"), Some("X-Auth-Token"));
+
+    let public: BTreeSet<(String, String)> = PUBLIC
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let mut operation_ids = BTreeSet::new();
+    for (method, path, item, op) in operations(&root) {
+        let at = format!("{method} {path}");
+        assert!(path.starts_with('/'), "{at}: path must start with /");
+        assert!(
+            str_of(op, "summary").is_some_and(|s| !s.is_empty()),
+            "{at}: summary"
+        );
+        if let Some(id) = str_of(op, "operationId") {
+            assert!(
+                operation_ids.insert(id.to_string()),
+                "{at}: duplicate operationId {id}"
+            );
+        }
+
+        // Responses: a mapping of status codes (or "default"), each with a description.
+        let responses = get(op, "responses")
+            .and_then(Yaml::as_mapping)
+            .unwrap_or_else(|| panic!("{at}: responses"));
+        assert!(!responses.is_empty(), "{at}: no responses");
+        for (code, resp) in responses {
+            let code = code
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: quote status codes"));
+            assert!(
+                code == "default" || (code.len() == 3 && code.parse::<u16>().is_ok()),
+                "{at}: bad status code {code}"
+            );
+            let resp = resolve(&root, resp);
+            assert!(
+                str_of(resp, "description").is_some(),
+                "{at} {code}: description"
+            );
+        }
+        assert!(
+            responses
+                .keys()
+                .any(|k| k.as_str().is_some_and(|c| c.starts_with('2'))),
+            "{at}: no success response"
+        );
+
+        // Path parameters: exactly the placeholders, required, with a schema.
+        let params = parameters(&root, item, op);
+        let mut declared = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for p in &params {
+            let name = str_of(p, "name").unwrap_or_else(|| panic!("{at}: parameter name"));
+            let location = str_of(p, "in").unwrap_or_else(|| panic!("{at}: parameter in"));
+            assert!(
+                ["path", "query", "header", "cookie"].contains(&location),
+                "{at}: parameter {name} in {location}"
+            );
+            assert!(
+                seen.insert((name.to_string(), location.to_string())),
+                "{at}: parameter {name} ({location}) declared twice"
+            );
+            assert!(get(p, "schema").is_some(), "{at}: parameter {name} schema");
+            if location == "path" {
+                assert_eq!(
+                    get(p, "required").and_then(Yaml::as_bool),
+                    Some(true),
+                    "{at}: path parameter {name} must be required"
+                );
+                declared.insert(name.to_string());
+            }
+        }
+        assert_eq!(declared, placeholders(&path), "{at}: path parameters");
+
+        // Request bodies of POST/PUT: a content map with schemas.
+        if let Some(body) = get(op, "requestBody") {
+            let body = resolve(&root, body);
+            let content = get(body, "content")
+                .and_then(Yaml::as_mapping)
+                .unwrap_or_else(|| panic!("{at}: requestBody.content"));
+            for (_, media) in content {
+                assert!(get(media, "schema").is_some(), "{at}: requestBody schema");
+            }
+        }
+
+        // Security and ACL: protected routes carry the token scheme and their ACL.
+        let security = get(op, "security")
+            .or_else(|| get(&root, "security"))
+            .and_then(Yaml::as_sequence);
+        let uses_token =
+            security.is_some_and(|s| s.iter().any(|req| get(req, "XAuthToken").is_some()));
+        let acl = str_of(op, "x-required-acl");
+        if public.contains(&(method.clone(), path.clone())) {
+            assert!(
+                !uses_token,
+                "{at}: a public route must not require X-Auth-Token"
+            );
+            assert!(acl.is_none(), "{at}: a public route has no required ACL");
+        } else {
+            assert!(
+                uses_token,
+                "{at}: X-Auth-Token security requirement missing"
+            );
+            let acl = acl.unwrap_or_else(|| panic!("{at}: x-required-acl missing"));
+            assert!(acl.starts_with("auth."), "{at}: x-required-acl {acl}");
+        }
+        if let Some(security) = security {
+            for req in security {
+                for (name, _) in req.as_mapping().expect("security requirement") {
+                    let name = name.as_str().expect("scheme name");
+                    assert!(get(schemes, name).is_some(), "{at}: unknown scheme {name}");
+                }
+            }
+        }
+    }
+}
+
+/// Documented routes and registered routes are the same set.
+#[test]
+fn documented_routes_are_exactly_the_registered_routes() {
+    let root = spec_file();
+    let documented: BTreeSet<(String, String)> = operations(&root)
+        .into_iter()
+        .map(|(m, p, _, _)| (m, p))
+        .collect();
+    let registered = registered();
+    let undocumented: Vec<_> = registered.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&registered).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "registered but not documented: {undocumented:?}; documented but not registered: \
+         {unknown:?}"
+    );
+    let public: BTreeSet<(String, String)> = PUBLIC
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert!(
+        public.is_subset(&registered),
+        "PUBLIC lists an unknown route"
+    );
+}
+
+/// The document is served as YAML, and every documented route exists on the server, while the
+/// methods it does not document are refused.
+#[test]
+fn spec_is_served_and_documented_routes_exist() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+
+    let r = s.get("/0.1/api/api.yml");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ct = r.header("Content-Type").unwrap_or_default();
+    assert!(ct.starts_with("application/x-yaml"), "Content-Type: {ct}");
+    let served: Yaml = serde_yaml_ng::from_str(&r.body).expect("served document is YAML");
+    assert!(
+        str_of(&served, "openapi").is_some_and(|v| v.starts_with("3.")),
+        "openapi: {:?}",
+        get(&served, "openapi")
+    );
+    assert!(
+        get(&served, "info").and_then(Yaml::as_mapping).is_some(),
+        "info"
+    );
+    assert!(
+        get(&served, "paths").and_then(Yaml::as_mapping).is_some(),
+        "paths"
+    );
+    assert_eq!(served, spec_file(), "the served document is api.yml");
+
+    let token = s.admin_token();
+    let headers = [
+        ("X-Auth-Token", token.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+
+    // The router's 404, as a HEAD answer: same status and length (HEAD has no body).
+    let missing_head = s.request("HEAD", "/0.1/no/such/route", &headers, None);
+    assert_eq!(missing_head.status, 404);
+    let missing_len = missing_head.header("Content-Length").map(str::to_string);
+
+    let is_no_route = |method: &str, r: &Resp| match method {
+        "HEAD" => r.status == 404 && r.header("Content-Length").map(str::to_string) == missing_len,
+        _ => r.status == 404 && r.body.contains(NO_ROUTE),
+    };
+    let send = |method: &str, path: &str| {
+        let body: Option<&[u8]> = match method {
+            "POST" | "PUT" => Some(b"{}"),
+            _ => None,
+        };
+        s.request(method, path, &headers, body)
+    };
+
+    let root = served;
+    let documented: BTreeSet<(String, String)> = operations(&root)
+        .into_iter()
+        .map(|(m, p, _, _)| (m, p))
+        .collect();
+    let mut failures = Vec::new();
+    for (method, path) in &documented {
+        let url = format!("/0.1{}", concrete(path));
+        let r = send(method, &url);
+        if is_no_route(method, &r) || r.status == 405 {
+            failures.push(format!("{method} {url}: {} {}", r.status, r.body));
+        }
+    }
+
+    // The methods not documented for a documented path are not served (405, or the router's
+    // 404 where the original's router matches no route either).
+    let paths: BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
+    for path in paths {
+        for method in METHODS {
+            if documented.contains(&(method.to_string(), path.clone())) {
+                continue;
+            }
+            let url = format!("/0.1{}", concrete(path));
+            let r = send(method, &url);
+            if !(r.status == 405 || is_no_route(method, &r)) {
+                failures.push(format!(
+                    "undocumented {method} {url} is served: {} {}",
+                    r.status, r.body
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
