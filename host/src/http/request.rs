@@ -282,3 +282,56 @@ mod tests {
         assert_eq!(json_object_body(b"{\"a\":1}").unwrap().len(), 1);
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    //! Random-input robustness (a bounded, deterministic stand-in for fuzzing): the parsers of
+    //! untrusted input never panic, whatever the bytes.
+    use super::*;
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn bytes(&mut self, max: usize, alphabet: &[u8]) -> Vec<u8> {
+            let len = (self.next() as usize) % max;
+            (0..len)
+                .map(|_| {
+                    let r = self.next() as usize;
+                    if alphabet.is_empty() || r % 4 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        alphabet[(r >> 8) % alphabet.len()]
+                    }
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic_on_random_input() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let json_alphabet = br#"{}[]":,0123456789.eE+-truefalsnl \"\\u0041expiration backend access_type offline client_id refresh_token"#;
+        let b64_alphabet =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=: Basic";
+        for _ in 0..20_000 {
+            let body = rng.bytes(200, json_alphabet);
+            if let Ok(obj) = json_object_body(&body) {
+                let _ = super::super::token_request::parse(&obj);
+            }
+            let header = rng.bytes(120, b64_alphabet);
+            let _ = basic_auth(Some(&header));
+            let mut with_prefix = b"Basic ".to_vec();
+            with_prefix.extend(rng.bytes(120, b64_alphabet));
+            let _ = basic_auth(Some(&with_prefix));
+            let segment =
+                String::from_utf8_lossy(&rng.bytes(48, b"0123456789abcdef-ABCDEF{}")).into_owned();
+            let _ = path_uuid(&segment);
+        }
+    }
+}
