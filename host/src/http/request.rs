@@ -303,7 +303,7 @@ mod robustness {
             (0..len)
                 .map(|_| {
                     let r = self.next() as usize;
-                    if alphabet.is_empty() || r % 4 == 0 {
+                    if alphabet.is_empty() || r.is_multiple_of(4) {
                         (r >> 8) as u8
                     } else {
                         alphabet[(r >> 8) % alphabet.len()]
