@@ -83,12 +83,12 @@ impl Storage {
         Ok((wait, row.get::<_, i64>(1) > 0))
     }
 
-    /// Records a failed login for `keys`.
+    /// Records a failed login for `keys`; returns each key's blocked-until time (epoch seconds).
     pub async fn throttle_failure(
         &self,
         cfg: &ThrottleConfig,
         keys: &[(String, i32)],
-    ) -> Result<()> {
+    ) -> Result<Vec<(String, Option<f64>)>> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -104,12 +104,14 @@ impl Storage {
                          THEN now() + make_interval(secs => least($4,
                              $3 * power(2, (CASE WHEN t.updated_at < now() - make_interval(secs => $5)
                                                  THEN 1 ELSE t.failures + 1 END) - $2 - 1)))
-                         ELSE NULL END",
+                         ELSE NULL END
+                 RETURNING extract(epoch FROM blocked_until)::float8",
             )
             .await?;
+        let mut out = Vec::with_capacity(keys.len());
         for (key, free) in keys {
-            client
-                .execute(
+            let row = client
+                .query_one(
                     &stmt,
                     &[
                         key,
@@ -120,8 +122,21 @@ impl Storage {
                     ],
                 )
                 .await?;
+            let until: Option<f64> = row.get(0);
+            // Every process keeps a view of the throttle from these notifications.
+            let payload = format!(
+                "fail|{key}|{}",
+                until.map(|u| u.to_string()).unwrap_or_default()
+            );
+            client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&crate::token_cache::THROTTLE_CHANNEL, &payload],
+                )
+                .await?;
+            out.push((key.clone(), until));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// A successful login clears its login key (not the address: a guesser may also own an
@@ -140,6 +155,17 @@ impl Storage {
             .prepare_cached("DELETE FROM auth_login_throttle WHERE key = ANY($1)")
             .await?;
         client.execute(&stmt, &[&logins]).await?;
+        for key in logins {
+            client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[
+                        &crate::token_cache::THROTTLE_CHANNEL,
+                        &format!("clear|{key}"),
+                    ],
+                )
+                .await?;
+        }
         Ok(())
     }
 }

@@ -29,6 +29,17 @@ use crate::tokens::{token_hash, Token};
 
 /// The notification channel of the revocation trigger.
 pub const CHANNEL: &str = "wazo_auth_revoked";
+/// The notification channel of the login throttle (see `crate::throttle`).
+pub const THROTTLE_CHANNEL: &str = "wazo_auth_throttle";
+const THROTTLE_VIEW_MAX: usize = 100_000;
+
+/// What this process knows of the shared login throttle, kept current by notifications:
+/// blocked keys (until when, epoch seconds) and keys with a failure record.
+#[derive(Default)]
+struct ThrottleView {
+    blocked: HashMap<String, f64>,
+    failed: std::collections::HashSet<String>,
+}
 const SHARDS: usize = 16;
 
 /// A cached valid token.
@@ -53,6 +64,7 @@ pub struct TokenCache {
     negative_per_shard: usize,
     lookups: Semaphore,
     pending_syncs: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    throttle: Mutex<ThrottleView>,
     listening: std::sync::atomic::AtomicBool,
     /// Bumped by every revocation received and every clear: an entry read from the database is
     /// only cached if no revocation arrived meanwhile.
@@ -86,6 +98,7 @@ impl TokenCache {
             negative_per_shard: per,
             lookups: Semaphore::new(max_concurrent_lookups.max(1)),
             pending_syncs: Mutex::new(HashMap::new()),
+            throttle: Mutex::new(ThrottleView::default()),
             listening: std::sync::atomic::AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             stats_hits: AtomicU64::new(0),
@@ -249,6 +262,68 @@ impl TokenCache {
         }
     }
 
+    /// The local view of the throttle, when notifications are being received: `(seconds to
+    /// wait if any key is blocked, whether any key has a failure record)`. `None` when not
+    /// listening (ask the database).
+    pub fn throttle_state(&self, keys: &[(String, i32)], now: f64) -> Option<(Option<f64>, bool)> {
+        if !self.is_listening() {
+            return None;
+        }
+        let view = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wait: Option<f64> = None;
+        let mut known = false;
+        for (k, _) in keys {
+            known |= view.failed.contains(k);
+            if let Some(until) = view.blocked.get(k) {
+                if *until > now {
+                    wait = Some(wait.map_or(until - now, |w| w.max(until - now)));
+                }
+            }
+        }
+        Some((wait, known))
+    }
+
+    /// Records this process's own throttle changes at once (the notifications follow).
+    pub fn note_throttle_failures(&self, results: &[(String, Option<f64>)]) {
+        for (key, until) in results {
+            let payload = format!(
+                "fail|{key}|{}",
+                until.map(|u| u.to_string()).unwrap_or_default()
+            );
+            self.on_throttle_notification(&payload);
+        }
+    }
+
+    /// Forgets login keys cleared by a successful login.
+    pub fn note_throttle_cleared(&self, keys: &[(String, i32)]) {
+        for (key, _) in keys.iter().filter(|(k, _)| k.starts_with("login:")) {
+            self.on_throttle_notification(&format!("clear|{key}"));
+        }
+    }
+
+    fn on_throttle_notification(&self, payload: &str) {
+        // `fail|<key>|<blocked until epoch or empty>` or `clear|<key>`.
+        let mut parts = payload.splitn(3, '|');
+        let mut view = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("fail"), Some(key), until) => {
+                if view.failed.len() >= THROTTLE_VIEW_MAX {
+                    view.failed.clear();
+                    view.blocked.clear();
+                }
+                view.failed.insert(key.to_string());
+                if let Some(until) = until.and_then(|u| u.parse::<f64>().ok()) {
+                    view.blocked.insert(key.to_string(), until);
+                }
+            }
+            (Some("clear"), Some(key), _) => {
+                view.failed.remove(key);
+                view.blocked.remove(key);
+            }
+            _ => {}
+        }
+    }
+
     fn on_notification(&self, payload: &str) {
         if payload.starts_with("sync:") {
             if let Some(tx) = self
@@ -292,7 +367,10 @@ impl TokenCache {
             while let Some(message) = messages.next().await {
                 match message {
                     Ok(AsyncMessage::Notification(n)) => {
-                        if tx.send(n.payload().to_string()).is_err() {
+                        if tx
+                            .send((n.channel().to_string(), n.payload().to_string()))
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -302,15 +380,39 @@ impl TokenCache {
             }
         });
         client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {THROTTLE_CHANNEL}"))
             .await
             .map_err(|e| e.to_string())?;
+        // The throttle records made before listening started.
+        let rows = client
+            .query(
+                "SELECT key, extract(epoch FROM blocked_until)::float8 FROM auth_login_throttle
+                 ORDER BY updated_at DESC LIMIT 100000",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        {
+            let mut view = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+            *view = ThrottleView::default();
+            for r in rows {
+                let key: String = r.get(0);
+                if let Some(until) = r.get::<_, Option<f64>>(1) {
+                    view.blocked.insert(key.clone(), until);
+                }
+                view.failed.insert(key);
+            }
+        }
         // Anything cached before LISTEN took effect may have missed a revocation.
         self.clear();
         self.listening.store(true, Ordering::Release);
         log::info!("listening for token revocations");
-        while let Some(payload) = rx.recv().await {
-            self.on_notification(&payload);
+        while let Some((channel, payload)) = rx.recv().await {
+            if channel == THROTTLE_CHANNEL {
+                self.on_throttle_notification(&payload);
+            } else {
+                self.on_notification(&payload);
+            }
         }
         driver.abort();
         drop(client);

@@ -241,7 +241,15 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     } else {
         Vec::new()
     };
-    let throttled_before = match state.storage.throttle_state(&throttle_keys).await {
+    // From this process's view of the shared throttle when it is current, else the database.
+    let local = state
+        .tokens
+        .throttle_state(&throttle_keys, wazo_auth_core::tokens::now());
+    let checked = match local {
+        Some(v) => Ok(v),
+        None => state.storage.throttle_state(&throttle_keys).await,
+    };
+    let throttled_before = match checked {
         Ok((Some(wait), _)) => {
             log::info!("POST /token: throttled after repeated failures");
             let mut resp = token_error(
@@ -260,12 +268,13 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
         Err(e) => return storage_unavailable("reading the login throttle failed", e),
     };
     let failed = |state: State, keys: Vec<(String, i32)>| async move {
-        if let Err(e) = state
+        match state
             .storage
             .throttle_failure(&state.settings.throttle, &keys)
             .await
         {
-            log::warn!("recording a failed login failed: {e}");
+            Ok(results) => state.tokens.note_throttle_failures(&results),
+            Err(e) => log::warn!("recording a failed login failed: {e}"),
         }
         auth_failed()
     };
@@ -516,8 +525,9 @@ pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> Ht
     match state.storage.create_token(new, &state.keyring).await {
         Ok(created) => {
             if throttled_before {
-                if let Err(e) = state.storage.throttle_success(&throttle_keys).await {
-                    log::warn!("clearing the login throttle failed: {e}");
+                match state.storage.throttle_success(&throttle_keys).await {
+                    Ok(()) => state.tokens.note_throttle_cleared(&throttle_keys),
+                    Err(e) => log::warn!("clearing the login throttle failed: {e}"),
                 }
             }
             let token = &created.token;
