@@ -357,6 +357,8 @@ impl TokenCache {
     async fn listen_once(&self, db_uri: &str) -> std::result::Result<(), String> {
         let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("{e}"))?;
         config.connect_timeout(Duration::from_secs(5));
+        // Named, so that operators (and tests) can tell it from the pooled connections.
+        config.application_name("wazo-auth-listener");
         let (client, mut connection) = config
             .connect(tokio_postgres::NoTls)
             .await

@@ -217,7 +217,7 @@ fn a_lost_listener_connection_never_serves_a_revoked_token() {
     create_user(&a, &admin, "cut", None);
     let t = cached_token(&a, &b, "cut");
     // Cut every LISTEN connection (both nodes), then revoke while they reconnect.
-    sql(&a.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()");
+    sql(&a.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'wazo-auth-listener' AND datname = current_database()");
     assert_eq!(
         a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
             .status,
