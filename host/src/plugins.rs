@@ -132,7 +132,10 @@ impl HostServicesFfi for HostServicesImpl {
                 .map_err(|e| service_error("authenticate_user", e))
         });
         match outcome {
-            Ok(user) => RResult::ROk(user.map(|u| RString::from(u.to_json())).into()),
+            Ok(user) => RResult::ROk(
+                user.map(|u| RString::from(crate::services::user_json(&u)))
+                    .into(),
+            ),
             Err(e) => RResult::RErr(e),
         }
     }
@@ -143,7 +146,10 @@ impl HostServicesFfi for HostServicesImpl {
                 .map_err(|e| service_error("find_user", e))
         });
         match outcome {
-            Ok(user) => RResult::ROk(user.map(|u| RString::from(u.to_json())).into()),
+            Ok(user) => RResult::ROk(
+                user.map(|u| RString::from(crate::services::user_json(&u)))
+                    .into(),
+            ),
             Err(e) => RResult::RErr(e),
         }
     }

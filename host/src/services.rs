@@ -8,36 +8,22 @@ use serde_json::json;
 use wazo_auth_core::external::{self, StoreError};
 use wazo_auth_core::keys::Keyring;
 use wazo_auth_core::password::{self, Scheme, StoredPassword};
+use wazo_auth_core::users::UserRecord;
 use wazo_auth_core::{Result, Storage};
 use wazo_auth_plugin_api::{ErrorKind, PluginError};
 
-/// A user as found by login, with the stored password.
-#[derive(Debug, Clone)]
-pub struct FoundUser {
-    pub uuid: String,
-    pub username: Option<String>,
-    pub tenant_uuid: String,
-    pub purpose: String,
-    pub enabled: bool,
-    pub authentication_method: String,
-    pub tenant_default_authentication_method: String,
-    pub password: Option<StoredPassword>,
-}
-
-impl FoundUser {
-    /// The JSON handed to plugins (never the password).
-    pub fn to_json(&self) -> String {
-        json!({
-            "uuid": self.uuid,
-            "username": self.username,
-            "tenant_uuid": self.tenant_uuid,
-            "purpose": self.purpose,
-            "enabled": self.enabled,
-            "authentication_method": self.authentication_method,
-            "tenant_default_authentication_method": self.tenant_default_authentication_method,
-        })
-        .to_string()
-    }
+/// The JSON handed to plugins for a user (never the password).
+pub fn user_json(u: &UserRecord) -> String {
+    json!({
+        "uuid": u.uuid,
+        "username": u.username,
+        "tenant_uuid": u.tenant_uuid,
+        "purpose": u.purpose,
+        "enabled": u.enabled,
+        "authentication_method": u.authentication_method,
+        "tenant_default_authentication_method": u.tenant_default_authentication_method,
+    })
+    .to_string()
 }
 
 /// State behind the host services.
@@ -89,7 +75,7 @@ impl HostContext {
     }
 
     /// The enabled user whose confirmed e-mail, else username, equals `login` (any case).
-    pub fn find_user(&self, login: &str) -> Result<Option<FoundUser>> {
+    pub fn find_user(&self, login: &str) -> Result<Option<UserRecord>> {
         if login.is_empty() {
             return Ok(None);
         }
@@ -98,7 +84,7 @@ impl HostContext {
 
     /// Checks credentials with constant work for unknown logins; upgrades the hash scheme after
     /// a success.
-    pub fn authenticate(&self, login: &str, password: &str) -> Result<Option<FoundUser>> {
+    pub fn authenticate(&self, login: &str, password: &str) -> Result<Option<UserRecord>> {
         let user = self.find_user(login)?;
         let stored = user.as_ref().and_then(|u| u.password.as_ref());
         let verified = {
@@ -234,39 +220,9 @@ fn store_error(service: &str, e: StoreError) -> PluginError {
     }
 }
 
-async fn find_enabled_user(storage: &Storage, login: &str) -> Result<Option<FoundUser>> {
+async fn find_enabled_user(storage: &Storage, login: &str) -> Result<Option<UserRecord>> {
     let client = storage.client().await?;
-    let stmt = client
-        .prepare_cached(
-            "SELECT u.uuid, u.username, u.tenant_uuid, u.purpose, u.enabled,
-                    u.authentication_method, t.default_authentication_method,
-                    u.password_scheme, u.password_hash, u.password_salt
-             FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
-             WHERE u.enabled AND (
-                 EXISTS (SELECT 1 FROM auth_email e
-                         WHERE e.user_uuid = u.uuid AND e.confirmed
-                           AND lower(e.address) = lower($1))
-                 OR lower(u.username) = lower($1))
-             ORDER BY EXISTS (SELECT 1 FROM auth_email e
-                              WHERE e.user_uuid = u.uuid AND e.confirmed
-                                AND lower(e.address) = lower($1)) DESC
-             LIMIT 1",
-        )
-        .await?;
-    let row = client.query_opt(&stmt, &[&login]).await?;
-    Ok(row.map(|r| {
-        let scheme: Option<String> = r.get(7);
-        FoundUser {
-            uuid: r.get(0),
-            username: r.get(1),
-            tenant_uuid: r.get(2),
-            purpose: r.get(3),
-            enabled: r.get(4),
-            authentication_method: r.get(5),
-            tenant_default_authentication_method: r.get(6),
-            password: StoredPassword::from_columns(scheme.as_deref(), r.get(8), r.get(9)),
-        }
-    }))
+    wazo_auth_core::users::find_enabled_user_by_login(&client, login).await
 }
 
 async fn replace_password(

@@ -86,6 +86,16 @@ pub fn storage_unavailable(context: &str, e: impl std::fmt::Display) -> HttpResp
     )
 }
 
+/// The router's 404 (no route matches, e.g. a path segment that must be a UUID is not one), with
+/// a JSON body (the original answers an HTML page).
+pub fn route_not_found() -> HttpResponse {
+    plain_error(
+        StatusCode::NOT_FOUND,
+        "The requested URL was not found on the server. If you entered the URL manually please \
+         check your spelling and try again.",
+    )
+}
+
 /// Shape C, plain HTTP errors: `{"message": "..."}`.
 pub fn plain_error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "message": message.into() }))

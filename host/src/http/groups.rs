@@ -63,11 +63,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The router's 404 (the original's `uuid` path converter rejects the value: no route matches).
 fn no_route() -> HttpResponse {
-    plain_error(
-        StatusCode::NOT_FOUND,
-        "The requested URL was not found on the server. If you entered the URL manually please \
-         check your spelling and try again.",
-    )
+    super::errors::route_not_found()
 }
 
 /// 405 on a known route; 404 when a path parameter is not a UUID (no route would match).

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use wazo_auth_core::token_cache::TokenCache;
 use wazo_auth_core::Storage;
 
@@ -123,13 +123,8 @@ async fn method_not_allowed() -> HttpResponse {
     )
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    let _ = req;
-    errors::plain_error(
-        StatusCode::NOT_FOUND,
-        "The requested URL was not found on the server. If you entered the URL manually please \
-         check your spelling and try again.",
-    )
+async fn not_found() -> HttpResponse {
+    errors::route_not_found()
 }
 
 /// Middleware: after a successful request that may have revoked tokens (any write, except a
@@ -141,11 +136,14 @@ pub async fn revocation_barrier(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     use actix_web::http::Method;
-    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // Reads (the token-check hot path) pass straight through.
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.call(req).await;
+    }
     let path = req.path().to_string();
     let state = req.app_data::<State>().cloned();
     let res = next.call(req).await?;
-    if !writes || !res.status().is_success() || path.ends_with("/scopes/check") {
+    if !res.status().is_success() || path.ends_with("/scopes/check") {
         return Ok(res);
     }
     let quiet_login = path.trim_end_matches('/') == "/0.1/token"

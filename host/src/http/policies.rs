@@ -85,11 +85,7 @@ const SLUG_MAX_CHARS: usize = 80;
 
 /// The router's 404 (a `uuid` path converter rejected the value: no route matches).
 fn no_route() -> HttpResponse {
-    plain_error(
-        StatusCode::NOT_FOUND,
-        "The requested URL was not found on the server. If you entered the URL manually please \
-         check your spelling and try again.",
-    )
+    super::errors::route_not_found()
 }
 
 /// 405 on a known route; 404 when a `user_uuid`/`group_uuid` parameter is not a UUID.

@@ -39,14 +39,6 @@ fn param(req: &HttpRequest, name: &str) -> String {
     req.match_info().get(name).unwrap_or_default().to_string()
 }
 
-fn not_found_json() -> HttpResponse {
-    super::errors::plain_error(
-        StatusCode::NOT_FOUND,
-        "The requested URL was not found on the server. If you entered the URL manually please \
-         check your spelling and try again.",
-    )
-}
-
 /// Python's `isoformat()` of an aware UTC datetime.
 fn iso_utc(t: &DateTime<Utc>) -> String {
     if t.timestamp_subsec_micros() == 0 {
@@ -160,7 +152,7 @@ async fn list_user_sessions(state: State, req: HttpRequest) -> HttpResponse {
         Err(r) => return r,
     };
     let Some(user_id) = path_uuid(&user) else {
-        return not_found_json();
+        return super::errors::route_not_found();
     };
     let user = user_id.hyphenated().to_string();
     let tenants = match visible_user(&state, &req, &caller, &user).await {
@@ -195,7 +187,7 @@ async fn delete_session(state: State, req: HttpRequest) -> HttpResponse {
         Err(r) => return r,
     };
     let Some(session) = path_uuid(&session) else {
-        return not_found_json();
+        return super::errors::route_not_found();
     };
     let tenants = match tenants_in_scope(&state, &req, &caller, true).await {
         Ok(t) => t,
@@ -217,7 +209,7 @@ async fn delete_user_session(state: State, req: HttpRequest) -> HttpResponse {
         Err(r) => return r,
     };
     let (Some(user), Some(session)) = (path_uuid(&user), path_uuid(&session)) else {
-        return not_found_json();
+        return super::errors::route_not_found();
     };
     let tenants = match visible_user(&state, &req, &caller, &user.hyphenated().to_string()).await {
         Ok(t) => t,
@@ -302,7 +294,7 @@ async fn list_user_tokens(state: State, req: HttpRequest) -> HttpResponse {
         Err(r) => return r,
     };
     let Some(user) = path_uuid(&user) else {
-        return not_found_json();
+        return super::errors::route_not_found();
     };
     let user = user.hyphenated().to_string();
     let tenants = match visible_user(&state, &req, &caller, &user).await {
@@ -382,7 +374,7 @@ async fn delete_user_token(state: State, req: HttpRequest) -> HttpResponse {
         Err(r) => return r,
     };
     let Some(user) = path_uuid(&user) else {
-        return not_found_json();
+        return super::errors::route_not_found();
     };
     let user = user.hyphenated().to_string();
     let tenants = match visible_user(&state, &req, &caller, &user).await {

@@ -66,8 +66,8 @@ fn path_uuids(req: &HttpRequest) -> Option<Vec<(&'static str, String)>> {
     Some(out)
 }
 
-async fn url_not_found(req: &HttpRequest) -> HttpResponse {
-    super::not_found(req.clone()).await
+async fn url_not_found(_req: &HttpRequest) -> HttpResponse {
+    super::errors::route_not_found()
 }
 
 /// 405 on a route with uuid parameters, but 404 when a parameter is not a UUID (no route).

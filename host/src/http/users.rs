@@ -69,13 +69,7 @@ fn path_user(req: &HttpRequest) -> Result<String, HttpResponse> {
         .get("user_uuid")
         .and_then(path_uuid)
         .map(|u| u.hyphenated().to_string())
-        .ok_or_else(|| {
-            plain_error(
-                StatusCode::NOT_FOUND,
-                "The requested URL was not found on the server. If you entered the URL manually \
-                 please check your spelling and try again.",
-            )
-        })
+        .ok_or_else(super::errors::route_not_found)
 }
 
 fn flatten(r: Reply) -> HttpResponse {
