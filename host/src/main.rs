@@ -1,16 +1,10 @@
 //! `wazo-auth`: the authentication server.
 
-mod config;
-mod http;
-mod plugins;
-mod server;
-mod services;
-mod startup;
-
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use wazo_auth::{config, server};
 
 fn init_logging(cfg: &config::Config) {
     let level = if cfg.debug {

@@ -1,0 +1,10 @@
+//! The `wazo-auth` server as a library: the binary (`src/main.rs`) is a thin shell over it, and
+//! the fuzz targets (`fuzz/`) and benchmarks reach its parsers through it. Not a stable API:
+//! third parties depend on `wazo-auth-plugin-api` only.
+
+pub mod config;
+pub mod http;
+pub mod plugins;
+pub mod server;
+pub mod services;
+pub mod startup;
