@@ -336,9 +336,10 @@ pub struct RestApi {
     pub port: u16,
     pub max_threads: u32,
     pub num_proxies: u32,
-    /// Deprecated in the original (TLS is done by a reverse proxy).
+    /// PEM certificate chain; with `private_key`, the API is served over HTTPS (see
+    /// `crate::tls`). Deprecated in the original (TLS is done by a reverse proxy).
     pub certificate: Option<String>,
-    /// Deprecated in the original.
+    /// PEM private key of `certificate` (PKCS#8, PKCS#1 or SEC1).
     pub private_key: Option<String>,
     pub cors: Cors,
     /// New: maximum size of a request body, in bytes.

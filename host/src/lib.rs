@@ -8,3 +8,4 @@ pub mod plugins;
 pub mod server;
 pub mod services;
 pub mod startup;
+pub mod tls;

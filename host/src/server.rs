@@ -31,6 +31,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
         );
     }
 
+    // The TLS files are checked before anything else starts (database, plugins).
+    let tls = match (&cfg.rest_api.certificate, &cfg.rest_api.private_key) {
+        (Some(certificate), Some(private_key)) => {
+            Some(crate::tls::load_server_config(certificate, private_key)?)
+        }
+        _ => None,
+    };
+
     let keyring = wazo_auth_core::keys::Keyring::load_or_create(&cfg.secret_key_file)?;
     let (db_uri, cluster) = open_database(&cfg)?;
 
@@ -85,7 +93,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         return Err(format!("recording the external auth types failed: {e}"));
     }
 
-    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring));
+    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring, tls));
     // Plugins may still hold the context; its runtime stops with the process.
     drop(context);
     stop_cluster(cluster);
@@ -180,6 +188,7 @@ async fn serve(
     db_uri: String,
     plugins: PluginRegistry,
     keyring: wazo_auth_core::keys::Keyring,
+    tls: Option<rustls::ServerConfig>,
 ) -> Result<(), String> {
     let pool_size = (cfg.rest_api.max_threads as usize).clamp(4, 64);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -272,10 +281,15 @@ async fn serve(
             .configure(|c| http::configure(c, benchmark_route))
     })
     .shutdown_timeout(10)
-    .workers(workers)
-    .bind(addr.clone())
+    .workers(workers);
+    // The API's only listener: plain HTTP by default, HTTPS when a certificate is configured.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(addr.clone(), tls),
+        None => server.bind(addr.clone()),
+    }
     .map_err(|e| format!("cannot listen on {}:{}: {e}", addr.0, addr.1))?;
-    log::info!("listening on http://{}:{}", addr.0, addr.1);
+    log::info!("listening on {scheme}://{}:{}", addr.0, addr.1);
     let result = server.run().await;
 
     if let Some(task) = purge {

@@ -308,6 +308,7 @@ pub struct ServerBuilder {
     db: Option<String>,
     managed_db: Option<PathBuf>,
     env: Vec<(String, String)>,
+    tls_client: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ServerBuilder {
@@ -342,6 +343,7 @@ impl ServerBuilder {
             db: None,
             managed_db: None,
             env: Vec::new(),
+            tls_client: None,
         }
     }
 
@@ -392,6 +394,13 @@ impl ServerBuilder {
 
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The server speaks HTTPS (configure `rest_api.certificate` and `private_key` too): its
+    /// requests go to `https://127.0.0.1:PORT` with this client configuration.
+    pub fn https(mut self, client: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls_client = Some(client);
         self
     }
 
@@ -465,9 +474,21 @@ impl ServerBuilder {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start wazo-auth: {e}"))?;
+        let scheme = if self.tls_client.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let agent = self.tls_client.map(|client| {
+            ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .tls_config(client)
+                .build()
+        });
         let mut server = Server {
             child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
+            agent,
             log_path,
             dir: dir.clone(),
             db,
@@ -480,6 +501,7 @@ impl ServerBuilder {
                     server.log()
                 ));
             }
+            // Listening (HTTP or HTTPS alike) once the port accepts connections.
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);
             }
@@ -495,6 +517,8 @@ impl ServerBuilder {
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// The HTTPS client of a server started with [`ServerBuilder::https`].
+    agent: Option<ureq::Agent>,
     log_path: PathBuf,
     /// The server's scratch directory (configuration, plugins, log), removed on drop.
     dir: PathBuf,
@@ -557,7 +581,8 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Resp {
-        let mut req = agent().request(method, &self.url(path));
+        let agent = self.agent.as_ref().unwrap_or_else(|| agent());
+        let mut req = agent.request(method, &self.url(path));
         for (k, v) in headers {
             req = req.set(k, v);
         }
