@@ -78,6 +78,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
     }
     cfg.service(
         web::scope("/0.1")
+            // The hot paths first: actix tries resources in registration order (each dynamic one
+            // with a regular expression), and every request to a Wazo service is a token check.
+            // `/token` is a static prefix, its paths split by hand (`token::dispatch`).
+            .service(web::scope("/token").default_service(web::to(token::dispatch)))
             .configure(api::routes)
             .configure(sessions::routes)
             .configure(external::routes)
@@ -85,23 +89,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(tenants::routes)
             .configure(groups::routes)
             .configure(policies::routes)
-            .service(
-                web::resource("/token")
-                    .route(web::post().to(token::create))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/token/{token}")
-                    .route(web::get().to(token::get))
-                    .route(web::head().to(token::head))
-                    .route(web::delete().to(token::delete))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/token/{token}/scopes/check")
-                    .route(web::post().to(token::check_scopes))
-                    .default_service(web::to(method_not_allowed)),
-            )
             .service(
                 web::resource("/backends")
                     .route(web::get().to(status::backends))
@@ -116,7 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
     .default_service(web::to(not_found));
 }
 
-async fn method_not_allowed() -> HttpResponse {
+pub(crate) async fn method_not_allowed() -> HttpResponse {
     errors::plain_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "The method is not allowed for the requested URL.",

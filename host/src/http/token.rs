@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use abi_stable::std_types::{RResult, RStr, RString};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Local, TimeZone, Utc};
@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use wazo_auth_core::token_cache::CachedToken;
 use wazo_auth_core::tokens::{self, NewToken, Token};
 
-use super::errors::{marshmallow_repr, storage_unavailable, token_error};
+use super::errors::{marshmallow_repr, route_not_found, storage_unavailable, token_error};
 use super::request::{
     basic_auth, client_addr, json_object_body, path_uuid, query_param, read_body, BasicAuth,
 };
@@ -197,7 +197,7 @@ impl LoginSteps {
 }
 
 /// `POST /0.1/token`.
-pub async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let body = match read_body(payload, state.settings.max_body_bytes).await {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -622,13 +622,8 @@ async fn check_token(
 }
 
 /// `GET /0.1/token/{token}`.
-pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
-    let segment = req
-        .match_info()
-        .get("token")
-        .unwrap_or_default()
-        .to_string();
-    match check_token(&state, &req, &segment).await {
+async fn get(state: State, req: HttpRequest, segment: &str) -> HttpResponse {
+    match check_token(&state, &req, segment).await {
         Ok(entry) => {
             let body = entry
                 .rendered
@@ -642,13 +637,8 @@ pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
 }
 
 /// `HEAD /0.1/token/{token}`.
-pub async fn head(state: State, req: HttpRequest) -> HttpResponse {
-    let segment = req
-        .match_info()
-        .get("token")
-        .unwrap_or_default()
-        .to_string();
-    match check_token(&state, &req, &segment).await {
+async fn head(state: State, req: HttpRequest, segment: &str) -> HttpResponse {
+    match check_token(&state, &req, segment).await {
         Ok(_) => HttpResponse::NoContent().finish(),
         // A HEAD answer has no body: send the status alone (with no Content-Length of a body
         // that will not come, which some HTTP clients wait for).
@@ -657,8 +647,7 @@ pub async fn head(state: State, req: HttpRequest) -> HttpResponse {
 }
 
 /// `DELETE /0.1/token/{token}`: always 200 for a well-formed id, known or not.
-pub async fn delete(state: State, req: HttpRequest) -> HttpResponse {
-    let segment = req.match_info().get("token").unwrap_or_default();
+async fn delete(state: State, segment: &str) -> HttpResponse {
     let Some(id) = path_uuid(segment) else {
         return no_such_token();
     };
@@ -675,7 +664,7 @@ pub async fn delete(state: State, req: HttpRequest) -> HttpResponse {
 }
 
 /// `POST /0.1/token/{token}/scopes/check`.
-pub async fn check_scopes(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn check_scopes(state: State, payload: web::Payload, segment: &str) -> HttpResponse {
     let body = match read_body(payload, state.settings.max_body_bytes).await {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -724,12 +713,7 @@ pub async fn check_scopes(state: State, req: HttpRequest, payload: web::Payload)
             )
         }
     };
-    let segment = req
-        .match_info()
-        .get("token")
-        .unwrap_or_default()
-        .to_string();
-    let token = match load_token(&state, &segment).await {
+    let token = match load_token(&state, segment).await {
         Ok(t) => t,
         Err(resp) => return resp,
     };
@@ -754,4 +738,48 @@ pub async fn check_scopes(state: State, req: HttpRequest, payload: web::Payload)
         })
         .collect();
     HttpResponse::Ok().json(json!({ "scopes": result }))
+}
+
+/// Everything under `/0.1/token`, routed by hand: `POST /token`, `GET|HEAD|DELETE /token/{token}`
+/// and `POST /token/{token}/scopes/check`. Every request to every Wazo service is a token check,
+/// and actix matches a `{token}` resource with a regular expression that cost more than the
+/// rest of the check (see docs/benchmarks.md); the segment split below is a few comparisons.
+/// Paths and methods answer exactly as the equivalent resources would (404 for an unknown path,
+/// 405 for a known path with another method).
+pub async fn dispatch(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    // The part after `/0.1/token`, as actix's router would have matched it (same decoding).
+    let rest = req.match_info().unprocessed();
+    let method = req.method();
+    if rest.is_empty() {
+        return if method == Method::POST {
+            create(state, req, payload).await
+        } else {
+            super::method_not_allowed().await
+        };
+    }
+    let Some(rest) = rest.strip_prefix('/') else {
+        return route_not_found();
+    };
+    let (segment, tail) = match rest.split_once('/') {
+        Some((segment, tail)) => (segment, Some(tail)),
+        None => (rest, None),
+    };
+    if segment.is_empty() {
+        return route_not_found();
+    }
+    // Owned: the handlers keep the request.
+    let segment = segment.to_owned();
+    match tail {
+        None => match *method {
+            Method::GET => get(state, req, &segment).await,
+            Method::HEAD => head(state, req, &segment).await,
+            Method::DELETE => delete(state, &segment).await,
+            _ => super::method_not_allowed().await,
+        },
+        Some("scopes/check") if method == Method::POST => {
+            check_scopes(state, payload, &segment).await
+        }
+        Some("scopes/check") => super::method_not_allowed().await,
+        Some(_) => route_not_found(),
+    }
 }
