@@ -110,7 +110,7 @@ impl Storage {
             .as_deref()
             .filter(|t| is_uuid_text(t))
             .map(String::from);
-        let metadata = Value::Object(new.metadata.clone());
+        let metadata = tokio_postgres::types::Json(&new.metadata);
         let hash = token_hash(&token);
         const INSERT: &str = "WITH t AS (
                  SELECT COALESCE(

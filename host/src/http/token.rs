@@ -31,48 +31,101 @@ fn no_such_token() -> HttpResponse {
     token_error(StatusCode::NOT_FOUND, NO_SUCH_TOKEN)
 }
 
-/// Python's `datetime.isoformat()` of a naive datetime: fraction only when non-zero.
+/// `YYYY-MM-DDTHH:MM:SS` with `.ffffff` when `micros` is given: written directly (this is on
+/// every login and the first check of every token; strftime-style formatting cost more than the
+/// rest of the rendering).
+fn write_iso(out: &mut String, dt: &chrono::NaiveDateTime, micros: Option<u32>) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    if let Some(us) = micros {
+        let _ = write!(out, ".{us:06}");
+    }
+}
+
+/// Python's `datetime.isoformat()` of a naive local datetime: fraction only when non-zero.
 fn local_iso(t: f64) -> String {
     let dt: DateTime<Local> = match Local.timestamp_micros((t * 1e6).round() as i64) {
         chrono::LocalResult::Single(d) => d,
         chrono::LocalResult::Ambiguous(d, _) => d,
         chrono::LocalResult::None => return String::new(),
     };
-    if dt.timestamp_subsec_micros() == 0 {
-        dt.format("%Y-%m-%dT%H:%M:%S").to_string()
-    } else {
-        dt.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-    }
+    let mut out = String::with_capacity(26);
+    let us = dt.timestamp_subsec_micros() % 1_000_000;
+    write_iso(&mut out, &dt.naive_local(), (us != 0).then_some(us));
+    out
 }
 
+/// The UTC time with microseconds, always.
 fn utc_iso(t: f64) -> String {
     match Utc.timestamp_micros((t * 1e6).round() as i64) {
-        chrono::LocalResult::Single(d) => d.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        chrono::LocalResult::Single(d) => {
+            let mut out = String::with_capacity(26);
+            write_iso(
+                &mut out,
+                &d.naive_utc(),
+                Some(d.timestamp_subsec_micros() % 1_000_000),
+            );
+            out
+        }
         _ => String::new(),
     }
 }
 
-/// The token representation of spec §1.4.
-pub fn token_json(t: &Token, refresh_token: Option<&str>) -> Value {
-    let mut v = json!({
-        "token": t.token.hyphenated().to_string(),
-        "auth_id": t.auth_id,
-        "xivo_user_uuid": t.pbx_user_uuid,
-        "xivo_uuid": t.xivo_uuid,
-        "issued_at": local_iso(t.issued_t),
-        "expires_at": local_iso(t.expire_t),
-        "utc_issued_at": utc_iso(t.issued_t),
-        "utc_expires_at": utc_iso(t.expire_t),
-        "acl": t.acl,
-        "metadata": t.metadata,
-        "session_uuid": t.session_uuid,
-        "remote_addr": t.remote_addr,
-        "user_agent": t.user_agent,
-    });
-    if let Some(r) = refresh_token {
-        v["refresh_token"] = Value::from(r);
-    }
-    v
+/// The token representation of spec §1.4, fields in the order the original's JSON has them
+/// (sorted), borrowed from the token.
+#[derive(serde::Serialize)]
+struct TokenView<'a> {
+    acl: &'a [String],
+    auth_id: &'a str,
+    expires_at: String,
+    issued_at: String,
+    metadata: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    remote_addr: &'a str,
+    session_uuid: &'a str,
+    token: uuid::fmt::Hyphenated,
+    user_agent: &'a str,
+    utc_expires_at: String,
+    utc_issued_at: String,
+    xivo_user_uuid: Option<&'a str>,
+    xivo_uuid: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct Data<T> {
+    data: T,
+}
+
+/// `{"data": <token>}`, the body of a login and of a token check, serialized directly.
+pub fn token_body(t: &Token, refresh_token: Option<&str>) -> String {
+    let view = TokenView {
+        acl: &t.acl,
+        auth_id: &t.auth_id,
+        expires_at: local_iso(t.expire_t),
+        issued_at: local_iso(t.issued_t),
+        metadata: &t.metadata,
+        refresh_token,
+        remote_addr: &t.remote_addr,
+        session_uuid: &t.session_uuid,
+        token: t.token.hyphenated(),
+        user_agent: &t.user_agent,
+        utc_expires_at: utc_iso(t.expire_t),
+        utc_issued_at: utc_iso(t.issued_t),
+        xivo_user_uuid: t.pbx_user_uuid.as_deref(),
+        xivo_uuid: t.xivo_uuid.as_deref(),
+    };
+    serde_json::to_string(&Data { data: view }).unwrap_or_default()
 }
 
 /// A plugin call that produced no answer: 401 (the login failed), except when the plugin says
@@ -149,8 +202,8 @@ impl LoginSteps {
     ) -> Result<LoginDone, LoginStepError> {
         let login = RStr::from_str(&self.login);
         let failed = |method| move |e| LoginStepError::Failed(method, e);
+        let mut args = serde_json::to_string(&self.args).unwrap_or_default();
         if let Some(password) = &self.password {
-            let args = Value::Object(self.args.clone()).to_string();
             let outcome = backend
                 .verify_password(login, RStr::from_str(password), RStr::from_str(&args))
                 .into_result()
@@ -158,9 +211,12 @@ impl LoginSteps {
             if !outcome.accepted {
                 return Err(LoginStepError::Rejected);
             }
-            self.args = json_object_of("verify_password", outcome.args_json.as_str())?;
+            // Most backends hand the arguments back unchanged: no need to parse them again.
+            if outcome.args_json.as_str() != args {
+                self.args = json_object_of("verify_password", outcome.args_json.as_str())?;
+                args = outcome.args_json.into_string();
+            }
         }
-        let args = Value::Object(self.args.clone()).to_string();
         let metadata = backend
             .get_metadata(login, RStr::from_str(&args))
             .into_result()
@@ -170,7 +226,7 @@ impl LoginSteps {
             "acl".into(),
             Value::Array(self.default_acl.iter().cloned().map(Value::from).collect()),
         );
-        let args = Value::Object(self.args.clone()).to_string();
+        let args = serde_json::to_string(&self.args).unwrap_or_default();
         let acl = backend
             .get_acl(login, RStr::from_str(&args))
             .into_result()
@@ -543,7 +599,8 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
                     "Wazo-Sessions-Revoked",
                     created.sessions_revoked.to_string(),
                 ))
-                .json(json!({ "data": token_json(token, created.refresh_token.as_deref()) }))
+                .content_type(actix_web::http::header::ContentType::json())
+                .body(token_body(token, created.refresh_token.as_deref()))
         }
         Err(wazo_auth_core::Error::SessionLimit) => token_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -627,7 +684,7 @@ async fn get(state: State, req: HttpRequest, segment: &str) -> HttpResponse {
         Ok(entry) => {
             let body = entry
                 .rendered
-                .get_or_init(|| json!({ "data": token_json(&entry.token, None) }).to_string());
+                .get_or_init(|| token_body(&entry.token, None));
             HttpResponse::Ok()
                 .content_type(actix_web::http::header::ContentType::json())
                 .body(body.clone())
@@ -781,5 +838,71 @@ pub async fn dispatch(state: State, req: HttpRequest, payload: web::Payload) -> 
         }
         Some("scopes/check") => super::method_not_allowed().await,
         Some(_) => route_not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(issued_t: f64) -> Token {
+        let mut metadata = Map::new();
+        metadata.insert("uuid".into(), json!("u-1"));
+        metadata.insert("nested".into(), json!({"a": [1, "\"q\""]}));
+        Token {
+            token: uuid::Uuid::parse_str("7f6a2b8e-3c1d-4e5f-9a0b-1c2d3e4f5a6b").unwrap(),
+            auth_id: "alice".into(),
+            pbx_user_uuid: None,
+            xivo_uuid: Some("x-1".into()),
+            issued_t,
+            expire_t: issued_t + 3600.0,
+            metadata,
+            session_uuid: "s-1".into(),
+            user_agent: "agent \"007\"".into(),
+            remote_addr: "10.0.0.1".into(),
+            acl: vec!["confd.#".into(), "auth.users.me.read".into()],
+            refresh_token_uuid: None,
+        }
+    }
+
+    #[test]
+    fn token_body_has_every_field_of_the_original() {
+        // 2021-03-04T05:06:07.000089 UTC.
+        let t = sample(1_614_834_367.000_089);
+        let v: Value = serde_json::from_str(&token_body(&t, None)).unwrap();
+        let local = |secs: f64| {
+            let dt = Local.timestamp_micros((secs * 1e6).round() as i64).unwrap();
+            dt.naive_local().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+        };
+        assert_eq!(
+            v,
+            json!({"data": {
+                "token": "7f6a2b8e-3c1d-4e5f-9a0b-1c2d3e4f5a6b",
+                "auth_id": "alice",
+                "xivo_user_uuid": null,
+                "xivo_uuid": "x-1",
+                "issued_at": local(1_614_834_367.000_089),
+                "expires_at": local(1_614_837_967.000_089),
+                "utc_issued_at": "2021-03-04T05:06:07.000089",
+                "utc_expires_at": "2021-03-04T06:06:07.000089",
+                "acl": ["confd.#", "auth.users.me.read"],
+                "metadata": {"uuid": "u-1", "nested": {"a": [1, "\"q\""]}},
+                "session_uuid": "s-1",
+                "remote_addr": "10.0.0.1",
+                "user_agent": "agent \"007\"",
+            }})
+        );
+        let v: Value = serde_json::from_str(&token_body(&t, Some("r-1"))).unwrap();
+        assert_eq!(v["data"]["refresh_token"], "r-1");
+    }
+
+    #[test]
+    fn whole_seconds_have_no_fraction_in_local_time_but_do_in_utc() {
+        let t = sample(1_614_834_367.0);
+        let v: Value = serde_json::from_str(&token_body(&t, None)).unwrap();
+        let issued = v["data"]["issued_at"].as_str().unwrap();
+        assert_eq!(issued.len(), "2021-03-04T05:06:07".len(), "{issued}");
+        assert!(!issued.contains('.'), "{issued}");
+        assert_eq!(v["data"]["utc_issued_at"], "2021-03-04T05:06:07.000000");
     }
 }
