@@ -22,6 +22,8 @@ pub type Key = [u8; 32];
 #[derive(Clone)]
 pub struct Keyring {
     keys: Vec<(String, Key)>,
+    /// The primary key's `login-throttle` key, derived once (used on every login).
+    throttle: Key,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -30,6 +32,13 @@ impl std::fmt::Debug for Keyring {
         let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
         f.debug_struct("Keyring").field("key_ids", &ids).finish()
     }
+}
+
+fn derive_from(key: &Key, purpose: &str) -> Key {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"wazo-auth key derivation\0");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -42,7 +51,8 @@ impl Keyring {
         if keys.is_empty() {
             return Err("the keyring has no key".into());
         }
-        Ok(Keyring { keys })
+        let throttle = derive_from(&keys[0].1, "login-throttle");
+        Ok(Keyring { keys, throttle })
     }
 
     /// Parses the file format.
@@ -133,10 +143,13 @@ impl Keyring {
     /// A key for `purpose` derived from key `id` (None when the id is unknown).
     pub fn derive(&self, id: &str, purpose: &str) -> Option<Key> {
         let (_, key) = self.keys.iter().find(|(k, _)| k == id)?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
-        mac.update(b"wazo-auth key derivation\0");
-        mac.update(purpose.as_bytes());
-        Some(mac.finalize().into_bytes().into())
+        Some(derive_from(key, purpose))
+    }
+
+    /// The key that hashes attempted logins in the login throttle (derived from the primary
+    /// key: a new primary key starts the per-login counts afresh).
+    pub fn login_throttle_key(&self) -> &Key {
+        &self.throttle
     }
 
     /// HMAC-SHA256 of `data` with the key for `purpose` derived from key `id`.

@@ -2,9 +2,15 @@
 //! server process through PostgreSQL. After `free` failures, each further failure blocks the key
 //! for a delay that doubles from `base_delay` up to `max_delay` (growing delays, never a
 //! permanent lock); a key left alone for `forget_after` starts again from zero, and a successful
-//! login clears its login key.
+//! login clears its login key. Records untouched for `forget_after` and no longer blocking are
+//! purged (`Storage::purge_throttle`), so the table holds only current attempts.
+//!
+//! Attempted logins are stored as an HMAC-SHA256 keyed with a secret derived from the keyring,
+//! never in clear nor as a plain hash: users sometimes type their password in the login field,
+//! and an unkeyed hash of it would be a fast offline guessing target.
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::error::Result;
 use crate::storage::Storage;
@@ -46,13 +52,17 @@ impl Default for ThrottleConfig {
 /// exempt when both are, so a client cannot claim an exempt address in a forwarded header.
 pub fn keys(
     cfg: &ThrottleConfig,
+    login_key: &crate::keys::Key,
     login: Option<&str>,
     address: &str,
     peer: &str,
 ) -> Vec<(String, i32)> {
     let mut out = Vec::new();
     if let Some(login) = login.filter(|l| !l.is_empty()) {
-        let digest = Sha256::digest(login.to_lowercase().as_bytes());
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(login_key).expect("HMAC takes any key length");
+        mac.update(login.to_lowercase().as_bytes());
+        let digest = mac.finalize().into_bytes();
         out.push((format!("login:{}", hex::encode(digest)), cfg.free_per_login));
     }
     let exempt = |a: &str| cfg.exempt_addresses.iter().any(|e| e == a);
@@ -139,6 +149,40 @@ impl Storage {
         Ok(out)
     }
 
+    /// Deletes up to `batch` records that no longer block and were last touched more than
+    /// `forget_after` seconds ago (a later failure would start from zero anyway), telling every
+    /// process to drop them from its view. Returns how many were deleted.
+    pub async fn purge_throttle_batch(&self, forget_after: f64, batch: i64) -> Result<usize> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "WITH gone AS (
+                     DELETE FROM auth_login_throttle WHERE key IN (
+                         SELECT key FROM auth_login_throttle
+                         WHERE updated_at < now() - make_interval(secs => $1)
+                           AND (blocked_until IS NULL OR blocked_until < now())
+                         LIMIT $2
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING key)
+                 SELECT pg_notify($3, 'clear|' || key) FROM gone",
+                &[&forget_after, &batch, &crate::token_cache::THROTTLE_CHANNEL],
+            )
+            .await?;
+        Ok(rows.len())
+    }
+
+    /// Runs `purge_throttle_batch` until a batch comes back smaller than `batch`.
+    pub async fn purge_throttle(&self, forget_after: f64, batch: i64) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let removed = self.purge_throttle_batch(forget_after, batch).await?;
+            total += removed;
+            if (removed as i64) < batch {
+                return Ok(total);
+            }
+        }
+    }
+
     /// A successful login clears its login key (not the address: a guesser may also own an
     /// account).
     pub async fn throttle_success(&self, keys: &[(String, i32)]) -> Result<()> {
@@ -177,15 +221,31 @@ mod tests {
     #[test]
     fn keys_hash_logins_and_exempt_loopback() {
         let cfg = ThrottleConfig::default();
-        let k = keys(&cfg, Some("Alice"), "10.1.2.3", "127.0.0.1");
+        let key = [7u8; 32];
+        let k = keys(&cfg, &key, Some("Alice"), "10.1.2.3", "127.0.0.1");
         assert_eq!(k.len(), 2);
         assert!(k[0].0.starts_with("login:"));
         assert!(!k[0].0.contains("lice"), "logins are not kept in clear");
-        assert_eq!(k[0].0, keys(&cfg, Some("ALICE"), "x", "x")[0].0);
+        assert_eq!(k[0].0, keys(&cfg, &key, Some("ALICE"), "x", "x")[0].0);
         assert_eq!(k[1], ("addr:10.1.2.3".to_string(), 50));
-        assert_eq!(keys(&cfg, Some("a"), "127.0.0.1", "127.0.0.1").len(), 1);
-        assert!(keys(&cfg, None, "127.0.0.1", "::1").is_empty());
+        assert_eq!(
+            keys(&cfg, &key, Some("a"), "127.0.0.1", "127.0.0.1").len(),
+            1
+        );
+        assert!(keys(&cfg, &key, None, "127.0.0.1", "::1").is_empty());
         // A forwarded "127.0.0.1" from a remote peer is not exempt.
-        assert_eq!(keys(&cfg, None, "127.0.0.1", "10.9.9.9").len(), 1);
+        assert_eq!(keys(&cfg, &key, None, "127.0.0.1", "10.9.9.9").len(), 1);
+    }
+
+    #[test]
+    fn login_keys_are_keyed_not_plain_hashes() {
+        use sha2::Digest;
+        let cfg = ThrottleConfig::default();
+        let a = keys(&cfg, &[1u8; 32], Some("alice"), "", "")[0].0.clone();
+        let b = keys(&cfg, &[2u8; 32], Some("alice"), "", "")[0].0.clone();
+        assert_ne!(a, b, "the key changes the stored hash");
+        let plain = format!("login:{}", hex::encode(Sha256::digest(b"alice")));
+        assert_ne!(a, plain, "not an unkeyed SHA-256 anyone can recompute");
+        assert_eq!(a.len(), "login:".len() + 64);
     }
 }

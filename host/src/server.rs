@@ -231,7 +231,8 @@ async fn serve(
         let storage = storage.clone();
         let interval = Duration::from_secs_f64(cfg.token_cleanup_interval);
         let batch = i64::from(cfg.token_cleanup_batch_size);
-        actix_web::rt::spawn(purge_loop(storage, interval, batch))
+        let forget_after = cfg.login_throttle.to_core().forget_after;
+        actix_web::rt::spawn(purge_loop(storage, interval, batch, forget_after))
     });
 
     // Each worker thread gets its own connection pool: a connection's I/O task then runs on the
@@ -300,9 +301,10 @@ async fn serve(
     result.map_err(|e| format!("HTTP server error: {e}"))
 }
 
-/// Removes expired tokens every `interval`. Several server processes may share a database:
-/// rows are claimed with `FOR UPDATE SKIP LOCKED`, so none is processed twice.
-async fn purge_loop(storage: Storage, interval: Duration, batch: i64) {
+/// Removes expired tokens, and login-throttle records older than `forget_after` that no longer
+/// block, every `interval`. Several server processes may share a database: rows are claimed with
+/// `FOR UPDATE SKIP LOCKED`, so none is processed twice.
+async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_after: f64) {
     loop {
         actix_web::rt::time::sleep(interval).await;
         let started = std::time::Instant::now();
@@ -310,6 +312,11 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64) {
             Ok(0) => {}
             Ok(n) => log::info!("purged {n} expired sessions"),
             Err(e) => log::warn!("expired-token purge failed (will retry): {e}"),
+        }
+        match storage.purge_throttle(forget_after, batch).await {
+            Ok(0) => {}
+            Ok(n) => log::info!("purged {n} stale login-throttle records"),
+            Err(e) => log::warn!("login-throttle purge failed (will retry): {e}"),
         }
         if started.elapsed() > interval {
             log::warn!(

@@ -27,13 +27,16 @@ fn create_user(s: &Server, admin: &str, name: &str) {
 
 #[test]
 fn failed_logins_are_throttled_with_growing_delays_shared_by_two_processes() {
+    // Processes sharing a database share the secret key file (attempted logins are keyed
+    // hashes).
+    let keys = scratch_dir("throttle-keys").join("secret.keys");
     let a = ServerBuilder::new()
         .with_wazo_user()
-        .config(throttle(json!({})))
+        .config(throttle(json!({"secret_key_file": keys})))
         .start();
     let b = ServerBuilder::new()
         .with_wazo_user()
-        .config(throttle(json!({})))
+        .config(throttle(json!({"secret_key_file": keys})))
         .database(&a.db)
         .start();
     let admin = a.admin_token();
@@ -142,4 +145,65 @@ fn delays_grow_then_cap_and_addresses_are_throttled_too() {
         assert_eq!(s.login(&format!("guess{i}"), "x", json!({})).status, 401);
     }
     assert_eq!(s.admin_token().len(), 36);
+}
+
+/// Stale records are purged (the table cannot grow without bound from random logins), records
+/// still blocking are kept, and attempted logins are stored as a keyed hash, not a plain one.
+#[test]
+fn stale_records_are_purged_and_logins_are_keyed_hashes() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({
+            "login_throttle": {"forget_after": 1, "free_attempts_per_login": 1,
+                               "free_attempts_per_address": 100, "max_delay": 30.0,
+                               "base_delay": 30.0},
+            "token_cleanup_interval": 0.5,
+        })))
+        .start();
+    // A second failure on one login (within `forget_after`) blocks it for 30 s: that record
+    // must survive the purge.
+    assert_eq!(s.login("nobody-0", "x", json!({})).status, 401);
+    assert_eq!(s.login("nobody-0", "x", json!({})).status, 401);
+    // Random logins that never exist: one record each (login key), plus one address key.
+    for n in 1..5 {
+        assert_eq!(s.login(&format!("nobody-{n}"), "x", json!({})).status, 401);
+    }
+    let count = |cond: &str| {
+        sql(
+            &s.db,
+            &format!("SELECT count(*) FROM auth_login_throttle WHERE {cond}"),
+        )[0][0]
+            .clone()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert_eq!(count("key LIKE 'login:%'"), 5);
+    // Not an unkeyed SHA-256 of the login.
+    assert_eq!(
+        count("key = 'login:' || encode(sha256('nobody-1'::bytea), 'hex')"),
+        0,
+        "the login key is not a plain SHA-256"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count("true") != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stale records were not purged: {:?}",
+            sql(&s.db, "SELECT key, blocked_until FROM auth_login_throttle")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        count("blocked_until > now()"),
+        1,
+        "the record still blocking is kept"
+    );
+    // The blocked login is still refused while blocked.
+    assert_eq!(s.login("nobody-0", "x", json!({})).status, 429);
+    assert!(
+        s.log().contains("stale login-throttle records"),
+        "{}",
+        s.log()
+    );
 }

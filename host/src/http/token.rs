@@ -290,6 +290,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
             .unwrap_or_default();
         wazo_auth_core::throttle::keys(
             &state.settings.throttle,
+            state.keyring.login_throttle_key(),
             login.as_deref(),
             &remote_addr,
             &peer,
