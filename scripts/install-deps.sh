@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what wazo-auth needs on a Debian machine, if missing:
-#   - the PostgreSQL server binaries (initdb, pg_ctl, postgres): package `postgresql`.
+#   - the PostgreSQL server binaries (initdb, pg_ctl, postgres): package `postgresql`;
+#   - a C++ compiler, for libFuzzer in scripts/fuzz.sh: package `g++`.
 #
 # wazo-auth runs its own private PostgreSQL cluster (see core/src/pg_cluster.rs),
 # so the Debian package's default cluster is not needed: this script asks the
@@ -32,6 +33,7 @@ have_pg_server() {
 
 missing=()
 have_pg_server || missing+=(postgresql)
+command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     log "all dependencies are installed"

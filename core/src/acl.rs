@@ -47,6 +47,10 @@ use std::collections::HashSet;
 
 use regex::Regex;
 
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod reference;
+
 /// A token's ACL, compiled once and then matched many times.
 ///
 /// `Send + Sync`; cheap to share behind an `Arc`.
@@ -370,13 +374,7 @@ mod tests {
         }
     }
 
-    /// Reference implementation transcribing the original Python string
-    /// operations literally (Python 3.7+ `re.escape`, `str.replace`,
-    /// `str.split('\\.')`, sequential `ReservedWord.replace`), one regex per
-    /// entry. Negative entries always use Python's `$` (also matching before
-    /// a trailing newline); positive ones only with `python_dollar` (which
-    /// gives the original's exact behaviour). Substituted values are escaped
-    /// (our documented deviation).
+    /// The reference implementation (`acl/reference.rs`) on one required string.
     fn reference(
         entries: &[&str],
         auth_id: &str,
@@ -384,50 +382,9 @@ mod tests {
         required: &str,
         python_dollar: bool,
     ) -> bool {
-        fn py_escape(s: &str) -> String {
-            const SPECIAL: &str = "()[]{}?*+-|^$\\.&~# \t\n\r\u{b}\u{c}";
-            let mut out = String::new();
-            for c in s.chars() {
-                if SPECIAL.contains(c) {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out
-        }
-        let to_regex = |access: &str, python_dollar: bool| {
-            let r = py_escape(access)
-                .replace("\\*", "[^.#]*?")
-                .replace("\\#", ".*?");
-            let mut words: Vec<String> = r.split("\\.").map(str::to_string).collect();
-            for (word, value) in [
-                ("me", regex::escape(auth_id)),
-                ("my_session", regex::escape(session)),
-                ("edit", "update".to_string()),
-            ] {
-                for w in words.iter_mut() {
-                    if w == word {
-                        *w = format!("({word}|{value})");
-                    }
-                }
-            }
-            let end = if python_dollar { r"\n?\z" } else { r"\z" };
-            Regex::new(&format!(r"\A(?:{}){}", words.join("\\."), end)).unwrap()
-        };
-        let negatives: Vec<Regex> = entries
-            .iter()
-            .filter_map(|e| e.strip_prefix('!'))
-            .map(|e| to_regex(e, true))
-            .collect();
-        let positives: Vec<Regex> = entries
-            .iter()
-            .filter(|e| !e.starts_with('!'))
-            .map(|e| to_regex(e, python_dollar))
-            .collect();
-        if negatives.iter().any(|re| re.is_match(required)) {
-            return false;
-        }
-        positives.iter().any(|re| re.is_match(required))
+        reference::ReferenceAcl::compile(entries, auth_id, session, python_dollar)
+            .expect("the reference compiles the test entries")
+            .matches(required)
     }
 
     /// (acl, required, expected) with the default auth_id / session.

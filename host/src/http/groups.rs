@@ -243,6 +243,11 @@ fn group_body(raw: &[u8], with_slug: bool) -> Result<GroupBody, HttpResponse> {
     Ok(GroupBody { name, slug })
 }
 
+/// [`group_body`] without its result (for the fuzz targets, through [`super::body_check`]).
+pub(super) fn check_body(body: &[u8], with_slug: bool) -> Result<(), HttpResponse> {
+    group_body(body, with_slug).map(drop)
+}
+
 // ------------------------------------------------------------------------------------------------
 // Listing helpers
 // ------------------------------------------------------------------------------------------------

@@ -148,3 +148,56 @@ pub async fn revocation_barrier(
     }
     Ok(res)
 }
+
+/// The resources' body validators, callable without a database or a request: what the
+/// `request_body` fuzz target (`fuzz/`) drives. Each decodes a raw body as its resource does and
+/// validates it; `Err` is the resource's error answer. Not an API.
+#[doc(hidden)]
+pub mod body_check {
+    use actix_web::HttpResponse;
+
+    /// `POST /users` (`post`) or `PUT /users/{uuid}`.
+    pub fn user(body: &[u8], post: bool) -> Result<(), HttpResponse> {
+        super::users::check_body(body, post)
+    }
+
+    /// `POST /policies` (`post`) or `PUT /policies/{id}`.
+    pub fn policy(body: &[u8], post: bool) -> Result<(), HttpResponse> {
+        super::policies::check_body(body, !post)
+    }
+
+    /// `POST /groups` (`post`) or `PUT /groups/{uuid}`.
+    pub fn group(body: &[u8], post: bool) -> Result<(), HttpResponse> {
+        super::groups::check_body(body, post)
+    }
+
+    /// `POST /tenants` (`post`) or `PUT /tenants/{uuid}`.
+    pub fn tenant(body: &[u8], post: bool) -> Result<(), HttpResponse> {
+        super::tenants::check_body(body, post)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_check;
+
+    #[test]
+    fn body_checks_accept_valid_bodies_and_answer_400_otherwise() {
+        for post in [true, false] {
+            assert!(body_check::user(br#"{"username": "bob", "password": "pw"}"#, post).is_ok());
+            assert!(body_check::policy(br#"{"name": "p", "acl": ["a.#"]}"#, post).is_ok());
+            assert!(body_check::group(br#"{"name": "g"}"#, post).is_ok());
+            assert!(body_check::tenant(br#"{"name": "t"}"#, post).is_ok());
+            for invalid in [&b"{"[..], b"[1]", br#"{"name": 3, "username": 3}"#] {
+                for checked in [
+                    body_check::user(invalid, post),
+                    body_check::policy(invalid, post),
+                    body_check::group(invalid, post),
+                    body_check::tenant(invalid, post),
+                ] {
+                    assert_eq!(checked.unwrap_err().status().as_u16(), 400);
+                }
+            }
+        }
+    }
+}

@@ -404,6 +404,12 @@ fn parse_policy_body(body: &Map<String, Value>, put: bool) -> Result<PolicyBody,
     })
 }
 
+/// Decodes and validates a POST (`put = false`) or PUT body as `read_policy_body` does (for the
+/// fuzz targets, through [`super::body_check`]).
+pub(super) fn check_body(body: &[u8], put: bool) -> Result<(), HttpResponse> {
+    parse_policy_body(&json_body(body)?, put).map(drop)
+}
+
 async fn read_policy_body(
     state: &State,
     payload: web::Payload,

@@ -414,6 +414,14 @@ fn load_body(
     ))
 }
 
+/// Decodes and validates a POST (`with_slug`) or PUT body as `read_tenant_body` does, short of
+/// the configured authentication methods (for the fuzz targets, through [`super::body_check`]).
+pub(super) fn check_body(body: &[u8], with_slug: bool) -> Result<(), HttpResponse> {
+    load_body(&decode_body(body)?, with_slug)
+        .map(drop)
+        .map_err(FieldError::response)
+}
+
 /// Reads and validates a POST/PUT body, including the authentication method.
 async fn read_tenant_body(
     state: &State,

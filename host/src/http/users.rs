@@ -391,6 +391,19 @@ fn validate_post(body: &Map<String, Value>) -> Result<PostBody, Invalid> {
     })
 }
 
+/// Decodes and validates a POST (`post`) or PUT body as `create` / `update` do, short of the
+/// database and the configured authentication methods (for the fuzz targets, through
+/// [`super::body_check`]).
+pub(super) fn check_body(body: &[u8], post: bool) -> Result<(), HttpResponse> {
+    let body = body_object(body)?;
+    let checked = if post {
+        validate_post(&body).map(drop)
+    } else {
+        validate_user_fields(&body).map(drop)
+    };
+    checked.map_err(Invalid::response)
+}
+
 /// The password-change body: both fields required, non-null strings of at least one character.
 fn validate_password_change(body: &Map<String, Value>) -> Result<(String, String), Invalid> {
     let mut out = Vec::new();
