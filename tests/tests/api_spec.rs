@@ -381,6 +381,115 @@ fn spec_is_structurally_valid_openapi_3() {
     }
 }
 
+/// The error body shapes of host/src/http/errors.rs, as named in `components.schemas`.
+const ERROR_SCHEMAS: [&str; 3] = ["ApiError", "TokenError", "PlainError"];
+
+/// The component schemas a response schema may be: a `$ref` to one, or a `oneOf` of them.
+fn schema_names(schema: &Yaml) -> Vec<String> {
+    if let Some(r) = str_of(schema, "$ref") {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected schema $ref {r}"));
+        return vec![name.to_string()];
+    }
+    match get(schema, "oneOf").and_then(Yaml::as_sequence) {
+        Some(alternatives) => alternatives.iter().flat_map(schema_names).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Responses are described as the server sends them: HEAD and 204 answers without a body, every
+/// other answer with its media type and schema; every error in one of the server's three error
+/// shapes; and the statuses every operation of a kind can answer (the router's 404 when a path
+/// segment is not a UUID, 401 for a protected route, 400 and 413 for a body, 503 when the
+/// database fails) are documented.
+#[test]
+fn responses_describe_what_the_server_sends() {
+    let root = spec_file();
+    let schemas = get(&root, "components")
+        .and_then(|c| get(c, "schemas"))
+        .expect("components.schemas");
+    for name in ERROR_SCHEMAS {
+        let schema = get(schemas, name).unwrap_or_else(|| panic!("schema {name}"));
+        assert_eq!(
+            get(schema, "additionalProperties").and_then(Yaml::as_bool),
+            Some(false),
+            "{name}: closed, so that the error shapes exclude each other in a oneOf"
+        );
+    }
+    let public: BTreeSet<(String, String)> = PUBLIC
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let mut failures = Vec::new();
+    for (method, path, item, op) in operations(&root) {
+        let at = format!("{method} {path}");
+        let responses = get(op, "responses")
+            .and_then(Yaml::as_mapping)
+            .expect("responses");
+        let codes: BTreeSet<&str> = responses.keys().filter_map(Yaml::as_str).collect();
+        for (code, resp) in responses {
+            let code = code.as_str().expect("status code");
+            let resp = resolve(&root, resp);
+            let content = get(resp, "content").and_then(Yaml::as_mapping);
+            if method == "HEAD" || code == "204" {
+                if content.is_some() {
+                    failures.push(format!("{at} {code}: a body is documented"));
+                }
+                continue;
+            }
+            let Some(content) = content else {
+                failures.push(format!("{at} {code}: no content"));
+                continue;
+            };
+            let expected = if path == "/api/api.yml" {
+                "application/x-yaml"
+            } else {
+                "application/json"
+            };
+            let types: Vec<&str> = content.keys().filter_map(Yaml::as_str).collect();
+            if types != [expected] {
+                failures.push(format!("{at} {code}: media types {types:?}"));
+            }
+            let Some(schema) = content.values().next().and_then(|m| get(m, "schema")) else {
+                failures.push(format!("{at} {code}: no schema"));
+                continue;
+            };
+            if code.starts_with('4') || code.starts_with('5') {
+                let names = schema_names(schema);
+                let shapes = names.iter().all(|n| ERROR_SCHEMAS.contains(&n.as_str()));
+                if names.is_empty() || !shapes {
+                    failures.push(format!("{at} {code}: not an error shape: {names:?}"));
+                }
+            }
+        }
+
+        let mut required = Vec::new();
+        let uuid_in_path = parameters(&root, item, op).iter().any(|p| {
+            str_of(p, "in") == Some("path")
+                && get(p, "schema").and_then(|s| str_of(s, "format")) == Some("uuid")
+        });
+        if uuid_in_path {
+            required.push("404");
+        }
+        if !public.contains(&(method.clone(), path.clone())) {
+            required.push("401");
+        }
+        if get(op, "requestBody").is_some() {
+            required.extend(["400", "413"]);
+        }
+        if !["/api/api.yml", "/backends"].contains(&path.as_str()) {
+            required.push("503");
+        }
+        for code in required {
+            if !codes.contains(code) {
+                failures.push(format!("{at}: {code} is not documented"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Documented routes and registered routes are the same set.
 #[test]
 fn documented_routes_are_exactly_the_registered_routes() {

@@ -197,6 +197,21 @@ fn bar_lifecycle_safe_view_and_connected_users() {
         ext(&s, "GET", "not-a-uuid", "bar", &admin, None).status,
         404
     );
+    // The list too: a user segment that is not a UUID matches no route (the original's `uuid`
+    // converter), whatever it holds (a NUL byte never reaches the database).
+    for user in ["not-a-uuid", "a%00b"] {
+        let r = s.call(
+            "GET",
+            &format!("/0.1/users/{user}/external"),
+            &admin,
+            None,
+            None,
+        );
+        assert_eq!(r.status, 404, "{user}: {}", r.body);
+        assert!(r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("The requested URL was not found")));
+    }
     // Bad bodies.
     assert_eq!(
         s.request(

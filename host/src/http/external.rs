@@ -310,13 +310,14 @@ async fn list_user_external(state: State, req: HttpRequest) -> HttpResponse {
     if let Err(r) = authorize(&state, &req, &required).await {
         return r;
     }
+    // The original's `uuid` path converter: a segment that is not a UUID matches no route.
+    let Some(user) = path_uuid(&user).map(|u| u.hyphenated().to_string()) else {
+        return super::errors::route_not_found();
+    };
     let params = match listing::parse(&req, &["type"], "type") {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let user = path_uuid(&user)
-        .map(|u| u.hyphenated().to_string())
-        .unwrap_or(user);
     let client = match state.storage.client().await {
         Ok(c) => c,
         Err(e) => return storage_unavailable("database unavailable", e),
