@@ -207,3 +207,62 @@ fn stale_records_are_purged_and_logins_are_keyed_hashes() {
         s.log()
     );
 }
+
+/// The password-change route checks the old password under the same throttle as logins: a
+/// stolen user token does not allow guessing the password at hashing speed, and failures on
+/// either route count together.
+#[test]
+fn password_change_guesses_are_throttled_with_logins() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({"login_throttle": {
+            "free_attempts_per_login": 2, "free_attempts_per_address": 100,
+            "base_delay": 2.0, "max_delay": 2.0}})))
+        .start();
+    let admin = s.admin_token();
+    let r = s.call(
+        "POST",
+        "/0.1/users",
+        &admin,
+        None,
+        Some(&json!({"username": "changer", "password": "right"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let uuid = r.json()["uuid"].as_str().unwrap().to_string();
+    let path = format!("/0.1/users/{uuid}/password");
+    let change = |old: &str, new: &str| {
+        s.call(
+            "PUT",
+            &path,
+            &admin,
+            None,
+            Some(&json!({"old_password": old, "new_password": new})),
+        )
+    };
+    // One failed login and one failed password change use up the two free attempts; the next
+    // failure blocks the login.
+    assert_eq!(s.login("changer", "wrong", json!({})).status, 401);
+    assert_eq!(change("guess-1", "x").status, 401);
+    assert_eq!(change("guess-2", "x").status, 401);
+    let r = change("right", "new-password");
+    assert_eq!(
+        r.status, 429,
+        "blocked, even with the right password: {}",
+        r.body
+    );
+    assert_eq!(r.header("Retry-After"), Some("2"));
+    assert_eq!(s.login("changer", "right", json!({})).status, 429);
+    // Nothing was changed while blocked; after the delay the right password works and clears
+    // the record.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(change("right", "new-password").status, 204);
+    assert_eq!(s.login("changer", "new-password", json!({})).status, 200);
+    assert_eq!(
+        sql(
+            &s.db,
+            "SELECT count(*) FROM auth_login_throttle WHERE key LIKE 'login:%'"
+        )[0][0]
+            .as_deref(),
+        Some("0")
+    );
+}

@@ -14,6 +14,7 @@ pub mod request;
 mod sessions;
 mod status;
 mod tenants;
+mod throttle;
 mod token;
 pub mod token_request;
 mod users;

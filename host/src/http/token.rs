@@ -279,60 +279,25 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
     let remote_addr = client_addr(&req, state.settings.num_proxies);
 
     // Brute-force throttling: refuse at once while the login or the client address is blocked.
-    let throttle_keys = if state.settings.throttle.enabled {
-        let login = match basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes())) {
-            BasicAuth::Credentials { login, .. } if request.refresh_token.is_none() => Some(login),
-            _ => None,
-        };
-        let peer = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        wazo_auth_core::throttle::keys(
-            &state.settings.throttle,
-            state.keyring.login_throttle_key(),
-            login.as_deref(),
-            &remote_addr,
-            &peer,
-        )
-    } else {
-        Vec::new()
+    let throttle_login = match basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes()))
+    {
+        BasicAuth::Credentials { login, .. } if request.refresh_token.is_none() => Some(login),
+        _ => None,
     };
-    // From this process's view of the shared throttle when it is current, else the database.
-    let local = state
-        .tokens
-        .throttle_state(&throttle_keys, wazo_auth_core::tokens::now());
-    let checked = match local {
-        Some(v) => Ok(v),
-        None => state.storage.throttle_state(&throttle_keys).await,
+    let attempt = match super::throttle::Attempt::start(
+        &state,
+        &req,
+        &remote_addr,
+        throttle_login.as_deref(),
+        "POST /token",
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(resp) => return resp,
     };
-    let throttled_before = match checked {
-        Ok((Some(wait), _)) => {
-            log::info!("POST /token: throttled after repeated failures");
-            let mut resp = token_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed authentication attempts; retry later",
-            );
-            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(
-                &(wait.ceil() as u64).max(1).to_string(),
-            ) {
-                resp.headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, v);
-            }
-            return resp;
-        }
-        Ok((None, known)) => known,
-        Err(e) => return storage_unavailable("reading the login throttle failed", e),
-    };
-    let failed = |state: State, keys: Vec<(String, i32)>| async move {
-        match state
-            .storage
-            .throttle_failure(&state.settings.throttle, &keys)
-            .await
-        {
-            Ok(results) => state.tokens.note_throttle_failures(&results),
-            Err(e) => log::warn!("recording a failed login failed: {e}"),
-        }
+    let failed = |state: State, attempt: super::throttle::Attempt| async move {
+        attempt.failed(&state).await;
         auth_failed()
     };
 
@@ -344,7 +309,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
             Ok(Some(row)) => Credentials::Refresh(row),
             Ok(None) => {
                 log::info!("POST /token: unknown or expired refresh token");
-                return failed(state.clone(), throttle_keys).await;
+                return failed(state.clone(), attempt).await;
             }
             Err(e) => return storage_unavailable("refresh token look-up failed", e),
         }
@@ -465,7 +430,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
                 "POST /token: authentication failed for a login on backend {}",
                 backend.name
             );
-            return failed(state.clone(), throttle_keys).await;
+            return failed(state.clone(), attempt).await;
         }
         Ok(Err(LoginStepError::Failed(method, e))) => {
             return plugin_failure(&backend, method, CallError::Plugin(e))
@@ -581,12 +546,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
     };
     match state.storage.create_token(new, &state.keyring).await {
         Ok(created) => {
-            if throttled_before {
-                match state.storage.throttle_success(&throttle_keys).await {
-                    Ok(()) => state.tokens.note_throttle_cleared(&throttle_keys),
-                    Err(e) => log::warn!("clearing the login throttle failed: {e}"),
-                }
-            }
+            attempt.succeeded(&state).await;
             let token = &created.token;
             log::info!(
                 "token {} created for auth_id {} (backend {}, session {})",

@@ -15,7 +15,7 @@ use super::errors::{
     api_error, invalid_data, plain_error, storage_unavailable, token_error, unknown_resource,
 };
 use super::listing;
-use super::request::{path_uuid, read_body};
+use super::request::{client_addr, path_uuid, read_body};
 use super::State;
 
 const RESOURCE: &str = "users";
@@ -675,6 +675,17 @@ async fn change_password_inner(state: State, req: HttpRequest, payload: web::Pay
         log::warn!("user {uuid} has no login (username or main confirmed e-mail)");
         return Err(authentication_failed());
     };
+    // The old password is a password guess like a login's: under the same throttle (better
+    // than the original, which let a token holder guess at hashing speed).
+    let remote_addr = client_addr(&req, state.settings.num_proxies);
+    let attempt = super::throttle::Attempt::start(
+        &state,
+        &req,
+        &remote_addr,
+        Some(login),
+        "PUT /users/{uuid}/password",
+    )
+    .await?;
     // As the original, the old password is checked through the login look-up (enabled users
     // only, e-mail logins need a confirmed address).
     let record = users::find_enabled_user_by_login(&client, login)
@@ -686,8 +697,10 @@ async fn change_password_inner(state: State, req: HttpRequest, payload: web::Pay
     let scheme = state.settings.password_scheme;
     let ok = blocking(move || password::verify(&old_password, stored.as_ref(), scheme)).await?;
     let Some(record) = record.filter(|_| ok) else {
+        attempt.failed(&state).await;
         return Err(authentication_failed());
     };
+    attempt.succeeded(&state).await;
     if is_external_method(record.effective_authentication_method()) {
         return Err(api_error(
             StatusCode::METHOD_NOT_ALLOWED,
