@@ -533,8 +533,24 @@ impl Default for ListQuery {
     }
 }
 
-/// Exact filters and search of `q`, ANDed.
+/// Exact filters and search of `q`, ANDed. A value holding NUL can match nothing stored
+/// (PostgreSQL text never holds NUL, and would refuse the parameter): the filter is FALSE.
 fn filters_sql(params: &mut Params, q: &ListQuery) -> String {
+    let values = [
+        &q.uuid,
+        &q.name,
+        &q.slug,
+        &q.user_uuid,
+        &q.group_uuid,
+        &q.tenant_uuid,
+        &q.search,
+    ];
+    if values
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| v.contains('\0')))
+    {
+        return "FALSE".to_string();
+    }
     let mut conds = Vec::new();
     if let Some(v) = &q.uuid {
         conds.push(format!("p.uuid = {}", params.push(v.clone())));

@@ -240,6 +240,12 @@ impl Storage {
     ) -> Result<(i64, i64, Vec<RefreshToken>)> {
         let client = self.client().await?;
         let base = "u.tenant_uuid = ANY($1) AND ($2::text IS NULL OR r.user_uuid = $2)";
+        // A filter holding NUL matches nothing stored (PostgreSQL text never holds NUL, and
+        // would refuse the parameter).
+        let has_nul = |v: &Option<String>| v.as_deref().is_some_and(|v| v.contains('\0'));
+        if has_nul(&q.user_uuid) {
+            return Ok((0, 0, Vec::new()));
+        }
         let total: i64 = client
             .query_one(
                 &format!("SELECT count(*) FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid WHERE {base}"),
@@ -247,6 +253,12 @@ impl Storage {
             )
             .await?
             .get(0);
+        if [&q.search, &q.client_id, &q.created_at]
+            .into_iter()
+            .any(has_nul)
+        {
+            return Ok((total, 0, Vec::new()));
+        }
         let filters = "AND ($3::text IS NULL OR r.client_id ILIKE $3)
                        AND ($4::text IS NULL OR r.client_id = $4)
                        AND ($5::bool IS NULL OR r.mobile = $5)

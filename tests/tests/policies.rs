@@ -2129,3 +2129,57 @@ fn user_and_group_associations() {
     }
     let _ = main;
 }
+
+/// NUL bytes (`%00`) in filters, searches and path segments match nothing: empty lists and
+/// 404s, never a 503 from the database refusing the parameter, and nothing changed.
+#[test]
+fn nul_bytes_match_nothing_and_never_reach_the_database() {
+    let e = env();
+    let s = &e.s;
+    let admin = s.admin_token();
+    let r = s.call(
+        "POST",
+        "/0.1/policies",
+        &admin,
+        None,
+        Some(&json!({"name": "nul-check", "acl": ["a.b"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let uuid = r.json()["uuid"].as_str().unwrap().to_string();
+    for query in [
+        "search=a%00",
+        "name=x%00y",
+        "slug=%00",
+        "uuid=%00",
+        "user_uuid=%00",
+    ] {
+        let r = s.call("GET", &format!("/0.1/policies?{query}"), &admin, None, None);
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        assert_eq!(r.json()["items"], json!([]), "{query}: {}", r.body);
+        assert!(
+            r.json()["total"].as_i64().unwrap() > 0,
+            "{query}: {}",
+            r.body
+        );
+    }
+    for query in ["search=%00", "client_id=a%00", "created_at=%00"] {
+        let r = s.call("GET", &format!("/0.1/tokens?{query}"), &admin, None, None);
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        assert_eq!(r.json()["items"], json!([]), "{query}: {}", r.body);
+    }
+    for (method, path) in [
+        ("GET", "/0.1/policies/a%00b".to_string()),
+        ("PUT", "/0.1/policies/a%00b".to_string()),
+        ("DELETE", "/0.1/policies/a%00b".to_string()),
+        ("PUT", format!("/0.1/policies/{uuid}/acl/a%00")),
+        ("DELETE", format!("/0.1/policies/{uuid}/acl/a.b%00")),
+        ("DELETE", "/0.1/users/me/tokens/a%00".to_string()),
+        ("GET", "/0.1/external/a%00/users".to_string()),
+        ("GET", "/0.1/token/%00".to_string()),
+    ] {
+        let r = s.call(method, &path, &admin, None, Some(&json!({"name": "x"})));
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+    }
+    let r = s.call("GET", &format!("/0.1/policies/{uuid}"), &admin, None, None);
+    assert_eq!(r.json()["acl"], json!(["a.b"]), "nothing changed");
+}

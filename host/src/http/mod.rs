@@ -121,16 +121,24 @@ async fn not_found() -> HttpResponse {
 /// hears back (revocation takes effect at once on the node that handled it).
 pub async fn revocation_barrier(
     req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     use actix_web::http::Method;
+    // A path segment holding NUL (`%00`) names nothing: PostgreSQL text cannot hold NUL, so no
+    // user, policy, slug, client id or auth type can match it. Answered as an unknown route
+    // before any handler sends it to the database (which would refuse the parameter).
+    if req.uri().path().contains("%00") {
+        return Ok(req
+            .into_response(errors::route_not_found())
+            .map_into_right_body());
+    }
     // Reads (the token-check hot path) pass straight through.
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.call(req).await;
+        return next.call(req).await.map(|r| r.map_into_left_body());
     }
     let path = req.path().to_string();
     let state = req.app_data::<State>().cloned();
-    let res = next.call(req).await?;
+    let res = next.call(req).await?.map_into_left_body();
     if !res.status().is_success() || path.ends_with("/scopes/check") {
         return Ok(res);
     }
