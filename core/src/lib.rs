@@ -6,6 +6,7 @@ pub mod error;
 pub mod external;
 pub mod groups;
 pub mod keys;
+mod login_batch;
 pub mod password;
 pub mod pg_cluster;
 pub mod policies;

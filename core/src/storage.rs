@@ -72,6 +72,10 @@ async fn verify_if_idle(
 pub struct Storage {
     pool: Pool,
     timeout: Duration,
+    /// The group-commit writer of plain logins (`crate::login_batch`), started on first use.
+    login_writer: std::sync::Arc<
+        std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::login_batch::Job>>,
+    >,
 }
 
 impl Storage {
@@ -135,7 +139,11 @@ impl Storage {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Database(e.to_string()))?;
-        Ok(Storage { pool, timeout })
+        Ok(Storage {
+            pool,
+            timeout,
+            login_writer: Default::default(),
+        })
     }
 
     /// The bound of every database operation (`db_timeout`).
@@ -189,6 +197,24 @@ impl Storage {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The channel of this storage's login writer, starting the writer (on the current
+    /// runtime) at the first call. The writer holds a handle on the pool only, so it ends when
+    /// the last clone of this storage (and of the channel) is dropped.
+    pub(crate) fn login_writer(
+        &self,
+    ) -> &tokio::sync::mpsc::UnboundedSender<crate::login_batch::Job> {
+        self.login_writer.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let writer = Storage {
+                pool: self.pool.clone(),
+                timeout: self.timeout,
+                login_writer: Default::default(),
+            };
+            tokio::spawn(crate::login_batch::writer(writer, rx));
+            tx
+        })
     }
 
     /// A connection from the pool, within the `db_timeout` (waiting for a free slot,

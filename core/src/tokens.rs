@@ -96,7 +96,6 @@ impl Storage {
     ) -> Result<Created> {
         let token = Uuid::new_v4();
         let session_uuid = Uuid::new_v4().hyphenated().to_string();
-        let mut client = self.client().await?;
         // The common login (no session limit, no refresh token) is one statement, atomic on
         // its own; the others need a transaction.
         let simple = new.session_limit.is_none() && new.offline.is_none();
@@ -110,43 +109,28 @@ impl Storage {
             .as_deref()
             .filter(|t| is_uuid_text(t))
             .map(String::from);
-        let metadata = tokio_postgres::types::Json(&new.metadata);
         let hash = token_hash(&token);
-        const INSERT: &str = "WITH t AS (
-                 SELECT COALESCE(
-                     (SELECT uuid FROM auth_tenant WHERE uuid = $3::text),
-                     (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1)) AS uuid),
-             s AS (
-                 INSERT INTO auth_session (uuid, mobile, tenant_uuid)
-                 SELECT $1, $2, uuid FROM t RETURNING uuid)
-             INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t,
-                 expire_t, metadata, session_uuid, user_agent, remote_addr, acl,
-                 refresh_token_uuid)
-             SELECT $4, $5, $6, $7, $8, $9, $10, s.uuid, $11, $12, $13, $14 FROM s";
-        macro_rules! params {
-            () => {
-                [
-                    &session_uuid as &(dyn tokio_postgres::types::ToSql + Sync),
-                    &new.mobile,
-                    &tenant,
-                    &hash,
-                    &new.auth_id,
-                    &new.pbx_user_uuid,
-                    &new.xivo_uuid,
-                    &new.issued_t,
-                    &new.expire_t,
-                    &metadata,
-                    &new.user_agent,
-                    &new.remote_addr,
-                    &new.acl,
-                    &refresh_token_uuid,
-                ]
-            };
-        }
         if simple {
-            let stmt = client.prepare_cached(INSERT).await?;
-            client.execute(&stmt, &params!()).await?;
+            // Grouped with the other logins in flight (group commit, `crate::login_batch`).
+            self.insert_login(crate::login_batch::Row {
+                session_uuid: session_uuid.clone(),
+                mobile: new.mobile,
+                tenant,
+                token_hash: hash,
+                auth_id: new.auth_id.clone(),
+                pbx_user_uuid: new.pbx_user_uuid.clone(),
+                xivo_uuid: new.xivo_uuid.clone(),
+                issued_t: new.issued_t,
+                expire_t: new.expire_t,
+                metadata: Value::Object(new.metadata.clone()),
+                user_agent: new.user_agent.clone(),
+                remote_addr: new.remote_addr.clone(),
+                acl: new.acl.clone(),
+                refresh_token_uuid: refresh_token_uuid.clone(),
+            })
+            .await?;
         } else {
+            let mut client = self.client().await?;
             let tx = client.transaction().await?;
             if let Some(limit) = new.session_limit {
                 tx.execute(
@@ -172,8 +156,28 @@ impl Storage {
                 refresh_value = Some(value);
                 sessions_revoked = revoked;
             }
-            let stmt = tx.prepare_cached(INSERT).await?;
-            tx.execute(&stmt, &params!()).await?;
+            let metadata = tokio_postgres::types::Json(&new.metadata);
+            let stmt = tx.prepare_cached(crate::login_batch::INSERT_ONE).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &session_uuid as &(dyn tokio_postgres::types::ToSql + Sync),
+                    &new.mobile,
+                    &tenant,
+                    &hash,
+                    &new.auth_id,
+                    &new.pbx_user_uuid,
+                    &new.xivo_uuid,
+                    &new.issued_t,
+                    &new.expire_t,
+                    &metadata,
+                    &new.user_agent,
+                    &new.remote_addr,
+                    &new.acl,
+                    &refresh_token_uuid,
+                ],
+            )
+            .await?;
             tx.commit().await?;
         }
         let token = Token {

@@ -1,0 +1,136 @@
+//! Group commit of plain logins (core/src/login_batch.rs), against a real PostgreSQL: logins
+//! created concurrently on one storage are written together, each comes back readable with
+//! exactly its own data, and one row the database refuses fails only its own login.
+
+use wazo_auth_core::keys::Keyring;
+use wazo_auth_core::tokens::NewToken;
+use wazo_auth_core::Storage;
+use wazo_auth_tests::serde_json::{json, Map, Value};
+use wazo_auth_tests::*;
+
+fn new_token(n: usize, metadata: Map<String, Value>) -> NewToken {
+    let now = wazo_auth_core::tokens::now();
+    NewToken {
+        auth_id: format!("user-{n}"),
+        pbx_user_uuid: n.is_multiple_of(2).then(|| format!("pbx-{n}")),
+        xivo_uuid: None,
+        issued_t: now,
+        expire_t: now + 600.0 + n as f64,
+        metadata,
+        user_agent: format!("agent {n}"),
+        remote_addr: "10.0.0.1".into(),
+        acl: (0..n % 4).map(|i| format!("acl.{n}.{i}")).collect(),
+        mobile: n.is_multiple_of(3),
+        tenant_uuid: None,
+        session_limit: None,
+        offline: None,
+        refresh_token_uuid: None,
+    }
+}
+
+#[test]
+fn concurrent_logins_are_grouped_and_a_bad_row_fails_alone() {
+    let db = fresh_database();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = rt.block_on(async { Storage::new(&db, 4).unwrap() });
+    // Round 1: 64 good logins at once. Round 2: 16 more, one of which the database refuses.
+    assert_eq!(rt.block_on(logins(&storage, 0..64, None)), 64);
+    let transactions: usize = sql(&db, "SELECT count(DISTINCT xmin::text) FROM auth_token")[0][0]
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Rows written by one statement share their transaction id.
+    assert!(
+        transactions < 64,
+        "no login was grouped ({transactions} transactions)"
+    );
+    assert_eq!(rt.block_on(logins(&storage, 64..80, Some(70))), 15);
+    let count = |q: &str| sql(&db, q)[0][0].clone().unwrap();
+    assert_eq!(count("SELECT count(*) FROM auth_token"), "79");
+    assert_eq!(count("SELECT count(*) FROM auth_session"), "79");
+    assert_eq!(
+        count("SELECT count(*) FROM auth_session WHERE mobile"),
+        (0..80usize)
+            .filter(|&n| n.is_multiple_of(3) && n != 70)
+            .count()
+            .to_string()
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM auth_session s JOIN auth_tenant t ON t.uuid = s.tenant_uuid
+             WHERE t.uuid = t.parent_uuid"
+        ),
+        "79",
+        "sessions without a tenant belong to the top tenant"
+    );
+}
+
+/// Creates the logins `range` at once on `storage` (login `bad` with metadata the database
+/// refuses), checks each, and returns how many succeeded.
+async fn logins(storage: &Storage, range: std::ops::Range<usize>, bad: Option<usize>) -> usize {
+    let keyring = Keyring::from_keys(vec![("k".into(), [3u8; 32])]).unwrap();
+    let futures = range.map(|n| {
+        let mut metadata = Map::new();
+        metadata.insert("n".into(), json!(n));
+        if Some(n) == bad {
+            // jsonb refuses the NUL character: the database rejects this row.
+            metadata.insert("evil".into(), json!("a\u{0}b"));
+        }
+        let storage = storage.clone();
+        let keyring = keyring.clone();
+        async move {
+            (
+                n,
+                storage.create_token(new_token(n, metadata), &keyring).await,
+            )
+        }
+    });
+    let results = futures_join_all(futures).await;
+    let mut ok = 0;
+    for (n, result) in results {
+        if Some(n) == bad {
+            assert!(result.is_err(), "the bad row must fail");
+            continue;
+        }
+        let created = result.unwrap_or_else(|e| panic!("login {n} failed: {e}"));
+        ok += 1;
+        let token = storage
+            .get_valid_token(&created.token.token, wazo_auth_core::tokens::now())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("token of login {n} not found"));
+        assert_eq!(token.auth_id, format!("user-{n}"));
+        assert_eq!(token.metadata["n"], json!(n));
+        assert_eq!(token.acl, new_token(n, Map::new()).acl);
+        assert_eq!(token.user_agent, format!("agent {n}"));
+        assert_eq!(
+            token.pbx_user_uuid,
+            n.is_multiple_of(2).then(|| format!("pbx-{n}"))
+        );
+        assert_eq!(token.session_uuid, created.token.session_uuid);
+    }
+    ok
+}
+
+/// Runs futures concurrently on the current task (no extra dependency).
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    let local = tokio::task::LocalSet::new();
+    let handles: Vec<_> = futures.map(|f| local.spawn_local(f)).collect();
+    local
+        .run_until(async move {
+            let mut out = Vec::with_capacity(handles.len());
+            for h in handles {
+                out.push(h.await.unwrap());
+            }
+            out
+        })
+        .await
+}
