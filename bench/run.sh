@@ -82,6 +82,8 @@ results="$work/results.txt"
 measure() { # name, seconds, wrk args...
     local name=$1 seconds=$2; shift 2
     echo "bench: $name"
+    # One second of the same load first, not counted (connections, caches, allocator arenas).
+    wrk -t2 -c"$conns" -d1s "$@" > /dev/null 2>&1
     wrk -t2 -c"$conns" -d"${seconds}s" --latency "$@" > "$work/$name.wrk" 2>&1
     python3 - "$name" "$work/$name.wrk" >> "$results" <<'PY'
 import re, sys
