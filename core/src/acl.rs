@@ -58,6 +58,8 @@ pub mod reference;
 pub struct CompiledAcl {
     positive: Side,
     negative: Side,
+    /// The negative entries as written (without their `!`), for the escalation guard.
+    negative_entries: Vec<String>,
 }
 
 /// Translated entries longer than this (in regex syntax) are not even handed
@@ -302,6 +304,7 @@ impl CompiledAcl {
             }
         }
         CompiledAcl {
+            negative_entries: negatives.iter().map(|e| e.to_string()).collect(),
             positive: Side::build(positives, auth_id, session_uuid, false),
             negative: Side::build(negatives, auth_id, session_uuid, true),
         }
@@ -318,10 +321,27 @@ impl CompiledAcl {
         required.is_none_or(|r| self.matches(r))
     }
 
-    /// Policy editing helper of the original: `access` may be added when it
-    /// is negative (starts with `!`) or is matched by this ACL.
+    /// Policy editing guard: `access` may be added to a policy (or a policy
+    /// holding it associated) when it is negative (starts with `!`), or when
+    /// this ACL matches it as a literal string (the original's rule) **and**
+    /// none of this ACL's negative entries could match something `access`
+    /// grants. Without the second condition, a caller holding `confd.#` and
+    /// `!confd.secret.#` could add `confd.#` and hand others
+    /// `confd.secret.read`, which it is itself denied. The overlap test is
+    /// conservative: a `me`, `my_session` or `edit` segment counts as any
+    /// text, so it may refuse an addition that could not escalate, never the
+    /// reverse.
     pub fn may_add_access(&self, access: &str) -> bool {
-        access.starts_with('!') || self.matches(access)
+        access.starts_with('!')
+            || (self.matches(access)
+                && !self
+                    .negative_entries
+                    .iter()
+                    // Negative entries keep Python's `$`: `!x` also denies `x\n`.
+                    .any(|negative| {
+                        patterns_overlap(access, negative)
+                            || patterns_overlap(access, &format!("{negative}\n"))
+                    }))
     }
 
     /// Policy editing helper of the original: `access` may be removed when
@@ -329,6 +349,96 @@ impl CompiledAcl {
     pub fn may_remove_access(&self, access: &str) -> bool {
         self.matches(access.strip_prefix('!').unwrap_or(access))
     }
+}
+
+/// One element of an ACL entry seen as a pattern over characters.
+#[derive(Clone, Copy, PartialEq)]
+enum Tok {
+    Lit(char),
+    /// `*`: any characters but `.` and `#`.
+    Star,
+    /// `#`: any characters but a newline.
+    Hash,
+    /// A substituted segment (`me`, `my_session`, `edit`): any characters, as far as this test
+    /// knows.
+    Any,
+}
+
+fn tokens(entry: &str) -> Vec<Tok> {
+    let mut out = Vec::with_capacity(entry.len());
+    for (i, segment) in entry.split('.').enumerate() {
+        if i > 0 {
+            out.push(Tok::Lit('.'));
+        }
+        if RESERVED_SEGMENTS.contains(&segment) {
+            // `me` / `my_session` stand for an auth_id or session uuid (any text, as far as this
+            // test knows); `edit` also matches `update`.
+            out.push(Tok::Any);
+            continue;
+        }
+        for c in segment.chars() {
+            out.push(match c {
+                '*' => Tok::Star,
+                '#' => Tok::Hash,
+                c => Tok::Lit(c),
+            });
+        }
+    }
+    out
+}
+
+/// Entries longer than this are assumed to overlap (refused): the test is quadratic.
+const MAX_OVERLAP_LEN: usize = 4096;
+
+/// Whether some string is matched by both entries (read as patterns, see [`tokens`]): a
+/// reachability search over pairs of positions of the two patterns, O(len(a) × len(b)).
+fn patterns_overlap(a: &str, b: &str) -> bool {
+    if a.len() > MAX_OVERLAP_LEN || b.len() > MAX_OVERLAP_LEN {
+        return true;
+    }
+    let (a, b) = (tokens(a), tokens(b));
+    let (n, m) = (a.len(), b.len());
+    let mut seen = vec![false; (n + 1) * (m + 1)];
+    let mut stack = vec![(0usize, 0usize)];
+    // A character both patterns can consume next.
+    let lit_fits = |c: char, t: Tok| match t {
+        Tok::Lit(d) => c == d,
+        Tok::Star => c != '.' && c != '#',
+        Tok::Hash => c != '\n',
+        Tok::Any => true,
+    };
+    while let Some((i, j)) = stack.pop() {
+        if std::mem::replace(&mut seen[i * (m + 1) + j], true) {
+            continue;
+        }
+        if i == n && j == m {
+            return true;
+        }
+        let (ta, tb) = (a.get(i).copied(), b.get(j).copied());
+        // A wildcard may match nothing more.
+        if matches!(ta, Some(Tok::Star | Tok::Hash | Tok::Any)) {
+            stack.push((i + 1, j));
+        }
+        if matches!(tb, Some(Tok::Star | Tok::Hash | Tok::Any)) {
+            stack.push((i, j + 1));
+        }
+        // One common character: a literal on one side, consumed by the other side's token
+        // (a wildcard stays in place, a literal moves on).
+        match (ta, tb) {
+            (Some(Tok::Lit(c)), Some(t)) if lit_fits(c, t) => {
+                stack.push((i + 1, if matches!(t, Tok::Lit(_)) { j + 1 } else { j }));
+            }
+            (Some(t), Some(Tok::Lit(c))) if lit_fits(c, t) => {
+                stack.push((if matches!(t, Tok::Lit(_)) { i + 1 } else { i }, j + 1));
+            }
+            // Two wildcards consuming one character both stay in place: no new state. (A
+            // string matched by both through such a character is also matched by both with
+            // that character removed, except that it could be needed nowhere: skipping it is
+            // covered by the moves above.)
+            _ => {}
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -368,9 +478,11 @@ mod tests {
         }
         let pos = entries.iter().copied().filter(|e| !e.starts_with('!'));
         let neg = entries.iter().filter_map(|e| e.strip_prefix('!'));
+        let neg: Vec<&str> = neg.collect();
         CompiledAcl {
+            negative_entries: neg.iter().map(|e| e.to_string()).collect(),
             positive: side(pos.collect(), auth_id, session, false),
-            negative: side(neg.collect(), auth_id, session, true),
+            negative: side(neg, auth_id, session, true),
         }
     }
 
@@ -923,5 +1035,95 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The escalation guard: an added entry must not grant what the caller's negative entries
+    /// deny it.
+    #[test]
+    fn may_add_access_refuses_what_negative_entries_deny() {
+        let a = compiled(&["confd.#", "!confd.secret.#", "auth.policies.#"]);
+        assert!(
+            !a.may_add_access("confd.#"),
+            "would grant confd.secret.read"
+        );
+        assert!(
+            !a.may_add_access("confd.*.read"),
+            "would grant confd.secret.read"
+        );
+        assert!(!a.may_add_access("confd.*.x"));
+        assert!(!a.may_add_access("confd.secret.read"));
+        assert!(a.may_add_access("confd.users.read"));
+        assert!(a.may_add_access("confd.users.*"));
+        assert!(a.may_add_access("confd.users.#"));
+        assert!(a.may_add_access("!confd.anything"));
+        assert!(!a.may_add_access("other.read"), "not held at all");
+        // Reserved segments count as any text (conservative).
+        let b = compiled(&["confd.#", "!confd.users.x.#"]);
+        assert!(!b.may_add_access("confd.users.me.read"));
+        assert!(b.may_add_access("confd.groups.me.read"));
+        // A negative entry also denies its text followed by a newline (Python's `$`); found by
+        // the acl_match fuzz target.
+        let d = compiled(&["*", "!"]);
+        assert!(
+            !d.may_add_access("*\n"),
+            "would grant \"\\n\", denied by `!`"
+        );
+        // Without negative entries, the original's rule is unchanged.
+        let c = compiled(&["confd.#"]);
+        assert!(c.may_add_access("confd.#"));
+        assert!(c.may_add_access("confd.*.read"));
+    }
+
+    /// `patterns_overlap` against brute force: every string over a small alphabet up to
+    /// length 5, matched with the entries' regex translation (`#` is `.*`: no newline).
+    #[test]
+    fn patterns_overlap_agrees_with_brute_force() {
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const PIECES: &[&str] = &["a", "x", ".", "*", "#", "\n"];
+        const ALPHABET: &[char] = &['a', 'x', '.', '\n'];
+        let mut strings = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..5 {
+            let mut grown = Vec::new();
+            for s in &frontier {
+                for c in ALPHABET {
+                    grown.push(format!("{s}{c}"));
+                }
+            }
+            strings.extend(grown.iter().cloned());
+            frontier = grown;
+        }
+        let regex_of = |p: &str| {
+            let body: String = p
+                .chars()
+                .map(|c| match c {
+                    '*' => "[^.#]*".to_string(),
+                    '#' => ".*".to_string(),
+                    c => regex::escape(&c.to_string()),
+                })
+                .collect();
+            Regex::new(&format!("^(?:{body})$")).unwrap()
+        };
+        let mut overlapping = 0;
+        for _ in 0..2000 {
+            let mut gen = || {
+                let n = next() % 4;
+                (0..n)
+                    .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                    .collect::<String>()
+            };
+            let (p, q) = (gen(), gen());
+            let (rp, rq) = (regex_of(&p), regex_of(&q));
+            let brute = strings.iter().any(|s| rp.is_match(s) && rq.is_match(s));
+            assert_eq!(patterns_overlap(&p, &q), brute, "{p:?} vs {q:?}");
+            overlapping += usize::from(brute);
+        }
+        assert!(overlapping > 200 && overlapping < 1800, "{overlapping}");
     }
 }

@@ -8,7 +8,12 @@
 //! Checked, for the required string, every entry (with and without its `!`), the auth_id and the
 //! session uuid (with and without a trailing newline):
 //! - `matches` equals the reference's answer;
-//! - `may_add_access` / `may_remove_access` follow their definitions over the reference.
+//! - `may_add_access` (the escalation guard) only allows negative entries and entries the
+//!   reference grants; always allows a negative entry; allows a plain entry (no wildcard, no
+//!   `me`/`my_session`/`edit` segment) the reference grants when no negative entry has such a
+//!   segment either; and never allows an entry some instance of which (wildcards replaced by
+//!   sample text) a negative entry of the ACL denies;
+//! - `may_remove_access` follows its definition over the reference.
 //!
 //! (That nothing granted is refused by the original, whose `$` also matches before a trailing
 //! newline, follows: the reference with Python's `$` grants a superset of the strict one.)
@@ -35,6 +40,28 @@ fn translation_bound(entry: &str, auth_id: &str, session: &str) -> usize {
             _ => 2 + 6 * segment.len(),
         })
         .sum()
+}
+
+fn has_reserved_segment(entry: &str) -> bool {
+    entry
+        .split('.')
+        .any(|s| matches!(s, "me" | "my_session" | "edit"))
+}
+
+/// No wildcard and no substituted segment: the entry matches only itself.
+fn plain(entry: &str) -> bool {
+    !entry.contains(['*', '#']) && !has_reserved_segment(entry)
+}
+
+/// Strings the entry grants: its wildcards replaced by sample text (`#` never matches a newline;
+/// `*` matches neither `.` nor `#`).
+fn instances(entry: &str) -> Vec<String> {
+    [("", ""), ("q", "q.q"), ("secret", "a.secret.b")]
+        .iter()
+        .map(|(star, hash)| entry.replace('*', star).replace('#', hash))
+        // A string starting with `!` cannot be written as the positive entry `denied` needs.
+        .filter(|s| !s.starts_with('!'))
+        .collect()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -71,6 +98,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
+    let negatives: Vec<&str> = entries
+        .iter()
+        .copied()
+        .filter(|e| e.starts_with('!'))
+        .collect();
+    // Whether a negative entry of the ACL denies `s` (`s` itself, with the negative entries:
+    // granted unless denied; `s` holds no wildcard). `None` when the reference cannot compile.
+    let denied = |s: &str| {
+        let mut with = vec![s];
+        with.extend(negatives.iter().copied());
+        ReferenceAcl::compile(&with, auth_id, session, false).map(|r| !r.matches(s))
+    };
+    let negatives_plain = negatives.iter().all(|n| !has_reserved_segment(&n[1..]));
+
     for candidate in &candidates {
         let granted = compiled.matches(candidate);
         assert_eq!(
@@ -79,11 +120,29 @@ fuzz_target!(|data: &[u8]| {
             "compiled and reference disagree: acl {entries:?} auth_id {auth_id:?} \
              session {session:?} required {candidate:?}"
         );
-        assert_eq!(
-            compiled.may_add_access(candidate),
-            candidate.starts_with('!') || reference.matches(candidate),
-            "may_add_access: acl {entries:?} access {candidate:?}"
-        );
+        let may_add = compiled.may_add_access(candidate);
+        if candidate.starts_with('!') {
+            assert!(
+                may_add,
+                "may_add_access refuses a negative entry {candidate:?}"
+            );
+        } else if may_add {
+            assert!(
+                reference.matches(candidate),
+                "may_add_access allows what the ACL does not grant: acl {entries:?} access \
+                 {candidate:?}"
+            );
+            // Nothing the added entry grants is denied to the caller.
+            for instance in instances(candidate) {
+                assert!(
+                    denied(&instance) != Some(true),
+                    "may_add_access allows {candidate:?}, which grants {instance:?}, denied by \
+                     acl {entries:?}"
+                );
+            }
+        } else if plain(candidate) && negatives_plain && reference.matches(candidate) {
+            panic!("may_add_access refuses a plain granted entry: acl {entries:?} access {candidate:?}");
+        }
         let removed = candidate.strip_prefix('!').unwrap_or(candidate);
         assert_eq!(
             compiled.may_remove_access(candidate),

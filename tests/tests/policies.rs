@@ -2183,3 +2183,86 @@ fn nul_bytes_match_nothing_and_never_reach_the_database() {
     let r = s.call("GET", &format!("/0.1/policies/{uuid}"), &admin, None, None);
     assert_eq!(r.json()["acl"], json!(["a.b"]), "nothing changed");
 }
+
+/// The escalation guard looks at the caller's negative entries: a caller holding `confd.#` and
+/// `!confd.secret.#` may not add `confd.#` (or `confd.*.read`) to a policy, nor associate a
+/// policy holding it, since that would grant others `confd.secret.read`, which it is denied
+/// itself (better than the original, which compared literal strings only).
+#[test]
+fn escalation_guard_honours_negative_entries() {
+    let e = env();
+    let s = &e.s;
+    let admin = s.admin_token();
+    let call = |m: &str, p: &str, t: &str, b: Option<Value>| s.call(m, p, t, None, b.as_ref());
+    let r = call(
+        "POST",
+        "/0.1/policies",
+        &admin,
+        Some(json!({"name": "almost-all-confd",
+                    "acl": ["auth.#", "confd.#", "!confd.secret.#"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let caller_policy = r.json()["uuid"].as_str().unwrap().to_string();
+    let r = call(
+        "POST",
+        "/0.1/users",
+        &admin,
+        Some(json!({"username": "editor", "password": "editor-pw"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let editor = r.json()["uuid"].as_str().unwrap().to_string();
+    let r = call(
+        "PUT",
+        &format!("/0.1/users/{editor}/policies/{caller_policy}"),
+        &admin,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let token = s.user_token("editor", "editor-pw");
+
+    for access in ["confd.#", "confd.*.read", "confd.secret.read"] {
+        let r = call(
+            "POST",
+            "/0.1/policies",
+            &token,
+            Some(json!({"name": format!("p-{}", access.len()), "acl": [access]})),
+        );
+        assert_escalation(&r, &token, access);
+    }
+    // What the negative entry cannot reach is allowed.
+    let r = call(
+        "POST",
+        "/0.1/policies",
+        &token,
+        Some(json!({"name": "ok", "acl": ["confd.users.#", "!confd.users.secret"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ok = r.json()["uuid"].as_str().unwrap().to_string();
+    let r = call(
+        "PUT",
+        &format!("/0.1/policies/{ok}/acl/confd.*.read"),
+        &token,
+        None,
+    );
+    assert_escalation(&r, &token, "confd.*.read");
+    // Associating a policy holding such an entry is refused the same way.
+    let r = call(
+        "POST",
+        "/0.1/policies",
+        &admin,
+        Some(json!({"name": "wide", "acl": ["confd.#"]})),
+    );
+    let wide = r.json()["uuid"].as_str().unwrap().to_string();
+    let r = call(
+        "PUT",
+        &format!("/0.1/users/{editor}/policies/{wide}"),
+        &token,
+        None,
+    );
+    assert_escalation(&r, &token, "confd.#");
+    let r = call("GET", &format!("/0.1/policies/{ok}"), &admin, None);
+    assert_eq!(
+        r.json()["acl"],
+        json!(["confd.users.#", "!confd.users.secret"])
+    );
+}
