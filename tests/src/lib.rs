@@ -668,6 +668,26 @@ impl Server {
         self.request(method, path, &headers, bytes.as_deref())
     }
 
+    /// Creates a `wazo_user` user (`POST /0.1/users`, in `tenant` when given) with `admin`'s
+    /// token and returns its uuid; panics unless the answer is 200.
+    pub fn create_user(
+        &self,
+        admin: &str,
+        username: &str,
+        password: &str,
+        tenant: Option<&str>,
+    ) -> String {
+        let r = self.call(
+            "POST",
+            "/0.1/users",
+            admin,
+            tenant,
+            Some(&json!({"username": username, "password": password})),
+        );
+        assert_eq!(r.status, 200, "creating user {username}: {}", r.body);
+        r.json()["uuid"].as_str().unwrap().to_string()
+    }
+
     pub fn get(&self, path: &str) -> Resp {
         self.request("GET", path, &[], None)
     }

@@ -45,18 +45,6 @@ fn pair() -> (Server, Server) {
     (a, b)
 }
 
-fn create_user(s: &Server, admin: &str, name: &str, tenant: Option<&str>) -> String {
-    let r = s.call(
-        "POST",
-        "/0.1/users",
-        admin,
-        tenant,
-        Some(&json!({"username": name, "password": "pw"})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["uuid"].as_str().unwrap().to_string()
-}
-
 /// A token of `user`, cached on both nodes.
 fn cached_token(a: &Server, b: &Server, user: &str) -> String {
     let t = a.user_token(user, "pw");
@@ -74,7 +62,7 @@ fn every_kind_of_revocation_reaches_both_nodes() {
     let limit = Duration::from_millis(100);
 
     // Token delete.
-    let u = create_user(&a, &admin, "cache-u", None);
+    let u = a.create_user(&admin, "cache-u", "pw", None);
     let t = cached_token(&a, &b, "cache-u");
     assert_eq!(
         a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
@@ -190,7 +178,7 @@ fn every_kind_of_revocation_reaches_both_nodes() {
         Some(&json!({"name": "doomed"})),
     );
     let sub = sub.json()["uuid"].as_str().unwrap().to_string();
-    create_user(&a, &admin, "cache-sub", Some(&sub));
+    a.create_user(&admin, "cache-sub", "pw", Some(&sub));
     let t = cached_token(&a, &b, "cache-sub");
     assert_eq!(
         a.call("DELETE", &format!("/0.1/tenants/{sub}"), &admin, None, None)
@@ -214,7 +202,7 @@ fn a_lost_listener_connection_never_serves_a_revoked_token() {
     let (a, b) = pair();
     a.admin_token();
     let admin = a.admin_token();
-    create_user(&a, &admin, "cut", None);
+    a.create_user(&admin, "cut", "pw", None);
     let t = cached_token(&a, &b, "cut");
     // Cut every LISTEN connection (both nodes), then revoke while they reconnect.
     sql(&a.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'wazo-auth-listener' AND datname = current_database()");

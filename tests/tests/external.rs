@@ -25,18 +25,6 @@ fn server(extra: Value) -> Server {
         .start()
 }
 
-fn create_user(s: &Server, admin: &str, username: &str, tenant: Option<&str>) -> String {
-    let r = s.call(
-        "POST",
-        "/0.1/users",
-        admin,
-        tenant,
-        Some(&json!({"username": username, "password": "pw"})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["uuid"].as_str().unwrap().to_string()
-}
-
 fn ext(
     s: &Server,
     method: &str,
@@ -58,7 +46,7 @@ fn ext(
 fn bar_lifecycle_safe_view_and_connected_users() {
     let s = server(json!({}));
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "ursula", None);
+    let u = s.create_user(&admin, "ursula", "pw", None);
     let stored =
         json!({"scope": ["contacts"], "access_token": "very-secret", "refresh": "also-secret"});
 
@@ -229,8 +217,8 @@ fn bar_lifecycle_safe_view_and_connected_users() {
 fn acl_and_user_isolation() {
     let s = server(json!({}));
     let admin = s.admin_token();
-    let a = create_user(&s, &admin, "alma", None);
-    let b = create_user(&s, &admin, "bert", None);
+    let a = s.create_user(&admin, "alma", "pw", None);
+    let b = s.create_user(&admin, "bert", "pw", None);
     let ta = s.user_token("alma", "pw");
     // `auth.users.me.external.#` lets a user manage its own data...
     let r = ext(
@@ -327,7 +315,7 @@ fn tenant_configuration_is_scoped() {
     );
     assert_eq!(s.call("GET", path, &admin, None, None).json(), updated);
     // A plugin reads the configuration of its user's tenant.
-    let u = create_user(&s, &admin, "subuser", Some(&sub));
+    let u = s.create_user(&admin, "subuser", "pw", Some(&sub));
     assert_eq!(
         ext(&s, "GET", &u, "nosy", &admin, None).json()["config"],
         Value::Null,
@@ -379,8 +367,8 @@ fn tenant_configuration_is_scoped() {
 fn tampered_or_moved_ciphertext_is_an_error_never_data() {
     let s = server(json!({}));
     let admin = s.admin_token();
-    let a = create_user(&s, &admin, "tam", None);
-    let b = create_user(&s, &admin, "per", None);
+    let a = s.create_user(&admin, "tam", "pw", None);
+    let b = s.create_user(&admin, "per", "pw", None);
     assert_eq!(
         ext(
             &s,
@@ -440,7 +428,7 @@ fn key_rotation_keeps_old_data_readable() {
     let keys = scratch_dir("keys").join("secret.keys");
     let mut s = server(json!({"secret_key_file": keys}));
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "rot", None);
+    let u = s.create_user(&admin, "rot", "pw", None);
     let before = json!({"scope": ["old"], "token": "t1"});
     assert_eq!(
         ext(&s, "POST", &u, "bar", &admin, Some(&before)).status,
@@ -515,7 +503,7 @@ fn base64_32(b: u8) -> String {
 fn misbehaving_plugins_never_take_the_server_down() {
     let s = server(json!({}));
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "victim", None);
+    let u = s.create_user(&admin, "victim", "pw", None);
     // A panic in any handler: 503 without details, and the server goes on.
     for (method, body) in [
         ("POST", Some(json!({"k": "v"}))),
@@ -575,7 +563,7 @@ fn disabled_external_plugins_have_no_routes() {
         .config(json!({"enabled_external_auth_plugins": {"bar": false}}))
         .start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "off", None);
+    let u = s.create_user(&admin, "off", "pw", None);
     assert_eq!(ext(&s, "GET", &u, "bar", &admin, None).status, 404);
     let list = s
         .call(
@@ -640,7 +628,7 @@ fn the_bar_example_copied_out_of_the_repository_builds_and_works() {
         .config(json!({"enabled_external_auth_plugins": {"qux": true}}))
         .start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "quxer", None);
+    let u = s.create_user(&admin, "quxer", "pw", None);
     let data = json!({"scope": ["a"], "token": "t"});
     assert_eq!(ext(&s, "POST", &u, "qux", &admin, Some(&data)).status, 200);
     assert_eq!(ext(&s, "GET", &u, "qux", &admin, None).json(), data);

@@ -2203,14 +2203,7 @@ fn escalation_guard_honours_negative_entries() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let caller_policy = r.json()["uuid"].as_str().unwrap().to_string();
-    let r = call(
-        "POST",
-        "/0.1/users",
-        &admin,
-        Some(json!({"username": "editor", "password": "editor-pw"})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let editor = r.json()["uuid"].as_str().unwrap().to_string();
+    let editor = s.create_user(&admin, "editor", "editor-pw", None);
     let r = call(
         "PUT",
         &format!("/0.1/users/{editor}/policies/{caller_policy}"),

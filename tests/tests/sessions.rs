@@ -12,18 +12,6 @@ fn one(db: &str, q: &str) -> String {
 }
 
 /// Creates a wazo_user user with password "pw" through the API and returns its uuid.
-fn create_user(s: &Server, admin: &str, username: &str, tenant: Option<&str>) -> String {
-    let r = s.call(
-        "POST",
-        "/0.1/users",
-        admin,
-        tenant,
-        Some(&json!({"username": username, "password": "pw"})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["uuid"].as_str().unwrap().to_string()
-}
-
 fn offline(s: &Server, user: &str, client_id: &str, mobile: bool) -> Resp {
     let auth = basic(user, "pw");
     let mut headers = vec![
@@ -67,7 +55,7 @@ fn data(r: &Resp) -> Value {
 fn offline_and_refresh_token_logins() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "carl", None);
+    let u = s.create_user(&admin, "carl", "pw", None);
 
     let first = offline(&s, "carl", "my-app", false);
     assert_eq!(first.header("Wazo-Sessions-Revoked"), Some("0"));
@@ -195,7 +183,7 @@ fn offline_and_refresh_token_logins() {
 fn deleting_a_refresh_token_revokes_its_sessions() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "dora", None);
+    let u = s.create_user(&admin, "dora", "pw", None);
     let rt = data(&offline(&s, "dora", "app", false))["refresh_token"]
         .as_str()
         .unwrap()
@@ -250,8 +238,8 @@ fn deleting_a_refresh_token_revokes_its_sessions() {
 fn mobile_logins_keep_one_mobile_client_per_user() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "mo", None);
-    create_user(&s, &admin, "other", None);
+    s.create_user(&admin, "mo", "pw", None);
+    s.create_user(&admin, "other", "pw", None);
     let desktop = data(&offline(&s, "mo", "desktop", false));
     let phone1 = data(&offline(&s, "mo", "phone-1", true));
     let other = data(&offline(&s, "other", "phone-1", true));
@@ -297,7 +285,7 @@ fn mobile_logins_keep_one_mobile_client_per_user() {
 fn concurrent_offline_logins_make_exactly_one_refresh_token() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "racer", None);
+    s.create_user(&admin, "racer", "pw", None);
     let values: Vec<String> = std::thread::scope(|scope| {
         let hs: Vec<_> = (0..8)
             .map(|_| {
@@ -322,7 +310,7 @@ fn refresh_tokens_can_expire() {
         .config(json!({"refresh_token_lifetime": 1}))
         .start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "brief", None);
+    s.create_user(&admin, "brief", "pw", None);
     let rt = data(&offline(&s, "brief", "app", false))["refresh_token"]
         .as_str()
         .unwrap()
@@ -343,7 +331,7 @@ fn refresh_tokens_can_expire() {
 fn sessions_are_listed_and_deleted() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "sam", None);
+    let u = s.create_user(&admin, "sam", "pw", None);
     let t1 = s.user_token("sam", "pw");
     let auth = basic("sam", "pw");
     let t2 = s.request(
@@ -472,7 +460,7 @@ fn sessions_are_listed_and_deleted() {
 fn disabling_a_user_or_changing_its_password_revokes_refresh_tokens() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let u = create_user(&s, &admin, "rev", None);
+    let u = s.create_user(&admin, "rev", "pw", None);
     // Password change.
     let rt = data(&offline(&s, "rev", "app", false))["refresh_token"]
         .as_str()

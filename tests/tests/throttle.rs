@@ -14,17 +14,6 @@ fn throttle(extra: wazo_auth_tests::serde_json::Value) -> wazo_auth_tests::serde
     base
 }
 
-fn create_user(s: &Server, admin: &str, name: &str) {
-    let r = s.call(
-        "POST",
-        "/0.1/users",
-        admin,
-        None,
-        Some(&json!({"username": name, "password": "right"})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-}
-
 #[test]
 fn failed_logins_are_throttled_with_growing_delays_shared_by_two_processes() {
     // Processes sharing a database share the secret key file (attempted logins are keyed
@@ -40,7 +29,7 @@ fn failed_logins_are_throttled_with_growing_delays_shared_by_two_processes() {
         .database(&a.db)
         .start();
     let admin = a.admin_token();
-    create_user(&a, &admin, "target");
+    a.create_user(&admin, "target", "right", None);
     // Three free failures, spread over both processes.
     assert_eq!(a.login("target", "wrong", json!({})).status, 401);
     assert_eq!(b.login("target", "wrong", json!({})).status, 401);
@@ -69,7 +58,7 @@ fn failed_logins_are_throttled_with_growing_delays_shared_by_two_processes() {
     }
     // Blocked means the password is not even tried: a right password gets 429 too, and
     // another user is not affected.
-    create_user(&a, &admin, "bystander");
+    a.create_user(&admin, "bystander", "right", None);
     assert_eq!(a.login("bystander", "right", json!({})).status, 200);
     // After the delay, the right password works and clears the login's record.
     std::thread::sleep(Duration::from_millis(1100));
@@ -101,7 +90,7 @@ fn delays_grow_then_cap_and_addresses_are_throttled_too() {
         .config(throttle(json!({"login_throttle": {"free_attempts_per_login": 1, "free_attempts_per_address": 100}})))
         .start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "grow");
+    s.create_user(&admin, "grow", "right", None);
     assert_eq!(s.login("grow", "wrong", json!({})).status, 401); // free
     assert_eq!(s.login("grow", "wrong", json!({})).status, 401); // blocks 1 s
     assert_eq!(s.login("grow", "wrong", json!({})).status, 429);
@@ -129,7 +118,7 @@ fn delays_grow_then_cap_and_addresses_are_throttled_too() {
         .config(throttle(json!({"login_throttle": {"free_attempts_per_login": 100, "free_attempts_per_address": 3}})))
         .start();
     let admin = s.admin_token();
-    create_user(&s, &admin, "victim");
+    s.create_user(&admin, "victim", "right", None);
     for i in 0..4 {
         assert_eq!(s.login(&format!("guess{i}"), "x", json!({})).status, 401);
     }
@@ -220,15 +209,7 @@ fn password_change_guesses_are_throttled_with_logins() {
             "base_delay": 2.0, "max_delay": 2.0}})))
         .start();
     let admin = s.admin_token();
-    let r = s.call(
-        "POST",
-        "/0.1/users",
-        &admin,
-        None,
-        Some(&json!({"username": "changer", "password": "right"})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let uuid = r.json()["uuid"].as_str().unwrap().to_string();
+    let uuid = s.create_user(&admin, "changer", "right", None);
     let path = format!("/0.1/users/{uuid}/password");
     let change = |old: &str, new: &str| {
         s.call(
