@@ -93,29 +93,7 @@ impl Storage {
 
     pub(crate) async fn insert_one(&self, row: &Row) -> Result<()> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached(INSERT_ONE).await?;
-        client
-            .execute(
-                &stmt,
-                &[
-                    &row.session_uuid,
-                    &row.mobile,
-                    &row.tenant,
-                    &row.token_hash,
-                    &row.auth_id,
-                    &row.pbx_user_uuid,
-                    &row.xivo_uuid,
-                    &row.issued_t,
-                    &row.expire_t,
-                    &row.metadata,
-                    &row.user_agent,
-                    &row.remote_addr,
-                    &row.acl,
-                    &row.refresh_token_uuid,
-                ],
-            )
-            .await?;
-        Ok(())
+        insert_row(&client, row).await
     }
 
     async fn insert_many(&self, rows: &[&Row]) -> Result<()> {
@@ -165,6 +143,36 @@ impl Storage {
     }
 }
 
+/// Writes one login with [`INSERT_ONE`] on `client` (a connection, or a transaction).
+pub(crate) async fn insert_row<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    row: &Row,
+) -> Result<()> {
+    let stmt = client.prepare_cached(INSERT_ONE).await?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &row.session_uuid,
+                &row.mobile,
+                &row.tenant,
+                &row.token_hash,
+                &row.auth_id,
+                &row.pbx_user_uuid,
+                &row.xivo_uuid,
+                &row.issued_t,
+                &row.expire_t,
+                &row.metadata,
+                &row.user_agent,
+                &row.remote_addr,
+                &row.acl,
+                &row.refresh_token_uuid,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// The writer task: takes the first waiting login, then every other already waiting (up to
 /// [`MAX_BATCH`]), writes them, answers each, and starts over. Ends when its storage is gone.
 pub(crate) async fn writer(storage: Storage, mut jobs: mpsc::UnboundedReceiver<Job>) {
@@ -200,10 +208,17 @@ pub(crate) async fn writer(storage: Storage, mut jobs: mpsc::UnboundedReceiver<J
     }
 }
 
-/// Errors after which writing row by row would fail the same way (no connection, timeout).
+/// Errors after which writing row by row would fail the same way: no connection or pool
+/// timeout (no SQLSTATE), or a server-side class that is about the server, not the rows
+/// (08 connection, 53 resources, 57 operator intervention and statement timeouts).
 fn is_unreachable(e: &Error) -> bool {
     match e {
-        Error::Database(m) => !m.contains("(SQLSTATE "),
+        Error::Database(m) => match m.split_once("(SQLSTATE ") {
+            None => true,
+            Some((_, code)) => ["08", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class)),
+        },
         _ => false,
     }
 }

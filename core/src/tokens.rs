@@ -87,8 +87,9 @@ fn is_uuid_text(s: &str) -> bool {
 }
 
 impl Storage {
-    /// Creates a session and its token (and, for an offline login, the refresh token) in one
-    /// transaction.
+    /// Creates a session and its token (and, for an offline login, the refresh token)
+    /// atomically: a plain login in the worker's next grouped write (`crate::login_batch`), a
+    /// session-limited or offline one in its own transaction.
     pub async fn create_token(
         &self,
         new: NewToken,
@@ -109,26 +110,25 @@ impl Storage {
             .as_deref()
             .filter(|t| is_uuid_text(t))
             .map(String::from);
-        let hash = token_hash(&token);
+        let mut row = crate::login_batch::Row {
+            session_uuid: session_uuid.clone(),
+            mobile: new.mobile,
+            tenant,
+            token_hash: token_hash(&token),
+            auth_id: new.auth_id.clone(),
+            pbx_user_uuid: new.pbx_user_uuid.clone(),
+            xivo_uuid: new.xivo_uuid.clone(),
+            issued_t: new.issued_t,
+            expire_t: new.expire_t,
+            metadata: Value::Object(new.metadata.clone()),
+            user_agent: new.user_agent.clone(),
+            remote_addr: new.remote_addr.clone(),
+            acl: new.acl.clone(),
+            refresh_token_uuid: refresh_token_uuid.clone(),
+        };
         if simple {
             // Grouped with the other logins in flight (group commit, `crate::login_batch`).
-            self.insert_login(crate::login_batch::Row {
-                session_uuid: session_uuid.clone(),
-                mobile: new.mobile,
-                tenant,
-                token_hash: hash,
-                auth_id: new.auth_id.clone(),
-                pbx_user_uuid: new.pbx_user_uuid.clone(),
-                xivo_uuid: new.xivo_uuid.clone(),
-                issued_t: new.issued_t,
-                expire_t: new.expire_t,
-                metadata: Value::Object(new.metadata.clone()),
-                user_agent: new.user_agent.clone(),
-                remote_addr: new.remote_addr.clone(),
-                acl: new.acl.clone(),
-                refresh_token_uuid: refresh_token_uuid.clone(),
-            })
-            .await?;
+            self.insert_login(row).await?;
         } else {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -152,32 +152,12 @@ impl Storage {
             if let Some(offline) = &new.offline {
                 let (uuid, value, revoked) =
                     crate::refresh_tokens::issue(&tx, keyring, offline).await?;
+                row.refresh_token_uuid = Some(uuid.clone());
                 refresh_token_uuid = Some(uuid);
                 refresh_value = Some(value);
                 sessions_revoked = revoked;
             }
-            let metadata = tokio_postgres::types::Json(&new.metadata);
-            let stmt = tx.prepare_cached(crate::login_batch::INSERT_ONE).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &session_uuid as &(dyn tokio_postgres::types::ToSql + Sync),
-                    &new.mobile,
-                    &tenant,
-                    &hash,
-                    &new.auth_id,
-                    &new.pbx_user_uuid,
-                    &new.xivo_uuid,
-                    &new.issued_t,
-                    &new.expire_t,
-                    &metadata,
-                    &new.user_agent,
-                    &new.remote_addr,
-                    &new.acl,
-                    &refresh_token_uuid,
-                ],
-            )
-            .await?;
+            crate::login_batch::insert_row(&tx, &row).await?;
             tx.commit().await?;
         }
         let token = Token {
