@@ -308,8 +308,13 @@ impl TokenCache {
         match (parts.next(), parts.next(), parts.next()) {
             (Some("fail"), Some(key), until) => {
                 if view.failed.len() >= THROTTLE_VIEW_MAX {
-                    view.failed.clear();
-                    view.blocked.clear();
+                    // Full: forget the keys that no longer block (a later failure starts them
+                    // again), never one that still does (a flood of logins must not lift a
+                    // block).
+                    let now = crate::tokens::now();
+                    let ThrottleView { failed, blocked } = &mut *view;
+                    blocked.retain(|_, until| *until > now);
+                    failed.retain(|k| blocked.contains_key(k));
                 }
                 view.failed.insert(key.to_string());
                 if let Some(until) = until.and_then(|u| u.parse::<f64>().ok()) {
