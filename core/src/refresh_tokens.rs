@@ -220,6 +220,10 @@ impl Storage {
         value: &str,
         client_id: &str,
     ) -> Result<Option<RefreshToken>> {
+        // Nothing stored holds NUL (PostgreSQL text cannot), and the parameter would be refused.
+        if value.contains('\0') || client_id.contains('\0') {
+            return Ok(None);
+        }
         let client = self.client().await?;
         let row = client
             .query_opt(

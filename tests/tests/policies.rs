@@ -2182,6 +2182,13 @@ fn nul_bytes_match_nothing_and_never_reach_the_database() {
     }
     let r = s.call("GET", &format!("/0.1/policies/{uuid}"), &admin, None, None);
     assert_eq!(r.json()["acl"], json!(["a.b"]), "nothing changed");
+    // A refresh token or client id holding NUL finds nothing: 401, not 503.
+    let r = s.login(
+        "root",
+        "rootpw",
+        json!({"refresh_token": "a\u{0}b", "client_id": "c\u{0}"}),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
 }
 
 /// The escalation guard looks at the caller's negative entries: a caller holding `confd.#` and

@@ -675,6 +675,14 @@ async fn change_password_inner(state: State, req: HttpRequest, payload: web::Pay
         log::warn!("user {uuid} has no login (username or main confirmed e-mail)");
         return Err(authentication_failed());
     };
+    // As the original, the old password is checked through the login look-up (enabled users
+    // only, e-mail logins need a confirmed address).
+    let record = users::find_enabled_user_by_login(&client, login)
+        .await
+        .map_err(db_error)?
+        .filter(|r| r.uuid == uuid);
+    // Released first: the throttle check may need a connection of its own.
+    drop(client);
     // The old password is a password guess like a login's: under the same throttle (better
     // than the original, which let a token holder guess at hashing speed).
     let remote_addr = client_addr(&req, state.settings.num_proxies);
@@ -686,13 +694,6 @@ async fn change_password_inner(state: State, req: HttpRequest, payload: web::Pay
         "PUT /users/{uuid}/password",
     )
     .await?;
-    // As the original, the old password is checked through the login look-up (enabled users
-    // only, e-mail logins need a confirmed address).
-    let record = users::find_enabled_user_by_login(&client, login)
-        .await
-        .map_err(db_error)?
-        .filter(|r| r.uuid == uuid);
-    drop(client);
     let stored = record.as_ref().and_then(|r| r.password.clone());
     let scheme = state.settings.password_scheme;
     let ok = blocking(move || password::verify(&old_password, stored.as_ref(), scheme)).await?;
