@@ -170,7 +170,9 @@ impl Storage {
 
     /// Applies pending migrations (idempotent; safe when several processes start at once).
     pub async fn migrate(&self) -> Result<()> {
-        let mut obj = self.pool.get().await?;
+        // Detached from the pool: whatever happens below, this session (with no statement
+        // timeout) is closed when done, never handed to a request.
+        let mut obj = deadpool_postgres::Object::take(self.pool.get().await?);
         let client: &mut tokio_postgres::Client = &mut obj;
         // Migrations (and waiting for another process's) may take longer than a request: no
         // statement timeout on this session until they are done.
