@@ -24,7 +24,7 @@ use wazo_auth_plugin_api::ffi::{
 };
 use wazo_auth_plugin_api::{ErrorKind, PluginError};
 
-use crate::services::HostContext;
+use crate::services::{AuthError, CallScope, HostContext};
 
 /// Entry-point group of authentication backends.
 pub const GROUP_BACKENDS: &str = "wazo_auth.backends";
@@ -129,7 +129,12 @@ impl HostServicesFfi for HostServicesImpl {
     ) -> RResult<ROption<RString>, PluginError> {
         let outcome = self.context("authenticate_user").and_then(|c| {
             c.authenticate(login.as_str(), password.as_str())
-                .map_err(|e| service_error("authenticate_user", e))
+                .map_err(|e| match e {
+                    AuthError::Store(e) => service_error("authenticate_user", e),
+                    AuthError::Abandoned => PluginError::unavailable(
+                        "authenticate_user: the login was abandoned before its password was checked",
+                    ),
+                })
         });
         match outcome {
             Ok(user) => RResult::ROk(
@@ -289,8 +294,14 @@ impl<P: Send + Sync + 'static> Loaded<P> {
             .try_acquire_owned()
             .map_err(|_| CallError::Busy)?;
         let plugin = self.inner.clone();
+        // Cancelled when this future ends: answered, timed out, or dropped because the client
+        // went away. Host services the plugin calls back into see it and skip work nobody
+        // waits for (a queued password hash).
+        let call = tokio_util::sync::CancellationToken::new();
+        let _abandon_on_exit = call.clone().drop_guard();
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _scope = CallScope::enter(call);
             f(&plugin)
         });
         match tokio::time::timeout(timeout, handle).await {

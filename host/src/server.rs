@@ -282,6 +282,10 @@ async fn serve(
             .configure(|c| http::configure(c, benchmark_route))
     })
     .shutdown_timeout(10)
+    // A client that closes its side of the connection has given up on its answer: the request
+    // is dropped at once (as Go's net/http or nginx do) instead of being worked to the end, so
+    // abandoned logins release their place in the password-hash queue.
+    .h1_allow_half_closed(false)
     .workers(workers);
     // The API's only listener: plain HTTP by default, HTTPS when a certificate is configured.
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -2,6 +2,7 @@
 //! ACL of a user's policies. Plugins call them synchronously from the host's blocking pool, so
 //! they run their database work on a small runtime of their own and block on it.
 
+use std::cell::RefCell;
 use std::future::Future;
 
 use serde_json::json;
@@ -24,6 +25,43 @@ pub fn user_json(u: &UserRecord) -> String {
         "tenant_default_authentication_method": u.tenant_default_authentication_method,
     })
     .to_string()
+}
+
+/// Why `authenticate` gave no answer.
+#[derive(Debug)]
+pub enum AuthError {
+    /// The user store failed.
+    Store(wazo_auth_core::Error),
+    /// The plugin call this came from was abandoned (client gone, or timed out) before the
+    /// password was hashed; the hash was not computed.
+    Abandoned,
+}
+
+thread_local! {
+    /// The plugin call running on this thread, set by the host around each call so that the
+    /// services the plugin calls back into can see it abandoned.
+    static CURRENT_CALL: RefCell<Option<tokio_util::sync::CancellationToken>> =
+        const { RefCell::new(None) };
+}
+
+/// Marks the plugin call on this thread as belonging to `token` until dropped.
+pub struct CallScope(Option<tokio_util::sync::CancellationToken>);
+
+impl CallScope {
+    pub fn enter(token: tokio_util::sync::CancellationToken) -> CallScope {
+        CallScope(CURRENT_CALL.with(|c| c.replace(Some(token))))
+    }
+}
+
+impl Drop for CallScope {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT_CALL.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+fn current_call() -> Option<tokio_util::sync::CancellationToken> {
+    CURRENT_CALL.with(|c| c.borrow().clone())
 }
 
 /// State behind the host services.
@@ -82,13 +120,40 @@ impl HostContext {
         self.block_on(find_enabled_user(&self.storage, login))
     }
 
+    /// A hash slot, waited for fairly; `None` when the plugin call was abandoned meanwhile (its
+    /// client disconnected, or it timed out), so that abandoned logins cost no hashing.
+    fn hash_slot(&self) -> Option<Option<tokio::sync::SemaphorePermit<'_>>> {
+        let call = current_call();
+        self.block_on(async {
+            match call {
+                Some(call) => tokio::select! {
+                    biased;
+                    _ = call.cancelled() => None,
+                    slot = self.hash_slots.acquire() => Some(slot.ok()),
+                },
+                None => Some(self.hash_slots.acquire().await.ok()),
+            }
+        })
+    }
+
     /// Checks credentials with constant work for unknown logins; upgrades the hash scheme after
-    /// a success.
-    pub fn authenticate(&self, login: &str, password: &str) -> Result<Option<UserRecord>> {
-        let user = self.find_user(login)?;
+    /// a success. A call abandoned before its hash starts stops there (`AuthError::Abandoned`).
+    pub fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> std::result::Result<Option<UserRecord>, AuthError> {
+        let abandoned = || {
+            log::debug!("login abandoned by its client before its password hash: not hashed");
+            AuthError::Abandoned
+        };
+        if current_call().is_some_and(|c| c.is_cancelled()) {
+            return Err(abandoned());
+        }
+        let user = self.find_user(login).map_err(AuthError::Store)?;
         let stored = user.as_ref().and_then(|u| u.password.as_ref());
         let verified = {
-            let _slot = self.block_on(self.hash_slots.acquire()).ok();
+            let _slot = self.hash_slot().ok_or_else(abandoned)?;
             password::verify(password, stored, self.scheme)
         };
         if !verified {
@@ -99,10 +164,12 @@ impl HostContext {
         };
         if let Some(old) = &user.password {
             if password::needs_rehash(old, self.scheme) {
-                let new = {
-                    let _slot = self.block_on(self.hash_slots.acquire()).ok();
-                    password::hash(password, self.scheme)
+                // Nobody waits for this login any more: the rehash waits for the next one.
+                let Some(_slot) = self.hash_slot() else {
+                    return Ok(Some(user));
                 };
+                let new = password::hash(password, self.scheme);
+                drop(_slot);
                 match self.block_on(replace_password(&self.storage, &user.uuid, old, &new)) {
                     Ok(true) => log::info!(
                         "password of user {} rehashed from {} to {}",

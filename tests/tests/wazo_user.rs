@@ -288,3 +288,54 @@ fn session_limit_is_enforced_under_concurrent_logins() {
     }
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// A client that disconnects while its login waits for a password-hash slot costs no hash: the
+/// request is dropped, the queued call sees it and skips hashing, and the logins behind it are
+/// not delayed by work nobody waits for.
+#[test]
+fn abandoned_logins_are_not_hashed() {
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .env(
+            "RUST_LOG",
+            "info,actix_server=warn,wazo_auth::services=debug",
+        )
+        .start();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let auth = basic(ADMIN.0, ADMIN.1);
+    let body = "{}";
+    let request = format!(
+        "POST /0.1/token HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Far more logins than there are cores: most of them queue for a hash slot.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let queued = 4 * cores + 8;
+    let mut clients: Vec<TcpStream> = (0..queued)
+        .map(|_| {
+            let mut c = TcpStream::connect(&addr).expect("connect");
+            c.write_all(request.as_bytes()).expect("send");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    for c in &mut clients {
+        let _ = c.shutdown(std::net::Shutdown::Both);
+    }
+    drop(clients);
+    // A login sent afterwards is served normally.
+    assert_eq!(s.login(ADMIN.0, ADMIN.1, json!({})).status, 200);
+    let skipped = |log: &str| log.matches("login abandoned by its client").count();
+    // Each core had at most a couple of hashes under way or about to start when the clients
+    // left; every other queued login must have been dropped unhashed.
+    let expected = queued - 2 * cores;
+    s.wait_log(Duration::from_secs(30), |log| skipped(log) >= expected);
+    assert!(
+        !s.log().contains(ADMIN.1),
+        "the log must not hold the password"
+    );
+}
