@@ -201,6 +201,17 @@ impl Storage {
         &self.pool
     }
 
+    /// Makes this storage write its plain logins through `other`'s login writer. One writer for
+    /// the whole process groups more logins per statement than one per worker, and the larger
+    /// the group, the less each login costs the database. The writer runs on the runtime of the
+    /// first login, with that storage's pool; if that runtime stops first (a worker ending
+    /// before the others at shutdown), the logins queued there get an error and later ones are
+    /// written directly.
+    pub fn share_login_writer(mut self, other: &Storage) -> Storage {
+        self.login_writer = other.login_writer.clone();
+        self
+    }
+
     /// The channel of this storage's login writer, starting the writer (on the current
     /// runtime) at the first call. The writer holds a handle on the pool only, so it ends when
     /// the last clone of this storage (and of the channel) is dropped.

@@ -258,6 +258,8 @@ async fn serve(
         .collect();
     let server = HttpServer::new(move || {
         let storage = Storage::with_timeout(&db_uri_for_workers, per_worker_pool, db_timeout)
+            // One login writer for all workers: larger groups (see `login_batch`).
+            .map(|s| s.share_login_writer(&shared_storage))
             .unwrap_or_else(|_| shared_storage.clone());
         let data = web::Data::new(Arc::new(AppState {
             storage,

@@ -1,6 +1,7 @@
 //! Group commit of plain logins (core/src/login_batch.rs), against a real PostgreSQL: logins
-//! created concurrently on one storage are written together, each comes back readable with
-//! exactly its own data, and one row the database refuses fails only its own login.
+//! created concurrently on one storage, or on storages sharing a writer, are written together,
+//! each comes back readable with exactly its own data, and one row the database refuses fails
+//! only its own login.
 
 use wazo_auth_core::keys::Keyring;
 use wazo_auth_core::tokens::NewToken;
@@ -66,6 +67,52 @@ fn concurrent_logins_are_grouped_and_a_bad_row_fails_alone() {
         ),
         "79",
         "sessions without a tenant belong to the top tenant"
+    );
+}
+
+/// The server gives each worker its own storage (its own pool) but one login writer for all:
+/// logins arriving through different storages are grouped together.
+#[test]
+fn storages_sharing_a_writer_group_their_logins_together() {
+    let db = fresh_database();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = rt.block_on(async {
+        let a = Storage::new(&db, 2).unwrap();
+        let b = Storage::new(&db, 2).unwrap().share_login_writer(&a);
+        (a, b)
+    });
+    let keyring = Keyring::from_keys(vec![("k".into(), [3u8; 32])]).unwrap();
+    let futures = (0..64usize).map(|n| {
+        let storage = if n.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let keyring = keyring.clone();
+        let mut metadata = Map::new();
+        metadata.insert("n".into(), json!(n));
+        async move { storage.create_token(new_token(n, metadata), &keyring).await }
+    });
+    for result in rt.block_on(futures_join_all(futures)) {
+        result.expect("login");
+    }
+    let mixed = &sql(
+        &db,
+        "SELECT count(*) FROM (SELECT xmin::text FROM auth_token GROUP BY 1
+             HAVING bool_or((metadata->>'n')::int % 2 = 0)
+                AND bool_or((metadata->>'n')::int % 2 = 1)) g",
+    )[0][0];
+    assert_ne!(
+        mixed.as_deref(),
+        Some("0"),
+        "no statement wrote logins of both storages"
+    );
+    assert_eq!(
+        sql(&db, "SELECT count(*) FROM auth_token")[0][0].as_deref(),
+        Some("64")
     );
 }
 
