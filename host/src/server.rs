@@ -191,7 +191,9 @@ async fn serve(
     tls: Option<rustls::ServerConfig>,
 ) -> Result<(), String> {
     let pool_size = (cfg.rest_api.max_threads as usize).clamp(4, 64);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = cfg
+        .rest_api
+        .worker_count(std::thread::available_parallelism().map_or(2, |n| n.get()));
     let db_timeout = Duration::from_secs_f64(cfg.db_timeout);
     let storage =
         Storage::with_timeout(&db_uri, pool_size, db_timeout).map_err(|e| e.to_string())?;
