@@ -12,6 +12,9 @@
 //!   connection is lost, the whole cache is dropped (and dropped again once listening resumes).
 //!   A request that may have revoked tokens waits, before answering, until this process has seen
 //!   its own notifications ([`TokenCache::sync`]), so revocation takes effect at once locally.
+//! - Policy ACLs read at login (the default user policy): cached by name until a trigger on
+//!   `auth_policy` announces a change (`policies` on the same channel, migration V7), with the
+//!   same rules: dropped when listening stops, not cached when a change arrived during the read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +35,10 @@ pub const CHANNEL: &str = "wazo_auth_revoked";
 /// The notification channel of the login throttle (see `crate::throttle`).
 pub const THROTTLE_CHANNEL: &str = "wazo_auth_throttle";
 const THROTTLE_VIEW_MAX: usize = 100_000;
+/// The payload of the policy trigger (migration V7).
+const POLICIES_CHANGED: &str = "policies";
+/// The most policy ACLs kept (they are looked up by the configured names only).
+const POLICY_ACLS_MAX: usize = 256;
 
 /// What this process knows of the shared login throttle, kept current by notifications:
 /// blocked keys (until when, epoch seconds) and keys with a failure record.
@@ -69,6 +76,9 @@ pub struct TokenCache {
     /// Bumped by every revocation received and every clear: an entry read from the database is
     /// only cached if no revocation arrived meanwhile.
     epoch: AtomicU64,
+    /// Policy ACLs by policy name, and their own epoch (bumped by every policy change and clear).
+    policy_acls: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    policy_epoch: AtomicU64,
     stats_hits: AtomicU64,
     stats_misses: AtomicU64,
 }
@@ -101,6 +111,8 @@ impl TokenCache {
             throttle: Mutex::new(ThrottleView::default()),
             listening: std::sync::atomic::AtomicBool::new(false),
             epoch: AtomicU64::new(0),
+            policy_acls: Mutex::new(HashMap::new()),
+            policy_epoch: AtomicU64::new(0),
             stats_hits: AtomicU64::new(0),
             stats_misses: AtomicU64::new(0),
         }
@@ -200,12 +212,52 @@ impl TokenCache {
         self.shard(&key).positive.remove(&key);
     }
 
-    /// Drops every positive entry.
+    /// Drops every positive entry and every policy ACL.
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         for s in &self.shards {
             s.lock().unwrap_or_else(|p| p.into_inner()).positive.clear();
         }
+        self.forget_policies();
+    }
+
+    fn forget_policies(&self) {
+        self.policy_epoch.fetch_add(1, Ordering::AcqRel);
+        self.policy_acls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The ACL of the policy named `name` (empty when there is none), as
+    /// [`crate::policies::acl_of_policy_named`] reads it; from memory while policy changes are
+    /// being received.
+    pub async fn policy_acl(&self, storage: &Storage, name: &str) -> Result<Arc<Vec<String>>> {
+        let listening = self.is_listening();
+        if listening {
+            if let Some(acl) = self
+                .policy_acls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)
+            {
+                return Ok(acl.clone());
+            }
+        }
+        let epoch = self.policy_epoch.load(Ordering::Acquire);
+        let acl = {
+            let client = storage.client().await?;
+            Arc::new(crate::policies::acl_of_policy_named(&client, name).await?)
+        };
+        // As for tokens: a change that arrived during the read may not be in it.
+        if listening && self.is_listening() && self.policy_epoch.load(Ordering::Acquire) == epoch {
+            let mut acls = self.policy_acls.lock().unwrap_or_else(|p| p.into_inner());
+            if acls.len() >= POLICY_ACLS_MAX {
+                acls.clear();
+            }
+            acls.insert(name.to_string(), acl.clone());
+        }
+        Ok(acl)
     }
 
     /// Number of cached valid tokens.
@@ -339,6 +391,8 @@ impl TokenCache {
             {
                 let _ = tx.send(());
             }
+        } else if payload == POLICIES_CHANGED {
+            self.forget_policies();
         } else {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             self.forget_hex(payload);

@@ -321,9 +321,3 @@ pub async fn user_acl(storage: &Storage, user_uuid: &str) -> Result<Vec<String>>
     let client = storage.client().await?;
     wazo_auth_core::policies::user_acl(&client, user_uuid).await
 }
-
-/// The ACL of the first policy named `name` (any tenant; the top tenant's first).
-pub async fn acl_of_policy_named(storage: &Storage, name: &str) -> Result<Vec<String>> {
-    let client = storage.client().await?;
-    wazo_auth_core::policies::acl_of_policy_named(&client, name).await
-}

@@ -225,3 +225,104 @@ fn a_lost_listener_connection_never_serves_a_revoked_token() {
     );
     revoked_within(&b, &t, Duration::from_millis(100));
 }
+
+/// The default user policy's ACL is cached by each node for logins; creating, changing or
+/// deleting that policy reaches new logins at once on the node that handled it and within
+/// 100 ms on the other.
+#[test]
+fn default_policy_changes_reach_new_logins_on_both_nodes() {
+    let config = json!({"default_user_policy": "custom-default"});
+    let a = ServerBuilder::new()
+        .with_wazo_user()
+        .config(config.clone())
+        .start();
+    let b = ServerBuilder::new()
+        .with_wazo_user()
+        .config(config)
+        .database(&a.db)
+        .start();
+    let admin = a.admin_token();
+    let acl_of = |s: &Server| -> Vec<String> {
+        let r = s.login(
+            "alice",
+            "alice-secret",
+            json!({"backend": "example_static"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["data"]["acl"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let has = |acl: &[String], access: &str| acl.iter().any(|a| a == access);
+    let settle = || std::thread::sleep(Duration::from_millis(100));
+
+    // No such policy yet: nothing added (and the absence is cached on both nodes).
+    for s in [&a, &b] {
+        for _ in 0..2 {
+            assert!(!has(&acl_of(s), "first.acl"));
+        }
+    }
+    // Created through A.
+    let r = a.call(
+        "POST",
+        "/0.1/policies",
+        &admin,
+        None,
+        Some(&json!({"name": "custom-default", "acl": ["first.acl"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let uuid = r.json()["uuid"].as_str().unwrap().to_string();
+    assert!(has(&acl_of(&a), "first.acl"), "not at once on A");
+    settle();
+    assert!(has(&acl_of(&b), "first.acl"), "not within 100 ms on B");
+
+    // Changed through B.
+    let r = b.call(
+        "PUT",
+        &format!("/0.1/policies/{uuid}"),
+        &admin,
+        None,
+        Some(&json!({"name": "custom-default", "acl": ["second.acl"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let acl = acl_of(&b);
+    assert!(
+        has(&acl, "second.acl") && !has(&acl, "first.acl"),
+        "{acl:?}"
+    );
+    settle();
+    let acl = acl_of(&a);
+    assert!(
+        has(&acl, "second.acl") && !has(&acl, "first.acl"),
+        "{acl:?}"
+    );
+
+    // An access added through A (its own route).
+    let r = a.call(
+        "PUT",
+        &format!("/0.1/policies/{uuid}/acl/third.acl"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(has(&acl_of(&a), "third.acl"));
+    settle();
+    assert!(has(&acl_of(&b), "third.acl"));
+
+    // Deleted through A.
+    let r = a.call(
+        "DELETE",
+        &format!("/0.1/policies/{uuid}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(!has(&acl_of(&a), "second.acl"));
+    settle();
+    assert!(!has(&acl_of(&b), "second.acl"));
+}

@@ -165,7 +165,7 @@ struct LoginSteps {
     /// `None` for a refresh-token login (no password check).
     password: Option<String>,
     args: Map<String, Value>,
-    default_acl: Vec<String>,
+    default_acl: Arc<Vec<String>>,
     offline: bool,
 }
 
@@ -393,11 +393,11 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
         .get(&backend_arg)
         .or(state.settings.default_user_policy.as_ref());
     let default_acl = match default_policy {
-        Some(name) => match crate::services::acl_of_policy_named(&state.storage, name).await {
+        Some(name) => match state.tokens.policy_acl(&state.storage, name).await {
             Ok(acl) => acl,
             Err(e) => return storage_unavailable("reading the default user policy failed", e),
         },
-        None => Vec::new(),
+        None => Arc::default(),
     };
 
     // Every plugin call of the login, in order, in one trip to the blocking pool:
