@@ -53,8 +53,9 @@ const SHARDS: usize = 16;
 pub struct CachedToken {
     pub token: Token,
     pub acl: Arc<CompiledAcl>,
-    /// The HTTP layer's rendering of the token, computed once (a token never changes).
-    pub rendered: std::sync::OnceLock<String>,
+    /// The HTTP layer's rendering of the token, computed once (a token never changes) and
+    /// shared by every answer (a reference count, not a copy).
+    pub rendered: std::sync::OnceLock<bytes::Bytes>,
 }
 
 type Key = [u8; 32];

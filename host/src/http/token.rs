@@ -279,9 +279,11 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
     let remote_addr = client_addr(&req, state.settings.num_proxies);
 
     // Brute-force throttling: refuse at once while the login or the client address is blocked.
-    let throttle_login = match basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes()))
-    {
-        BasicAuth::Credentials { login, .. } if request.refresh_token.is_none() => Some(login),
+    let basic = basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes()));
+    let throttle_login = match &basic {
+        BasicAuth::Credentials { login, .. } if request.refresh_token.is_none() => {
+            Some(login.clone())
+        }
         _ => None,
     };
     let attempt = match super::throttle::Attempt::start(
@@ -317,7 +319,7 @@ async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpRe
         // No SAML identity provider in this version: the session look-up misses (401).
         return auth_failed();
     } else {
-        match basic_auth(req.headers().get("Authorization").map(|v| v.as_bytes())) {
+        match basic {
             BasicAuth::Credentials { login, password } => Credentials::Password { login, password },
             BasicAuth::Missing => return auth_failed(),
             BasicAuth::Invalid => {
@@ -645,7 +647,7 @@ async fn get(state: State, req: HttpRequest, segment: &str) -> HttpResponse {
         Ok(entry) => {
             let body = entry
                 .rendered
-                .get_or_init(|| token_body(&entry.token, None));
+                .get_or_init(|| token_body(&entry.token, None).into());
             HttpResponse::Ok()
                 .content_type(actix_web::http::header::ContentType::json())
                 .body(body.clone())
