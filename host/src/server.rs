@@ -242,6 +242,7 @@ async fn serve(
     let per_worker_pool = (pool_size / workers).max(2);
     let db_uri_for_workers = db_uri.clone();
     let shared_storage = storage.clone();
+    let attempts = Arc::new(http::throttle::AttemptTurns::default());
     let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port);
     let cors_enabled = cfg.rest_api.cors.enabled;
@@ -269,6 +270,7 @@ async fn serve(
             plugins: plugins.clone(),
             tokens: tokens.clone(),
             settings: settings.clone(),
+            attempts: attempts.clone(),
         }));
         // CORS as the original (any origin, the configured request headers); unlike the
         // original, browsers may also read `Wazo-Sessions-Revoked`.

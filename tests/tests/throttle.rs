@@ -247,3 +247,36 @@ fn password_change_guesses_are_throttled_with_logins() {
         Some("0")
     );
 }
+
+/// Parallel guesses on one login cannot all pass the throttle check before the first failure is
+/// recorded: a process runs at most `free + 1` attempts on a login at once and checks the
+/// throttle when an attempt's turn comes, so a burst gets at most about twice the free failures
+/// before the block instead of one guess per request.
+#[test]
+fn a_burst_of_parallel_guesses_is_cut_short() {
+    let free = 3;
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(throttle(json!({"login_throttle": {
+            "free_attempts_per_login": free, "free_attempts_per_address": 1000,
+            "base_delay": 30.0, "max_delay": 30.0}})))
+        .start();
+    let admin = s.admin_token();
+    s.create_user(&admin, "burst-target", "right", None);
+    let burst = 24;
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..burst)
+            .map(|_| scope.spawn(|| s.login("burst-target", "wrong", json!({})).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let tried = statuses.iter().filter(|&&c| c == 401).count();
+    let refused = statuses.iter().filter(|&&c| c == 429).count();
+    assert_eq!(tried + refused, burst, "{statuses:?}");
+    assert!(
+        tried > free as usize && tried <= 2 * free as usize + 1,
+        "{tried} guesses were tried: {statuses:?}"
+    );
+    // Blocked: even the right password waits.
+    assert_eq!(s.login("burst-target", "right", json!({})).status, 429);
+}

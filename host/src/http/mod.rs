@@ -14,7 +14,7 @@ pub mod request;
 mod sessions;
 mod status;
 mod tenants;
-mod throttle;
+pub mod throttle;
 mod token;
 pub mod token_request;
 mod users;
@@ -36,6 +36,8 @@ pub struct AppState {
     pub plugins: Arc<PluginRegistry>,
     pub tokens: Arc<TokenCache>,
     pub settings: Settings,
+    /// Turns of password attempts under the throttle (`throttle::AttemptTurns`), per process.
+    pub attempts: Arc<throttle::AttemptTurns>,
 }
 
 /// The part of the configuration the HTTP layer reads.

@@ -2,6 +2,16 @@
 //! `PUT /users/{uuid}/password`): one guard per attempt, keyed by the attempted login and the
 //! client address (see `wazo_auth_core::throttle`). Failures on either route count together, so
 //! a stolen token does not buy more password guesses than the login route allows.
+//!
+//! A process runs at most `free + 1` attempts at once on one key (a login, or a client address,
+//! each with its own `free` failures), and checks the throttle once an attempt's turn has come:
+//! the failures of the attempts in flight are recorded before the others go ahead, so parallel
+//! guesses get at most about twice the free failures before the block, instead of as many as
+//! the attacker sends at once. Legitimate logins beyond that (one account, or one address, used
+//! by many clients at the same instant) wait for a turn; they are not refused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
@@ -10,11 +20,62 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::errors::{storage_unavailable, token_error};
 use super::State;
 
+/// The turns of password attempts, per throttle key, shared by a process's workers. Entries
+/// exist only while an attempt holds or waits for them.
+#[derive(Default)]
+pub struct AttemptTurns {
+    keys: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// An attempt's turn on one key; released (and the key forgotten when nobody else uses it) on
+/// drop.
+struct Turn {
+    turns: Arc<AttemptTurns>,
+    key: String,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AttemptTurns {
+    async fn take(self: &Arc<Self>, key: &str, width: usize) -> Turn {
+        let semaphore = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(width)))
+            .clone();
+        let mut turn = Turn {
+            turns: self.clone(),
+            key: key.to_string(),
+            permit: None,
+        };
+        // Never closed; on a (cancelled) wait, dropping `turn` cleans up.
+        turn.permit = semaphore.acquire_owned().await.ok();
+        turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.permit.take();
+        let mut keys = self.turns.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys
+            .get(&self.key)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            keys.remove(&self.key);
+        }
+    }
+}
+
 /// One password attempt under the throttle.
 pub struct Attempt {
     keys: Vec<(String, i32)>,
     /// Whether a key had a failure record before this attempt (a success then clears it).
     known: bool,
+    /// This attempt's turns (login key first, then address key: one order for all, so that
+    /// attempts never wait on each other in a cycle). Released when the attempt is recorded.
+    _turns: Vec<Turn>,
 }
 
 impl Attempt {
@@ -44,6 +105,11 @@ impl Attempt {
         } else {
             Vec::new()
         };
+        let mut turns = Vec::with_capacity(keys.len());
+        for (key, free) in &keys {
+            let width = usize::try_from(*free).unwrap_or(0).saturating_add(1);
+            turns.push(state.attempts.take(key, width).await);
+        }
         let local = state
             .tokens
             .throttle_state(&keys, wazo_auth_core::tokens::now());
@@ -63,7 +129,11 @@ impl Attempt {
                 }
                 Err(resp)
             }
-            Ok((None, known)) => Ok(Attempt { keys, known }),
+            Ok((None, known)) => Ok(Attempt {
+                keys,
+                known,
+                _turns: turns,
+            }),
             Err(e) => Err(storage_unavailable("reading the login throttle failed", e)),
         }
     }
