@@ -3,12 +3,12 @@
 //! client address (see `wazo_auth_core::throttle`). Failures on either route count together, so
 //! a stolen token does not buy more password guesses than the login route allows.
 //!
-//! A process runs at most `free + 1` attempts at once on one key (a login, or a client address,
-//! each with its own `free` failures), and checks the throttle once an attempt's turn has come:
-//! the failures of the attempts in flight are recorded before the others go ahead, so parallel
-//! guesses get at most about twice the free failures before the block, instead of as many as
-//! the attacker sends at once. Legitimate logins beyond that (one account, or one address, used
-//! by many clients at the same instant) wait for a turn; they are not refused.
+//! A process runs at most `max(free + 1, MIN_TURNS)` attempts at once on one key (a login, or a
+//! client address, each with its own `free` failures), and checks the throttle once an
+//! attempt's turn has come: the failures of the attempts in flight are recorded before the others
+//! go ahead, so a burst of parallel guesses gets at most `free + turns` tries before the block,
+//! instead of as many as the attacker sends at once. Legitimate logins beyond that many at the
+//! same instant on one account or address wait for a turn; they are not refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,10 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::errors::{storage_unavailable, token_error};
 use super::State;
+
+/// Concurrent attempts always allowed per key, whatever its free failures: legitimate bursts on
+/// one account (a service account used by many clients at once) do not wait.
+pub const MIN_TURNS: usize = 32;
 
 /// The turns of password attempts, per throttle key, shared by a process's workers. Entries
 /// exist only while an attempt holds or waits for them.
@@ -107,7 +111,10 @@ impl Attempt {
         };
         let mut turns = Vec::with_capacity(keys.len());
         for (key, free) in &keys {
-            let width = usize::try_from(*free).unwrap_or(0).saturating_add(1);
+            let width = usize::try_from(*free)
+                .unwrap_or(0)
+                .saturating_add(1)
+                .max(MIN_TURNS);
             turns.push(state.attempts.take(key, width).await);
         }
         let local = state
