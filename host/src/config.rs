@@ -478,7 +478,8 @@ impl RestApi {
     /// worker per CPU leaves a worker's connections waiting a whole scheduler time slice
     /// whenever another busy thread (a co-located service, or a load generator) takes its CPU;
     /// measured on two CPUs, the p99 of token checks fell from 4-7 ms to under 0.5 ms with
-    /// four workers, at the same throughput (docs/benchmarks.md).
+    /// four workers at the same check throughput, while logins (which cross more threads) lost
+    /// about a fifth (docs/benchmarks.md, item 10).
     pub fn worker_count(&self, cpus: usize) -> usize {
         match self.workers {
             0 => (2 * cpus).clamp(2, 16),
