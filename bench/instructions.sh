@@ -27,17 +27,11 @@ command -v valgrind >/dev/null || {
 echo "instructions: building (profiling profile)"
 cargo build --profile profiling --locked -q -p wazo-auth -p example-backend
 
-work=$(mktemp -d /tmp/wazo-auth-instructions.XXXXXX)
-chmod 755 "$work"
-mkdir -p "$work/plugins"
-cp target/profiling/libwazo_auth_example_backend.so "$work/plugins/"
-chmod 755 "$work/plugins" "$work/plugins"/*.so
-cat > "$work/config.yml" <<YAML
-log_level: warning
-rest_api: {listen: 127.0.0.1, port: $port}
-managed_db: {data_dir: $work/pg}
-secret_key_file: $work/secret.keys
-plugin_dir: $work/plugins
+source scripts/throwaway-server.sh
+server_workdir instructions target/profiling/libwazo_auth_example_backend.so
+{
+    server_config "$port"
+    cat <<YAML
 benchmark_route: true
 enabled_backend_plugins: {example_static: true, wazo_user: false, ldap_user: false}
 enabled_external_auth_plugins: {google: false, microsoft: false, mobile: false}
@@ -46,24 +40,10 @@ plugin_config:
   example_static:
     users: [{login: alice, password: alice-secret, acl: ["confd.#", "auth.users.me.#"]}]
 YAML
-server_pid=
-cleanup() {
-    if [[ -n $server_pid ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    if [[ -n ${KEEP:-} ]]; then echo "instructions: files kept in $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-valgrind --tool=callgrind -q --callgrind-out-file="$work/callgrind.out" \
-    target/profiling/wazo-auth -c "$work/config.yml" > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 600); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/0.1/_bench/ceiling" && break
-    sleep 0.2
-done
-curl -sf -o /dev/null "http://127.0.0.1:$port/0.1/_bench/ceiling" || { cat "$work/server.log"; exit 1; }
+} > "$work/config.yml"
+server_start "http://127.0.0.1:$port/0.1/_bench/ceiling" \
+    valgrind --tool=callgrind -q --callgrind-out-file="$work/callgrind.out" \
+    target/profiling/wazo-auth -c "$work/config.yml"
 
 printf '%-14s %12s\n' kind "instr/req"
 for kind in $kinds; do

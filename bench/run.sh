@@ -26,18 +26,12 @@ echo "bench: building (release)"
 cargo build --release --locked -q -p wazo-auth -p wazo-user-backend -p example-backend
 cargo bench --locked -q -p wazo-auth --bench hash_rate --no-run 2>/dev/null
 
-work=$(mktemp -d /tmp/wazo-auth-bench.XXXXXX)
-chmod 755 "$work"
-mkdir -p "$work/plugins"
-cp target/release/libwazo_auth_wazo_user.so target/release/libwazo_auth_example_backend.so "$work/plugins/"
-chmod 755 "$work/plugins" "$work/plugins"/*.so
-cat > "$work/config.yml" <<YAML
+source scripts/throwaway-server.sh
+server_workdir bench target/release/libwazo_auth_wazo_user.so target/release/libwazo_auth_example_backend.so
+{
+    server_config "$port"
+    cat <<YAML
 extra_config_files: $work/conf.d
-log_level: warning
-rest_api: {listen: 127.0.0.1, port: $port}
-managed_db: {data_dir: $work/pg}
-secret_key_file: $work/secret.keys
-plugin_dir: $work/plugins
 benchmark_route: true
 enabled_backend_plugins: {wazo_user: true, example_static: true, ldap_user: false}
 enabled_external_auth_plugins: {google: false, microsoft: false, mobile: false}
@@ -49,25 +43,9 @@ plugin_config:
   example_static:
     users: [{login: alice, password: alice-secret, acl: ["confd.#", "auth.users.me.#"]}]
 YAML
-
-server_pid=
-cleanup() {
-    if [[ -n $server_pid ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-target/release/wazo-auth -c "$work/config.yml" > "$work/server.log" 2>&1 &
-server_pid=$!
+} > "$work/config.yml"
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 300); do
-    curl -s -o /dev/null "$base/0.1/_bench/ceiling" && break
-    sleep 0.1
-done
-curl -sf -o /dev/null "$base/0.1/_bench/ceiling" || { cat "$work/server.log"; exit 1; }
+server_start "$base/0.1/_bench/ceiling" target/release/wazo-auth -c "$work/config.yml"
 sleep 2
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 rss_idle=$(rss)

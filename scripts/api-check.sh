@@ -23,17 +23,11 @@ fi
 scripts/install-deps.sh >/dev/null
 cargo build --locked -q -p wazo-auth -p wazo-user-backend -p wazo-auth-external-bar
 
-work=$(mktemp -d /tmp/wazo-auth-api-check.XXXXXX)
-chmod 755 "$work"
-mkdir -p "$work/plugins"
-cp target/debug/libwazo_auth_wazo_user.so target/debug/libwazo_auth_external_bar.so "$work/plugins/"
-chmod 755 "$work/plugins" "$work/plugins"/*.so
-cat > "$work/config.yml" <<YAML
-log_level: warning
-rest_api: {listen: 127.0.0.1, port: $port}
-managed_db: {data_dir: $work/pg}
-secret_key_file: $work/secret.keys
-plugin_dir: $work/plugins
+source scripts/throwaway-server.sh
+server_workdir api-check target/debug/libwazo_auth_wazo_user.so target/debug/libwazo_auth_external_bar.so
+{
+    server_config "$port"
+    cat <<YAML
 enabled_backend_plugins: {wazo_user: true, ldap_user: false}
 enabled_external_auth_plugins: {bar: true, google: false, microsoft: false, mobile: false}
 bootstrap_user_on_startup: true
@@ -41,22 +35,9 @@ bootstrap_user_username: admin
 bootstrap_user_password: api-check-password
 login_throttle: {enabled: false}
 YAML
-server_pid=
-cleanup() {
-    if [[ -n $server_pid ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-target/debug/wazo-auth -c "$work/config.yml" > "$work/server.log" 2>&1 &
-server_pid=$!
+} > "$work/config.yml"
 base="http://127.0.0.1:$port/0.1"
-for _ in $(seq 1 300); do
-    curl -s -o /dev/null -I "$base/status" && break
-    sleep 0.1
-done
+server_start "$base/status" target/debug/wazo-auth -c "$work/config.yml"
 login() {
     curl -sf -u admin:api-check-password -H 'Content-Type: application/json' \
         -d '{"expiration": 3600}' "$base/token" \
