@@ -182,12 +182,16 @@ impl TokenCache {
         });
         // Only cache while revocations are being received, and only if none arrived since the
         // read (it could be this token's: caching it now would resurrect it).
-        if listening && self.is_listening() && self.epoch.load(Ordering::Acquire) == epoch {
+        // The epoch is compared under the shard's lock: a revocation bumps it before taking that
+        // lock to drop the entry, so it either is seen here or removes what is inserted here.
+        if listening {
             let mut shard = self.shard(&key);
-            if shard.positive.len() >= self.capacity_per_shard {
-                evict_some(&mut shard.positive, now);
+            if self.is_listening() && self.epoch.load(Ordering::Acquire) == epoch {
+                if shard.positive.len() >= self.capacity_per_shard {
+                    evict_some(&mut shard.positive, now);
+                }
+                shard.positive.insert(key, entry.clone());
             }
-            shard.positive.insert(key, entry.clone());
         }
         if entry.token.expire_t >= now {
             Ok(Some(entry))
@@ -250,13 +254,16 @@ impl TokenCache {
             let client = storage.client().await?;
             Arc::new(crate::policies::acl_of_policy_named(&client, name).await?)
         };
-        // As for tokens: a change that arrived during the read may not be in it.
-        if listening && self.is_listening() && self.policy_epoch.load(Ordering::Acquire) == epoch {
+        // As for tokens: a change that arrived during the read may not be in it (compared under
+        // the lock that `forget_policies` takes after bumping the epoch).
+        if listening {
             let mut acls = self.policy_acls.lock().unwrap_or_else(|p| p.into_inner());
-            if acls.len() >= POLICY_ACLS_MAX {
-                acls.clear();
+            if self.is_listening() && self.policy_epoch.load(Ordering::Acquire) == epoch {
+                if acls.len() >= POLICY_ACLS_MAX {
+                    acls.clear();
+                }
+                acls.insert(name.to_string(), acl.clone());
             }
-            acls.insert(name.to_string(), acl.clone());
         }
         Ok(acl)
     }
