@@ -109,6 +109,12 @@ impl Attempt {
         } else {
             Vec::new()
         };
+        // Already blocked (as far as this process's view says): refused at once, without
+        // queuing for a turn behind the attempts under way.
+        let now = wazo_auth_core::tokens::now();
+        if let Some((Some(wait), _)) = state.tokens.throttle_state(&keys, now) {
+            return Err(throttled(route, wait));
+        }
         let mut turns = Vec::with_capacity(keys.len());
         for (key, free) in &keys {
             let width = usize::try_from(*free)
@@ -117,6 +123,7 @@ impl Attempt {
                 .max(MIN_TURNS);
             turns.push(state.attempts.take(key, width).await);
         }
+        // Checked again once the turn has come: the failures of the attempts before it count.
         let local = state
             .tokens
             .throttle_state(&keys, wazo_auth_core::tokens::now());
@@ -125,17 +132,7 @@ impl Attempt {
             None => state.storage.throttle_state(&keys).await,
         };
         match checked {
-            Ok((Some(wait), _)) => {
-                log::info!("{route}: throttled after repeated failures");
-                let mut resp = token_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many failed authentication attempts; retry later",
-                );
-                if let Ok(v) = HeaderValue::from_str(&(wait.ceil() as u64).max(1).to_string()) {
-                    resp.headers_mut().insert(RETRY_AFTER, v);
-                }
-                Err(resp)
-            }
+            Ok((Some(wait), _)) => Err(throttled(route, wait)),
             Ok((None, known)) => Ok(Attempt {
                 keys,
                 known,
@@ -171,4 +168,17 @@ impl Attempt {
             Err(e) => log::warn!("clearing the login throttle failed: {e}"),
         }
     }
+}
+
+/// The answer to an attempt on a blocked key: 429 with `Retry-After` (whole seconds, at least 1).
+fn throttled(route: &str, wait: f64) -> HttpResponse {
+    log::info!("{route}: throttled after repeated failures");
+    let mut resp = token_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed authentication attempts; retry later",
+    );
+    if let Ok(v) = HeaderValue::from_str(&(wait.ceil() as u64).max(1).to_string()) {
+        resp.headers_mut().insert(RETRY_AFTER, v);
+    }
+    resp
 }
