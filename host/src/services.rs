@@ -122,16 +122,17 @@ impl HostContext {
 
     /// A hash slot, waited for fairly; `None` when the plugin call was abandoned meanwhile (its
     /// client disconnected, or it timed out), so that abandoned logins cost no hashing.
-    fn hash_slot(&self) -> Option<Option<tokio::sync::SemaphorePermit<'_>>> {
+    fn hash_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         let call = current_call();
+        // `hash_slots` is never closed: `acquire` only ends with a permit.
         self.block_on(async {
             match call {
                 Some(call) => tokio::select! {
                     biased;
                     _ = call.cancelled() => None,
-                    slot = self.hash_slots.acquire() => Some(slot.ok()),
+                    slot = self.hash_slots.acquire() => slot.ok(),
                 },
-                None => Some(self.hash_slots.acquire().await.ok()),
+                None => self.hash_slots.acquire().await.ok(),
             }
         })
     }

@@ -22,7 +22,7 @@ use super::State;
 
 /// Concurrent attempts always allowed per key, whatever its free failures: legitimate bursts on
 /// one account (a service account used by many clients at once) do not wait.
-pub const MIN_TURNS: usize = 32;
+const MIN_TURNS: usize = 32;
 
 /// The turns of password attempts, per throttle key, shared by a process's workers. Entries
 /// exist only while an attempt holds or waits for them.
