@@ -91,7 +91,7 @@ impl Storage {
             return self.insert_one(&row).await;
         }
         rx.await
-            .unwrap_or_else(|_| Err(Error::Database("the login writer stopped".into())))
+            .unwrap_or_else(|_| Err(Error::database("the login writer stopped")))
     }
 
     pub(crate) async fn insert_one(&self, row: &Row) -> Result<()> {
@@ -195,10 +195,9 @@ pub(crate) async fn writer(storage: Storage, mut jobs: mpsc::UnboundedReceiver<J
                     let _ = reply.send(Ok(()));
                 }
             }
-            Err(e) if is_unreachable(&e) => {
-                let message = e.to_string();
+            Err(e) if e.is_unreachable() => {
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(Error::Database(message.clone())));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
             Err(e) => {
@@ -208,20 +207,5 @@ pub(crate) async fn writer(storage: Storage, mut jobs: mpsc::UnboundedReceiver<J
                 }
             }
         }
-    }
-}
-
-/// Errors after which writing row by row would fail the same way: no connection or pool
-/// timeout (no SQLSTATE), or a server-side class that is about the server, not the rows
-/// (08 connection, 53 resources, 57 operator intervention and statement timeouts).
-fn is_unreachable(e: &Error) -> bool {
-    match e {
-        Error::Database(m) => match m.split_once("(SQLSTATE ") {
-            None => true,
-            Some((_, code)) => ["08", "53", "57"]
-                .iter()
-                .any(|class| code.starts_with(class)),
-        },
-        _ => false,
     }
 }

@@ -101,10 +101,10 @@ impl Storage {
     ///   the pool recovers by itself when the database comes back.
     pub fn with_timeout(uri: &str, max_size: usize, timeout: Duration) -> Result<Storage> {
         if timeout.is_zero() {
-            return Err(Error::Database("db_timeout must be greater than 0".into()));
+            return Err(Error::database("db_timeout must be greater than 0"));
         }
         let mut pg_config = tokio_postgres::Config::from_str(uri)
-            .map_err(|e| Error::Database(format!("invalid db_uri: {e}")))?;
+            .map_err(|e| Error::database(format!("invalid db_uri: {e}")))?;
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("wazo-auth");
         }
@@ -138,7 +138,7 @@ impl Storage {
             .recycle_timeout(Some(timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|e| Error::Database(e.to_string()))?;
+            .map_err(|e| Error::database(e.to_string()))?;
         Ok(Storage {
             pool,
             timeout,
@@ -235,7 +235,7 @@ impl Storage {
     pub async fn client(&self) -> Result<deadpool_postgres::Object> {
         match tokio::time::timeout(self.timeout, self.pool.get()).await {
             Ok(got) => Ok(got?),
-            Err(_) => Err(Error::Database(format!(
+            Err(_) => Err(Error::database(format!(
                 "no database connection within {:?}",
                 self.timeout
             ))),
@@ -265,7 +265,7 @@ impl Storage {
         };
         match tokio::time::timeout(self.timeout, check).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Error::Database(format!(
+            Err(_) => Err(Error::database(format!(
                 "no answer from the database within {:?}",
                 self.timeout
             ))),

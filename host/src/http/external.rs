@@ -316,7 +316,7 @@ async fn list_user_external(state: State, req: HttpRequest) -> HttpResponse {
     };
     let params = match listing::parse(&req, &["type"], "type") {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into(),
     };
     let client = match state.storage.client().await {
         Ok(c) => c,
@@ -529,7 +529,7 @@ async fn connected_users(state: State, req: HttpRequest) -> HttpResponse {
     };
     let params = match listing::parse(&req, &[], "") {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into(),
     };
     let scoping = match scoping_tenant(&state, &req, &caller).await {
         Ok(t) => t,

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
 use serde_json::{json, Map, Value};
 
-use super::errors::api_error;
+use super::error::ApiError;
 
 /// Validated list parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +33,7 @@ impl ListParams {
     }
 
     /// A boolean filter (`true`/`false`, as marshmallow's Boolean reads them).
-    pub fn bool_filter(&self, name: &str) -> Result<Option<bool>, HttpResponse> {
+    pub fn bool_filter(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.filter(name) {
             None => Ok(None),
             Some(v) => parse_bool(v)
@@ -53,10 +53,10 @@ fn parse_bool(v: &str) -> Option<bool> {
 
 /// `400 invalid-list-param`: the message is the marshmallow error dict (an object) and the
 /// resource is always "users", as in the original.
-pub fn invalid_list_param(field: &str, message: &str) -> HttpResponse {
+pub fn invalid_list_param(field: &str, message: &str) -> ApiError {
     let mut m = Map::new();
     m.insert(field.to_string(), json!([message]));
-    api_error(
+    ApiError::api(
         StatusCode::BAD_REQUEST,
         Value::Object(m),
         "invalid-list-param",
@@ -81,14 +81,14 @@ pub fn parse(
     req: &HttpRequest,
     sortable: &[&str],
     default_order: &str,
-) -> Result<ListParams, HttpResponse> {
+) -> Result<ListParams, ApiError> {
     let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
         all.entry(k.into_owned()).or_default().push(v.into_owned());
     }
     let first = |k: &str| all.get(k).and_then(|v| v.first()).cloned();
 
-    let int = |name: &str, v: &str| -> Result<i64, HttpResponse> {
+    let int = |name: &str, v: &str| -> Result<i64, ApiError> {
         let t = v.trim();
         let n: i64 = t
             .parse()
@@ -164,7 +164,7 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    fn p(q: &str) -> Result<ListParams, HttpResponse> {
+    fn p(q: &str) -> Result<ListParams, ApiError> {
         let req = TestRequest::get().uri(&format!("/x?{q}")).to_http_request();
         parse(&req, &["username", "firstname"], "username")
     }

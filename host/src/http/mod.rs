@@ -5,12 +5,15 @@
 
 mod api;
 pub mod auth;
+pub mod error;
 pub mod errors;
 mod external;
+pub mod extract;
 mod groups;
 pub mod listing;
 mod policies;
 pub mod request;
+pub mod routes;
 mod sessions;
 mod status;
 mod tenants;
@@ -18,6 +21,7 @@ pub mod throttle;
 mod token;
 pub mod token_request;
 mod users;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +94,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(external::routes)
             .configure(users::routes)
             .configure(tenants::routes)
-            .configure(groups::routes)
+            .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
             .configure(policies::routes)
             .service(
                 web::resource("/backends")
@@ -160,6 +164,14 @@ pub async fn revocation_barrier(
     Ok(res)
 }
 
+/// Every route declared through [`routes::Router`], with its method, path (under `/0.1`) and
+/// required ACL: what `api.yml` is checked against.
+pub fn route_table() -> Vec<routes::RouteSpec> {
+    let mut router = routes::Router::table_only();
+    groups::routes(&mut router);
+    router.into_table()
+}
+
 /// The resources' body validators, callable without a database or a request: what the
 /// `request_body` fuzz target (`fuzz/`) drives. Each decodes a raw body as its resource does and
 /// validates it; `Err` is the resource's error answer. Not an API.
@@ -179,7 +191,7 @@ pub mod body_check {
 
     /// `POST /groups` (`post`) or `PUT /groups/{uuid}`.
     pub fn group(body: &[u8], post: bool) -> Result<(), HttpResponse> {
-        super::groups::check_body(body, post)
+        super::groups::check_body(body, post).map_err(HttpResponse::from)
     }
 
     /// `POST /tenants` (`post`) or `PUT /tenants/{uuid}`.
@@ -191,6 +203,42 @@ pub mod body_check {
 #[cfg(test)]
 mod tests {
     use super::body_check;
+
+    /// The declared routes and the API description cannot drift: every declared route is an
+    /// operation of `api.yml` with the same required ACL (`x-required-acl`, absent for a public
+    /// route).
+    #[test]
+    fn routes_match_the_api_description() {
+        let spec: serde_json::Value =
+            serde_yaml_ng::from_str(include_str!("api.yml")).expect("api.yml parses");
+        let table = super::route_table();
+        assert!(!table.is_empty());
+        let mut seen = std::collections::BTreeSet::new();
+        for route in table {
+            let method = route.method.as_str().to_ascii_lowercase();
+            assert!(
+                seen.insert((method.clone(), route.path)),
+                "{method} {} declared twice",
+                route.path
+            );
+            let operation = &spec["paths"][route.path][&method];
+            assert!(
+                operation.is_object(),
+                "{method} {} is not described in api.yml",
+                route.path
+            );
+            let described = operation["x-required-acl"].as_str();
+            let declared = match route.acl {
+                super::routes::Acl::Public => None,
+                super::routes::Acl::Required(t) => Some(t),
+            };
+            assert_eq!(
+                described, declared,
+                "{method} {}: required ACL in api.yml differs from the route's",
+                route.path
+            );
+        }
+    }
 
     #[test]
     fn body_checks_accept_valid_bodies_and_answer_400_otherwise() {

@@ -100,7 +100,7 @@ async fn respond_sessions(
 ) -> HttpResponse {
     let params = match listing::parse(req, &["mobile"], "") {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into(),
     };
     let order_by_mobile = params.order == "mobile";
     match state
@@ -131,7 +131,7 @@ async fn list_sessions(state: State, req: HttpRequest) -> HttpResponse {
     };
     let recurse = match listing::parse(&req, &["mobile"], "") {
         Ok(p) => p.recurse,
-        Err(r) => return r,
+        Err(r) => return r.into(),
     };
     let tenants = match tenants_in_scope(&state, &req, &caller, recurse).await {
         Ok(t) => t,
@@ -237,11 +237,11 @@ async fn respond_tokens(
 ) -> HttpResponse {
     let params = match listing::parse(req, &["created_at", "client_id", "mobile"], "created_at") {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into(),
     };
     let mobile = match params.bool_filter("mobile") {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into(),
     };
     let query = RefreshTokenQuery {
         tenants,
@@ -273,7 +273,7 @@ async fn list_tokens(state: State, req: HttpRequest) -> HttpResponse {
     };
     let recurse = match listing::parse(&req, &["created_at", "client_id", "mobile"], "created_at") {
         Ok(p) => p.recurse,
-        Err(r) => return r,
+        Err(r) => return r.into(),
     };
     let tenants = match tenants_in_scope(&state, &req, &caller, recurse).await {
         Ok(t) => t,

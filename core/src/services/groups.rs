@@ -1,0 +1,229 @@
+//! Groups and memberships (spec management §7, §9). Every function takes the tenants the caller
+//! sees (the scoping tenant and its descendants); a group or user outside them is unknown.
+
+use serde_json::Value;
+
+use super::Listing;
+use crate::groups::{self, Group, GroupError, GroupFilter, GroupScope, Page, UserFilter};
+use crate::ids::{GroupUuid, UserUuid};
+use crate::Storage;
+
+/// A group-membership write that the rules refuse.
+#[derive(Debug)]
+pub enum MembershipError {
+    /// The user is not visible (or does not exist).
+    UnknownUser,
+    /// The group is not visible (or does not exist).
+    UnknownGroup,
+    /// User and group belong to different tenants.
+    MismatchingTenant {
+        user_tenant: String,
+        group_tenant: String,
+    },
+    /// The group is system-managed.
+    Forbidden,
+    Write(GroupError),
+}
+
+impl From<GroupError> for MembershipError {
+    fn from(e: GroupError) -> Self {
+        MembershipError::Write(e)
+    }
+}
+
+impl From<crate::Error> for MembershipError {
+    fn from(e: crate::Error) -> Self {
+        MembershipError::Write(GroupError::Storage(e))
+    }
+}
+
+/// A group write that the rules refuse.
+#[derive(Debug)]
+pub enum GroupWriteError {
+    /// Not visible, or gone.
+    Unknown,
+    /// The group is system-managed.
+    Forbidden,
+    Write(GroupError),
+}
+
+impl From<GroupError> for GroupWriteError {
+    fn from(e: GroupError) -> Self {
+        GroupWriteError::Write(e)
+    }
+}
+
+impl From<crate::Error> for GroupWriteError {
+    fn from(e: crate::Error) -> Self {
+        GroupWriteError::Write(GroupError::Storage(e))
+    }
+}
+
+/// The groups of `scope` matching `filter`, with the counts of the list answer.
+pub async fn list(
+    storage: &Storage,
+    scope: &GroupScope,
+    filter: &GroupFilter,
+    page: &Page,
+) -> Result<Listing<Group>, GroupError> {
+    let client = storage.client().await?;
+    Ok(Listing {
+        items: groups::list(&client, scope, filter, page).await?,
+        total: groups::count(&client, scope, None).await?,
+        filtered: groups::count(&client, scope, Some(filter)).await?,
+    })
+}
+
+/// Creates a group in `tenant` (the slug is generated when `None`).
+pub async fn create(
+    storage: &Storage,
+    tenant: &str,
+    name: &str,
+    slug: Option<&str>,
+) -> Result<Group, GroupError> {
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await.map_err(crate::Error::from)?;
+    let group = groups::create(&tx, tenant, name, slug, false).await?;
+    tx.commit().await.map_err(crate::Error::from)?;
+    Ok(group)
+}
+
+/// A visible group.
+pub async fn get(
+    storage: &Storage,
+    group: GroupUuid,
+    tenants: &[String],
+) -> Result<Option<Group>, GroupError> {
+    let client = storage.client().await?;
+    groups::find_in_tenants(&client, &group.text(), tenants, false).await
+}
+
+/// Renames a visible group that is not system-managed (the slug never changes).
+pub async fn rename(
+    storage: &Storage,
+    group: GroupUuid,
+    tenants: &[String],
+    name: &str,
+) -> Result<Group, GroupWriteError> {
+    let uuid = group.text();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await.map_err(crate::Error::from)?;
+    let found = groups::find_in_tenants(&tx, &uuid, tenants, true)
+        .await?
+        .ok_or(GroupWriteError::Unknown)?;
+    if found.system_managed {
+        return Err(GroupWriteError::Forbidden);
+    }
+    let renamed = groups::rename(&tx, &uuid, name, tenants)
+        .await?
+        .ok_or(GroupWriteError::Unknown)?;
+    tx.commit().await.map_err(crate::Error::from)?;
+    Ok(renamed)
+}
+
+/// Deletes a visible group that is not system-managed.
+pub async fn delete(
+    storage: &Storage,
+    group: GroupUuid,
+    tenants: &[String],
+) -> Result<(), GroupWriteError> {
+    let uuid = group.text();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await.map_err(crate::Error::from)?;
+    let found = groups::find_in_tenants(&tx, &uuid, tenants, true)
+        .await?
+        .ok_or(GroupWriteError::Unknown)?;
+    if found.system_managed {
+        return Err(GroupWriteError::Forbidden);
+    }
+    if !groups::delete(&tx, &uuid).await? {
+        return Err(GroupWriteError::Unknown);
+    }
+    tx.commit().await.map_err(crate::Error::from)?;
+    Ok(())
+}
+
+/// The members of a group, with the counts of the list answer (not scoped: an unknown group has
+/// no members).
+pub async fn members(
+    storage: &Storage,
+    group: GroupUuid,
+    filter: &UserFilter,
+    page: &Page,
+) -> Result<Listing<Value>, GroupError> {
+    let uuid = group.text();
+    let client = storage.client().await?;
+    Ok(Listing {
+        items: groups::list_members(&client, &uuid, filter, page).await?,
+        total: groups::count_members(&client, &uuid, None).await?,
+        filtered: groups::count_members(&client, &uuid, Some(filter)).await?,
+    })
+}
+
+/// Adds a visible user to a visible group of the same tenant that is not system-managed
+/// (already a member is fine). Returns the group.
+pub async fn add_member(
+    storage: &Storage,
+    group: GroupUuid,
+    user: UserUuid,
+    tenants: &[String],
+) -> Result<Group, MembershipError> {
+    let (group_uuid, user_uuid) = (group.text(), user.text());
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await.map_err(crate::Error::from)?;
+    let user_tenant = groups::user_tenant(&tx, &user_uuid, Some(tenants))
+        .await?
+        .ok_or(MembershipError::UnknownUser)?;
+    let found = groups::find_in_tenants(&tx, &group_uuid, tenants, false)
+        .await?
+        .ok_or(MembershipError::UnknownGroup)?;
+    if user_tenant != found.tenant_uuid {
+        return Err(MembershipError::MismatchingTenant {
+            user_tenant,
+            group_tenant: found.tenant_uuid,
+        });
+    }
+    if found.system_managed {
+        return Err(MembershipError::Forbidden);
+    }
+    groups::add_user(&tx, &group_uuid, &user_uuid).await?;
+    tx.commit().await.map_err(crate::Error::from)?;
+    Ok(found)
+}
+
+/// Removes a user from a visible group that is not system-managed. When nothing was removed, an
+/// unknown user (in any tenant) is `UnknownUser`.
+pub async fn remove_member(
+    storage: &Storage,
+    group: GroupUuid,
+    user: UserUuid,
+    tenants: &[String],
+) -> Result<(), MembershipError> {
+    let (group_uuid, user_uuid) = (group.text(), user.text());
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await.map_err(crate::Error::from)?;
+    let found = groups::find_in_tenants(&tx, &group_uuid, tenants, false)
+        .await?
+        .ok_or(MembershipError::UnknownGroup)?;
+    if found.system_managed {
+        return Err(MembershipError::Forbidden);
+    }
+    let removed = groups::remove_user(&tx, &group_uuid, &user_uuid).await?;
+    if !removed && groups::user_tenant(&tx, &user_uuid, None).await?.is_none() {
+        return Err(MembershipError::UnknownUser);
+    }
+    tx.commit().await.map_err(crate::Error::from)?;
+    Ok(())
+}
+
+/// Whether a user is visible (exists in one of `tenants`).
+pub async fn user_visible(
+    storage: &Storage,
+    user: UserUuid,
+    tenants: &[String],
+) -> Result<bool, GroupError> {
+    let client = storage.client().await?;
+    Ok(groups::user_tenant(&client, &user.text(), Some(tenants))
+        .await?
+        .is_some())
+}

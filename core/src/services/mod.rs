@@ -1,0 +1,16 @@
+//! The use cases of the API, over the storage modules (`crate::groups`, `crate::users`, ...):
+//! each public function is one request's work, in one transaction where it writes, and returns a
+//! typed error that the HTTP layer maps to its answer. No HTTP here.
+
+pub mod groups;
+
+/// One page of a list, with the counts the list answers carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing<T> {
+    /// Everything in scope.
+    pub total: i64,
+    /// What matches the filters.
+    pub filtered: i64,
+    /// The requested page.
+    pub items: Vec<T>,
+}

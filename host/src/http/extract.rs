@@ -1,0 +1,329 @@
+//! Request extractors shared by the resources: the authorized caller ([`Caller`], whose required
+//! ACL is declared next to its route, see [`super::routes`]), typed path ids ([`Id`]) and the
+//! raw body under the size limit ([`RawBody`]).
+//!
+//! Extractors run in the order of the handler's arguments, and the first refusal answers: put
+//! the path ids first (a malformed id is the router's 404), then the caller (401), then the body
+//! (413). Decoding and validating the body, and the scoping tenant, come inside the handler, at
+//! the step where the original checks them.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use wazo_auth_core::acl::CompiledAcl;
+use wazo_auth_core::ids;
+use wazo_auth_core::tokens::{self, Token};
+
+use super::error::ApiError;
+use super::routes::RouteAcls;
+use super::State;
+
+// ------------------------------------------------------------------------------------------------
+// Path ids
+// ------------------------------------------------------------------------------------------------
+
+/// A typed id that can be read from its route parameter.
+pub trait PathId: From<uuid::Uuid> {
+    /// The parameter's name in route paths.
+    const PARAM: &'static str;
+}
+
+macro_rules! path_ids {
+    ($($t:ident),*) => {$(
+        impl PathId for ids::$t {
+            const PARAM: &'static str = ids::$t::PATH_PARAM;
+        }
+    )*};
+}
+path_ids!(
+    UserUuid,
+    TenantUuid,
+    PolicyUuid,
+    GroupUuid,
+    SessionUuid,
+    EmailUuid
+);
+
+/// A UUID path parameter: a canonical hyphenated UUID (any case), as the original's `uuid`
+/// converter accepts; anything else is the router's 404 (no route matches).
+pub struct Id<T>(pub T);
+
+impl<T> Deref for Id<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: PathId> FromRequest for Id<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.match_info()
+                .get(T::PARAM)
+                .and_then(ids::parse_canonical)
+                .map(|u| Id(T::from(u)))
+                .ok_or_else(ApiError::route_not_found),
+        )
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Body
+// ------------------------------------------------------------------------------------------------
+
+/// The request body, read whole up to `max_body_bytes`; a larger one is a 413.
+pub struct RawBody(pub Vec<u8>);
+
+impl Deref for RawBody {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<State>()
+            .map(|s| s.settings.max_body_bytes)
+            .unwrap_or(0);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = Vec::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::plain(
+                        StatusCode::BAD_REQUEST,
+                        format!("Invalid request body: {e}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("Request body too large (limit {limit} bytes)"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(RawBody(body))
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The caller
+// ------------------------------------------------------------------------------------------------
+
+/// A caller whose token grants the route's required ACL (declared with the route; its
+/// `{param}` placeholders are filled with the path values, every `.` in a value becoming `_`).
+/// No token, an unknown or expired one, or a missing permission: 401 `unauthorized`.
+pub struct Caller {
+    pub token: Token,
+    /// The token id as sent (echoed in error details, never logged).
+    pub token_id: String,
+    pub acl: Arc<CompiledAcl>,
+    /// The `Wazo-Tenant` header, when sent.
+    tenant_header: Option<String>,
+    state: State,
+}
+
+/// Formats a required-ACL template with path values: every `.` in a value becomes `_`; a value
+/// that is a UUID is written lower-case.
+pub fn required_acl(template: &str, params: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in params {
+        let placeholder = format!("{{{name}}}");
+        if !out.contains(&placeholder) {
+            continue;
+        }
+        let value = match ids::parse_canonical(value) {
+            Some(u) => u.hyphenated().to_string(),
+            None => value.replace('.', "_"),
+        };
+        out = out.replace(&placeholder, &value);
+    }
+    out
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<State>().cloned() else {
+                return Err(ApiError::unavailable("no application state", "Caller"));
+            };
+            let method = if req.method() == Method::HEAD {
+                Method::GET
+            } else {
+                req.method().clone()
+            };
+            let Some(template) = req
+                .app_data::<RouteAcls>()
+                .and_then(|acls| acls.required(&method))
+            else {
+                // A route that takes a `Caller` without declaring its ACL: refuse, never open.
+                return Err(ApiError::unavailable(
+                    "a route declares no required ACL",
+                    req.match_pattern().unwrap_or_default(),
+                ));
+            };
+            let params: Vec<(&str, &str)> = req.match_info().iter().collect();
+            let required = required_acl(template, &params);
+            Caller::authorize(state, &req, &required).await
+        })
+    }
+}
+
+impl Caller {
+    /// Checks the token of `req` against `required` (already formatted).
+    pub async fn authorize(
+        state: State,
+        req: &HttpRequest,
+        required: &str,
+    ) -> Result<Caller, ApiError> {
+        let token_id = header_str(req, "X-Auth-Token").unwrap_or("").to_string();
+        let found = match ids::parse_canonical(&token_id) {
+            Some(id) => state.tokens.get(&state.storage, &id, tokens::now()).await?,
+            None => None,
+        };
+        let tenant_header = header_str(req, "Wazo-Tenant").map(str::to_string);
+        let Some(entry) = found else {
+            let mut details = json!({"invalid_token": token_id, "reason": "not_found_or_expired"});
+            if !required.is_empty() {
+                details["required_access"] = Value::from(required);
+            }
+            return Err(ApiError::unauthorized(details));
+        };
+        if !entry.acl.matches(required) {
+            return Err(ApiError::unauthorized(json!({
+                "invalid_token": token_id,
+                "reason": "missing_permission_or_invalid_tenant",
+                "required_access": required,
+                "tenant_uuid": tenant_header,
+            })));
+        }
+        Ok(Caller {
+            token: entry.token.clone(),
+            token_id,
+            acl: entry.acl.clone(),
+            tenant_header,
+            state,
+        })
+    }
+
+    /// The user uuid of the token (`metadata.uuid`), if it is a user token.
+    pub fn user_uuid(&self) -> Option<&str> {
+        self.token.metadata.get("uuid").and_then(Value::as_str)
+    }
+
+    /// The tenant the caller's token belongs to: its user's tenant (re-read), else
+    /// `metadata.tenant_uuid`, else the top tenant.
+    pub async fn token_tenant(&self) -> Result<String, ApiError> {
+        let state = &self.state;
+        // Only a UUID can name a wazo-auth user (other backends may put anything in `uuid`).
+        if let Some(user) = self
+            .user_uuid()
+            .filter(|u| ids::parse_canonical(u).is_some())
+        {
+            match state.storage.user_tenant(user).await? {
+                Some(t) => return Ok(t),
+                // A token whose user was deleted: the original answers unknown-user.
+                None if self.token.auth_id == user => {
+                    return Err(ApiError::unknown("user", "users", user))
+                }
+                None => {}
+            }
+        }
+        if let Some(t) = self
+            .token
+            .metadata
+            .get("tenant_uuid")
+            .and_then(Value::as_str)
+        {
+            return Ok(t.to_string());
+        }
+        Ok(state.storage.top_tenant_uuid().await?)
+    }
+
+    /// `Tenant.autodetect()`: the scoping tenant of the request. A `Wazo-Tenant` header must name
+    /// the caller's tenant or one of its descendants, else 401 `unauthorized-tenant`.
+    pub async fn scoping_tenant(&self) -> Result<String, ApiError> {
+        let own = self.token_tenant().await?;
+        let Some(header) = &self.tenant_header else {
+            return Ok(own);
+        };
+        if *header == own || self.state.storage.is_subtenant(header, &own).await? {
+            return Ok(header.clone());
+        }
+        Err(ApiError::api(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized tenant",
+            "unauthorized-tenant",
+            json!({ "tenant_uuid": header }),
+            None,
+        ))
+    }
+
+    /// The scoping tenant and every descendant (the tenants the caller sees).
+    pub async fn visible_tenants(&self) -> Result<Vec<String>, ApiError> {
+        let tenant = self.scoping_tenant().await?;
+        Ok(self.state.storage.tenant_and_descendants(&tenant).await?)
+    }
+
+    /// The scoping tenant alone, or with its descendants when `recurse`.
+    pub async fn listed_tenants(&self, recurse: bool) -> Result<Vec<String>, ApiError> {
+        let tenant = self.scoping_tenant().await?;
+        if recurse {
+            Ok(self.state.storage.tenant_and_descendants(&tenant).await?)
+        } else {
+            Ok(vec![tenant])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_acl_replaces_dots_in_values_and_lowers_uuids() {
+        assert_eq!(
+            required_acl("auth.users.{user_uuid}.read", &[("user_uuid", "a.b")]),
+            "auth.users.a_b.read"
+        );
+        assert_eq!(
+            required_acl(
+                "auth.policies.{p}.acl.{a}",
+                &[("p", "x"), ("a", "confd.users.read")]
+            ),
+            "auth.policies.x.acl.confd_users_read"
+        );
+        assert_eq!(
+            required_acl(
+                "auth.groups.{group_uuid}.read",
+                &[("group_uuid", "0123ABCD-1111-2222-3333-444455556666")]
+            ),
+            "auth.groups.0123abcd-1111-2222-3333-444455556666.read"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! Body validation as the original's marshmallow schemas answer it (spec management §1.4): one
+//! set of field readers for every resource. Each reader returns the field's value or the
+//! [`Invalid`] of the first failing rule; `Invalid::into_error(resource)` is the 400
+//! `invalid-data` answer.
+//!
+//! PostgreSQL text cannot hold NUL: a string holding one is refused here, as a type error,
+//! instead of failing later in the database.
+
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+
+/// A field that failed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The field's path (`"address.state"` for a nested field).
+    pub field: String,
+    pub message: String,
+    pub constraint_id: &'static str,
+    pub constraint: Value,
+}
+
+impl Invalid {
+    pub fn new(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        constraint_id: &'static str,
+        constraint: Value,
+    ) -> Invalid {
+        Invalid {
+            field: field.into(),
+            message: message.into(),
+            constraint_id,
+            constraint,
+        }
+    }
+
+    pub fn required(field: impl Into<String>) -> Invalid {
+        Invalid::new(
+            field,
+            "Missing data for required field.",
+            "required",
+            json!("required"),
+        )
+    }
+
+    pub fn not_null(field: impl Into<String>) -> Invalid {
+        Invalid::new(
+            field,
+            "Field may not be null.",
+            "not_null",
+            json!("not_null"),
+        )
+    }
+
+    pub fn not_string(field: impl Into<String>) -> Invalid {
+        Invalid::new(field, "Not a valid string.", "type", json!("string"))
+    }
+
+    pub fn not_list(field: impl Into<String>) -> Invalid {
+        Invalid::new(field, "Not a valid list.", "type", json!("list"))
+    }
+
+    pub fn not_boolean(field: impl Into<String>) -> Invalid {
+        Invalid::new(field, "Not a valid boolean.", "type", json!("boolean"))
+    }
+
+    pub fn not_uuid(field: impl Into<String>) -> Invalid {
+        Invalid::new(field, "Not a valid UUID.", "type", json!("uuid"))
+    }
+
+    /// marshmallow's `Length(min, max)` message.
+    pub fn length(field: impl Into<String>, min: usize, max: Option<usize>) -> Invalid {
+        let message = match max {
+            Some(m) => format!("Length must be between {min} and {m}."),
+            None => format!("Shorter than minimum length {min}."),
+        };
+        Invalid::new(field, message, "length", json!({"min": min, "max": max}))
+    }
+
+    /// marshmallow's `Regexp` message.
+    pub fn regex(field: impl Into<String>, pattern: &str) -> Invalid {
+        Invalid::new(
+            field,
+            "String does not match expected pattern.",
+            "regex",
+            json!(pattern),
+        )
+    }
+
+    /// marshmallow's `OneOf` message.
+    pub fn one_of(field: impl Into<String>, choices: &[&str]) -> Invalid {
+        Invalid::new(
+            field,
+            format!("Must be one of: {}.", choices.join(", ")),
+            "enum",
+            json!({ "choices": choices }),
+        )
+    }
+
+    /// The 400 `invalid-data` answer.
+    pub fn into_error(self, resource: &'static str) -> ApiError {
+        ApiError::invalid_data(
+            resource,
+            &self.field,
+            &self.message,
+            self.constraint_id,
+            self.constraint,
+        )
+    }
+}
+
+/// Decodes a request body as the original does ("force JSON", Content-Type ignored): an empty
+/// or non-JSON body is a 400 `{"message": "Failed to decode JSON object: ..."}`; an object, or a
+/// Python-falsy value (`null`, `{}`, `[]`, `0`, `false`, `""`, read as `{}`), is `Some`; any
+/// other value is `None`, for the caller to answer in its resource's error shape.
+pub fn decode(body: &[u8]) -> Result<Option<Map<String, Value>>, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::plain(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("Failed to decode JSON object: {e}"),
+        )
+    })?;
+    Ok(match value {
+        Value::Object(m) => Some(m),
+        v if is_falsy(&v) => Some(Map::new()),
+        _ => None,
+    })
+}
+
+/// [`decode`] for the resources of the newer API: a non-object is a 400 `invalid-data` with
+/// `details = {"_schema": {"message": "Invalid input type."}}`.
+pub fn object(body: &[u8], resource: &'static str) -> Result<Map<String, Value>, ApiError> {
+    decode(body)?.ok_or_else(|| ApiError::invalid_input_type(resource))
+}
+
+/// Python's truth value of a JSON value is false.
+pub fn is_falsy(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    }
+}
+
+/// A field as present in the body.
+#[derive(Debug, Clone, Copy)]
+pub enum Raw<'a> {
+    Missing,
+    Null,
+    Value(&'a Value),
+}
+
+pub fn raw<'a>(body: &'a Map<String, Value>, name: &str) -> Raw<'a> {
+    match body.get(name) {
+        None => Raw::Missing,
+        Some(Value::Null) => Raw::Null,
+        Some(v) => Raw::Value(v),
+    }
+}
+
+/// A string value; one holding NUL is not a valid string.
+pub fn as_string(field: &str, v: &Value) -> Result<String, Invalid> {
+    match v {
+        Value::String(s) if !s.contains('\0') => Ok(s.clone()),
+        _ => Err(Invalid::not_string(field)),
+    }
+}
+
+/// marshmallow's `Length(min, max)` on a string (length in code points).
+pub fn check_length(field: &str, s: &str, min: usize, max: Option<usize>) -> Result<(), Invalid> {
+    let n = s.chars().count();
+    if n >= min && max.is_none_or(|m| n <= m) {
+        Ok(())
+    } else {
+        Err(Invalid::length(field, min, max))
+    }
+}
+
+/// How a string field may be absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Missing: `required`; null: `not_null`.
+    Required,
+    /// Missing: `None`; null: `not_null`.
+    Optional,
+    /// Missing or null: `None`.
+    Nullable,
+}
+
+/// A string field of `min..=max` characters (`max` `None`: no upper bound).
+pub fn string(
+    body: &Map<String, Value>,
+    field: &str,
+    presence: Presence,
+    min: usize,
+    max: Option<usize>,
+) -> Result<Option<String>, Invalid> {
+    let v = match (raw(body, field), presence) {
+        (Raw::Missing, Presence::Required) => return Err(Invalid::required(field)),
+        (Raw::Missing, _) | (Raw::Null, Presence::Nullable) => return Ok(None),
+        (Raw::Null, _) => return Err(Invalid::not_null(field)),
+        (Raw::Value(v), _) => v,
+    };
+    let Value::String(s) = v else {
+        return Err(Invalid::not_string(field));
+    };
+    check_length(field, s, min, max)?;
+    if s.contains('\0') {
+        return Err(Invalid::not_string(field));
+    }
+    Ok(Some(s.clone()))
+}
+
+/// marshmallow's `Boolean`: JSON booleans, 0/1 and its truthy/falsy strings.
+pub fn parse_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => {
+            let x = n.as_f64()?;
+            if x == 1.0 {
+                Some(true)
+            } else if x == 0.0 {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        Value::String(s) => match s.as_str() {
+            "t" | "T" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "y" | "Y" | "yes"
+            | "Yes" | "YES" | "1" => Some(true),
+            "f" | "F" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" | "n" | "N" | "no"
+            | "No" | "NO" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Python's `uuid.UUID(text)`: `urn:`/`uuid:` prefixes, braces and hyphens are ignored, then 32
+/// hex digits. Returns the canonical form.
+pub fn python_uuid(text: &str) -> Option<uuid::Uuid> {
+    let t = text.replace("urn:", "").replace("uuid:", "");
+    let t = t.trim_matches(|c| c == '{' || c == '}').replace('-', "");
+    if t.len() != 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    uuid::Uuid::parse_str(&t).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn strings() {
+        let b = obj(json!({"a": "x", "n": null, "i": 3, "z": "a\u{0}b", "e": ""}));
+        assert_eq!(
+            string(&b, "a", Presence::Required, 1, Some(2)).unwrap(),
+            Some("x".into())
+        );
+        let e = string(&b, "m", Presence::Required, 1, None).unwrap_err();
+        assert_eq!(e.constraint_id, "required");
+        assert_eq!(string(&b, "m", Presence::Optional, 1, None).unwrap(), None);
+        let e = string(&b, "n", Presence::Optional, 1, None).unwrap_err();
+        assert_eq!(e.constraint_id, "not_null");
+        assert_eq!(string(&b, "n", Presence::Nullable, 1, None).unwrap(), None);
+        let e = string(&b, "i", Presence::Nullable, 1, None).unwrap_err();
+        assert_eq!(e.constraint, json!("string"));
+        let e = string(&b, "z", Presence::Nullable, 1, None).unwrap_err();
+        assert_eq!(e.constraint_id, "type");
+        let e = string(&b, "e", Presence::Nullable, 1, Some(4)).unwrap_err();
+        assert_eq!(e.message, "Length must be between 1 and 4.");
+    }
+
+    #[test]
+    fn decoding() {
+        assert!(decode(b"").is_err());
+        assert!(decode(b"{not json").is_err());
+        assert!(decode(b"null").unwrap().unwrap().is_empty());
+        assert!(decode(b"[]").unwrap().unwrap().is_empty());
+        assert!(decode(b"[1]").unwrap().is_none());
+        assert!(decode(b"42").unwrap().is_none());
+        assert_eq!(object(b"{\"a\":1}", "x").unwrap().len(), 1);
+        let e = object(b"[1]", "groups").unwrap_err().body();
+        assert_eq!(e["resource"], "groups");
+    }
+
+    #[test]
+    fn python_uuids() {
+        let u = python_uuid("{urn:uuid:0123ABCD111122223333444455556666}").unwrap();
+        assert_eq!(u.to_string(), "0123abcd-1111-2222-3333-444455556666");
+        assert!(python_uuid("0123").is_none());
+    }
+}
