@@ -7,17 +7,7 @@ use clap::Parser;
 use wazo_auth::{config, server};
 
 fn init_logging(cfg: &config::Config) {
-    let level = if cfg.debug {
-        log::LevelFilter::Debug
-    } else {
-        match cfg.log_level.to_ascii_lowercase().as_str() {
-            "critical" | "error" => log::LevelFilter::Error,
-            "warning" | "warn" => log::LevelFilter::Warn,
-            "debug" => log::LevelFilter::Debug,
-            "trace" => log::LevelFilter::Trace,
-            _ => log::LevelFilter::Info,
-        }
-    };
+    let level = cfg.log_level_filter();
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level);
     // tokio-postgres logs the parameters of every statement at debug level: password hashes and

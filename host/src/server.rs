@@ -42,15 +42,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let keyring = wazo_auth_core::keys::Keyring::load_or_create(&cfg.secret_key_file)?;
     let (db_uri, cluster) = open_database(&cfg)?;
 
-    let scheme = wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
-        .unwrap_or(wazo_auth_core::password::Scheme::Pbkdf2Sha512);
+    let scheme = cfg.password_hash_scheme;
     let prepared = HostContext::new(&db_uri, scheme, keyring.clone()).and_then(|context| {
         context.block_on(async {
             let storage = context.storage();
             storage
-                .wait_until_ready(Duration::from_secs_f64(
-                    cfg.db_connect_retry_timeout_seconds.max(0.0),
-                ))
+                .wait_until_ready(cfg.db_connect_retry_timeout_seconds.duration())
                 .await
                 .map_err(|e| format!("the database is unreachable: {e}"))?;
             storage
@@ -75,7 +72,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         enabled_backends: &cfg.enabled_backend_plugins,
         enabled_externals: &cfg.enabled_external_auth_plugins,
         plugin_config: &cfg.plugin_config,
-        load_timeout: Duration::from_secs_f64(cfg.plugin_call_timeout.max(1.0) * 2.0),
+        load_timeout: cfg
+            .plugin_call_timeout
+            .duration()
+            .max(Duration::from_secs(1))
+            .saturating_mul(2),
         context: Some(context.clone()),
     });
     log::info!(
@@ -103,7 +104,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
 /// The database URI: the configured one, or a private cluster managed by this process.
 fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
     // Bounds every pool of the process, including the host-services one (`db_timeout`).
-    wazo_auth_core::storage::set_default_db_timeout(Duration::from_secs_f64(cfg.db_timeout));
+    wazo_auth_core::storage::set_default_db_timeout(cfg.db_timeout.duration());
     match &cfg.db_uri {
         Some(uri) => Ok((uri.clone(), None)),
         None => {
@@ -130,8 +131,7 @@ fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
 /// `wazo-auth bootstrap`: creates the initial user and prints how to log in.
 pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), String> {
     let (db_uri, cluster) = open_database(&cfg)?;
-    let scheme = wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
-        .unwrap_or(wazo_auth_core::password::Scheme::Pbkdf2Sha512);
+    let scheme = cfg.password_hash_scheme;
     let generated = args.password.is_none();
     let password = args
         .password
@@ -142,9 +142,7 @@ pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), 
         context.block_on(async {
             let storage = context.storage();
             storage
-                .wait_until_ready(Duration::from_secs_f64(
-                    cfg.db_connect_retry_timeout_seconds.max(0.0),
-                ))
+                .wait_until_ready(cfg.db_connect_retry_timeout_seconds.duration())
                 .await
                 .map_err(|e| format!("the database is unreachable: {e}"))?;
             storage
@@ -190,49 +188,44 @@ async fn serve(
     keyring: wazo_auth_core::keys::Keyring,
     tls: Option<rustls::ServerConfig>,
 ) -> Result<(), String> {
-    let pool_size = (cfg.rest_api.max_threads as usize).clamp(4, 64);
+    let pool_size = (cfg.rest_api.max_threads.get() as usize).clamp(4, 64);
     let workers = cfg
         .rest_api
         .worker_count(std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let db_timeout = Duration::from_secs_f64(cfg.db_timeout);
+    let db_timeout = cfg.db_timeout.duration();
     let storage =
         Storage::with_timeout(&db_uri, pool_size, db_timeout).map_err(|e| e.to_string())?;
     storage
-        .wait_until_ready(Duration::from_secs_f64(
-            cfg.db_connect_retry_timeout_seconds.max(0.0),
-        ))
+        .wait_until_ready(cfg.db_connect_retry_timeout_seconds.duration())
         .await
         .map_err(|e| format!("the database is unreachable: {e}"))?;
 
     let settings = Settings {
-        default_token_lifetime: cfg.default_token_lifetime as i64,
-        plugin_call_timeout: Duration::from_secs_f64(cfg.plugin_call_timeout),
+        default_token_lifetime: cfg.default_token_lifetime.seconds(),
+        plugin_call_timeout: cfg.plugin_call_timeout.duration(),
         num_proxies: cfg.rest_api.num_proxies,
         xivo_uuid: cfg.uuid.clone(),
-        max_body_bytes: cfg.rest_api.max_body_bytes,
+        max_body_bytes: cfg.rest_api.max_body_bytes.get(),
         default_backend: "wazo_user".to_string(),
         auth_methods: cfg.authentication_methods(),
         tenant_defaults: cfg.tenant_defaults(),
-        password_scheme: wazo_auth_core::password::Scheme::parse(&cfg.password_hash_scheme)
-            .unwrap_or(wazo_auth_core::password::Scheme::Pbkdf2Sha512),
-        max_user_concurrent_sessions: cfg.max_user_concurrent_sessions,
+        password_scheme: cfg.password_hash_scheme,
+        max_user_concurrent_sessions: cfg.max_user_concurrent_sessions.get(),
         default_user_policy: cfg.default_user_policy.clone(),
         backend_policies: cfg.backend_policies.clone(),
         throttle: cfg.login_throttle.to_core(),
-        refresh_token_lifetime: (cfg.refresh_token_lifetime > 0)
-            .then(|| i64::try_from(cfg.refresh_token_lifetime).unwrap_or(i64::MAX)),
+        refresh_token_lifetime: cfg.refresh_token_lifetime.seconds(),
     };
     let tokens = Arc::new(TokenCache::new(
         cfg.token_cache_size,
-        (cfg.rest_api.max_threads as usize).clamp(2, 16),
+        (cfg.rest_api.max_threads.get() as usize).clamp(2, 16),
     ));
     let listener = actix_web::rt::spawn(tokens.clone().listen(db_uri.clone()));
     let plugins = Arc::new(plugins);
 
-    let purge = (cfg.token_cleanup_interval > 0.0).then(|| {
+    let purge = cfg.token_cleanup_interval.period().map(|interval| {
         let storage = storage.clone();
-        let interval = Duration::from_secs_f64(cfg.token_cleanup_interval);
-        let batch = i64::from(cfg.token_cleanup_batch_size);
+        let batch = i64::from(cfg.token_cleanup_batch_size.get());
         let forget_after = cfg.login_throttle.to_core().forget_after;
         actix_web::rt::spawn(purge_loop(storage, interval, batch, forget_after))
     });
@@ -244,7 +237,7 @@ async fn serve(
     let shared_storage = storage.clone();
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
     let benchmark_route = cfg.benchmark_route;
-    let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port);
+    let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
     let cors_enabled = cfg.rest_api.cors.enabled;
     let cors_headers: Vec<actix_web::http::header::HeaderName> = cfg
         .rest_api

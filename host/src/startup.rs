@@ -26,7 +26,7 @@ pub async fn apply(cfg: &Config, storage: &Storage, scheme: Scheme) -> Result<()
             &BootstrapRequest {
                 username: username.clone(),
                 password: pw.clone(),
-                purpose: cfg.bootstrap_user_purpose.clone(),
+                purpose: cfg.bootstrap_user_purpose.to_string(),
                 policy_slug: cfg.bootstrap_user_policy_slug.clone(),
             },
             scheme,
@@ -52,12 +52,8 @@ async fn update_policies(cfg: &Config, storage: &Storage) -> wazo_auth_core::Res
         .get(0);
 
     // (a) default_policies: config-managed policies of the top tenant.
-    let defaults = cfg
-        .default_policies
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    for (slug, spec) in &defaults {
+    let defaults = &cfg.default_policies;
+    for (slug, spec) in defaults {
         let acl: Vec<String> = spec
             .get("acl")
             .and_then(Value::as_array)
