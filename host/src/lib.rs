@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod login;
 pub mod plugins;
 pub mod server;
 pub mod services;

@@ -33,8 +33,9 @@ enum Shape {
     Empty,
 }
 
-/// An error answer of the API.
-#[derive(Debug, Clone)]
+/// An error answer of the API. Its `Debug` and `Display` show the status and the internal cause
+/// only, never the body (which may echo a client's token).
+#[derive(Clone)]
 pub struct ApiError {
     status: StatusCode,
     shape: Shape,
@@ -218,6 +219,12 @@ impl ApiError {
     }
 }
 
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.cause {
@@ -330,6 +337,13 @@ mod tests {
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!e.body().to_string().contains("secret detail"));
         assert!(e.to_string().contains("secret detail"));
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_body() {
+        let e = ApiError::unauthorized(json!({"invalid_token": "0123-secret-token"}));
+        assert!(!format!("{e:?}").contains("secret"));
+        assert!(!e.to_string().contains("secret"));
     }
 
     #[test]

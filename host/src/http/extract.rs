@@ -100,27 +100,34 @@ impl FromRequest for RawBody {
             .app_data::<State>()
             .map(|s| s.settings.max_body_bytes)
             .unwrap_or(0);
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let mut body = Vec::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::plain(
-                        StatusCode::BAD_REQUEST,
-                        format!("Invalid request body: {e}"),
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::plain(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("Request body too large (limit {limit} bytes)"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(RawBody(body))
-        })
+        let payload = payload.take();
+        Box::pin(async move { read_limited(payload, limit).await.map(RawBody) })
     }
+}
+
+/// Reads a body of at most `limit` bytes; a larger one is a 413, a broken one a 400.
+pub async fn read_limited(
+    mut payload: impl futures_util::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>
+        + Unpin,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::plain(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid request body: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body too large (limit {limit} bytes)"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 // ------------------------------------------------------------------------------------------------

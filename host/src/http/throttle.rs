@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
 
-use super::errors::{storage_unavailable, token_error};
+use super::error::ApiError;
 use super::State;
 
 /// Concurrent attempts always allowed per key, whatever its free failures: legitimate bursts on
@@ -93,7 +93,7 @@ impl Attempt {
         remote_addr: &str,
         login: Option<&str>,
         route: &str,
-    ) -> Result<Attempt, HttpResponse> {
+    ) -> Result<Attempt, ApiError> {
         let keys = if state.settings.throttle.enabled {
             let peer = req
                 .peer_addr()
@@ -138,7 +138,10 @@ impl Attempt {
                 known,
                 _turns: turns,
             }),
-            Err(e) => Err(storage_unavailable("reading the login throttle failed", e)),
+            Err(e) => Err(ApiError::unavailable(
+                "reading the login throttle failed",
+                e,
+            )),
         }
     }
 
@@ -171,14 +174,14 @@ impl Attempt {
 }
 
 /// The answer to an attempt on a blocked key: 429 with `Retry-After` (whole seconds, at least 1).
-fn throttled(route: &str, wait: f64) -> HttpResponse {
+fn throttled(route: &str, wait: f64) -> ApiError {
     log::info!("{route}: throttled after repeated failures");
-    let mut resp = token_error(
+    let error = ApiError::token(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many failed authentication attempts; retry later",
     );
-    if let Ok(v) = HeaderValue::from_str(&(wait.ceil() as u64).max(1).to_string()) {
-        resp.headers_mut().insert(RETRY_AFTER, v);
+    match HeaderValue::from_str(&(wait.ceil() as u64).max(1).to_string()) {
+        Ok(v) => error.with_header(RETRY_AFTER, v),
+        Err(_) => error,
     }
-    resp
 }

@@ -134,6 +134,16 @@ pub fn object(body: &[u8], resource: &'static str) -> Result<Map<String, Value>,
     decode(body)?.ok_or_else(|| ApiError::invalid_input_type(resource))
 }
 
+/// [`decode`] for the token resources: a non-object is a 400 in shape A.
+pub fn token_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    decode(body)?.ok_or_else(|| {
+        ApiError::token(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            super::error::marshmallow_repr(&[("_schema".into(), "Invalid input type.".into())]),
+        )
+    })
+}
+
 /// Python's truth value of a JSON value is false.
 pub fn is_falsy(v: &Value) -> bool {
     match v {
