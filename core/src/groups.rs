@@ -5,10 +5,11 @@
 use deadpool_postgres::GenericClient;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::error::Error;
+pub use crate::sql::Page;
+use crate::sql::Where;
 
 /// Longest accepted group name (characters).
 pub const NAME_MAX_CHARS: usize = 128;
@@ -340,77 +341,6 @@ pub async fn remove_user<C: GenericClient>(
 // Listing
 // ------------------------------------------------------------------------------------------------
 
-/// Ordering and pagination of a list. `order` must come from the endpoint's whitelist
-/// (checked again here: anything else sorts by the default column).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub order: String,
-    pub descending: bool,
-    pub limit: Option<i64>,
-    pub offset: i64,
-}
-
-impl Page {
-    fn sql(&self, columns: &[(&str, &str)], tie_break: &str) -> String {
-        let column = columns
-            .iter()
-            .find(|(name, _)| *name == self.order)
-            .unwrap_or(&columns[0])
-            .1;
-        let dir = if self.descending { "DESC" } else { "ASC" };
-        let mut out = format!(" ORDER BY {column} {dir}, {tie_break} {dir}");
-        if let Some(l) = self.limit {
-            out.push_str(&format!(" LIMIT {}", l.max(0)));
-        }
-        out.push_str(&format!(" OFFSET {}", self.offset.max(0)));
-        out
-    }
-}
-
-/// A WHERE clause under construction, with its parameters.
-#[derive(Default)]
-struct Where {
-    conds: Vec<String>,
-    params: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl Where {
-    fn param<T: ToSql + Sync + Send + 'static>(&mut self, v: T) -> String {
-        self.params.push(Box::new(v));
-        format!("${}", self.params.len())
-    }
-
-    /// Adds `template` with every `{}` replaced by a parameter holding `value`. A value holding
-    /// NUL can match nothing stored (PostgreSQL text cannot contain it): the condition is FALSE.
-    fn text(&mut self, template: &str, value: &str) {
-        if value.contains('\0') {
-            self.conds.push("FALSE".into());
-        } else {
-            let p = self.param(value.to_string());
-            self.conds.push(template.replace("{}", &p));
-        }
-    }
-
-    fn raw(&mut self, cond: String) {
-        self.conds.push(cond);
-    }
-
-    fn sql(&self) -> String {
-        if self.conds.is_empty() {
-            "TRUE".into()
-        } else {
-            self.conds.join(" AND ")
-        }
-    }
-
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
-    }
-}
-
 /// Which groups a list covers before filters (what `total` counts).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupScope {
@@ -698,6 +628,6 @@ mod tests {
         };
         let w = group_where(&GroupScope::default(), Some(&f));
         assert_eq!(w.sql(), "FALSE");
-        assert!(w.params.is_empty());
+        assert!(w.refs().is_empty());
     }
 }

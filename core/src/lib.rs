@@ -14,6 +14,7 @@ pub mod policies;
 pub mod refresh_tokens;
 pub mod services;
 pub mod sessions;
+pub mod sql;
 pub mod storage;
 pub mod tenants;
 pub mod throttle;
