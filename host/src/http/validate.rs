@@ -98,6 +98,12 @@ impl Invalid {
         )
     }
 
+    /// The token-service shape (shape A) of the older resources (policies): 400
+    /// `Invalid value supplied for field: <field>`, the field alone, without the rule.
+    pub fn into_field_error(self) -> ApiError {
+        field_error(&self.field)
+    }
+
     /// The 400 `invalid-data` answer.
     pub fn into_error(self, resource: &'static str) -> ApiError {
         ApiError::invalid_data(
@@ -108,6 +114,14 @@ impl Invalid {
             self.constraint,
         )
     }
+}
+
+/// 400 `Invalid value supplied for field: <field>` (shape A; see [`Invalid::into_field_error`]).
+pub fn field_error(field: &str) -> ApiError {
+    ApiError::token(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        format!("Invalid value supplied for field: {field}"),
+    )
 }
 
 /// Decodes a request body as the original does ("force JSON", Content-Type ignored): an empty
@@ -225,6 +239,45 @@ pub fn string(
     Ok(Some(s.clone()))
 }
 
+/// A list of strings (marshmallow's `List(String)`), each without NUL. A bad item is reported
+/// on the list's field (`Not a valid string.`).
+pub fn string_list(
+    body: &Map<String, Value>,
+    field: &str,
+    presence: Presence,
+) -> Result<Option<Vec<String>>, Invalid> {
+    let v = match (raw(body, field), presence) {
+        (Raw::Missing, Presence::Required) => return Err(Invalid::required(field)),
+        (Raw::Missing, _) | (Raw::Null, Presence::Nullable) => return Ok(None),
+        (Raw::Null, _) => return Err(Invalid::not_null(field)),
+        (Raw::Value(v), _) => v,
+    };
+    let Value::Array(items) = v else {
+        return Err(Invalid::not_list(field));
+    };
+    items
+        .iter()
+        .map(|item| as_string(field, item))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A boolean field, read as marshmallow's `Boolean` does (see [`parse_bool`]).
+pub fn boolean(
+    body: &Map<String, Value>,
+    field: &str,
+    presence: Presence,
+) -> Result<Option<bool>, Invalid> {
+    match (raw(body, field), presence) {
+        (Raw::Missing, Presence::Required) => Err(Invalid::required(field)),
+        (Raw::Missing, _) | (Raw::Null, Presence::Nullable) => Ok(None),
+        (Raw::Null, _) => Err(Invalid::not_null(field)),
+        (Raw::Value(v), _) => parse_bool(v)
+            .map(Some)
+            .ok_or_else(|| Invalid::not_boolean(field)),
+    }
+}
+
 /// marshmallow's `Boolean`: JSON booleans, 0/1 and its truthy/falsy strings.
 pub fn parse_bool(v: &Value) -> Option<bool> {
     match v {
@@ -291,6 +344,56 @@ mod tests {
         assert_eq!(e.constraint_id, "type");
         let e = string(&b, "e", Presence::Nullable, 1, Some(4)).unwrap_err();
         assert_eq!(e.message, "Length must be between 1 and 4.");
+    }
+
+    #[test]
+    fn lists_and_booleans() {
+        let b = obj(
+            json!({"l": ["a", "b"], "n": null, "s": "a", "i": [1], "z": ["a\u{0}"],
+                           "t": "yes", "f": 0, "x": 2}),
+        );
+        assert_eq!(
+            string_list(&b, "l", Presence::Optional).unwrap(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(string_list(&b, "m", Presence::Optional).unwrap(), None);
+        assert_eq!(
+            string_list(&b, "m", Presence::Required)
+                .unwrap_err()
+                .constraint_id,
+            "required"
+        );
+        assert_eq!(
+            string_list(&b, "n", Presence::Optional)
+                .unwrap_err()
+                .constraint_id,
+            "not_null"
+        );
+        assert_eq!(string_list(&b, "n", Presence::Nullable).unwrap(), None);
+        let e = string_list(&b, "s", Presence::Optional).unwrap_err();
+        assert_eq!(e.constraint, json!("list"));
+        for bad in ["i", "z"] {
+            let e = string_list(&b, bad, Presence::Optional).unwrap_err();
+            assert_eq!((e.field.as_str(), e.constraint), (bad, json!("string")));
+        }
+        assert_eq!(boolean(&b, "t", Presence::Optional).unwrap(), Some(true));
+        assert_eq!(boolean(&b, "f", Presence::Optional).unwrap(), Some(false));
+        assert_eq!(boolean(&b, "m", Presence::Optional).unwrap(), None);
+        assert_eq!(
+            boolean(&b, "n", Presence::Optional)
+                .unwrap_err()
+                .constraint_id,
+            "not_null"
+        );
+        assert_eq!(
+            boolean(&b, "x", Presence::Optional).unwrap_err().constraint,
+            json!("boolean")
+        );
+        let e = Invalid::not_list("acl").into_field_error().body();
+        assert_eq!(
+            e["reason"],
+            json!(["Invalid value supplied for field: acl"])
+        );
     }
 
     #[test]
