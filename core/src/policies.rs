@@ -18,6 +18,11 @@ use crate::error::{Error, Result};
 const UNIQUE_VIOLATION: &str = "23505";
 const FK_VIOLATION: &str = "23503";
 
+/// The longest policy name, in characters.
+pub const NAME_MAX_CHARS: usize = 80;
+/// The longest policy slug, in characters.
+pub const SLUG_MAX_CHARS: usize = 80;
+
 const COLUMNS: &str =
     "p.uuid, p.tenant_uuid, p.name, p.slug, p.description, p.acl, p.config_managed, p.shared";
 
@@ -268,11 +273,20 @@ pub fn dedup_acl(acl: &[String]) -> Vec<String> {
         .collect()
 }
 
+fn is_slug_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Whether `s` matches `^[a-zA-Z0-9_-]+$` (no trailing newline allowed, unlike Python's `$`).
+pub fn is_valid_slug(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(is_slug_char)
+}
+
 /// The slug the original derives from a name: the allowed characters only, at most 80.
 pub fn slug_from_name(name: &str) -> String {
     name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .take(80)
+        .filter(|c| is_slug_char(*c))
+        .take(SLUG_MAX_CHARS)
         .collect()
 }
 

@@ -22,7 +22,7 @@ use wazo_auth_core::ids;
 use wazo_auth_core::tokens::{self, Token};
 
 use super::error::ApiError;
-use super::routes::RouteAcls;
+use super::routes::{Acl, RouteAcls};
 use super::State;
 
 // ------------------------------------------------------------------------------------------------
@@ -165,6 +165,54 @@ pub fn required_acl(template: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
+/// The ACL a declared route requires of `req` (`None`: a public route).
+fn route_acl(acl: Acl, req: &HttpRequest) -> Option<String> {
+    let mut params: Vec<(&str, &str)> = req.match_info().iter().collect();
+    match acl {
+        Acl::Public => None,
+        Acl::Required(template) => Some(required_acl(template, &params)),
+        Acl::UuidOrSlug {
+            param,
+            by_uuid,
+            by_slug,
+        } => {
+            let value = decoded_param(req, param);
+            let (template, name) = match ids::parse_canonical(&value) {
+                Some(_) => (by_uuid, format!("{param}_uuid")),
+                None => (by_slug, format!("{param}_slug")),
+            };
+            // Filled last, as the segment may hold anything (even `{...}`).
+            params.push((&name, &value));
+            Some(required_acl(template, &params))
+        }
+    }
+}
+
+/// A path parameter, fully percent-decoded (the router leaves `%25`, `%2F` and `%2B` encoded);
+/// invalid UTF-8 is replaced.
+pub fn decoded_param(req: &HttpRequest, name: &str) -> String {
+    let raw = req.match_info().get(name).unwrap_or_default();
+    if !raw.contains('%') {
+        return raw.to_string();
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -184,18 +232,16 @@ impl FromRequest for Caller {
             } else {
                 req.method().clone()
             };
-            let Some(template) = req
+            let declared = req
                 .app_data::<RouteAcls>()
-                .and_then(|acls| acls.required(&method))
-            else {
+                .and_then(|acls| acls.get(&method));
+            let Some(required) = declared.and_then(|acl| route_acl(acl, &req)) else {
                 // A route that takes a `Caller` without declaring its ACL: refuse, never open.
                 return Err(ApiError::unavailable(
                     "a route declares no required ACL",
                     req.match_pattern().unwrap_or_default(),
                 ));
             };
-            let params: Vec<(&str, &str)> = req.match_info().iter().collect();
-            let required = required_acl(template, &params);
             Caller::authorize(state, &req, &required).await
         })
     }
@@ -332,5 +378,40 @@ mod tests {
             ),
             "auth.groups.0123abcd-1111-2222-3333-444455556666.read"
         );
+    }
+
+    #[test]
+    fn uuid_or_slug_routes_require_the_acl_of_the_form_used() {
+        let by_slug = Acl::UuidOrSlug {
+            param: "policy",
+            by_uuid: "auth.users.{user_uuid}.policies.{policy_uuid}.create",
+            by_slug: "auth.users.{user_uuid}.policies.{policy_slug}.create",
+        };
+        let user = "0123ABCD-1111-2222-3333-444455556666";
+        let required = |policy: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .param("user_uuid", user)
+                .param("policy", policy.to_string())
+                .to_http_request();
+            route_acl(by_slug, &req)
+        };
+        assert_eq!(
+            required("AAAAAAAA-1111-2222-3333-444455556666").as_deref(),
+            Some(
+                "auth.users.0123abcd-1111-2222-3333-444455556666.policies.\
+                 aaaaaaaa-1111-2222-3333-444455556666.create"
+            )
+        );
+        assert_eq!(
+            required("my.slug%2Fx").as_deref(),
+            Some("auth.users.0123abcd-1111-2222-3333-444455556666.policies.my_slug/x.create")
+        );
+        // A slug that looks like a placeholder stays as it is.
+        assert_eq!(
+            required("{user_uuid}").as_deref(),
+            Some("auth.users.0123abcd-1111-2222-3333-444455556666.policies.{user_uuid}.create")
+        );
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        assert_eq!(route_acl(Acl::Public, &req), None);
     }
 }

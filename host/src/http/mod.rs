@@ -95,7 +95,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(users::routes)
             .configure(tenants::routes)
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
-            .configure(policies::routes)
+            .configure(|cfg| policies::routes(&mut routes::Router::new(cfg)))
             .service(
                 web::resource("/backends")
                     .route(web::get().to(status::backends))
@@ -169,6 +169,7 @@ pub async fn revocation_barrier(
 pub fn route_table() -> Vec<routes::RouteSpec> {
     let mut router = routes::Router::table_only();
     groups::routes(&mut router);
+    policies::routes(&mut router);
     router.into_table()
 }
 
@@ -186,7 +187,7 @@ pub mod body_check {
 
     /// `POST /policies` (`post`) or `PUT /policies/{id}`.
     pub fn policy(body: &[u8], post: bool) -> Result<(), HttpResponse> {
-        super::policies::check_body(body, !post)
+        super::policies::check_body(body, !post).map_err(HttpResponse::from)
     }
 
     /// `POST /groups` (`post`) or `PUT /groups/{uuid}`.
@@ -203,10 +204,11 @@ pub mod body_check {
 #[cfg(test)]
 mod tests {
     use super::body_check;
+    use super::routes::Acl;
 
     /// The declared routes and the API description cannot drift: every declared route is an
     /// operation of `api.yml` with the same required ACL (`x-required-acl`, absent for a public
-    /// route).
+    /// route; with `x-required-acl-by-slug` for a route naming its object by uuid or slug).
     #[test]
     fn routes_match_the_api_description() {
         let spec: serde_json::Value =
@@ -227,10 +229,25 @@ mod tests {
                 "{method} {} is not described in api.yml",
                 route.path
             );
-            let described = operation["x-required-acl"].as_str();
+            let described = (
+                operation["x-required-acl"].as_str(),
+                operation["x-required-acl-by-slug"].as_str(),
+            );
             let declared = match route.acl {
-                super::routes::Acl::Public => None,
-                super::routes::Acl::Required(t) => Some(t),
+                Acl::Public => (None, None),
+                Acl::Required(t) => (Some(t), None),
+                Acl::UuidOrSlug {
+                    param,
+                    by_uuid,
+                    by_slug,
+                } => {
+                    assert!(
+                        route.path.contains(&format!("{{{param}}}")),
+                        "{method} {}: no {{{param}}} segment",
+                        route.path
+                    );
+                    (Some(by_uuid), Some(by_slug))
+                }
             };
             assert_eq!(
                 described, declared,

@@ -3,7 +3,9 @@
 //! `/users/{user_uuid}/policies[/{…}]` and `/groups/{group_uuid}/policies[/{…}]`.
 //!
 //! A UUID-shaped `{policy}` segment selects the uuid semantics (visible tenants of the scoping
-//! tenant); anything else is a slug, resolved in the scoping tenant only.
+//! tenant); anything else (fully percent-decoded) is a slug, resolved in the scoping tenant
+//! only; the required ACL follows the same choice (`routes::Acl::UuidOrSlug`). Each handler
+//! extracts, calls one service of `wazo_auth_core::services::policies`, and renders.
 //!
 //! Differences with the original, on purpose:
 //! * the `/acl/{access}` endpoints refuse (403) to edit a config-managed policy or a shared
@@ -17,149 +19,158 @@
 //! * NUL characters in name, description or ACL are a 400 instead of a database error (500);
 //!   a slug with a trailing newline is refused (Python's `$` accepts it).
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
-use wazo_auth_core::policies::{self, ListQuery, NewPolicy, Order, Policy, PolicyError, Scope};
+use std::future::{ready, Ready};
 
-use super::auth::{authorize, required_acl, scoping_tenant, visible_tenants, Caller};
-use super::errors::{api_error, plain_error, storage_unavailable, token_error, unknown_resource};
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+use wazo_auth_core::ids::{self, GroupUuid, UserUuid};
+use wazo_auth_core::policies::{
+    self, ListQuery, NewPolicy, Order, PolicyError, Scope, NAME_MAX_CHARS, SLUG_MAX_CHARS,
+};
+use wazo_auth_core::services::policies as service;
+use wazo_auth_core::services::policies::{PolicyChange, PolicyRef, PolicyWriteError, Target};
+
+use super::error::ApiError;
+use super::extract::{decoded_param, read_limited, Caller, Id, RawBody};
 use super::listing::{self, ListParams};
-use super::request::{path_uuid, read_body};
+use super::routes::{acl, acl_by_slug, Acl, Router};
+use super::validate::{self, Invalid, Presence};
 use super::State;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/policies")
-            .route(web::get().to(list))
-            .route(web::head().to(list))
-            .route(web::post().to(create))
-            .default_service(web::to(other_method)),
-    )
-    .service(
-        web::resource("/policies/{policy}")
-            .route(web::get().to(get))
-            .route(web::head().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete))
-            .default_service(web::to(other_method)),
-    )
-    .service(
-        web::resource("/policies/{policy}/acl/{access}")
-            .route(web::put().to(add_access))
-            .route(web::delete().to(remove_access))
-            .default_service(web::to(other_method)),
-    )
-    .service(
-        web::resource("/users/{user_uuid}/policies")
-            .route(web::get().to(list_user_policies))
-            .route(web::head().to(list_user_policies))
-            .default_service(web::to(other_method)),
-    )
-    .service(
-        web::resource("/users/{user_uuid}/policies/{policy}")
-            .route(web::put().to(add_user_policy))
-            .route(web::delete().to(remove_user_policy))
-            .default_service(web::to(other_method)),
-    )
-    .service(
-        web::resource("/groups/{group_uuid}/policies")
-            .route(web::get().to(list_group_policies))
-            .route(web::head().to(list_group_policies))
-            .default_service(web::to(other_method)),
-    )
-    .service(
-        web::resource("/groups/{group_uuid}/policies/{policy}")
-            .route(web::put().to(add_group_policy))
-            .route(web::delete().to(remove_group_policy))
-            .default_service(web::to(other_method)),
+const SLUG_PATTERN: &str = "^[a-zA-Z0-9_-]+$";
+
+/// A route on `{policy}`, requiring `by_uuid` or `by_slug` (api.yml `x-required-acl-by-slug`).
+const fn by_policy(by_uuid: &'static str, by_slug: &'static str) -> Acl {
+    acl_by_slug("policy", by_uuid, by_slug)
+}
+
+pub fn routes(r: &mut Router) {
+    r.resource("/policies")
+        .get(acl("auth.policies.read"), list)
+        .post(acl("auth.policies.create"), create);
+    r.resource("/policies/{policy}")
+        .get(
+            by_policy(
+                "auth.policies.{policy_uuid}.read",
+                "auth.policies.{policy_slug}.read",
+            ),
+            get,
+        )
+        .put(
+            by_policy(
+                "auth.policies.{policy_uuid}.update",
+                "auth.policies.{policy_slug}.update",
+            ),
+            update,
+        )
+        .delete(
+            by_policy(
+                "auth.policies.{policy_uuid}.delete",
+                "auth.policies.{policy_slug}.delete",
+            ),
+            delete,
+        );
+    r.resource("/policies/{policy}/acl/{access}")
+        .put(
+            by_policy(
+                "auth.policies.{policy_uuid}.update",
+                "auth.policies.{policy_slug}.update",
+            ),
+            add_access,
+        )
+        .delete(
+            by_policy(
+                "auth.policies.{policy_uuid}.update",
+                "auth.policies.{policy_slug}.update",
+            ),
+            remove_access,
+        );
+    r.resource("/users/{user_uuid}/policies").get(
+        acl("auth.users.{user_uuid}.policies.read"),
+        list_user_policies,
     );
+    r.resource("/users/{user_uuid}/policies/{policy}")
+        .put(
+            by_policy(
+                "auth.users.{user_uuid}.policies.{policy_uuid}.create",
+                "auth.users.{user_uuid}.policies.{policy_slug}.create",
+            ),
+            add_user_policy,
+        )
+        .delete(
+            by_policy(
+                "auth.users.{user_uuid}.policies.{policy_uuid}.delete",
+                "auth.users.{user_uuid}.policies.{policy_slug}.delete",
+            ),
+            remove_user_policy,
+        );
+    r.resource("/groups/{group_uuid}/policies").get(
+        acl("auth.groups.{group_uuid}.policies.read"),
+        list_group_policies,
+    );
+    r.resource("/groups/{group_uuid}/policies/{policy}")
+        .put(
+            by_policy(
+                "auth.groups.{group_uuid}.policies.{policy_uuid}.create",
+                "auth.groups.{group_uuid}.policies.{policy_slug}.create",
+            ),
+            add_group_policy,
+        )
+        .delete(
+            by_policy(
+                "auth.groups.{group_uuid}.policies.{policy_uuid}.delete",
+                "auth.groups.{group_uuid}.policies.{policy_slug}.delete",
+            ),
+            remove_group_policy,
+        );
 }
 
 // ------------------------------------------------------------------------------------------------
-// Helpers
+// The `{policy}` segment, the scope
 // ------------------------------------------------------------------------------------------------
 
-const NAME_MAX_CHARS: usize = 80;
-const SLUG_MAX_CHARS: usize = 80;
+/// The `{policy}` segment (fully percent-decoded): a canonical UUID names the policy by uuid,
+/// anything else by slug.
+struct PolicyPath(PolicyRef);
 
-/// The router's 404 (a `uuid` path converter rejected the value: no route matches).
-fn no_route() -> HttpResponse {
-    super::errors::route_not_found()
-}
+impl FromRequest for PolicyPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
-/// 405 on a known route; 404 when a `user_uuid`/`group_uuid` parameter is not a UUID.
-async fn other_method(req: HttpRequest) -> HttpResponse {
-    if req
-        .match_info()
-        .iter()
-        .any(|(name, value)| name.ends_with("_uuid") && path_uuid(value).is_none())
-    {
-        return no_route();
-    }
-    plain_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "The method is not allowed for the requested URL.",
-    )
-}
-
-/// A path parameter, fully percent-decoded (the router leaves `%25`, `%2F` and `%2B` encoded).
-fn path_param(req: &HttpRequest, name: &str) -> String {
-    let raw = req.match_info().get(name).unwrap_or_default();
-    if !raw.contains('%') {
-        return raw.to_string();
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A UUID path parameter, lower-cased; 404 (no route) otherwise.
-fn uuid_param(req: &HttpRequest, name: &str) -> Result<String, HttpResponse> {
-    path_uuid(&path_param(req, name))
-        .map(|u| u.hyphenated().to_string())
-        .ok_or_else(no_route)
-}
-
-/// How the `{policy}` segment designates a policy.
-enum PolicyRef {
-    Uuid(String),
-    Slug(String),
-}
-
-impl PolicyRef {
-    fn from_path(req: &HttpRequest) -> PolicyRef {
-        let raw = path_param(req, "policy");
-        match path_uuid(&raw) {
-            Some(u) => PolicyRef::Uuid(u.hyphenated().to_string()),
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = decoded_param(req, "policy");
+        ready(Ok(PolicyPath(match ids::parse_canonical(&raw) {
+            Some(u) => PolicyRef::Uuid(u.into()),
             None => PolicyRef::Slug(raw),
-        }
-    }
-
-    /// The value substituted in ACL templates.
-    fn value(&self) -> &str {
-        match self {
-            PolicyRef::Uuid(v) | PolicyRef::Slug(v) => v,
-        }
+        })))
     }
 }
 
-fn db_failed(e: impl std::fmt::Display) -> HttpResponse {
-    storage_unavailable("policy storage", e)
+/// The scoping tenant (401), with its descendants when `recurse`.
+async fn scope_of(state: &State, caller: &Caller, recurse: bool) -> Result<Scope, ApiError> {
+    let requested = caller.scoping_tenant().await?;
+    Ok(service::scope(&state.storage, requested, recurse).await?)
 }
+
+/// The scope and target of a `{policy}` request: a uuid is seen from the visible tenants (and
+/// looked up by the use case); a slug is resolved now (404), in the scoping tenant only.
+async fn target(
+    state: &State,
+    caller: &Caller,
+    by: &PolicyPath,
+) -> Result<(Scope, Target), ApiError> {
+    let scope = scope_of(state, caller, matches!(by.0, PolicyRef::Uuid(_))).await?;
+    let target = service::resolve(&state.storage, &by.0, &scope)
+        .await?
+        .ok_or_else(|| unknown(&by.0))?;
+    Ok((scope, target))
+}
+
+// ------------------------------------------------------------------------------------------------
+// Errors
+// ------------------------------------------------------------------------------------------------
 
 /// Python's `repr()` of a string.
 fn py_repr(s: &str) -> String {
@@ -191,209 +202,96 @@ fn py_repr(s: &str) -> String {
 }
 
 /// 404 of a look-up by uuid or slug: `No such policy {'uuid': '…'}`.
-fn no_such_policy(by: &PolicyRef) -> HttpResponse {
-    let (key, value) = match by {
-        PolicyRef::Uuid(v) => ("uuid", v),
-        PolicyRef::Slug(v) => ("slug", v),
-    };
-    token_error(
+fn no_such_policy(key: &str, value: &str) -> ApiError {
+    ApiError::token(
         StatusCode::NOT_FOUND,
         format!("No such policy {{'{key}': {}}}", py_repr(value)),
     )
 }
 
-fn read_only_policy(uuid: &str) -> HttpResponse {
-    token_error(
-        StatusCode::FORBIDDEN,
-        format!("Forbidden policy deletion: \"{uuid}\""),
-    )
-}
-
-fn policy_failed(e: PolicyError) -> HttpResponse {
-    match e {
-        PolicyError::Duplicate(name) => token_error(
-            StatusCode::CONFLICT,
-            format!("Policy \"{name}\" already exists"),
-        ),
-        PolicyError::DuplicateAccess(access) => token_error(
-            StatusCode::CONFLICT,
-            format!("Policy already associated to {access}"),
-        ),
-        PolicyError::UnknownPolicy(uuid) => {
-            token_error(StatusCode::NOT_FOUND, format!("No such policy {uuid}"))
-        }
-        PolicyError::UnknownUser(uuid) => unknown_resource("user", "users", &uuid),
-        PolicyError::UnknownGroup(uuid) => unknown_resource("group", "groups", &uuid),
-        PolicyError::Db(e) => db_failed(e),
+fn unknown(by: &PolicyRef) -> ApiError {
+    match by {
+        PolicyRef::Uuid(u) => no_such_policy("uuid", &u.text()),
+        PolicyRef::Slug(s) => no_such_policy("slug", s),
     }
 }
 
-/// The privilege-escalation refusal (spec §1.2).
-fn escalation(caller: &Caller, access: &str) -> HttpResponse {
-    let mut details = json!({ "invalid_token": caller.token_id });
-    if !access.is_empty() {
-        details["required_access"] = Value::from(access);
-    }
-    api_error(
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized",
-        "unauthorized",
-        details,
-        None,
-    )
-}
-
-/// Every access of `acl` may be granted by the caller.
-fn check_may_add<'a>(
-    caller: &Caller,
-    acl: impl IntoIterator<Item = &'a String>,
-) -> Result<(), HttpResponse> {
-    match acl.into_iter().find(|a| !caller.acl.may_add_access(a)) {
-        Some(a) => Err(escalation(caller, a)),
-        None => Ok(()),
-    }
-}
-
-/// Every access of `acl` may be removed by the caller.
-fn check_may_remove<'a>(
-    caller: &Caller,
-    acl: impl IntoIterator<Item = &'a String>,
-) -> Result<(), HttpResponse> {
-    match acl.into_iter().find(|a| !caller.acl.may_remove_access(a)) {
-        Some(a) => Err(escalation(caller, a)),
-        None => Ok(()),
-    }
-}
-
-/// The scoping tenant and, with `recurse`, its descendants (the scoping tenant first).
-async fn scope_of(
-    state: &State,
-    req: &HttpRequest,
-    caller: &Caller,
-    recurse: bool,
-) -> Result<Scope, HttpResponse> {
-    let requested = scoping_tenant(state, req, caller).await?;
-    let mut tenants = vec![requested.clone()];
-    if recurse {
-        for t in visible_tenants(state, &requested).await? {
-            if t != requested {
-                tenants.push(t);
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> ApiError {
+        match e {
+            PolicyError::Duplicate(name) => ApiError::token(
+                StatusCode::CONFLICT,
+                format!("Policy \"{name}\" already exists"),
+            ),
+            PolicyError::DuplicateAccess(access) => ApiError::token(
+                StatusCode::CONFLICT,
+                format!("Policy already associated to {access}"),
+            ),
+            PolicyError::UnknownPolicy(uuid) => {
+                ApiError::token(StatusCode::NOT_FOUND, format!("No such policy {uuid}"))
             }
+            PolicyError::UnknownUser(uuid) => ApiError::unknown("user", "users", &uuid),
+            PolicyError::UnknownGroup(uuid) => ApiError::unknown("group", "groups", &uuid),
+            PolicyError::Db(e) => e.into(),
         }
     }
-    Ok(Scope { requested, tenants })
 }
 
-/// Resolves `by` among the policies visible from `scope`; 404 when it is not.
-async fn resolve(state: &State, by: &PolicyRef, scope: &Scope) -> Result<Policy, HttpResponse> {
-    let client = state.storage.client().await.map_err(db_failed)?;
-    let found = match by {
-        PolicyRef::Uuid(u) => policies::get_visible(&client, u, scope).await,
-        PolicyRef::Slug(s) => policies::get_visible_by_slug(&client, s, scope).await,
-    };
-    found.map_err(db_failed)?.ok_or_else(|| no_such_policy(by))
+/// A refused write; an escalation is the caller's 401 (spec management §1.2).
+fn write_error(e: PolicyWriteError, caller: &Caller) -> ApiError {
+    match e {
+        PolicyWriteError::Escalation(access) => {
+            let mut details = json!({ "invalid_token": caller.token_id });
+            if !access.is_empty() {
+                details["required_access"] = Value::from(access);
+            }
+            ApiError::unauthorized(details)
+        }
+        PolicyWriteError::NotVisible(uuid) => no_such_policy("uuid", &uuid),
+        PolicyWriteError::ReadOnly(uuid) => ApiError::token(
+            StatusCode::FORBIDDEN,
+            format!("Forbidden policy deletion: \"{uuid}\""),
+        ),
+        PolicyWriteError::Policy(e) => e.into(),
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
-// Bodies
+// Body validation (PolicySchema): 400 `Invalid value supplied for field: <field>`
 // ------------------------------------------------------------------------------------------------
 
-fn invalid_field(field: &str) -> HttpResponse {
-    token_error(
-        StatusCode::BAD_REQUEST,
-        format!("Invalid value supplied for field: {field}"),
-    )
-}
-
-/// A JSON body as the original reads it; a non-object is `Invalid value supplied for field:
-/// _schema`.
-fn json_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
-    super::request::decode_json_body(body)?.ok_or_else(|| invalid_field("_schema"))
-}
-
-/// A validated policy body.
+/// A valid policy body.
 #[derive(Debug, PartialEq)]
 struct PolicyBody {
     name: String,
+    /// `None`: generate one (POST); always ignored by PUT.
     slug: Option<String>,
     description: Option<String>,
     acl: Vec<String>,
+    /// Always ignored by PUT.
     shared: bool,
 }
 
-/// marshmallow's `Boolean`.
-fn loose_bool(v: &Value) -> Option<bool> {
-    const TRUTHY: &[&str] = &[
-        "t", "T", "true", "True", "TRUE", "on", "On", "ON", "y", "Y", "yes", "Yes", "YES", "1",
-    ];
-    const FALSY: &[&str] = &[
-        "f", "F", "false", "False", "FALSE", "off", "Off", "OFF", "n", "N", "no", "No", "NO", "0",
-    ];
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(1.0) => Some(true),
-            Some(0.0) => Some(false),
-            _ => None,
-        },
-        Value::String(s) if TRUTHY.contains(&s.as_str()) => Some(true),
-        Value::String(s) if FALSY.contains(&s.as_str()) => Some(false),
-        _ => None,
-    }
-}
-
-/// Validates a POST (`put = false`) or PUT body; the first invalid field (in the schema's
-/// order: name, slug, description, acl, shared) is reported.
-fn parse_policy_body(body: &Map<String, Value>, put: bool) -> Result<PolicyBody, HttpResponse> {
-    let name = match body.get("name") {
-        Some(Value::String(s))
-            if (1..=NAME_MAX_CHARS).contains(&s.chars().count()) && !s.contains('\0') =>
-        {
-            s.clone()
-        }
-        _ => return Err(invalid_field("name")),
-    };
+/// The fields of a POST (`put = false`) or PUT body, in the schema's order: name, slug,
+/// description, acl, shared.
+fn fields(body: &Map<String, Value>, put: bool) -> Result<PolicyBody, Invalid> {
+    let name = validate::string(body, "name", Presence::Required, 1, Some(NAME_MAX_CHARS))?
+        .unwrap_or_default();
     let slug = if put {
         None
     } else {
-        match body.get("slug") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s))
-                if (1..=SLUG_MAX_CHARS).contains(&s.chars().count())
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-            {
-                Some(s.clone())
-            }
-            Some(_) => return Err(invalid_field("slug")),
+        let slug = validate::string(body, "slug", Presence::Nullable, 1, Some(SLUG_MAX_CHARS))?;
+        if slug.as_deref().is_some_and(|s| !policies::is_valid_slug(s)) {
+            return Err(Invalid::regex("slug", SLUG_PATTERN));
         }
+        slug
     };
-    let description = match body.get("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.contains('\0') => Some(s.clone()),
-        Some(_) => return Err(invalid_field("description")),
-    };
-    let acl = match body.get("acl") {
-        None => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut acl = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Value::String(s) if !s.contains('\0') => acl.push(s.clone()),
-                    _ => return Err(invalid_field("acl")),
-                }
-            }
-            acl
-        }
-        Some(_) => return Err(invalid_field("acl")),
-    };
+    let description = validate::string(body, "description", Presence::Nullable, 0, None)?;
+    let acl = validate::string_list(body, "acl", Presence::Optional)?.unwrap_or_default();
     let shared = if put {
         false
     } else {
-        match body.get("shared") {
-            None => false,
-            Some(v) => loose_bool(v).ok_or_else(|| invalid_field("shared"))?,
-        }
+        validate::boolean(body, "shared", Presence::Optional)?.unwrap_or(false)
     };
     Ok(PolicyBody {
         name,
@@ -404,19 +302,17 @@ fn parse_policy_body(body: &Map<String, Value>, put: bool) -> Result<PolicyBody,
     })
 }
 
-/// Decodes and validates a POST (`put = false`) or PUT body as `read_policy_body` does (for the
-/// fuzz targets, through [`super::body_check`]).
-pub(super) fn check_body(body: &[u8], put: bool) -> Result<(), HttpResponse> {
-    parse_policy_body(&json_body(body)?, put).map(drop)
+/// Decodes and validates a policy body: the decode error of the original (400
+/// `{"message": "Failed to decode JSON object: ..."}`), a non-object body (`_schema`), then the
+/// first failing field.
+fn policy_body(raw: &[u8], put: bool) -> Result<PolicyBody, ApiError> {
+    let body = validate::decode(raw)?.ok_or_else(|| validate::field_error("_schema"))?;
+    fields(&body, put).map_err(Invalid::into_field_error)
 }
 
-async fn read_policy_body(
-    state: &State,
-    payload: web::Payload,
-    put: bool,
-) -> Result<PolicyBody, HttpResponse> {
-    let bytes = read_body(payload, state.settings.max_body_bytes).await?;
-    parse_policy_body(&json_body(&bytes)?, put)
+/// [`policy_body`] without its result (for the fuzz targets, through [`super::body_check`]).
+pub(super) fn check_body(body: &[u8], put: bool) -> Result<(), ApiError> {
+    policy_body(body, put).map(drop)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -446,350 +342,164 @@ fn list_query(params: &ListParams, with_slug: bool) -> ListQuery {
     }
 }
 
-/// `GET /policies`.
-async fn list(state: State, req: HttpRequest) -> HttpResponse {
-    match list_inner(&state, &req).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn list_inner(state: &State, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
-    let caller = authorize(state, req, "auth.policies.read").await?;
+/// `GET /policies`: params (400) → scoping tenant (401) → sort column (400, `read_only` is
+/// accepted by the schema only) → the visible policies, presented from the scope.
+async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
     let params = listing::parse(
-        req,
+        &req,
         &["name", "slug", "description", "uuid", "read_only"],
         "name",
     )?;
     let read_only = params.bool_filter("read_only")?;
-    let scope = scope_of(state, req, &caller, params.recurse).await?;
+    let scope = scope_of(&state, &caller, params.recurse).await?;
     if params.order == "read_only" {
-        return Err(token_error(
+        return Err(ApiError::token(
             StatusCode::BAD_REQUEST,
             "Invalid sort column: read_only",
         ));
     }
-    let mut q = list_query(&params, true);
-    q.read_only = read_only;
-    let client = state.storage.client().await.map_err(db_failed)?;
-    let (items, total) = policies::list(&client, &scope, &q)
-        .await
-        .map_err(db_failed)?;
+    let q = ListQuery {
+        read_only,
+        ..list_query(&params, true)
+    };
+    let (items, total) = service::list(&state.storage, &scope, &q).await?;
     let items: Vec<Value> = items.iter().map(|p| p.to_json(Some(&scope))).collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total })))
 }
 
-/// `GET /users/{user_uuid}/policies` (unscoped, no existence check).
-async fn list_user_policies(state: State, req: HttpRequest) -> HttpResponse {
-    match list_user_policies_inner(&state, &req).await {
-        Ok(r) | Err(r) => r,
-    }
+/// `GET /users/{u}/policies`: params (400) → the user's policies (unscoped, no existence check).
+async fn list_user_policies(
+    state: State,
+    req: HttpRequest,
+    user: Id<UserUuid>,
+    _caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let params = listing::parse(&req, &["name", "description", "uuid"], "name")?;
+    let listing =
+        service::user_policies(&state.storage, *user, &list_query(&params, false)).await?;
+    let items: Vec<Value> = listing.items.iter().map(|p| p.to_json(None)).collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "items": items, "total": listing.total, "filtered": listing.filtered })))
 }
 
-async fn list_user_policies_inner(
-    state: &State,
-    req: &HttpRequest,
-) -> Result<HttpResponse, HttpResponse> {
-    let user = uuid_param(req, "user_uuid")?;
-    authorize(
-        state,
-        req,
-        &required_acl(
-            "auth.users.{user_uuid}.policies.read",
-            &[("user_uuid", &user)],
-        ),
-    )
-    .await?;
-    let params = listing::parse(req, &["name", "description", "uuid"], "name")?;
+/// `GET /groups/{g}/policies`: visible tenants (401) → group visible (404) → params (400) → the
+/// group's policies visible from the scope.
+async fn list_group_policies(
+    state: State,
+    req: HttpRequest,
+    group: Id<GroupUuid>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope_of(&state, &caller, true).await?;
+    if !service::group_visible(&state.storage, *group, &scope.tenants).await? {
+        return Err(ApiError::unknown("group", "groups", &group.to_string()));
+    }
+    let params = listing::parse(&req, &["name", "description", "uuid"], "name")?;
     let q = list_query(&params, false);
-    let client = state.storage.client().await.map_err(db_failed)?;
-    let (items, total, filtered) = policies::list_user_policies(&client, &user, &q)
-        .await
-        .map_err(db_failed)?;
-    let items: Vec<Value> = items.iter().map(|p| p.to_json(None)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total, "filtered": filtered })))
-}
-
-/// `GET /groups/{group_uuid}/policies`.
-async fn list_group_policies(state: State, req: HttpRequest) -> HttpResponse {
-    match list_group_policies_inner(&state, &req).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn list_group_policies_inner(
-    state: &State,
-    req: &HttpRequest,
-) -> Result<HttpResponse, HttpResponse> {
-    let group = uuid_param(req, "group_uuid")?;
-    let caller = authorize(
-        state,
-        req,
-        &required_acl(
-            "auth.groups.{group_uuid}.policies.read",
-            &[("group_uuid", &group)],
-        ),
-    )
-    .await?;
-    let scope = scope_of(state, req, &caller, true).await?;
-    let client = state.storage.client().await.map_err(db_failed)?;
-    if !policies::group_in_tenants(&client, &group, &scope.tenants)
-        .await
-        .map_err(db_failed)?
-    {
-        return Err(unknown_resource("group", "groups", &group));
-    }
-    let params = listing::parse(req, &["name", "description", "uuid"], "name")?;
-    let q = list_query(&params, false);
-    let (items, total, filtered) = policies::list_group_policies(&client, &group, &scope, &q)
-        .await
-        .map_err(db_failed)?;
-    let items: Vec<Value> = items.iter().map(|p| p.to_json(Some(&scope))).collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total, "filtered": filtered })))
+    let listing = service::group_policies(&state.storage, *group, &scope, &q).await?;
+    let items: Vec<Value> = listing
+        .items
+        .iter()
+        .map(|p| p.to_json(Some(&scope)))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "items": items, "total": listing.total, "filtered": listing.filtered })))
 }
 
 // ------------------------------------------------------------------------------------------------
 // Policies
 // ------------------------------------------------------------------------------------------------
 
-/// `POST /policies`.
-async fn create(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    match create_inner(&state, &req, payload).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn create_inner(
-    state: &State,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, HttpResponse> {
-    let caller = authorize(state, req, "auth.policies.create").await?;
-    let body = read_policy_body(state, payload, false).await?;
-    let tenant = scoping_tenant(state, req, &caller).await?;
-    check_may_add(&caller, &body.acl)?;
-    let mut client = state.storage.client().await.map_err(db_failed)?;
-    let tx = client.transaction().await.map_err(db_failed)?;
-    let policy = policies::create(
-        &tx,
-        &NewPolicy {
-            tenant_uuid: tenant,
-            name: body.name,
-            slug: body.slug,
-            description: body.description,
-            acl: body.acl,
-            shared: body.shared,
-            config_managed: false,
-        },
-    )
-    .await
-    .map_err(policy_failed)?;
-    tx.commit().await.map_err(db_failed)?;
+/// `POST /policies`: body (400) → scoping tenant (401) → escalation (401) → create (409) → 200,
+/// as stored.
+async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
+    let body = policy_body(&body, false)?;
+    let new = NewPolicy {
+        tenant_uuid: caller.scoping_tenant().await?,
+        name: body.name,
+        slug: body.slug,
+        description: body.description,
+        acl: body.acl,
+        shared: body.shared,
+        config_managed: false,
+    };
+    let policy = service::create(&state.storage, &caller.acl, &new)
+        .await
+        .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::Ok().json(policy.to_json(None)))
 }
 
-/// The template of a policy route's required ACL.
-fn policy_acl(template_suffix: &str, by: &PolicyRef) -> String {
-    let (param, template) = match by {
-        PolicyRef::Uuid(_) => (
-            "policy_uuid",
-            format!("auth.policies.{{policy_uuid}}.{template_suffix}"),
-        ),
-        PolicyRef::Slug(_) => (
-            "policy_slug",
-            format!("auth.policies.{{policy_slug}}.{template_suffix}"),
-        ),
-    };
-    required_acl(&template, &[(param, by.value())])
-}
-
-/// The tenants and policy a `/policies/{…}` request acts on: for a uuid, the visible tenants;
-/// for a slug, the scoping tenant only (the slug is resolved first: 404).
-async fn target(
-    state: &State,
-    req: &HttpRequest,
-    caller: &Caller,
-    by: &PolicyRef,
-) -> Result<(Scope, Option<Policy>), HttpResponse> {
-    match by {
-        PolicyRef::Uuid(_) => Ok((scope_of(state, req, caller, true).await?, None)),
-        PolicyRef::Slug(_) => {
-            let scope = scope_of(state, req, caller, false).await?;
-            let policy = resolve(state, by, &scope).await?;
-            Ok((scope, Some(policy)))
-        }
-    }
-}
-
-/// `GET /policies/{…}`.
-async fn get(state: State, req: HttpRequest) -> HttpResponse {
-    match get_inner(&state, &req).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn get_inner(state: &State, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
-    let by = PolicyRef::from_path(req);
-    let caller = authorize(state, req, &policy_acl("read", &by)).await?;
-    let (scope, found) = target(state, req, &caller, &by).await?;
-    let policy = match found {
-        Some(p) => p,
-        None => resolve(state, &by, &scope).await?,
-    };
+/// `GET /policies/{p}`: scope (401) → visible (404) → 200, presented from the scope.
+async fn get(state: State, by: PolicyPath, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let (scope, target) = target(&state, &caller, &by).await?;
+    let policy = service::get(&state.storage, target, &scope)
+        .await?
+        .ok_or_else(|| unknown(&by.0))?;
     Ok(HttpResponse::Ok().json(policy.to_json(Some(&scope))))
 }
 
-/// Locks and re-reads, in `tx`, the policy `uuid` if visible from `scope`.
-async fn lock_visible(
-    tx: &deadpool_postgres::Transaction<'_>,
-    uuid: &str,
-    scope: &Scope,
-) -> Result<Option<Policy>, HttpResponse> {
-    if policies::find_for_update(tx, uuid)
-        .await
-        .map_err(db_failed)?
-        .is_none()
-    {
-        return Ok(None);
-    }
-    policies::get_visible(tx, uuid, scope)
-        .await
-        .map_err(db_failed)
-}
-
-/// `PUT /policies/{…}`.
-async fn update(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    match update_inner(&state, &req, payload).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn update_inner(
-    state: &State,
-    req: &HttpRequest,
+/// `PUT /policies/{p}`: scope (401) → slug resolved (404) → body (413, 400) → escalation on the
+/// new ACL (401) → visible, locked (404) → escalation on the accesses dropped (401) → read-only
+/// (403) → update (409) → 200, as stored. Name, description and ACL change. (The body is read
+/// after the look-up, as before: not through `RawBody`.)
+async fn update(
+    state: State,
+    by: PolicyPath,
+    caller: Caller,
     payload: web::Payload,
-) -> Result<HttpResponse, HttpResponse> {
-    let by = PolicyRef::from_path(req);
-    let caller = authorize(state, req, &policy_acl("update", &by)).await?;
-    let (scope, found) = target(state, req, &caller, &by).await?;
-    let body = read_policy_body(state, payload, true).await?;
-    check_may_add(&caller, &body.acl)?;
-    let uuid = match (&by, &found) {
-        (_, Some(p)) => p.uuid.clone(),
-        (PolicyRef::Uuid(u), None) => u.clone(),
-        (PolicyRef::Slug(_), None) => return Err(no_such_policy(&by)),
+) -> Result<HttpResponse, ApiError> {
+    let (scope, target) = target(&state, &caller, &by).await?;
+    let raw = read_limited(payload, state.settings.max_body_bytes).await?;
+    let body = policy_body(&raw, true)?;
+    let change = PolicyChange {
+        name: &body.name,
+        description: body.description.as_deref(),
+        acl: &body.acl,
     };
-    let mut client = state.storage.client().await.map_err(db_failed)?;
-    let tx = client.transaction().await.map_err(db_failed)?;
-    let Some(current) = lock_visible(&tx, &uuid, &scope).await? else {
-        return Err(no_such_policy(&PolicyRef::Uuid(uuid)));
-    };
-    check_may_remove(
-        &caller,
-        current.acl.iter().filter(|a| !body.acl.contains(a)),
-    )?;
-    if current.is_read_only_for(&scope.tenants) {
-        return Err(read_only_policy(&uuid));
-    }
-    let updated = policies::update(
-        &tx,
-        &uuid,
-        &scope.tenants,
-        &body.name,
-        body.description.as_deref(),
-        &body.acl,
-    )
-    .await
-    .map_err(policy_failed)?;
-    tx.commit().await.map_err(db_failed)?;
+    let updated = service::update(&state.storage, &caller.acl, &target, &scope, change)
+        .await
+        .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::Ok().json(updated.to_json(None)))
 }
 
-/// `DELETE /policies/{…}`.
-async fn delete(state: State, req: HttpRequest) -> HttpResponse {
-    match delete_inner(&state, &req).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn delete_inner(state: &State, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
-    let by = PolicyRef::from_path(req);
-    let caller = authorize(state, req, &policy_acl("delete", &by)).await?;
-    let (scope, found) = target(state, req, &caller, &by).await?;
-    let uuid = match (&by, &found) {
-        (_, Some(p)) => p.uuid.clone(),
-        (PolicyRef::Uuid(u), None) => u.clone(),
-        (PolicyRef::Slug(_), None) => return Err(no_such_policy(&by)),
-    };
-    let mut client = state.storage.client().await.map_err(db_failed)?;
-    let tx = client.transaction().await.map_err(db_failed)?;
-    let Some(current) = lock_visible(&tx, &uuid, &scope).await? else {
-        return Err(no_such_policy(&PolicyRef::Uuid(uuid)));
-    };
-    check_may_remove(&caller, &current.acl)?;
-    if current.is_read_only_for(&scope.tenants) {
-        return Err(read_only_policy(&uuid));
-    }
-    policies::delete(&tx, &uuid, &scope.tenants)
+/// `DELETE /policies/{p}`: scope (401) → slug resolved (404) → visible, locked (404) →
+/// escalation on its ACL (401) → read-only (403) → 204.
+async fn delete(state: State, by: PolicyPath, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let (scope, target) = target(&state, &caller, &by).await?;
+    service::delete(&state.storage, &caller.acl, &target, &scope)
         .await
-        .map_err(policy_failed)?;
-    tx.commit().await.map_err(db_failed)?;
+        .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `PUT /policies/{…}/acl/{access}`.
-async fn add_access(state: State, req: HttpRequest) -> HttpResponse {
-    match access_inner(&state, &req, true).await {
-        Ok(r) | Err(r) => r,
-    }
+/// `PUT /policies/{p}/acl/{access}`: scope (401) → slug resolved (404) → escalation (401) →
+/// visible, locked (404) → read-only (403) → already there (409) → 204.
+async fn add_access(
+    state: State,
+    req: HttpRequest,
+    by: PolicyPath,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let access = decoded_param(&req, "access");
+    let (scope, target) = target(&state, &caller, &by).await?;
+    service::add_access(&state.storage, &caller.acl, &target, &scope, &access)
+        .await
+        .map_err(|e| write_error(e, &caller))?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /policies/{…}/acl/{access}`.
-async fn remove_access(state: State, req: HttpRequest) -> HttpResponse {
-    match access_inner(&state, &req, false).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn access_inner(
-    state: &State,
-    req: &HttpRequest,
-    add: bool,
-) -> Result<HttpResponse, HttpResponse> {
-    let by = PolicyRef::from_path(req);
-    let access = path_param(req, "access");
-    let caller = authorize(state, req, &policy_acl("update", &by)).await?;
-    let (scope, found) = target(state, req, &caller, &by).await?;
-    let allowed = if add {
-        caller.acl.may_add_access(&access)
-    } else {
-        caller.acl.may_remove_access(&access)
-    };
-    if !allowed {
-        return Err(escalation(&caller, &access));
-    }
-    let uuid = match (&by, &found) {
-        (_, Some(p)) => p.uuid.clone(),
-        (PolicyRef::Uuid(u), None) => u.clone(),
-        (PolicyRef::Slug(_), None) => return Err(no_such_policy(&by)),
-    };
-    let mut client = state.storage.client().await.map_err(db_failed)?;
-    let tx = client.transaction().await.map_err(db_failed)?;
-    let Some(current) = lock_visible(&tx, &uuid, &scope).await? else {
-        return Err(no_such_policy(&PolicyRef::Uuid(uuid)));
-    };
-    if current.is_read_only_for(&scope.tenants) {
-        return Err(read_only_policy(&uuid));
-    }
-    if add {
-        policies::add_access(&tx, &uuid, &access)
-            .await
-            .map_err(policy_failed)?;
-    } else {
-        policies::remove_access(&tx, &uuid, &access)
-            .await
-            .map_err(db_failed)?;
-    }
-    tx.commit().await.map_err(db_failed)?;
+/// `DELETE /policies/{p}/acl/{access}`: as [`add_access`]; an absent access is fine.
+async fn remove_access(
+    state: State,
+    req: HttpRequest,
+    by: PolicyPath,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let access = decoded_param(&req, "access");
+    let (scope, target) = target(&state, &caller, &by).await?;
+    service::remove_access(&state.storage, &caller.acl, &target, &scope, &access)
+        .await
+        .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -797,151 +507,66 @@ async fn access_inner(
 // Associations
 // ------------------------------------------------------------------------------------------------
 
-fn association_acl(owner: &str, owner_value: &str, by: &PolicyRef, action: &str) -> String {
-    let (param, name) = match by {
-        PolicyRef::Uuid(_) => ("policy_uuid", "{policy_uuid}"),
-        PolicyRef::Slug(_) => ("policy_slug", "{policy_slug}"),
-    };
-    let template = format!("auth.{owner}s.{{{owner}_uuid}}.policies.{name}.{action}");
-    let owner_param = format!("{owner}_uuid");
-    required_acl(
-        &template,
-        &[(owner_param.as_str(), owner_value), (param, by.value())],
-    )
-}
-
-/// `PUT /users/{user_uuid}/policies/{…}`: the policy is looked up without tenant restriction
-/// (a slug: in the scoping tenant), the user without any either (as the original).
-async fn add_user_policy(state: State, req: HttpRequest) -> HttpResponse {
-    match add_user_policy_inner(&state, &req).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn add_user_policy_inner(
-    state: &State,
-    req: &HttpRequest,
-) -> Result<HttpResponse, HttpResponse> {
-    let user = uuid_param(req, "user_uuid")?;
-    let by = PolicyRef::from_path(req);
-    let caller = authorize(state, req, &association_acl("user", &user, &by, "create")).await?;
-    let (_, found) = target(state, req, &caller, &by).await?;
-    let uuid = match (&by, &found) {
-        (_, Some(p)) => p.uuid.clone(),
-        (PolicyRef::Uuid(u), None) => u.clone(),
-        (PolicyRef::Slug(_), None) => return Err(no_such_policy(&by)),
-    };
-    let mut client = state.storage.client().await.map_err(db_failed)?;
-    let tx = client.transaction().await.map_err(db_failed)?;
-    let policy = policies::find(&tx, &uuid)
+/// `PUT /users/{u}/policies/{p}`: scope (401) → slug resolved (404) → the policy, in any tenant
+/// (404) → escalation on its ACL (401) → the user, in any tenant (404) → 204 (idempotent).
+async fn add_user_policy(
+    state: State,
+    user: Id<UserUuid>,
+    by: PolicyPath,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let (_, target) = target(&state, &caller, &by).await?;
+    service::add_user_policy(&state.storage, &caller.acl, *user, &target)
         .await
-        .map_err(db_failed)?
-        .ok_or_else(|| no_such_policy(&PolicyRef::Uuid(uuid.clone())))?;
-    check_may_add(&caller, &policy.acl)?;
-    policies::add_user_policy(&tx, &user, &uuid)
-        .await
-        .map_err(policy_failed)?;
-    tx.commit().await.map_err(db_failed)?;
+        .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /users/{user_uuid}/policies/{…}`: the policy must be visible.
-async fn remove_user_policy(state: State, req: HttpRequest) -> HttpResponse {
-    match remove_user_policy_inner(&state, &req).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-async fn remove_user_policy_inner(
-    state: &State,
-    req: &HttpRequest,
-) -> Result<HttpResponse, HttpResponse> {
-    let user = uuid_param(req, "user_uuid")?;
-    let by = PolicyRef::from_path(req);
-    let caller = authorize(state, req, &association_acl("user", &user, &by, "delete")).await?;
-    let (scope, found) = target(state, req, &caller, &by).await?;
-    let policy = match found {
-        Some(p) => p,
-        None => resolve(state, &by, &scope).await?,
-    };
-    check_may_remove(&caller, &policy.acl)?;
-    let mut client = state.storage.client().await.map_err(db_failed)?;
-    let tx = client.transaction().await.map_err(db_failed)?;
-    let removed = policies::remove_user_policy(&tx, &user, &policy.uuid)
+/// `DELETE /users/{u}/policies/{p}`: scope (401) → policy visible (404) → escalation on its ACL
+/// (401) → remove; when nothing was removed, an unknown user or a policy gone is a 404, else
+/// 204.
+async fn remove_user_policy(
+    state: State,
+    user: Id<UserUuid>,
+    by: PolicyPath,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let (scope, target) = target(&state, &caller, &by).await?;
+    service::remove_user_policy(&state.storage, &caller.acl, *user, &target, &scope)
         .await
-        .map_err(db_failed)?;
-    if removed == 0 {
-        if !policies::user_exists(&tx, &user).await.map_err(db_failed)? {
-            return Err(unknown_resource("user", "users", &user));
-        }
-        if policies::find(&tx, &policy.uuid)
-            .await
-            .map_err(db_failed)?
-            .is_none()
-        {
-            return Err(policy_failed(PolicyError::UnknownPolicy(policy.uuid)));
-        }
-    }
-    tx.commit().await.map_err(db_failed)?;
+        .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `PUT /groups/{group_uuid}/policies/{…}`.
-async fn add_group_policy(state: State, req: HttpRequest) -> HttpResponse {
-    match group_policy_inner(&state, &req, true).await {
-        Ok(r) | Err(r) => r,
-    }
+/// `PUT /groups/{g}/policies/{p}`: slug resolved (401, 404) → visible tenants (401) → group
+/// visible (404 unknown-group) → policy visible (404) → escalation on its ACL (401) → 204
+/// (idempotent).
+async fn add_group_policy(
+    state: State,
+    group: Id<GroupUuid>,
+    by: PolicyPath,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let (_, target) = target(&state, &caller, &by).await?;
+    let scope = scope_of(&state, &caller, true).await?;
+    service::add_group_policy(&state.storage, &caller.acl, *group, &target, &scope)
+        .await
+        .map_err(|e| write_error(e, &caller))?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /groups/{group_uuid}/policies/{…}`.
-async fn remove_group_policy(state: State, req: HttpRequest) -> HttpResponse {
-    match group_policy_inner(&state, &req, false).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
-/// Group ↔ policy: group visible (404 unknown-group) → policy visible (404) → escalation (401)
-/// → add/remove, both idempotent. A slug is resolved (404) before anything else.
-async fn group_policy_inner(
-    state: &State,
-    req: &HttpRequest,
-    add: bool,
-) -> Result<HttpResponse, HttpResponse> {
-    let group = uuid_param(req, "group_uuid")?;
-    let by = PolicyRef::from_path(req);
-    let action = if add { "create" } else { "delete" };
-    let caller = authorize(state, req, &association_acl("group", &group, &by, action)).await?;
-    let (_, found) = target(state, req, &caller, &by).await?;
-    let uuid = match (&by, &found) {
-        (_, Some(p)) => p.uuid.clone(),
-        (PolicyRef::Uuid(u), None) => u.clone(),
-        (PolicyRef::Slug(_), None) => return Err(no_such_policy(&by)),
-    };
-    let scope = scope_of(state, req, &caller, true).await?;
-    let mut client = state.storage.client().await.map_err(db_failed)?;
-    let tx = client.transaction().await.map_err(db_failed)?;
-    if !policies::group_in_tenants(&tx, &group, &scope.tenants)
+/// `DELETE /groups/{g}/policies/{p}`: as [`add_group_policy`] (idempotent).
+async fn remove_group_policy(
+    state: State,
+    group: Id<GroupUuid>,
+    by: PolicyPath,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let (_, target) = target(&state, &caller, &by).await?;
+    let scope = scope_of(&state, &caller, true).await?;
+    service::remove_group_policy(&state.storage, &caller.acl, *group, &target, &scope)
         .await
-        .map_err(db_failed)?
-    {
-        return Err(unknown_resource("group", "groups", &group));
-    }
-    let policy = policies::get_visible(&tx, &uuid, &scope)
-        .await
-        .map_err(db_failed)?
-        .ok_or_else(|| no_such_policy(&PolicyRef::Uuid(uuid.clone())))?;
-    if add {
-        check_may_add(&caller, &policy.acl)?;
-        policies::add_group_policy(&tx, &group, &uuid)
-            .await
-            .map_err(policy_failed)?;
-    } else {
-        check_may_remove(&caller, &policy.acl)?;
-        policies::remove_group_policy(&tx, &group, &uuid)
-            .await
-            .map_err(db_failed)?;
-    }
-    tx.commit().await.map_err(db_failed)?;
+        .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -949,12 +574,16 @@ async fn group_policy_inner(
 mod tests {
     use super::*;
 
-    fn body(v: Value) -> Result<PolicyBody, u16> {
+    fn body(v: Value) -> Result<PolicyBody, Value> {
         let m = match v {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        parse_policy_body(&m, false).map_err(|r| r.status().as_u16())
+        fields(&m, false).map_err(|e| {
+            let e = e.into_field_error();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+            e.body()["reason"][0].clone()
+        })
     }
 
     #[test]
@@ -983,41 +612,62 @@ mod tests {
                                "acl": ["a", "!b"], "shared": "yes"}))
         .unwrap();
         assert_eq!(full.slug.as_deref(), Some("s-1_"));
+        assert_eq!(full.description.as_deref(), Some("d"));
+        assert_eq!(full.acl, vec!["a".to_string(), "!b".to_string()]);
         assert!(full.shared);
-        for bad in [
-            json!({}),
-            json!({"name": null}),
-            json!({"name": 42}),
-            json!({"name": ""}),
-            json!({"name": "x".repeat(81)}),
-            json!({"name": "a\u{0}b"}),
-            json!({"name": "n", "slug": "a b"}),
-            json!({"name": "n", "slug": ""}),
-            json!({"name": "n", "slug": "s\n"}),
-            json!({"name": "n", "description": 42}),
-            json!({"name": "n", "acl": null}),
-            json!({"name": "n", "acl": "a"}),
-            json!({"name": "n", "acl": [1]}),
-            json!({"name": "n", "shared": null}),
-            json!({"name": "n", "shared": "maybe"}),
-            json!({"name": "n", "shared": 2}),
+        for (bad, field) in [
+            (json!({}), "name"),
+            (json!({"name": null}), "name"),
+            (json!({"name": 42}), "name"),
+            (json!({"name": ""}), "name"),
+            (json!({"name": "x".repeat(81)}), "name"),
+            (json!({"name": "a\u{0}b"}), "name"),
+            (json!({"name": "n", "slug": "a b"}), "slug"),
+            (json!({"name": "n", "slug": ""}), "slug"),
+            (json!({"name": "n", "slug": "s\n"}), "slug"),
+            (json!({"name": "n", "slug": "x".repeat(81)}), "slug"),
+            (json!({"name": "n", "description": 42}), "description"),
+            (json!({"name": "n", "description": "a\u{0}"}), "description"),
+            (json!({"name": "n", "acl": null}), "acl"),
+            (json!({"name": "n", "acl": "a"}), "acl"),
+            (json!({"name": "n", "acl": [1]}), "acl"),
+            (json!({"name": "n", "acl": ["a\u{0}"]}), "acl"),
+            (json!({"name": "n", "shared": null}), "shared"),
+            (json!({"name": "n", "shared": "maybe"}), "shared"),
+            (json!({"name": "n", "shared": 2}), "shared"),
+            (json!({"name": 1, "slug": 1, "acl": 1}), "name"),
         ] {
-            assert_eq!(body(bad.clone()), Err(400), "{bad}");
+            assert_eq!(
+                body(bad.clone()),
+                Err(json!(format!("Invalid value supplied for field: {field}"))),
+                "{bad}"
+            );
         }
         assert!(body(json!({"name": "é".repeat(80)})).is_ok());
+        // PUT ignores slug and shared entirely.
+        let put = fields(
+            &validate::object(br#"{"name": "n", "slug": 1, "shared": 2}"#, "policies").unwrap(),
+            true,
+        )
+        .unwrap();
+        assert_eq!((put.slug, put.shared), (None, false));
     }
 
     #[test]
     fn non_object_bodies() {
-        assert!(json_body(b"null").unwrap().is_empty());
-        assert!(json_body(b"false").unwrap().is_empty());
-        assert!(json_body(b"[]").unwrap().is_empty());
-        for b in [&b"42"[..], b"true", b"\"s\"", b"[1]"] {
-            assert_eq!(json_body(b).unwrap_err().status(), StatusCode::BAD_REQUEST);
+        for empty in [&b"null"[..], b"false", b"[]", b"0", b"\"\""] {
+            let e = policy_body(empty, false).unwrap_err().body();
+            assert_eq!(e["reason"][0], "Invalid value supplied for field: name");
         }
-        assert_eq!(
-            json_body(b"").unwrap_err().status(),
-            StatusCode::BAD_REQUEST
-        );
+        for b in [&b"42"[..], b"true", b"\"s\"", b"[1]"] {
+            let e = policy_body(b, true).unwrap_err().body();
+            assert_eq!(e["reason"][0], "Invalid value supplied for field: _schema");
+        }
+        let e = policy_body(b"", false).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert!(e.body()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to decode JSON object"));
     }
 }

@@ -24,11 +24,31 @@ pub enum Acl {
     Public,
     /// A token granting this ACL template (`{param}` filled with the path values).
     Required(&'static str),
+    /// A route whose `{param}` segment names its object by uuid or by slug (api.yml:
+    /// `x-required-acl` and `x-required-acl-by-slug`): a canonical UUID requires `by_uuid`, its
+    /// value filling `{<param>_uuid}`; anything else requires `by_slug`, the segment (fully
+    /// percent-decoded) filling `{<param>_slug}`. Other `{name}` placeholders are filled as for
+    /// [`Acl::Required`].
+    UuidOrSlug {
+        param: &'static str,
+        by_uuid: &'static str,
+        by_slug: &'static str,
+    },
 }
 
 /// A route that requires a token granting `template`.
 pub const fn acl(template: &'static str) -> Acl {
     Acl::Required(template)
+}
+
+/// A route whose `{param}` segment is a uuid or a slug, requiring `by_uuid` or `by_slug`
+/// accordingly (see [`Acl::UuidOrSlug`]).
+pub const fn acl_by_slug(param: &'static str, by_uuid: &'static str, by_slug: &'static str) -> Acl {
+    Acl::UuidOrSlug {
+        param,
+        by_uuid,
+        by_slug,
+    }
 }
 
 /// One declared route.
@@ -45,15 +65,9 @@ pub struct RouteSpec {
 pub struct RouteAcls(Vec<(Method, Acl)>);
 
 impl RouteAcls {
-    /// The ACL template a method of this resource requires (`None`: public or undeclared).
-    pub fn required(&self, method: &Method) -> Option<&'static str> {
-        self.0
-            .iter()
-            .find(|(m, _)| m == method)
-            .and_then(|(_, a)| match a {
-                Acl::Required(t) => Some(*t),
-                Acl::Public => None,
-            })
+    /// What a method of this resource requires (`None`: undeclared).
+    pub fn get(&self, method: &Method) -> Option<Acl> {
+        self.0.iter().find(|(m, _)| m == method).map(|(_, a)| *a)
     }
 }
 

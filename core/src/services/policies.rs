@@ -1,0 +1,441 @@
+//! Policies, their ACL, and their associations with users and groups (spec management §8, §9).
+//!
+//! Every request looks from a [`Scope`] (the scoping tenant, alone or with its descendants; see
+//! `crate::policies` for what is visible from it). A policy is named by uuid or by slug
+//! ([`PolicyRef`]); [`resolve`] turns the name into a [`Target`] once the scope is known.
+//!
+//! The escalation guard (spec management §1.2) is here: the caller's ACL must allow adding every
+//! access a write grants ([`CompiledAcl::may_add_access`]) and removing every access it takes
+//! away ([`CompiledAcl::may_remove_access`]).
+
+use super::Listing;
+use crate::acl::CompiledAcl;
+use crate::ids::{GroupUuid, PolicyUuid, UserUuid};
+use crate::policies::{self, ListQuery, NewPolicy, Policy, PolicyError, Scope};
+use crate::{Error, Storage};
+
+/// How a request names a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyRef {
+    Uuid(PolicyUuid),
+    /// Resolved in the scoping tenant only (see [`scope`]).
+    Slug(String),
+}
+
+/// The policy a request acts on, once its scope is known.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Named by uuid: each use case looks it up as it needs to.
+    Uuid(PolicyUuid),
+    /// Named by slug, and found.
+    Found(Policy),
+}
+
+impl Target {
+    /// The policy's uuid, as stored.
+    pub fn uuid(&self) -> String {
+        match self {
+            Target::Uuid(u) => u.text(),
+            Target::Found(p) => p.uuid.clone(),
+        }
+    }
+}
+
+/// A policy write that the rules refuse.
+#[derive(Debug)]
+pub enum PolicyWriteError {
+    /// The caller may not grant (or take away) this access: privilege escalation.
+    Escalation(String),
+    /// The policy (this uuid) is not visible, or gone.
+    NotVisible(String),
+    /// The policy (this uuid) is config-managed, or shared by a tenant outside the scope.
+    ReadOnly(String),
+    Policy(PolicyError),
+}
+
+impl From<PolicyError> for PolicyWriteError {
+    fn from(e: PolicyError) -> Self {
+        PolicyWriteError::Policy(e)
+    }
+}
+
+impl From<Error> for PolicyWriteError {
+    fn from(e: Error) -> Self {
+        PolicyWriteError::Policy(PolicyError::Db(e))
+    }
+}
+
+impl From<tokio_postgres::Error> for PolicyWriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PolicyWriteError::Policy(e.into())
+    }
+}
+
+/// The caller may add every access of `acl`.
+fn may_add<'a>(
+    caller: &CompiledAcl,
+    acl: impl IntoIterator<Item = &'a String>,
+) -> Result<(), PolicyWriteError> {
+    match acl.into_iter().find(|a| !caller.may_add_access(a)) {
+        Some(a) => Err(PolicyWriteError::Escalation(a.clone())),
+        None => Ok(()),
+    }
+}
+
+/// The caller may remove every access of `acl`.
+fn may_remove<'a>(
+    caller: &CompiledAcl,
+    acl: impl IntoIterator<Item = &'a String>,
+) -> Result<(), PolicyWriteError> {
+    match acl.into_iter().find(|a| !caller.may_remove_access(a)) {
+        Some(a) => Err(PolicyWriteError::Escalation(a.clone())),
+        None => Ok(()),
+    }
+}
+
+/// The scope of a request: `requested` alone, or (`recurse`) followed by its descendants.
+pub async fn scope(storage: &Storage, requested: String, recurse: bool) -> Result<Scope, Error> {
+    let mut tenants = vec![requested.clone()];
+    if recurse {
+        for t in storage.tenant_and_descendants(&requested).await? {
+            if t != requested {
+                tenants.push(t);
+            }
+        }
+    }
+    Ok(Scope { requested, tenants })
+}
+
+/// The target of `by`: a uuid as is (looked up later), a slug looked up among the policies
+/// visible from `scope` (`None`: no such policy).
+pub async fn resolve(
+    storage: &Storage,
+    by: &PolicyRef,
+    scope: &Scope,
+) -> Result<Option<Target>, Error> {
+    match by {
+        PolicyRef::Uuid(u) => Ok(Some(Target::Uuid(*u))),
+        PolicyRef::Slug(slug) => {
+            let client = storage.client().await?;
+            let found = policies::get_visible_by_slug(&client, slug, scope).await?;
+            Ok(found.map(Target::Found))
+        }
+    }
+}
+
+/// The policy of `target` if visible from `scope`.
+pub async fn get(
+    storage: &Storage,
+    target: Target,
+    scope: &Scope,
+) -> Result<Option<Policy>, Error> {
+    match target {
+        Target::Found(p) => Ok(Some(p)),
+        Target::Uuid(u) => {
+            let client = storage.client().await?;
+            policies::get_visible(&client, &u.text(), scope).await
+        }
+    }
+}
+
+/// The visible policies matching `q`, and the number of visible policies.
+pub async fn list(
+    storage: &Storage,
+    scope: &Scope,
+    q: &ListQuery,
+) -> Result<(Vec<Policy>, i64), Error> {
+    let client = storage.client().await?;
+    policies::list(&client, scope, q).await
+}
+
+/// Creates a policy; the caller must be able to grant all of its ACL.
+pub async fn create(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    new: &NewPolicy,
+) -> Result<Policy, PolicyWriteError> {
+    may_add(caller, &new.acl)?;
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    let policy = policies::create(&tx, new).await?;
+    tx.commit().await?;
+    Ok(policy)
+}
+
+/// Locks and re-reads, in `tx`, the policy `uuid` if visible from `scope`.
+async fn lock_visible(
+    tx: &deadpool_postgres::Transaction<'_>,
+    uuid: &str,
+    scope: &Scope,
+) -> Result<Policy, PolicyWriteError> {
+    let visible = match policies::find_for_update(tx, uuid).await? {
+        Some(_) => policies::get_visible(tx, uuid, scope).await?,
+        None => None,
+    };
+    visible.ok_or_else(|| PolicyWriteError::NotVisible(uuid.to_string()))
+}
+
+/// The writable part of a policy.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyChange<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub acl: &'a [String],
+}
+
+/// Replaces name, description and ACL of a visible policy that is not read-only. The caller
+/// must be able to grant the new ACL, and to remove what it drops.
+pub async fn update(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    target: &Target,
+    scope: &Scope,
+    change: PolicyChange<'_>,
+) -> Result<Policy, PolicyWriteError> {
+    may_add(caller, change.acl)?;
+    let uuid = target.uuid();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    let current = lock_visible(&tx, &uuid, scope).await?;
+    may_remove(
+        caller,
+        current.acl.iter().filter(|a| !change.acl.contains(a)),
+    )?;
+    if current.is_read_only_for(&scope.tenants) {
+        return Err(PolicyWriteError::ReadOnly(uuid));
+    }
+    let updated = policies::update(
+        &tx,
+        &uuid,
+        &scope.tenants,
+        change.name,
+        change.description,
+        change.acl,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes a visible policy that is not read-only; the caller must be able to remove its ACL.
+pub async fn delete(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    target: &Target,
+    scope: &Scope,
+) -> Result<(), PolicyWriteError> {
+    let uuid = target.uuid();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    let current = lock_visible(&tx, &uuid, scope).await?;
+    may_remove(caller, &current.acl)?;
+    if current.is_read_only_for(&scope.tenants) {
+        return Err(PolicyWriteError::ReadOnly(uuid));
+    }
+    policies::delete(&tx, &uuid, &scope.tenants).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Adds `access` to a visible policy that is not read-only (already there: a conflict).
+pub async fn add_access(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    target: &Target,
+    scope: &Scope,
+    access: &str,
+) -> Result<(), PolicyWriteError> {
+    edit_access(storage, caller, target, scope, access, true).await
+}
+
+/// Removes `access` from a visible policy that is not read-only (absent: nothing happens).
+pub async fn remove_access(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    target: &Target,
+    scope: &Scope,
+    access: &str,
+) -> Result<(), PolicyWriteError> {
+    edit_access(storage, caller, target, scope, access, false).await
+}
+
+async fn edit_access(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    target: &Target,
+    scope: &Scope,
+    access: &str,
+    add: bool,
+) -> Result<(), PolicyWriteError> {
+    let allowed = if add {
+        caller.may_add_access(access)
+    } else {
+        caller.may_remove_access(access)
+    };
+    if !allowed {
+        return Err(PolicyWriteError::Escalation(access.to_string()));
+    }
+    let uuid = target.uuid();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    let current = lock_visible(&tx, &uuid, scope).await?;
+    if current.is_read_only_for(&scope.tenants) {
+        return Err(PolicyWriteError::ReadOnly(uuid));
+    }
+    if add {
+        policies::add_access(&tx, &uuid, access).await?;
+    } else {
+        policies::remove_access(&tx, &uuid, access).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The policies attached to a user (any tenant; an unknown user has none), with the counts of
+/// the list answer.
+pub async fn user_policies(
+    storage: &Storage,
+    user: UserUuid,
+    q: &ListQuery,
+) -> Result<Listing<Policy>, Error> {
+    let client = storage.client().await?;
+    let (items, total, filtered) = policies::list_user_policies(&client, &user.text(), q).await?;
+    Ok(Listing {
+        total,
+        filtered,
+        items,
+    })
+}
+
+/// Attaches a policy (whatever its tenant) to a user (whatever its tenant); the caller must be
+/// able to grant the policy's ACL. Idempotent.
+pub async fn add_user_policy(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    user: UserUuid,
+    target: &Target,
+) -> Result<(), PolicyWriteError> {
+    let uuid = target.uuid();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    let policy = policies::find(&tx, &uuid)
+        .await?
+        .ok_or_else(|| PolicyWriteError::NotVisible(uuid.clone()))?;
+    may_add(caller, &policy.acl)?;
+    policies::add_user_policy(&tx, &user.text(), &uuid).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Detaches a policy visible from `scope` from a user; the caller must be able to remove the
+/// policy's ACL. When nothing was attached, an unknown user or a policy gone meanwhile is an
+/// error; otherwise nothing happens.
+pub async fn remove_user_policy(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    user: UserUuid,
+    target: &Target,
+    scope: &Scope,
+) -> Result<(), PolicyWriteError> {
+    let user = user.text();
+    let mut client = storage.client().await?;
+    let policy = match target {
+        Target::Found(p) => p.clone(),
+        Target::Uuid(u) => policies::get_visible(&client, &u.text(), scope)
+            .await?
+            .ok_or_else(|| PolicyWriteError::NotVisible(u.text()))?,
+    };
+    may_remove(caller, &policy.acl)?;
+    let tx = client.transaction().await?;
+    let removed = policies::remove_user_policy(&tx, &user, &policy.uuid).await?;
+    if removed == 0 {
+        if !policies::user_exists(&tx, &user).await? {
+            return Err(PolicyError::UnknownUser(user).into());
+        }
+        if policies::find(&tx, &policy.uuid).await?.is_none() {
+            return Err(PolicyError::UnknownPolicy(policy.uuid).into());
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether a group exists in one of `tenants`.
+pub async fn group_visible(
+    storage: &Storage,
+    group: GroupUuid,
+    tenants: &[String],
+) -> Result<bool, Error> {
+    let client = storage.client().await?;
+    policies::group_in_tenants(&client, &group.text(), tenants).await
+}
+
+/// The policies of a group visible from `scope`, with the counts of the list answer (both
+/// counting every policy of the group, as the original).
+pub async fn group_policies(
+    storage: &Storage,
+    group: GroupUuid,
+    scope: &Scope,
+    q: &ListQuery,
+) -> Result<Listing<Policy>, Error> {
+    let client = storage.client().await?;
+    let (items, total, filtered) =
+        policies::list_group_policies(&client, &group.text(), scope, q).await?;
+    Ok(Listing {
+        total,
+        filtered,
+        items,
+    })
+}
+
+/// Attaches a policy visible from `scope` to a group visible from it; the caller must be able to
+/// grant the policy's ACL. Idempotent.
+pub async fn add_group_policy(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    group: GroupUuid,
+    target: &Target,
+    scope: &Scope,
+) -> Result<(), PolicyWriteError> {
+    edit_group_policy(storage, caller, group, target, scope, true).await
+}
+
+/// Detaches a policy visible from `scope` from a group visible from it; the caller must be able
+/// to remove the policy's ACL. Idempotent.
+pub async fn remove_group_policy(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    group: GroupUuid,
+    target: &Target,
+    scope: &Scope,
+) -> Result<(), PolicyWriteError> {
+    edit_group_policy(storage, caller, group, target, scope, false).await
+}
+
+async fn edit_group_policy(
+    storage: &Storage,
+    caller: &CompiledAcl,
+    group: GroupUuid,
+    target: &Target,
+    scope: &Scope,
+    add: bool,
+) -> Result<(), PolicyWriteError> {
+    let (group, uuid) = (group.text(), target.uuid());
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    if !policies::group_in_tenants(&tx, &group, &scope.tenants).await? {
+        return Err(PolicyError::UnknownGroup(group).into());
+    }
+    let policy = policies::get_visible(&tx, &uuid, scope)
+        .await?
+        .ok_or_else(|| PolicyWriteError::NotVisible(uuid.clone()))?;
+    if add {
+        may_add(caller, &policy.acl)?;
+        policies::add_group_policy(&tx, &group, &uuid).await?;
+    } else {
+        may_remove(caller, &policy.acl)?;
+        policies::remove_group_policy(&tx, &group, &uuid).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
