@@ -3,6 +3,7 @@
 //! typed error that the HTTP layer maps to its answer. No HTTP here.
 
 pub mod groups;
+pub mod tenants;
 
 /// One page of a list, with the counts the list answers carry.
 #[derive(Debug, Clone, PartialEq)]
