@@ -7,10 +7,10 @@
 use deadpool_postgres::GenericClient;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::error::Error;
+use crate::sql::{Page, Where};
 
 /// Longest slug (characters), as the `varchar(10)` column.
 pub const SLUG_MAX_CHARS: usize = 10;
@@ -406,10 +406,13 @@ pub enum Order {
 }
 
 impl Order {
-    fn column(self) -> &'static str {
+    /// The sortable columns, by name.
+    const COLUMNS: [(&'static str, &'static str); 2] = [("name", "t.name"), ("slug", "t.slug")];
+
+    fn name(self) -> &'static str {
         match self {
-            Order::Name => "t.name",
-            Order::Slug => "t.slug",
+            Order::Name => "name",
+            Order::Slug => "slug",
         }
     }
 }
@@ -459,65 +462,43 @@ pub struct ListResult {
     pub items: Vec<Tenant>,
 }
 
-type Param = Box<dyn ToSql + Sync + Send>;
-
-/// Adds `sql` with its parameter to the conditions; a value containing NUL (which PostgreSQL
-/// text cannot hold, so nothing stored can match it) becomes `false`.
-fn push_text_condition(
-    conditions: &mut Vec<String>,
-    params: &mut Vec<Param>,
-    value: &str,
-    sql: impl Fn(usize) -> String,
-) {
-    if value.contains('\0') {
-        conditions.push("false".to_string());
-        return;
-    }
-    params.push(Box::new(value.to_string()));
-    conditions.push(sql(params.len()));
-}
-
-fn list_conditions(q: &ListQuery, params: &mut Vec<Param>) -> Vec<String> {
-    let mut c = Vec::new();
+/// The filters of a list query, after `t.uuid IN (SELECT uuid FROM down)` (whose `$1`, the
+/// scope, is the first parameter).
+fn list_where(scope: &str, q: &ListQuery) -> Where {
+    let mut w = Where::default();
+    // The first parameter: `$1` of `DOWN_CTE`.
+    w.param(scope.to_string());
+    w.raw("t.uuid IN (SELECT uuid FROM down)".to_string());
     if let Some(v) = &q.uuid {
-        push_text_condition(&mut c, params, v, |n| format!("t.uuid = ${n}"));
+        w.text("t.uuid = {}", v);
     }
     if let Some(list) = &q.uuids {
         let clean: Vec<String> = list.iter().filter(|s| !s.contains('\0')).cloned().collect();
-        params.push(Box::new(clean));
-        c.push(format!("t.uuid = ANY(${}::text[])", params.len()));
+        let p = w.param(clean);
+        w.raw(format!("t.uuid = ANY({p}::text[])"));
     }
     if let Some(v) = &q.name {
-        push_text_condition(&mut c, params, v, |n| format!("t.name = ${n}"));
+        w.text("t.name = {}", v);
     }
     if let Some(v) = &q.slug {
-        push_text_condition(&mut c, params, v, |n| format!("t.slug = ${n}"));
+        w.text("t.slug = {}", v);
     }
     if let Some(v) = q.domain_name.as_deref().filter(|v| !v.is_empty()) {
-        push_text_condition(&mut c, params, v, |n| {
-            format!(
-                "EXISTS (SELECT 1 FROM auth_tenant_domain d
-                         WHERE d.tenant_uuid = t.uuid AND d.name = ${n})"
-            )
-        });
+        w.text(
+            "EXISTS (SELECT 1 FROM auth_tenant_domain d
+                     WHERE d.tenant_uuid = t.uuid AND d.name = {})",
+            v,
+        );
     }
     if let Some(pattern) = &q.search {
-        push_text_condition(&mut c, params, pattern, |n| {
-            format!(
-                "(t.name ILIKE ${n} OR t.slug ILIKE ${n}
-                  OR EXISTS (SELECT 1 FROM auth_tenant_domain d
-                             WHERE d.tenant_uuid = t.uuid AND d.name ILIKE ${n}))"
-            )
-        });
+        w.text(
+            "(t.name ILIKE {} OR t.slug ILIKE {}
+              OR EXISTS (SELECT 1 FROM auth_tenant_domain d
+                         WHERE d.tenant_uuid = t.uuid AND d.name ILIKE {}))",
+            pattern,
+        );
     }
-    c
-}
-
-fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect()
+    w
 }
 
 /// The tenants visible from `scope` (itself and all its descendants), filtered, searched,
@@ -535,32 +516,27 @@ pub async fn list<C: GenericClient>(
         .await?
         .get(0);
 
-    let mut params: Vec<Param> = vec![Box::new(scope.to_string())];
-    let conditions = list_conditions(q, &mut params);
-    let mut where_sql = String::from(" WHERE t.uuid IN (SELECT uuid FROM down)");
-    for cond in &conditions {
-        where_sql.push_str(" AND ");
-        where_sql.push_str(cond);
-    }
+    let w = list_where(scope, q);
+    let where_sql = format!(" WHERE {}", w.sql());
     let filtered: i64 = client
         .query_one(
             format!("{DOWN_CTE} SELECT count(*) FROM auth_tenant t{where_sql}").as_str(),
-            &refs(&params),
+            &w.refs(),
         )
         .await?
         .get(0);
 
-    let direction = if q.descending { "DESC" } else { "ASC" };
-    let mut sql = format!(
-        "{DOWN_CTE} {TENANT_SELECT}{where_sql} ORDER BY {} {direction}, t.uuid {direction}",
-        q.order.column()
+    let page = Page {
+        order: q.order.name().to_string(),
+        descending: q.descending,
+        limit: q.limit,
+        offset: q.offset,
+    };
+    let sql = format!(
+        "{DOWN_CTE} {TENANT_SELECT}{where_sql}{}",
+        page.sql(&Order::COLUMNS, "t.uuid")
     );
-    // Validated integers, never text from the request.
-    if let Some(limit) = q.limit {
-        sql.push_str(&format!(" LIMIT {}", limit.max(0)));
-    }
-    sql.push_str(&format!(" OFFSET {}", q.offset.max(0)));
-    let rows = client.query(sql.as_str(), &refs(&params)).await?;
+    let rows = client.query(sql.as_str(), &w.refs()).await?;
     Ok(ListResult {
         total,
         filtered,
@@ -938,6 +914,31 @@ mod tests {
         assert!(r
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn list_filters_and_nul() {
+        let q = ListQuery {
+            name: Some("a\0b".into()),
+            slug: Some("s".into()),
+            uuids: Some(vec!["x".into(), "y\0".into()]),
+            search: Some("%w%".into()),
+            domain_name: Some(String::new()),
+            ..ListQuery::default()
+        };
+        let w = list_where("scope", &q);
+        let sql = w.sql();
+        assert!(
+            sql.starts_with(
+                "t.uuid IN (SELECT uuid FROM down) AND t.uuid = ANY($2::text[]) AND FALSE \
+                 AND t.slug = $3 AND (t.name ILIKE $4 OR t.slug ILIKE $4"
+            ),
+            "{sql}"
+        );
+        assert_eq!(sql.matches("$4").count(), 3, "{sql}");
+        // No domain-name condition for an empty value.
+        assert_eq!(sql.matches("d.name =").count(), 0, "{sql}");
+        assert_eq!(w.refs().len(), 4);
     }
 
     #[test]

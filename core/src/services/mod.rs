@@ -4,6 +4,7 @@
 
 pub mod groups;
 pub mod policies;
+pub mod tenants;
 
 /// One page of a list, with the counts the list answers carry.
 #[derive(Debug, Clone, PartialEq)]

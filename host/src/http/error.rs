@@ -98,22 +98,28 @@ impl ApiError {
         constraint_id: &str,
         constraint: Value,
     ) -> ApiError {
-        let mut detail = json!({
+        let detail = json!({
             "message": message,
             "constraint_id": constraint_id,
             "constraint": constraint,
         });
-        let mut parts = field.split('.');
-        let top = parts.next().unwrap_or_default();
-        let nested: Vec<&str> = parts.collect();
-        for part in nested.iter().rev() {
-            detail = json!({ *part: detail });
-        }
         ApiError::api(
             StatusCode::BAD_REQUEST,
             message,
             "invalid-data",
-            json!({ top: detail }),
+            nest(field, detail),
+            Some(resource),
+        )
+    }
+
+    /// `400 invalid-data` for a schema-level error (marshmallow's `_schema`) at `field`:
+    /// `"_schema"`, or `"address._schema"` for a nested object. Its detail holds the message only.
+    pub fn invalid_schema(resource: &'static str, field: &str, message: &str) -> ApiError {
+        ApiError::api(
+            StatusCode::BAD_REQUEST,
+            message,
+            "invalid-data",
+            nest(field, json!({ "message": message })),
             Some(resource),
         )
     }
@@ -282,6 +288,13 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
+/// `detail` at the dotted path `field`: `("address.state", d)` is `{"address": {"state": d}}`.
+fn nest(field: &str, detail: Value) -> Value {
+    field
+        .rsplit('.')
+        .fold(detail, |inner, part| json!({ part: inner }))
+}
+
 /// A Python-style `repr` of a marshmallow error dict, as the original puts in `reason[0]`:
 /// `{'field': ['message.']}`.
 pub fn marshmallow_repr(errors: &[(String, String)]) -> String {
@@ -324,6 +337,18 @@ mod tests {
         assert_eq!(b["details"]["address"]["state"]["constraint_id"], "length");
         assert_eq!(b["resource"], "tenants");
         assert_eq!(b["error_id"], "invalid-data");
+        let s =
+            ApiError::invalid_schema("tenants", "address._schema", "Invalid input type.").body();
+        assert_eq!(
+            s["details"],
+            json!({"address": {"_schema": {"message": "Invalid input type."}}})
+        );
+        assert_eq!(s["message"], "Invalid input type.");
+        let top = ApiError::invalid_schema("tenants", "_schema", "Invalid input type.").body();
+        assert_eq!(
+            top["details"],
+            ApiError::invalid_input_type("tenants").body()["details"]
+        );
         let c = ApiError::route_not_found().body();
         assert_eq!(c, json!({ "message": ROUTE_NOT_FOUND }));
         let u = ApiError::unknown("group", "groups", "x").body();

@@ -93,7 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(sessions::routes)
             .configure(external::routes)
             .configure(users::routes)
-            .configure(tenants::routes)
+            .configure(|cfg| tenants::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| policies::routes(&mut routes::Router::new(cfg)))
             .service(
@@ -170,6 +170,7 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     let mut router = routes::Router::table_only();
     groups::routes(&mut router);
     policies::routes(&mut router);
+    tenants::routes(&mut router);
     router.into_table()
 }
 
@@ -197,7 +198,7 @@ pub mod body_check {
 
     /// `POST /tenants` (`post`) or `PUT /tenants/{uuid}`.
     pub fn tenant(body: &[u8], post: bool) -> Result<(), HttpResponse> {
-        super::tenants::check_body(body, post)
+        super::tenants::check_body(body, post).map_err(HttpResponse::from)
     }
 }
 

@@ -10,6 +10,9 @@ use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 
+/// The key of marshmallow's schema-level errors.
+const SCHEMA: &str = "_schema";
+
 /// A field that failed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
@@ -104,8 +107,43 @@ impl Invalid {
         field_error(&self.field)
     }
 
+    /// A string holding NUL, with its own message (the tenants' one; see [`Nul::Refused`]).
+    pub fn nul(field: impl Into<String>) -> Invalid {
+        Invalid::new(
+            field,
+            "String must not contain NUL characters.",
+            "type",
+            json!("string"),
+        )
+    }
+
+    /// A nested object field holding a value that is not an object: the schema-level error of
+    /// the nested schema, at `{field}._schema` (its detail carries the message only).
+    pub fn input_type(field: &str) -> Invalid {
+        Invalid::new(
+            format!("{field}.{SCHEMA}"),
+            "Invalid input type.",
+            "type",
+            json!("object"),
+        )
+    }
+
+    /// The same error for a field of the nested object `parent` (`state` → `address.state`).
+    pub fn under(mut self, parent: &str) -> Invalid {
+        self.field = format!("{parent}.{}", self.field);
+        self
+    }
+
+    /// Whether this is a schema-level error (`_schema`, top-level or nested).
+    fn is_schema_level(&self) -> bool {
+        self.field.rsplit('.').next() == Some(SCHEMA)
+    }
+
     /// The 400 `invalid-data` answer.
     pub fn into_error(self, resource: &'static str) -> ApiError {
+        if self.is_schema_level() {
+            return ApiError::invalid_schema(resource, &self.field, &self.message);
+        }
         ApiError::invalid_data(
             resource,
             &self.field,
@@ -215,7 +253,35 @@ pub enum Presence {
     Nullable,
 }
 
-/// A string field of `min..=max` characters (`max` `None`: no upper bound).
+/// The value of a field, or `None` when absent as `presence` allows.
+fn present<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    presence: Presence,
+) -> Result<Option<&'a Value>, Invalid> {
+    match (raw(body, field), presence) {
+        (Raw::Missing, Presence::Required) => Err(Invalid::required(field)),
+        (Raw::Missing, _) | (Raw::Null, Presence::Nullable) => Ok(None),
+        (Raw::Null, _) => Err(Invalid::not_null(field)),
+        (Raw::Value(v), _) => Ok(Some(v)),
+    }
+}
+
+/// How a string field holding NUL (which PostgreSQL text cannot hold) is answered, once its
+/// length is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nul {
+    /// "Not a valid string." (`type`/`string`), as most resources answer.
+    NotAString,
+    /// "String must not contain NUL characters." (`type`/`string`), as tenants answer.
+    Refused,
+    /// Accepted here: a later rule of the field refuses it (a pattern or a list of choices that
+    /// NUL never matches), with that rule's answer.
+    Kept,
+}
+
+/// A string field of `min..=max` characters (`max` `None`: no upper bound); one holding NUL is
+/// not a valid string.
 pub fn string(
     body: &Map<String, Value>,
     field: &str,
@@ -223,18 +289,31 @@ pub fn string(
     min: usize,
     max: Option<usize>,
 ) -> Result<Option<String>, Invalid> {
-    let v = match (raw(body, field), presence) {
-        (Raw::Missing, Presence::Required) => return Err(Invalid::required(field)),
-        (Raw::Missing, _) | (Raw::Null, Presence::Nullable) => return Ok(None),
-        (Raw::Null, _) => return Err(Invalid::not_null(field)),
-        (Raw::Value(v), _) => v,
+    string_with(body, field, presence, min, max, Nul::NotAString)
+}
+
+/// [`string`], with the answer to NUL of the resource.
+pub fn string_with(
+    body: &Map<String, Value>,
+    field: &str,
+    presence: Presence,
+    min: usize,
+    max: Option<usize>,
+    nul: Nul,
+) -> Result<Option<String>, Invalid> {
+    let Some(v) = present(body, field, presence)? else {
+        return Ok(None);
     };
     let Value::String(s) = v else {
         return Err(Invalid::not_string(field));
     };
     check_length(field, s, min, max)?;
     if s.contains('\0') {
-        return Err(Invalid::not_string(field));
+        match nul {
+            Nul::NotAString => return Err(Invalid::not_string(field)),
+            Nul::Refused => return Err(Invalid::nul(field)),
+            Nul::Kept => {}
+        }
     }
     Ok(Some(s.clone()))
 }
@@ -275,6 +354,51 @@ pub fn boolean(
         (Raw::Value(v), _) => parse_bool(v)
             .map(Some)
             .ok_or_else(|| Invalid::not_boolean(field)),
+    }
+}
+
+/// A UUID field, read as Python's `uuid.UUID(text)` (see [`python_uuid`]); anything else is
+/// "Not a valid UUID.".
+pub fn uuid(
+    body: &Map<String, Value>,
+    field: &str,
+    presence: Presence,
+) -> Result<Option<uuid::Uuid>, Invalid> {
+    match present(body, field, presence)? {
+        None => Ok(None),
+        Some(Value::String(s)) => python_uuid(s)
+            .map(Some)
+            .ok_or_else(|| Invalid::not_uuid(field)),
+        Some(_) => Err(Invalid::not_uuid(field)),
+    }
+}
+
+/// A list field: its items, unchecked (an item's path is `{field}.{index}`).
+pub fn list<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    presence: Presence,
+) -> Result<Option<&'a [Value]>, Invalid> {
+    match present(body, field, presence)? {
+        None => Ok(None),
+        Some(Value::Array(items)) => Ok(Some(items)),
+        Some(_) => Err(Invalid::not_list(field)),
+    }
+}
+
+/// A nested object field (a nested schema): a Python-falsy value reads as `{}`, any other value
+/// that is not an object is [`Invalid::input_type`]. Report its fields' errors with
+/// [`Invalid::under`].
+pub fn nested(
+    body: &Map<String, Value>,
+    field: &str,
+    presence: Presence,
+) -> Result<Option<Map<String, Value>>, Invalid> {
+    match present(body, field, presence)? {
+        None => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(v) if is_falsy(v) => Ok(Some(Map::new())),
+        Some(_) => Err(Invalid::input_type(field)),
     }
 }
 
@@ -397,6 +521,72 @@ mod tests {
     }
 
     #[test]
+    fn nul_answers() {
+        let b = obj(json!({"z": "a\u{0}b"}));
+        let read = |nul| string_with(&b, "z", Presence::Nullable, 1, Some(3), nul);
+        assert_eq!(read(Nul::NotAString).unwrap_err(), Invalid::not_string("z"));
+        let e = read(Nul::Refused).unwrap_err();
+        assert_eq!(e.message, "String must not contain NUL characters.");
+        assert_eq!((e.constraint_id, e.constraint), ("type", json!("string")));
+        assert_eq!(read(Nul::Kept).unwrap(), Some("a\u{0}b".into()));
+        // The length comes first.
+        let e = string_with(&b, "z", Presence::Nullable, 1, Some(2), Nul::Refused).unwrap_err();
+        assert_eq!(e.constraint_id, "length");
+    }
+
+    #[test]
+    fn uuids_lists_and_nested_objects() {
+        let b = obj(json!({
+            "u": "{0123ABCD111122223333444455556666}", "bad": "x", "i": 1, "n": null,
+            "l": ["a", 1], "o": {"k": 1}, "f": false, "s": "x",
+        }));
+        let u = uuid(&b, "u", Presence::Nullable).unwrap().unwrap();
+        assert_eq!(u.to_string(), "0123abcd-1111-2222-3333-444455556666");
+        assert_eq!(uuid(&b, "n", Presence::Nullable).unwrap(), None);
+        assert_eq!(uuid(&b, "m", Presence::Nullable).unwrap(), None);
+        assert_eq!(
+            uuid(&b, "bad", Presence::Nullable).unwrap_err(),
+            Invalid::not_uuid("bad")
+        );
+        assert_eq!(
+            uuid(&b, "i", Presence::Nullable).unwrap_err(),
+            Invalid::not_uuid("i")
+        );
+        assert_eq!(list(&b, "l", Presence::Optional).unwrap().unwrap().len(), 2);
+        assert_eq!(
+            list(&b, "s", Presence::Optional).unwrap_err(),
+            Invalid::not_list("s")
+        );
+        assert_eq!(
+            list(&b, "n", Presence::Optional).unwrap_err(),
+            Invalid::not_null("n")
+        );
+        assert_eq!(list(&b, "m", Presence::Optional).unwrap(), None);
+        assert_eq!(
+            nested(&b, "o", Presence::Optional).unwrap().unwrap().len(),
+            1
+        );
+        assert!(nested(&b, "f", Presence::Optional)
+            .unwrap()
+            .unwrap()
+            .is_empty());
+        let e = nested(&b, "s", Presence::Optional).unwrap_err();
+        assert_eq!(e.field, "s._schema");
+        let e = e.into_error("tenants").body();
+        assert_eq!(
+            e["details"],
+            json!({"s": {"_schema": {"message": "Invalid input type."}}})
+        );
+        let e = Invalid::not_string("state")
+            .under("address")
+            .into_error("tenants");
+        assert_eq!(
+            e.body()["details"]["address"]["state"]["message"],
+            "Not a valid string."
+        );
+    }
+
+    #[test]
     fn decoding() {
         assert!(decode(b"").is_err());
         assert!(decode(b"{not json").is_err());
@@ -414,5 +604,26 @@ mod tests {
         let u = python_uuid("{urn:uuid:0123ABCD111122223333444455556666}").unwrap();
         assert_eq!(u.to_string(), "0123abcd-1111-2222-3333-444455556666");
         assert!(python_uuid("0123").is_none());
+        let c = "6668ca15-6d9e-4000-b2ec-731bc7316767";
+        for ok in [
+            c,
+            "6668CA156D9E4000B2EC731BC7316767",
+            "urn:uuid:6668ca15-6d9e-4000-b2ec-731bc7316767",
+            "{6668ca15-6d9e-4000-b2ec-731bc7316767}",
+        ] {
+            assert_eq!(
+                python_uuid(ok).map(|u| u.to_string()).as_deref(),
+                Some(c),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "",
+            "x",
+            "6668ca15-6d9e-4000-b2ec-731bc731676",
+            "' OR 1=1 --",
+        ] {
+            assert!(python_uuid(bad).is_none(), "{bad}");
+        }
     }
 }

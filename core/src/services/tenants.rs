@@ -1,0 +1,134 @@
+//! Tenants (spec management §6, §1.5, §1.6): the tree below the caller's scoping tenant. Every
+//! function takes the scoping tenant (`scope`); a tenant outside its subtree is unknown.
+//! The storage rules (slug and uuid conflicts, children, cycles, the parent-move lock) are in
+//! [`crate::tenants`]; the writes here run them in one transaction each.
+
+use super::Listing;
+use crate::defaults::{self, TenantDefaults};
+use crate::error::Error;
+use crate::ids::TenantUuid;
+use crate::tenants::{self, ListQuery, NewTenant, Tenant, TenantError, TenantFields};
+use crate::Storage;
+
+/// A tenant deletion that the rules refuse.
+#[derive(Debug)]
+pub enum DeleteError {
+    /// The tenant is the caller's scoping tenant.
+    OwnTenant,
+    Tenant(TenantError),
+}
+
+impl From<TenantError> for DeleteError {
+    fn from(e: TenantError) -> Self {
+        DeleteError::Tenant(e)
+    }
+}
+
+impl From<Error> for DeleteError {
+    fn from(e: Error) -> Self {
+        DeleteError::Tenant(TenantError::Storage(e))
+    }
+}
+
+/// The tenants visible from `scope` (itself and all its descendants) matching `query`, with the
+/// counts of the list answer.
+pub async fn list(
+    storage: &Storage,
+    scope: &str,
+    query: &ListQuery,
+) -> Result<Listing<Tenant>, Error> {
+    let client = storage.client().await?;
+    let found = tenants::list(&client, scope, query).await?;
+    Ok(Listing {
+        total: found.total,
+        filtered: found.filtered,
+        items: found.items,
+    })
+}
+
+/// Creates a child of `scope` with its address row, its domains, its all-users group and the
+/// configured defaults, in one transaction. Returns the new tenant.
+pub async fn create(
+    storage: &Storage,
+    scope: &str,
+    new: &NewTenant,
+    tenant_defaults: &TenantDefaults,
+) -> Result<Tenant, TenantError> {
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    let uuid = tenants::create(&tx, scope, new).await?;
+    defaults::apply_tenant_defaults(&tx, &uuid, tenant_defaults).await?;
+    let tenant = tenants::get(&tx, &uuid)
+        .await?
+        .ok_or_else(|| Error::Corrupt(format!("created tenant {uuid} not found")))?;
+    tx.commit().await?;
+    Ok(tenant)
+}
+
+/// A tenant visible from `scope`.
+pub async fn get(
+    storage: &Storage,
+    scope: &str,
+    tenant: TenantUuid,
+) -> Result<Option<Tenant>, Error> {
+    let client = storage.client().await?;
+    tenants::get_visible(&client, scope, &tenant.text()).await
+}
+
+/// Replaces every writable field of a tenant visible from `scope` (its domain names and address
+/// included), in one transaction. Returns the updated tenant.
+pub async fn update(
+    storage: &Storage,
+    scope: &str,
+    tenant: TenantUuid,
+    fields: &TenantFields,
+) -> Result<Tenant, TenantError> {
+    let uuid = tenant.text();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    tenants::update(&tx, scope, &uuid, fields).await?;
+    let updated = tenants::get(&tx, &uuid)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(uuid.clone()))?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes a tenant visible from `scope` that is not `scope` itself and has no children, with
+/// everything it owns.
+pub async fn delete(storage: &Storage, scope: &str, tenant: TenantUuid) -> Result<(), DeleteError> {
+    let uuid = tenant.text();
+    if scope == uuid {
+        return Err(DeleteError::OwnTenant);
+    }
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await.map_err(Error::from)?;
+    tenants::delete(&tx, scope, &uuid).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(())
+}
+
+/// The domains of a tenant as `(name, uuid)`, sorted by name, whatever the caller's scope;
+/// `None` when the tenant does not exist.
+pub async fn domains(
+    storage: &Storage,
+    tenant: TenantUuid,
+) -> Result<Option<Vec<(String, String)>>, Error> {
+    let client = storage.client().await?;
+    tenants::domains(&client, &tenant.text()).await
+}
+
+/// Moves a tenant under `parent`; both must be visible from `scope`, and `parent` must not be
+/// the tenant or one of its descendants. One transaction, under the parent-move lock.
+pub async fn move_under(
+    storage: &Storage,
+    scope: &str,
+    tenant: TenantUuid,
+    parent: TenantUuid,
+) -> Result<(), TenantError> {
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    tenants::update_parent(&tx, scope, &tenant.text(), &parent.text()).await?;
+    tx.commit().await?;
+    Ok(())
+}
