@@ -81,27 +81,34 @@ impl<T: PathId> FromRequest for Id<T> {
 // Body
 // ------------------------------------------------------------------------------------------------
 
-/// The request body, read whole up to `max_body_bytes`; a larger one is a 413.
-pub struct RawBody(pub Vec<u8>);
+/// The request body, read when the handler asks ([`RawBody::read`]): whole, up to
+/// `max_body_bytes` (a larger one is a 413). Reading it is a step of the handler, at the place
+/// the original reads it, so that a 401 or 404 found before still answers first (extractors are
+/// polled together: a body read by an extractor could answer 413 before the caller's 401).
+pub struct RawBody {
+    payload: Payload,
+    limit: usize,
+}
 
-impl Deref for RawBody {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
+impl RawBody {
+    pub async fn read(self) -> Result<Vec<u8>, ApiError> {
+        read_limited(self.payload, self.limit).await
     }
 }
 
 impl FromRequest for RawBody {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req
             .app_data::<State>()
             .map(|s| s.settings.max_body_bytes)
             .unwrap_or(0);
-        let payload = payload.take();
-        Box::pin(async move { read_limited(payload, limit).await.map(RawBody) })
+        std::future::ready(Ok(RawBody {
+            payload: payload.take(),
+            limit,
+        }))
     }
 }
 

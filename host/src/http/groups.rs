@@ -251,7 +251,7 @@ async fn list(
 
 /// `POST /groups`: body (400) → scoping tenant (401) → create (409) → 200.
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
-    let body = group_body(&body, true)?;
+    let body = group_body(&body.read().await?, true)?;
     let tenant = caller.scoping_tenant().await?;
     let group = service::create(&state.storage, &tenant, &body.name, body.slug.as_deref())
         .await
@@ -281,13 +281,14 @@ async fn update(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let tenants = caller.visible_tenants().await?;
+    let raw = body.read().await?;
     if service::get(&state.storage, *group, &tenants)
         .await?
         .is_none()
     {
         return Err(unknown_group(&group));
     }
-    let body = group_body(&body, false)?;
+    let body = group_body(&raw, false)?;
     let updated = service::rename(&state.storage, *group, &tenants, &body.name)
         .await
         .map_err(|e| group_write_error(e, &group, &body.name))?;

@@ -413,7 +413,7 @@ async fn list_group_policies(
 /// `POST /policies`: body (400) → scoping tenant (401) → escalation (401) → create (409) → 200,
 /// as stored.
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
-    let body = policy_body(&body, false)?;
+    let body = policy_body(&body.read().await?, false)?;
     let new = NewPolicy {
         tenant_uuid: caller.scoping_tenant().await?,
         name: body.name,

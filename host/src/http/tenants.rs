@@ -344,7 +344,7 @@ async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResp
 /// a child of the scoping tenant (403 own uuid, 404 unknown contact, 409) → 200.
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
     let scope = caller.scoping_tenant().await?;
-    let new = known_auth_method(&state, &body, true)?;
+    let new = known_auth_method(&state, &body.read().await?, true)?;
     let tenant = service::create(
         &state.storage,
         &scope,
@@ -378,7 +378,7 @@ async fn update(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let scope = caller.scoping_tenant().await?;
-    let body = known_auth_method(&state, &body, false)?;
+    let body = known_auth_method(&state, &body.read().await?, false)?;
     let updated = service::update(&state.storage, &scope, *tenant, &body.fields).await?;
     Ok(HttpResponse::Ok().json(updated.to_json()))
 }
