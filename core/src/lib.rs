@@ -1,12 +1,14 @@
 //! wazo-auth core: tokens, ACL matching, storage (PostgreSQL) and expiration. No HTTP here.
 
 pub mod acl;
+pub mod cache;
 pub mod defaults;
 pub mod error;
 pub mod external;
 pub mod groups;
 pub mod keys;
 mod login_batch;
+pub mod notify;
 pub mod password;
 pub mod pg_cluster;
 pub mod policies;
@@ -15,7 +17,6 @@ pub mod sessions;
 pub mod storage;
 pub mod tenants;
 pub mod throttle;
-pub mod token_cache;
 pub mod tokens;
 pub mod users;
 

@@ -8,7 +8,7 @@ use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Local, TimeZone, Utc};
 use serde_json::{json, Map, Value};
-use wazo_auth_core::token_cache::CachedToken;
+use wazo_auth_core::cache::CachedToken;
 use wazo_auth_core::tokens::{self, NewToken, Token};
 
 use super::errors::{marshmallow_repr, route_not_found, storage_unavailable, token_error};
