@@ -10,7 +10,6 @@ pub mod keys;
 mod login_batch;
 pub mod notify;
 pub mod password;
-pub mod pg_cluster;
 pub mod policies;
 pub mod refresh_tokens;
 pub mod sessions;
@@ -22,3 +21,5 @@ pub mod users;
 
 pub use error::{Error, Result};
 pub use storage::Storage;
+/// The managed development PostgreSQL (crate `wazo-auth-pg-cluster`), at its former path.
+pub use wazo_auth_pg_cluster as pg_cluster;
