@@ -3,7 +3,7 @@
 #   - the PostgreSQL server binaries (initdb, pg_ctl, postgres): package `postgresql`;
 #   - a C++ compiler, for libFuzzer in scripts/fuzz.sh: package `g++`.
 #
-# wazo-auth runs its own private PostgreSQL cluster (see core/src/pg_cluster.rs),
+# wazo-auth runs its own private PostgreSQL cluster (see pg-cluster/src/lib.rs),
 # so the Debian package's default cluster is not needed: this script asks the
 # package not to create it and does not start any service.
 #

@@ -1,6 +1,7 @@
 //! wazo-auth core: tokens, ACL matching, storage (PostgreSQL) and expiration. No HTTP here.
 
 pub mod acl;
+pub mod cache;
 pub mod defaults;
 pub mod error;
 pub mod external;
@@ -8,8 +9,8 @@ pub mod groups;
 pub mod ids;
 pub mod keys;
 mod login_batch;
+pub mod notify;
 pub mod password;
-pub mod pg_cluster;
 pub mod policies;
 pub mod refresh_tokens;
 pub mod services;
@@ -18,9 +19,10 @@ pub mod sql;
 pub mod storage;
 pub mod tenants;
 pub mod throttle;
-pub mod token_cache;
 pub mod tokens;
 pub mod users;
 
 pub use error::{Error, Result};
 pub use storage::Storage;
+/// The managed development PostgreSQL (crate `wazo-auth-pg-cluster`), at its former path.
+pub use wazo_auth_pg_cluster as pg_cluster;

@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::Result;
+use crate::notify::{self, Notification};
 use crate::storage::Storage;
 
 /// Settings of the throttle.
@@ -134,16 +135,12 @@ impl Storage {
                 .await?;
             let until: Option<f64> = row.get(0);
             // Every process keeps a view of the throttle from these notifications.
-            let payload = format!(
-                "fail|{key}|{}",
-                until.map(|u| u.to_string()).unwrap_or_default()
-            );
-            client
-                .execute(
-                    "SELECT pg_notify($1, $2)",
-                    &[&crate::token_cache::THROTTLE_CHANNEL, &payload],
-                )
-                .await?;
+            Notification::ThrottleFailed {
+                key: key.clone(),
+                blocked_until: until,
+            }
+            .send(&client)
+            .await?;
             out.push((key.clone(), until));
         }
         Ok(out)
@@ -164,8 +161,13 @@ impl Storage {
                          LIMIT $2
                          FOR UPDATE SKIP LOCKED)
                      RETURNING key)
-                 SELECT pg_notify($3, 'clear|' || key) FROM gone",
-                &[&forget_after, &batch, &crate::token_cache::THROTTLE_CHANNEL],
+                 SELECT pg_notify($3, $4::text || key) FROM gone",
+                &[
+                    &forget_after,
+                    &batch,
+                    &notify::THROTTLE_CHANNEL,
+                    &notify::THROTTLE_CLEARED_PREFIX,
+                ],
             )
             .await?;
         Ok(rows.len())
@@ -200,15 +202,11 @@ impl Storage {
             .await?;
         client.execute(&stmt, &[&logins]).await?;
         for key in logins {
-            client
-                .execute(
-                    "SELECT pg_notify($1, $2)",
-                    &[
-                        &crate::token_cache::THROTTLE_CHANNEL,
-                        &format!("clear|{key}"),
-                    ],
-                )
-                .await?;
+            Notification::ThrottleCleared {
+                key: key.to_string(),
+            }
+            .send(&client)
+            .await?;
         }
         Ok(())
     }

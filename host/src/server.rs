@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
+use wazo_auth_core::cache::Caches;
 use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
-use wazo_auth_core::token_cache::TokenCache;
 use wazo_auth_core::{tokens, Storage};
 
 use crate::config::Config;
@@ -216,7 +216,7 @@ async fn serve(
         throttle: cfg.login_throttle.to_core(),
         refresh_token_lifetime: cfg.refresh_token_lifetime.seconds(),
     };
-    let tokens = Arc::new(TokenCache::new(
+    let tokens = Arc::new(Caches::new(
         cfg.token_cache_size,
         (cfg.rest_api.max_threads.get() as usize).clamp(2, 16),
     ));

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use wazo_auth_core::token_cache::TokenCache;
+use wazo_auth_core::cache::Caches;
 use wazo_auth_core::Storage;
 
 use crate::plugins::PluginRegistry;
@@ -38,7 +38,7 @@ pub struct AppState {
     pub storage: Storage,
     pub keyring: wazo_auth_core::keys::Keyring,
     pub plugins: Arc<PluginRegistry>,
-    pub tokens: Arc<TokenCache>,
+    pub tokens: Arc<Caches>,
     pub settings: Settings,
     /// Turns of password attempts under the throttle (`throttle::AttemptTurns`), per process.
     pub attempts: Arc<throttle::AttemptTurns>,

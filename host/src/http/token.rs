@@ -8,8 +8,8 @@ use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Local, TimeZone, Utc};
 use serde_json::{json, Map, Value};
+use wazo_auth_core::cache::CachedToken;
 use wazo_auth_core::ids;
-use wazo_auth_core::token_cache::CachedToken;
 use wazo_auth_core::tokens::{self, Token};
 
 use super::error::{marshmallow_repr, ApiError};

@@ -12,24 +12,36 @@
 //! Everything here is blocking (it runs once at startup). When the process is
 //! root, `initdb`/`pg_ctl`/`postgres` are run as an unprivileged system user
 //! (PostgreSQL refuses to run as root).
+//!
+//! The wazo-auth core re-exports this crate as `wazo_auth_core::pg_cluster`.
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+mod binaries;
+mod command;
+mod files;
+mod os_user;
+mod procfs;
+mod sql;
+
 use std::fmt;
 use std::fs;
-use std::io::{self, ErrorKind};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::ErrorKind;
 use std::os::unix::process::CommandExt;
-use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use binaries::{binary_major_version, check_bin_dir, discover_bin_dir};
+use command::{describe_output, log_tail, run};
+use files::{
+    absolute, check_traversable, ensure_private_dir, prepare_data_dir, socket_dir_for, write_owned,
+};
+use os_user::{current_user_name, is_root, resolve_os_user, OsUser};
+use procfs::{processes_in_dir, read_pid_file};
+use sql::{conf_string, conn_value, create_database_if_missing};
 
 /// Superuser role created by `initdb`.
 const SUPERUSER: &str = "postgres";
 /// Port number: only used to name the unix socket (`.s.PGSQL.<port>`).
-const PORT: u16 = 5432;
-/// System user created when we are root and no better user exists.
-const FALLBACK_OS_USER: &str = "wazo-auth-pg";
-/// Largest unix socket path accepted by the kernel (sizeof(sun_path) - 1).
-const MAX_SOCKET_PATH: usize = 107;
+pub(crate) const PORT: u16 = 5432;
 /// Our settings live in this file (inside the data directory), included from
 /// `postgresql.conf`; it is rewritten at every start.
 const CONF_FILE: &str = "wazo-auth.conf";
@@ -71,16 +83,8 @@ impl fmt::Display for ClusterError {
 
 impl std::error::Error for ClusterError {}
 
-fn err<T>(msg: impl Into<String>) -> Result<T, ClusterError> {
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, ClusterError> {
     Err(ClusterError(msg.into()))
-}
-
-/// An unprivileged OS user (only used when we are root).
-#[derive(Debug, Clone)]
-struct OsUser {
-    name: String,
-    uid: u32,
-    gid: u32,
 }
 
 /// A running private PostgreSQL cluster.
@@ -106,8 +110,7 @@ impl Cluster {
             );
         }
         let data_dir = absolute(&opts.data_dir)?;
-        let is_root = unsafe { libc::geteuid() } == 0;
-        let run_as = if is_root {
+        let run_as = if is_root() {
             Some(resolve_os_user(opts.os_user.as_deref())?)
         } else {
             if let Some(name) = &opts.os_user {
@@ -592,648 +595,12 @@ enum Status {
     Stopped,
 }
 
-// ---- database creation (async, on a private runtime) ---------------------
-
-async fn create_database_if_missing(admin_conn: &str, dbname: &str) -> Result<bool, String> {
-    let (client, connection) = tokio_postgres::connect(admin_conn, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let conn_task = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            log::debug!("pg_cluster admin connection: {e}");
-        }
-    });
-    let result = async {
-        let exists = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname])
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
-        if exists {
-            return Ok(false);
-        }
-        let sql = format!("CREATE DATABASE {}", quote_ident(dbname));
-        log::debug!("pg_cluster: {sql}");
-        match client.batch_execute(&sql).await {
-            Ok(()) => Ok(true),
-            // Created concurrently by someone else.
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {
-                Ok(false)
-            }
-            Err(e) => Err(e.to_string()),
-        }
-    }
-    .await;
-    drop(client);
-    let _ = conn_task.await;
-    result
-}
-
-fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// Value for a libpq-style `key=value` connection string.
-fn conn_value(v: &str) -> String {
-    if !v.is_empty()
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
-    {
-        return v.to_owned();
-    }
-    let mut s = String::with_capacity(v.len() + 2);
-    s.push('\'');
-    for c in v.chars() {
-        if c == '\'' || c == '\\' {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('\'');
-    s
-}
-
-/// A quoted string for postgresql.conf.
-fn conf_string(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-// ---- command helpers ------------------------------------------------------
-
-fn run(cmd: &mut Command) -> Result<Output, ClusterError> {
-    log::debug!("running {cmd:?}");
-    cmd.stdin(Stdio::null());
-    let out = cmd.output().map_err(|e| {
-        ClusterError(format!(
-            "cannot run {}: {e}",
-            cmd.get_program().to_string_lossy()
-        ))
-    })?;
-    log::debug!(
-        "{} exited with {}",
-        cmd.get_program().to_string_lossy(),
-        out.status
-    );
-    Ok(out)
-}
-
-fn describe_output(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let text = [stderr.trim(), stdout.trim()]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
-    if text.is_empty() {
-        format!("exited with {}", out.status)
-    } else {
-        format!("exited with {}: {text}", out.status)
-    }
-}
-
-fn log_tail(path: &Path, lines: usize) -> String {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
-            let start = all.len().saturating_sub(lines);
-            if all.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "\nlast lines of {}:\n{}",
-                    path.display(),
-                    all[start..].join("\n")
-                )
-            }
-        }
-        Err(_) => String::new(),
-    }
-}
-
-// ---- binary discovery -----------------------------------------------------
-
-const NOT_FOUND: &str = "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install \
-     them (Debian: apt-get install postgresql, or run scripts/install-deps.sh as root) or set \
-     db_uri in the configuration to use an existing server";
-
-fn has_server_binaries(dir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres"]
-        .iter()
-        .all(|b| is_executable(&dir.join(b)))
-}
-
-fn is_executable(path: &Path) -> bool {
-    fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-fn check_bin_dir(dir: &Path) -> Result<(), ClusterError> {
-    if has_server_binaries(dir) {
-        Ok(())
-    } else {
-        err(format!(
-            "{} does not contain the PostgreSQL server binaries (initdb, pg_ctl, postgres): \
-             fix bin_dir, install them (Debian: apt-get install postgresql) or set db_uri \
-             in the configuration to use an existing server",
-            dir.display()
-        ))
-    }
-}
-
-fn discover_bin_dir(data_dir: &Path) -> Result<PathBuf, ClusterError> {
-    // An existing cluster needs the binaries of its own major version.
-    if let Ok(v) = fs::read_to_string(data_dir.join("PG_VERSION")) {
-        let dir = PathBuf::from(format!("/usr/lib/postgresql/{}/bin", v.trim()));
-        if has_server_binaries(&dir) {
-            return Ok(dir);
-        }
-    }
-    if let Some(path) = find_in_path(OsStr::new("pg_config")) {
-        match Command::new(&path)
-            .arg("--bindir")
-            .stdin(Stdio::null())
-            .output()
-        {
-            Ok(out) if out.status.success() => {
-                let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-                if has_server_binaries(&dir) {
-                    return Ok(dir);
-                }
-                log::debug!(
-                    "pg_config --bindir = {} has no server binaries",
-                    dir.display()
-                );
-            }
-            Ok(out) => log::debug!("pg_config --bindir failed: {}", describe_output(&out)),
-            Err(e) => log::debug!("cannot run {}: {e}", path.display()),
-        }
-    }
-    if let Some(dir) = highest_debian_bin_dir(Path::new("/usr/lib/postgresql")) {
-        return Ok(dir);
-    }
-    for prog in ["initdb", "pg_ctl"] {
-        if let Some(path) = find_in_path(OsStr::new(prog)) {
-            // Follow symlinks (e.g. /usr/local/bin/initdb -> /usr/lib/postgresql/15/bin/initdb).
-            let real = path.canonicalize().unwrap_or(path);
-            if let Some(dir) = real.parent() {
-                if has_server_binaries(dir) {
-                    return Ok(dir.to_path_buf());
-                }
-            }
-        }
-    }
-    err(NOT_FOUND)
-}
-
-fn highest_debian_bin_dir(root: &Path) -> Option<PathBuf> {
-    let mut best: Option<(Vec<u32>, PathBuf)> = None;
-    for entry in fs::read_dir(root).ok()?.flatten() {
-        let name = entry.file_name();
-        let Some(version) = parse_version(&name.to_string_lossy()) else {
-            continue;
-        };
-        let bin = entry.path().join("bin");
-        if !has_server_binaries(&bin) {
-            continue;
-        }
-        if best.as_ref().is_none_or(|(v, _)| version > *v) {
-            best = Some((version, bin));
-        }
-    }
-    best.map(|(_, dir)| dir)
-}
-
-fn parse_version(s: &str) -> Option<Vec<u32>> {
-    s.split('.').map(|p| p.parse().ok()).collect()
-}
-
-/// Major version of the server binaries ("15", or "9.6" for old ones).
-fn binary_major_version(bin_dir: &Path) -> Option<String> {
-    let out = Command::new(bin_dir.join("postgres"))
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    // "postgres (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)"
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.split(") ").nth(1)?.split_whitespace().next()?;
-    let parts: Vec<&str> = version.split('.').collect();
-    let major: u32 = parts
-        .first()?
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .ok()?;
-    if major >= 10 {
-        Some(major.to_string())
-    } else {
-        Some(format!("{major}.{}", parts.get(1)?))
-    }
-}
-
-fn find_in_path(prog: &OsStr) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| is_executable(p))
-}
-
-// ---- users ----------------------------------------------------------------
-
-fn lookup_user(name: &str) -> Result<Option<OsUser>, ClusterError> {
-    let cname =
-        CString::new(name).map_err(|_| ClusterError(format!("invalid user name {name:?}")))?;
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    loop {
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 {
-            return err(format!(
-                "cannot look up user {name:?}: {}",
-                io::Error::from_raw_os_error(rc)
-            ));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        return Ok(Some(OsUser {
-            name: name.to_owned(),
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
-        }));
-    }
-}
-
-fn current_user_name() -> Option<String> {
-    let uid = unsafe { libc::geteuid() };
-    let mut buf: Vec<libc::c_char> = vec![0; 4096];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    Some(
-        unsafe { CStr::from_ptr(pwd.pw_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
-}
-
-/// The unprivileged user to run PostgreSQL as (we are root).
-fn resolve_os_user(requested: Option<&str>) -> Result<OsUser, ClusterError> {
-    let user = if let Some(name) = requested {
-        match lookup_user(name)? {
-            Some(u) => u,
-            None => {
-                return err(format!(
-                    "os_user {name:?} (user to run the private PostgreSQL as) does not exist: \
-                     create it (useradd --system {name}) or choose another user"
-                ))
-            }
-        }
-    } else if let Some(u) = lookup_user("postgres")? {
-        u
-    } else if let Some(u) = lookup_user(FALLBACK_OS_USER)? {
-        u
-    } else {
-        log::info!("creating system user {FALLBACK_OS_USER} to run PostgreSQL");
-        let mut cmd = Command::new("useradd");
-        cmd.args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            FALLBACK_OS_USER,
-        ]);
-        let result = run(&mut cmd);
-        match lookup_user(FALLBACK_OS_USER)? {
-            Some(u) => u,
-            None => {
-                let why = match result {
-                    Ok(out) => describe_output(&out),
-                    Err(e) => e.0,
-                };
-                return err(format!(
-                    "PostgreSQL cannot run as root and no 'postgres' user exists; creating \
-                     system user {FALLBACK_OS_USER} failed ({why}): create an unprivileged \
-                     user and set os_user, or set db_uri to use an existing server"
-                ));
-            }
-        }
-    };
-    if user.uid == 0 {
-        return err(format!(
-            "user {:?} has uid 0 but PostgreSQL refuses to run as root: choose an unprivileged \
-             os_user",
-            user.name
-        ));
-    }
-    Ok(user)
-}
-
-// ---- filesystem -----------------------------------------------------------
-
-fn absolute(path: &Path) -> Result<PathBuf, ClusterError> {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| ClusterError(format!("cannot get the current directory: {e}")))?
-            .join(path)
-    };
-    // Lexically drop "." components (".." kept: symlinks make it ambiguous).
-    Ok(abs
-        .components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect())
-}
-
-fn dir_is_empty(dir: &Path) -> Result<bool, ClusterError> {
-    let mut it = fs::read_dir(dir)
-        .map_err(|e| ClusterError(format!("cannot read directory {}: {e}", dir.display())))?;
-    Ok(it.next().is_none())
-}
-
-/// Creates the data directory if needed, makes it owned by the postgres user
-/// and mode 0700 (0750 is accepted too). Refuses a non-empty directory that
-/// holds no cluster.
-fn prepare_data_dir(data_dir: &Path, user: Option<&OsUser>) -> Result<(), ClusterError> {
-    let created = match fs::symlink_metadata(data_dir) {
-        Ok(_) => false,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir).map_err(|e| {
-                ClusterError(format!(
-                    "cannot create PostgreSQL data directory {}: {e}",
-                    data_dir.display()
-                ))
-            })?;
-            log::info!("created PostgreSQL data directory {}", data_dir.display());
-            true
-        }
-        Err(e) => return err(format!("cannot access {}: {e}", data_dir.display())),
-    };
-    let meta = fs::metadata(data_dir)
-        .map_err(|e| ClusterError(format!("cannot access {}: {e}", data_dir.display())))?;
-    if !meta.is_dir() {
-        return err(format!(
-            "PostgreSQL data directory {} exists but is not a directory",
-            data_dir.display()
-        ));
-    }
-    let initialized = data_dir.join("PG_VERSION").exists();
-    if !initialized && !created && !dir_is_empty(data_dir)? {
-        return err(format!(
-            "{} is not empty but holds no PostgreSQL cluster (no PG_VERSION file): \
-             remove it or choose another data directory",
-            data_dir.display()
-        ));
-    }
-    if let Some(user) = user {
-        if meta.uid() != user.uid {
-            if !initialized {
-                chown_recursive(data_dir, user)?;
-            } else {
-                return err(format!(
-                    "PostgreSQL data directory {} is owned by uid {} but PostgreSQL runs as \
-                     {} (uid {}): run `chown -R {} {}`, or set os_user to the owner",
-                    data_dir.display(),
-                    meta.uid(),
-                    user.name,
-                    user.uid,
-                    user.name,
-                    data_dir.display()
-                ));
-            }
-        }
-    } else if meta.uid() != unsafe { libc::geteuid() } {
-        return err(format!(
-            "PostgreSQL data directory {} is owned by uid {}, not by the current user: \
-             choose another data directory or run as its owner",
-            data_dir.display(),
-            meta.uid()
-        ));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode != 0o700 && mode != 0o750 {
-        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
-            ClusterError(format!(
-                "cannot chmod 0700 PostgreSQL data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
-    }
-    Ok(())
-}
-
-fn chown_recursive(path: &Path, user: &OsUser) -> Result<(), ClusterError> {
-    std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid)).map_err(|e| {
-        ClusterError(format!(
-            "cannot chown {} to {}: {e}",
-            path.display(),
-            user.name
-        ))
-    })?;
-    let meta = fs::symlink_metadata(path)
-        .map_err(|e| ClusterError(format!("cannot access {}: {e}", path.display())))?;
-    if meta.is_dir() {
-        let entries = fs::read_dir(path)
-            .map_err(|e| ClusterError(format!("cannot read {}: {e}", path.display())))?;
-        for entry in entries.flatten() {
-            chown_recursive(&entry.path(), user)?;
-        }
-    }
-    Ok(())
-}
-
-/// Creates (if needed) a directory private to the postgres user (0700).
-/// Refuses symlinks and directories owned by other users (important under /tmp).
-fn ensure_private_dir(dir: &Path, user: Option<&OsUser>) -> Result<(), ClusterError> {
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return err(format!("cannot create directory {}: {e}", dir.display())),
-    }
-    let meta = fs::symlink_metadata(dir)
-        .map_err(|e| ClusterError(format!("cannot access {}: {e}", dir.display())))?;
-    if !meta.is_dir() {
-        return err(format!(
-            "{} must be a directory (it is a symlink or a file): remove it",
-            dir.display()
-        ));
-    }
-    let me = unsafe { libc::geteuid() };
-    let want_uid = user.map(|u| u.uid).unwrap_or(me);
-    if meta.uid() != want_uid {
-        match user {
-            Some(user) if meta.uid() == 0 || meta.uid() == me => {
-                std::os::unix::fs::lchown(dir, Some(user.uid), Some(user.gid)).map_err(|e| {
-                    ClusterError(format!(
-                        "cannot chown {} to {}: {e}",
-                        dir.display(),
-                        user.name
-                    ))
-                })?;
-            }
-            _ => {
-                return err(format!(
-                    "{} is owned by uid {} (expected uid {want_uid}): remove it",
-                    dir.display(),
-                    meta.uid()
-                ))
-            }
-        }
-    }
-    if meta.permissions().mode() & 0o777 != 0o700 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| ClusterError(format!("cannot chmod 0700 {}: {e}", dir.display())))?;
-    }
-    Ok(())
-}
-
-/// Writes a file readable by the postgres user.
-fn write_owned(path: &Path, content: &str, user: Option<&OsUser>) -> Result<(), ClusterError> {
-    fs::write(path, content)
-        .map_err(|e| ClusterError(format!("cannot write {}: {e}", path.display())))?;
-    if let Some(user) = user {
-        std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid)).map_err(|e| {
-            ClusterError(format!(
-                "cannot chown {} to {}: {e}",
-                path.display(),
-                user.name
-            ))
-        })?;
-    }
-    Ok(())
-}
-
-/// Every existing ancestor of `path` must be searchable (x) by `user`.
-/// Child processes run with the user's uid and primary gid only (std drops
-/// supplementary groups), so that is what is checked.
-fn check_traversable(path: &Path, user: &OsUser) -> Result<(), ClusterError> {
-    for dir in path.ancestors().skip(1) {
-        if dir.as_os_str().is_empty() {
-            continue;
-        }
-        let Ok(meta) = fs::metadata(dir) else {
-            continue;
-        };
-        let mode = meta.permissions().mode();
-        let ok = if meta.uid() == user.uid {
-            mode & 0o100 != 0
-        } else if meta.gid() == user.gid {
-            mode & 0o010 != 0
-        } else {
-            mode & 0o001 != 0
-        };
-        if !ok {
-            return err(format!(
-                "directory {} (mode {:o}, owner uid {}) is not traversable by user {:?}, which \
-                 runs PostgreSQL: allow it (chmod o+x {}) or choose a data directory outside it",
-                dir.display(),
-                mode & 0o7777,
-                meta.uid(),
-                user.name,
-                dir.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `<data_dir>/socket`, or `/tmp/wazo-auth-pg-<hash>` when the socket path
-/// would be too long for a unix socket.
-fn socket_dir_for(data_dir: &Path) -> PathBuf {
-    let dir = data_dir.join("socket");
-    let socket = dir.join(format!(".s.PGSQL.{PORT}"));
-    if socket.as_os_str().len() <= MAX_SOCKET_PATH {
-        return dir;
-    }
-    let short = PathBuf::from(format!(
-        "/tmp/wazo-auth-pg-{:016x}",
-        fnv1a(data_dir.as_os_str())
-    ));
-    log::info!(
-        "socket path {} is too long for a unix socket; using {} instead",
-        socket.display(),
-        short.display()
-    );
-    short
-}
-
-/// Stable hash (unlike std's DefaultHasher) so the same data dir always maps
-/// to the same fallback socket directory.
-fn fnv1a(s: &OsStr) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    s.as_bytes().iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Live (non-zombie) processes whose current directory is `dir` (PostgreSQL
-/// server processes chdir to their data directory). Empty without /proc.
-fn processes_in_dir(dir: &Path) -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir)
-                && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                    let state = stat
-                        .rfind(')')
-                        .and_then(|i| stat[i + 1..].trim_start().chars().next());
-                    matches!(state, Some('Z') | Some('X'))
-                })
-        })
-        .collect()
-}
-
-struct PidFile {
-    pid: i32,
-    port: Option<u16>,
-    socket_dir: Option<PathBuf>,
-}
-
-/// postmaster.pid: pid, data dir, start time, port, socket dir, listen addr, ...
-fn read_pid_file(data_dir: &Path) -> Option<PidFile> {
-    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
-    let lines: Vec<&str> = text.lines().collect();
-    let pid = lines.first()?.trim().parse().ok()?;
-    let port = lines.get(3).and_then(|l| l.trim().parse().ok());
-    let socket_dir = lines
-        .get(4)
-        .map(|l| l.trim())
-        .filter(|l| !l.is_empty())
-        .map(|l| PathBuf::from(OsString::from(l)));
-    Some(PidFile {
-        pid,
-        port,
-        socket_dir,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binaries::parse_version;
+    use crate::sql::quote_ident;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -1397,7 +764,11 @@ mod tests {
         // A crashed (SIGKILLed) postmaster: its pid may linger as a zombie
         // and its lock files remain; start() must recover.
         let pid = read_pid_file(cluster2.data_dir()).expect("pid file").pid;
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the postmaster");
         std::thread::sleep(std::time::Duration::from_millis(200));
         let cluster3 = Cluster::start(&opts).expect("restart after crash");
         assert_eq!(
