@@ -177,6 +177,21 @@ impl ApiError {
         }
     }
 
+    /// Records what went wrong inside (logged with a 5xx, never sent).
+    pub fn with_cause(mut self, cause: impl fmt::Display) -> ApiError {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// Sets the `resource` of a shape B body to a value known only at run time (e.g. an
+    /// external auth type).
+    pub fn with_resource(mut self, name: impl Into<Cow<'static, str>>) -> ApiError {
+        if let Shape::Api { resource, .. } = &mut self.shape {
+            *resource = Some(name.into());
+        }
+        self
+    }
+
     /// Adds a header to the answer.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
         self.headers.push((name, value));
@@ -369,6 +384,29 @@ mod tests {
         let e = ApiError::unauthorized(json!({"invalid_token": "0123-secret-token"}));
         assert!(!format!("{e:?}").contains("secret"));
         assert!(!e.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn causes_are_kept_out_of_the_body_and_resources_can_be_set_late() {
+        let e = ApiError::api(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "m",
+            "processing-error",
+            json!({}),
+            Some("external"),
+        )
+        .with_cause("inner detail");
+        assert!(!e.body().to_string().contains("inner detail"));
+        assert!(e.to_string().contains("inner detail"));
+        let r = ApiError::api(StatusCode::CONFLICT, "m", "conflict", json!({}), None)
+            .with_resource(String::from("foo"))
+            .body();
+        assert_eq!(r["resource"], "foo");
+        // Only shape B has a resource.
+        let t = ApiError::token(StatusCode::CONFLICT, "m")
+            .with_resource("foo")
+            .body();
+        assert!(t.get("resource").is_none());
     }
 
     #[test]

@@ -186,7 +186,8 @@ pub fn object(body: &[u8], resource: &'static str) -> Result<Map<String, Value>,
     decode(body)?.ok_or_else(|| ApiError::invalid_input_type(resource))
 }
 
-/// [`decode`] for the token resources: a non-object is a 400 in shape A.
+/// [`decode`] for the resources answering in shape A (tokens, external auth): a non-object is a
+/// 400 `{"reason": ["{'_schema': ['Invalid input type.']}"], ...}`.
 pub fn token_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     decode(body)?.ok_or_else(|| {
         ApiError::token(
@@ -597,6 +598,10 @@ mod tests {
         assert_eq!(object(b"{\"a\":1}", "x").unwrap().len(), 1);
         let e = object(b"[1]", "groups").unwrap_err().body();
         assert_eq!(e["resource"], "groups");
+        assert_eq!(token_object(b"null").unwrap().len(), 0);
+        let e = token_object(b"[1]").unwrap_err().body();
+        assert_eq!(e["reason"], json!(["{'_schema': ['Invalid input type.']}"]));
+        assert_eq!(e["status_code"], 400);
     }
 
     #[test]
