@@ -2,8 +2,10 @@
 //! each public function is one request's work, in one transaction where it writes, and returns a
 //! typed error that the HTTP layer maps to its answer. No HTTP here.
 
+pub mod external;
 pub mod groups;
 pub mod policies;
+pub mod sessions;
 pub mod tenants;
 
 /// One page of a list, with the counts the list answers carry.

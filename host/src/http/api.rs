@@ -1,12 +1,18 @@
 //! `GET /0.1/api/api.yml`: the OpenAPI description of this API.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::Method;
+use actix_web::HttpResponse;
 
-/// The description, kept in step with the routes by tests/tests/api_spec.rs.
+use super::routes::{Acl, Router};
+
+/// The description, kept in step with the routes by `routes_match_the_api_description` (in
+/// http/mod.rs) and tests/tests/api_spec.rs.
 const API_YML: &str = include_str!("api.yml");
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/api.yml").route(web::get().to(spec)));
+pub fn routes(r: &mut Router) {
+    r.resource("/api/api.yml")
+        .route(Method::GET, Acl::Public, spec)
+        .without_default();
 }
 
 async fn spec() -> HttpResponse {

@@ -1,51 +1,96 @@
 //! External authentication (spec core §4): the routes served for each enabled external-auth
 //! plugin (`/users/{user_uuid}/external/{auth_type}`), the listing of a user's external auths,
-//! per-tenant configuration and connected users. Data is kept encrypted by the core store.
+//! per-tenant configuration and connected users. Data is kept encrypted by the core store
+//! (`wazo_auth_core::services::external`); the plugins are called here, each call bounded by
+//! `plugin_call_timeout`.
 
 use std::sync::Arc;
 
 use abi_stable::std_types::RStr;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
-use wazo_auth_core::external::{self, StoreError};
+use wazo_auth_core::external::{StoreError, UserExternal};
+use wazo_auth_core::ids::{self, UserUuid};
+use wazo_auth_core::services::external as service;
+use wazo_auth_core::services::sessions::user_visible;
 use wazo_auth_plugin_api::ffi::HttpReply;
 use wazo_auth_plugin_api::ErrorKind;
 
-use super::auth::{authorize, required_acl, scoping_tenant, visible_tenants, Caller};
-use super::errors::{api_error, storage_unavailable, unknown_resource};
-use super::listing;
-use super::request::{json_object_body, path_uuid, read_body};
+use super::error::ApiError;
+use super::extract::{read_limited, Caller, Id};
+use super::listing::{self, ListParams};
+use super::routes::{acl, Router};
+use super::validate;
 use super::State;
 use crate::plugins::{CallError, LoadedExternal};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/users/{user_uuid}/external").route(web::get().to(list_user_external)),
-    )
-    .service(
-        web::resource("/users/{user_uuid}/external/{auth_type}")
-            .route(web::get().to(plugin_get))
-            .route(web::post().to(plugin_create))
-            .route(web::put().to(plugin_update))
-            .route(web::delete().to(plugin_delete)),
-    )
-    .service(
-        web::resource("/external/{auth_type}/config")
-            .route(web::get().to(config_get))
-            .route(web::post().to(config_create))
-            .route(web::put().to(config_update))
-            .route(web::delete().to(config_delete)),
-    )
-    .service(web::resource("/external/{auth_type}/users").route(web::get().to(connected_users)));
+pub fn routes(r: &mut Router) {
+    r.resource("/users/{user_uuid}/external")
+        .route(
+            Method::GET,
+            acl("auth.users.{user_uuid}.external.read"),
+            list_user_external,
+        )
+        .without_default();
+    r.resource("/users/{user_uuid}/external/{auth_type}")
+        .route(
+            Method::GET,
+            acl("auth.users.{user_uuid}.external.{auth_type}.read"),
+            plugin_get,
+        )
+        .post(
+            acl("auth.users.{user_uuid}.external.{auth_type}.create"),
+            plugin_create,
+        )
+        .put(
+            acl("auth.users.{user_uuid}.external.{auth_type}.update"),
+            plugin_update,
+        )
+        .delete(
+            acl("auth.users.{user_uuid}.external.{auth_type}.delete"),
+            plugin_delete,
+        )
+        .without_default();
+    r.resource("/external/{auth_type}/config")
+        .route(
+            Method::GET,
+            acl("auth.{auth_type}.external.config.read"),
+            config_get,
+        )
+        .post(
+            acl("auth.{auth_type}.external.config.create"),
+            config_create,
+        )
+        .put(
+            acl("auth.{auth_type}.external.config.update"),
+            config_update,
+        )
+        .delete(
+            acl("auth.{auth_type}.external.config.delete"),
+            config_delete,
+        )
+        .without_default();
+    r.resource("/external/{auth_type}/users")
+        .route(
+            Method::GET,
+            acl("auth.{auth_type}.external.users.read"),
+            connected_users,
+        )
+        .without_default();
 }
 
 fn param(req: &HttpRequest, name: &str) -> String {
     req.match_info().get(name).unwrap_or_default().to_string()
 }
 
-fn unknown_type(auth_type: &str) -> HttpResponse {
-    api_error(
+// ------------------------------------------------------------------------------------------------
+// Errors
+// ------------------------------------------------------------------------------------------------
+
+fn unknown_type(auth_type: &str) -> ApiError {
+    ApiError::api(
         StatusCode::NOT_FOUND,
         format!("No such external auth type: \"{auth_type}\""),
         "unknown-external-auth-type",
@@ -54,8 +99,8 @@ fn unknown_type(auth_type: &str) -> HttpResponse {
     )
 }
 
-fn no_data(auth_type: &str) -> HttpResponse {
-    api_error(
+fn no_data(auth_type: &str) -> ApiError {
+    ApiError::api(
         StatusCode::NOT_FOUND,
         format!("No such external auth: \"{auth_type}\""),
         "unknown-external-auth",
@@ -64,64 +109,125 @@ fn no_data(auth_type: &str) -> HttpResponse {
     )
 }
 
-fn unreadable(context: &str, e: impl std::fmt::Display) -> HttpResponse {
-    log::error!("{context}: {e}");
-    api_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Stored external authentication data cannot be read",
-        "processing-error",
-        json!({}),
-        Some("external"),
-    )
+fn unknown_user(user: &str) -> ApiError {
+    ApiError::unknown("user", "users", user)
 }
 
-fn store_failure(context: &str, auth_type: &str, e: StoreError) -> HttpResponse {
+fn conflict(message: String, auth_type: &str) -> ApiError {
+    ApiError::api(
+        StatusCode::CONFLICT,
+        message,
+        "conflict",
+        json!({ "type": auth_type }),
+        None,
+    )
+    .with_resource(auth_type.to_string())
+}
+
+/// A store error; `context` is logged with a 5xx.
+fn store_failure(context: &str, auth_type: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::UnknownType => unknown_type(auth_type),
         StoreError::NotFound => no_data(auth_type),
-        StoreError::UnknownUser => unknown_resource("user", "users", ""),
-        StoreError::UnknownTenant => api_error(
+        StoreError::UnknownUser => unknown_user(""),
+        StoreError::UnknownTenant => ApiError::api(
             StatusCode::BAD_REQUEST,
             "Invalid data: unknown tenant",
             "invalid-data",
             json!({}),
             Some("external"),
         ),
-        StoreError::Conflict => api_error(
-            StatusCode::CONFLICT,
+        StoreError::Conflict => conflict(
             format!("This external authentication configuration already exists: \"{auth_type}\""),
-            "conflict",
-            json!({ "type": auth_type }),
-            Some(auth_type),
+            auth_type,
         ),
-        StoreError::Other(e @ wazo_auth_core::Error::Corrupt(_)) => unreadable(context, e),
-        StoreError::Other(e) => storage_unavailable(context, e),
+        StoreError::Other(e @ wazo_auth_core::Error::Corrupt(_)) => ApiError::api(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Stored external authentication data cannot be read",
+            "processing-error",
+            json!({}),
+            Some("external"),
+        )
+        .with_cause(format!("{context}: {e}")),
+        StoreError::Other(e) => ApiError::unavailable(context, e),
     }
 }
 
-/// The user must exist in a tenant visible from the scoping tenant.
-async fn check_user(
-    state: &State,
-    req: &HttpRequest,
-    caller: &Caller,
+fn plugin_unavailable(cause: String) -> ApiError {
+    ApiError::api(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The external authentication plugin failed; try again later",
+        "plugin-unavailable",
+        json!({}),
+        Some("external"),
+    )
+    .with_cause(cause)
+}
+
+fn call_failure(
+    plugin: &LoadedExternal,
+    auth_type: &str,
     user: &str,
-) -> Result<(), HttpResponse> {
-    let scoping = scoping_tenant(state, req, caller).await?;
-    let visible = visible_tenants(state, &scoping).await?;
-    match state.storage.user_tenant(user).await {
-        Ok(Some(t)) if visible.contains(&t) => Ok(()),
-        Ok(_) => Err(unknown_resource("user", "users", user)),
-        Err(e) => Err(storage_unavailable("user look-up failed", e)),
+    verb: Verb,
+    e: CallError,
+) -> ApiError {
+    match e {
+        CallError::Plugin(err) if err.kind == ErrorKind::NOT_FOUND => {
+            if err.message.as_str() == "unknown user" {
+                unknown_user(user)
+            } else {
+                no_data(auth_type)
+            }
+        }
+        CallError::Plugin(err) if err.kind == ErrorKind::CONFLICT => conflict(
+            format!("This external authentication method has already been set: \"{auth_type}\""),
+            auth_type,
+        ),
+        CallError::Plugin(err) if err.kind == ErrorKind::INVALID_INPUT => ApiError::api(
+            StatusCode::BAD_REQUEST,
+            err.message.as_str(),
+            "invalid-data",
+            json!({}),
+            Some("users"),
+        ),
+        other => plugin_unavailable(format!(
+            "external auth {} ({}): {} failed: {other}",
+            plugin.plugin.name,
+            plugin.plugin.file.display(),
+            verb.acl_suffix()
+        )),
     }
 }
 
-fn query_json(req: &HttpRequest) -> String {
-    let mut m = Map::new();
-    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
-        m.entry(k.into_owned())
-            .or_insert(Value::from(v.into_owned()));
+// ------------------------------------------------------------------------------------------------
+// /users/{user_uuid}/external/{auth_type}: the plugin's own routes
+// ------------------------------------------------------------------------------------------------
+
+/// The plugin of the `{auth_type}` path segment. Routes exist only for enabled, loaded plugins
+/// (as the original registers them): another type is 404 unknown-external-auth-type, before the
+/// token is checked.
+struct Plugin {
+    auth_type: String,
+    loaded: Arc<LoadedExternal>,
+}
+
+impl FromRequest for Plugin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<State>() else {
+            return std::future::ready(Err(ApiError::unavailable(
+                "no application state",
+                "Plugin",
+            )));
+        };
+        let auth_type = param(req, "auth_type");
+        std::future::ready(match state.plugins.external(&auth_type) {
+            Some(loaded) => Ok(Plugin { auth_type, loaded }),
+            None => Err(unknown_type(&auth_type)),
+        })
     }
-    Value::Object(m).to_string()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -143,132 +249,80 @@ impl Verb {
     }
 }
 
-fn reply_to_response(plugin: &LoadedExternal, reply: HttpReply) -> HttpResponse {
+/// The `{user_uuid}` of a plugin route: a UUID (else 404 unknown-user, not the router's 404)
+/// of a user in a tenant visible from the scoping tenant (401 / 404 unknown-user).
+async fn plugin_user(
+    state: &State,
+    req: &HttpRequest,
+    caller: &Caller,
+) -> Result<String, ApiError> {
+    let raw = param(req, "user_uuid");
+    let Some(user) = ids::parse_canonical(&raw).map(UserUuid::from) else {
+        return Err(unknown_user(&raw));
+    };
+    let tenants = caller.visible_tenants().await?;
+    if !user_visible(&state.storage, user, &tenants).await? {
+        return Err(unknown_user(&user.text()));
+    }
+    Ok(user.text())
+}
+
+/// The body sent to the plugin, read after the user checks (413 over `max_body_bytes`): `{}`
+/// for an empty (or blank) body, else a JSON object (400 otherwise, shape A for a non-object).
+async fn plugin_body(state: &State, payload: web::Payload) -> Result<String, ApiError> {
+    let raw = read_limited(payload, state.settings.max_body_bytes).await?;
+    let parsed = if raw.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        validate::token_object(&raw)?
+    };
+    Ok(Value::Object(parsed).to_string())
+}
+
+/// The query string as a JSON object (the first value of each parameter).
+fn query_json(req: &HttpRequest) -> String {
+    let mut m = Map::new();
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        m.entry(k.into_owned())
+            .or_insert(Value::from(v.into_owned()));
+    }
+    Value::Object(m).to_string()
+}
+
+fn reply_to_response(plugin: &LoadedExternal, reply: HttpReply) -> Result<HttpResponse, ApiError> {
     let Ok(status) = StatusCode::from_u16(reply.status) else {
-        log::error!(
+        return Err(plugin_unavailable(format!(
             "external auth {}: handler answered an invalid status {}",
-            plugin.plugin.name,
-            reply.status
-        );
-        return plugin_unavailable();
+            plugin.plugin.name, reply.status
+        )));
     };
     if reply.body_json.is_empty() {
-        return HttpResponse::build(status).finish();
+        return Ok(HttpResponse::build(status).finish());
     }
     match serde_json::from_str::<Value>(reply.body_json.as_str()) {
-        Ok(body) => HttpResponse::build(status).json(body),
-        Err(e) => {
-            log::error!(
-                "external auth {}: handler answered a body that is not JSON: {e}",
-                plugin.plugin.name
-            );
-            plugin_unavailable()
-        }
+        Ok(body) => Ok(HttpResponse::build(status).json(body)),
+        Err(e) => Err(plugin_unavailable(format!(
+            "external auth {}: handler answered a body that is not JSON: {e}",
+            plugin.plugin.name
+        ))),
     }
 }
 
-fn plugin_unavailable() -> HttpResponse {
-    api_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The external authentication plugin failed; try again later",
-        "plugin-unavailable",
-        json!({}),
-        Some("external"),
-    )
-}
-
-fn call_failure(
-    plugin: &LoadedExternal,
-    auth_type: &str,
-    user: &str,
-    verb: &str,
-    e: CallError,
-) -> HttpResponse {
-    match e {
-        CallError::Plugin(err) if err.kind == ErrorKind::NOT_FOUND => {
-            if err.message.as_str() == "unknown user" {
-                unknown_resource("user", "users", user)
-            } else {
-                no_data(auth_type)
-            }
-        }
-        CallError::Plugin(err) if err.kind == ErrorKind::CONFLICT => api_error(
-            StatusCode::CONFLICT,
-            format!("This external authentication method has already been set: \"{auth_type}\""),
-            "conflict",
-            json!({ "type": auth_type }),
-            Some(auth_type),
-        ),
-        CallError::Plugin(err) if err.kind == ErrorKind::INVALID_INPUT => api_error(
-            StatusCode::BAD_REQUEST,
-            err.message.as_str(),
-            "invalid-data",
-            json!({}),
-            Some("users"),
-        ),
-        other => {
-            log::error!(
-                "external auth {} ({}): {verb} failed: {other}",
-                plugin.plugin.name,
-                plugin.plugin.file.display()
-            );
-            plugin_unavailable()
-        }
-    }
-}
-
-async fn dispatch(
-    state: State,
-    req: HttpRequest,
-    payload: Option<web::Payload>,
+/// Calls the plugin's handler for `verb` (bounded by `plugin_call_timeout`) and relays its
+/// answer.
+async fn call_plugin(
+    state: &State,
+    req: &HttpRequest,
+    plugin: &Plugin,
+    user: String,
     verb: Verb,
-) -> HttpResponse {
-    let user = param(&req, "user_uuid");
-    let auth_type = param(&req, "auth_type");
-    // Routes exist only for enabled, loaded plugins (as the original registers them).
-    let Some(plugin) = state.plugins.external(&auth_type) else {
-        return unknown_type(&auth_type);
-    };
-    let required = required_acl(
-        &format!(
-            "auth.users.{{user_uuid}}.external.{{auth_type}}.{}",
-            verb.acl_suffix()
-        ),
-        &[("user_uuid", &user), ("auth_type", &auth_type)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(user_id) = path_uuid(&user) else {
-        return unknown_resource("user", "users", &user);
-    };
-    let user = user_id.hyphenated().to_string();
-    if let Err(r) = check_user(&state, &req, &caller, &user).await {
-        return r;
-    }
-    let body = match payload {
-        Some(p) => {
-            let raw = match read_body(p, state.settings.max_body_bytes).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            let parsed = if raw.iter().all(u8::is_ascii_whitespace) {
-                Map::new()
-            } else {
-                match json_object_body(&raw) {
-                    Ok(m) => m,
-                    Err(r) => return r,
-                }
-            };
-            Value::Object(parsed).to_string()
-        }
-        None => "{}".to_string(),
-    };
-    let query = query_json(&req);
+    body: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query_json(req);
     let timeout = state.settings.plugin_call_timeout;
-    let (u, b, q) = (user.clone(), body, query);
+    let (u, b, q) = (user.clone(), body.unwrap_or_else(|| "{}".into()), query);
     let outcome = plugin
+        .loaded
         .plugin
         .call(timeout, move |p| match verb {
             Verb::Get => p.get(RStr::from_str(&u), RStr::from_str(&q)),
@@ -278,122 +332,73 @@ async fn dispatch(
         })
         .await;
     match outcome {
-        Ok(reply) => reply_to_response(&plugin, reply),
-        Err(e) => call_failure(&plugin, &auth_type, &user, verb.acl_suffix(), e),
+        Ok(reply) => reply_to_response(&plugin.loaded, reply),
+        Err(e) => Err(call_failure(
+            &plugin.loaded,
+            &plugin.auth_type,
+            &user,
+            verb,
+            e,
+        )),
     }
 }
 
-async fn plugin_get(state: State, req: HttpRequest) -> HttpResponse {
-    dispatch(state, req, None, Verb::Get).await
+/// `GET /users/{u}/external/{t}`: plugin loaded (404) → token (401) → user (404, 401) → plugin.
+async fn plugin_get(
+    state: State,
+    req: HttpRequest,
+    plugin: Plugin,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let user = plugin_user(&state, &req, &caller).await?;
+    call_plugin(&state, &req, &plugin, user, Verb::Get, None).await
 }
 
-async fn plugin_create(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    dispatch(state, req, Some(payload), Verb::Create).await
+/// `POST /users/{u}/external/{t}`: plugin loaded (404) → token (401) → user (404, 401) → body
+/// (413, 400) → plugin.
+async fn plugin_create(
+    state: State,
+    req: HttpRequest,
+    plugin: Plugin,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let user = plugin_user(&state, &req, &caller).await?;
+    let body = plugin_body(&state, payload).await?;
+    call_plugin(&state, &req, &plugin, user, Verb::Create, Some(body)).await
 }
 
-async fn plugin_update(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    dispatch(state, req, Some(payload), Verb::Update).await
+/// `PUT /users/{u}/external/{t}`: as `POST`.
+async fn plugin_update(
+    state: State,
+    req: HttpRequest,
+    plugin: Plugin,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let user = plugin_user(&state, &req, &caller).await?;
+    let body = plugin_body(&state, payload).await?;
+    call_plugin(&state, &req, &plugin, user, Verb::Update, Some(body)).await
 }
 
-async fn plugin_delete(state: State, req: HttpRequest) -> HttpResponse {
-    dispatch(state, req, None, Verb::Delete).await
+/// `DELETE /users/{u}/external/{t}`: as `GET`.
+async fn plugin_delete(
+    state: State,
+    req: HttpRequest,
+    plugin: Plugin,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let user = plugin_user(&state, &req, &caller).await?;
+    call_plugin(&state, &req, &plugin, user, Verb::Delete, None).await
 }
 
-/// `GET /0.1/users/{user_uuid}/external`: every enabled type, whether the user has data for it,
-/// that data through the plugin's safe view only, and the plugin's `plugin_info`.
-async fn list_user_external(state: State, req: HttpRequest) -> HttpResponse {
-    let user = param(&req, "user_uuid");
-    let required = required_acl(
-        "auth.users.{user_uuid}.external.read",
-        &[("user_uuid", &user)],
-    );
-    if let Err(r) = authorize(&state, &req, &required).await {
-        return r;
-    }
-    // The original's `uuid` path converter: a segment that is not a UUID matches no route.
-    let Some(user) = path_uuid(&user).map(|u| u.hyphenated().to_string()) else {
-        return super::errors::route_not_found();
-    };
-    let params = match listing::parse(&req, &["type"], "type") {
-        Ok(p) => p,
-        Err(r) => return r.into(),
-    };
-    let client = match state.storage.client().await {
-        Ok(c) => c,
-        Err(e) => return storage_unavailable("database unavailable", e),
-    };
-    let rows = match external::list_user_data(&client, &state.keyring, &user).await {
-        Ok(r) => r,
-        Err(e) => return store_failure("listing external auths failed", "", e),
-    };
-    drop(client);
-    // Types whose plugin is not loaded are skipped (the original answers 500 for them).
-    let rows: Vec<(external::UserExternal, Arc<LoadedExternal>)> = rows
-        .into_iter()
-        .filter_map(|r| state.plugins.external(&r.auth_type).map(|p| (r, p)))
-        .collect();
-    let total = rows.len();
-    let type_filter = params.filter("type").map(str::to_lowercase);
-    let pattern = params.search.as_deref().map(like_to_regex);
-    let mut selected: Vec<_> = rows
-        .into_iter()
-        .filter(|(r, _)| {
-            type_filter
-                .as_ref()
-                .is_none_or(|t| r.auth_type.to_lowercase() == *t)
-        })
-        .filter(|(r, _)| pattern.as_ref().is_none_or(|p| p.is_match(&r.auth_type)))
-        .collect();
-    if params.descending {
-        selected.reverse();
-    }
-    let filtered = selected.len();
-    let start = usize::try_from(params.offset)
-        .unwrap_or(usize::MAX)
-        .min(filtered);
-    let end = match params.limit {
-        Some(l) => start
-            .saturating_add(usize::try_from(l).unwrap_or(usize::MAX))
-            .min(filtered),
-        None => filtered,
-    };
-    let mut items = Vec::new();
-    for (row, plugin) in &selected[start..end] {
-        let safe = match &row.data {
-            None => json!({}),
-            Some(data) => {
-                let text = data.to_string();
-                let outcome = plugin
-                    .plugin
-                    .call(state.settings.plugin_call_timeout, move |p| {
-                        p.safe_view(RStr::from_str(&text))
-                    })
-                    .await;
-                match outcome.map(|t| serde_json::from_str::<Value>(t.as_str())) {
-                    Ok(Ok(v @ Value::Object(_))) => v,
-                    Ok(_) | Err(_) => {
-                        // Never fall back to the raw data.
-                        log::error!(
-                            "external auth {}: safe_view failed; showing nothing",
-                            row.auth_type
-                        );
-                        json!({})
-                    }
-                }
-            }
-        };
-        items.push(json!({
-            "type": row.auth_type,
-            "data": safe,
-            "enabled": row.data.is_some(),
-            "plugin_info": plugin.plugin_info,
-        }));
-    }
-    HttpResponse::Ok().json(json!({"total": total, "filtered": filtered, "items": items}))
-}
+// ------------------------------------------------------------------------------------------------
+// /users/{user_uuid}/external
+// ------------------------------------------------------------------------------------------------
 
-/// The SQL `ILIKE` pattern of the listing helpers as a case-insensitive regex.
-fn like_to_regex(pattern: &str) -> regex::Regex {
+/// The SQL `ILIKE` pattern of the listing helpers as a case-insensitive regex (`None`: too large
+/// to compile).
+fn like_to_regex(pattern: &str) -> Option<regex::Regex> {
     let mut re = String::from("(?is)^");
     for c in pattern.chars() {
         match c {
@@ -403,11 +408,118 @@ fn like_to_regex(pattern: &str) -> regex::Regex {
         }
     }
     re.push('$');
-    regex::Regex::new(&re).unwrap_or_else(|_| regex::Regex::new("^$").expect("valid regex"))
+    regex::Regex::new(&re).ok()
 }
 
-/// The auth type path segment: a plugin-like name, else 404.
-fn config_type(req: &HttpRequest) -> Result<String, HttpResponse> {
+type Row = (UserExternal, Arc<LoadedExternal>);
+
+/// The rows matching the `type` filter and the search, in the requested direction.
+fn select(rows: Vec<Row>, params: &ListParams) -> Vec<Row> {
+    let type_filter = params.filter("type").map(str::to_lowercase);
+    let pattern = params.search.as_deref().map(like_to_regex);
+    let mut selected: Vec<Row> = rows
+        .into_iter()
+        .filter(|(r, _)| {
+            type_filter
+                .as_ref()
+                .is_none_or(|t| r.auth_type.to_lowercase() == *t)
+        })
+        .filter(|(r, _)| match &pattern {
+            None => true,
+            Some(Some(p)) => p.is_match(&r.auth_type),
+            // A pattern too large to compile matches only the empty name.
+            Some(None) => r.auth_type.is_empty(),
+        })
+        .collect();
+    if params.descending {
+        selected.reverse();
+    }
+    selected
+}
+
+/// The `offset`/`limit` window of `len` rows.
+fn window(params: &ListParams, len: usize) -> std::ops::Range<usize> {
+    let start = usize::try_from(params.offset)
+        .unwrap_or(usize::MAX)
+        .min(len);
+    let end = match params.limit {
+        Some(l) => start
+            .saturating_add(usize::try_from(l).unwrap_or(usize::MAX))
+            .min(len),
+        None => len,
+    };
+    start..end
+}
+
+/// The item of one type: the user's data through the plugin's safe view only (never the raw
+/// data: `{}` when the view fails), and the plugin's `plugin_info`.
+async fn listed_item(state: &State, row: &UserExternal, plugin: &LoadedExternal) -> Value {
+    let safe = match &row.data {
+        None => json!({}),
+        Some(data) => {
+            let text = data.to_string();
+            let outcome = plugin
+                .plugin
+                .call(state.settings.plugin_call_timeout, move |p| {
+                    p.safe_view(RStr::from_str(&text))
+                })
+                .await;
+            match outcome.map(|t| serde_json::from_str::<Value>(t.as_str())) {
+                Ok(Ok(v @ Value::Object(_))) => v,
+                Ok(_) | Err(_) => {
+                    log::error!(
+                        "external auth {}: safe_view failed; showing nothing",
+                        row.auth_type
+                    );
+                    json!({})
+                }
+            }
+        }
+    };
+    json!({
+        "type": row.auth_type,
+        "data": safe,
+        "enabled": row.data.is_some(),
+        "plugin_info": plugin.plugin_info,
+    })
+}
+
+/// `GET /users/{u}/external`: token (401) → route uuid (404) → params (400) → every enabled type
+/// whose plugin is loaded (the original answers 500 for the others), whether the user has data
+/// for it, that data through the plugin's safe view, and the plugin's `plugin_info`.
+async fn list_user_external(
+    state: State,
+    req: HttpRequest,
+    _caller: Caller,
+    user: Id<UserUuid>,
+) -> Result<HttpResponse, ApiError> {
+    let params = listing::parse(&req, &["type"], "type")?;
+    let rows: Vec<Row> = service::user_data(&state.storage, &state.keyring, *user)
+        .await
+        .map_err(|e| store_failure("listing external auths failed", "", e))?
+        .into_iter()
+        .filter_map(|r| state.plugins.external(&r.auth_type).map(|p| (r, p)))
+        .collect();
+    let total = rows.len();
+    let selected = select(rows, &params);
+    let mut items = Vec::new();
+    for (row, plugin) in &selected[window(&params, selected.len())] {
+        items.push(listed_item(&state, row, plugin).await);
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "total": total,
+        "filtered": selected.len(),
+        "items": items,
+    })))
+}
+
+// ------------------------------------------------------------------------------------------------
+// /external/{auth_type}/config and /external/{auth_type}/users
+// ------------------------------------------------------------------------------------------------
+
+/// The auth type of a configuration route, checked after the token: a plugin-like name, else
+/// 404 unknown-external-auth-type.
+fn config_type(req: &HttpRequest) -> Result<String, ApiError> {
     let t = param(req, "auth_type");
     let valid = !t.is_empty()
         && t.len() <= 128
@@ -420,141 +532,147 @@ fn config_type(req: &HttpRequest) -> Result<String, HttpResponse> {
     }
 }
 
-async fn config_caller(
-    state: &State,
-    req: &HttpRequest,
-    verb: &str,
-) -> Result<(String, String), HttpResponse> {
-    let auth_type = param(req, "auth_type");
-    let required = required_acl(
-        &format!("auth.{{auth_type}}.external.config.{verb}"),
-        &[("auth_type", &auth_type)],
-    );
-    let caller = authorize(state, req, &required).await?;
-    let auth_type = config_type(req)?;
-    let tenant = scoping_tenant(state, req, &caller).await?;
-    Ok((auth_type, tenant))
+/// A configuration body, read after the scoping tenant (413 over `max_body_bytes`): a JSON
+/// object (400 otherwise, shape A for a non-object).
+async fn config_body(state: &State, payload: web::Payload) -> Result<Value, ApiError> {
+    let raw = read_limited(payload, state.settings.max_body_bytes).await?;
+    Ok(Value::Object(validate::token_object(&raw)?))
 }
 
-async fn config_get(state: State, req: HttpRequest) -> HttpResponse {
-    let (auth_type, tenant) = match config_caller(&state, &req, "read").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let client = match state.storage.client().await {
-        Ok(c) => c,
-        Err(e) => return storage_unavailable("database unavailable", e),
-    };
-    match external::get_config(&client, &state.keyring, &auth_type, &tenant).await {
-        Ok(v) => HttpResponse::Ok().json(v),
-        Err(StoreError::UnknownType) => api_error(
+/// `GET /external/{t}/config`: token (401) → type name (404) → scoping tenant (401) → the
+/// tenant's configuration (404 unknown-config for an unknown type, 404 without one).
+async fn config_get(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let auth_type = config_type(&req)?;
+    let tenant = caller.scoping_tenant().await?;
+    match service::config(&state.storage, &state.keyring, &auth_type, &tenant).await {
+        Ok(v) => Ok(HttpResponse::Ok().json(v)),
+        Err(StoreError::UnknownType) => Err(ApiError::api(
             StatusCode::NOT_FOUND,
             format!("No config found for \"{auth_type}\""),
             "unknown-config",
             json!({ "type": auth_type }),
             Some("external"),
-        ),
-        Err(e) => store_failure("reading external auth config failed", &auth_type, e),
+        )),
+        Err(e) => Err(store_failure(
+            "reading external auth config failed",
+            &auth_type,
+            e,
+        )),
     }
 }
 
-async fn config_body(state: &State, payload: web::Payload) -> Result<Value, HttpResponse> {
-    let raw = read_body(payload, state.settings.max_body_bytes).await?;
-    Ok(Value::Object(json_object_body(&raw)?))
-}
-
-async fn config_create(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let (auth_type, tenant) = match config_caller(&state, &req, "create").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let data = match config_body(&state, payload).await {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let client = match state.storage.client().await {
-        Ok(c) => c,
-        Err(e) => return storage_unavailable("database unavailable", e),
-    };
-    match external::create_config(&client, &state.keyring, &auth_type, &tenant, &data).await {
-        Ok(()) => HttpResponse::Created().json(""),
-        Err(e) => store_failure("storing external auth config failed", &auth_type, e),
-    }
-}
-
-async fn config_update(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let (auth_type, tenant) = match config_caller(&state, &req, "update").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let data = match config_body(&state, payload).await {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let client = match state.storage.client().await {
-        Ok(c) => c,
-        Err(e) => return storage_unavailable("database unavailable", e),
-    };
-    match external::update_config(&client, &state.keyring, &auth_type, &tenant, &data).await {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => store_failure("updating external auth config failed", &auth_type, e),
-    }
-}
-
-async fn config_delete(state: State, req: HttpRequest) -> HttpResponse {
-    let (auth_type, tenant) = match config_caller(&state, &req, "delete").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let client = match state.storage.client().await {
-        Ok(c) => c,
-        Err(e) => return storage_unavailable("database unavailable", e),
-    };
-    match external::delete_config(&client, &auth_type, &tenant).await {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => store_failure("deleting external auth config failed", &auth_type, e),
-    }
-}
-
-/// `GET /0.1/external/{auth_type}/users`
-async fn connected_users(state: State, req: HttpRequest) -> HttpResponse {
-    let auth_type = param(&req, "auth_type");
-    let required = required_acl(
-        "auth.{auth_type}.external.users.read",
-        &[("auth_type", &auth_type)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let params = match listing::parse(&req, &[], "") {
-        Ok(p) => p,
-        Err(r) => return r.into(),
-    };
-    let scoping = match scoping_tenant(&state, &req, &caller).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let tenants = if params.recurse {
-        match visible_tenants(&state, &scoping).await {
-            Ok(t) => t,
-            Err(r) => return r,
-        }
-    } else {
-        vec![scoping]
-    };
-    let client = match state.storage.client().await {
-        Ok(c) => c,
-        Err(e) => return storage_unavailable("database unavailable", e),
-    };
-    match external::connected_users(&client, &auth_type, &tenants, params.limit, params.offset)
+/// `POST /external/{t}/config`: token (401) → type name (404) → scoping tenant (401) → body
+/// (413, 400) → store (409 when there is one) → 201 `""`.
+async fn config_create(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let auth_type = config_type(&req)?;
+    let tenant = caller.scoping_tenant().await?;
+    let data = config_body(&state, payload).await?;
+    service::create_config(&state.storage, &state.keyring, &auth_type, &tenant, &data)
         .await
-    {
-        Ok((count, users)) => HttpResponse::Ok().json(json!({
-            "total": count,
-            "filtered": count,
-            "items": users.into_iter().map(|u| json!({"uuid": u})).collect::<Vec<_>>(),
-        })),
-        Err(e) => store_failure("listing connected users failed", &auth_type, e),
+        .map_err(|e| store_failure("storing external auth config failed", &auth_type, e))?;
+    Ok(HttpResponse::Created().json(""))
+}
+
+/// `PUT /external/{t}/config`: as `POST`, replacing the configuration (404 without one) → 204.
+async fn config_update(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let auth_type = config_type(&req)?;
+    let tenant = caller.scoping_tenant().await?;
+    let data = config_body(&state, payload).await?;
+    service::update_config(&state.storage, &state.keyring, &auth_type, &tenant, &data)
+        .await
+        .map_err(|e| store_failure("updating external auth config failed", &auth_type, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /external/{t}/config`: token (401) → type name (404) → scoping tenant (401) → delete
+/// (404 without one) → 204.
+async fn config_delete(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let auth_type = config_type(&req)?;
+    let tenant = caller.scoping_tenant().await?;
+    service::delete_config(&state.storage, &auth_type, &tenant)
+        .await
+        .map_err(|e| store_failure("deleting external auth config failed", &auth_type, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /external/{t}/users`: token (401) → params (400) → scoping tenant (401; with its
+/// descendants when `recurse`) → the users with data for the enabled type (404 otherwise).
+async fn connected_users(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let auth_type = param(&req, "auth_type");
+    let params = listing::parse(&req, &[], "")?;
+    let tenants = caller.listed_tenants(params.recurse).await?;
+    let users = service::connected_users(
+        &state.storage,
+        &auth_type,
+        &tenants,
+        params.limit,
+        params.offset,
+    )
+    .await
+    .map_err(|e| store_failure("listing connected users failed", &auth_type, e))?;
+    let items: Vec<Value> = users
+        .items
+        .into_iter()
+        .map(|u| json!({ "uuid": u }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "total": users.total,
+        "filtered": users.filtered,
+        "items": items,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        let p = like_to_regex("%Ba_%").unwrap();
+        assert!(p.is_match("foobar"));
+        assert!(p.is_match("BAZ"));
+        assert!(!p.is_match("ba"));
+        assert!(like_to_regex("a.b").unwrap().is_match("a.b"));
+        assert!(!like_to_regex("a.b").unwrap().is_match("axb"));
+    }
+
+    #[test]
+    fn store_failures() {
+        let e = store_failure("ctx", "foo", StoreError::Conflict);
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        assert_eq!(e.body()["resource"], "foo");
+        assert_eq!(e.body()["details"], json!({"type": "foo"}));
+        let e = store_failure(
+            "ctx",
+            "foo",
+            StoreError::Other(wazo_auth_core::Error::Corrupt("bad".into())),
+        );
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.body()["error_id"], "processing-error");
+        assert!(!e.body().to_string().contains("bad"));
+        let e = store_failure("ctx", "foo", StoreError::UnknownUser);
+        assert_eq!(e.body()["details"], json!({"uuid": ""}));
     }
 }

@@ -89,23 +89,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             // with a regular expression), and every request to a Wazo service is a token check.
             // `/token` is a static prefix, its paths split by hand (`token::dispatch`).
             .service(web::scope("/token").default_service(web::to(token::dispatch)))
-            .configure(api::routes)
-            .configure(sessions::routes)
-            .configure(external::routes)
+            .configure(|cfg| api::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| sessions::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| external::routes(&mut routes::Router::new(cfg)))
             .configure(users::routes)
             .configure(|cfg| tenants::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| policies::routes(&mut routes::Router::new(cfg)))
-            .service(
-                web::resource("/backends")
-                    .route(web::get().to(status::backends))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/status")
-                    .route(web::head().to(status::status))
-                    .default_service(web::to(method_not_allowed)),
-            ),
+            .configure(|cfg| status::routes(&mut routes::Router::new(cfg))),
     )
     .default_service(web::to(not_found));
 }
@@ -168,9 +159,13 @@ pub async fn revocation_barrier(
 /// required ACL: what `api.yml` is checked against.
 pub fn route_table() -> Vec<routes::RouteSpec> {
     let mut router = routes::Router::table_only();
+    api::routes(&mut router);
+    sessions::routes(&mut router);
+    external::routes(&mut router);
     groups::routes(&mut router);
     policies::routes(&mut router);
     tenants::routes(&mut router);
+    status::routes(&mut router);
     router.into_table()
 }
 

@@ -1,43 +1,139 @@
-//! Sessions and refresh tokens (spec management §10, §11; core §1.8, §1.9).
+//! Sessions and refresh tokens (spec management §10, §11; core §1.8, §1.9): `/sessions`,
+//! `/tokens`, and the per-user and `me` views of them. Each handler extracts, calls one service
+//! of `wazo_auth_core::services::sessions`, and renders.
+//!
+//! The caller comes before the path ids here: a malformed id is the router's 404 only once the
+//! token grants the route (these routes always checked the token first).
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use wazo_auth_core::ids::{SessionUuid, UserUuid};
 use wazo_auth_core::refresh_tokens::{RefreshToken, RefreshTokenQuery};
+use wazo_auth_core::services::sessions as service;
+use wazo_auth_core::services::sessions::{RefreshTokenError, SessionError, SessionPage};
+use wazo_auth_core::services::Listing;
+use wazo_auth_core::sessions::Session;
 
-use super::auth::{authorize, required_acl, scoping_tenant, visible_tenants, Caller};
-use super::errors::{api_error, storage_unavailable, unknown_resource};
-use super::listing;
-use super::request::path_uuid;
+use super::error::ApiError;
+use super::extract::{Caller, Id};
+use super::listing::{self, ListParams};
+use super::routes::{acl, Router};
 use super::State;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/sessions").route(web::get().to(list_sessions)))
-        .service(web::resource("/sessions/{session_uuid}").route(web::delete().to(delete_session)))
-        // The literal `me` routes come before the `{user_uuid}` ones.
-        .service(web::resource("/users/me/tokens").route(web::get().to(list_my_tokens)))
-        .service(
-            web::resource("/users/me/tokens/{client_id}").route(web::delete().to(delete_my_token)),
+const SESSION_ORDER: &[&str] = &["mobile"];
+const TOKEN_ORDER: &[&str] = &["created_at", "client_id", "mobile"];
+
+pub fn routes(r: &mut Router) {
+    r.resource("/sessions")
+        .route(Method::GET, acl("auth.sessions.read"), list_sessions)
+        .without_default();
+    r.resource("/sessions/{session_uuid}")
+        .delete(acl("auth.sessions.{session_uuid}.delete"), delete_session)
+        .without_default();
+    // The literal `me` routes come before the `{user_uuid}` ones.
+    r.resource("/users/me/tokens")
+        .route(
+            Method::GET,
+            acl("auth.users.me.tokens.read"),
+            list_my_tokens,
         )
-        .service(
-            web::resource("/users/{user_uuid}/sessions").route(web::get().to(list_user_sessions)),
+        .without_default();
+    r.resource("/users/me/tokens/{client_id}")
+        .delete(
+            acl("auth.users.me.tokens.{client_id}.delete"),
+            delete_my_token,
         )
-        .service(
-            web::resource("/users/{user_uuid}/sessions/{session_uuid}")
-                .route(web::delete().to(delete_user_session)),
+        .without_default();
+    r.resource("/users/{user_uuid}/sessions")
+        .route(
+            Method::GET,
+            acl("auth.users.{user_uuid}.sessions.read"),
+            list_user_sessions,
         )
-        .service(web::resource("/tokens").route(web::get().to(list_tokens)))
-        .service(web::resource("/users/{user_uuid}/tokens").route(web::get().to(list_user_tokens)))
-        .service(
-            web::resource("/users/{user_uuid}/tokens/{client_id}")
-                .route(web::delete().to(delete_user_token)),
-        );
+        .without_default();
+    r.resource("/users/{user_uuid}/sessions/{session_uuid}")
+        .delete(
+            acl("auth.users.{user_uuid}.sessions.{session_uuid}.delete"),
+            delete_user_session,
+        )
+        .without_default();
+    r.resource("/tokens")
+        .route(Method::GET, acl("auth.tokens.read"), list_tokens)
+        .without_default();
+    r.resource("/users/{user_uuid}/tokens")
+        .route(
+            Method::GET,
+            acl("auth.users.{user_uuid}.tokens.read"),
+            list_user_tokens,
+        )
+        .without_default();
+    r.resource("/users/{user_uuid}/tokens/{client_id}")
+        .delete(
+            acl("auth.users.{user_uuid}.tokens.{client_id}.delete"),
+            delete_user_token,
+        )
+        .without_default();
 }
 
-fn param(req: &HttpRequest, name: &str) -> String {
-    req.match_info().get(name).unwrap_or_default().to_string()
+// ------------------------------------------------------------------------------------------------
+// Errors
+// ------------------------------------------------------------------------------------------------
+
+fn unknown_user(user: &UserUuid) -> ApiError {
+    ApiError::unknown("user", "users", &user.to_string())
 }
+
+fn session_error(e: SessionError, user: &UserUuid) -> ApiError {
+    match e {
+        SessionError::UnknownUser => unknown_user(user),
+        SessionError::Storage(e) => e.into(),
+    }
+}
+
+/// `user` is the path's user (`None` for a `me` route, whose user is never unknown here).
+fn refresh_token_error(e: RefreshTokenError, user: Option<&UserUuid>, client_id: &str) -> ApiError {
+    match e {
+        RefreshTokenError::UnknownUser => ApiError::unknown(
+            "user",
+            "users",
+            &user.map(ToString::to_string).unwrap_or_default(),
+        ),
+        RefreshTokenError::NotFound => ApiError::api(
+            StatusCode::NOT_FOUND,
+            format!("unknown refresh_token for client_id \"{client_id}\""),
+            "cannot-find-refresh-token-matching-client-id",
+            json!({ "client_id": client_id }),
+            Some("tokens"),
+        ),
+        RefreshTokenError::Storage(e) => e.into(),
+    }
+}
+
+/// The user of a `me` route: the token's `uuid` (404 unknown-user `"None"` without one).
+fn me(caller: &Caller) -> Result<String, ApiError> {
+    caller.user_uuid().map(str::to_string).ok_or_else(|| {
+        ApiError::api(
+            StatusCode::NOT_FOUND,
+            "No such user: \"None\"",
+            "unknown-user",
+            json!({ "uuid": null }),
+            Some("users"),
+        )
+    })
+}
+
+fn client_id(req: &HttpRequest) -> String {
+    req.match_info()
+        .get("client_id")
+        .unwrap_or_default()
+        .to_string()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Rendering
+// ------------------------------------------------------------------------------------------------
 
 /// Python's `isoformat()` of an aware UTC datetime.
 fn iso_utc(t: &DateTime<Utc>) -> String {
@@ -48,42 +144,7 @@ fn iso_utc(t: &DateTime<Utc>) -> String {
     }
 }
 
-/// Scoping tenant, then the tenants a request may see: the scoping tenant, with its
-/// descendants when `all` is set.
-async fn tenants_in_scope(
-    state: &State,
-    req: &HttpRequest,
-    caller: &Caller,
-    all: bool,
-) -> Result<Vec<String>, HttpResponse> {
-    let scoping = scoping_tenant(state, req, caller).await?;
-    if all {
-        visible_tenants(state, &scoping).await
-    } else {
-        Ok(vec![scoping])
-    }
-}
-
-/// The user must exist in a tenant visible from the scoping tenant, else 404 unknown-user.
-async fn visible_user(
-    state: &State,
-    req: &HttpRequest,
-    caller: &Caller,
-    user_uuid: &str,
-) -> Result<Vec<String>, HttpResponse> {
-    let visible = tenants_in_scope(state, req, caller, true).await?;
-    let tenant = state
-        .storage
-        .user_tenant(user_uuid)
-        .await
-        .map_err(|e| storage_unavailable("user look-up failed", e))?;
-    match tenant {
-        Some(t) if visible.contains(&t) => Ok(visible),
-        _ => Err(unknown_resource("user", "users", user_uuid)),
-    }
-}
-
-fn session_json(s: &wazo_auth_core::sessions::Session) -> Value {
+fn session_json(s: Session) -> Value {
     json!({
         "uuid": s.uuid,
         "mobile": s.mobile,
@@ -92,133 +153,7 @@ fn session_json(s: &wazo_auth_core::sessions::Session) -> Value {
     })
 }
 
-async fn respond_sessions(
-    state: &State,
-    req: &HttpRequest,
-    tenants: Vec<String>,
-    user: Option<String>,
-) -> HttpResponse {
-    let params = match listing::parse(req, &["mobile"], "") {
-        Ok(p) => p,
-        Err(resp) => return resp.into(),
-    };
-    let order_by_mobile = params.order == "mobile";
-    match state
-        .storage
-        .list_sessions(
-            &tenants,
-            user.as_deref(),
-            order_by_mobile.then_some(params.descending),
-            params.limit,
-            params.offset,
-        )
-        .await
-    {
-        Ok((total, items)) => HttpResponse::Ok().json(json!({
-            "total": total,
-            "filtered": total,
-            "items": items.iter().map(session_json).collect::<Vec<_>>(),
-        })),
-        Err(e) => storage_unavailable("listing sessions failed", e),
-    }
-}
-
-/// `GET /0.1/sessions`
-async fn list_sessions(state: State, req: HttpRequest) -> HttpResponse {
-    let caller = match authorize(&state, &req, "auth.sessions.read").await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let recurse = match listing::parse(&req, &["mobile"], "") {
-        Ok(p) => p.recurse,
-        Err(r) => return r.into(),
-    };
-    let tenants = match tenants_in_scope(&state, &req, &caller, recurse).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    respond_sessions(&state, &req, tenants, None).await
-}
-
-/// `GET /0.1/users/{user_uuid}/sessions`
-async fn list_user_sessions(state: State, req: HttpRequest) -> HttpResponse {
-    let user = param(&req, "user_uuid");
-    let required = required_acl(
-        "auth.users.{user_uuid}.sessions.read",
-        &[("user_uuid", &user)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(user_id) = path_uuid(&user) else {
-        return super::errors::route_not_found();
-    };
-    let user = user_id.hyphenated().to_string();
-    let tenants = match visible_user(&state, &req, &caller, &user).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    respond_sessions(&state, &req, tenants, Some(user)).await
-}
-
-async fn delete_session_in(state: &State, tenants: &[String], session: &str) -> HttpResponse {
-    match state.storage.delete_session(session, tenants).await {
-        Ok(deleted) => {
-            if deleted {
-                log::info!("session {session} deleted");
-            }
-            HttpResponse::NoContent().finish()
-        }
-        Err(e) => storage_unavailable("deleting a session failed", e),
-    }
-}
-
-/// `DELETE /0.1/sessions/{session_uuid}`: deletes the session when it is in a visible tenant;
-/// 204 in every case.
-async fn delete_session(state: State, req: HttpRequest) -> HttpResponse {
-    let session = param(&req, "session_uuid");
-    let required = required_acl(
-        "auth.sessions.{session_uuid}.delete",
-        &[("session_uuid", &session)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(session) = path_uuid(&session) else {
-        return super::errors::route_not_found();
-    };
-    let tenants = match tenants_in_scope(&state, &req, &caller, true).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    delete_session_in(&state, &tenants, &session.hyphenated().to_string()).await
-}
-
-/// `DELETE /0.1/users/{user_uuid}/sessions/{session_uuid}`
-async fn delete_user_session(state: State, req: HttpRequest) -> HttpResponse {
-    let user = param(&req, "user_uuid");
-    let session = param(&req, "session_uuid");
-    let required = required_acl(
-        "auth.users.{user_uuid}.sessions.{session_uuid}.delete",
-        &[("user_uuid", &user), ("session_uuid", &session)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let (Some(user), Some(session)) = (path_uuid(&user), path_uuid(&session)) else {
-        return super::errors::route_not_found();
-    };
-    let tenants = match visible_user(&state, &req, &caller, &user.hyphenated().to_string()).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    delete_session_in(&state, &tenants, &session.hyphenated().to_string()).await
-}
-
-fn refresh_json(r: &RefreshToken) -> Value {
+fn refresh_json(r: RefreshToken) -> Value {
     json!({
         "client_id": r.client_id,
         "created_at": iso_utc(&r.created_at),
@@ -229,174 +164,228 @@ fn refresh_json(r: &RefreshToken) -> Value {
     })
 }
 
-async fn respond_tokens(
-    state: &State,
-    req: &HttpRequest,
+fn envelope<T>(listing: Listing<T>, render: impl Fn(T) -> Value) -> HttpResponse {
+    let items: Vec<Value> = listing.items.into_iter().map(render).collect();
+    HttpResponse::Ok().json(json!({
+        "total": listing.total,
+        "filtered": listing.filtered,
+        "items": items,
+    }))
+}
+
+// ------------------------------------------------------------------------------------------------
+// Sessions
+// ------------------------------------------------------------------------------------------------
+
+fn session_page(params: &ListParams) -> SessionPage {
+    SessionPage {
+        by_mobile: (params.order == "mobile").then_some(params.descending),
+        limit: params.limit,
+        offset: params.offset,
+    }
+}
+
+/// `GET /sessions`: params (400) → scoping tenant (401; with its descendants when `recurse`) →
+/// list.
+async fn list_sessions(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let params = listing::parse(&req, SESSION_ORDER, "")?;
+    let tenants = caller.listed_tenants(params.recurse).await?;
+    let sessions = service::list(&state.storage, &tenants, None, &session_page(&params)).await?;
+    Ok(envelope(sessions, session_json))
+}
+
+/// `GET /users/{u}/sessions`: route uuid (404) → scoping tenant (401) → user visible (404) →
+/// params (400) → the user's sessions in the visible tenants.
+async fn list_user_sessions(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+    user: Id<UserUuid>,
+) -> Result<HttpResponse, ApiError> {
+    let tenants = caller.visible_tenants().await?;
+    if !service::user_visible(&state.storage, *user, &tenants).await? {
+        return Err(unknown_user(&user));
+    }
+    let params = listing::parse(&req, SESSION_ORDER, "")?;
+    let page = session_page(&params);
+    let sessions = service::list(&state.storage, &tenants, Some(*user), &page).await?;
+    Ok(envelope(sessions, session_json))
+}
+
+/// `DELETE /sessions/{s}`: route uuid (404) → scoping tenant (401) → deletes the session when it
+/// is in a visible tenant; 204 in every case.
+async fn delete_session(
+    state: State,
+    caller: Caller,
+    session: Id<SessionUuid>,
+) -> Result<HttpResponse, ApiError> {
+    let tenants = caller.visible_tenants().await?;
+    if service::delete(&state.storage, *session, &tenants).await? {
+        log::info!("session {} deleted", *session);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /users/{u}/sessions/{s}`: route uuids (404) → scoping tenant (401) → user visible
+/// (404) → deletes the session when it is in a visible tenant; 204.
+async fn delete_user_session(
+    state: State,
+    caller: Caller,
+    user: Id<UserUuid>,
+    session: Id<SessionUuid>,
+) -> Result<HttpResponse, ApiError> {
+    let tenants = caller.visible_tenants().await?;
+    if service::delete_of_user(&state.storage, *user, *session, &tenants)
+        .await
+        .map_err(|e| session_error(e, &user))?
+    {
+        log::info!("session {} deleted", *session);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Refresh tokens
+// ------------------------------------------------------------------------------------------------
+
+/// Reads the list parameters of a refresh-token listing (400); `mobile` is read after the
+/// scoping tenant, as it always was, hence the two steps.
+fn token_params(req: &HttpRequest) -> Result<ListParams, ApiError> {
+    listing::parse(req, TOKEN_ORDER, "created_at")
+}
+
+/// The query of a refresh-token listing: the `mobile` filter (400) and the page.
+fn token_query(
+    params: &ListParams,
     tenants: Vec<String>,
     user: Option<String>,
-) -> HttpResponse {
-    let params = match listing::parse(req, &["created_at", "client_id", "mobile"], "created_at") {
-        Ok(p) => p,
-        Err(resp) => return resp.into(),
-    };
-    let mobile = match params.bool_filter("mobile") {
-        Ok(m) => m,
-        Err(r) => return r.into(),
-    };
-    let query = RefreshTokenQuery {
+) -> Result<RefreshTokenQuery, ApiError> {
+    Ok(RefreshTokenQuery {
+        mobile: params.bool_filter("mobile")?,
         tenants,
         user_uuid: user,
         search: params.search.clone(),
         client_id: params.filter("client_id").map(String::from),
-        mobile,
         created_at: params.filter("created_at").map(String::from),
         order: params.order.clone(),
         descending: params.descending,
         limit: params.limit,
         offset: params.offset,
-    };
-    match state.storage.list_refresh_tokens(&query).await {
-        Ok((total, filtered, items)) => HttpResponse::Ok().json(json!({
-            "total": total,
-            "filtered": filtered,
-            "items": items.iter().map(refresh_json).collect::<Vec<_>>(),
-        })),
-        Err(e) => storage_unavailable("listing refresh tokens failed", e),
+    })
+}
+
+/// `GET /tokens`: params (400) → scoping tenant (401; with its descendants when `recurse`) →
+/// `mobile` (400) → list.
+async fn list_tokens(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let params = token_params(&req)?;
+    let tenants = caller.listed_tenants(params.recurse).await?;
+    let query = token_query(&params, tenants, None)?;
+    let tokens = service::refresh_tokens(&state.storage, &query).await?;
+    Ok(envelope(tokens, refresh_json))
+}
+
+/// `GET /users/{u}/tokens`: route uuid (404) → scoping tenant (401) → user visible (404) →
+/// params (400) → list in the visible tenants.
+async fn list_user_tokens(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+    user: Id<UserUuid>,
+) -> Result<HttpResponse, ApiError> {
+    let tenants = caller.visible_tenants().await?;
+    if !service::user_visible(&state.storage, *user, &tenants).await? {
+        return Err(unknown_user(&user));
     }
+    let query = token_query(&token_params(&req)?, tenants, Some(user.text()))?;
+    let tokens = service::refresh_tokens(&state.storage, &query).await?;
+    Ok(envelope(tokens, refresh_json))
 }
 
-/// `GET /0.1/tokens`
-async fn list_tokens(state: State, req: HttpRequest) -> HttpResponse {
-    let caller = match authorize(&state, &req, "auth.tokens.read").await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let recurse = match listing::parse(&req, &["created_at", "client_id", "mobile"], "created_at") {
-        Ok(p) => p.recurse,
-        Err(r) => return r.into(),
-    };
-    let tenants = match tenants_in_scope(&state, &req, &caller, recurse).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    respond_tokens(&state, &req, tenants, None).await
+/// `GET /users/me/tokens`: the token's user (404) → scoping tenant (401) → params (400) → the
+/// caller's refresh tokens in the visible tenants.
+async fn list_my_tokens(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let user = me(&caller)?;
+    let tenants = caller.visible_tenants().await?;
+    let query = token_query(&token_params(&req)?, tenants, Some(user))?;
+    let tokens = service::refresh_tokens(&state.storage, &query).await?;
+    Ok(envelope(tokens, refresh_json))
 }
 
-/// `GET /0.1/users/{user_uuid}/tokens`
-async fn list_user_tokens(state: State, req: HttpRequest) -> HttpResponse {
-    let user = param(&req, "user_uuid");
-    let required = required_acl(
-        "auth.users.{user_uuid}.tokens.read",
-        &[("user_uuid", &user)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(user) = path_uuid(&user) else {
-        return super::errors::route_not_found();
-    };
-    let user = user.hyphenated().to_string();
-    let tenants = match visible_user(&state, &req, &caller, &user).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    respond_tokens(&state, &req, tenants, Some(user)).await
-}
-
-/// The calling user of a `me` route (404 unknown-user for a token without a user).
-async fn me(
-    state: &State,
-    req: &HttpRequest,
-    caller: &Caller,
-) -> Result<(String, Vec<String>), HttpResponse> {
-    let Some(user) = caller.user_uuid().map(String::from) else {
-        return Err(api_error(
-            StatusCode::NOT_FOUND,
-            "No such user: \"None\"",
-            "unknown-user",
-            json!({ "uuid": null }),
-            Some("users"),
-        ));
-    };
-    let tenants = tenants_in_scope(state, req, caller, true).await?;
-    Ok((user, tenants))
-}
-
-/// `GET /0.1/users/me/tokens`
-async fn list_my_tokens(state: State, req: HttpRequest) -> HttpResponse {
-    let caller = match authorize(&state, &req, "auth.users.me.tokens.read").await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match me(&state, &req, &caller).await {
-        Ok((user, tenants)) => respond_tokens(&state, &req, tenants, Some(user)).await,
-        Err(r) => r,
-    }
-}
-
-async fn delete_token_of(
-    state: &State,
-    user: &str,
-    client_id: &str,
-    tenants: &[String],
-) -> HttpResponse {
-    match state
-        .storage
-        .delete_refresh_token(user, client_id, tenants)
+/// `DELETE /users/{u}/tokens/{client_id}`: route uuid (404) → scoping tenant (401) → user
+/// visible (404) → delete (404 when there is none) → 204.
+async fn delete_user_token(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+    user: Id<UserUuid>,
+) -> Result<HttpResponse, ApiError> {
+    let client_id = client_id(&req);
+    let tenants = caller.visible_tenants().await?;
+    service::delete_user_refresh_token(&state.storage, *user, &client_id, &tenants)
         .await
-    {
-        Ok(true) => {
-            log::info!("refresh token of user {user} for client {client_id:?} deleted");
-            HttpResponse::NoContent().finish()
-        }
-        Ok(false) => api_error(
-            StatusCode::NOT_FOUND,
-            format!("unknown refresh_token for client_id \"{client_id}\""),
-            "cannot-find-refresh-token-matching-client-id",
-            json!({ "client_id": client_id }),
-            Some("tokens"),
-        ),
-        Err(e) => storage_unavailable("deleting a refresh token failed", e),
+        .map_err(|e| refresh_token_error(e, Some(&user), &client_id))?;
+    log::info!(
+        "refresh token of user {} for client {client_id:?} deleted",
+        *user
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /users/me/tokens/{client_id}`: the token's user (404) → scoping tenant (401) →
+/// delete (404 when there is none) → 204.
+async fn delete_my_token(
+    state: State,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let client_id = client_id(&req);
+    let user = me(&caller)?;
+    let tenants = caller.visible_tenants().await?;
+    service::delete_refresh_token(&state.storage, &user, &client_id, &tenants)
+        .await
+        .map_err(|e| refresh_token_error(e, None, &client_id))?;
+    log::info!("refresh token of user {user} for client {client_id:?} deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_render_as_python_isoformat() {
+        let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(iso_utc(&t), "2023-11-14T22:13:20+00:00");
+        let t = DateTime::from_timestamp(1_700_000_000, 1_500_000).unwrap();
+        assert_eq!(iso_utc(&t), "2023-11-14T22:13:20.001500+00:00");
     }
-}
 
-/// `DELETE /0.1/users/{user_uuid}/tokens/{client_id}`
-async fn delete_user_token(state: State, req: HttpRequest) -> HttpResponse {
-    let user = param(&req, "user_uuid");
-    let client_id = param(&req, "client_id");
-    let required = required_acl(
-        "auth.users.{user_uuid}.tokens.{client_id}.delete",
-        &[("user_uuid", &user), ("client_id", &client_id)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(user) = path_uuid(&user) else {
-        return super::errors::route_not_found();
-    };
-    let user = user.hyphenated().to_string();
-    let tenants = match visible_user(&state, &req, &caller, &user).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    delete_token_of(&state, &user, &client_id, &tenants).await
-}
-
-/// `DELETE /0.1/users/me/tokens/{client_id}`
-async fn delete_my_token(state: State, req: HttpRequest) -> HttpResponse {
-    let client_id = param(&req, "client_id");
-    let required = required_acl(
-        "auth.users.me.tokens.{client_id}.delete",
-        &[("client_id", &client_id)],
-    );
-    let caller = match authorize(&state, &req, &required).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match me(&state, &req, &caller).await {
-        Ok((user, tenants)) => delete_token_of(&state, &user, &client_id, &tenants).await,
-        Err(r) => r,
+    #[test]
+    fn refresh_token_errors() {
+        let e = refresh_token_error(RefreshTokenError::NotFound, None, "app");
+        assert_eq!(e.status(), StatusCode::NOT_FOUND);
+        let b = e.body();
+        assert_eq!(
+            b["error_id"],
+            "cannot-find-refresh-token-matching-client-id"
+        );
+        assert_eq!(b["details"], json!({"client_id": "app"}));
+        assert_eq!(b["resource"], "tokens");
+        let u = UserUuid::random();
+        let b = refresh_token_error(RefreshTokenError::UnknownUser, Some(&u), "app").body();
+        assert_eq!(b["error_id"], "unknown-user");
+        assert_eq!(b["details"], json!({"uuid": u.to_string()}));
     }
 }

@@ -1,11 +1,21 @@
-//! `GET /0.1/backends` and `HEAD /0.1/status`.
+//! `GET /0.1/backends` and `HEAD /0.1/status` (public). Other methods are a JSON 405.
 
+use actix_web::http::Method;
 use actix_web::HttpResponse;
 use serde_json::json;
 
+use super::routes::{Acl, Router};
 use super::State;
 
-pub async fn backends(state: State) -> HttpResponse {
+pub fn routes(r: &mut Router) {
+    r.resource("/backends")
+        .route(Method::GET, Acl::Public, backends);
+    r.resource("/status")
+        .route(Method::HEAD, Acl::Public, status);
+}
+
+/// The enabled backends' names.
+async fn backends(state: State) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "data": state.plugins.enabled_backend_names() }))
 }
 
@@ -13,7 +23,7 @@ pub async fn backends(state: State) -> HttpResponse {
 /// reasons are logged, never sent). The database check is bounded by `db_timeout` and each
 /// backend's by `plugin_call_timeout`; they run concurrently, so the answer comes within the
 /// larger of the two even while the database is down.
-pub async fn status(state: State) -> HttpResponse {
+async fn status(state: State) -> HttpResponse {
     let database = async {
         match state.storage.ping().await {
             Ok(()) => true,
