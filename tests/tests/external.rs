@@ -213,6 +213,70 @@ fn bar_lifecycle_safe_view_and_connected_users() {
     );
 }
 
+/// The check order: the plugin route exists (404 before the token), the token (401), the user
+/// (404 unknown-user, also for a segment that is not a UUID), then the body (413, 400); on the
+/// configuration routes the token comes before the type name (404), then the body.
+#[test]
+fn check_order() {
+    let s = server(json!({"rest_api": {"max_body_bytes": 1024}}));
+    let admin = s.admin_token();
+    let u = s.create_user(&admin, "cleo", "pw", None);
+    let r = s.request("GET", &format!("/0.1/users/{u}/external/foo"), &[], None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["error_id"], "unknown-external-auth-type");
+    let r = s.request("GET", "/0.1/users/not-a-uuid/external/bar", &[], None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = ext(&s, "GET", "not-a-uuid", "bar", &admin, None);
+    assert_eq!(r.json()["error_id"], "unknown-user", "{}", r.body);
+    assert_eq!(r.json()["details"], json!({"uuid": "not-a-uuid"}));
+    let big = vec![b' '; 2048];
+    let nobody = uuid::Uuid::new_v4();
+    let r = s.request(
+        "POST",
+        &format!("/0.1/users/{nobody}/external/bar"),
+        &[("X-Auth-Token", &admin)],
+        Some(&big),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["error_id"], "unknown-user");
+    let r = s.request(
+        "POST",
+        &format!("/0.1/users/{u}/external/bar"),
+        &[("X-Auth-Token", &admin)],
+        Some(&big),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    let r = s.request(
+        "POST",
+        &format!("/0.1/users/{u}/external/bar"),
+        &[("X-Auth-Token", &admin)],
+        Some(b"[1]"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.json()["reason"],
+        json!(["{'_schema': ['Invalid input type.']}"])
+    );
+    let r = s.request("GET", "/0.1/external/no.such/config", &[], None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(
+        r.json()["details"]["required_access"],
+        "auth.no_such.external.config.read"
+    );
+    let r = s.call("GET", "/0.1/external/no.such/config", &admin, None, None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["error_id"], "unknown-external-auth-type");
+    let r = s.call(
+        "PUT",
+        "/0.1/external/bar/config",
+        &admin,
+        Some("00000000-0000-4000-8000-000000000000"),
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error_id"], "unauthorized-tenant");
+}
+
 #[test]
 fn acl_and_user_isolation() {
     let s = server(json!({}));

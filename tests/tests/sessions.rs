@@ -509,3 +509,73 @@ fn disabling_a_user_or_changing_its_password_revokes_refresh_tokens() {
     assert_eq!(r.status, 200);
     assert_eq!(refresh(&s, &rt, "app").status, 401);
 }
+
+/// The check order of these routes: the token first (401, even when a path segment is not a
+/// UUID), then the path (the router's 404), then the user (404 unknown-user); the `me` routes
+/// take the token's user as it is (a backend may put anything in `uuid`). GET routes do not
+/// answer HEAD.
+#[test]
+fn the_token_is_checked_before_the_path_and_me_is_the_tokens_user() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    let session = uuid::Uuid::new_v4();
+    let user = uuid::Uuid::new_v4();
+    for (method, path) in [
+        ("GET", "/0.1/users/not-a-uuid/sessions".to_string()),
+        ("DELETE", "/0.1/sessions/not-a-uuid".to_string()),
+        (
+            "DELETE",
+            format!("/0.1/users/not-a-uuid/sessions/{session}"),
+        ),
+        ("DELETE", format!("/0.1/users/{user}/sessions/not-a-uuid")),
+        ("GET", "/0.1/users/not-a-uuid/tokens".to_string()),
+        ("DELETE", "/0.1/users/not-a-uuid/tokens/app".to_string()),
+    ] {
+        let r = s.request(method, &path, &[], None);
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        assert_eq!(r.json()["details"]["reason"], "not_found_or_expired");
+        let r = s.call(method, &path, &admin, None, None);
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("The requested URL was not found")),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    // A visible user is checked before the list parameters.
+    let r = s.call(
+        "GET",
+        &format!("/0.1/users/{user}/sessions?limit=x"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["error_id"], "unknown-user");
+    let r = s.call(
+        "DELETE",
+        &format!("/0.1/users/{user}/sessions/{session}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["details"], json!({"uuid": user.to_string()}));
+    // alice (example backend) has `auth.users.me.#` and the `uuid` "alice".
+    let alice = s.alice_token(json!({}));
+    let r = s.call("GET", "/0.1/users/me/tokens", &alice, None, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["total"], 0);
+    let r = s.call("DELETE", "/0.1/users/me/tokens/app", &alice, None, None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.json()["error_id"],
+        "cannot-find-refresh-token-matching-client-id"
+    );
+    for path in ["/0.1/sessions", "/0.1/tokens", "/0.1/users/me/tokens"] {
+        let r = s.request("HEAD", path, &[("X-Auth-Token", admin.as_str())], None);
+        assert_eq!(r.status, 405, "HEAD {path}");
+    }
+}
