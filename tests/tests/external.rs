@@ -226,6 +226,15 @@ fn check_order() {
     assert_eq!(r.json()["error_id"], "unknown-external-auth-type");
     let r = s.request("GET", "/0.1/users/not-a-uuid/external/bar", &[], None);
     assert_eq!(r.status, 401, "{}", r.body);
+    // A well-formed unknown token is looked up before the user segment is read.
+    for path in [
+        "/0.1/users/not-a-uuid/external/bar",
+        "/0.1/users/not-a-uuid/external",
+    ] {
+        let unknown = uuid::Uuid::new_v4().to_string();
+        let r = s.call("GET", path, &unknown, None, None);
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+    }
     let r = ext(&s, "GET", "not-a-uuid", "bar", &admin, None);
     assert_eq!(r.json()["error_id"], "unknown-user", "{}", r.body);
     assert_eq!(r.json()["details"], json!({"uuid": "not-a-uuid"}));

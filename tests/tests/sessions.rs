@@ -534,6 +534,11 @@ fn the_token_is_checked_before_the_path_and_me_is_the_tokens_user() {
         let r = s.request(method, &path, &[], None);
         assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
         assert_eq!(r.json()["details"]["reason"], "not_found_or_expired");
+        // A well-formed unknown token is looked up first: still 401.
+        let unknown = uuid::Uuid::new_v4().to_string();
+        let r = s.call(method, &path, &unknown, None, None);
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        assert_eq!(r.json()["details"]["reason"], "not_found_or_expired");
         let r = s.call(method, &path, &admin, None, None);
         assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
         assert!(

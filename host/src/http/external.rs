@@ -9,7 +9,7 @@ use std::sync::Arc;
 use abi_stable::std_types::RStr;
 use actix_web::dev::Payload;
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use wazo_auth_core::external::{StoreError, UserExternal};
 use wazo_auth_core::ids::{self, UserUuid};
@@ -19,7 +19,7 @@ use wazo_auth_plugin_api::ffi::HttpReply;
 use wazo_auth_plugin_api::ErrorKind;
 
 use super::error::ApiError;
-use super::extract::{read_limited, Caller, Id};
+use super::extract::{Caller, Id, RawBody};
 use super::listing::{self, ListParams};
 use super::routes::{acl, Router};
 use super::validate;
@@ -269,8 +269,8 @@ async fn plugin_user(
 
 /// The body sent to the plugin, read after the user checks (413 over `max_body_bytes`): `{}`
 /// for an empty (or blank) body, else a JSON object (400 otherwise, shape A for a non-object).
-async fn plugin_body(state: &State, payload: web::Payload) -> Result<String, ApiError> {
-    let raw = read_limited(payload, state.settings.max_body_bytes).await?;
+async fn plugin_body(body: RawBody) -> Result<String, ApiError> {
+    let raw = body.read().await?;
     let parsed = if raw.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
@@ -361,10 +361,10 @@ async fn plugin_create(
     req: HttpRequest,
     plugin: Plugin,
     caller: Caller,
-    payload: web::Payload,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let user = plugin_user(&state, &req, &caller).await?;
-    let body = plugin_body(&state, payload).await?;
+    let body = plugin_body(body).await?;
     call_plugin(&state, &req, &plugin, user, Verb::Create, Some(body)).await
 }
 
@@ -374,10 +374,10 @@ async fn plugin_update(
     req: HttpRequest,
     plugin: Plugin,
     caller: Caller,
-    payload: web::Payload,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let user = plugin_user(&state, &req, &caller).await?;
-    let body = plugin_body(&state, payload).await?;
+    let body = plugin_body(body).await?;
     call_plugin(&state, &req, &plugin, user, Verb::Update, Some(body)).await
 }
 
@@ -491,8 +491,9 @@ async fn list_user_external(
     state: State,
     req: HttpRequest,
     _caller: Caller,
-    user: Id<UserUuid>,
 ) -> Result<HttpResponse, ApiError> {
+    // The original's `uuid` path converter, after the token: not a UUID matches no route.
+    let user = Id::<UserUuid>::from_path(&req)?;
     let params = listing::parse(&req, &["type"], "type")?;
     let rows: Vec<Row> = service::user_data(&state.storage, &state.keyring, *user)
         .await
@@ -534,8 +535,8 @@ fn config_type(req: &HttpRequest) -> Result<String, ApiError> {
 
 /// A configuration body, read after the scoping tenant (413 over `max_body_bytes`): a JSON
 /// object (400 otherwise, shape A for a non-object).
-async fn config_body(state: &State, payload: web::Payload) -> Result<Value, ApiError> {
-    let raw = read_limited(payload, state.settings.max_body_bytes).await?;
+async fn config_body(body: RawBody) -> Result<Value, ApiError> {
+    let raw = body.read().await?;
     Ok(Value::Object(validate::token_object(&raw)?))
 }
 
@@ -571,11 +572,11 @@ async fn config_create(
     state: State,
     req: HttpRequest,
     caller: Caller,
-    payload: web::Payload,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let auth_type = config_type(&req)?;
     let tenant = caller.scoping_tenant().await?;
-    let data = config_body(&state, payload).await?;
+    let data = config_body(body).await?;
     service::create_config(&state.storage, &state.keyring, &auth_type, &tenant, &data)
         .await
         .map_err(|e| store_failure("storing external auth config failed", &auth_type, e))?;
@@ -587,11 +588,11 @@ async fn config_update(
     state: State,
     req: HttpRequest,
     caller: Caller,
-    payload: web::Payload,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let auth_type = config_type(&req)?;
     let tenant = caller.scoping_tenant().await?;
-    let data = config_body(&state, payload).await?;
+    let data = config_body(body).await?;
     service::update_config(&state.storage, &state.keyring, &auth_type, &tenant, &data)
         .await
         .map_err(|e| store_failure("updating external auth config failed", &auth_type, e))?;

@@ -6,6 +6,12 @@
 //! the path ids first (a malformed id is the router's 404), then the caller (401), then the body
 //! (413). Decoding and validating the body, and the scoping tenant, come inside the handler, at
 //! the step where the original checks them.
+//!
+//! actix polls a handler's extractors together, in argument order, and answers the first
+//! refusal it meets: an extractor that refuses at once (a malformed [`Id`]) answers before a
+//! [`Caller`] still waiting for its token, wherever it stands. Where the original checks the
+//! token before the path, read the ids in the handler ([`Id::from_path`]) once the caller is
+//! known.
 
 use std::future::Future;
 use std::ops::Deref;
@@ -62,18 +68,25 @@ impl<T> Deref for Id<T> {
     }
 }
 
+impl<T: PathId> Id<T> {
+    /// Reads the id from the request's path, in a handler: for the routes whose original checks
+    /// the token before the path (an extractor refusing at once would answer before a `Caller`
+    /// still waiting for its token, see the module's documentation).
+    pub fn from_path(req: &HttpRequest) -> Result<Id<T>, ApiError> {
+        req.match_info()
+            .get(T::PARAM)
+            .and_then(ids::parse_canonical)
+            .map(|u| Id(T::from(u)))
+            .ok_or_else(ApiError::route_not_found)
+    }
+}
+
 impl<T: PathId> FromRequest for Id<T> {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(
-            req.match_info()
-                .get(T::PARAM)
-                .and_then(ids::parse_canonical)
-                .map(|u| Id(T::from(u)))
-                .ok_or_else(ApiError::route_not_found),
-        )
+        std::future::ready(Id::from_path(req))
     }
 }
 

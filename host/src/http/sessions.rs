@@ -3,7 +3,8 @@
 //! of `wazo_auth_core::services::sessions`, and renders.
 //!
 //! The caller comes before the path ids here: a malformed id is the router's 404 only once the
-//! token grants the route (these routes always checked the token first).
+//! token grants the route (these routes always checked the token first), so the ids are read
+//! in the handlers ([`Id::from_path`]).
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
@@ -204,8 +205,8 @@ async fn list_user_sessions(
     state: State,
     req: HttpRequest,
     caller: Caller,
-    user: Id<UserUuid>,
 ) -> Result<HttpResponse, ApiError> {
+    let user = Id::<UserUuid>::from_path(&req)?;
     let tenants = caller.visible_tenants().await?;
     if !service::user_visible(&state.storage, *user, &tenants).await? {
         return Err(unknown_user(&user));
@@ -220,9 +221,10 @@ async fn list_user_sessions(
 /// is in a visible tenant; 204 in every case.
 async fn delete_session(
     state: State,
+    req: HttpRequest,
     caller: Caller,
-    session: Id<SessionUuid>,
 ) -> Result<HttpResponse, ApiError> {
+    let session = Id::<SessionUuid>::from_path(&req)?;
     let tenants = caller.visible_tenants().await?;
     if service::delete(&state.storage, *session, &tenants).await? {
         log::info!("session {} deleted", *session);
@@ -234,10 +236,11 @@ async fn delete_session(
 /// (404) → deletes the session when it is in a visible tenant; 204.
 async fn delete_user_session(
     state: State,
+    req: HttpRequest,
     caller: Caller,
-    user: Id<UserUuid>,
-    session: Id<SessionUuid>,
 ) -> Result<HttpResponse, ApiError> {
+    let user = Id::<UserUuid>::from_path(&req)?;
+    let session = Id::<SessionUuid>::from_path(&req)?;
     let tenants = caller.visible_tenants().await?;
     if service::delete_of_user(&state.storage, *user, *session, &tenants)
         .await
@@ -298,8 +301,8 @@ async fn list_user_tokens(
     state: State,
     req: HttpRequest,
     caller: Caller,
-    user: Id<UserUuid>,
 ) -> Result<HttpResponse, ApiError> {
+    let user = Id::<UserUuid>::from_path(&req)?;
     let tenants = caller.visible_tenants().await?;
     if !service::user_visible(&state.storage, *user, &tenants).await? {
         return Err(unknown_user(&user));
@@ -329,8 +332,8 @@ async fn delete_user_token(
     state: State,
     req: HttpRequest,
     caller: Caller,
-    user: Id<UserUuid>,
 ) -> Result<HttpResponse, ApiError> {
+    let user = Id::<UserUuid>::from_path(&req)?;
     let client_id = client_id(&req);
     let tenants = caller.visible_tenants().await?;
     service::delete_user_refresh_token(&state.storage, *user, &client_id, &tenants)
