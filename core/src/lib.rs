@@ -12,6 +12,7 @@ pub mod notify;
 pub mod password;
 pub mod policies;
 pub mod refresh_tokens;
+pub mod services;
 pub mod sessions;
 pub mod storage;
 pub mod tenants;
