@@ -506,6 +506,30 @@ pub async fn find_login_holder<C: GenericClient>(
     }))
 }
 
+/// Replaces a user's password only if its stored hash is still `old`'s (a rehash after a login
+/// must not undo a password change made meanwhile). Returns whether it was replaced.
+pub async fn replace_password<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    old: &StoredPassword,
+    new: &StoredPassword,
+) -> Result<bool> {
+    let n = client
+        .execute(
+            "UPDATE auth_user SET password_hash = $2, password_salt = $3, password_scheme = $4
+             WHERE uuid = $1 AND password_hash = $5",
+            &[
+                &user_uuid,
+                &new.hash,
+                &new.salt,
+                &new.scheme.as_str(),
+                &old.hash,
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// The editable fields of a user (a PUT replaces them all).
 #[derive(Debug, Clone)]
 pub struct UserUpdate {
