@@ -12,9 +12,8 @@ use wazo_auth_tests::*;
 const ROUNDS: u32 = 20;
 const PASSWORD: &str = "b00tstrap-pw";
 
-/// A configuration file for `wazo-auth bootstrap` on the server's database.
-fn bootstrap_config(db: &str) -> PathBuf {
-    let dir = scratch_dir("bootstrap");
+/// A configuration file for `wazo-auth bootstrap` on the server's database, in `dir`.
+fn bootstrap_config(dir: &Path, db: &str) -> PathBuf {
     let config = dir.join("config.yml");
     // JSON is valid YAML.
     let body = json!({
@@ -73,7 +72,8 @@ fn users_with_login(db: &str, login: &str) -> Vec<String> {
 fn bootstrap_and_post_users_never_make_two_users_with_one_login() {
     let s = ServerBuilder::new().with_wazo_user().start();
     let admin = s.admin_token();
-    let config = bootstrap_config(&s.db);
+    let dir = scratch_dir("bootstrap");
+    let config = bootstrap_config(&dir, &s.db);
 
     // How long a bootstrap takes on this machine (start, connect, migrate, hash, write).
     let started = Instant::now();
@@ -146,4 +146,7 @@ fn bootstrap_and_post_users_never_make_two_users_with_one_login() {
         "bootstrap run time {run_time:?}: the bootstrap won {bootstrap_first} round(s), \
          POST /users {request_first}"
     );
+    if std::env::var_os("WAZO_AUTH_KEEP_TEST_DIRS").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
