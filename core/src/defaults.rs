@@ -4,7 +4,9 @@
 
 use deadpool_postgres::GenericClient;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use crate::tenants;
 
 /// The defaults taken from the configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -128,5 +130,99 @@ async fn associate_group_policy<C: GenericClient>(
             &[&group, &policy],
         )
         .await?;
+    Ok(())
+}
+
+/// A configuration-managed policy of the top tenant (`default_policies`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredPolicy {
+    pub slug: String,
+    /// Without duplicates.
+    pub acl: Vec<String>,
+    pub description: String,
+}
+
+/// Arbitrary but fixed key of the advisory lock that serialises [`apply_on_startup`] between
+/// several servers starting together on one database.
+const STARTUP_POLICIES_LOCK_KEY: i64 = 7_745_323_221;
+
+/// `update_policy_on_startup` (spec core §6.1), in one transaction: (a) writes the configured
+/// policies into the top tenant (config-managed), (b) dissociates from the all-users groups the
+/// config-managed policies no longer listed in `defaults.all_users_policies`, (b, c) gives every
+/// tenant its all-users group and default groups ([`apply_tenant_defaults`]), (d) deletes the
+/// config-managed policies no longer configured, unless still associated.
+pub async fn apply_on_startup(
+    storage: &Storage,
+    policies: &[ConfiguredPolicy],
+    defaults: &TenantDefaults,
+) -> Result<()> {
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    // One process at a time (several servers may start together on one database).
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&STARTUP_POLICIES_LOCK_KEY],
+    )
+    .await?;
+    let top = tenants::top_tenant(&tx)
+        .await?
+        .ok_or_else(|| Error::Corrupt("no top tenant".into()))?;
+
+    // (a) default_policies: config-managed policies of the top tenant.
+    for policy in policies {
+        let updated = tx
+            .execute(
+                "UPDATE auth_policy SET acl = $3, description = $4, config_managed = true
+                 WHERE tenant_uuid = $1 AND lower(slug) = lower($2)",
+                &[&top, &policy.slug, &policy.acl, &policy.description],
+            )
+            .await?;
+        if updated == 0 {
+            tx.execute(
+                "INSERT INTO auth_policy (name, slug, description, tenant_uuid, config_managed, acl)
+                 VALUES ($2, $2, $4, $1, true, $3)",
+                &[&top, &policy.slug, &policy.acl, &policy.description],
+            )
+            .await?;
+        }
+    }
+
+    // (b) all-users policies: dissociate config-managed policies that are no longer listed.
+    let listed: Vec<String> = defaults
+        .all_users_policies
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    tx.execute(
+        "DELETE FROM auth_group_policy gp USING auth_group g, auth_policy p
+         WHERE gp.group_uuid = g.uuid AND gp.policy_uuid = p.uuid
+           AND g.system_managed AND g.slug LIKE 'wazo-all-users-tenant-%'
+           AND p.config_managed AND NOT (lower(p.slug) = ANY($1))",
+        &[&listed],
+    )
+    .await?;
+    // (b, c) every tenant gets its all-users group, the enabled all-users policies and the
+    // default groups with their policies.
+    let tenants: Vec<String> = tx
+        .query("SELECT uuid FROM auth_tenant ORDER BY uuid", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for t in &tenants {
+        apply_tenant_defaults(&tx, t, defaults).await?;
+    }
+
+    // (d) config-managed policies no longer configured, unless still associated.
+    let keep: Vec<String> = policies.iter().map(|p| p.slug.to_lowercase()).collect();
+    tx.execute(
+        "DELETE FROM auth_policy p
+         WHERE p.config_managed AND NOT (lower(p.slug) = ANY($1))
+           AND NOT EXISTS (SELECT 1 FROM auth_user_policy up WHERE up.policy_uuid = p.uuid)
+           AND NOT EXISTS (SELECT 1 FROM auth_group_policy gp WHERE gp.policy_uuid = p.uuid)",
+        &[&keep],
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -722,6 +722,26 @@ pub async fn list_group_policies<C: GenericClient>(
     Ok((rows.iter().map(Policy::from_row).collect(), total, filtered))
 }
 
+/// The uuid of a policy by slug (any case): `preferred_tenant`'s own if it has one, else any
+/// tenant's.
+pub async fn uuid_by_slug<C: GenericClient>(
+    client: &C,
+    slug: &str,
+    preferred_tenant: &str,
+) -> Result<Option<String>> {
+    if slug.contains('\0') {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT uuid FROM auth_policy WHERE lower(slug) = lower($1)
+             ORDER BY (tenant_uuid = $2) DESC LIMIT 1",
+            &[&slug, &preferred_tenant],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Attaches a policy to a user (idempotent).
 pub async fn add_user_policy<C: GenericClient>(
     client: &C,

@@ -383,36 +383,14 @@ pub struct NewUser {
     pub email_confirmed: bool,
 }
 
-/// Creates a user (and its main address), and adds it to its tenant's all-users group. Run it
-/// inside a transaction: it takes the login locks, which last until the transaction ends.
-pub async fn create_user<C: GenericClient>(
+/// Inserts the row of a new user under `uuid` (no address, no group): the caller holds the
+/// login locks and has checked the logins (see [`crate::services::users::create_user_in`]).
+pub async fn insert_user<C: GenericClient>(
     client: &C,
+    uuid: &str,
     new: &NewUser,
-) -> std::result::Result<User, WriteError> {
+) -> std::result::Result<(), WriteError> {
     let username = new.username.as_deref();
-    let email = new.email_address.as_deref();
-    let logins: Vec<&str> = username.into_iter().chain(email).collect();
-    lock_logins(client, &logins).await?;
-    if let Some(u) = username.filter(|u| !u.is_empty()) {
-        if login_in_use(client, u, None).await? {
-            return Err(WriteError::Conflict {
-                field: "username",
-                value: u.to_string(),
-            });
-        }
-    }
-    if let Some(a) = email.filter(|a| !a.is_empty()) {
-        if login_in_use(client, a, None).await? {
-            return Err(WriteError::Conflict {
-                field: "email_address",
-                value: a.to_string(),
-            });
-        }
-    }
-    let uuid = new
-        .uuid
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (hash, salt, scheme) = match &new.password {
         Some(p) => (
             Some(p.hash.clone()),
@@ -442,55 +420,114 @@ pub async fn create_user<C: GenericClient>(
             ],
         )
         .await
-        .map_err(|e| unique_violation(e, &uuid, username, email))?;
-    let mut emails = Vec::new();
-    if let Some(address) = email {
-        let email_uuid = uuid::Uuid::new_v4().to_string();
-        client
-            .execute(
-                "INSERT INTO auth_email (uuid, address, confirmed, main, user_uuid)
-                 VALUES ($1, $2, $3, true, $4)",
-                &[&email_uuid, &address, &new.email_confirmed, &uuid],
-            )
-            .await
-            .map_err(|e| unique_violation(e, &uuid, username, email))?;
-        emails.push(Email {
-            uuid: email_uuid,
-            address: address.to_string(),
-            main: true,
-            confirmed: new.email_confirmed,
-        });
-    }
+        .map_err(|e| unique_violation(e, uuid, username, new.email_address.as_deref()))?;
+    Ok(())
+}
+
+/// Inserts `address` as the main address of the new user `user_uuid` (`new` names the user's
+/// other logins, for the conflict reported).
+pub async fn insert_main_email<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    new: &NewUser,
+    address: &str,
+) -> std::result::Result<Email, WriteError> {
+    let email_uuid = uuid::Uuid::new_v4().to_string();
+    client
+        .execute(
+            "INSERT INTO auth_email (uuid, address, confirmed, main, user_uuid)
+             VALUES ($1, $2, $3, true, $4)",
+            &[&email_uuid, &address, &new.email_confirmed, &user_uuid],
+        )
+        .await
+        .map_err(|e| unique_violation(e, user_uuid, new.username.as_deref(), Some(address)))?;
+    Ok(Email {
+        uuid: email_uuid,
+        address: address.to_string(),
+        main: true,
+        confirmed: new.email_confirmed,
+    })
+}
+
+/// Adds a user to its tenant's all-users group; `false` when the tenant has none.
+pub async fn join_all_users_group<C: GenericClient>(
+    client: &C,
+    tenant_uuid: &str,
+    user_uuid: &str,
+) -> Result<bool> {
     let added = client
         .execute(
             "INSERT INTO auth_user_group (group_uuid, user_uuid)
              SELECT uuid, $2 FROM auth_group
              WHERE tenant_uuid = $1 AND lower(slug) = lower($3)
              ON CONFLICT DO NOTHING",
+            &[&tenant_uuid, &user_uuid, &all_users_group_slug(tenant_uuid)],
+        )
+        .await?;
+    Ok(added > 0)
+}
+
+/// A user holding a login, with its stored password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginHolder {
+    pub uuid: String,
+    /// `None` when the user has no (usable) password.
+    pub password: Option<StoredPassword>,
+}
+
+/// A user, enabled or not, whose username or any address (confirmed or not) equals `login`
+/// (case-insensitive). Call it under [`lock_logins`] for an answer that holds until the end of
+/// the transaction.
+pub async fn find_login_holder<C: GenericClient>(
+    client: &C,
+    login: &str,
+) -> Result<Option<LoginHolder>> {
+    if login.contains('\0') {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT u.uuid, u.password_scheme, u.password_hash, u.password_salt
+             FROM auth_user u WHERE lower(u.username) = lower($1)
+             UNION ALL
+             SELECT u.uuid, u.password_scheme, u.password_hash, u.password_salt
+             FROM auth_user u JOIN auth_email e ON e.user_uuid = u.uuid
+             WHERE lower(e.address) = lower($1)
+             LIMIT 1",
+            &[&login],
+        )
+        .await?;
+    Ok(row.map(|row| {
+        let scheme: Option<String> = row.get(1);
+        LoginHolder {
+            uuid: row.get(0),
+            password: StoredPassword::from_columns(scheme.as_deref(), row.get(2), row.get(3)),
+        }
+    }))
+}
+
+/// Replaces a user's password only if its stored hash is still `old`'s (a rehash after a login
+/// must not undo a password change made meanwhile). Returns whether it was replaced.
+pub async fn replace_password<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    old: &StoredPassword,
+    new: &StoredPassword,
+) -> Result<bool> {
+    let n = client
+        .execute(
+            "UPDATE auth_user SET password_hash = $2, password_salt = $3, password_scheme = $4
+             WHERE uuid = $1 AND password_hash = $5",
             &[
-                &new.tenant_uuid,
-                &uuid,
-                &all_users_group_slug(&new.tenant_uuid),
+                &user_uuid,
+                &new.hash,
+                &new.salt,
+                &new.scheme.as_str(),
+                &old.hash,
             ],
         )
         .await?;
-    if added == 0 {
-        log::warn!(
-            "tenant {} has no all-users group; user {uuid} not added to it",
-            new.tenant_uuid
-        );
-    }
-    Ok(User {
-        uuid,
-        username: new.username.clone(),
-        firstname: new.firstname.clone(),
-        lastname: new.lastname.clone(),
-        purpose: new.purpose.clone(),
-        enabled: new.enabled,
-        tenant_uuid: new.tenant_uuid.clone(),
-        authentication_method: new.authentication_method.clone(),
-        emails,
-    })
+    Ok(n == 1)
 }
 
 /// The editable fields of a user (a PUT replaces them all).

@@ -301,20 +301,7 @@ async fn replace_password(
 ) -> Result<bool> {
     let client = storage.client().await?;
     // Only if the password did not change meanwhile.
-    let n = client
-        .execute(
-            "UPDATE auth_user SET password_hash = $2, password_salt = $3, password_scheme = $4
-             WHERE uuid = $1 AND password_hash = $5",
-            &[
-                &user_uuid,
-                &new.hash,
-                &new.salt,
-                &new.scheme.as_str(),
-                &old.hash,
-            ],
-        )
-        .await?;
-    Ok(n == 1)
+    wazo_auth_core::users::replace_password(&client, user_uuid, old, new).await
 }
 
 /// Group policies then user policies (see `wazo_auth_core::policies::user_acl`).

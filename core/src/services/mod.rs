@@ -1,12 +1,15 @@
 //! The use cases of the API, over the storage modules (`crate::groups`, `crate::users`, ...):
-//! each public function is one request's work, in one transaction where it writes, and returns a
-//! typed error that the HTTP layer maps to its answer. No HTTP here.
+//! each public function is one request's work (or the command line's), in one transaction where
+//! it writes (or joining the caller's), and returns a typed error that the HTTP layer maps to its
+//! answer. No HTTP here, and the host runs no SQL of its own.
 
+pub mod bootstrap;
 pub mod external;
 pub mod groups;
 pub mod policies;
 pub mod sessions;
 pub mod tenants;
+pub mod users;
 
 /// One page of a list, with the counts the list answers carry.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,9 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{guard, web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use tokio_postgres::IsolationLevel;
-use wazo_auth_core::password::{self, StoredPassword};
+use wazo_auth_core::password;
+use wazo_auth_core::services::users::{self as user_services, CreateUserError, UserCreation};
 use wazo_auth_core::users::{
-    self, is_external_method, NewUser, UserOrder, UserQuery, UserUpdate, WriteError, PURPOSES,
+    self, is_external_method, UserOrder, UserQuery, UserUpdate, WriteError, PURPOSES,
 };
 
 use super::auth::{authorize, required_acl, scoping_tenant, visible_tenants};
@@ -517,14 +518,7 @@ async fn create_inner(state: State, req: HttpRequest, payload: web::Payload) -> 
     let body = read_object(&state, payload).await?;
     let post = validate_post(&body).map_err(Invalid::response)?;
     check_auth_method(&state, &post.fields.authentication_method)?;
-    let stored: Option<StoredPassword> = match post.password {
-        Some(pw) => {
-            let scheme = state.settings.password_scheme;
-            Some(blocking(move || password::hash(&pw, scheme)).await?)
-        }
-        None => None,
-    };
-    let new = NewUser {
+    let creation = UserCreation {
         uuid: post.uuid,
         username: post.fields.username,
         firstname: post.fields.firstname,
@@ -533,14 +527,19 @@ async fn create_inner(state: State, req: HttpRequest, payload: web::Payload) -> 
         enabled: post.fields.enabled,
         tenant_uuid: tenant,
         authentication_method: post.fields.authentication_method,
-        password: stored,
+        password: post.password,
         email_address: post.email_address,
         email_confirmed: true,
     };
-    let mut client = state.storage.client().await.map_err(db_error)?;
-    let tx = client.transaction().await.map_err(db_error)?;
-    let user = users::create_user(&tx, &new).await.map_err(write_error)?;
-    tx.commit().await.map_err(db_error)?;
+    let user = user_services::create_user(&state.storage, state.settings.password_scheme, creation)
+        .await
+        .map_err(|e| match e {
+            CreateUserError::Conflict { field, value } => {
+                write_error(WriteError::Conflict { field, value })
+            }
+            CreateUserError::Hashing(e) => internal_error("password hashing task failed", e),
+            CreateUserError::Storage(e) => db_error(e),
+        })?;
     log::info!("user {} created in tenant {}", user.uuid, user.tenant_uuid);
     Ok(HttpResponse::Ok().json(user.to_json()))
 }
