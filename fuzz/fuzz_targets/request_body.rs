@@ -1,29 +1,29 @@
 //! Request bodies on arbitrary bytes: the JSON decoding shared by the resources
-//! (`decode_json_body`, `json_object_body`), the token-request validation
+//! (`validate::decode`, `validate::token_object`), the token-request validation
 //! (`token_request::parse`) and the POST/PUT body validators of users, policies, groups and
 //! tenants (`http::body_check`). Never panics, and:
 //! - every refusal is a 400 answer;
-//! - `json_object_body` succeeds exactly when `decode_json_body` gives an object;
+//! - `token_object` succeeds exactly when `decode` gives an object;
 //! - a refused token request has at least one error; an accepted one has its expiration within
 //!   `1..=MAX_EXPIRATION`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use wazo_auth::http::body_check;
-use wazo_auth::http::request::{decode_json_body, json_object_body};
+use wazo_auth::http::validate::{decode, token_object};
 use wazo_auth::http::token_request::{self, MAX_EXPIRATION};
 
 fuzz_target!(|data: &[u8]| {
-    let decoded = match decode_json_body(data) {
+    let decoded = match decode(data) {
         Ok(decoded) => decoded,
         Err(answer) => {
-            assert_eq!(answer.status().as_u16(), 400, "decode_json_body");
+            assert_eq!(answer.status().as_u16(), 400, "decode");
             None
         }
     };
-    match json_object_body(data) {
+    match token_object(data) {
         Ok(object) => {
-            assert_eq!(Some(&object), decoded.as_ref(), "json_object_body");
+            assert_eq!(Some(&object), decoded.as_ref(), "token_object");
             match token_request::parse(&object) {
                 Ok(request) => {
                     if let Some(expiration) = request.expiration {
@@ -34,8 +34,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(answer) => {
-            assert!(decoded.is_none(), "json_object_body refused an object");
-            assert_eq!(answer.status().as_u16(), 400, "json_object_body");
+            assert!(decoded.is_none(), "token_object refused an object");
+            assert_eq!(answer.status().as_u16(), 400, "token_object");
         }
     }
     for post in [true, false] {

@@ -381,7 +381,7 @@ fn spec_is_structurally_valid_openapi_3() {
     }
 }
 
-/// The error body shapes of host/src/http/errors.rs, as named in `components.schemas`.
+/// The error body shapes of host/src/http/error.rs, as named in `components.schemas`.
 const ERROR_SCHEMAS: [&str; 3] = ["ApiError", "TokenError", "PlainError"];
 
 /// The component schemas a response schema may be: a `$ref` to one, or a `oneOf` of them.

@@ -1,13 +1,18 @@
-//! User writes (spec management §2; core §3.4 for the login rule).
+//! Users (spec management §2, §4 password change; core §3.4 for the login rule). The
+//! functions that take `tenants` (the scoping tenant and its descendants) treat a user outside
+//! them as unknown.
 
 use std::fmt;
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::IsolationLevel;
 
+use super::Listing;
 use crate::error::Error;
+use crate::ids::UserUuid;
 use crate::password::{self, Scheme, StoredPassword};
 use crate::storage::Storage;
-use crate::users::{self, NewUser, User, WriteError};
+use crate::users::{self, NewUser, User, UserQuery, UserRecord, UserUpdate, WriteError};
 
 /// A user to create, as a client asks for it (the password in clear: the service hashes it).
 #[derive(Debug, Clone)]
@@ -170,4 +175,258 @@ pub async fn create_user_in<C: GenericClient>(
         authentication_method: new.authentication_method.clone(),
         emails,
     })
+}
+
+/// `GET /users`: a page of users with its counts, read in one repeatable-read, read-only
+/// transaction (consistent counts).
+pub async fn list(storage: &Storage, query: &UserQuery) -> Result<Listing<User>, Error> {
+    let mut client = storage.client().await?;
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .start()
+        .await?;
+    let page = users::list_users(&tx, query).await?;
+    tx.commit().await?;
+    Ok(Listing {
+        total: page.total,
+        filtered: page.filtered,
+        items: page.items,
+    })
+}
+
+/// `GET /users/{uuid}`: the user, when it is in one of `tenants`.
+pub async fn get(
+    storage: &Storage,
+    user: UserUuid,
+    tenants: &[String],
+) -> Result<Option<User>, Error> {
+    let client = storage.client().await?;
+    let found = users::get_user(&client, &user.text()).await?;
+    Ok(found.filter(|u| tenants.contains(&u.tenant_uuid)))
+}
+
+/// Why a user was not updated or deleted.
+#[derive(Debug)]
+pub enum UserWriteError {
+    /// Not in the caller's tenants, or gone.
+    Unknown,
+    /// The username is already another user's login (see [`CreateUserError::Conflict`]).
+    Conflict {
+        field: &'static str,
+        value: String,
+    },
+    Storage(Error),
+}
+
+impl fmt::Display for UserWriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserWriteError::Unknown => f.write_str("unknown user"),
+            UserWriteError::Conflict { field, value } => {
+                write!(f, "the {field} {value:?} is already used")
+            }
+            UserWriteError::Storage(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for UserWriteError {}
+
+impl From<WriteError> for UserWriteError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Conflict { field, value } => UserWriteError::Conflict { field, value },
+            WriteError::Storage(e) => UserWriteError::Storage(e),
+        }
+    }
+}
+
+impl From<Error> for UserWriteError {
+    fn from(e: Error) -> Self {
+        UserWriteError::Storage(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for UserWriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        UserWriteError::Storage(e.into())
+    }
+}
+
+/// `PUT /users/{uuid}`: replaces the editable fields of a user of `tenants`, in one transaction
+/// (taking the login lock of the new username); disabling a user deletes its sessions.
+pub async fn update(
+    storage: &Storage,
+    user: UserUuid,
+    tenants: &[String],
+    update: &UserUpdate,
+) -> Result<User, UserWriteError> {
+    let uuid = user.text();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    if !users::user_in_tenants(&tx, &uuid, tenants).await? {
+        return Err(UserWriteError::Unknown);
+    }
+    if !users::update_user(&tx, &uuid, update).await? {
+        return Err(UserWriteError::Unknown);
+    }
+    if !update.enabled {
+        let sessions = users::delete_user_sessions(&tx, &uuid).await?;
+        if !sessions.is_empty() {
+            log::info!(
+                "user {uuid} disabled: {} session(s) deleted",
+                sessions.len()
+            );
+        }
+    }
+    let updated = users::get_user(&tx, &uuid).await?;
+    tx.commit().await?;
+    updated.ok_or(UserWriteError::Unknown)
+}
+
+/// `DELETE /users/{uuid}`: deletes a user of `tenants` with its sessions (and their tokens), in
+/// one transaction.
+pub async fn delete(
+    storage: &Storage,
+    user: UserUuid,
+    tenants: &[String],
+) -> Result<(), UserWriteError> {
+    let uuid = user.text();
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    if !users::user_in_tenants(&tx, &uuid, tenants).await? {
+        return Err(UserWriteError::Unknown);
+    }
+    // Unlike the original, the sessions (and tokens) of a deleted user go with it.
+    users::delete_user_sessions(&tx, &uuid).await?;
+    if !users::delete_user(&tx, &uuid).await? {
+        return Err(UserWriteError::Unknown);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Why a password was not changed (before or after the old password is checked).
+#[derive(Debug)]
+pub enum PasswordChangeError {
+    /// No such user (in any tenant).
+    UnknownUser,
+    /// The user has no login (no username, no confirmed main address).
+    NoLogin,
+    /// A password hashing task failed.
+    Hashing(String),
+    Storage(Error),
+}
+
+impl fmt::Display for PasswordChangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordChangeError::UnknownUser => f.write_str("unknown user"),
+            PasswordChangeError::NoLogin => f.write_str("the user has no login"),
+            PasswordChangeError::Hashing(e) => write!(f, "password hashing failed: {e}"),
+            PasswordChangeError::Storage(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PasswordChangeError {}
+
+impl From<Error> for PasswordChangeError {
+    fn from(e: Error) -> Self {
+        PasswordChangeError::Storage(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for PasswordChangeError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PasswordChangeError::Storage(e.into())
+    }
+}
+
+/// The login whose password a password change checks (the throttle's key), and what the login
+/// look-up finds for it.
+#[derive(Debug)]
+pub struct PasswordLogin {
+    pub login: String,
+    /// The user as the login look-up finds it (enabled users only; an e-mail login needs a
+    /// confirmed address): `None` when it does not find this user.
+    record: Option<UserRecord>,
+}
+
+/// The outcome of checking the old password of a password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldPassword {
+    /// Wrong password, or the login look-up does not find the user.
+    Refused,
+    /// Right, but the user's password is managed by an external method.
+    ManagedExternally,
+    Accepted,
+}
+
+/// `PUT /users/{uuid}/password`, first step: the user (any tenant) and its login. As the
+/// original, the old password is then checked through the login look-up.
+pub async fn password_login(
+    storage: &Storage,
+    user: UserUuid,
+) -> Result<PasswordLogin, PasswordChangeError> {
+    let uuid = user.text();
+    let client = storage.client().await?;
+    let Some(found) = users::get_user(&client, &uuid).await? else {
+        return Err(PasswordChangeError::UnknownUser);
+    };
+    let Some(login) = found.login() else {
+        log::warn!("user {uuid} has no login (username or main confirmed e-mail)");
+        return Err(PasswordChangeError::NoLogin);
+    };
+    let record = users::find_enabled_user_by_login(&client, login)
+        .await?
+        .filter(|r| r.uuid == uuid);
+    Ok(PasswordLogin {
+        login: login.to_string(),
+        record,
+    })
+}
+
+/// Second step: checks the old password (hashing off the async executor; a dummy hash when
+/// there is no password to check, so that timing does not tell).
+pub async fn check_old_password(
+    found: &PasswordLogin,
+    old_password: String,
+    scheme: Scheme,
+) -> Result<OldPassword, PasswordChangeError> {
+    let stored = found.record.as_ref().and_then(|r| r.password.clone());
+    let ok = tokio::task::spawn_blocking(move || {
+        password::verify(&old_password, stored.as_ref(), scheme)
+    })
+    .await
+    .map_err(|e| PasswordChangeError::Hashing(e.to_string()))?;
+    Ok(match found.record.as_ref().filter(|_| ok) {
+        None => OldPassword::Refused,
+        Some(r) if users::is_external_method(r.effective_authentication_method()) => {
+            OldPassword::ManagedExternally
+        }
+        Some(_) => OldPassword::Accepted,
+    })
+}
+
+/// Last step: hashes and stores the new password and deletes the user's sessions, in one
+/// transaction. Returns how many sessions were deleted.
+pub async fn set_password(
+    storage: &Storage,
+    user: UserUuid,
+    new_password: String,
+    scheme: Scheme,
+) -> Result<usize, PasswordChangeError> {
+    let uuid = user.text();
+    let stored = tokio::task::spawn_blocking(move || password::hash(&new_password, scheme))
+        .await
+        .map_err(|e| PasswordChangeError::Hashing(e.to_string()))?;
+    let mut client = storage.client().await?;
+    let tx = client.transaction().await?;
+    users::set_password(&tx, &uuid, &stored).await?;
+    let sessions = users::delete_user_sessions(&tx, &uuid).await?;
+    tx.commit().await?;
+    Ok(sessions.len())
 }

@@ -1,81 +1,8 @@
-//! Request parsing shared by the resources: JSON bodies as the original reads them, HTTP Basic
-//! credentials, the client address.
+//! Request parsing shared by the routes: HTTP Basic credentials, the client address, query
+//! parameters (JSON bodies: see `validate`).
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
 use base64::Engine;
-use serde_json::{Map, Value};
-
-use actix_web::web;
-use futures_util::StreamExt;
-
-use super::errors::{marshmallow_repr, plain_error, token_error};
-
-/// Reads a request body of at most `limit` bytes; a larger one is a 413 with a JSON body.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
-    let too_large = || {
-        plain_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body too large (limit {limit} bytes)"),
-        )
-    };
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            plain_error(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid request body: {e}"),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Decodes a request body as the original does ("force JSON", Content-Type ignored): an empty or
-/// non-JSON body is a 400 `{"message": "Failed to decode JSON object: ..."}`; an object, or a
-/// Python-falsy value (`null`, `{}`, `[]`, `0`, `false`, `""`, read as `{}`), is `Some`; any other
-/// value is `None`, for the caller to answer in its resource's error shape.
-pub fn decode_json_body(body: &[u8]) -> Result<Option<Map<String, Value>>, HttpResponse> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        plain_error(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to decode JSON object: {e}"),
-        )
-    })?;
-    Ok(match value {
-        Value::Object(m) => Some(m),
-        Value::Null | Value::Bool(false) => Some(Map::new()),
-        Value::Array(a) if a.is_empty() => Some(Map::new()),
-        Value::String(s) if s.is_empty() => Some(Map::new()),
-        Value::Number(n) if n.as_f64() == Some(0.0) => Some(Map::new()),
-        _ => None,
-    })
-}
-
-/// The 400 `invalid-data` answer to a body that is not an object (resources of the newer API).
-pub fn invalid_input_type(resource: &str) -> HttpResponse {
-    super::errors::api_error(
-        StatusCode::BAD_REQUEST,
-        "Invalid input type.",
-        "invalid-data",
-        serde_json::json!({"_schema": {"message": "Invalid input type."}}),
-        Some(resource),
-    )
-}
-
-/// [`decode_json_body`] for the token resources: a non-object is a 400 in shape A.
-pub fn json_object_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
-    decode_json_body(body)?.ok_or_else(|| {
-        token_error(
-            StatusCode::BAD_REQUEST,
-            marshmallow_repr(&[("_schema".into(), "Invalid input type.".into())]),
-        )
-    })
-}
 
 /// Result of reading `Authorization: Basic ...`.
 #[derive(Debug, PartialEq, Eq)]
@@ -177,22 +104,6 @@ pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// A path segment that must be a canonical hyphenated UUID (any case), as Flask's `uuid`
-/// converter accepts. Returns it lower-cased.
-pub fn path_uuid(segment: &str) -> Option<uuid::Uuid> {
-    if segment.len() != 36 {
-        return None;
-    }
-    let bytes = segment.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        let dash = matches!(i, 8 | 13 | 18 | 23);
-        if dash != (*b == b'-') || (!dash && !b.is_ascii_hexdigit()) {
-            return None;
-        }
-    }
-    uuid::Uuid::parse_str(segment).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,27 +171,6 @@ mod tests {
             }
         );
     }
-
-    #[test]
-    fn uuid_segments() {
-        assert!(path_uuid("0123abcd-1111-2222-3333-444455556666").is_some());
-        assert!(path_uuid("0123ABCD-1111-2222-3333-444455556666").is_some());
-        assert!(path_uuid("0123abcd111122223333444455556666").is_none());
-        assert!(path_uuid("{0123abcd-1111-2222-3333-444455556666}").is_none());
-        assert!(path_uuid("not-a-uuid").is_none());
-        assert!(path_uuid("0123abcd-1111-2222-3333-44445555666g").is_none());
-    }
-
-    #[test]
-    fn bodies() {
-        assert!(json_object_body(b"").is_err());
-        assert!(json_object_body(b"{not json").is_err());
-        assert!(json_object_body(b"null").unwrap().is_empty());
-        assert!(json_object_body(b"[]").unwrap().is_empty());
-        assert!(json_object_body(b"[1]").is_err());
-        assert!(json_object_body(b"42").is_err());
-        assert_eq!(json_object_body(b"{\"a\":1}").unwrap().len(), 1);
-    }
 }
 
 #[cfg(test)]
@@ -321,7 +211,7 @@ mod robustness {
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=: Basic";
         for _ in 0..20_000 {
             let body = rng.bytes(200, json_alphabet);
-            if let Ok(obj) = json_object_body(&body) {
+            if let Ok(obj) = super::super::validate::token_object(&body) {
                 let _ = super::super::token_request::parse(&obj);
             }
             let header = rng.bytes(120, b64_alphabet);
@@ -331,7 +221,7 @@ mod robustness {
             let _ = basic_auth(Some(&with_prefix));
             let segment =
                 String::from_utf8_lossy(&rng.bytes(48, b"0123456789abcdef-ABCDEF{}")).into_owned();
-            let _ = path_uuid(&segment);
+            let _ = wazo_auth_core::ids::parse_canonical(&segment);
         }
     }
 }

@@ -279,6 +279,8 @@ pub enum Nul {
     /// Accepted here: a later rule of the field refuses it (a pattern or a list of choices that
     /// NUL never matches), with that rule's answer.
     Kept,
+    /// "Not a valid string." (`type`/`string`) before the length is checked, as users answer.
+    NotAStringFirst,
 }
 
 /// A string field of `min..=max` characters (`max` `None`: no upper bound); one holding NUL is
@@ -308,12 +310,15 @@ pub fn string_with(
     let Value::String(s) = v else {
         return Err(Invalid::not_string(field));
     };
+    if nul == Nul::NotAStringFirst && s.contains('\0') {
+        return Err(Invalid::not_string(field));
+    }
     check_length(field, s, min, max)?;
     if s.contains('\0') {
         match nul {
             Nul::NotAString => return Err(Invalid::not_string(field)),
             Nul::Refused => return Err(Invalid::nul(field)),
-            Nul::Kept => {}
+            Nul::Kept | Nul::NotAStringFirst => {}
         }
     }
     Ok(Some(s.clone()))
@@ -530,9 +535,29 @@ mod tests {
         assert_eq!(e.message, "String must not contain NUL characters.");
         assert_eq!((e.constraint_id, e.constraint), ("type", json!("string")));
         assert_eq!(read(Nul::Kept).unwrap(), Some("a\u{0}b".into()));
-        // The length comes first.
+        // The length comes first...
         let e = string_with(&b, "z", Presence::Nullable, 1, Some(2), Nul::Refused).unwrap_err();
         assert_eq!(e.constraint_id, "length");
+        // ...except where NUL is checked first.
+        let e = string_with(
+            &b,
+            "z",
+            Presence::Nullable,
+            1,
+            Some(2),
+            Nul::NotAStringFirst,
+        );
+        assert_eq!(e.unwrap_err(), Invalid::not_string("z"));
+        let long = obj(json!({"z": "abc"}));
+        let e = string_with(
+            &long,
+            "z",
+            Presence::Nullable,
+            1,
+            Some(2),
+            Nul::NotAStringFirst,
+        );
+        assert_eq!(e.unwrap_err().constraint_id, "length");
     }
 
     #[test]
