@@ -36,7 +36,11 @@ enum Shape {
 /// An error answer of the API. Its `Debug` and `Display` show the status and the internal cause
 /// only, never the body (which may echo a client's token).
 #[derive(Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<Parts>);
+
+/// What an [`ApiError`] holds (boxed: a handler's `Result` stays small on the success path).
+#[derive(Clone)]
+struct Parts {
     status: StatusCode,
     shape: Shape,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -46,12 +50,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, shape: Shape) -> ApiError {
-        ApiError {
+        ApiError(Box::new(Parts {
             status,
             shape,
             headers: Vec::new(),
             cause: None,
-        }
+        }))
     }
 
     /// Shape A with `message` as its reason.
@@ -171,22 +175,20 @@ impl ApiError {
     /// A 503 when the database (or a service a plugin depends on) fails; `context` and `cause`
     /// are logged, never sent.
     pub fn unavailable(context: &str, cause: impl fmt::Display) -> ApiError {
-        ApiError {
-            cause: Some(format!("{context}: {cause}")),
-            ..ApiError::plain(StatusCode::SERVICE_UNAVAILABLE, DATABASE_UNAVAILABLE)
-        }
+        ApiError::plain(StatusCode::SERVICE_UNAVAILABLE, DATABASE_UNAVAILABLE)
+            .with_cause(format!("{context}: {cause}"))
     }
 
     /// Records what went wrong inside (logged with a 5xx, never sent).
     pub fn with_cause(mut self, cause: impl fmt::Display) -> ApiError {
-        self.cause = Some(cause.to_string());
+        self.0.cause = Some(cause.to_string());
         self
     }
 
     /// Sets the `resource` of a shape B body to a value known only at run time (e.g. an
     /// external auth type).
     pub fn with_resource(mut self, name: impl Into<Cow<'static, str>>) -> ApiError {
-        if let Shape::Api { resource, .. } = &mut self.shape {
+        if let Shape::Api { resource, .. } = &mut self.0.shape {
             *resource = Some(name.into());
         }
         self
@@ -194,28 +196,28 @@ impl ApiError {
 
     /// Adds a header to the answer.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// The same status and headers without the body (for `HEAD`).
     pub fn without_body(mut self) -> ApiError {
-        self.shape = Shape::Empty;
+        self.0.shape = Shape::Empty;
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The body as JSON (`Null` when there is none).
     pub fn body(&self) -> Value {
         let timestamp = wazo_auth_core::tokens::now();
-        match &self.shape {
+        match &self.0.shape {
             Shape::Token(reason) => json!({
                 "reason": [reason],
                 "timestamp": [timestamp],
-                "status_code": self.status.as_u16(),
+                "status_code": self.0.status.as_u16(),
             }),
             Shape::Api {
                 message,
@@ -248,30 +250,30 @@ impl fmt::Debug for ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.cause {
-            Some(cause) => write!(f, "{}: {cause}", self.status),
-            None => write!(f, "{}", self.status),
+        match &self.0.cause {
+            Some(cause) => write!(f, "{}: {cause}", self.0.status),
+            None => write!(f, "{}", self.0.status),
         }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.status.is_server_error() {
-            match &self.cause {
+        if self.0.status.is_server_error() {
+            match &self.0.cause {
                 Some(cause) => log::error!("{cause}"),
-                None => log::error!("answered {}", self.status),
+                None => log::error!("answered {}", self.0.status),
             }
         }
-        let mut answer = HttpResponse::build(self.status);
-        for (name, value) in &self.headers {
+        let mut answer = HttpResponse::build(self.0.status);
+        for (name, value) in &self.0.headers {
             answer.insert_header((name.clone(), value.clone()));
         }
-        match self.shape {
+        match self.0.shape {
             Shape::Empty => answer.finish(),
             _ => answer.json(self.body()),
         }
