@@ -342,7 +342,8 @@ fn newest_mtime(path: &Path) -> std::io::Result<(std::time::SystemTime, PathBuf)
     if meta.is_dir() {
         for entry in std::fs::read_dir(path)? {
             let candidate = newest_mtime(&entry?.path())?;
-            if candidate.0 > newest.0 {
+            // On a tie, the file inside (the more useful name).
+            if candidate.0 >= newest.0 {
                 newest = candidate;
             }
         }
@@ -905,13 +906,9 @@ mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
 
+    /// Sets the modification time of a file or directory (its owner may, without writing).
     fn set_mtime(path: &Path, t: SystemTime) {
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
+        std::fs::File::open(path).unwrap().set_modified(t).unwrap();
     }
 
     #[test]
@@ -950,8 +947,15 @@ mod tests {
         )
         .unwrap();
         set_mtime(&artifact, built);
-        set_mtime(&lib, modified);
-        set_mtime(&migration, modified);
+        // Files first: creating them updated their directories.
+        for source in [
+            &lib,
+            &migration,
+            &root.join("src"),
+            &root.join("migrations"),
+        ] {
+            set_mtime(source, modified);
+        }
         (root, target, artifact)
     }
 
