@@ -563,7 +563,6 @@ impl ServerBuilder {
             }
         }
         set_mode(&plugin_dir, self.plugin_dir_mode);
-        let bound_file = dir.join("bound-address");
         let mut config = self.config.clone();
         let db = match &self.managed_db {
             Some(data_dir) => {
@@ -582,9 +581,20 @@ impl ServerBuilder {
                 "plugin_dir": plugin_dir,
                 // The system picks the port; the server writes it to `bound_address_file`
                 // once it listens (no window in which another process could take it).
-                "rest_api": {"listen": "127.0.0.1", "port": 0, "bound_address_file": bound_file},
+                "rest_api": {"listen": "127.0.0.1", "port": 0},
                 "extra_config_files": dir.join("conf.d"),
             }),
+        );
+        if config.pointer("/rest_api/bound_address_file").is_none() {
+            merge(
+                &mut config,
+                &json!({"rest_api": {"bound_address_file": dir.join("bound-address")}}),
+            );
+        }
+        let bound_file = PathBuf::from(
+            config["rest_api"]["bound_address_file"]
+                .as_str()
+                .expect("rest_api.bound_address_file is a path"),
         );
         if config.get("secret_key_file").is_none() {
             merge(
@@ -628,6 +638,7 @@ impl ServerBuilder {
             agent,
             log_path,
             dir: dir.clone(),
+            bound_file: bound_file.clone(),
             db,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -672,6 +683,8 @@ pub struct Server {
     log_path: PathBuf,
     /// The server's scratch directory (configuration, plugins, log), removed on drop.
     dir: PathBuf,
+    /// Its `rest_api.bound_address_file`.
+    bound_file: PathBuf,
     /// Connection string of its database.
     pub db: String,
 }
@@ -840,6 +853,12 @@ impl Server {
 
     pub fn get(&self, path: &str) -> Resp {
         self.request("GET", path, &[], None)
+    }
+
+    /// The file where the server wrote the address it listens on (`rest_api.bound_address_file`:
+    /// the harness starts every server on port 0).
+    pub fn bound_address_file(&self) -> &Path {
+        &self.bound_file
     }
 
     /// The server's log so far.
