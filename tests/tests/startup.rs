@@ -134,7 +134,8 @@ fn the_port_picked_by_the_system_is_reported() {
     assert!(!file.exists(), "{} left after a clean stop", file.display());
 
     // A file that cannot be written stops the server, naming the key and the file.
-    let missing = scratch_dir("bound").join("no-such-dir").join("address");
+    let scratch = scratch_dir("bound");
+    let missing = scratch.join("no-such-dir").join("address");
     let e = ServerBuilder::new()
         .config(json!({"rest_api": {"bound_address_file": missing}}))
         .try_start()
@@ -148,4 +149,5 @@ fn the_port_picked_by_the_system_is_reported() {
         )),
         "{e}"
     );
+    std::fs::remove_dir_all(&scratch).unwrap();
 }
