@@ -293,8 +293,17 @@ async fn serve(
         None => server.bind(addr.clone()),
     }
     .map_err(|e| format!("cannot listen on {}:{}: {e}", addr.0, addr.1))?;
-    log::info!("listening on {scheme}://{}:{}", addr.0, addr.1);
+    // The addresses actually bound: with `rest_api.port: 0` the system picks the port.
+    let bound = server.addrs();
+    let urls: Vec<String> = bound.iter().map(|a| format!("{scheme}://{a}")).collect();
+    log::info!("listening on {}", urls.join(", "));
+    if let Some(file) = &cfg.rest_api.bound_address_file {
+        write_bound_addresses(std::path::Path::new(file), &bound)?;
+    }
     let result = server.run().await;
+    if let Some(file) = &cfg.rest_api.bound_address_file {
+        let _ = std::fs::remove_file(file);
+    }
 
     if let Some(task) = purge {
         task.abort();
@@ -328,4 +337,23 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
             );
         }
     }
+}
+
+/// Writes `rest_api.bound_address_file`: one `address:port` line per bound address (IPv6 in
+/// brackets). Written to a temporary file in the same directory, then renamed, so that a reader
+/// never sees a partial file.
+fn write_bound_addresses(
+    file: &std::path::Path,
+    addrs: &[std::net::SocketAddr],
+) -> Result<(), String> {
+    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("rest_api.bound_address_file ({}): {e}", file.display())
+        })
 }

@@ -6,6 +6,7 @@
 //! live outside the workspace (built against other copies of the plugin API) are built here on
 //! first use into `target/external`.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -256,15 +257,157 @@ pub fn external_plugin(crate_dir: &str, lib_name: &str) -> PathBuf {
     so
 }
 
-/// A workspace plugin `.so` (built by `cargo build --workspace`).
+/// A workspace plugin `.so` (built by `cargo build --workspace`); panics if it is missing or
+/// older than its sources (see [`ensure_fresh`]).
 pub fn workspace_plugin(lib_name: &str) -> PathBuf {
     let so = build_dir().join(format!("lib{lib_name}.so"));
-    assert!(
-        so.exists(),
-        "{} is missing: run `cargo build --workspace` before the tests",
-        so.display()
-    );
+    ensure_fresh(&so);
     so
+}
+
+/// The `wazo-auth` binary of the current build; panics if it is missing or older than its
+/// sources (see [`ensure_fresh`]).
+pub fn server_binary() -> PathBuf {
+    let binary = build_dir().join("wazo-auth");
+    ensure_fresh(&binary);
+    binary
+}
+
+/// Panics, with the command to run, unless `artifact` (the server binary or a workspace plugin)
+/// exists and is at least as recent as every source it was built from. Checked once per
+/// artifact and test process.
+///
+/// This crate does not define the `wazo-auth` binary, so `CARGO_BIN_EXE_wazo-auth` is not
+/// available, and `cargo test -p wazo-auth-tests` does not rebuild the binary or the plugins.
+/// The sources of an artifact are the ones cargo itself compares it with: the files listed in
+/// the dependency file cargo writes next to it (`target/debug/wazo-auth.d`: every Rust file of
+/// the crate and of its path dependencies, the files they include, the migrations directory of
+/// the core's build script). Other files (documentation, scripts, files that `git checkout`
+/// touches without being compiled) cannot make the check fail, so a `cargo build --workspace`
+/// always clears it. Nor can `Cargo.toml` and `Cargo.lock`: cargo does not rebuild an artifact
+/// when only their modification time changes (a checkout, a change that concerns other crates),
+/// and a failure that `cargo build` cannot clear would be wrong; a change of them that matters
+/// to the artifact (a dependency, a feature, the version) does make cargo rebuild it.
+pub fn ensure_fresh(artifact: &Path) {
+    static CHECKED: Mutex<BTreeMap<PathBuf, Result<(), String>>> = Mutex::new(BTreeMap::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    let verdict = checked
+        .entry(artifact.to_path_buf())
+        .or_insert_with(|| check_fresh(artifact, &workspace_root(), &target_dir()));
+    if let Err(e) = verdict {
+        panic!("{e}");
+    }
+}
+
+/// The dependency file cargo writes next to an artifact (`wazo-auth.d`, `libx.d` for `libx.so`).
+fn dep_info_file(artifact: &Path) -> PathBuf {
+    artifact.with_extension("d")
+}
+
+/// The paths of a Makefile-style dependency file as cargo writes it (`target: dep dep ...`,
+/// spaces in paths escaped with a backslash).
+fn dep_info_sources(text: &str) -> Vec<PathBuf> {
+    let mut sources = Vec::new();
+    for line in text.lines() {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => word.extend(chars.next()),
+                c if c.is_whitespace() => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+        // The first word is the target (`path:`); a line without one is not a rule.
+        if words.first().is_some_and(|w| w.ends_with(':')) {
+            sources.extend(words.into_iter().skip(1).map(PathBuf::from));
+        }
+    }
+    sources
+}
+
+/// The newest modification time of `path`, or of anything under it when it is a directory (as
+/// cargo does for a directory named by a build script's `rerun-if-changed`), with that file.
+fn newest_mtime(path: &Path) -> std::io::Result<(std::time::SystemTime, PathBuf)> {
+    let meta = std::fs::metadata(path)?;
+    let mut newest = (meta.modified()?, path.to_path_buf());
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            let candidate = newest_mtime(&entry?.path())?;
+            // On a tie, the file inside (the more useful name).
+            if candidate.0 >= newest.0 {
+                newest = candidate;
+            }
+        }
+    }
+    Ok(newest)
+}
+
+fn check_fresh(artifact: &Path, root: &Path, target: &Path) -> Result<(), String> {
+    let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let rebuild = "run `cargo build --workspace` before the tests (scripts/test.sh does)";
+    let built = std::fs::metadata(artifact)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("{} is missing ({e}): {rebuild}", shown(artifact)))?;
+    let dep_info = dep_info_file(artifact);
+    let text = std::fs::read_to_string(&dep_info).map_err(|e| {
+        format!(
+            "cannot tell whether {} is up to date: its dependency file {} cannot be read ({e}): \
+             {rebuild}",
+            shown(artifact),
+            shown(&dep_info)
+        )
+    })?;
+    let sources = dep_info_sources(&text);
+    if sources.is_empty() {
+        return Err(format!(
+            "cannot tell whether {} is up to date: its dependency file {} names no source: \
+             {rebuild}",
+            shown(artifact),
+            shown(&dep_info)
+        ));
+    }
+    for source in sources {
+        if source.starts_with(target) {
+            // Generated by a build script: an output, not a source.
+            continue;
+        }
+        if !source.starts_with(root) {
+            return Err(format!(
+                "{} was built from another checkout (it depends on {}, outside {}): \
+                 {rebuild} (if cargo finds nothing to rebuild, `touch` one of the artifact's \
+                 sources first)",
+                shown(artifact),
+                source.display(),
+                root.display()
+            ));
+        }
+        let (modified, file) = newest_mtime(&source).map_err(|e| {
+            format!(
+                "{} is older than its sources: {} is gone ({e}): {rebuild}",
+                shown(artifact),
+                shown(&source)
+            )
+        })?;
+        if modified > built {
+            let later = modified.duration_since(built).unwrap_or_default();
+            return Err(format!(
+                "{} is older than its source {} (modified {:.1} s after the build): {rebuild}",
+                shown(artifact),
+                shown(&file),
+                later.as_secs_f64()
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub const EXAMPLE: &str = "wazo_auth_example_backend";
@@ -278,14 +421,6 @@ pub const EXTERNAL_FAULTS: &str = "wazo_auth_test_external_faults";
 
 /// Credentials of the bootstrap administrator of [`ServerBuilder::with_wazo_user`].
 pub const ADMIN: (&str, &str) = ("admin", "s3cre7");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Deep-merges `patch` into `base` (objects merged, everything else replaced).
 pub fn merge(base: &mut Value, patch: &Value) {
@@ -428,7 +563,6 @@ impl ServerBuilder {
             }
         }
         set_mode(&plugin_dir, self.plugin_dir_mode);
-        let port = free_port();
         let mut config = self.config.clone();
         let db = match &self.managed_db {
             Some(data_dir) => {
@@ -445,9 +579,22 @@ impl ServerBuilder {
             &mut config,
             &json!({
                 "plugin_dir": plugin_dir,
-                "rest_api": {"listen": "127.0.0.1", "port": port},
+                // The system picks the port; the server writes it to `bound_address_file`
+                // once it listens (no window in which another process could take it).
+                "rest_api": {"listen": "127.0.0.1", "port": 0},
                 "extra_config_files": dir.join("conf.d"),
             }),
+        );
+        if config.pointer("/rest_api/bound_address_file").is_none() {
+            merge(
+                &mut config,
+                &json!({"rest_api": {"bound_address_file": dir.join("bound-address")}}),
+            );
+        }
+        let bound_file = PathBuf::from(
+            config["rest_api"]["bound_address_file"]
+                .as_str()
+                .expect("rest_api.bound_address_file is a path"),
         );
         if config.get("secret_key_file").is_none() {
             merge(
@@ -460,7 +607,7 @@ impl ServerBuilder {
         std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
         let log_path = dir.join("server.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(build_dir().join("wazo-auth"));
+        let mut cmd = Command::new(server_binary());
         cmd.arg("-c")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -487,10 +634,11 @@ impl ServerBuilder {
         });
         let mut server = Server {
             child: Some(child),
-            base: format!("{scheme}://127.0.0.1:{port}"),
+            base: String::new(),
             agent,
             log_path,
             dir: dir.clone(),
+            bound_file: bound_file.clone(),
             db,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -501,8 +649,21 @@ impl ServerBuilder {
                     server.log()
                 ));
             }
-            // Listening (HTTP or HTTPS alike) once the port accepts connections.
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Listening (HTTP or HTTPS alike) once the file names the bound address: the
+            // server renames it into place complete, after binding.
+            if let Ok(text) = std::fs::read_to_string(&bound_file) {
+                let addr: std::net::SocketAddr = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.parse().ok())
+                    .ok_or_else(|| {
+                    format!(
+                        "{} does not start with an address: {text:?}; log:\n{}",
+                        bound_file.display(),
+                        server.log()
+                    )
+                })?;
+                server.base = format!("{scheme}://{addr}");
                 return Ok(server);
             }
             if Instant::now() > deadline {
@@ -522,6 +683,8 @@ pub struct Server {
     log_path: PathBuf,
     /// The server's scratch directory (configuration, plugins, log), removed on drop.
     dir: PathBuf,
+    /// Its `rest_api.bound_address_file`.
+    bound_file: PathBuf,
     /// Connection string of its database.
     pub db: String,
 }
@@ -692,6 +855,12 @@ impl Server {
         self.request("GET", path, &[], None)
     }
 
+    /// The file where the server wrote the address it listens on (`rest_api.bound_address_file`:
+    /// the harness starts every server on port 0).
+    pub fn bound_address_file(&self) -> &Path {
+        &self.bound_file
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -748,5 +917,125 @@ impl Drop for Server {
         if std::env::var_os("WAZO_AUTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// Sets the modification time of a file or directory (its owner may, without writing).
+    fn set_mtime(path: &Path, t: SystemTime) {
+        std::fs::File::open(path).unwrap().set_modified(t).unwrap();
+    }
+
+    #[test]
+    fn dep_info_paths_with_escaped_spaces() {
+        let text = "/t/debug/x: /w/a.rs /w/my\\ dir/b.rs\n\n/w/a.rs:\n";
+        assert_eq!(
+            dep_info_sources(text),
+            vec![PathBuf::from("/w/a.rs"), PathBuf::from("/w/my dir/b.rs")]
+        );
+    }
+
+    /// A workspace `root` with a target directory, an artifact built at `built` from
+    /// `src/lib.rs` and the directory `migrations`, whose files were modified at `modified`.
+    fn fixture(built: SystemTime, modified: SystemTime) -> (PathBuf, PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(unique("fresh-check"));
+        let target = root.join("target");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(root.join("migrations")).unwrap();
+        std::fs::create_dir_all(target.join("debug")).unwrap();
+        let lib = root.join("src/lib.rs");
+        let migration = root.join("migrations/V1.sql");
+        std::fs::write(&lib, "").unwrap();
+        std::fs::write(&migration, "").unwrap();
+        std::fs::write(root.join("README.md"), "").unwrap();
+        let artifact = target.join("debug/libx.so");
+        std::fs::write(&artifact, "").unwrap();
+        std::fs::write(
+            target.join("debug/libx.d"),
+            format!(
+                "{}: {} {} {}\n",
+                artifact.display(),
+                lib.display(),
+                root.join("migrations").display(),
+                target.join("debug/build/out.rs").display()
+            ),
+        )
+        .unwrap();
+        set_mtime(&artifact, built);
+        // Files first: creating them updated their directories.
+        for source in [
+            &lib,
+            &migration,
+            &root.join("src"),
+            &root.join("migrations"),
+        ] {
+            set_mtime(source, modified);
+        }
+        (root, target, artifact)
+    }
+
+    #[test]
+    fn an_artifact_newer_than_its_sources_passes_whatever_else_changed() {
+        let now = SystemTime::now();
+        let (root, target, artifact) = fixture(now, now - Duration::from_secs(60));
+        // Not a source of the artifact (a checkout may touch it).
+        set_mtime(&root.join("README.md"), now + Duration::from_secs(60));
+        assert_eq!(check_fresh(&artifact, &root, &target), Ok(()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_artifact_older_than_a_source_is_refused() {
+        let now = SystemTime::now();
+        let (root, target, artifact) = fixture(now - Duration::from_secs(60), now);
+        let e = check_fresh(&artifact, &root, &target).unwrap_err();
+        assert!(
+            e.starts_with("target/debug/libx.so is older than its source src/lib.rs (modified 60"),
+            "{e}"
+        );
+        assert!(e.contains("run `cargo build --workspace`"), "{e}");
+
+        // A file inside a directory listed as a source (a build script's rerun-if-changed).
+        set_mtime(&root.join("src/lib.rs"), now - Duration::from_secs(120));
+        let e = check_fresh(&artifact, &root, &target).unwrap_err();
+        assert!(e.contains("its source migrations/V1.sql"), "{e}");
+
+        // A removed source.
+        std::fs::remove_dir_all(root.join("migrations")).unwrap();
+        let e = check_fresh(&artifact, &root, &target).unwrap_err();
+        assert!(e.contains("migrations is gone"), "{e}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn missing_artifacts_foreign_and_unreadable_dependency_files_are_refused() {
+        let now = SystemTime::now();
+        let (root, target, artifact) = fixture(now, now - Duration::from_secs(60));
+        let other = target.join("debug/liby.so");
+        let e = check_fresh(&other, &root, &target).unwrap_err();
+        assert!(e.starts_with("target/debug/liby.so is missing"), "{e}");
+
+        std::fs::write(&other, "").unwrap();
+        let e = check_fresh(&other, &root, &target).unwrap_err();
+        assert!(
+            e.contains("dependency file target/debug/liby.d cannot be read"),
+            "{e}"
+        );
+
+        std::fs::write(
+            target.join("debug/liby.d"),
+            "/elsewhere/liby.so: /elsewhere/a.rs\n",
+        )
+        .unwrap();
+        let e = check_fresh(&other, &root, &target).unwrap_err();
+        assert!(e.contains("built from another checkout"), "{e}");
+        assert!(e.contains("/elsewhere/a.rs"), "{e}");
+
+        assert_eq!(check_fresh(&artifact, &root, &target), Ok(()));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -26,7 +26,7 @@ fn bootstrap_config(dir: &Path, db: &str) -> PathBuf {
 }
 
 fn bootstrap_command(config: &Path, username: &str) -> Command {
-    let mut cmd = Command::new(build_dir().join("wazo-auth"));
+    let mut cmd = Command::new(server_binary());
     cmd.arg("-c")
         .arg(config)
         .args(["bootstrap", "--username", username, "--password", PASSWORD])

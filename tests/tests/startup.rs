@@ -113,3 +113,41 @@ fn cors_as_the_original_and_can_be_disabled() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Access-Control-Allow-Origin"), None);
 }
+
+/// The harness starts every server with `rest_api.port: 0`: the log line and
+/// `rest_api.bound_address_file` give the port the system picked; the file goes on a clean stop.
+#[test]
+fn the_port_picked_by_the_system_is_reported() {
+    let mut s = ServerBuilder::new().start();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0);
+    assert!(
+        s.log().contains(&format!("listening on http://{addr}\n")),
+        "{}",
+        s.log()
+    );
+    let file = s.bound_address_file().to_path_buf();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("{addr}\n"));
+    assert_eq!(s.request("HEAD", "/0.1/status", &[], None).status, 200);
+    assert_eq!(s.stop(), Some(0), "{}", s.log());
+    assert!(!file.exists(), "{} left after a clean stop", file.display());
+
+    // A file that cannot be written stops the server, naming the key and the file.
+    let scratch = scratch_dir("bound");
+    let missing = scratch.join("no-such-dir").join("address");
+    let e = ServerBuilder::new()
+        .config(json!({"rest_api": {"bound_address_file": missing}}))
+        .try_start()
+        .err()
+        .expect("the server started without writing its address");
+    assert!(e.contains("exited (exit status: 1)"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "rest_api.bound_address_file ({})",
+            missing.display()
+        )),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

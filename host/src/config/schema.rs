@@ -180,6 +180,10 @@ pub struct RestApi {
     pub cors: Cors,
     /// New: maximum size of a request body, in bytes.
     pub max_body_bytes: BodyLimit,
+    /// New: file where the server writes the address(es) it bound, once it listens (see
+    /// `docs/configuration.md`); useful with `port: 0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_address_file: Option<String>,
     /// Obsolete (`rest_api.https` of old versions): accepted, ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub https: Option<Value>,
@@ -334,6 +338,7 @@ impl Default for RestApi {
             private_key: None,
             cors: Cors::default(),
             max_body_bytes: BodyLimit(64 * 1024),
+            bound_address_file: None,
             https: None,
             ciphers: None,
         }

@@ -244,9 +244,10 @@ bounded! {
 }
 
 bounded! {
-    /// `rest_api.port`: 1..=65535.
-    Port(u16): |v| v >= 1,
-    "must be between 1 and 65535"
+    /// `rest_api.port`: any; 0 lets the system pick a free port (reported in the log and in
+    /// `rest_api.bound_address_file`). A number above 65535 is refused as not a `u16`.
+    Port(u16): |_port| true,
+    "must be between 0 and 65535"
 }
 
 bounded! {
@@ -344,7 +345,6 @@ mod tests {
                 "default_token_lifetime: 315360001\n",
                 "default_token_lifetime",
             ),
-            ("rest_api:\n  port: 0\n", "rest_api.port"),
             ("plugin_call_timeout: 0\n", "plugin_call_timeout"),
             ("db_timeout: 0\n", "db_timeout"),
             ("db_timeout: -1\n", "db_timeout"),
@@ -366,6 +366,11 @@ mod tests {
         // accepted here, unlike the original
         let dir = dir_with_main("token_cleanup_interval: 0.5\n");
         assert_eq!(load_dir(&dir, &[]).unwrap().token_cleanup_interval, 0.5);
+        // port 0: the system picks the port, reported in rest_api.bound_address_file
+        let dir = dir_with_main("rest_api:\n  port: 0\n  bound_address_file: /run/a\n");
+        let c = load_dir(&dir, &[]).unwrap();
+        assert_eq!(c.rest_api.port, 0);
+        assert_eq!(c.rest_api.bound_address_file.as_deref(), Some("/run/a"));
     }
 
     /// The message of every value refused by its type, whole (they were checks of `validate`
@@ -408,10 +413,6 @@ mod tests {
             (
                 "db_timeout: 86400.5",
                 r#""db_timeout": must be a number of seconds > 0 (at most 86400), got 86400.5"#,
-            ),
-            (
-                "rest_api:\n  port: 0",
-                r#""rest_api.port": must be between 1 and 65535, got 0"#,
             ),
             (
                 "rest_api:\n  max_threads: 0",
