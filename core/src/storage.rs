@@ -233,7 +233,11 @@ impl Storage {
     /// A connection from the pool, within the `db_timeout` (waiting for a free slot,
     /// connecting and recycling together).
     pub async fn client(&self) -> Result<deadpool_postgres::Object> {
-        match tokio::time::timeout(self.timeout, self.pool.get()).await {
+        use tracing::Instrument;
+        // A debug-level span: free unless debug logging is on for this module.
+        let checkout = tokio::time::timeout(self.timeout, self.pool.get())
+            .instrument(tracing::debug_span!("db_checkout"));
+        match checkout.await {
             Ok(got) => Ok(got?),
             Err(_) => Err(Error::database(format!(
                 "no database connection within {:?}",

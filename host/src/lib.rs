@@ -9,4 +9,5 @@ pub mod plugins;
 pub mod server;
 pub mod services;
 pub mod startup;
+pub mod telemetry;
 pub mod tls;

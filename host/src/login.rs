@@ -25,6 +25,7 @@ use crate::http::request::BasicAuth;
 use crate::http::token_request::TokenRequest;
 use crate::http::AppState;
 use crate::plugins::{CallError, LoadedBackend};
+use crate::telemetry::metrics::{self, LoginOutcome, PluginFailure};
 
 /// Who is logging in, as the request says.
 pub struct LoginRequest {
@@ -82,8 +83,43 @@ enum Credentials {
     Refresh(RefreshToken),
 }
 
-/// Runs a login to its stored token.
+/// Runs a login to its stored token, and counts it (`wazo_auth_logins_total`) under the backend
+/// that handled it (the one it asked for when refused before one was chosen).
 pub async fn login(state: &AppState, request: LoginRequest) -> Result<CreatedToken, LoginError> {
+    let mut handled_by = asked_backend(state, &request.body);
+    let outcome = run(state, request, &mut handled_by).await;
+    metrics::login(
+        &handled_by,
+        match &outcome {
+            Ok(_) => LoginOutcome::Success,
+            Err(LoginError::Backend(_) | LoginError::Storage(_)) => LoginOutcome::Error,
+            Err(
+                LoginError::Rejected
+                | LoginError::Refused
+                | LoginError::OfflineUnavailable(_)
+                | LoginError::SessionLimit { .. },
+            ) => LoginOutcome::Failure,
+        },
+    );
+    outcome
+}
+
+/// The backend a login asks for: the one its body names when loaded, else the default one (the
+/// label of a login refused before its backend is chosen).
+pub fn asked_backend(state: &AppState, body: &TokenRequest) -> String {
+    body.backend
+        .as_deref()
+        .filter(|name| state.plugins.backend(name).is_some())
+        .unwrap_or(&state.settings.default_backend)
+        .to_string()
+}
+
+/// The steps of [`login`]; `handled_by` becomes the chosen backend's name.
+async fn run(
+    state: &AppState,
+    request: LoginRequest,
+    handled_by: &mut String,
+) -> Result<CreatedToken, LoginError> {
     let LoginRequest {
         body,
         basic,
@@ -93,6 +129,7 @@ pub async fn login(state: &AppState, request: LoginRequest) -> Result<CreatedTok
     } = request;
     let credentials = credentials(state, &body, basic).await?;
     let (backend, wanted) = backend(state, &credentials, &body)?;
+    handled_by.clone_from(&backend.name);
     let login = match &credentials {
         Credentials::Password { login, .. } => login.clone(),
         Credentials::Refresh(row) => row.login.clone().unwrap_or_default(),
@@ -402,7 +439,14 @@ async fn run_steps(
             );
             return Err(LoginError::Rejected);
         }
-        Ok(Err(StepError::Failed(method, e))) => (method, CallError::Plugin(e)),
+        Ok(Err(StepError::Failed(method, e))) => {
+            // A step that panicked inside the call (`Loaded::call` counts the panics of whole
+            // calls; this one returned).
+            if e.kind == ErrorKind::PANICKED {
+                metrics::plugin_failure(&backend.name, PluginFailure::Panic);
+            }
+            (method, CallError::Plugin(e))
+        }
         Err(e) => ("a login call", e),
     };
     log::error!(

@@ -288,27 +288,50 @@ impl<P: Send + Sync + 'static> Loaded<P> {
         T: Send + 'static,
         F: FnOnce(&P) -> RResult<T, PluginError> + Send + 'static,
     {
-        let permit = self
-            .inflight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| CallError::Busy)?;
+        use crate::telemetry::metrics::{self, PluginFailure};
+        let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
+            metrics::plugin_failure(&self.name, PluginFailure::Busy);
+            return Err(CallError::Busy);
+        };
         let plugin = self.inner.clone();
         // Cancelled when this future ends: answered, timed out, or dropped because the client
         // went away. Host services the plugin calls back into see it and skip work nobody
         // waits for (a queued password hash).
         let call = tokio_util::sync::CancellationToken::new();
         let _abandon_on_exit = call.clone().drop_guard();
+        // The call's span, entered on the blocking thread too: the plugin's log records (and
+        // the host services it calls back into) carry the request id.
+        let span =
+            tracing::info_span!(target: "wazo_auth::plugins", "plugin_call", plugin = %self.name);
+        let in_call = span.clone();
+        let started = std::time::Instant::now();
         let handle = tokio::task::spawn_blocking(move || {
+            let _entered = in_call.enter();
             let _permit = permit;
             let _scope = CallScope::enter(call);
             f(&plugin)
         });
-        match tokio::time::timeout(timeout, handle).await {
-            Err(_) => Err(CallError::Timeout(timeout)),
-            Ok(Err(join)) => Err(CallError::Crashed(join.to_string())),
+        let outcome = {
+            use tracing::Instrument;
+            tokio::time::timeout(timeout, handle).instrument(span).await
+        };
+        metrics::plugin_call(&self.name, started.elapsed());
+        match outcome {
+            Err(_) => {
+                metrics::plugin_failure(&self.name, PluginFailure::Timeout);
+                Err(CallError::Timeout(timeout))
+            }
+            Ok(Err(join)) => {
+                metrics::plugin_failure(&self.name, PluginFailure::Panic);
+                Err(CallError::Crashed(join.to_string()))
+            }
             Ok(Ok(RResult::ROk(v))) => Ok(v),
-            Ok(Ok(RResult::RErr(e))) => Err(CallError::Plugin(e)),
+            Ok(Ok(RResult::RErr(e))) => {
+                if e.kind == ErrorKind::PANICKED {
+                    metrics::plugin_failure(&self.name, PluginFailure::Panic);
+                }
+                Err(CallError::Plugin(e))
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::http::{self, AppState, Settings};
 use crate::plugins::{LoaderOptions, PluginRegistry};
 use crate::services::HostContext;
+use crate::telemetry;
 
 /// Name of the database the server creates in its private cluster.
 const MANAGED_DB_NAME: &str = "wazo_auth";
@@ -65,6 +66,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             return Err(e);
         }
     };
+    telemetry::metrics::watch_pool("host_services", context.storage().pool());
 
     let plugins = PluginRegistry::load(&LoaderOptions {
         plugin_dir: cfg.effective_plugin_dir(),
@@ -223,6 +225,29 @@ async fn serve(
     let listener = actix_web::rt::spawn(tokens.clone().listen(db_uri.clone()));
     let plugins = Arc::new(plugins);
 
+    // Metrics: the recorder, the histograms drained every few seconds, the pools watched.
+    let scrape = cfg
+        .metrics
+        .enabled
+        .then(telemetry::metrics::install)
+        .flatten()
+        .map(|handle| Arc::new(telemetry::metrics::Scrape::new(handle, tokens.clone())));
+    let upkeep = scrape.clone().map(|scrape| {
+        actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+                scrape.upkeep();
+            }
+        })
+    });
+    telemetry::metrics::watch_pool("api", storage.pool());
+    let telemetry_options = telemetry::middleware::Options {
+        access_log: cfg.access_log_level.level(),
+        metrics: scrape.is_some(),
+        num_proxies: cfg.rest_api.num_proxies,
+    };
+    let scrape_data = scrape.clone().map(web::Data::from);
+
     let purge = cfg.token_cleanup_interval.period().map(|interval| {
         let storage = storage.clone();
         let batch = i64::from(cfg.token_cleanup_batch_size.get());
@@ -255,7 +280,10 @@ async fn serve(
     let server = HttpServer::new(move || {
         let storage = Storage::with_timeout(&db_uri_for_workers, per_worker_pool, db_timeout)
             // One login writer for all workers: larger groups (see `login_batch`).
-            .map(|s| s.share_login_writer(&shared_storage))
+            .map(|s| {
+                telemetry::metrics::watch_pool("api", s.pool());
+                s.share_login_writer(&shared_storage)
+            })
             .unwrap_or_else(|_| shared_storage.clone());
         let data = web::Data::new(Arc::new(AppState {
             storage,
@@ -274,11 +302,19 @@ async fn serve(
             .allowed_headers(cors_headers.clone())
             .expose_headers(["Wazo-Sessions-Revoked"])
             .max_age(3600);
-        App::new()
+        let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
             .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
-            .app_data(data.clone())
-            .configure(|c| http::configure(c, benchmark_route))
+            // Outermost: every answer (CORS pre-flights and router errors included) gets its
+            // request id, its count and its access log line.
+            .wrap(telemetry::middleware::Telemetry::new(
+                telemetry_options.clone(),
+            ))
+            .app_data(data.clone());
+        if let Some(scrape) = &scrape_data {
+            app = app.app_data(scrape.clone());
+        }
+        app.configure(|c| http::configure(c, benchmark_route))
     })
     .shutdown_timeout(10)
     // A client that closes its side of the connection has given up on its answer: the request
@@ -297,6 +333,10 @@ async fn serve(
     let bound = server.addrs();
     let urls: Vec<String> = bound.iter().map(|a| format!("{scheme}://{a}")).collect();
     log::info!("listening on {}", urls.join(", "));
+    let metrics_server = match (&scrape, cfg.metrics.listen) {
+        (Some(scrape), Some(listen)) => Some(metrics_listener(scrape.clone(), listen)?),
+        _ => None,
+    };
     if let Some(file) = &cfg.rest_api.bound_address_file {
         write_bound_addresses(std::path::Path::new(file), &bound)?;
     }
@@ -305,12 +345,54 @@ async fn serve(
         let _ = std::fs::remove_file(file);
     }
 
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.stop(true).await;
+    }
+    if let Some(task) = upkeep {
+        task.abort();
+    }
     if let Some(task) = purge {
         task.abort();
     }
     listener.abort();
     log::info!("HTTP server stopped");
     result.map_err(|e| format!("HTTP server error: {e}"))
+}
+
+/// Serves `GET /metrics` (and `/0.1/metrics`), without a token, on `listen` (`metrics.listen`),
+/// until the returned handle stops it. Signals are left to the API server, which stops this one
+/// when it ends.
+fn metrics_listener(
+    scrape: Arc<telemetry::metrics::Scrape>,
+    listen: std::net::SocketAddr,
+) -> Result<actix_web::dev::ServerHandle, String> {
+    let data = web::Data::from(scrape);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(telemetry::middleware::Telemetry::new(
+                telemetry::middleware::Options {
+                    access_log: None,
+                    metrics: false,
+                    num_proxies: 0,
+                },
+            ))
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(telemetry::metrics::open_metrics))
+            .route(
+                "/0.1/metrics",
+                web::get().to(telemetry::metrics::open_metrics),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(listen)
+    .map_err(|e| format!("cannot listen on {listen} (metrics.listen): {e}"))?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    log::info!("metrics on http://{listen}/metrics");
+    Ok(handle)
 }
 
 /// Removes expired tokens, and login-throttle records older than `forget_after` that no longer
@@ -320,16 +402,30 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
     loop {
         actix_web::rt::time::sleep(interval).await;
         let started = std::time::Instant::now();
+        let mut ok = true;
         match storage.purge_expired(tokens::now(), batch).await {
             Ok(0) => {}
-            Ok(n) => log::info!("purged {n} expired sessions"),
-            Err(e) => log::warn!("expired-token purge failed (will retry): {e}"),
+            Ok(n) => {
+                telemetry::metrics::purged("sessions", n as u64);
+                log::info!("purged {n} expired sessions");
+            }
+            Err(e) => {
+                ok = false;
+                log::warn!("expired-token purge failed (will retry): {e}");
+            }
         }
         match storage.purge_throttle(forget_after, batch).await {
             Ok(0) => {}
-            Ok(n) => log::info!("purged {n} stale login-throttle records"),
-            Err(e) => log::warn!("login-throttle purge failed (will retry): {e}"),
+            Ok(n) => {
+                telemetry::metrics::purged("throttle", n as u64);
+                log::info!("purged {n} stale login-throttle records");
+            }
+            Err(e) => {
+                ok = false;
+                log::warn!("login-throttle purge failed (will retry): {e}");
+            }
         }
+        telemetry::metrics::purge_run(ok);
         if started.elapsed() > interval {
             log::warn!(
                 "expired-token purge took {:.1}s, longer than token_cleanup_interval",

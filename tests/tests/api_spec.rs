@@ -25,6 +25,7 @@ const REGISTERED: &[(&str, &str)] = &[
     ("POST", "/token/{token}/scopes/check"),
     ("GET", "/backends"),
     ("HEAD", "/status"),
+    ("GET", "/metrics"),
     // sessions.rs
     ("GET", "/sessions"),
     ("DELETE", "/sessions/{session_uuid}"),
@@ -444,6 +445,8 @@ fn responses_describe_what_the_server_sends() {
             };
             let expected = if path == "/api/api.yml" {
                 "application/x-yaml"
+            } else if path == "/metrics" && code == "200" {
+                "text/plain"
             } else {
                 "application/json"
             };

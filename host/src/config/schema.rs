@@ -36,6 +36,11 @@ pub struct Config {
     /// `None` = log to stderr. (The original's default is
     /// `/var/log/wazo-auth.log`; its packaged config.yml sets it too.)
     pub log_filename: Option<String>,
+    /// New: the level of the access log's line per request (`off` for none); see
+    /// `crate::telemetry`.
+    pub access_log_level: crate::telemetry::AccessLogLevel,
+    /// New: Prometheus metrics (`GET /0.1/metrics`, and an optional listener of their own).
+    pub metrics: crate::telemetry::MetricsConfig,
     /// Accepted and exposed through `/0.1/config` (patchable there).
     pub profiling_enabled: bool,
     /// The original drops privileges to this system user. Not interpreted.
@@ -308,8 +313,12 @@ pub(super) const OBSOLETE_KEYS: &[&str] = &[
 ];
 
 /// Mapping-typed sections (serde would otherwise accept a list for them).
-pub(super) const STRUCT_SECTIONS: &[&[&str]] =
-    &[&["rest_api"], &["rest_api", "cors"], &["managed_db"]];
+pub(super) const STRUCT_SECTIONS: &[&[&str]] = &[
+    &["rest_api"],
+    &["rest_api", "cors"],
+    &["managed_db"],
+    &["metrics"],
+];
 
 impl RestApi {
     /// The number of HTTP workers: `workers` when set, else two per CPU (at most 16). One
@@ -397,6 +406,8 @@ impl Default for Config {
             debug: false,
             log_level: LogLevel::Info,
             log_filename: None,
+            access_log_level: Default::default(),
+            metrics: Default::default(),
             profiling_enabled: false,
             user: json!("wazo-auth"),
             uuid: None,

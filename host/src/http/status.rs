@@ -1,10 +1,11 @@
-//! `GET /0.1/backends` and `HEAD /0.1/status` (public). Other methods are a JSON 405.
+//! `GET /0.1/backends` and `HEAD /0.1/status` (public), and `GET /0.1/metrics` (see
+//! `crate::telemetry::metrics`). Other methods are a JSON 405.
 
 use actix_web::http::Method;
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use super::routes::{Acl, Router};
+use super::routes::{acl, Acl, Router};
 use super::State;
 
 pub fn routes(r: &mut Router) {
@@ -12,6 +13,11 @@ pub fn routes(r: &mut Router) {
         .route(Method::GET, Acl::Public, backends);
     r.resource("/status")
         .route(Method::HEAD, Acl::Public, status);
+    r.resource("/metrics").route(
+        Method::GET,
+        acl(crate::telemetry::metrics::REQUIRED_ACL),
+        crate::telemetry::metrics::api_metrics,
+    );
 }
 
 /// The enabled backends' names.

@@ -176,6 +176,7 @@ impl Attempt {
 /// The answer to an attempt on a blocked key: 429 with `Retry-After` (whole seconds, at least 1).
 fn throttled(route: &str, wait: f64) -> ApiError {
     log::info!("{route}: throttled after repeated failures");
+    crate::telemetry::metrics::throttle_block(route);
     let error = ApiError::token(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many failed authentication attempts; retry later",

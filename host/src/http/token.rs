@@ -19,6 +19,7 @@ use super::throttle::Attempt;
 use super::{token_request, validate, State};
 use crate::login::{self, LoginError, LoginRequest};
 use crate::plugins::CallError;
+use crate::telemetry::metrics::{self, LoginOutcome};
 
 const AUTH_FAILED: &str = "Authentication Failed";
 const NO_SUCH_TOKEN: &str = "No such token";
@@ -169,7 +170,16 @@ async fn create(
         throttled_login,
         "POST /token",
     )
-    .await?;
+    .await
+    .inspect_err(|e| {
+        // Refused before the login ran (`login::login` counts the others).
+        let outcome = if e.status() == StatusCode::TOO_MANY_REQUESTS {
+            LoginOutcome::Throttled
+        } else {
+            LoginOutcome::Error
+        };
+        metrics::login(&login::asked_backend(&state, &request.body), outcome);
+    })?;
     match login::login(&state, request).await {
         Ok(created) => {
             attempt.succeeded(&state).await;
