@@ -98,7 +98,9 @@ where
         let span = tracing::info_span!(
             target: "wazo_auth::request",
             "request",
-            request_id = id.to_str().unwrap_or_default()
+            // Visible ASCII (kept only if so, or generated): UTF-8's fast path, no header
+            // re-validation.
+            request_id = std::str::from_utf8(id.as_bytes()).unwrap_or_default()
         );
         let method = method_label(req.method());
         // The hand-routed token paths are named here, from the path; the others from the
