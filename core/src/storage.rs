@@ -279,6 +279,11 @@ impl Storage {
     /// Whether `child` is `parent` or one of its descendants (the top tenant sees every existing
     /// tenant; a tenant that does not exist is never visible).
     pub async fn is_subtenant(&self, child: &str, parent: &str) -> Result<bool> {
+        // No stored tenant uuid holds NUL (PostgreSQL text cannot), and the database would refuse
+        // the parameter: such a tenant is nobody's subtenant.
+        if child.contains('\0') || parent.contains('\0') {
+            return Ok(false);
+        }
         let client = self.client().await?;
         let row = client
             .query_one(

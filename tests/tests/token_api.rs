@@ -1002,6 +1002,41 @@ fn token_read_scope_and_tenant_checks() {
     assert_alive(&mut s);
 }
 
+/// A NUL byte in a tenant or an offline client id never reaches PostgreSQL (which refuses it):
+/// the tenant is nobody's (403), the client id is not a valid string (400); never a 503.
+#[test]
+fn nul_in_a_tenant_or_an_offline_client_id_is_refused_without_the_database() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let token = s.alice_token(json!({}));
+    let path = format!("/0.1/token/{token}?tenant=%00");
+    let g = s.get(&path);
+    assert_eq!(g.status, 403, "{}", g.body);
+    assert!(shape_a(&g, 403).starts_with("Unauthorized for tenant"), "{}", g.body);
+    assert_eq!(s.request("HEAD", &path, &[], None).status, 403);
+    let r = check_scopes(
+        &s,
+        &token,
+        br#"{"scopes": ["confd.users.read"], "tenant_uuid": "\u0000"}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let admin = s.admin_token();
+    s.create_user(&admin, "nul-client", "pw", None);
+    let r = s.login(
+        "nul-client",
+        "pw",
+        json!({"access_type": "offline", "client_id": "a\u{0}"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(shape_a(&r, 400).contains("client_id"), "{}", r.body);
+    // The same login without the NUL works (the server is fine).
+    let r = s.login(
+        "nul-client",
+        "pw",
+        json!({"access_type": "offline", "client_id": "a"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 #[test]
 fn expired_tokens_are_rejected_before_the_purge() {
     // Purge disabled: the rows stay, the API must still refuse them.

@@ -136,6 +136,11 @@ pub fn parse(body: &Map<String, Value>) -> Result<TokenRequest, Errors> {
             "cannot use the \"offline\" access_type when using a refresh token",
         ));
     }
+    // An offline login stores its client id with the refresh token: PostgreSQL text cannot hold
+    // NUL (a refresh-token login with such a client id simply finds nothing).
+    if req.offline && req.client_id.as_deref().is_some_and(|c| c.contains('\0')) {
+        return Err(vec![("client_id".into(), "Not a valid string.".into())]);
+    }
     if req.offline && req.client_id.is_none() {
         return Err(schema(
             "the \"client_id\" field is required when using the \"offline\" access_type",
