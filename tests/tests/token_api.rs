@@ -1011,7 +1011,11 @@ fn nul_in_a_tenant_or_an_offline_client_id_is_refused_without_the_database() {
     let path = format!("/0.1/token/{token}?tenant=%00");
     let g = s.get(&path);
     assert_eq!(g.status, 403, "{}", g.body);
-    assert!(shape_a(&g, 403).starts_with("Unauthorized for tenant"), "{}", g.body);
+    assert!(
+        shape_a(&g, 403).starts_with("Unauthorized for tenant"),
+        "{}",
+        g.body
+    );
     assert_eq!(s.request("HEAD", &path, &[], None).status, 403);
     let r = check_scopes(
         &s,
