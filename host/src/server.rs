@@ -205,7 +205,7 @@ async fn serve(
     let settings = Settings {
         default_token_lifetime: cfg.default_token_lifetime.seconds(),
         plugin_call_timeout: cfg.plugin_call_timeout.duration(),
-        num_proxies: cfg.rest_api.num_proxies,
+        proxies: cfg.rest_api.proxy_trust(),
         xivo_uuid: cfg.uuid.clone(),
         max_body_bytes: cfg.rest_api.max_body_bytes.get(),
         default_backend: "wazo_user".to_string(),
@@ -244,7 +244,7 @@ async fn serve(
     let telemetry_options = telemetry::middleware::Options {
         access_log: cfg.access_log_level.level(),
         metrics: scrape.is_some(),
-        num_proxies: cfg.rest_api.num_proxies,
+        proxies: cfg.rest_api.proxy_trust(),
     };
     let scrape_data = scrape.clone().map(web::Data::from);
 
@@ -264,6 +264,7 @@ async fn serve(
     let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
     let cors_enabled = cfg.rest_api.cors.enabled;
+    let read_timeout = cfg.rest_api.request_read_timeout.duration();
     let cors_headers: Vec<actix_web::http::header::HeaderName> = cfg
         .rest_api
         .cors
@@ -310,6 +311,9 @@ async fn serve(
             .wrap(telemetry::middleware::Telemetry::new(
                 telemetry_options.clone(),
             ))
+            // Around everything: the request's body is bounded by the read deadline, and held
+            // until the answer is sent (see `http::deadline`).
+            .wrap(http::deadline::ReadDeadline::new(read_timeout))
             .app_data(data.clone());
         if let Some(scrape) = &scrape_data {
             app = app.app_data(scrape.clone());
@@ -317,6 +321,11 @@ async fn serve(
         app.configure(|c| http::configure(c, benchmark_route))
     })
     .shutdown_timeout(10)
+    // The read deadline (`rest_api.request_read_timeout`): the first request's head within it
+    // (and within actix's own 5 s), its body within it from the connection's start (the next
+    // requests' bodies: from the end of their head). See `http::deadline`.
+    .client_request_timeout(read_timeout.min(Duration::from_secs(5)))
+    .on_connect(http::deadline::on_connect)
     // A client that closes its side of the connection has given up on its answer: the request
     // is dropped at once (as Go's net/http or nginx do) instead of being worked to the end, so
     // abandoned logins release their place in the password-hash queue.
@@ -373,7 +382,7 @@ fn metrics_listener(
                 telemetry::middleware::Options {
                     access_log: None,
                     metrics: false,
-                    num_proxies: 0,
+                    proxies: http::request::ProxyTrust::default(),
                 },
             ))
             .app_data(data.clone())

@@ -12,7 +12,7 @@ use wazo_auth_core::password::Scheme;
 
 use super::values::{
     password_scheme, BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel, Port,
-    Purpose, RefreshTokenLifetime, RetryTimeout, TokenLifetime, Workers,
+    ProxyNet, Purpose, ReadTimeout, RefreshTokenLifetime, RetryTimeout, TokenLifetime, Workers,
 };
 use super::DEFAULT_EXTRA_CONFIG_FILES;
 
@@ -177,6 +177,9 @@ pub struct RestApi {
     /// [`RestApi::worker_count`]).
     pub workers: Workers,
     pub num_proxies: u32,
+    /// New: the peers whose `X-Forwarded-For` is read (see `http::request::ProxyTrust`); from
+    /// any other peer the header is ignored and the client is the peer.
+    pub trusted_proxies: Vec<ProxyNet>,
     /// PEM certificate chain; with `private_key`, the API is served over HTTPS (see
     /// `crate::tls`). Deprecated in the original (TLS is done by a reverse proxy).
     pub certificate: Option<String>,
@@ -185,6 +188,9 @@ pub struct RestApi {
     pub cors: Cors,
     /// New: maximum size of a request body, in bytes.
     pub max_body_bytes: BodyLimit,
+    /// New: seconds a client has to send a whole request, head and body (see
+    /// `http::deadline`); past it the answer is 408 and the connection is closed.
+    pub request_read_timeout: ReadTimeout,
     /// New: file where the server writes the address(es) it bound, once it listens (see
     /// `docs/configuration.md`); useful with `port: 0`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -321,6 +327,14 @@ pub(super) const STRUCT_SECTIONS: &[&[&str]] = &[
 ];
 
 impl RestApi {
+    /// Whose `X-Forwarded-For` the HTTP layer reads.
+    pub fn proxy_trust(&self) -> crate::http::request::ProxyTrust {
+        crate::http::request::ProxyTrust {
+            num_proxies: self.num_proxies,
+            trusted: self.trusted_proxies.iter().map(|p| p.net()).collect(),
+        }
+    }
+
     /// The number of HTTP workers: `workers` when set, else two per CPU (at most 16). One
     /// worker per CPU leaves a worker's connections waiting a whole scheduler time slice
     /// whenever another busy thread (a co-located service, or a load generator) takes its CPU;
@@ -343,10 +357,15 @@ impl Default for RestApi {
             max_threads: Count(25),
             workers: Workers(0),
             num_proxies: 1,
+            trusted_proxies: ["127.0.0.0/8", "::1/128"]
+                .into_iter()
+                .filter_map(ProxyNet::parse)
+                .collect(),
             certificate: None,
             private_key: None,
             cors: Cors::default(),
             max_body_bytes: BodyLimit(64 * 1024),
+            request_read_timeout: ReadTimeout(30.0),
             bound_address_file: None,
             https: None,
             ciphers: None,
@@ -631,6 +650,13 @@ mod tests {
         assert_eq!(c.rest_api.max_threads, 25);
         assert_eq!(c.rest_api.num_proxies, 1);
         assert_eq!(c.rest_api.max_body_bytes, 65536);
+        assert_eq!(c.rest_api.request_read_timeout, 30.0);
+        let trust = c.rest_api.proxy_trust();
+        assert_eq!(trust.num_proxies, 1);
+        assert_eq!(
+            trust.trusted,
+            ["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+        );
         assert!(c.rest_api.cors.enabled);
         assert_eq!(c.rest_api.cors.allow_headers.len(), 5);
         assert_eq!(

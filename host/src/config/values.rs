@@ -19,6 +19,9 @@ const MAX_TOKEN_LIFETIME: u64 = 315_360_000;
 /// Upper bound of `db_timeout`: a day. A larger value is a mistake.
 const MAX_DB_TIMEOUT: f64 = 86_400.0;
 
+/// Upper bound of `rest_api.request_read_timeout`: an hour. A larger value is a mistake.
+const MAX_READ_TIMEOUT: f64 = 3_600.0;
+
 /// `seconds` as a duration; huge values saturate instead of panicking.
 fn duration_of(seconds: f64) -> Duration {
     Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
@@ -311,6 +314,55 @@ impl CallTimeout {
     }
 }
 
+bounded! {
+    /// `rest_api.request_read_timeout`: seconds, > 0 and at most an hour.
+    ReadTimeout(f64): |v| v.is_finite() && v > 0.0 && v <= MAX_READ_TIMEOUT,
+    "must be a number of seconds > 0 (at most 3600)"
+}
+
+impl ReadTimeout {
+    pub fn duration(self) -> Duration {
+        duration_of(self.0)
+    }
+}
+
+/// One entry of `rest_api.trusted_proxies`: a network in CIDR form (`10.0.0.0/8`, `fd00::/8`),
+/// or one address (`192.0.2.10`, the same as `/32`). Serialized in CIDR form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet(ipnet::IpNet);
+
+impl ProxyNet {
+    pub fn parse(text: &str) -> Option<ProxyNet> {
+        let net = match text.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) => ipnet::IpNet::from(text.parse::<std::net::IpAddr>().ok()?),
+        };
+        Some(ProxyNet(net))
+    }
+
+    pub fn net(self) -> ipnet::IpNet {
+        self.0
+    }
+}
+
+impl Serialize for ProxyNet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyNet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ProxyNet::parse(&text).ok_or_else(|| {
+            D::Error::custom(format!(
+                "must be an IP network in CIDR form (such as 10.0.0.0/8 or fd00::/8) or an IP \
+                 address, got {text:?}"
+            ))
+        })
+    }
+}
+
 /// `refresh_token_lifetime`: seconds; 0 = refresh tokens never expire (the original).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -427,6 +479,34 @@ mod tests {
                 r#""rest_api.max_body_bytes": must be at least 1024, got 1023"#,
             ),
             (
+                "rest_api:\n  request_read_timeout: 0",
+                r#""rest_api.request_read_timeout": must be a number of seconds > 0 (at most 3600), got 0"#,
+            ),
+            (
+                "rest_api:\n  request_read_timeout: 3601",
+                r#""rest_api.request_read_timeout": must be a number of seconds > 0 (at most 3600), got 3601"#,
+            ),
+            (
+                "rest_api:\n  trusted_proxies: [127.0.0.0/8, 10.0.0.0/33]",
+                r#""rest_api.trusted_proxies[1]": must be an IP network in CIDR form (such as 10.0.0.0/8 or fd00::/8) or an IP address, got "10.0.0.0/33""#,
+            ),
+            (
+                "rest_api:\n  trusted_proxies: [localhost]",
+                r#""rest_api.trusted_proxies[0]": must be an IP network in CIDR form (such as 10.0.0.0/8 or fd00::/8) or an IP address, got "localhost""#,
+            ),
+            (
+                "rest_api:\n  trusted_proxies: ['10.0.0.0/8 ']",
+                r#""rest_api.trusted_proxies[0]": must be an IP network in CIDR form (such as 10.0.0.0/8 or fd00::/8) or an IP address, got "10.0.0.0/8 ""#,
+            ),
+            (
+                "rest_api:\n  trusted_proxies: 10.0.0.0/8",
+                r#""rest_api.trusted_proxies": expected a list, got a string"#,
+            ),
+            (
+                "rest_api:\n  trusted_proxies: [8]",
+                r#""rest_api.trusted_proxies[0]": expected a string, got an integer (8)"#,
+            ),
+            (
                 "password_hash_scheme: md5",
                 r#""password_hash_scheme": must be pbkdf2_sha512 or argon2id, got "md5""#,
             ),
@@ -477,6 +557,46 @@ mod tests {
                 "{yaml}"
             );
         }
+        // trusted proxies: networks, single addresses (either family), or none
+        let dir = dir_with_main(
+            "rest_api:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.10, 'fd00::/8', '::1', 10.1.2.3/16]\n",
+        );
+        let c = load_dir(&dir, &[]).unwrap();
+        let nets: Vec<String> = c
+            .rest_api
+            .trusted_proxies
+            .iter()
+            .map(|n| n.net().to_string())
+            .collect();
+        assert_eq!(
+            nets,
+            [
+                "10.0.0.0/8",
+                "192.0.2.10/32",
+                "fd00::/8",
+                "::1/128",
+                "10.1.2.3/16"
+            ]
+        );
+        let trust = c.rest_api.proxy_trust();
+        assert!(trust.trusts("10.1.200.3".parse().unwrap()));
+        assert!(!trust.trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            c.redacted_json()["rest_api"]["trusted_proxies"][1],
+            "192.0.2.10/32"
+        );
+        let dir = dir_with_main("rest_api:\n  trusted_proxies: []\n");
+        let c = load_dir(&dir, &[]).unwrap();
+        assert!(!c
+            .rest_api
+            .proxy_trust()
+            .trusts("127.0.0.1".parse().unwrap()));
+        let dir = dir_with_main("rest_api:\n  request_read_timeout: 2.5\n");
+        let c = load_dir(&dir, &[]).unwrap();
+        assert_eq!(
+            c.rest_api.request_read_timeout.duration(),
+            std::time::Duration::from_millis(2500)
+        );
         // spellings of the log level
         for level in ["CRITICAL", "Warn", "warning", "trace"] {
             let dir = dir_with_main(&format!("log_level: {level}\n"));

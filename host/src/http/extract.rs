@@ -125,7 +125,8 @@ impl FromRequest for RawBody {
     }
 }
 
-/// Reads a body of at most `limit` bytes; a larger one is a 413, a broken one a 400.
+/// Reads a body of at most `limit` bytes; a larger one is a 413, a broken one a 400, one not
+/// received in time a 408 (see [`super::deadline`]).
 pub async fn read_limited(
     mut payload: impl futures_util::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>
         + Unpin,
@@ -134,6 +135,9 @@ pub async fn read_limited(
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
+            if super::deadline::passed(&e) {
+                return super::deadline::request_timeout();
+            }
             ApiError::plain(
                 StatusCode::BAD_REQUEST,
                 format!("Invalid request body: {e}"),

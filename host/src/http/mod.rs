@@ -1,6 +1,7 @@
 //! The REST API (prefix `/0.1`).
 
 mod api;
+pub mod deadline;
 pub mod error;
 mod external;
 pub mod extract;
@@ -43,7 +44,8 @@ pub struct AppState {
 pub struct Settings {
     pub default_token_lifetime: i64,
     pub plugin_call_timeout: Duration,
-    pub num_proxies: u32,
+    /// Whose `X-Forwarded-For` is read (`rest_api.num_proxies`, `rest_api.trusted_proxies`).
+    pub proxies: request::ProxyTrust,
     pub xivo_uuid: Option<String>,
     pub max_body_bytes: usize,
     /// Backend used when the request names none (or names one that is not enabled).

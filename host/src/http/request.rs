@@ -1,6 +1,8 @@
 //! Request parsing shared by the routes: HTTP Basic credentials, the client address, query
 //! parameters (JSON bodies: see `validate`).
 
+use std::net::IpAddr;
+
 use actix_web::HttpRequest;
 use base64::Engine;
 
@@ -73,28 +75,51 @@ pub fn basic_auth(header: Option<&[u8]>) -> BasicAuth {
     }
 }
 
-/// The client address: with `num_proxies` = N > 0 and an `X-Forwarded-For` header, the N-th
-/// address from the right (as Werkzeug's ProxyFix); else the peer address.
-pub fn client_addr(req: &HttpRequest, num_proxies: u32) -> String {
-    if num_proxies > 0 {
-        if let Some(xff) = req
-            .headers()
-            .get("X-Forwarded-For")
-            .and_then(|v| v.to_str().ok())
-        {
-            let hops: Vec<&str> = xff
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            if hops.len() >= num_proxies as usize {
-                return hops[hops.len() - num_proxies as usize].to_string();
+/// Whose `X-Forwarded-For` is read, and how far (`rest_api.num_proxies`,
+/// `rest_api.trusted_proxies`).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyTrust {
+    /// The number of proxies in front of the server (0: the header is never read).
+    pub num_proxies: u32,
+    /// The peers allowed to forward a client address.
+    pub trusted: Vec<ipnet::IpNet>,
+}
+
+impl ProxyTrust {
+    /// Whether `peer` is a trusted proxy (an IPv4-mapped IPv6 peer counts as its IPv4 address).
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted.iter().any(|net| net.contains(&peer))
+    }
+
+    /// The client address of a request from `peer` carrying `forwarded` (its `X-Forwarded-For`,
+    /// if any): the `num_proxies`-th address from the right of the header (as Werkzeug's
+    /// ProxyFix) when the peer is a trusted proxy and the header has that many; else the peer.
+    pub fn client(&self, peer: Option<IpAddr>, forwarded: Option<&str>) -> String {
+        let n = self.num_proxies as usize;
+        if let (Some(xff), Some(peer)) = (forwarded, peer) {
+            if n > 0 && self.trusts(peer) {
+                let hops: Vec<&str> = xff
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if hops.len() >= n {
+                    return hops[hops.len() - n].to_string();
+                }
             }
         }
+        peer.map(|a| a.to_string()).unwrap_or_default()
     }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+}
+
+/// The client address of `req` (see [`ProxyTrust::client`]).
+pub fn client_addr(req: &HttpRequest, proxies: &ProxyTrust) -> String {
+    let forwarded = req
+        .headers()
+        .get("X-Forwarded-For")
+        .and_then(|v| v.to_str().ok());
+    proxies.client(req.peer_addr().map(|a| a.ip()), forwarded)
 }
 
 /// First value of a query parameter (percent-decoded; invalid UTF-8 replaced).
@@ -170,6 +195,80 @@ mod tests {
                 password: "pépé".into()
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod forwarded {
+    use super::*;
+
+    fn trust(num_proxies: u32, nets: &[&str]) -> ProxyTrust {
+        ProxyTrust {
+            num_proxies,
+            trusted: nets.iter().map(|n| n.parse().unwrap()).collect(),
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn forwarded_addresses_are_read_from_trusted_peers_only() {
+        let loopback = trust(1, &["127.0.0.0/8", "::1/128"]);
+        // From a trusted proxy: the last hop.
+        assert_eq!(
+            loopback.client(ip("127.0.0.1"), Some("10.0.0.1, 192.0.2.7")),
+            "192.0.2.7"
+        );
+        assert_eq!(
+            loopback.client(ip("127.3.2.1"), Some("192.0.2.7")),
+            "192.0.2.7"
+        );
+        assert_eq!(loopback.client(ip("::1"), Some("192.0.2.7")), "192.0.2.7");
+        // An IPv4-mapped IPv6 peer (a dual-stack listener) is its IPv4 address.
+        assert_eq!(
+            loopback.client(ip("::ffff:127.0.0.1"), Some("192.0.2.7")),
+            "192.0.2.7"
+        );
+        // From anyone else: the peer, whatever the header says.
+        assert_eq!(
+            loopback.client(ip("198.51.100.4"), Some("127.0.0.1")),
+            "198.51.100.4"
+        );
+        assert_eq!(loopback.client(ip("::2"), Some("192.0.2.7")), "::2");
+        // No header, too few hops, or num_proxies 0: the peer.
+        assert_eq!(loopback.client(ip("127.0.0.1"), None), "127.0.0.1");
+        let two = trust(2, &["10.0.0.0/8"]);
+        assert_eq!(two.client(ip("10.1.2.3"), Some("192.0.2.7")), "10.1.2.3");
+        assert_eq!(
+            two.client(ip("10.1.2.3"), Some("192.0.2.1, 192.0.2.2, 10.0.0.9")),
+            "192.0.2.2"
+        );
+        assert_eq!(
+            trust(0, &["0.0.0.0/0"]).client(ip("10.1.2.3"), Some("192.0.2.7")),
+            "10.1.2.3"
+        );
+        // No trusted proxy at all: never read.
+        assert_eq!(
+            trust(1, &[]).client(ip("127.0.0.1"), Some("192.0.2.7")),
+            "127.0.0.1"
+        );
+        // No peer (a test request): empty, as before.
+        assert_eq!(loopback.client(None, Some("192.0.2.7")), "");
+    }
+
+    #[test]
+    fn client_addr_reads_the_request() {
+        let req = actix_web::test::TestRequest::default()
+            .peer_addr("127.0.0.1:4000".parse().unwrap())
+            .insert_header(("X-Forwarded-For", "203.0.113.5"))
+            .to_http_request();
+        assert_eq!(
+            client_addr(&req, &trust(1, &["127.0.0.1/32"])),
+            "203.0.113.5"
+        );
+        assert_eq!(client_addr(&req, &trust(1, &["10.0.0.0/8"])), "127.0.0.1");
     }
 }
 

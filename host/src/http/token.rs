@@ -151,7 +151,7 @@ async fn create(
             .get("User-Agent")
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default(),
-        remote_addr: client_addr(&req, state.settings.num_proxies),
+        remote_addr: client_addr(&req, &state.settings.proxies),
         basic,
         body,
     };

@@ -369,7 +369,7 @@ async fn change_password(
         .map_err(|e| password_error(e, &user))?;
     // The old password is a password guess like a login's: under the same throttle (better
     // than the original, which let a token holder guess at hashing speed).
-    let remote_addr = client_addr(&req, state.settings.num_proxies);
+    let remote_addr = client_addr(&req, &state.settings.proxies);
     let attempt = super::throttle::Attempt::start(
         &state,
         &req,

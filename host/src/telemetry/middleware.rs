@@ -44,8 +44,9 @@ pub struct Options {
     pub access_log: Option<log::Level>,
     /// Count the answers in the HTTP metric families.
     pub metrics: bool,
-    /// `rest_api.num_proxies`: how the access log finds the client address.
-    pub num_proxies: u32,
+    /// `rest_api.num_proxies` and `rest_api.trusted_proxies`: how the access log finds the
+    /// client address.
+    pub proxies: crate::http::request::ProxyTrust,
 }
 
 /// The middleware (one per worker, see `App::wrap`).
@@ -170,7 +171,7 @@ where
             if let Some(level) = access {
                 let client = request.map_or_else(
                     || "-".to_string(),
-                    |r| crate::http::request::client_addr(r, options.num_proxies),
+                    |r| crate::http::request::client_addr(r, &options.proxies),
                 );
                 // Milliseconds with three decimals, in integers (cheaper than a float).
                 let micros = elapsed.as_micros();
