@@ -306,8 +306,8 @@ async fn serve(
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
             .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
-            // Outermost: every answer (CORS pre-flights and router errors included) gets its
-            // request id, its count and its access log line.
+            // Outermost but for the read deadline: every answer (CORS pre-flights and router
+            // errors included) gets its request id, its count and its access log line.
             .wrap(telemetry::middleware::Telemetry::new(
                 telemetry_options.clone(),
             ))
