@@ -3,13 +3,15 @@
 //! caches ([`listen`]).
 //!
 //! The payloads are a wire format shared with other processes, possibly of other versions
-//! during an upgrade, and with SQL triggers (migrations V5 and V7) and one SQL statement
-//! (`Storage::purge_throttle_batch`): it does not change.
+//! during an upgrade, and with SQL triggers (migrations V5, V7 and V8) and one SQL statement
+//! (`Storage::purge_throttle_batch`): it does not change (new payloads may be added: an older
+//! process logs and ignores them).
 //!
 //! | channel              | payload                          | sent by                      |
 //! |----------------------|----------------------------------|------------------------------|
 //! | `wazo_auth_revoked`  | hex of a token hash              | trigger on `auth_token` (V5) |
 //! | `wazo_auth_revoked`  | `policies`                       | trigger on `auth_policy` (V7)|
+//! | `wazo_auth_revoked`  | `tenants`                        | trigger on `auth_tenant` (V8)|
 //! | `wazo_auth_revoked`  | `sync:<uuid>`                    | a process, to itself         |
 //! | `wazo_auth_throttle` | `fail|<key>|<until epoch or ''>` | a failed login               |
 //! | `wazo_auth_throttle` | `clear|<key>`                    | a login, the throttle purge  |
@@ -28,13 +30,15 @@ use tokio_postgres::AsyncMessage;
 
 use crate::error::Result;
 
-/// The channel of token revocations, policy changes and sync markers.
+/// The channel of token revocations, policy and tenant changes and sync markers.
 pub const REVOKED_CHANNEL: &str = "wazo_auth_revoked";
 /// The channel of the login throttle (see `crate::throttle`).
 pub const THROTTLE_CHANNEL: &str = "wazo_auth_throttle";
 
 /// The payload of the policy trigger (migration V7).
 const POLICIES_CHANGED: &str = "policies";
+/// The payload of the tenant trigger (migration V8).
+const TENANTS_CHANGED: &str = "tenants";
 const SYNC_PREFIX: &str = "sync:";
 const THROTTLE_FAILED_PREFIX: &str = "fail|";
 /// The start of a `clear` payload on the throttle channel: SQL that announces cleared keys
@@ -51,6 +55,8 @@ pub enum Notification {
     TokenRevoked(TokenHash),
     /// Some policy was created, changed or deleted (trigger on `auth_policy`).
     PoliciesChanged,
+    /// Some tenant was created, deleted or given another parent (trigger on `auth_tenant`).
+    TenantsChanged,
     /// A process's marker: once it comes back, every notification committed before it was
     /// sent has been received.
     Sync(uuid::Uuid),
@@ -104,6 +110,7 @@ impl Notification {
         match self {
             Notification::TokenRevoked(_)
             | Notification::PoliciesChanged
+            | Notification::TenantsChanged
             | Notification::Sync(_) => REVOKED_CHANNEL,
             Notification::ThrottleFailed { .. } | Notification::ThrottleCleared { .. } => {
                 THROTTLE_CHANNEL
@@ -116,6 +123,7 @@ impl Notification {
         match self {
             Notification::TokenRevoked(hash) => hex::encode(hash),
             Notification::PoliciesChanged => POLICIES_CHANGED.to_string(),
+            Notification::TenantsChanged => TENANTS_CHANGED.to_string(),
             Notification::Sync(id) => format!("{SYNC_PREFIX}{}", id.hyphenated()),
             Notification::ThrottleFailed { key, blocked_until } => format!(
                 "{THROTTLE_FAILED_PREFIX}{key}|{}",
@@ -141,6 +149,9 @@ impl Notification {
 fn parse_revoked(payload: &str) -> Option<Notification> {
     if payload == POLICIES_CHANGED {
         return Some(Notification::PoliciesChanged);
+    }
+    if payload == TENANTS_CHANGED {
+        return Some(Notification::TenantsChanged);
     }
     if let Some(id) = payload.strip_prefix(SYNC_PREFIX) {
         return uuid::Uuid::parse_str(id).ok().map(Notification::Sync);
@@ -314,6 +325,7 @@ mod tests {
         round_trip(Notification::TokenRevoked([0xab; 32]));
         round_trip(Notification::TokenRevoked(std::array::from_fn(|i| i as u8)));
         round_trip(Notification::PoliciesChanged);
+        round_trip(Notification::TenantsChanged);
         round_trip(Notification::Sync(uuid::Uuid::new_v4()));
         for until in [None, Some(1_764_400_000.25), Some(0.1 + 0.2), Some(1e-7)] {
             round_trip(Notification::ThrottleFailed {
@@ -344,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_wire_format_is_unchanged() {
-        // As the triggers of migrations V5 and V7 and earlier versions send them.
+        // As the triggers of migrations V5, V7 and V8 and earlier versions send them.
         let hash = "00ff".repeat(16);
         let mut bytes = [0u8; 32];
         for (i, b) in bytes.iter_mut().enumerate() {
@@ -359,6 +371,12 @@ mod tests {
             Notification::parse("wazo_auth_revoked", "policies"),
             Ok(Notification::PoliciesChanged)
         );
+        assert_eq!(
+            Notification::parse("wazo_auth_revoked", "tenants"),
+            Ok(Notification::TenantsChanged)
+        );
+        assert_eq!(Notification::TenantsChanged.payload(), "tenants");
+        assert_eq!(Notification::TenantsChanged.channel(), "wazo_auth_revoked");
         let id = uuid::Uuid::new_v4();
         assert_eq!(
             Notification::Sync(id).payload(),
@@ -413,6 +431,9 @@ mod tests {
             "",
             "polices",
             "Policies",
+            "tenant",
+            "Tenants",
+            "tenants ",
             "sync:",
             "sync:not-a-uuid",
             "abc",
@@ -444,6 +465,7 @@ mod tests {
             "clear|",
             "block|key|1",
             "policies",
+            "tenants",
             &"ab".repeat(32),
         ];
         for p in throttle {
@@ -455,6 +477,7 @@ mod tests {
         // A known payload on another channel is not that notification.
         assert!(Notification::parse("other", "policies").is_err());
         assert!(Notification::parse("wazo_auth_throttle", "policies").is_err());
+        assert!(Notification::parse("wazo_auth_throttle", "tenants").is_err());
         // Long payloads are shown shortened.
         let long = Notification::parse("wazo_auth_revoked", &"x".repeat(8000)).unwrap_err();
         assert!(long.to_string().len() < 200);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use crate::cache::tenants::TenantTree;
 use crate::error::{Error, Result};
 
 mod embedded {
@@ -76,6 +77,9 @@ pub struct Storage {
     login_writer: std::sync::Arc<
         std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::login_batch::Job>>,
     >,
+    /// The process's tenant tree in memory, when the server set one
+    /// ([`Storage::with_tenant_tree`]); without it, every scope decision is a query.
+    tenant_tree: Option<std::sync::Arc<TenantTree>>,
 }
 
 impl Storage {
@@ -143,6 +147,7 @@ impl Storage {
             pool,
             timeout,
             login_writer: Default::default(),
+            tenant_tree: None,
         })
     }
 
@@ -212,6 +217,33 @@ impl Storage {
         self
     }
 
+    /// Makes this storage decide tenant scopes from `tree` ([`Storage::is_subtenant`],
+    /// [`Storage::tenant_and_descendants`], [`Storage::top_tenant_uuid`]) while it is live, and
+    /// drop it at each of its own tenant writes ([`Storage::tenants_changed`]). Give every
+    /// storage of a process the same tree, the one its listener feeds
+    /// ([`crate::cache::Caches::tenants`]).
+    pub fn with_tenant_tree(mut self, tree: std::sync::Arc<TenantTree>) -> Storage {
+        self.tenant_tree = Some(tree);
+        self
+    }
+
+    /// This process created, deleted or moved a tenant (committed): the tree in memory is
+    /// dropped at once, so that the next decision of this process sees it (other processes
+    /// drop theirs when the trigger's notification arrives).
+    pub fn tenants_changed(&self) {
+        if let Some(tree) = &self.tenant_tree {
+            tree.invalidate();
+        }
+    }
+
+    /// The tenant tree to decide from, if one is set and live (loaded when needed).
+    async fn tenant_tree(&self) -> Result<Option<std::sync::Arc<crate::cache::tenants::Tree>>> {
+        match &self.tenant_tree {
+            Some(tree) => tree.get(self).await,
+            None => Ok(None),
+        }
+    }
+
     /// The channel of this storage's login writer, starting the writer (on the current
     /// runtime) at the first call. The writer holds a handle on the pool only, so it ends when
     /// the last clone of this storage (and of the channel) is dropped.
@@ -224,6 +256,7 @@ impl Storage {
                 pool: self.pool.clone(),
                 timeout: self.timeout,
                 login_writer: Default::default(),
+                tenant_tree: self.tenant_tree.clone(),
             };
             tokio::spawn(crate::login_batch::writer(writer, rx));
             tx
@@ -248,6 +281,11 @@ impl Storage {
 
     /// The uuid of the top ("master") tenant, the one that is its own parent.
     pub async fn top_tenant_uuid(&self) -> Result<String> {
+        if let Some(tree) = self.tenant_tree().await? {
+            if let Some(top) = tree.top() {
+                return Ok(top.to_string());
+            }
+        }
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -283,6 +321,13 @@ impl Storage {
         // the parameter: such a tenant is nobody's subtenant.
         if child.contains('\0') || parent.contains('\0') {
             return Ok(false);
+        }
+        // From memory when both are in the tree; a tenant it does not hold may be newer than
+        // it (created by another process, its notification not yet here): asked below.
+        if let Some(tree) = self.tenant_tree().await? {
+            if let Some(answer) = tree.is_subtenant(child, parent) {
+                return Ok(answer);
+            }
         }
         let client = self.client().await?;
         let row = client
@@ -321,6 +366,15 @@ impl Storage {
     /// `tenant` and all its descendants (the top tenant: every tenant). Empty when `tenant`
     /// does not exist.
     pub async fn tenant_and_descendants(&self, tenant: &str) -> Result<Vec<String>> {
+        // As in `is_subtenant`: no tenant holds NUL, and PostgreSQL would refuse it.
+        if tenant.contains('\0') {
+            return Ok(Vec::new());
+        }
+        if let Some(tree) = self.tenant_tree().await? {
+            if let Some(all) = tree.descendants(tenant) {
+                return Ok(all);
+            }
+        }
         let client = self.client().await?;
         let rows = client
             .query(

@@ -222,6 +222,8 @@ async fn serve(
         cfg.token_cache_size,
         (cfg.rest_api.max_threads.get() as usize).clamp(2, 16),
     ));
+    // Every storage of the process decides tenant scopes from the one tree the listener feeds.
+    let storage = storage.with_tenant_tree(tokens.tenants.clone());
     let listener = actix_web::rt::spawn(tokens.clone().listen(db_uri.clone()));
     let plugins = Arc::new(plugins);
 
@@ -284,6 +286,7 @@ async fn serve(
             .map(|s| {
                 telemetry::metrics::watch_pool("api", s.pool());
                 s.share_login_writer(&shared_storage)
+                    .with_tenant_tree(tokens.tenants.clone())
             })
             .unwrap_or_else(|_| shared_storage.clone());
         let data = web::Data::new(Arc::new(AppState {

@@ -3,7 +3,8 @@
 //!
 //! - [`tokens`]: valid tokens and unknown token ids, for the token checks;
 //! - [`policies`]: the ACL of the default user policy read at each login;
-//! - [`throttle_view`]: the blocked and failed keys of the login throttle.
+//! - [`throttle_view`]: the blocked and failed keys of the login throttle;
+//! - [`tenants`]: the tenant tree, for every scope decision.
 //!
 //! Each is used only while notifications are being received; when the listening connection is
 //! lost, they stop (emptied) until it is back. A request that may have revoked tokens waits,
@@ -11,6 +12,7 @@
 //! revocation takes effect at once locally.
 
 pub mod policies;
+pub mod tenants;
 pub mod throttle_view;
 pub mod tokens;
 
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use policies::PolicyCache;
+pub use tenants::TenantTree;
 pub use throttle_view::ThrottleView;
 pub use tokens::{CachedToken, TokenCache};
 
@@ -30,6 +33,8 @@ pub struct Caches {
     pub tokens: TokenCache,
     pub policies: PolicyCache,
     pub throttle: ThrottleView,
+    /// Shared with the process's storages ([`Storage::with_tenant_tree`]).
+    pub tenants: Arc<TenantTree>,
     syncs: SyncMarkers,
 }
 
@@ -41,6 +46,7 @@ impl Caches {
             tokens: TokenCache::new(capacity, max_concurrent_lookups),
             policies: PolicyCache::default(),
             throttle: ThrottleView::default(),
+            tenants: Arc::new(TenantTree::default()),
             syncs: SyncMarkers::default(),
         }
     }
@@ -72,10 +78,11 @@ impl Caches {
         self.tokens.forget(id);
     }
 
-    /// Drops every token and every policy ACL.
+    /// Drops every token, every policy ACL and the tenant tree.
     pub fn clear(&self) {
         self.tokens.clear();
         self.policies.invalidate();
+        self.tenants.invalidate();
     }
 
     /// The ACL of the policy named `name` ([`PolicyCache::acl`]).
@@ -142,12 +149,14 @@ impl crate::notify::Receiver for Caches {
         // Anything cached before LISTEN took effect may have missed a revocation.
         self.tokens.start();
         self.policies.start();
+        self.tenants.start();
     }
 
     fn notified(&self, notification: Notification) {
         match notification {
             Notification::TokenRevoked(hash) => self.tokens.revoke(&hash),
             Notification::PoliciesChanged => self.policies.invalidate(),
+            Notification::TenantsChanged => self.tenants.invalidate(),
             Notification::Sync(marker) => self.syncs.arrived(&marker),
             Notification::ThrottleFailed { key, blocked_until } => {
                 self.throttle.failed(&key, blocked_until)
@@ -159,6 +168,7 @@ impl crate::notify::Receiver for Caches {
     fn stopped(&self) {
         self.tokens.stop();
         self.policies.stop();
+        self.tenants.stop();
         self.throttle.stop();
     }
 }

@@ -61,7 +61,10 @@ pub async fn create(
     let tenant = tenants::get(&tx, &uuid)
         .await?
         .ok_or_else(|| Error::Corrupt(format!("created tenant {uuid} not found")))?;
-    tx.commit().await?;
+    let committed = tx.commit().await;
+    // Also when the commit's outcome is unknown (connection lost): dropping is always safe.
+    storage.tenants_changed();
+    committed?;
     Ok(tenant)
 }
 
@@ -104,7 +107,9 @@ pub async fn delete(storage: &Storage, scope: &str, tenant: TenantUuid) -> Resul
     let mut client = storage.client().await?;
     let tx = client.transaction().await.map_err(Error::from)?;
     tenants::delete(&tx, scope, &uuid).await?;
-    tx.commit().await.map_err(Error::from)?;
+    let committed = tx.commit().await;
+    storage.tenants_changed();
+    committed.map_err(Error::from)?;
     Ok(())
 }
 
@@ -129,6 +134,8 @@ pub async fn move_under(
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
     tenants::update_parent(&tx, scope, &tenant.text(), &parent.text()).await?;
-    tx.commit().await?;
+    let committed = tx.commit().await;
+    storage.tenants_changed();
+    committed?;
     Ok(())
 }
