@@ -1,5 +1,6 @@
 //! The token cache: revocations take effect at once on the node that handled them and within
-//! 100 ms on every other node sharing the database, whatever revoked the token.
+//! 100 ms on every other node sharing the database, whatever revoked the token. The tenant tree
+//! in memory: tenant changes reach the `?tenant=` checks the same way.
 
 use std::time::{Duration, Instant};
 
@@ -325,4 +326,208 @@ fn default_policy_changes_reach_new_logins_on_both_nodes() {
     assert!(!has(&acl_of(&a), "second.acl"));
     settle();
     assert!(!has(&acl_of(&b), "second.acl"));
+}
+
+/// `HEAD /0.1/token/{token}?tenant={tenant}`: 204 when `tenant` is in the token's tree, 403
+/// when not.
+fn head_tenant(s: &Server, token: &str, tenant: &str) -> u16 {
+    s.request(
+        "HEAD",
+        &format!("/0.1/token/{token}?tenant={tenant}"),
+        &[],
+        None,
+    )
+    .status
+}
+
+/// Polls until `s` answers `want` to the check of `token` with `?tenant=tenant`; panics after
+/// `limit` (a changing answer is only ever the previous one or `want`).
+fn tenant_check_within(s: &Server, token: &str, tenant: &str, want: u16, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let status = head_tenant(s, token, tenant);
+        if status == want {
+            return;
+        }
+        assert!([204, 403].contains(&status), "{status}");
+        assert!(
+            start.elapsed() < limit,
+            "?tenant={tenant} still {status} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn create_tenant(s: &Server, admin: &str, parent: Option<&str>, name: &str) -> String {
+    let r = s.call(
+        "POST",
+        "/0.1/tenants",
+        admin,
+        parent,
+        Some(&json!({ "name": name })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["uuid"].as_str().unwrap().to_string()
+}
+
+fn move_tenant(s: &Server, admin: &str, tenant: &str, parent: &str) {
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/tenants/{tenant}/parent/{parent}"),
+        admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
+/// The tenant tree each node keeps in memory for its scope decisions: a tenant created, moved or
+/// deleted through node A is seen at once by A's `?tenant=` checks and within 100 ms by B's.
+#[test]
+fn tenant_changes_reach_tenant_checks_on_both_nodes() {
+    let config = json!({"default_user_policy": "everything",
+                        "default_policies": {"everything": {"acl": ["#"]}}});
+    let a = ServerBuilder::new()
+        .with_wazo_user()
+        .config(config.clone())
+        .start();
+    let admin = a.admin_token();
+    // master → {x → x1, y}; a user of x.
+    let x = create_tenant(&a, &admin, None, "tree-x");
+    let y = create_tenant(&a, &admin, None, "tree-y");
+    let x1 = create_tenant(&a, &admin, Some(&x), "tree-x1");
+    a.create_user(&admin, "tree-ux", "pw", Some(&x));
+    let t = a.user_token("tree-ux", "pw");
+    // B starts now: its first tree is read with x1 already under x.
+    let b = ServerBuilder::new()
+        .with_wazo_user()
+        .config(config)
+        .database(&a.db)
+        .start();
+    let limit = Duration::from_millis(100);
+    for s in [&a, &b] {
+        for _ in 0..3 {
+            assert_eq!(head_tenant(s, &t, &x), 204);
+            assert_eq!(head_tenant(s, &t, &x1), 204);
+            assert_eq!(head_tenant(s, &t, &y), 403);
+        }
+    }
+
+    // Moved out of x through A.
+    move_tenant(&a, &admin, &x1, &y);
+    assert_eq!(head_tenant(&a, &t, &x1), 403, "not at once on A");
+    tenant_check_within(&b, &t, &x1, 403, limit);
+    assert_eq!(head_tenant(&b, &t, &y), 403);
+
+    // Moved back in, through B this time.
+    move_tenant(&b, &admin, &x1, &x);
+    assert_eq!(head_tenant(&b, &t, &x1), 204, "not at once on B");
+    tenant_check_within(&a, &t, &x1, 204, limit);
+
+    // Created under x through A, then checked on both.
+    let x2 = create_tenant(&a, &admin, Some(&x), "tree-x2");
+    assert_eq!(head_tenant(&a, &t, &x2), 204, "not at once on A");
+    tenant_check_within(&b, &t, &x2, 204, limit);
+    // Several checks on both: the trees now hold x2.
+    for s in [&a, &b] {
+        for _ in 0..3 {
+            assert_eq!(head_tenant(s, &t, &x2), 204);
+        }
+    }
+    // Deleted through A: unknown, so nobody's.
+    let r = a.call("DELETE", &format!("/0.1/tenants/{x2}"), &admin, None, None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(head_tenant(&a, &t, &x2), 403, "not at once on A");
+    tenant_check_within(&b, &t, &x2, 403, limit);
+
+    // A tenant written with SQL (the trigger announces it to both nodes).
+    let top = sql(
+        &a.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    )[0][0]
+        .clone()
+        .unwrap();
+    sql(
+        &a.db,
+        &format!("UPDATE auth_tenant SET parent_uuid = '{top}' WHERE uuid = '{x1}'"),
+    );
+    tenant_check_within(&a, &t, &x1, 403, limit);
+    tenant_check_within(&b, &t, &x1, 403, limit);
+
+    // Scoped listings follow the tree as well: x's administrator lists x's tenants.
+    let listed = |s: &Server| -> Vec<String> {
+        let r = s.call("GET", "/0.1/tenants", &t, None, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let mut uuids: Vec<String> = r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["uuid"].as_str().unwrap().to_string())
+            .collect();
+        uuids.sort();
+        uuids
+    };
+    let x3 = create_tenant(&a, &admin, Some(&x), "tree-x3");
+    let mut want = vec![x.clone(), x3.clone()];
+    want.sort();
+    assert_eq!(listed(&a), want);
+}
+
+/// While the listener is down, nothing is decided from a tree that may be stale: each check
+/// reads the table (here changed with SQL, which no node can know of but through the listener).
+/// Once it is back, the tree is used and kept current again.
+#[test]
+fn tenant_checks_read_the_table_while_the_listener_is_down() {
+    let a = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"default_user_policy": "everything",
+                       "default_policies": {"everything": {"acl": ["#"]}}}))
+        .start();
+    let admin = a.admin_token();
+    let x = create_tenant(&a, &admin, None, "down-x");
+    let y = create_tenant(&a, &admin, None, "down-y");
+    let x1 = create_tenant(&a, &admin, Some(&x), "down-x1");
+    a.create_user(&admin, "down-ux", "pw", Some(&x));
+    let t = a.user_token("down-ux", "pw");
+    assert_eq!(head_tenant(&a, &t, &x1), 204);
+
+    // The listener cannot start again: its first read after LISTEN fails.
+    sql(
+        &a.db,
+        "ALTER TABLE auth_login_throttle RENAME TO auth_login_throttle_away;
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'wazo-auth-listener' AND datname = current_database()",
+    );
+    a.wait_log(Duration::from_secs(5), |l| {
+        l.contains("revocation listener failed")
+    });
+    let moves = [(&y, 403), (&x, 204), (&y, 403)];
+    for (parent, want) in moves {
+        sql(
+            &a.db,
+            &format!("UPDATE auth_tenant SET parent_uuid = '{parent}' WHERE uuid = '{x1}'"),
+        );
+        for _ in 0..3 {
+            assert_eq!(head_tenant(&a, &t, &x1), want, "under {parent}");
+        }
+    }
+    assert_eq!(head_tenant(&a, &t, &x), 204);
+    assert_eq!(head_tenant(&a, &t, &y), 403);
+
+    // Back: the listener starts again, and the tree follows the table through it.
+    sql(
+        &a.db,
+        "ALTER TABLE auth_login_throttle_away RENAME TO auth_login_throttle",
+    );
+    a.wait_log(Duration::from_secs(5), |l| {
+        l.matches("listening for token revocations").count() >= 2
+    });
+    for _ in 0..3 {
+        assert_eq!(head_tenant(&a, &t, &x1), 403);
+    }
+    sql(
+        &a.db,
+        &format!("UPDATE auth_tenant SET parent_uuid = '{x}' WHERE uuid = '{x1}'"),
+    );
+    tenant_check_within(&a, &t, &x1, 204, Duration::from_millis(100));
 }
