@@ -3,6 +3,7 @@
 # and measures in one run, at 16 concurrent connections, token checks, logins and their
 # ceilings, then prints requests/s, p50, p99 and the ratio to each ceiling. Exits non-zero when
 # a ratio misses its target (see docs/benchmarks.md). Needs wrk (installed if missing, as root).
+# The database holds 10 000 tenants (a hundred under the top tenant, 99 under each of those).
 #
 #   bench/run.sh            # BENCH_DURATION=8 seconds per measurement by default
 set -euo pipefail
@@ -27,6 +28,11 @@ cargo build --release --locked -q -p wazo-auth -p wazo-user-backend -p example-b
 cargo bench --locked -q -p wazo-auth --bench hash_rate --no-run 2>/dev/null
 
 source scripts/throwaway-server.sh
+# The tenants created below are named after md5 sums, as PostgreSQL's md5(text)::uuid.
+md5_uuid() { python3 -c 'import hashlib, sys, uuid; print(uuid.UUID(hashlib.md5(sys.argv[1].encode()).hexdigest()))' "$1"; }
+bob_tenant=$(md5_uuid bench-r0)
+# A tenant under bob's: the `?tenant=` of bob's token checks.
+bob_subtenant=$(md5_uuid bench-c98)
 server_workdir bench target/release/libwazo_auth_wazo_user.so target/release/libwazo_auth_example_backend.so
 {
     server_config "$port"
@@ -41,7 +47,12 @@ bootstrap_user_password: bench-password
 token_cleanup_interval: 0
 plugin_config:
   example_static:
-    users: [{login: alice, password: alice-secret, acl: ["confd.#", "auth.users.me.#"]}]
+    users:
+      - {login: alice, password: alice-secret, acl: ["confd.#", "auth.users.me.#"]}
+      # A user of one of the 100 middle tenants (the token of a Wazo tenant's service).
+      - {login: bob, password: bob-secret, acl: ["confd.#"], tenant_uuid: $bob_tenant}
+      # A user of the top tenant who lists the users of every tenant.
+      - {login: carol, password: carol-secret, acl: ["auth.users.read"]}
 YAML
 } > "$work/config.yml"
 base="http://127.0.0.1:$port"
@@ -50,14 +61,37 @@ sleep 2
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 rss_idle=$(rss)
 
+socket=$work/pg/socket
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pg_user_run() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+psql_bench() { pg_user_run "$pgbin/psql" -q -v ON_ERROR_STOP=1 -h "$socket" -U postgres -d wazo_auth "$@"; }
+echo "bench: creating 10 000 tenants"
+psql_bench >/dev/null <<'SQL'
+INSERT INTO auth_tenant (uuid, name, slug, parent_uuid)
+SELECT md5('bench-r' || i)::uuid::text, 'bench-r' || i, 'r' || i,
+       (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
+FROM generate_series(0, 99) i;
+INSERT INTO auth_tenant (uuid, name, slug, parent_uuid)
+SELECT md5('bench-c' || i)::uuid::text, 'bench-c' || i, 'c' || i,
+       md5('bench-r' || (i / 99))::uuid::text
+FROM generate_series(0, 9899) i;
+SQL
+
 token=$(curl -sf -u alice:alice-secret -H 'Content-Type: application/json' \
     -d '{"backend": "example_static", "expiration": 3600}' "$base/0.1/token" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
 unknown=$(python3 -c 'import uuid; print(uuid.uuid4())')
-
-socket=$work/pg/socket
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-pg_user_run() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+login_token() { # login, password
+    curl -sf -u "$1:$2" -H 'Content-Type: application/json' \
+        -d '{"backend": "example_static", "expiration": 3600}' "$base/0.1/token" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])'
+}
+tenant_token=$(login_token bob bob-secret)
+lister_token=$(login_token carol carol-secret)
+if [[ $(curl -s -o /dev/null -w '%{http_code}' "$base/0.1/token/$tenant_token?tenant=$bob_subtenant") != 200 ]]; then
+    echo "bench: the ?tenant= check of bob's token is not granted" >&2
+    exit 1
+fi
 settle_database() {
     echo "bench: settling the database (VACUUM ANALYZE)"
     pg_user_run "$pgbin/psql" -q -h "$socket" -U postgres -d wazo_auth -c "VACUUM ANALYZE" >/dev/null
@@ -90,9 +124,13 @@ PY
 
 measure ceiling "$duration" "$base/0.1/_bench/ceiling"
 measure get_valid "$duration" "$base/0.1/token/$token"
+# Right after the plain check, against which it is compared.
+measure get_tenant "$duration" "$base/0.1/token/$tenant_token?tenant=$bob_subtenant"
 measure head_scope_match "$duration" -s bench/head.lua "$base/0.1/token/$token?scope=confd.users.read"
 measure head_scope_nomatch "$duration" -s bench/head.lua "$base/0.1/token/$token?scope=auth.tenants.read"
 measure get_unknown "$duration" "$base/0.1/token/$unknown"
+# A listing scoped to the top tenant and its 10 000 descendants (reported, no target).
+measure list_users_recurse "$duration" -H "X-Auth-Token: $lister_token" "$base/0.1/users?recurse=true"
 # Logins write. A fresh cluster creates (zero-fills) its WAL files as it goes, which slows
 # whatever writes first; so a discarded pgbench run first writes enough WAL for the rest to
 # reuse. Then each write measurement starts from a settled database (vacuumed and analysed), so
@@ -143,6 +181,8 @@ ceiling = rows["ceiling"][0]
 checks = [
     # name, ceiling name, ceiling value, min ratio, max p99 (ms), expected non-2xx
     ("get_valid", "http", ceiling, 0.50, 5.0, False),
+    # The check with `?tenant=` (a subtenant of the token's tenant) against the plain one.
+    ("get_tenant", "plain", rows["get_valid"][0], 0.90, 5.0, False),
     ("head_scope_match", "http", ceiling, 0.50, 5.0, False),
     ("head_scope_nomatch", "http", ceiling, 0.50, 5.0, True),
     ("get_unknown", "http", ceiling, 0.40, None, True),
@@ -162,6 +202,8 @@ for name, cname, cval, target, max_p99, non2xx_expected in checks:
     ok &= good
     goal = f">= {target:.0%}" + (f", p99 < {max_p99:g} ms" if max_p99 else "")
     print(f"{name:<20}{rps:>10.1f}{p50:>9.3f}{p99:>9.3f}  {cname:<8}{cval:>10.1f}{ratio:>8.1%}  {goal} {'ok' if good else 'MISSED'}")
+rps, p50, p99, non2xx = rows["list_users_recurse"]
+print(f"{'list_users_recurse':<20}{rps:>10.1f}{p50:>9.3f}{p99:>9.3f}  {'-':<8}{'-':>10}{'-':>8}  (reported){' non-2xx!' if non2xx else ''}")
 mem_ok = rss_idle < 30 and rss_end < 80
 ok &= mem_ok
 print(f"resident memory: idle {rss_idle:.1f} MB (< 30), after load {rss_end:.1f} MB (< 80) {'ok' if mem_ok else 'MISSED'}")
