@@ -188,6 +188,9 @@ impl Tree {
     }
 }
 
+/// The outcome of a load: the tree, `None` when too large to keep.
+type Loaded = Result<Option<Arc<Tree>>>;
+
 /// What is known of the table.
 #[derive(Clone)]
 enum Current {
@@ -208,8 +211,9 @@ pub struct TenantTree {
     epoch: AtomicU64,
     /// Loads started so far (the sequence number of the last one).
     loads_started: AtomicU64,
-    /// Held during a load; the last load's sequence number and outcome.
-    loading: tokio::sync::Mutex<Option<(u64, Option<Arc<Tree>>)>>,
+    /// Held during a load; the last load's sequence number and outcome (a failure too: the
+    /// requests that waited for it share it rather than each trying again in turn).
+    loading: tokio::sync::Mutex<Option<(u64, Loaded)>>,
 }
 
 impl Default for TenantTree {
@@ -269,7 +273,7 @@ impl TenantTree {
 
     /// The tree to decide from: `None` when it is not used (not live, or too large), loaded
     /// with `storage` when not in memory.
-    pub async fn get(&self, storage: &Storage) -> Result<Option<Arc<Tree>>> {
+    pub async fn get(&self, storage: &Storage) -> Loaded {
         if !self.is_live() {
             return Ok(None);
         }
@@ -286,16 +290,23 @@ impl TenantTree {
             Current::Unknown => {}
         }
         // A load that started after this request arrived read a table at least as recent as a
-        // query of its own would: take its tree (kept or not).
-        if let Some((seq, tree)) = last.as_ref() {
+        // query of its own would: take its tree (kept or not), or its failure.
+        if let Some((seq, outcome)) = last.as_ref() {
             if *seq > arrived {
-                return Ok(tree.clone());
+                return outcome.clone();
             }
         }
         if !self.is_live() {
             return Ok(None);
         }
         let seq = self.loads_started.fetch_add(1, Ordering::AcqRel) + 1;
+        let outcome = self.load(storage).await;
+        *last = Some((seq, outcome.clone()));
+        outcome
+    }
+
+    /// Reads the table (under `loading`), and keeps the tree unless a change arrived meanwhile.
+    async fn load(&self, storage: &Storage) -> Loaded {
         let epoch = self.epoch.load(Ordering::Acquire);
         let rows = {
             let client = storage.client().await?;
@@ -332,7 +343,6 @@ impl TenantTree {
                 };
             }
         }
-        *last = Some((seq, tree.clone()));
         Ok(tree)
     }
 }
