@@ -74,32 +74,70 @@ pub fn keys(
     out
 }
 
+/// What is known of one throttle key at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KeyState {
+    /// Seconds until the key's block ends, when it blocks now.
+    pub wait: Option<f64>,
+    /// The failures counted against the key's free ones (a record of unknown count counts 1;
+    /// a record older than `forget_after` counts 0: its next failure starts again from one).
+    pub failures: i32,
+    /// Whether the key has a record at all (a successful login then clears it).
+    pub known: bool,
+}
+
+/// A failure just recorded on a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub key: String,
+    /// When the key now blocks, until when (epoch seconds).
+    pub blocked_until: Option<f64>,
+    /// The key's failure count, this one included.
+    pub failures: i32,
+}
+
 impl Storage {
-    /// `(seconds to wait before trying again if any of keys is blocked now, whether any of
-    /// keys has a record at all)`.
-    pub async fn throttle_state(&self, keys: &[(String, i32)]) -> Result<(Option<f64>, bool)> {
+    /// The state of each of `keys` (in their order), from the records.
+    pub async fn throttle_keys(
+        &self,
+        keys: &[(String, i32)],
+        forget_after: f64,
+    ) -> Result<Vec<KeyState>> {
         if keys.is_empty() {
-            return Ok((None, false));
+            return Ok(Vec::new());
         }
         let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT extract(epoch FROM max(blocked_until) - now())::float8, count(*)
+                "SELECT key, extract(epoch FROM blocked_until - now())::float8,
+                        CASE WHEN updated_at < now() - make_interval(secs => $2) THEN 0
+                             ELSE failures END
                  FROM auth_login_throttle WHERE key = ANY($1)",
             )
             .await?;
-        let row = client.query_one(&stmt, &[&names]).await?;
-        let wait = row.get::<_, Option<f64>>(0).filter(|s| *s > 0.0);
-        Ok((wait, row.get::<_, i64>(1) > 0))
+        let rows = client.query(&stmt, &[&names, &forget_after]).await?;
+        let mut out = vec![KeyState::default(); keys.len()];
+        for row in rows {
+            let key: String = row.get(0);
+            let found = names.iter().position(|k| *k == key);
+            if let Some(state) = found.and_then(|i| out.get_mut(i)) {
+                *state = KeyState {
+                    wait: row.get::<_, Option<f64>>(1).filter(|s| *s > 0.0),
+                    failures: row.get(2),
+                    known: true,
+                };
+            }
+        }
+        Ok(out)
     }
 
-    /// Records a failed login for `keys`; returns each key's blocked-until time (epoch seconds).
+    /// Records a failed login for `keys`; returns each key's new count and blocked-until time.
     pub async fn throttle_failure(
         &self,
         cfg: &ThrottleConfig,
         keys: &[(String, i32)],
-    ) -> Result<Vec<(String, Option<f64>)>> {
+    ) -> Result<Vec<Failure>> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -116,7 +154,7 @@ impl Storage {
                              $3 * power(2, (CASE WHEN t.updated_at < now() - make_interval(secs => $5)
                                                  THEN 1 ELSE t.failures + 1 END) - $2 - 1)))
                          ELSE NULL END
-                 RETURNING extract(epoch FROM blocked_until)::float8",
+                 RETURNING extract(epoch FROM blocked_until)::float8, failures",
             )
             .await?;
         let mut out = Vec::with_capacity(keys.len());
@@ -134,6 +172,7 @@ impl Storage {
                 )
                 .await?;
             let until: Option<f64> = row.get(0);
+            let failures: i32 = row.get(1);
             // Every process keeps a view of the throttle from these notifications.
             Notification::ThrottleFailed {
                 key: key.clone(),
@@ -141,7 +180,11 @@ impl Storage {
             }
             .send(&client)
             .await?;
-            out.push((key.clone(), until));
+            out.push(Failure {
+                key: key.clone(),
+                blocked_until: until,
+                failures,
+            });
         }
         Ok(out)
     }

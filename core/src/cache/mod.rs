@@ -132,8 +132,17 @@ impl Caches {
         self.throttle.state(keys, now)
     }
 
+    /// The local view of each throttle key ([`ThrottleView::key_states`]).
+    pub fn throttle_keys(
+        &self,
+        keys: &[(String, i32)],
+        now: f64,
+    ) -> Option<Vec<crate::throttle::KeyState>> {
+        self.throttle.key_states(keys, now)
+    }
+
     /// Records this process's own throttle failures at once (the notifications follow).
-    pub fn note_throttle_failures(&self, results: &[(String, Option<f64>)]) {
+    pub fn note_throttle_failures(&self, results: &[crate::throttle::Failure]) {
         self.throttle.note_failures(results);
     }
 

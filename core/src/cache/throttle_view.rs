@@ -1,11 +1,15 @@
 //! What this process knows of the shared login throttle (see `crate::throttle`), kept current
 //! by notifications ([`crate::notify::Notification::ThrottleFailed`] and `ThrottleCleared`):
-//! the blocked keys (until when, epoch seconds) and the keys with a failure record. It answers
+//! the blocked keys (until when, epoch seconds) and the keys with a failure record, with their
+//! failure count as far as this process knows it (exact after its own failures, which return the
+//! count; at least 1 after another process's, whose notification does not carry it). It answers
 //! logins without a query while live; when not, the database is asked.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+use crate::throttle::{Failure, KeyState};
 
 /// The most keys with a failure record kept before the ones that no longer block are dropped.
 const THROTTLE_VIEW_MAX: usize = 100_000;
@@ -13,7 +17,8 @@ const THROTTLE_VIEW_MAX: usize = 100_000;
 #[derive(Default)]
 struct View {
     blocked: HashMap<String, f64>,
-    failed: HashSet<String>,
+    /// Keys with a failure record, and their failure count as far as known.
+    failed: HashMap<String, i32>,
 }
 
 /// The local view of the throttle.
@@ -45,7 +50,8 @@ impl ThrottleView {
                 if let Some(until) = until {
                     view.blocked.insert(key.clone(), until);
                 }
-                view.failed.insert(key);
+                // How many failures is not in the snapshot: at least one.
+                view.failed.insert(key, 1);
             }
         }
         self.live.store(true, Ordering::Release);
@@ -66,7 +72,7 @@ impl ThrottleView {
         let mut wait: Option<f64> = None;
         let mut known = false;
         for (k, _) in keys {
-            known |= view.failed.contains(k);
+            known |= view.failed.contains_key(k);
             if let Some(until) = view.blocked.get(k) {
                 if *until > now {
                     wait = Some(wait.map_or(until - now, |w| w.max(until - now)));
@@ -76,8 +82,30 @@ impl ThrottleView {
         Some((wait, known))
     }
 
-    /// A failure on `key`, blocking it until `blocked_until` if given.
-    pub fn failed(&self, key: &str, blocked_until: Option<f64>) {
+    /// Each of `keys` as this view knows it (in their order), when live; `None` when not.
+    pub fn key_states(&self, keys: &[(String, i32)], now: f64) -> Option<Vec<KeyState>> {
+        if !self.is_live() {
+            return None;
+        }
+        let view = self.lock();
+        Some(
+            keys.iter()
+                .map(|(k, _)| KeyState {
+                    wait: view
+                        .blocked
+                        .get(k)
+                        .filter(|until| **until > now)
+                        .map(|until| until - now),
+                    failures: view.failed.get(k).copied().unwrap_or(0),
+                    known: view.failed.contains_key(k),
+                })
+                .collect(),
+        )
+    }
+
+    /// A failure on `key` (`failures` when the count is known), blocking it until
+    /// `blocked_until` if given.
+    fn record(&self, key: &str, failures: Option<i32>, blocked_until: Option<f64>) {
         let mut view = self.lock();
         if view.failed.len() >= THROTTLE_VIEW_MAX {
             // Full: forget the keys that no longer block (a later failure starts them again),
@@ -85,12 +113,25 @@ impl ThrottleView {
             let now = crate::tokens::now();
             let View { failed, blocked } = &mut *view;
             blocked.retain(|_, until| *until > now);
-            failed.retain(|k| blocked.contains_key(k));
+            failed.retain(|k, _| blocked.contains_key(k));
         }
-        view.failed.insert(key.to_string());
+        let count = view.failed.entry(key.to_string()).or_insert(0);
+        *count = match failures {
+            // The record started again (`forget_after`): its count is exact.
+            Some(n) if n <= 1 => 1,
+            // Failures of this process may be noted out of order: the highest count holds.
+            Some(n) => (*count).max(n),
+            None => (*count).max(1),
+        };
         if let Some(until) = blocked_until {
             view.blocked.insert(key.to_string(), until);
         }
+    }
+
+    /// A failure on `key`, blocking it until `blocked_until` if given (a notification: the
+    /// count is not known).
+    pub fn failed(&self, key: &str, blocked_until: Option<f64>) {
+        self.record(key, None, blocked_until);
     }
 
     /// `key`'s record is gone.
@@ -100,10 +141,11 @@ impl ThrottleView {
         view.blocked.remove(key);
     }
 
-    /// Records this process's own failures at once (the notifications follow).
-    pub fn note_failures(&self, results: &[(String, Option<f64>)]) {
-        for (key, until) in results {
-            self.failed(key, *until);
+    /// Records this process's own failures at once, with their counts (the notifications
+    /// follow).
+    pub fn note_failures(&self, results: &[Failure]) {
+        for f in results {
+            self.record(&f.key, Some(f.failures), f.blocked_until);
         }
     }
 
@@ -121,6 +163,57 @@ mod tests {
 
     fn keys(names: &[&str]) -> Vec<(String, i32)> {
         names.iter().map(|k| (k.to_string(), 3)).collect()
+    }
+
+    fn failure(key: &str, blocked_until: Option<f64>, failures: i32) -> Failure {
+        Failure {
+            key: key.into(),
+            blocked_until,
+            failures,
+        }
+    }
+
+    fn counts(view: &ThrottleView, names: &[&str]) -> Vec<i32> {
+        view.key_states(&keys(names), 0.0)
+            .unwrap_or_default()
+            .iter()
+            .map(|k| k.failures)
+            .collect()
+    }
+
+    /// Failure counts: exact from this process's failures (whatever order they are noted in),
+    /// at least 1 from a notification or the snapshot, back to exact when a record starts
+    /// again; gone when cleared.
+    #[test]
+    fn counts_follow_own_failures_and_notifications() {
+        let view = ThrottleView::default();
+        assert_eq!(view.key_states(&keys(&["login:a"]), 0.0), None);
+        view.start(vec![("login:old".into(), None)]);
+        assert_eq!(counts(&view, &["login:old", "login:a"]), [1, 0]);
+        view.note_failures(&[failure("login:a", None, 4)]);
+        view.note_failures(&[failure("login:a", None, 3)]);
+        assert_eq!(counts(&view, &["login:a"]), [4]);
+        // Its own notification, or another process's: not fewer than known.
+        view.failed("login:a", None);
+        view.failed("login:b", None);
+        assert_eq!(counts(&view, &["login:a", "login:b"]), [4, 1]);
+        // Started again after `forget_after`.
+        view.note_failures(&[failure("login:a", None, 1)]);
+        assert_eq!(counts(&view, &["login:a"]), [1]);
+        view.note_failures(&[failure("login:a", Some(30.0), 11)]);
+        assert_eq!(
+            view.key_states(&keys(&["login:a"]), 10.0),
+            Some(vec![KeyState {
+                wait: Some(20.0),
+                failures: 11,
+                known: true
+            }])
+        );
+        view.cleared("login:a");
+        assert_eq!(
+            view.key_states(&keys(&["login:a"]), 10.0),
+            Some(vec![KeyState::default()])
+        );
     }
 
     #[test]
@@ -147,7 +240,10 @@ mod tests {
     fn failures_block_and_clears_lift() {
         let view = ThrottleView::default();
         view.start(Vec::new());
-        view.note_failures(&[("login:a".into(), None), ("addr:x".into(), Some(20.0))]);
+        view.note_failures(&[
+            failure("login:a", None, 1),
+            failure("addr:x", Some(20.0), 5),
+        ]);
         assert_eq!(
             view.state(&keys(&["login:a", "addr:x"]), 10.0),
             Some((Some(10.0), true))

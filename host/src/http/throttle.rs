@@ -3,12 +3,16 @@
 //! client address (see `wazo_auth_core::throttle`). Failures on either route count together, so
 //! a stolen token does not buy more password guesses than the login route allows.
 //!
-//! A process runs at most `max(free + 1, MIN_TURNS)` attempts at once on one key (a login, or a
-//! client address, each with its own `free` failures), and checks the throttle once an
-//! attempt's turn has come: the failures of the attempts in flight are recorded before the others
-//! go ahead, so a burst of parallel guesses gets at most `free + turns` tries before the block,
-//! instead of as many as the attacker sends at once. Legitimate logins beyond that many at the
-//! same instant on one account or address wait for a turn; they are not refused.
+//! The burst bound: an attempt reserves its place on each of its keys before its password is
+//! checked, and the reservations of a process count against a key's budget as provisional
+//! failures. A key's budget is its `free` failures plus the one that blocks it, less the
+//! failures it already has (at least one attempt at a time once they are used up, when the
+//! block has ended). A failed attempt turns its reservation into the recorded failure (recorded
+//! before the reservation goes), a success or another outcome (backend unavailable, timeout)
+//! just releases it. An attempt beyond the budget waits for the outcome of those under way and
+//! then looks again: refused (429) if they blocked the key, on its way if they succeeded. So a
+//! burst of guesses on a fresh login has at most `free + 1` of them checked in one process,
+//! whatever its size, and a burst of right passwords all succeed (they only wait their turn).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,58 +20,228 @@ use std::sync::{Arc, Mutex};
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
+use tokio::sync::watch;
+use wazo_auth_core::throttle::{Failure, KeyState};
 
 use super::error::ApiError;
 use super::State;
 
-/// Concurrent attempts always allowed per key, whatever its free failures: legitimate bursts on
-/// one account (a service account used by many clients at once) do not wait.
-const MIN_TURNS: usize = 32;
-
-/// The turns of password attempts, per throttle key, shared by a process's workers. Entries
-/// exist only while an attempt holds or waits for them.
+/// The password attempts of a process under way, per throttle key, shared by its workers.
+/// Entries exist only while an attempt holds or waits for a reservation on them.
 #[derive(Default)]
 pub struct AttemptTurns {
-    keys: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    keys: Mutex<HashMap<String, Slot>>,
 }
 
-/// An attempt's turn on one key; released (and the key forgotten when nobody else uses it) on
-/// drop.
-struct Turn {
+/// One key's attempts under way in this process.
+struct Slot {
+    /// Attempts holding or waiting for a reservation (the slot goes at 0).
+    users: usize,
+    /// Reservations: attempts whose password is being checked, each a provisional failure.
+    reserved: usize,
+    /// The highest failure count this process learnt of while the slot lived: read from the
+    /// database when an attempt started (while the notified view is not live), returned by its
+    /// own failures; 0 again after a success clears a login, or `forget_after` after it was
+    /// last raised (a busy key's slot may live long).
+    failures: i32,
+    /// When `failures` was last raised (epoch seconds).
+    failures_at: f64,
+    /// Until when (epoch seconds) the key blocks, as learnt the same way.
+    blocked_until: f64,
+    /// Bumped when a reservation goes: the attempts waiting look again.
+    released: watch::Sender<u64>,
+}
+
+/// How many attempts of one process may have a key's password checked at once: the failures
+/// left before (and including) the one that blocks the key, at least one.
+fn budget(free: i32, failures: i32) -> usize {
+    usize::try_from(free.saturating_add(1).saturating_sub(failures.max(0)))
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// What an attempt may do now.
+enum Admission {
+    /// Its reservations are taken; `known` tells whether a key has a failure record.
+    Reserved { known: bool },
+    /// A key blocks for this many more seconds.
+    Blocked(f64),
+    /// A key's budget is taken by the attempts under way: look again when one of them ends.
+    Wait(watch::Receiver<u64>),
+}
+
+/// An attempt's place on its keys: a user of their slots from its start, and a reservation
+/// once admitted. Both are released on drop, after the outcome (if any) is recorded.
+struct Hold {
     turns: Arc<AttemptTurns>,
-    key: String,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    keys: Vec<(String, i32)>,
+    reserved: bool,
 }
 
 impl AttemptTurns {
-    async fn take(self: &Arc<Self>, key: &str, width: usize) -> Turn {
-        let semaphore = self
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.to_string())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(width)))
-            .clone();
-        let mut turn = Turn {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // Only counters change under this lock: a poisoned lock holds consistent slots.
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Becomes a user of the slots of `keys` (no reservation yet).
+    fn hold(self: &Arc<Self>, keys: &[(String, i32)]) -> Hold {
+        let mut slots = self.lock();
+        for (key, _) in keys {
+            slots
+                .entry(key.clone())
+                .or_insert_with(|| Slot {
+                    users: 0,
+                    reserved: 0,
+                    failures: 0,
+                    failures_at: 0.0,
+                    blocked_until: 0.0,
+                    released: watch::channel(0).0,
+                })
+                .users += 1;
+        }
+        Hold {
             turns: self.clone(),
-            key: key.to_string(),
-            permit: None,
-        };
-        // Never closed; on a (cancelled) wait, dropping `turn` cleans up.
-        turn.permit = semaphore.acquire_owned().await.ok();
-        turn
+            keys: keys.to_vec(),
+            reserved: false,
+        }
     }
 }
 
-impl Drop for Turn {
+impl Slot {
+    /// The failures counted, `forget_after` seconds after they were last raised.
+    fn failures(&self, now: f64, forget_after: f64) -> i32 {
+        if now - self.failures_at > forget_after {
+            0
+        } else {
+            self.failures
+        }
+    }
+
+    /// Raises the failures counted to `failures` (never lowers them: this process's outcomes
+    /// may be noted out of order).
+    fn raise(&mut self, failures: i32, now: f64, forget_after: f64) {
+        self.failures = self.failures(now, forget_after).max(failures);
+        self.failures_at = now;
+    }
+}
+
+impl Hold {
+    /// Folds what was read of the keys from the database (at `now`) into their slots.
+    fn learn(&self, states: &[KeyState], now: f64, forget_after: f64) {
+        let mut slots = self.turns.lock();
+        for ((key, _), state) in self.keys.iter().zip(states) {
+            if let Some(slot) = slots.get_mut(key) {
+                slot.raise(state.failures, now, forget_after);
+                if let Some(wait) = state.wait {
+                    slot.blocked_until = slot.blocked_until.max(now + wait);
+                }
+            }
+        }
+    }
+
+    /// Takes a reservation on every key, or says why not. `view` is the process's notified view
+    /// of the keys now (`None` when it is not live), read under the lock so that an outcome
+    /// noted before its reservation went is never missed.
+    fn admit(
+        &mut self,
+        view: impl FnOnce() -> Option<Vec<KeyState>>,
+        now: f64,
+        forget_after: f64,
+        read_known: bool,
+    ) -> Admission {
+        let mut slots = self.turns.lock();
+        let view = view();
+        let mut wait: Option<f64> = None;
+        let mut full: Option<&str> = None;
+        let mut known = read_known;
+        for (i, (key, free)) in self.keys.iter().enumerate() {
+            let Some(slot) = slots.get(key) else { continue };
+            let seen = view.as_ref().and_then(|v| v.get(i)).copied();
+            let failures = slot
+                .failures(now, forget_after)
+                .max(seen.map_or(0, |s| s.failures));
+            let blocked = slot.blocked_until - now;
+            let blocked = seen
+                .and_then(|s| s.wait)
+                .map_or(blocked, |w| w.max(blocked));
+            known |= failures > 0 || seen.is_some_and(|s| s.known);
+            if blocked > 0.0 {
+                wait = Some(wait.map_or(blocked, |w| w.max(blocked)));
+            } else if full.is_none() && slot.reserved >= budget(*free, failures) {
+                full = Some(key);
+            }
+        }
+        if let Some(wait) = wait {
+            return Admission::Blocked(wait);
+        }
+        if let Some(key) = full {
+            if let Some(slot) = slots.get(key) {
+                return Admission::Wait(slot.released.subscribe());
+            }
+        }
+        for (key, _) in &self.keys {
+            if let Some(slot) = slots.get_mut(key) {
+                slot.reserved += 1;
+            }
+        }
+        self.reserved = true;
+        Admission::Reserved { known }
+    }
+
+    /// Notes this attempt's own recorded failures (or, when they could not be recorded, one
+    /// more failure on each key while the slots live).
+    fn failed(&self, results: Option<&[Failure]>, now: f64, forget_after: f64) {
+        let mut slots = self.turns.lock();
+        match results {
+            Some(results) => {
+                for f in results {
+                    if let Some(slot) = slots.get_mut(&f.key) {
+                        slot.raise(f.failures, now, forget_after);
+                        if let Some(until) = f.blocked_until {
+                            slot.blocked_until = slot.blocked_until.max(until);
+                        }
+                    }
+                }
+            }
+            None => {
+                for (key, _) in &self.keys {
+                    if let Some(slot) = slots.get_mut(key) {
+                        let more = slot.failures(now, forget_after).saturating_add(1);
+                        slot.raise(more, now, forget_after);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notes a success that cleared the login keys' records.
+    fn cleared(&self) {
+        let mut slots = self.turns.lock();
+        for (key, _) in self.keys.iter().filter(|(k, _)| k.starts_with("login:")) {
+            if let Some(slot) = slots.get_mut(key) {
+                slot.failures = 0;
+                slot.blocked_until = 0.0;
+            }
+        }
+    }
+}
+
+impl Drop for Hold {
     fn drop(&mut self) {
-        self.permit.take();
-        let mut keys = self.turns.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if keys
-            .get(&self.key)
-            .is_some_and(|s| Arc::strong_count(s) == 1)
-        {
-            keys.remove(&self.key);
+        let mut slots = self.turns.lock();
+        for (key, _) in &self.keys {
+            let Some(slot) = slots.get_mut(key) else {
+                continue;
+            };
+            if self.reserved {
+                slot.reserved = slot.reserved.saturating_sub(1);
+                slot.released.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            slot.users = slot.users.saturating_sub(1);
+            if slot.users == 0 {
+                slots.remove(key);
+            }
         }
     }
 }
@@ -77,16 +251,17 @@ pub struct Attempt {
     keys: Vec<(String, i32)>,
     /// Whether a key had a failure record before this attempt (a success then clears it).
     known: bool,
-    /// This attempt's turns (login key first, then address key: one order for all, so that
-    /// attempts never wait on each other in a cycle). Released when the attempt is recorded.
-    _turns: Vec<Turn>,
+    /// This attempt's reservation (none when the throttle is off). Released when the attempt
+    /// is recorded, or dropped without an outcome.
+    hold: Option<Hold>,
 }
 
 impl Attempt {
-    /// Checks the throttle before trying `login`'s password from the request's client: `Err` is
-    /// the answer to send at once (429 with `Retry-After` while blocked; 503 when the database
-    /// cannot say). Answered from this process's notified view of the shared throttle when it
-    /// is current, else from the database.
+    /// Checks the throttle before trying `login`'s password from the request's client, and
+    /// reserves the attempt's place in its keys' budgets (waiting while the attempts under way
+    /// use them up): `Err` is the answer to send (429 with `Retry-After` while blocked; 503
+    /// when the database cannot say). Answered from this process's notified view of the shared
+    /// throttle when it is current, else from the database.
     pub async fn start(
         state: &State,
         req: &HttpRequest,
@@ -109,65 +284,97 @@ impl Attempt {
         } else {
             Vec::new()
         };
+        if keys.is_empty() {
+            return Ok(Attempt {
+                keys,
+                known: false,
+                hold: None,
+            });
+        }
         // Already blocked (as far as this process's view says): refused at once, without
-        // queuing for a turn behind the attempts under way.
+        // waiting behind the attempts under way.
         let now = wazo_auth_core::tokens::now();
-        if let Some((Some(wait), _)) = state.tokens.throttle_state(&keys, now) {
+        let local = state.tokens.throttle_keys(&keys, now);
+        if let Some(wait) = local
+            .iter()
+            .flatten()
+            .filter_map(|k| k.wait)
+            .reduce(f64::max)
+        {
             return Err(throttled(route, wait));
         }
-        let mut turns = Vec::with_capacity(keys.len());
-        for (key, free) in &keys {
-            let width = usize::try_from(*free)
-                .unwrap_or(0)
-                .saturating_add(1)
-                .max(MIN_TURNS);
-            turns.push(state.attempts.take(key, width).await);
-        }
-        // Checked again once the turn has come: the failures of the attempts before it count.
-        let local = state
-            .tokens
-            .throttle_state(&keys, wazo_auth_core::tokens::now());
-        let checked = match local {
-            Some(v) => Ok(v),
-            None => state.storage.throttle_state(&keys).await,
+        let forget_after = state.settings.throttle.forget_after;
+        let mut hold = state.attempts.hold(&keys);
+        let read_known = match local {
+            // Read again under the slots' lock (`Hold::admit`).
+            Some(_) => false,
+            None => {
+                let read = state
+                    .storage
+                    .throttle_keys(&keys, forget_after)
+                    .await
+                    .map_err(|e| ApiError::unavailable("reading the login throttle failed", e))?;
+                hold.learn(&read, now, forget_after);
+                read.iter().any(|k| k.known)
+            }
         };
-        match checked {
-            Ok((Some(wait), _)) => Err(throttled(route, wait)),
-            Ok((None, known)) => Ok(Attempt {
-                keys,
-                known,
-                _turns: turns,
-            }),
-            Err(e) => Err(ApiError::unavailable(
-                "reading the login throttle failed",
-                e,
-            )),
+        loop {
+            let now = wazo_auth_core::tokens::now();
+            let view = || state.tokens.throttle_keys(&keys, now);
+            match hold.admit(view, now, forget_after, read_known) {
+                Admission::Reserved { known } => {
+                    return Ok(Attempt {
+                        keys,
+                        known,
+                        hold: Some(hold),
+                    })
+                }
+                Admission::Blocked(wait) => return Err(throttled(route, wait)),
+                // The sender lives as long as the slot, which this attempt keeps.
+                Admission::Wait(mut released) => {
+                    let _ = released.changed().await;
+                }
+            }
         }
     }
 
     /// Records the attempt as failed (a logged warning if the database cannot take it: the
-    /// caller's answer does not change).
+    /// caller's answer does not change), then releases its reservation.
     pub async fn failed(self, state: &State) {
-        if self.keys.is_empty() {
+        let Some(hold) = &self.hold else {
             return;
-        }
-        match state
+        };
+        let recorded = state
             .storage
             .throttle_failure(&state.settings.throttle, &self.keys)
-            .await
-        {
-            Ok(results) => state.tokens.note_throttle_failures(&results),
-            Err(e) => log::warn!("recording a failed password attempt failed: {e}"),
+            .await;
+        let forget_after = state.settings.throttle.forget_after;
+        let now = wazo_auth_core::tokens::now();
+        match recorded {
+            Ok(results) => {
+                state.tokens.note_throttle_failures(&results);
+                hold.failed(Some(&results), now, forget_after);
+            }
+            Err(e) => {
+                log::warn!("recording a failed password attempt failed: {e}");
+                hold.failed(None, now, forget_after);
+            }
         }
     }
 
-    /// Records the attempt as successful: clears the login's record, if it had one.
+    /// Records the attempt as successful: clears the login's record, if it had one; then
+    /// releases its reservation.
     pub async fn succeeded(self, state: &State) {
         if !self.known {
             return;
         }
         match state.storage.throttle_success(&self.keys).await {
-            Ok(()) => state.tokens.note_throttle_cleared(&self.keys),
+            Ok(()) => {
+                state.tokens.note_throttle_cleared(&self.keys);
+                if let Some(hold) = &self.hold {
+                    hold.cleared();
+                }
+            }
             Err(e) => log::warn!("clearing the login throttle failed: {e}"),
         }
     }
@@ -184,5 +391,175 @@ fn throttled(route: &str, wait: f64) -> ApiError {
     match HeaderValue::from_str(&(wait.ceil() as u64).max(1).to_string()) {
         Ok(v) => error.with_header(RETRY_AFTER, v),
         Err(_) => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORGET: f64 = 900.0;
+
+    fn failure(key: &str, failures: i32, blocked_until: Option<f64>) -> Failure {
+        Failure {
+            key: key.into(),
+            blocked_until,
+            failures,
+        }
+    }
+
+    fn reserved(admission: &Admission) -> bool {
+        matches!(admission, Admission::Reserved { .. })
+    }
+
+    #[test]
+    fn budgets_are_the_failures_left_before_the_block_at_least_one() {
+        assert_eq!(budget(10, 0), 11);
+        assert_eq!(budget(10, 4), 7);
+        assert_eq!(budget(10, 10), 1);
+        assert_eq!(budget(10, 11), 1, "a block ended: one attempt at a time");
+        assert_eq!(budget(0, 0), 1);
+        assert_eq!(budget(i32::MAX, 0), i32::MAX as usize);
+        assert_eq!(budget(3, -1), 4);
+    }
+
+    /// A burst on a fresh key: `free + 1` attempts are reserved, the others wait; failures turn
+    /// reservations into counted failures, so nobody else gets in before the block; the block
+    /// refuses the waiting attempts.
+    #[test]
+    fn a_burst_of_failures_has_free_plus_one_checked() {
+        let turns = Arc::new(AttemptTurns::default());
+        let keys = vec![("login:k".to_string(), 3)];
+        let no_view = || None;
+        let mut holds: Vec<Hold> = (0..20).map(|_| turns.hold(&keys)).collect();
+        let admitted: Vec<bool> = holds
+            .iter_mut()
+            .map(|h| reserved(&h.admit(no_view, 100.0, FORGET, false)))
+            .collect();
+        assert_eq!(admitted.iter().filter(|a| **a).count(), 4);
+        let mut waiting: Vec<Hold> = holds.split_off(4);
+        // Three failures recorded (out of order), their reservations released: still full.
+        for (n, hold) in [2, 1, 3].into_iter().zip(holds.drain(..3)) {
+            hold.failed(Some(&[failure("login:k", n, None)]), 100.0, FORGET);
+            drop(hold);
+            assert!(!reserved(&waiting[0].admit(no_view, 100.0, FORGET, false)));
+        }
+        // The fourth blocks the key: the attempts waiting are refused.
+        holds[0].failed(Some(&[failure("login:k", 4, Some(130.0))]), 100.0, FORGET);
+        drop(holds);
+        for hold in &mut waiting {
+            assert!(matches!(
+                hold.admit(no_view, 100.0, FORGET, false),
+                Admission::Blocked(w) if w == 30.0
+            ));
+        }
+        // After the block, one at a time.
+        assert!(reserved(&waiting[0].admit(no_view, 131.0, FORGET, false)));
+        assert!(!reserved(&waiting[1].admit(no_view, 131.0, FORGET, false)));
+        drop(waiting);
+        assert!(turns.lock().is_empty(), "slots go with their last user");
+    }
+
+    /// Successes release their reservations and clear the login's count: a burst of right
+    /// passwords all get their turn; the view's count and block count too.
+    #[test]
+    fn successes_release_and_the_view_counts() {
+        let turns = Arc::new(AttemptTurns::default());
+        let keys = vec![("login:k".to_string(), 3), ("addr:x".to_string(), 50)];
+        let view = |failures: i32, wait: Option<f64>| {
+            move || {
+                Some(vec![
+                    KeyState {
+                        wait,
+                        failures,
+                        known: failures > 0,
+                    },
+                    KeyState::default(),
+                ])
+            }
+        };
+        let mut a = turns.hold(&keys);
+        let mut b = turns.hold(&keys);
+        let mut c = turns.hold(&keys);
+        assert!(matches!(
+            a.admit(view(2, None), 0.0, FORGET, false),
+            Admission::Reserved { known: true }
+        ));
+        assert!(reserved(&b.admit(view(2, None), 0.0, FORGET, false)));
+        assert!(matches!(
+            c.admit(view(2, None), 0.0, FORGET, false),
+            Admission::Wait(_)
+        ));
+        // A success clears the login's count (here and in the view).
+        a.cleared();
+        drop(a);
+        assert!(reserved(&c.admit(view(0, None), 0.0, FORGET, false)));
+        let mut d = turns.hold(&keys);
+        assert!(matches!(
+            d.admit(view(0, Some(5.0)), 0.0, FORGET, false),
+            Admission::Blocked(w) if w == 5.0
+        ));
+        drop((b, c, d));
+        assert!(turns.lock().is_empty());
+    }
+
+    /// Counts learnt from the database, or from failures that could not be recorded, are
+    /// forgotten `forget_after` after they were last raised.
+    #[test]
+    fn slot_counts_are_forgotten() {
+        let turns = Arc::new(AttemptTurns::default());
+        let keys = vec![("addr:x".to_string(), 2)];
+        let keeper = turns.hold(&keys);
+        keeper.learn(
+            &[KeyState {
+                wait: None,
+                failures: 2,
+                known: true,
+            }],
+            0.0,
+            FORGET,
+        );
+        keeper.failed(None, 10.0, FORGET);
+        let mut h = turns.hold(&keys);
+        assert!(reserved(&h.admit(|| None, 20.0, FORGET, false)));
+        let mut i = turns.hold(&keys);
+        assert!(!reserved(&i.admit(|| None, 20.0, FORGET, false)));
+        drop(h);
+        // Forgotten: the key's whole budget again (2 free + 1).
+        let later = 20.0 + FORGET;
+        assert!(matches!(
+            i.admit(|| None, later, FORGET, false),
+            Admission::Reserved { known: false }
+        ));
+        let mut j = turns.hold(&keys);
+        assert!(reserved(&j.admit(|| None, later, FORGET, false)));
+        let mut k = turns.hold(&keys);
+        assert!(reserved(&k.admit(|| None, later, FORGET, false)));
+        let mut l = turns.hold(&keys);
+        assert!(!reserved(&l.admit(|| None, later, FORGET, false)));
+        drop((keeper, i, j, k, l));
+        assert!(turns.lock().is_empty());
+    }
+
+    /// An attempt waiting is woken when a reservation goes.
+    #[tokio::test]
+    async fn waiting_attempts_are_woken_by_a_release() {
+        let turns = Arc::new(AttemptTurns::default());
+        let keys = vec![("login:k".to_string(), 0)];
+        let mut first = turns.hold(&keys);
+        assert!(reserved(&first.admit(|| None, 0.0, FORGET, false)));
+        let mut second = turns.hold(&keys);
+        let Admission::Wait(mut released) = second.admit(|| None, 0.0, FORGET, false) else {
+            panic!("the budget of a key without free failures is one");
+        };
+        let waiter = tokio::spawn(async move { released.changed().await.is_ok() });
+        tokio::task::yield_now().await;
+        drop(first);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                .await
+                .is_ok_and(|r| r.is_ok_and(|ok| ok))
+        );
+        assert!(reserved(&second.admit(|| None, 0.0, FORGET, false)));
     }
 }
