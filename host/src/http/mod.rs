@@ -35,7 +35,7 @@ pub struct AppState {
     pub plugins: Arc<PluginRegistry>,
     pub tokens: Arc<Caches>,
     pub settings: Settings,
-    /// Turns of password attempts under the throttle (`throttle::AttemptTurns`), per process.
+    /// Password attempts under way, per throttle key (`throttle::AttemptTurns`: the burst bound), per process.
     pub attempts: Arc<throttle::AttemptTurns>,
 }
 
