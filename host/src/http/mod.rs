@@ -35,7 +35,8 @@ pub struct AppState {
     pub plugins: Arc<PluginRegistry>,
     pub tokens: Arc<Caches>,
     pub settings: Settings,
-    /// Password attempts under way, per throttle key (`throttle::AttemptTurns`: the burst bound), per process.
+    /// Password attempts under way, per throttle key and per process (`throttle::AttemptTurns`,
+    /// the burst bound).
     pub attempts: Arc<throttle::AttemptTurns>,
 }
 
