@@ -13,6 +13,7 @@ pub mod notify;
 pub mod password;
 pub mod policies;
 pub mod refresh_tokens;
+pub mod scope;
 pub mod services;
 pub mod sessions;
 pub mod sql;

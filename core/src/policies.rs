@@ -103,7 +103,7 @@ impl Policy {
     }
 
     /// The representation of the policy seen from `scope` (`None`: as stored).
-    pub fn to_json(&self, scope: Option<&Scope>) -> Value {
+    pub fn to_json(&self, scope: Option<&View>) -> Value {
         let exposed = match scope {
             Some(s)
                 if (self.config_managed || self.shared)
@@ -133,12 +133,30 @@ impl Policy {
     }
 }
 
-/// Where a request looks from: the requested (scoping) tenant and the tenant list, which starts
-/// with it (`[requested]`, or `requested` and its descendants).
+/// Where a request looks at policies from: the requested (scoping) tenant and the tenant list,
+/// which starts with it (`[requested]`, or `requested` and its descendants). Built in this crate
+/// only, from a request's [`crate::scope::Scope`] (`crate::services::policies::view`) or from a
+/// user's own tenant.
 #[derive(Debug, Clone)]
-pub struct Scope {
-    pub requested: String,
-    pub tenants: Vec<String>,
+pub struct View {
+    pub(crate) requested: String,
+    pub(crate) tenants: Vec<String>,
+}
+
+impl View {
+    /// What `tenant` alone sees: its own policies, config-managed ones, and those shared by
+    /// itself, one of its ancestors or the top tenant.
+    pub(crate) fn of_tenant(tenant: &str) -> View {
+        View {
+            requested: tenant.to_string(),
+            tenants: vec![tenant.to_string()],
+        }
+    }
+
+    /// The scoping tenant.
+    pub fn requested(&self) -> &str {
+        &self.requested
+    }
 }
 
 /// Failures of policy operations that the API reports.
@@ -208,7 +226,7 @@ fn shared_owners_sql(requested: &str) -> String {
 }
 
 /// SQL condition: `p` is visible from `scope`.
-fn visible_sql(params: &mut Params, scope: &Scope) -> String {
+fn visible_sql(params: &mut Params, scope: &View) -> String {
     let tenants = params.push(scope.tenants.clone());
     let requested = params.push(scope.requested.clone());
     format!(
@@ -222,7 +240,7 @@ fn visible_sql(params: &mut Params, scope: &Scope) -> String {
 pub async fn get_visible<C: GenericClient>(
     client: &C,
     uuid: &str,
-    scope: &Scope,
+    scope: &View,
 ) -> Result<Option<Policy>> {
     let mut params = Params::default();
     let visible = visible_sql(&mut params, scope);
@@ -237,7 +255,7 @@ pub async fn get_visible<C: GenericClient>(
 pub async fn get_visible_by_slug<C: GenericClient>(
     client: &C,
     slug: &str,
-    scope: &Scope,
+    scope: &View,
 ) -> Result<Option<Policy>> {
     let mut params = Params::default();
     let visible = visible_sql(&mut params, scope);
@@ -622,7 +640,7 @@ async fn count<C: GenericClient>(client: &C, sql: &str, params: &Params) -> Resu
 /// (ignoring filters and search).
 pub async fn list<C: GenericClient>(
     client: &C,
-    scope: &Scope,
+    scope: &View,
     q: &ListQuery,
 ) -> Result<(Vec<Policy>, i64)> {
     let mut params = Params::default();
@@ -690,7 +708,7 @@ pub async fn list_user_policies<C: GenericClient>(
 pub async fn list_group_policies<C: GenericClient>(
     client: &C,
     group_uuid: &str,
-    scope: &Scope,
+    scope: &View,
     q: &ListQuery,
 ) -> Result<(Vec<Policy>, i64, i64)> {
     let q = ListQuery {
@@ -795,11 +813,38 @@ pub async fn remove_user_policy<C: GenericClient>(
         .await?)
 }
 
-pub async fn user_exists<C: GenericClient>(client: &C, user_uuid: &str) -> Result<bool> {
+/// The tenant of a user that belongs to one of `tenants` (`None`: no such user there). With
+/// `lock`, the user row is locked against deletion (`FOR KEY SHARE`) until the end of the
+/// transaction.
+pub(crate) async fn user_tenant_in<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    tenants: &[String],
+    lock: bool,
+) -> Result<Option<String>> {
+    let lock = if lock { " FOR KEY SHARE" } else { "" };
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT tenant_uuid FROM auth_user WHERE uuid = $1 AND tenant_uuid = ANY($2){lock}"
+            ),
+            &[&user_uuid, &tenants],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Whether the policy is attached to the user.
+pub(crate) async fn user_has_policy<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+    policy_uuid: &str,
+) -> Result<bool> {
     let row = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM auth_user WHERE uuid = $1)",
-            &[&user_uuid],
+            "SELECT EXISTS (SELECT 1 FROM auth_user_policy
+                            WHERE user_uuid = $1 AND policy_uuid = $2)",
+            &[&user_uuid, &policy_uuid],
         )
         .await?;
     Ok(row.get(0))
@@ -881,8 +926,8 @@ mod tests {
         }
     }
 
-    fn scope(requested: &str, tenants: &[&str]) -> Scope {
-        Scope {
+    fn scope(requested: &str, tenants: &[&str]) -> View {
+        View {
             requested: requested.into(),
             tenants: tenants.iter().map(|t| t.to_string()).collect(),
         }

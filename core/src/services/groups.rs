@@ -1,11 +1,12 @@
-//! Groups and memberships (spec management §7, §9). Every function takes the tenants the caller
-//! sees (the scoping tenant and its descendants); a group or user outside them is unknown.
+//! Groups and memberships (spec management §7, §9). Every function takes the caller's
+//! [`Scope`]; a group or user outside it is unknown.
 
 use serde_json::Value;
 
 use super::Listing;
 use crate::groups::{self, Group, GroupError, GroupFilter, GroupScope, Page, UserFilter};
 use crate::ids::{GroupUuid, UserUuid};
+use crate::scope::Scope;
 use crate::Storage;
 
 /// A group-membership write that the rules refuse.
@@ -59,8 +60,42 @@ impl From<crate::Error> for GroupWriteError {
     }
 }
 
-/// The groups of `scope` matching `filter`, with the counts of the list answer.
+/// `GET /groups`: the groups of the scoping tenant (with its descendants when `recurse`)
+/// matching `filter`, with the counts of the list answer.
 pub async fn list(
+    storage: &Storage,
+    scope: &Scope,
+    recurse: bool,
+    filter: &GroupFilter,
+    page: &Page,
+) -> Result<Listing<Group>, GroupError> {
+    let scope = GroupScope {
+        tenants: Some(scope.listed(recurse).await?.to_vec()),
+        member: None,
+    };
+    listing(storage, &scope, filter, page).await
+}
+
+/// `GET /users/{u}/groups`: the groups (in any tenant) of a user of the scope, with the counts
+/// of the list answer; `None` when the user is not in the scope.
+pub async fn user_groups(
+    storage: &Storage,
+    scope: &Scope,
+    user: UserUuid,
+    filter: &GroupFilter,
+    page: &Page,
+) -> Result<Option<Listing<Group>>, GroupError> {
+    if !user_visible(storage, scope, user).await? {
+        return Ok(None);
+    }
+    let scope = GroupScope {
+        tenants: None,
+        member: Some(user.to_string()),
+    };
+    Ok(Some(listing(storage, &scope, filter, page).await?))
+}
+
+async fn listing(
     storage: &Storage,
     scope: &GroupScope,
     filter: &GroupFilter,
@@ -74,13 +109,14 @@ pub async fn list(
     })
 }
 
-/// Creates a group in `tenant` (the slug is generated when `None`).
+/// Creates a group in the scoping tenant (the slug is generated when `None`).
 pub async fn create(
     storage: &Storage,
-    tenant: &str,
+    scope: &Scope,
     name: &str,
     slug: Option<&str>,
 ) -> Result<Group, GroupError> {
+    let tenant = scope.tenant();
     let mut client = storage.client().await?;
     let tx = client.transaction().await.map_err(crate::Error::from)?;
     let group = groups::create(&tx, tenant, name, slug, false).await?;
@@ -88,12 +124,13 @@ pub async fn create(
     Ok(group)
 }
 
-/// A visible group.
+/// A group of the scope.
 pub async fn get(
     storage: &Storage,
+    scope: &Scope,
     group: GroupUuid,
-    tenants: &[String],
 ) -> Result<Option<Group>, GroupError> {
+    let tenants = scope.tenants().await?;
     let client = storage.client().await?;
     groups::find_in_tenants(&client, &group.text(), tenants, false).await
 }
@@ -101,11 +138,12 @@ pub async fn get(
 /// Renames a visible group that is not system-managed (the slug never changes).
 pub async fn rename(
     storage: &Storage,
+    scope: &Scope,
     group: GroupUuid,
-    tenants: &[String],
     name: &str,
 ) -> Result<Group, GroupWriteError> {
     let uuid = group.text();
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
     let tx = client.transaction().await.map_err(crate::Error::from)?;
     let found = groups::find_in_tenants(&tx, &uuid, tenants, true)
@@ -124,10 +162,11 @@ pub async fn rename(
 /// Deletes a visible group that is not system-managed.
 pub async fn delete(
     storage: &Storage,
+    scope: &Scope,
     group: GroupUuid,
-    tenants: &[String],
 ) -> Result<(), GroupWriteError> {
     let uuid = group.text();
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
     let tx = client.transaction().await.map_err(crate::Error::from)?;
     let found = groups::find_in_tenants(&tx, &uuid, tenants, true)
@@ -143,32 +182,41 @@ pub async fn delete(
     Ok(())
 }
 
-/// The members of a group, with the counts of the list answer (not scoped: an unknown group has
-/// no members).
+/// The members of a group of the scope (in whatever tenant they are), with the counts of the
+/// list answer; `None` when the group is not in the scope (or does not exist).
 pub async fn members(
     storage: &Storage,
+    scope: &Scope,
     group: GroupUuid,
     filter: &UserFilter,
     page: &Page,
-) -> Result<Listing<Value>, GroupError> {
+) -> Result<Option<Listing<Value>>, GroupError> {
     let uuid = group.text();
+    let tenants = scope.tenants().await?;
     let client = storage.client().await?;
-    Ok(Listing {
+    if groups::find_in_tenants(&client, &uuid, tenants, false)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    Ok(Some(Listing {
         items: groups::list_members(&client, &uuid, filter, page).await?,
         total: groups::count_members(&client, &uuid, None).await?,
         filtered: groups::count_members(&client, &uuid, Some(filter)).await?,
-    })
+    }))
 }
 
 /// Adds a visible user to a visible group of the same tenant that is not system-managed
 /// (already a member is fine). Returns the group.
 pub async fn add_member(
     storage: &Storage,
+    scope: &Scope,
     group: GroupUuid,
     user: UserUuid,
-    tenants: &[String],
 ) -> Result<Group, MembershipError> {
     let (group_uuid, user_uuid) = (group.text(), user.text());
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
     let tx = client.transaction().await.map_err(crate::Error::from)?;
     let user_tenant = groups::user_tenant(&tx, &user_uuid, Some(tenants))
@@ -191,15 +239,17 @@ pub async fn add_member(
     Ok(found)
 }
 
-/// Removes a user from a visible group that is not system-managed. When nothing was removed, an
-/// unknown user (in any tenant) is `UnknownUser`.
+/// Removes a user from a visible group that is not system-managed. When nothing was removed, a
+/// user outside the scope (or unknown) is `UnknownUser` (a member is always in its group's
+/// tenant, so in the scope).
 pub async fn remove_member(
     storage: &Storage,
+    scope: &Scope,
     group: GroupUuid,
     user: UserUuid,
-    tenants: &[String],
 ) -> Result<(), MembershipError> {
     let (group_uuid, user_uuid) = (group.text(), user.text());
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
     let tx = client.transaction().await.map_err(crate::Error::from)?;
     let found = groups::find_in_tenants(&tx, &group_uuid, tenants, false)
@@ -209,19 +259,24 @@ pub async fn remove_member(
         return Err(MembershipError::Forbidden);
     }
     let removed = groups::remove_user(&tx, &group_uuid, &user_uuid).await?;
-    if !removed && groups::user_tenant(&tx, &user_uuid, None).await?.is_none() {
+    if !removed
+        && groups::user_tenant(&tx, &user_uuid, Some(tenants))
+            .await?
+            .is_none()
+    {
         return Err(MembershipError::UnknownUser);
     }
     tx.commit().await.map_err(crate::Error::from)?;
     Ok(())
 }
 
-/// Whether a user is visible (exists in one of `tenants`).
+/// Whether a user is in the scope (exists in one of its tenants).
 pub async fn user_visible(
     storage: &Storage,
+    scope: &Scope,
     user: UserUuid,
-    tenants: &[String],
 ) -> Result<bool, GroupError> {
+    let tenants = scope.tenants().await?;
     let client = storage.client().await?;
     Ok(groups::user_tenant(&client, &user.text(), Some(tenants))
         .await?

@@ -21,3 +21,14 @@ pub struct Listing<T> {
     /// The requested page.
     pub items: Vec<T>,
 }
+
+impl<T> Default for Listing<T> {
+    /// An empty list.
+    fn default() -> Self {
+        Listing {
+            total: 0,
+            filtered: 0,
+            items: Vec::new(),
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Policies, their ACL, and their associations with users and groups (spec management §8, §9).
 //!
-//! Every request looks from a [`Scope`] (the scoping tenant, alone or with its descendants; see
-//! `crate::policies` for what is visible from it). A policy is named by uuid or by slug
+//! Every request looks from a [`View`] built from its [`Scope`] ([`view`]: the scoping tenant,
+//! alone or with its descendants; see `crate::policies` for what is visible from it). A policy is named by uuid or by slug
 //! ([`PolicyRef`]); [`resolve`] turns the name into a [`Target`] once the scope is known.
 //!
 //! The escalation guard (spec management §1.2) is here: the caller's ACL must allow adding every
@@ -11,7 +11,8 @@
 use super::Listing;
 use crate::acl::CompiledAcl;
 use crate::ids::{GroupUuid, PolicyUuid, UserUuid};
-use crate::policies::{self, ListQuery, NewPolicy, Policy, PolicyError, Scope};
+use crate::policies::{self, ListQuery, NewPolicy, Policy, PolicyError, View};
+use crate::scope::Scope;
 use crate::{Error, Storage};
 
 /// How a request names a policy.
@@ -93,17 +94,19 @@ fn may_remove<'a>(
     }
 }
 
-/// The scope of a request: `requested` alone, or (`recurse`) followed by its descendants.
-pub async fn scope(storage: &Storage, requested: String, recurse: bool) -> Result<Scope, Error> {
+/// The view of a request on policies: from its scoping tenant, alone or (`recurse`) with the
+/// descendants (a scoping tenant that no longer exists sees from itself alone).
+pub async fn view(scope: &Scope, recurse: bool) -> Result<View, Error> {
+    let requested = scope.tenant().to_string();
     let mut tenants = vec![requested.clone()];
     if recurse {
-        for t in storage.tenant_and_descendants(&requested).await? {
-            if t != requested {
-                tenants.push(t);
+        for t in scope.tenants().await? {
+            if *t != requested {
+                tenants.push(t.clone());
             }
         }
     }
-    Ok(Scope { requested, tenants })
+    Ok(View { requested, tenants })
 }
 
 /// The target of `by`: a uuid as is (looked up later), a slug looked up among the policies
@@ -111,7 +114,7 @@ pub async fn scope(storage: &Storage, requested: String, recurse: bool) -> Resul
 pub async fn resolve(
     storage: &Storage,
     by: &PolicyRef,
-    scope: &Scope,
+    scope: &View,
 ) -> Result<Option<Target>, Error> {
     match by {
         PolicyRef::Uuid(u) => Ok(Some(Target::Uuid(*u))),
@@ -124,11 +127,7 @@ pub async fn resolve(
 }
 
 /// The policy of `target` if visible from `scope`.
-pub async fn get(
-    storage: &Storage,
-    target: Target,
-    scope: &Scope,
-) -> Result<Option<Policy>, Error> {
+pub async fn get(storage: &Storage, target: Target, scope: &View) -> Result<Option<Policy>, Error> {
     match target {
         Target::Found(p) => Ok(Some(p)),
         Target::Uuid(u) => {
@@ -141,7 +140,7 @@ pub async fn get(
 /// The visible policies matching `q`, and the number of visible policies.
 pub async fn list(
     storage: &Storage,
-    scope: &Scope,
+    scope: &View,
     q: &ListQuery,
 ) -> Result<(Vec<Policy>, i64), Error> {
     let client = storage.client().await?;
@@ -166,7 +165,7 @@ pub async fn create(
 async fn lock_visible(
     tx: &deadpool_postgres::Transaction<'_>,
     uuid: &str,
-    scope: &Scope,
+    scope: &View,
 ) -> Result<Policy, PolicyWriteError> {
     let visible = match policies::find_for_update(tx, uuid).await? {
         Some(_) => policies::get_visible(tx, uuid, scope).await?,
@@ -189,7 +188,7 @@ pub async fn update(
     storage: &Storage,
     caller: &CompiledAcl,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
     change: PolicyChange<'_>,
 ) -> Result<Policy, PolicyWriteError> {
     may_add(caller, change.acl)?;
@@ -222,7 +221,7 @@ pub async fn delete(
     storage: &Storage,
     caller: &CompiledAcl,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
 ) -> Result<(), PolicyWriteError> {
     let uuid = target.uuid();
     let mut client = storage.client().await?;
@@ -242,7 +241,7 @@ pub async fn add_access(
     storage: &Storage,
     caller: &CompiledAcl,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
     access: &str,
 ) -> Result<(), PolicyWriteError> {
     edit_access(storage, caller, target, scope, access, true).await
@@ -253,7 +252,7 @@ pub async fn remove_access(
     storage: &Storage,
     caller: &CompiledAcl,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
     access: &str,
 ) -> Result<(), PolicyWriteError> {
     edit_access(storage, caller, target, scope, access, false).await
@@ -263,7 +262,7 @@ async fn edit_access(
     storage: &Storage,
     caller: &CompiledAcl,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
     access: &str,
     add: bool,
 ) -> Result<(), PolicyWriteError> {
@@ -291,81 +290,110 @@ async fn edit_access(
     Ok(())
 }
 
-/// The policies attached to a user (any tenant; an unknown user has none), with the counts of
-/// the list answer.
+/// The policies attached to a user of the scope, with the counts of the list answer; `None`
+/// when the user is not in the scope (or does not exist).
 pub async fn user_policies(
     storage: &Storage,
+    scope: &Scope,
     user: UserUuid,
     q: &ListQuery,
-) -> Result<Listing<Policy>, Error> {
+) -> Result<Option<Listing<Policy>>, Error> {
+    let user = user.text();
+    let tenants = scope.tenants().await?;
     let client = storage.client().await?;
-    let (items, total, filtered) = policies::list_user_policies(&client, &user.text(), q).await?;
-    Ok(Listing {
+    if policies::user_tenant_in(&client, &user, tenants, false)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let (items, total, filtered) = policies::list_user_policies(&client, &user, q).await?;
+    Ok(Some(Listing {
         total,
         filtered,
         items,
-    })
+    }))
 }
 
-/// Attaches a policy (whatever its tenant) to a user (whatever its tenant); the caller must be
-/// able to grant the policy's ACL. Idempotent.
+/// Attaches a policy to a user, within the caller's scope (idempotent):
+/// 1. the policy must be visible from `view` (the request's view; 404 policy);
+/// 2. the user must be in the scope (404 user);
+/// 3. the policy must be visible from the user's own tenant: owned there, config-managed, or
+///    shared by the tenant, one of its ancestors or the top tenant (404 policy), so that no
+///    grant crosses a tenant boundary;
+/// 4. the caller must be able to grant the policy's ACL (escalation).
+///
+/// One transaction; the user row is locked against deletion (`FOR KEY SHARE`).
 pub async fn add_user_policy(
     storage: &Storage,
     caller: &CompiledAcl,
+    scope: &Scope,
     user: UserUuid,
     target: &Target,
+    view: &View,
 ) -> Result<(), PolicyWriteError> {
-    let uuid = target.uuid();
+    let (user, uuid) = (user.text(), target.uuid());
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
-    let policy = policies::find(&tx, &uuid)
+    let policy = policies::get_visible(&tx, &uuid, view)
         .await?
         .ok_or_else(|| PolicyWriteError::NotVisible(uuid.clone()))?;
+    let user_tenant = policies::user_tenant_in(&tx, &user, tenants, true)
+        .await?
+        .ok_or_else(|| PolicyError::UnknownUser(user.clone()))?;
+    if policies::get_visible(&tx, &uuid, &View::of_tenant(&user_tenant))
+        .await?
+        .is_none()
+    {
+        return Err(PolicyWriteError::NotVisible(uuid));
+    }
     may_add(caller, &policy.acl)?;
-    policies::add_user_policy(&tx, &user.text(), &uuid).await?;
+    policies::add_user_policy(&tx, &user, &uuid).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Detaches a policy visible from `scope` from a user; the caller must be able to remove the
-/// policy's ACL. When nothing was attached, an unknown user or a policy gone meanwhile is an
-/// error; otherwise nothing happens.
+/// Detaches a policy from a user, within the caller's scope (idempotent): the policy visible
+/// from `view` (404 policy) → the user in the scope (404 user) → the policy visible from the
+/// user's own tenant, or attached to the user (an association made before this rule, or before
+/// a tenant move, can always be removed; 404 policy) → the caller able to remove the policy's
+/// ACL (escalation) → removed. One transaction.
 pub async fn remove_user_policy(
     storage: &Storage,
     caller: &CompiledAcl,
+    scope: &Scope,
     user: UserUuid,
     target: &Target,
-    scope: &Scope,
+    view: &View,
 ) -> Result<(), PolicyWriteError> {
-    let user = user.text();
+    let (user, uuid) = (user.text(), target.uuid());
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
-    let policy = match target {
-        Target::Found(p) => p.clone(),
-        Target::Uuid(u) => policies::get_visible(&client, &u.text(), scope)
-            .await?
-            .ok_or_else(|| PolicyWriteError::NotVisible(u.text()))?,
-    };
-    may_remove(caller, &policy.acl)?;
     let tx = client.transaction().await?;
-    let removed = policies::remove_user_policy(&tx, &user, &policy.uuid).await?;
-    if removed == 0 {
-        if !policies::user_exists(&tx, &user).await? {
-            return Err(PolicyError::UnknownUser(user).into());
-        }
-        if policies::find(&tx, &policy.uuid).await?.is_none() {
-            return Err(PolicyError::UnknownPolicy(policy.uuid).into());
-        }
+    let policy = policies::get_visible(&tx, &uuid, view)
+        .await?
+        .ok_or_else(|| PolicyWriteError::NotVisible(uuid.clone()))?;
+    let user_tenant = policies::user_tenant_in(&tx, &user, tenants, true)
+        .await?
+        .ok_or_else(|| PolicyError::UnknownUser(user.clone()))?;
+    let from_user = policies::get_visible(&tx, &uuid, &View::of_tenant(&user_tenant)).await?;
+    if from_user.is_none() && !policies::user_has_policy(&tx, &user, &uuid).await? {
+        return Err(PolicyWriteError::NotVisible(uuid));
     }
+    may_remove(caller, &policy.acl)?;
+    policies::remove_user_policy(&tx, &user, &uuid).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Whether a group exists in one of `tenants`.
+/// Whether a group is in the scope.
 pub async fn group_visible(
     storage: &Storage,
+    scope: &Scope,
     group: GroupUuid,
-    tenants: &[String],
 ) -> Result<bool, Error> {
+    let tenants = scope.tenants().await?;
     let client = storage.client().await?;
     policies::group_in_tenants(&client, &group.text(), tenants).await
 }
@@ -375,7 +403,7 @@ pub async fn group_visible(
 pub async fn group_policies(
     storage: &Storage,
     group: GroupUuid,
-    scope: &Scope,
+    scope: &View,
     q: &ListQuery,
 ) -> Result<Listing<Policy>, Error> {
     let client = storage.client().await?;
@@ -395,7 +423,7 @@ pub async fn add_group_policy(
     caller: &CompiledAcl,
     group: GroupUuid,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
 ) -> Result<(), PolicyWriteError> {
     edit_group_policy(storage, caller, group, target, scope, true).await
 }
@@ -407,7 +435,7 @@ pub async fn remove_group_policy(
     caller: &CompiledAcl,
     group: GroupUuid,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
 ) -> Result<(), PolicyWriteError> {
     edit_group_policy(storage, caller, group, target, scope, false).await
 }
@@ -417,7 +445,7 @@ async fn edit_group_policy(
     caller: &CompiledAcl,
     group: GroupUuid,
     target: &Target,
-    scope: &Scope,
+    scope: &View,
     add: bool,
 ) -> Result<(), PolicyWriteError> {
     let (group, uuid) = (group.text(), target.uuid());

@@ -1,5 +1,5 @@
 //! Tenants (spec management §6, §1.5, §1.6): the tree below the caller's scoping tenant. Every
-//! function takes the scoping tenant (`scope`); a tenant outside its subtree is unknown.
+//! function takes the caller's [`Scope`]; a tenant outside its subtree is unknown.
 //! The storage rules (slug and uuid conflicts, children, cycles, the parent-move lock) are in
 //! [`crate::tenants`]; the writes here run them in one transaction each.
 
@@ -7,6 +7,7 @@ use super::Listing;
 use crate::defaults::{self, TenantDefaults};
 use crate::error::Error;
 use crate::ids::TenantUuid;
+use crate::scope::Scope;
 use crate::tenants::{self, ListQuery, NewTenant, Tenant, TenantError, TenantFields};
 use crate::Storage;
 
@@ -34,11 +35,11 @@ impl From<Error> for DeleteError {
 /// counts of the list answer.
 pub async fn list(
     storage: &Storage,
-    scope: &str,
+    scope: &Scope,
     query: &ListQuery,
 ) -> Result<Listing<Tenant>, Error> {
     let client = storage.client().await?;
-    let found = tenants::list(&client, scope, query).await?;
+    let found = tenants::list(&client, scope.tenant(), query).await?;
     Ok(Listing {
         total: found.total,
         filtered: found.filtered,
@@ -50,13 +51,13 @@ pub async fn list(
 /// configured defaults, in one transaction. Returns the new tenant.
 pub async fn create(
     storage: &Storage,
-    scope: &str,
+    scope: &Scope,
     new: &NewTenant,
     tenant_defaults: &TenantDefaults,
 ) -> Result<Tenant, TenantError> {
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
-    let uuid = tenants::create(&tx, scope, new).await?;
+    let uuid = tenants::create(&tx, scope.tenant(), new).await?;
     defaults::apply_tenant_defaults(&tx, &uuid, tenant_defaults).await?;
     let tenant = tenants::get(&tx, &uuid)
         .await?
@@ -71,25 +72,25 @@ pub async fn create(
 /// A tenant visible from `scope`.
 pub async fn get(
     storage: &Storage,
-    scope: &str,
+    scope: &Scope,
     tenant: TenantUuid,
 ) -> Result<Option<Tenant>, Error> {
     let client = storage.client().await?;
-    tenants::get_visible(&client, scope, &tenant.text()).await
+    tenants::get_visible(&client, scope.tenant(), &tenant.text()).await
 }
 
 /// Replaces every writable field of a tenant visible from `scope` (its domain names and address
 /// included), in one transaction. Returns the updated tenant.
 pub async fn update(
     storage: &Storage,
-    scope: &str,
+    scope: &Scope,
     tenant: TenantUuid,
     fields: &TenantFields,
 ) -> Result<Tenant, TenantError> {
     let uuid = tenant.text();
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
-    tenants::update(&tx, scope, &uuid, fields).await?;
+    tenants::update(&tx, scope.tenant(), &uuid, fields).await?;
     let updated = tenants::get(&tx, &uuid)
         .await?
         .ok_or_else(|| TenantError::NotFound(uuid.clone()))?;
@@ -99,8 +100,13 @@ pub async fn update(
 
 /// Deletes a tenant visible from `scope` that is not `scope` itself and has no children, with
 /// everything it owns.
-pub async fn delete(storage: &Storage, scope: &str, tenant: TenantUuid) -> Result<(), DeleteError> {
+pub async fn delete(
+    storage: &Storage,
+    scope: &Scope,
+    tenant: TenantUuid,
+) -> Result<(), DeleteError> {
     let uuid = tenant.text();
+    let scope = scope.tenant();
     if scope == uuid {
         return Err(DeleteError::OwnTenant);
     }
@@ -113,12 +119,16 @@ pub async fn delete(storage: &Storage, scope: &str, tenant: TenantUuid) -> Resul
     Ok(())
 }
 
-/// The domains of a tenant as `(name, uuid)`, sorted by name, whatever the caller's scope;
-/// `None` when the tenant does not exist.
+/// The domains of a tenant of the scope as `(name, uuid)`, sorted by name; `None` when the
+/// tenant is not in the scope (or does not exist).
 pub async fn domains(
     storage: &Storage,
+    scope: &Scope,
     tenant: TenantUuid,
 ) -> Result<Option<Vec<(String, String)>>, Error> {
+    if !scope.contains(&tenant.text()).await? {
+        return Ok(None);
+    }
     let client = storage.client().await?;
     tenants::domains(&client, &tenant.text()).await
 }
@@ -127,13 +137,13 @@ pub async fn domains(
 /// the tenant or one of its descendants. One transaction, under the parent-move lock.
 pub async fn move_under(
     storage: &Storage,
-    scope: &str,
+    scope: &Scope,
     tenant: TenantUuid,
     parent: TenantUuid,
 ) -> Result<(), TenantError> {
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
-    tenants::update_parent(&tx, scope, &tenant.text(), &parent.text()).await?;
+    tenants::update_parent(&tx, scope.tenant(), &tenant.text(), &parent.text()).await?;
     let committed = tx.commit().await;
     storage.tenants_changed();
     committed?;

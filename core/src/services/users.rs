@@ -1,6 +1,5 @@
 //! Users (spec management §2, §4 password change; core §3.4 for the login rule). The
-//! functions that take `tenants` (the scoping tenant and its descendants) treat a user outside
-//! them as unknown.
+//! functions that take a [`Scope`] treat a user outside it as unknown.
 
 use std::fmt;
 
@@ -11,6 +10,7 @@ use super::Listing;
 use crate::error::Error;
 use crate::ids::UserUuid;
 use crate::password::{self, Scheme, StoredPassword};
+use crate::scope::Scope;
 use crate::storage::Storage;
 use crate::users::{self, NewUser, User, UserQuery, UserRecord, UserUpdate, WriteError};
 
@@ -177,9 +177,19 @@ pub async fn create_user_in<C: GenericClient>(
     })
 }
 
-/// `GET /users`: a page of users with its counts, read in one repeatable-read, read-only
-/// transaction (consistent counts).
-pub async fn list(storage: &Storage, query: &UserQuery) -> Result<Listing<User>, Error> {
+/// `GET /users`: a page of users of the scoping tenant (with its descendants when `recurse`;
+/// the query's own `tenant_uuids` are replaced), with its counts, read in one repeatable-read,
+/// read-only transaction (consistent counts).
+pub async fn list(
+    storage: &Storage,
+    scope: &Scope,
+    recurse: bool,
+    query: UserQuery,
+) -> Result<Listing<User>, Error> {
+    let query = UserQuery {
+        tenant_uuids: scope.listed(recurse).await?.to_vec(),
+        ..query
+    };
     let mut client = storage.client().await?;
     let tx = client
         .build_transaction()
@@ -187,7 +197,7 @@ pub async fn list(storage: &Storage, query: &UserQuery) -> Result<Listing<User>,
         .isolation_level(IsolationLevel::RepeatableRead)
         .start()
         .await?;
-    let page = users::list_users(&tx, query).await?;
+    let page = users::list_users(&tx, &query).await?;
     tx.commit().await?;
     Ok(Listing {
         total: page.total,
@@ -196,15 +206,20 @@ pub async fn list(storage: &Storage, query: &UserQuery) -> Result<Listing<User>,
     })
 }
 
-/// `GET /users/{uuid}`: the user, when it is in one of `tenants`.
-pub async fn get(
-    storage: &Storage,
-    user: UserUuid,
-    tenants: &[String],
-) -> Result<Option<User>, Error> {
+/// `GET /users/{uuid}`: the user, when it is in the scope.
+pub async fn get(storage: &Storage, scope: &Scope, user: UserUuid) -> Result<Option<User>, Error> {
     let client = storage.client().await?;
-    let found = users::get_user(&client, &user.text()).await?;
-    Ok(found.filter(|u| tenants.contains(&u.tenant_uuid)))
+    let Some(found) = users::get_user(&client, &user.text()).await? else {
+        return Ok(None);
+    };
+    Ok(scope.contains(&found.tenant_uuid).await?.then_some(found))
+}
+
+/// Whether a user is in the scope (exists in one of its tenants).
+pub async fn visible(storage: &Storage, scope: &Scope, user: UserUuid) -> Result<bool, Error> {
+    let tenants = scope.tenants().await?;
+    let client = storage.client().await?;
+    users::user_in_tenants(&client, &user.text(), tenants).await
 }
 
 /// Why a user was not updated or deleted.
@@ -255,15 +270,16 @@ impl From<tokio_postgres::Error> for UserWriteError {
     }
 }
 
-/// `PUT /users/{uuid}`: replaces the editable fields of a user of `tenants`, in one transaction
+/// `PUT /users/{uuid}`: replaces the editable fields of a user of the scope, in one transaction
 /// (taking the login lock of the new username); disabling a user deletes its sessions.
 pub async fn update(
     storage: &Storage,
+    scope: &Scope,
     user: UserUuid,
-    tenants: &[String],
     update: &UserUpdate,
 ) -> Result<User, UserWriteError> {
     let uuid = user.text();
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
     if !users::user_in_tenants(&tx, &uuid, tenants).await? {
@@ -286,14 +302,15 @@ pub async fn update(
     updated.ok_or(UserWriteError::Unknown)
 }
 
-/// `DELETE /users/{uuid}`: deletes a user of `tenants` with its sessions (and their tokens), in
+/// `DELETE /users/{uuid}`: deletes a user of the scope with its sessions (and their tokens), in
 /// one transaction.
 pub async fn delete(
     storage: &Storage,
+    scope: &Scope,
     user: UserUuid,
-    tenants: &[String],
 ) -> Result<(), UserWriteError> {
     let uuid = user.text();
+    let tenants = scope.tenants().await?;
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
     if !users::user_in_tenants(&tx, &uuid, tenants).await? {
@@ -311,7 +328,7 @@ pub async fn delete(
 /// Why a password was not changed (before or after the old password is checked).
 #[derive(Debug)]
 pub enum PasswordChangeError {
-    /// No such user (in any tenant).
+    /// No such user in the scope.
     UnknownUser,
     /// The user has no login (no username, no confirmed main address).
     NoLogin,
@@ -365,10 +382,11 @@ pub enum OldPassword {
     Accepted,
 }
 
-/// `PUT /users/{uuid}/password`, first step: the user (any tenant) and its login. As the
+/// `PUT /users/{uuid}/password`, first step: the user (in the scope) and its login. As the
 /// original, the old password is then checked through the login look-up.
 pub async fn password_login(
     storage: &Storage,
+    scope: &Scope,
     user: UserUuid,
 ) -> Result<PasswordLogin, PasswordChangeError> {
     let uuid = user.text();
@@ -376,6 +394,9 @@ pub async fn password_login(
     let Some(found) = users::get_user(&client, &uuid).await? else {
         return Err(PasswordChangeError::UnknownUser);
     };
+    if !scope.contains(&found.tenant_uuid).await? {
+        return Err(PasswordChangeError::UnknownUser);
+    }
     let Some(login) = found.login() else {
         log::warn!("user {uuid} has no login (username or main confirmed e-mail)");
         return Err(PasswordChangeError::NoLogin);

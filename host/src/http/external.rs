@@ -14,7 +14,6 @@ use serde_json::{json, Map, Value};
 use wazo_auth_core::external::{StoreError, UserExternal};
 use wazo_auth_core::ids::{self, UserUuid};
 use wazo_auth_core::services::external as service;
-use wazo_auth_core::services::sessions::user_visible;
 use wazo_auth_plugin_api::ffi::HttpReply;
 use wazo_auth_plugin_api::ErrorKind;
 
@@ -260,8 +259,8 @@ async fn plugin_user(
     let Some(user) = ids::parse_canonical(&raw).map(UserUuid::from) else {
         return Err(unknown_user(&raw));
     };
-    let tenants = caller.visible_tenants().await?;
-    if !user_visible(&state.storage, user, &tenants).await? {
+    let scope = caller.scope().await?;
+    if !service::user_visible(&state.storage, &scope, user).await? {
         return Err(unknown_user(&user.text()));
     }
     Ok(user.text())
@@ -484,20 +483,23 @@ async fn listed_item(state: &State, row: &UserExternal, plugin: &LoadedExternal)
     })
 }
 
-/// `GET /users/{u}/external`: token (401) → route uuid (404) → params (400) → every enabled type
+/// `GET /users/{u}/external`: token (401) → route uuid (404) → params (400) → scope (401) →
+/// user in the scope (404 unknown-user; the original lists any uuid's) → every enabled type
 /// whose plugin is loaded (the original answers 500 for the others), whether the user has data
 /// for it, that data through the plugin's safe view, and the plugin's `plugin_info`.
 async fn list_user_external(
     state: State,
     req: HttpRequest,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     // The original's `uuid` path converter, after the token: not a UUID matches no route.
     let user = Id::<UserUuid>::from_path(&req)?;
     let params = listing::parse(&req, &["type"], "type")?;
-    let rows: Vec<Row> = service::user_data(&state.storage, &state.keyring, *user)
+    let scope = caller.scope().await?;
+    let rows: Vec<Row> = service::user_data(&state.storage, &state.keyring, &scope, *user)
         .await
         .map_err(|e| store_failure("listing external auths failed", "", e))?
+        .ok_or_else(|| unknown_user(&user.text()))?
         .into_iter()
         .filter_map(|r| state.plugins.external(&r.auth_type).map(|p| (r, p)))
         .collect();
@@ -548,8 +550,8 @@ async fn config_get(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let auth_type = config_type(&req)?;
-    let tenant = caller.scoping_tenant().await?;
-    match service::config(&state.storage, &state.keyring, &auth_type, &tenant).await {
+    let scope = caller.scope().await?;
+    match service::config(&state.storage, &state.keyring, &auth_type, &scope).await {
         Ok(v) => Ok(HttpResponse::Ok().json(v)),
         Err(StoreError::UnknownType) => Err(ApiError::api(
             StatusCode::NOT_FOUND,
@@ -575,9 +577,9 @@ async fn config_create(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let auth_type = config_type(&req)?;
-    let tenant = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let data = config_body(body).await?;
-    service::create_config(&state.storage, &state.keyring, &auth_type, &tenant, &data)
+    service::create_config(&state.storage, &state.keyring, &auth_type, &scope, &data)
         .await
         .map_err(|e| store_failure("storing external auth config failed", &auth_type, e))?;
     Ok(HttpResponse::Created().json(""))
@@ -591,9 +593,9 @@ async fn config_update(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let auth_type = config_type(&req)?;
-    let tenant = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let data = config_body(body).await?;
-    service::update_config(&state.storage, &state.keyring, &auth_type, &tenant, &data)
+    service::update_config(&state.storage, &state.keyring, &auth_type, &scope, &data)
         .await
         .map_err(|e| store_failure("updating external auth config failed", &auth_type, e))?;
     Ok(HttpResponse::NoContent().finish())
@@ -607,8 +609,8 @@ async fn config_delete(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let auth_type = config_type(&req)?;
-    let tenant = caller.scoping_tenant().await?;
-    service::delete_config(&state.storage, &auth_type, &tenant)
+    let scope = caller.scope().await?;
+    service::delete_config(&state.storage, &auth_type, &scope)
         .await
         .map_err(|e| store_failure("deleting external auth config failed", &auth_type, e))?;
     Ok(HttpResponse::NoContent().finish())
@@ -623,11 +625,12 @@ async fn connected_users(
 ) -> Result<HttpResponse, ApiError> {
     let auth_type = param(&req, "auth_type");
     let params = listing::parse(&req, &[], "")?;
-    let tenants = caller.listed_tenants(params.recurse).await?;
+    let scope = caller.scope().await?;
     let users = service::connected_users(
         &state.storage,
         &auth_type,
-        &tenants,
+        &scope,
+        params.recurse,
         params.limit,
         params.offset,
     )

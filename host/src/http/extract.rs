@@ -4,8 +4,8 @@
 //!
 //! Extractors run in the order of the handler's arguments, and the first refusal answers: put
 //! the path ids first (a malformed id is the router's 404), then the caller (401), then the body
-//! (413). Decoding and validating the body, and the scoping tenant, come inside the handler, at
-//! the step where the original checks them.
+//! (413). Decoding and validating the body, and the caller's tenant scope ([`Caller::scope`]), come
+//! inside the handler, at the step where the original checks them.
 //!
 //! actix polls a handler's extractors together, in argument order, and answers the first
 //! refusal it meets: an extractor that refuses at once (a malformed [`Id`]) answers before a
@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use wazo_auth_core::acl::CompiledAcl;
 use wazo_auth_core::ids;
+use wazo_auth_core::scope::{self, Scope, ScopeError};
 use wazo_auth_core::tokens::{self, Token};
 
 use super::error::ApiError;
@@ -313,68 +314,40 @@ impl Caller {
         self.token.metadata.get("uuid").and_then(Value::as_str)
     }
 
-    /// The tenant the caller's token belongs to: its user's tenant (re-read), else
-    /// `metadata.tenant_uuid`, else the top tenant.
-    pub async fn token_tenant(&self) -> Result<String, ApiError> {
-        let state = &self.state;
-        // Only a UUID can name a wazo-auth user (other backends may put anything in `uuid`).
-        if let Some(user) = self
-            .user_uuid()
-            .filter(|u| ids::parse_canonical(u).is_some())
-        {
-            match state.storage.user_tenant(user).await? {
-                Some(t) => return Ok(t),
-                // A token whose user was deleted: the original answers unknown-user.
-                None if self.token.auth_id == user => {
-                    return Err(ApiError::unknown("user", "users", user))
-                }
-                None => {}
-            }
-        }
-        if let Some(t) = self
-            .token
-            .metadata
-            .get("tenant_uuid")
-            .and_then(Value::as_str)
-        {
-            return Ok(t.to_string());
-        }
-        Ok(state.storage.top_tenant_uuid().await?)
+    /// The caller's tenant scope ([`scope::decide`], the one decision): the tenant of its token,
+    /// or the one `Wazo-Tenant` selects among it and its descendants (401
+    /// `unauthorized-tenant` otherwise); a token whose user was deleted is 404 unknown-user.
+    pub async fn scope(&self) -> Result<Scope, ApiError> {
+        scope::decide(
+            &self.state.storage,
+            &self.token,
+            self.tenant_header.as_deref(),
+        )
+        .await
+        .map_err(scope_error)
     }
 
-    /// `Tenant.autodetect()`: the scoping tenant of the request. A `Wazo-Tenant` header must name
-    /// the caller's tenant or one of its descendants, else 401 `unauthorized-tenant`.
-    pub async fn scoping_tenant(&self) -> Result<String, ApiError> {
-        let own = self.token_tenant().await?;
-        let Some(header) = &self.tenant_header else {
-            return Ok(own);
-        };
-        if *header == own || self.state.storage.is_subtenant(header, &own).await? {
-            return Ok(header.clone());
-        }
-        Err(ApiError::api(
+    /// [`Caller::scope`] without looking at `Wazo-Tenant`: the token's own tenant and its
+    /// descendants, for the routes the original does not scope by the header (the password
+    /// change, the tenant domains).
+    pub async fn own_scope(&self) -> Result<Scope, ApiError> {
+        scope::decide(&self.state.storage, &self.token, None)
+            .await
+            .map_err(scope_error)
+    }
+}
+
+fn scope_error(e: ScopeError) -> ApiError {
+    match e {
+        ScopeError::UnknownUser(user) => ApiError::unknown("user", "users", &user),
+        ScopeError::UnauthorizedTenant(tenant) => ApiError::api(
             StatusCode::UNAUTHORIZED,
             "Unauthorized tenant",
             "unauthorized-tenant",
-            json!({ "tenant_uuid": header }),
+            json!({ "tenant_uuid": tenant }),
             None,
-        ))
-    }
-
-    /// The scoping tenant and every descendant (the tenants the caller sees).
-    pub async fn visible_tenants(&self) -> Result<Vec<String>, ApiError> {
-        let tenant = self.scoping_tenant().await?;
-        Ok(self.state.storage.tenant_and_descendants(&tenant).await?)
-    }
-
-    /// The scoping tenant alone, or with its descendants when `recurse`.
-    pub async fn listed_tenants(&self, recurse: bool) -> Result<Vec<String>, ApiError> {
-        let tenant = self.scoping_tenant().await?;
-        if recurse {
-            Ok(self.state.storage.tenant_and_descendants(&tenant).await?)
-        } else {
-            Ok(vec![tenant])
-        }
+        ),
+        ScopeError::Storage(e) => e.into(),
     }
 }
 

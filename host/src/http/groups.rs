@@ -7,8 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 use wazo_auth_core::groups::{
-    self, Group, GroupError, GroupFilter, GroupScope, Page, UserFilter, NAME_MAX_CHARS,
-    SLUG_MAX_CHARS,
+    self, Group, GroupError, GroupFilter, Page, UserFilter, NAME_MAX_CHARS, SLUG_MAX_CHARS,
 };
 use wazo_auth_core::ids::{GroupUuid, UserUuid};
 use wazo_auth_core::services::groups as service;
@@ -218,18 +217,13 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let params = listing::parse(&req, &["name", "slug", "uuid", "read_only"], "name")?;
     let read_only = params.bool_filter("read_only")?;
-    let tenant = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     if !matches!(params.order.as_str(), "name" | "uuid") {
         return Err(ApiError::token(
             StatusCode::BAD_REQUEST,
             format!("Invalid sort column: {}", params.order),
         ));
     }
-    let tenants = if params.recurse {
-        state.storage.tenant_and_descendants(&tenant).await?
-    } else {
-        vec![tenant]
-    };
     let filter = GroupFilter {
         uuid: owned(&params, "uuid"),
         name: owned(&params, "name"),
@@ -240,20 +234,16 @@ async fn list(
         policy_slug: owned(&params, "policy_slug"),
         search: params.search.clone(),
     };
-    let scope = GroupScope {
-        tenants: Some(tenants),
-        member: None,
-    };
-    Ok(group_list(
-        service::list(&state.storage, &scope, &filter, &page(&params)).await?,
-    ))
+    let page = page(&params);
+    let listed = service::list(&state.storage, &scope, params.recurse, &filter, &page).await?;
+    Ok(group_list(listed))
 }
 
 /// `POST /groups`: body (400) → scoping tenant (401) → create (409) → 200.
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
     let body = group_body(&body.read().await?, true)?;
-    let tenant = caller.scoping_tenant().await?;
-    let group = service::create(&state.storage, &tenant, &body.name, body.slug.as_deref())
+    let scope = caller.scope().await?;
+    let group = service::create(&state.storage, &scope, &body.name, body.slug.as_deref())
         .await
         .map_err(|e| write_error(e, &body.name, None, None))?;
     Ok(HttpResponse::Ok().json(group.to_json()))
@@ -265,8 +255,8 @@ async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpRespo
 
 /// `GET /groups/{g}`: 404 unless visible from the scoping tenant.
 async fn get(state: State, group: Id<GroupUuid>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
-    match service::get(&state.storage, *group, &tenants).await? {
+    let scope = caller.scope().await?;
+    match service::get(&state.storage, &scope, *group).await? {
         Some(g) => Ok(HttpResponse::Ok().json(g.to_json())),
         None => Err(unknown_group(&group)),
     }
@@ -280,16 +270,16 @@ async fn update(
     caller: Caller,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
+    let scope = caller.scope().await?;
     let raw = body.read().await?;
-    if service::get(&state.storage, *group, &tenants)
+    if service::get(&state.storage, &scope, *group)
         .await?
         .is_none()
     {
         return Err(unknown_group(&group));
     }
     let body = group_body(&raw, false)?;
-    let updated = service::rename(&state.storage, *group, &tenants, &body.name)
+    let updated = service::rename(&state.storage, &scope, *group, &body.name)
         .await
         .map_err(|e| group_write_error(e, &group, &body.name))?;
     Ok(HttpResponse::Ok().json(updated.to_json()))
@@ -301,8 +291,8 @@ async fn delete(
     group: Id<GroupUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
-    service::delete(&state.storage, *group, &tenants)
+    let scope = caller.scope().await?;
+    service::delete(&state.storage, &scope, *group)
         .await
         .map_err(|e| group_write_error(e, &group, ""))?;
     Ok(HttpResponse::NoContent().finish())
@@ -312,13 +302,21 @@ async fn delete(
 // Memberships
 // ------------------------------------------------------------------------------------------------
 
-/// `GET /groups/{g}/users`: not scoped, no existence check (an unknown group has no members).
+/// `GET /groups/{g}/users`: scope (401) → group visible (404 unknown-group; the original
+/// lists the members of any group, an unknown one having none) → params (400) → the members.
 async fn list_members(
     state: State,
     req: actix_web::HttpRequest,
     group: Id<GroupUuid>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    let scope = caller.scope().await?;
+    if service::get(&state.storage, &scope, *group)
+        .await?
+        .is_none()
+    {
+        return Err(unknown_group(&group));
+    }
     let params = listing::parse(&req, &["username"], "username")?;
     let filter = UserFilter {
         uuid: owned(&params, "uuid"),
@@ -330,7 +328,9 @@ async fn list_members(
         group_uuid: owned(&params, "group_uuid"),
         search: params.search.clone(),
     };
-    let members = service::members(&state.storage, *group, &filter, &page(&params)).await?;
+    let members = service::members(&state.storage, &scope, *group, &filter, &page(&params))
+        .await?
+        .ok_or_else(|| unknown_group(&group))?;
     Ok(envelope(members, |m| m))
 }
 
@@ -343,23 +343,23 @@ async fn add_member(
     user: Id<UserUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
-    service::add_member(&state.storage, *group, *user, &tenants)
+    let scope = caller.scope().await?;
+    service::add_member(&state.storage, &scope, *group, *user)
         .await
         .map_err(|e| membership_error(e, &group, &user))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// `DELETE /groups/{g}/users/{u}`: group visible (404) → system-managed (403) → remove; when
-/// nothing was removed, an unknown user (any tenant) is a 404, else 204.
+/// nothing was removed, a user outside the scope (or unknown) is a 404, else 204.
 async fn remove_member(
     state: State,
     group: Id<GroupUuid>,
     user: Id<UserUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
-    service::remove_member(&state.storage, *group, *user, &tenants)
+    let scope = caller.scope().await?;
+    service::remove_member(&state.storage, &scope, *group, *user)
         .await
         .map_err(|e| membership_error(e, &group, &user))?;
     Ok(HttpResponse::NoContent().finish())
@@ -373,8 +373,8 @@ async fn list_user_groups(
     user: Id<UserUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
-    if !service::user_visible(&state.storage, *user, &tenants).await? {
+    let scope = caller.scope().await?;
+    if !service::user_visible(&state.storage, &scope, *user).await? {
         return Err(unknown_user(&user));
     }
     let params = listing::parse(&req, &["name", "uuid"], "name")?;
@@ -385,13 +385,10 @@ async fn list_user_groups(
         search: params.search.clone(),
         ..GroupFilter::default()
     };
-    let scope = GroupScope {
-        tenants: None,
-        member: Some(user.to_string()),
-    };
-    Ok(group_list(
-        service::list(&state.storage, &scope, &filter, &page(&params)).await?,
-    ))
+    let groups = service::user_groups(&state.storage, &scope, *user, &filter, &page(&params))
+        .await?
+        .ok_or_else(|| unknown_user(&user))?;
+    Ok(group_list(groups))
 }
 
 #[cfg(test)]

@@ -27,8 +27,9 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use wazo_auth_core::ids::{self, GroupUuid, UserUuid};
 use wazo_auth_core::policies::{
-    self, ListQuery, NewPolicy, Order, PolicyError, Scope, NAME_MAX_CHARS, SLUG_MAX_CHARS,
+    self, ListQuery, NewPolicy, Order, PolicyError, View, NAME_MAX_CHARS, SLUG_MAX_CHARS,
 };
+use wazo_auth_core::scope::Scope;
 use wazo_auth_core::services::policies as service;
 use wazo_auth_core::services::policies::{PolicyChange, PolicyRef, PolicyWriteError, Target};
 
@@ -148,24 +149,26 @@ impl FromRequest for PolicyPath {
     }
 }
 
-/// The scoping tenant (401), with its descendants when `recurse`.
-async fn scope_of(state: &State, caller: &Caller, recurse: bool) -> Result<Scope, ApiError> {
-    let requested = caller.scoping_tenant().await?;
-    Ok(service::scope(&state.storage, requested, recurse).await?)
+/// The caller's view on policies (401): from the scoping tenant, with its descendants when
+/// `recurse`.
+async fn view_of(caller: &Caller, recurse: bool) -> Result<View, ApiError> {
+    let scope = caller.scope().await?;
+    Ok(service::view(&scope, recurse).await?)
 }
 
-/// The scope and target of a `{policy}` request: a uuid is seen from the visible tenants (and
-/// looked up by the use case); a slug is resolved now (404), in the scoping tenant only.
+/// The scope, view and target of a `{policy}` request: a uuid is seen from the visible tenants
+/// (and looked up by the use case); a slug is resolved now (404), in the scoping tenant only.
 async fn target(
     state: &State,
     caller: &Caller,
     by: &PolicyPath,
-) -> Result<(Scope, Target), ApiError> {
-    let scope = scope_of(state, caller, matches!(by.0, PolicyRef::Uuid(_))).await?;
-    let target = service::resolve(&state.storage, &by.0, &scope)
+) -> Result<(Scope, View, Target), ApiError> {
+    let scope = caller.scope().await?;
+    let view = service::view(&scope, matches!(by.0, PolicyRef::Uuid(_))).await?;
+    let target = service::resolve(&state.storage, &by.0, &view)
         .await?
         .ok_or_else(|| unknown(&by.0))?;
-    Ok((scope, target))
+    Ok((scope, view, target))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -351,7 +354,7 @@ async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResp
         "name",
     )?;
     let read_only = params.bool_filter("read_only")?;
-    let scope = scope_of(&state, &caller, params.recurse).await?;
+    let scope = view_of(&caller, params.recurse).await?;
     if params.order == "read_only" {
         return Err(ApiError::token(
             StatusCode::BAD_REQUEST,
@@ -367,16 +370,20 @@ async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total })))
 }
 
-/// `GET /users/{u}/policies`: params (400) → the user's policies (unscoped, no existence check).
+/// `GET /users/{u}/policies`: params (400) → scope (401) → user in the scope (404 unknown-user;
+/// the original lists any uuid's) → the user's policies (whatever their tenant).
 async fn list_user_policies(
     state: State,
     req: HttpRequest,
     user: Id<UserUuid>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let params = listing::parse(&req, &["name", "description", "uuid"], "name")?;
-    let listing =
-        service::user_policies(&state.storage, *user, &list_query(&params, false)).await?;
+    let scope = caller.scope().await?;
+    let q = list_query(&params, false);
+    let listing = service::user_policies(&state.storage, &scope, *user, &q)
+        .await?
+        .ok_or_else(|| ApiError::unknown("user", "users", &user.to_string()))?;
     let items: Vec<Value> = listing.items.iter().map(|p| p.to_json(None)).collect();
     Ok(HttpResponse::Ok()
         .json(json!({ "items": items, "total": listing.total, "filtered": listing.filtered })))
@@ -390,10 +397,11 @@ async fn list_group_policies(
     group: Id<GroupUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = scope_of(&state, &caller, true).await?;
-    if !service::group_visible(&state.storage, *group, &scope.tenants).await? {
+    let own = caller.scope().await?;
+    if !service::group_visible(&state.storage, &own, *group).await? {
         return Err(ApiError::unknown("group", "groups", &group.to_string()));
     }
+    let scope = service::view(&own, true).await?;
     let params = listing::parse(&req, &["name", "description", "uuid"], "name")?;
     let q = list_query(&params, false);
     let listing = service::group_policies(&state.storage, *group, &scope, &q).await?;
@@ -415,7 +423,7 @@ async fn list_group_policies(
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
     let body = policy_body(&body.read().await?, false)?;
     let new = NewPolicy {
-        tenant_uuid: caller.scoping_tenant().await?,
+        tenant_uuid: caller.scope().await?.tenant().to_string(),
         name: body.name,
         slug: body.slug,
         description: body.description,
@@ -431,7 +439,7 @@ async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpRespo
 
 /// `GET /policies/{p}`: scope (401) → visible (404) → 200, presented from the scope.
 async fn get(state: State, by: PolicyPath, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let (scope, target) = target(&state, &caller, &by).await?;
+    let (_, scope, target) = target(&state, &caller, &by).await?;
     let policy = service::get(&state.storage, target, &scope)
         .await?
         .ok_or_else(|| unknown(&by.0))?;
@@ -448,7 +456,7 @@ async fn update(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (scope, target) = target(&state, &caller, &by).await?;
+    let (_, scope, target) = target(&state, &caller, &by).await?;
     let raw = read_limited(payload, state.settings.max_body_bytes).await?;
     let body = policy_body(&raw, true)?;
     let change = PolicyChange {
@@ -465,7 +473,7 @@ async fn update(
 /// `DELETE /policies/{p}`: scope (401) → slug resolved (404) → visible, locked (404) →
 /// escalation on its ACL (401) → read-only (403) → 204.
 async fn delete(state: State, by: PolicyPath, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let (scope, target) = target(&state, &caller, &by).await?;
+    let (_, scope, target) = target(&state, &caller, &by).await?;
     service::delete(&state.storage, &caller.acl, &target, &scope)
         .await
         .map_err(|e| write_error(e, &caller))?;
@@ -481,7 +489,7 @@ async fn add_access(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let access = decoded_param(&req, "access");
-    let (scope, target) = target(&state, &caller, &by).await?;
+    let (_, scope, target) = target(&state, &caller, &by).await?;
     service::add_access(&state.storage, &caller.acl, &target, &scope, &access)
         .await
         .map_err(|e| write_error(e, &caller))?;
@@ -496,7 +504,7 @@ async fn remove_access(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let access = decoded_param(&req, "access");
-    let (scope, target) = target(&state, &caller, &by).await?;
+    let (_, scope, target) = target(&state, &caller, &by).await?;
     service::remove_access(&state.storage, &caller.acl, &target, &scope, &access)
         .await
         .map_err(|e| write_error(e, &caller))?;
@@ -507,32 +515,35 @@ async fn remove_access(
 // Associations
 // ------------------------------------------------------------------------------------------------
 
-/// `PUT /users/{u}/policies/{p}`: scope (401) → slug resolved (404) → the policy, in any tenant
-/// (404) → escalation on its ACL (401) → the user, in any tenant (404) → 204 (idempotent).
+/// `PUT /users/{u}/policies/{p}`: scope (401) → slug resolved (404) → the policy visible from
+/// the scope (404) → the user in the scope (404 unknown-user) → the policy visible from the
+/// user's own tenant (404) → escalation on its ACL (401) → 204 (idempotent). The original
+/// attaches any policy to any user (its "not multi-tenant" FIXME): see
+/// `wazo_auth_core::services::policies::add_user_policy`.
 async fn add_user_policy(
     state: State,
     user: Id<UserUuid>,
     by: PolicyPath,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, target) = target(&state, &caller, &by).await?;
-    service::add_user_policy(&state.storage, &caller.acl, *user, &target)
+    let (scope, view, target) = target(&state, &caller, &by).await?;
+    service::add_user_policy(&state.storage, &caller.acl, &scope, *user, &target, &view)
         .await
         .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /users/{u}/policies/{p}`: scope (401) → policy visible (404) → escalation on its ACL
-/// (401) → remove; when nothing was removed, an unknown user or a policy gone is a 404, else
-/// 204.
+/// `DELETE /users/{u}/policies/{p}`: as `PUT` (a policy attached to the user is removable even
+/// when its tenant no longer sees it), the escalation guard on removing its ACL → 204
+/// (idempotent).
 async fn remove_user_policy(
     state: State,
     user: Id<UserUuid>,
     by: PolicyPath,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let (scope, target) = target(&state, &caller, &by).await?;
-    service::remove_user_policy(&state.storage, &caller.acl, *user, &target, &scope)
+    let (scope, view, target) = target(&state, &caller, &by).await?;
+    service::remove_user_policy(&state.storage, &caller.acl, &scope, *user, &target, &view)
         .await
         .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::NoContent().finish())
@@ -547,8 +558,8 @@ async fn add_group_policy(
     by: PolicyPath,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, target) = target(&state, &caller, &by).await?;
-    let scope = scope_of(&state, &caller, true).await?;
+    let (scope, _, target) = target(&state, &caller, &by).await?;
+    let scope = service::view(&scope, true).await?;
     service::add_group_policy(&state.storage, &caller.acl, *group, &target, &scope)
         .await
         .map_err(|e| write_error(e, &caller))?;
@@ -562,8 +573,8 @@ async fn remove_group_policy(
     by: PolicyPath,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, target) = target(&state, &caller, &by).await?;
-    let scope = scope_of(&state, &caller, true).await?;
+    let (scope, _, target) = target(&state, &caller, &by).await?;
+    let scope = service::view(&scope, true).await?;
     service::remove_group_policy(&state.storage, &caller.acl, *group, &target, &scope)
         .await
         .map_err(|e| write_error(e, &caller))?;

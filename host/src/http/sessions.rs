@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use wazo_auth_core::ids::{SessionUuid, UserUuid};
 use wazo_auth_core::refresh_tokens::{RefreshToken, RefreshTokenQuery};
 use wazo_auth_core::services::sessions as service;
-use wazo_auth_core::services::sessions::{RefreshTokenError, SessionError, SessionPage};
+use wazo_auth_core::services::sessions::{
+    RefreshTokenError, RefreshTokenOwners, SessionError, SessionPage,
+};
 use wazo_auth_core::services::Listing;
 use wazo_auth_core::sessions::Session;
 
@@ -194,8 +196,9 @@ async fn list_sessions(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let params = listing::parse(&req, SESSION_ORDER, "")?;
-    let tenants = caller.listed_tenants(params.recurse).await?;
-    let sessions = service::list(&state.storage, &tenants, None, &session_page(&params)).await?;
+    let scope = caller.scope().await?;
+    let page = session_page(&params);
+    let sessions = service::list(&state.storage, &scope, params.recurse, &page).await?;
     Ok(envelope(sessions, session_json))
 }
 
@@ -207,13 +210,15 @@ async fn list_user_sessions(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let user = Id::<UserUuid>::from_path(&req)?;
-    let tenants = caller.visible_tenants().await?;
-    if !service::user_visible(&state.storage, *user, &tenants).await? {
+    let scope = caller.scope().await?;
+    if !service::user_visible(&state.storage, &scope, *user).await? {
         return Err(unknown_user(&user));
     }
     let params = listing::parse(&req, SESSION_ORDER, "")?;
     let page = session_page(&params);
-    let sessions = service::list(&state.storage, &tenants, Some(*user), &page).await?;
+    let sessions = service::user_sessions(&state.storage, &scope, *user, &page)
+        .await?
+        .ok_or_else(|| unknown_user(&user))?;
     Ok(envelope(sessions, session_json))
 }
 
@@ -225,8 +230,8 @@ async fn delete_session(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let session = Id::<SessionUuid>::from_path(&req)?;
-    let tenants = caller.visible_tenants().await?;
-    if service::delete(&state.storage, *session, &tenants).await? {
+    let scope = caller.scope().await?;
+    if service::delete(&state.storage, &scope, *session).await? {
         log::info!("session {} deleted", *session);
     }
     Ok(HttpResponse::NoContent().finish())
@@ -241,8 +246,8 @@ async fn delete_user_session(
 ) -> Result<HttpResponse, ApiError> {
     let user = Id::<UserUuid>::from_path(&req)?;
     let session = Id::<SessionUuid>::from_path(&req)?;
-    let tenants = caller.visible_tenants().await?;
-    if service::delete_of_user(&state.storage, *user, *session, &tenants)
+    let scope = caller.scope().await?;
+    if service::delete_of_user(&state.storage, &scope, *user, *session)
         .await
         .map_err(|e| session_error(e, &user))?
     {
@@ -261,16 +266,13 @@ fn token_params(req: &HttpRequest) -> Result<ListParams, ApiError> {
     listing::parse(req, TOKEN_ORDER, "created_at")
 }
 
-/// The query of a refresh-token listing: the `mobile` filter (400) and the page.
-fn token_query(
-    params: &ListParams,
-    tenants: Vec<String>,
-    user: Option<String>,
-) -> Result<RefreshTokenQuery, ApiError> {
+/// The query of a refresh-token listing: the `mobile` filter (400) and the page (the owners
+/// come from the scope, see [`service::refresh_tokens`]).
+fn token_query(params: &ListParams) -> Result<RefreshTokenQuery, ApiError> {
     Ok(RefreshTokenQuery {
         mobile: params.bool_filter("mobile")?,
-        tenants,
-        user_uuid: user,
+        tenants: Vec::new(),
+        user_uuid: None,
         search: params.search.clone(),
         client_id: params.filter("client_id").map(String::from),
         created_at: params.filter("created_at").map(String::from),
@@ -289,9 +291,14 @@ async fn list_tokens(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let params = token_params(&req)?;
-    let tenants = caller.listed_tenants(params.recurse).await?;
-    let query = token_query(&params, tenants, None)?;
-    let tokens = service::refresh_tokens(&state.storage, &query).await?;
+    let scope = caller.scope().await?;
+    let query = token_query(&params)?;
+    let owners = RefreshTokenOwners::Listed {
+        recurse: params.recurse,
+    };
+    let tokens = service::refresh_tokens(&state.storage, &scope, owners, query)
+        .await?
+        .unwrap_or_default();
     Ok(envelope(tokens, refresh_json))
 }
 
@@ -303,12 +310,15 @@ async fn list_user_tokens(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let user = Id::<UserUuid>::from_path(&req)?;
-    let tenants = caller.visible_tenants().await?;
-    if !service::user_visible(&state.storage, *user, &tenants).await? {
+    let scope = caller.scope().await?;
+    if !service::user_visible(&state.storage, &scope, *user).await? {
         return Err(unknown_user(&user));
     }
-    let query = token_query(&token_params(&req)?, tenants, Some(user.text()))?;
-    let tokens = service::refresh_tokens(&state.storage, &query).await?;
+    let query = token_query(&token_params(&req)?)?;
+    let owners = RefreshTokenOwners::User(*user);
+    let tokens = service::refresh_tokens(&state.storage, &scope, owners, query)
+        .await?
+        .ok_or_else(|| unknown_user(&user))?;
     Ok(envelope(tokens, refresh_json))
 }
 
@@ -320,9 +330,12 @@ async fn list_my_tokens(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let user = me(&caller)?;
-    let tenants = caller.visible_tenants().await?;
-    let query = token_query(&token_params(&req)?, tenants, Some(user))?;
-    let tokens = service::refresh_tokens(&state.storage, &query).await?;
+    let scope = caller.scope().await?;
+    let query = token_query(&token_params(&req)?)?;
+    let owners = RefreshTokenOwners::Me(&user);
+    let tokens = service::refresh_tokens(&state.storage, &scope, owners, query)
+        .await?
+        .unwrap_or_default();
     Ok(envelope(tokens, refresh_json))
 }
 
@@ -335,8 +348,8 @@ async fn delete_user_token(
 ) -> Result<HttpResponse, ApiError> {
     let user = Id::<UserUuid>::from_path(&req)?;
     let client_id = client_id(&req);
-    let tenants = caller.visible_tenants().await?;
-    service::delete_user_refresh_token(&state.storage, *user, &client_id, &tenants)
+    let scope = caller.scope().await?;
+    service::delete_user_refresh_token(&state.storage, &scope, *user, &client_id)
         .await
         .map_err(|e| refresh_token_error(e, Some(&user), &client_id))?;
     log::info!(
@@ -355,8 +368,8 @@ async fn delete_my_token(
 ) -> Result<HttpResponse, ApiError> {
     let client_id = client_id(&req);
     let user = me(&caller)?;
-    let tenants = caller.visible_tenants().await?;
-    service::delete_refresh_token(&state.storage, &user, &client_id, &tenants)
+    let scope = caller.scope().await?;
+    service::delete_refresh_token(&state.storage, &scope, &user, &client_id)
         .await
         .map_err(|e| refresh_token_error(e, None, &client_id))?;
     log::info!("refresh token of user {user} for client {client_id:?} deleted");

@@ -297,7 +297,7 @@ fn known_auth_method(state: &State, raw: &[u8], with_slug: bool) -> Result<NewTe
 /// `GET /tenants`: scoping tenant (401) → list params (400) → at most 25 `uuids` (400) → the
 /// whole subtree of the scoping tenant, filtered.
 async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let scope = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let params = listing::parse(&req, &["name", "slug"], "name")?;
     let uuids = params.all_values.get("uuids").cloned();
     if uuids.as_ref().is_some_and(|u| u.len() > MAX_UUIDS) {
@@ -343,7 +343,7 @@ async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResp
 /// `POST /tenants`: scoping tenant (401) → body (400) → authentication method (400) → create
 /// a child of the scoping tenant (403 own uuid, 404 unknown contact, 409) → 200.
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
-    let scope = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let new = known_auth_method(&state, &body.read().await?, true)?;
     let tenant = service::create(
         &state.storage,
@@ -361,7 +361,7 @@ async fn get(
     tenant: Id<TenantUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     match service::get(&state.storage, &scope, *tenant).await? {
         Some(t) => Ok(HttpResponse::Ok().json(t.to_json())),
         None => Err(unknown_tenant(&tenant.text())),
@@ -377,7 +377,7 @@ async fn update(
     caller: Caller,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let body = known_auth_method(&state, &body.read().await?, false)?;
     let updated = service::update(&state.storage, &scope, *tenant, &body.fields).await?;
     Ok(HttpResponse::Ok().json(updated.to_json()))
@@ -390,21 +390,22 @@ async fn delete(
     tenant: Id<TenantUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     service::delete(&state.storage, &scope, *tenant)
         .await
         .map_err(|e| delete_error(e, &tenant))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET /tenants/{t}/domains`: unscoped (`Wazo-Tenant` is ignored), 404 only when the tenant
-/// does not exist.
+/// `GET /tenants/{t}/domains`: the token's own scope (`Wazo-Tenant` is not looked at, as the
+/// original, which does not scope this route at all) → 404 unless the tenant is in it.
 async fn domains(
     state: State,
     tenant: Id<TenantUuid>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(domains) = service::domains(&state.storage, *tenant).await? else {
+    let scope = caller.own_scope().await?;
+    let Some(domains) = service::domains(&state.storage, &scope, *tenant).await? else {
         return Err(unknown_tenant(&tenant.text()));
     };
     let items: Vec<Value> = domains
@@ -422,7 +423,7 @@ async fn update_parent(
     parent: Id<ParentTenant>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     service::move_under(&state.storage, &scope, *tenant, parent.0 .0).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -241,13 +241,8 @@ fn envelope(listing: wazo_auth_core::services::Listing<users::User>) -> HttpResp
 /// `GET /users`: token (401) → scoping tenant (401) → params (400) → the users of the scoping
 /// tenant (with its descendants when `recurse`).
 async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let params = listing::parse(&req, &["username", "firstname", "lastname"], "username")?;
-    let tenants = if params.recurse {
-        state.storage.tenant_and_descendants(&tenant).await?
-    } else {
-        vec![tenant]
-    };
     let filter = |name: &str| params.filter(name).map(str::to_string);
     let query = UserQuery {
         search: params.search.clone(),
@@ -266,15 +261,16 @@ async fn list(state: State, req: HttpRequest, caller: Caller) -> Result<HttpResp
         descending: params.descending,
         limit: params.limit,
         offset: params.offset,
-        ..UserQuery::new(tenants)
+        ..UserQuery::new(Vec::new())
     };
-    Ok(envelope(service::list(&state.storage, &query).await?))
+    let listed = service::list(&state.storage, &scope, params.recurse, query).await?;
+    Ok(envelope(listed))
 }
 
 /// `POST /users`: token (401) → scoping tenant (401) → body (413, 400) → authentication method
 /// (400) → create (409 on a used uuid or login).
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let raw = body.read().await?;
     let post = validate_post(&body_object(&raw)?).map_err(|e| e.into_error(RESOURCE))?;
     check_auth_method(&state, &post.fields.authentication_method)?;
@@ -285,7 +281,7 @@ async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpRespo
         lastname: post.fields.lastname,
         purpose: post.fields.purpose,
         enabled: post.fields.enabled,
-        tenant_uuid: tenant,
+        tenant_uuid: scope.tenant().to_string(),
         authentication_method: post.fields.authentication_method,
         password: post.password,
         email_address: post.email_address,
@@ -301,8 +297,8 @@ async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpRespo
 /// `GET /users/{u}`: route uuid (404) → token (401) → scoping tenant (401) → the user when it
 /// is in a visible tenant (404).
 async fn get(state: State, user: Id<UserUuid>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
-    match service::get(&state.storage, *user, &tenants).await? {
+    let scope = caller.scope().await?;
+    match service::get(&state.storage, &scope, *user).await? {
         Some(u) => Ok(HttpResponse::Ok().json(u.to_json())),
         None => Err(unknown_user(&user)),
     }
@@ -316,11 +312,10 @@ async fn update(
     caller: Caller,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.scoping_tenant().await?;
+    let scope = caller.scope().await?;
     let raw = body.read().await?;
     let fields = validate_user_fields(&body_object(&raw)?).map_err(|e| e.into_error(RESOURCE))?;
     check_auth_method(&state, &fields.authentication_method)?;
-    let tenants = state.storage.tenant_and_descendants(&tenant).await?;
     let update = UserUpdate {
         username: fields.username,
         firstname: fields.firstname,
@@ -329,7 +324,7 @@ async fn update(
         enabled: fields.enabled,
         authentication_method: fields.authentication_method,
     };
-    let updated = service::update(&state.storage, *user, &tenants, &update)
+    let updated = service::update(&state.storage, &scope, *user, &update)
         .await
         .map_err(|e| write_error(e, &user))?;
     Ok(HttpResponse::Ok().json(updated.to_json()))
@@ -342,29 +337,30 @@ async fn delete(
     user: Id<UserUuid>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let tenants = caller.visible_tenants().await?;
-    service::delete(&state.storage, *user, &tenants)
+    let scope = caller.scope().await?;
+    service::delete(&state.storage, &scope, *user)
         .await
         .map_err(|e| write_error(e, &user))?;
     log::info!("user {} deleted", *user);
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `PUT /users/{u}/password`: route uuid (404) → token (401; unscoped, as the original: no
-/// Wazo-Tenant check, the user may be in any tenant) → body (413, 400) → user (404) → login
-/// (401) → throttle (429) → old password (401) → externally managed (405) → new password
-/// stored, the user's sessions deleted; 204.
+/// `PUT /users/{u}/password`: route uuid (404) → token (401) → body (413, 400) → user in the
+/// token's own scope (404; `Wazo-Tenant` is not looked at, as the original, which does not
+/// scope this route at all) → login (401) → throttle (429) → old password (401) → externally
+/// managed (405) → new password stored, the user's sessions deleted; 204.
 async fn change_password(
     state: State,
     req: HttpRequest,
     user: Id<UserUuid>,
-    _caller: Caller,
+    caller: Caller,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let raw = body.read().await?;
     let (old_password, new_password) =
         validate_password_change(&body_object(&raw)?).map_err(|e| e.into_error(RESOURCE))?;
-    let found = service::password_login(&state.storage, *user)
+    let scope = caller.own_scope().await?;
+    let found = service::password_login(&state.storage, &scope, *user)
         .await
         .map_err(|e| password_error(e, &user))?;
     // The old password is a password guess like a login's: under the same throttle (better
