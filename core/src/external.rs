@@ -166,6 +166,9 @@ async fn user_exists<C: GenericClient>(client: &C, user_uuid: &str) -> StoreResu
 }
 
 /// The data of (user, type).
+///
+/// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
+/// for the user a plugin route was called for (the route checked the scope).
 pub async fn get_user_data<C: GenericClient>(
     client: &C,
     keyring: &Keyring,
@@ -187,6 +190,9 @@ pub async fn get_user_data<C: GenericClient>(
 }
 
 /// Stores the data of (user, type); the type is created when missing.
+///
+/// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
+/// for the user a plugin route was called for (the route checked the scope).
 pub async fn create_user_data<C: GenericClient>(
     client: &C,
     keyring: &Keyring,
@@ -212,6 +218,9 @@ pub async fn create_user_data<C: GenericClient>(
 }
 
 /// Replaces the data of (user, type).
+///
+/// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
+/// for the user a plugin route was called for (the route checked the scope).
 pub async fn update_user_data<C: GenericClient>(
     client: &C,
     keyring: &Keyring,
@@ -236,6 +245,9 @@ pub async fn update_user_data<C: GenericClient>(
 }
 
 /// Deletes the data of (user, type).
+///
+/// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
+/// for the user a plugin route was called for (the route checked the scope).
 pub async fn delete_user_data<C: GenericClient>(
     client: &C,
     user_uuid: &str,
@@ -265,7 +277,7 @@ pub struct UserExternal {
 }
 
 /// Every enabled type (by name) with the user's data for it, if any.
-pub async fn list_user_data<C: GenericClient>(
+pub(crate) async fn list_user_data<C: GenericClient>(
     client: &C,
     keyring: &Keyring,
     user_uuid: &str,
@@ -297,6 +309,9 @@ pub async fn list_user_data<C: GenericClient>(
 }
 
 /// The configuration of a type for a tenant.
+///
+/// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
+/// for the user a plugin route was called for (the route checked the scope).
 pub async fn get_config<C: GenericClient>(
     client: &C,
     keyring: &Keyring,
@@ -320,7 +335,7 @@ pub async fn get_config<C: GenericClient>(
 }
 
 /// Stores the configuration of a type for a tenant (type created when missing).
-pub async fn create_config<C: GenericClient>(
+pub(crate) async fn create_config<C: GenericClient>(
     client: &C,
     keyring: &Keyring,
     auth_type: &str,
@@ -353,7 +368,7 @@ pub async fn create_config<C: GenericClient>(
 }
 
 /// Replaces the configuration of a type for a tenant.
-pub async fn update_config<C: GenericClient>(
+pub(crate) async fn update_config<C: GenericClient>(
     client: &C,
     keyring: &Keyring,
     auth_type: &str,
@@ -379,7 +394,7 @@ pub async fn update_config<C: GenericClient>(
 }
 
 /// Deletes the configuration of a type for a tenant.
-pub async fn delete_config<C: GenericClient>(
+pub(crate) async fn delete_config<C: GenericClient>(
     client: &C,
     auth_type: &str,
     tenant_uuid: &str,
@@ -398,7 +413,7 @@ pub async fn delete_config<C: GenericClient>(
 }
 
 /// Users of `tenants` having data for an enabled type: `(count, page of uuids)`.
-pub async fn connected_users<C: GenericClient>(
+pub(crate) async fn connected_users<C: GenericClient>(
     client: &C,
     auth_type: &str,
     tenants: &[String],
@@ -439,6 +454,9 @@ pub async fn connected_users<C: GenericClient>(
 }
 
 /// The tenant of a user.
+///
+/// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
+/// for the user a plugin route was called for (the route checked the scope).
 pub async fn user_tenant<C: GenericClient>(client: &C, user_uuid: &str) -> StoreResult<String> {
     client
         .query_opt(

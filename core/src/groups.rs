@@ -172,7 +172,7 @@ async fn slug_taken<C: GenericClient>(
 
 /// The slug of a new group without one: derived from the name, else (empty or taken in the
 /// tenant, compared case-insensitively) random.
-pub async fn generate_slug<C: GenericClient>(
+pub(crate) async fn generate_slug<C: GenericClient>(
     client: &C,
     tenant_uuid: &str,
     name: &str,
@@ -196,7 +196,7 @@ pub async fn generate_slug<C: GenericClient>(
 // ------------------------------------------------------------------------------------------------
 
 /// Creates a group in `tenant_uuid`; the slug is generated when `slug` is `None`.
-pub async fn create<C: GenericClient>(
+pub(crate) async fn create<C: GenericClient>(
     client: &C,
     tenant_uuid: &str,
     name: &str,
@@ -218,20 +218,9 @@ pub async fn create<C: GenericClient>(
     Ok(Group::from_row(&row))
 }
 
-/// A group by uuid, in any tenant.
-pub async fn find<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Group>, GroupError> {
-    let row = client
-        .query_opt(
-            &format!("SELECT {GROUP_COLUMNS} FROM auth_group g WHERE g.uuid = $1"),
-            &[&uuid],
-        )
-        .await?;
-    Ok(row.as_ref().map(Group::from_row))
-}
-
 /// A group by uuid if it belongs to one of `tenants`. With `lock`, the row is locked
 /// (`FOR UPDATE`) until the end of the transaction.
-pub async fn find_in_tenants<C: GenericClient>(
+pub(crate) async fn find_in_tenants<C: GenericClient>(
     client: &C,
     uuid: &str,
     tenants: &[String],
@@ -251,7 +240,7 @@ pub async fn find_in_tenants<C: GenericClient>(
 }
 
 /// Renames a group (the slug never changes). `None` when the group is not in `tenants`.
-pub async fn rename<C: GenericClient>(
+pub(crate) async fn rename<C: GenericClient>(
     client: &C,
     uuid: &str,
     name: &str,
@@ -269,7 +258,7 @@ pub async fn rename<C: GenericClient>(
 }
 
 /// Deletes a group (memberships and policy associations go with it). Returns whether it existed.
-pub async fn delete<C: GenericClient>(client: &C, uuid: &str) -> Result<bool, GroupError> {
+pub(crate) async fn delete<C: GenericClient>(client: &C, uuid: &str) -> Result<bool, GroupError> {
     let n = client
         .execute("DELETE FROM auth_group WHERE uuid = $1", &[&uuid])
         .await?;
@@ -281,7 +270,7 @@ pub async fn delete<C: GenericClient>(client: &C, uuid: &str) -> Result<bool, Gr
 // ------------------------------------------------------------------------------------------------
 
 /// The tenant of a user, when the user belongs to one of `tenants` (`None` for all tenants).
-pub async fn user_tenant<C: GenericClient>(
+pub(crate) async fn user_tenant<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     tenants: Option<&[String]>,
@@ -307,7 +296,7 @@ pub async fn user_tenant<C: GenericClient>(
 }
 
 /// Adds a user to a group; already a member is fine.
-pub async fn add_user<C: GenericClient>(
+pub(crate) async fn add_user<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     user_uuid: &str,
@@ -323,7 +312,7 @@ pub async fn add_user<C: GenericClient>(
 }
 
 /// Removes a user from a group. Returns whether the membership existed.
-pub async fn remove_user<C: GenericClient>(
+pub(crate) async fn remove_user<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     user_uuid: &str,
@@ -343,7 +332,7 @@ pub async fn remove_user<C: GenericClient>(
 
 /// Which groups a list covers before filters (what `total` counts).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupScope {
+pub(crate) struct GroupScope {
     /// Owner tenants (`None`: any tenant).
     pub tenants: Option<Vec<String>>,
     /// Only the groups this user belongs to.
@@ -427,7 +416,7 @@ fn group_where(scope: &GroupScope, filter: Option<&GroupFilter>) -> Where {
 pub const GROUP_SORT_COLUMNS: &[(&str, &str)] = &[("name", "g.name"), ("uuid", "g.uuid")];
 
 /// The groups of `scope` matching `filter`, sorted and paginated.
-pub async fn list<C: GenericClient>(
+pub(crate) async fn list<C: GenericClient>(
     client: &C,
     scope: &GroupScope,
     filter: &GroupFilter,
@@ -444,7 +433,7 @@ pub async fn list<C: GenericClient>(
 }
 
 /// How many groups `scope` holds (`filter` `None`) or how many of them match `filter`.
-pub async fn count<C: GenericClient>(
+pub(crate) async fn count<C: GenericClient>(
     client: &C,
     scope: &GroupScope,
     filter: Option<&GroupFilter>,
@@ -524,7 +513,7 @@ fn member_where(group_uuid: &str, filter: Option<&UserFilter>) -> Where {
 pub const MEMBER_SORT_COLUMNS: &[(&str, &str)] = &[("username", "u.username")];
 
 /// The members of a group (the user representation of the users resource).
-pub async fn list_members<C: GenericClient>(
+pub(crate) async fn list_members<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     filter: &UserFilter,
@@ -563,7 +552,7 @@ pub async fn list_members<C: GenericClient>(
 }
 
 /// How many members a group has (`filter` `None`) or how many of them match `filter`.
-pub async fn count_members<C: GenericClient>(
+pub(crate) async fn count_members<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     filter: Option<&UserFilter>,

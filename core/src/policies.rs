@@ -28,7 +28,8 @@ const COLUMNS: &str =
 
 /// The ACL granted to a user through policies: the ACL of every policy of every group of the
 /// user, then of every policy attached to the user directly. Order kept, duplicates kept (as the
-/// original concatenates them); groups and policies are taken in name order.
+/// original concatenates them); groups and policies are taken in name order. Not on behalf of a
+/// caller (no tenant scope): for the logins, which grant the user its own ACL.
 pub async fn user_acl<C: GenericClient>(client: &C, user_uuid: &str) -> Result<Vec<String>> {
     // One prepared statement (this runs at every login): group policies (groups by name, then
     // policies by name), then the user's own policies (by name).
@@ -237,7 +238,7 @@ fn visible_sql(params: &mut Params, scope: &View) -> String {
 }
 
 /// A visible policy by uuid.
-pub async fn get_visible<C: GenericClient>(
+pub(crate) async fn get_visible<C: GenericClient>(
     client: &C,
     uuid: &str,
     scope: &View,
@@ -252,7 +253,7 @@ pub async fn get_visible<C: GenericClient>(
 
 /// A visible policy by slug (exact, case-sensitive, as the original's filter). When several
 /// match, the one owned by a tenant of the scope wins, then a config-managed one.
-pub async fn get_visible_by_slug<C: GenericClient>(
+pub(crate) async fn get_visible_by_slug<C: GenericClient>(
     client: &C,
     slug: &str,
     scope: &View,
@@ -269,14 +270,17 @@ pub async fn get_visible_by_slug<C: GenericClient>(
 }
 
 /// A policy by uuid, whatever its tenant.
-pub async fn find<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Policy>> {
+pub(crate) async fn find<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Policy>> {
     let sql = format!("SELECT {COLUMNS} FROM auth_policy p WHERE p.uuid = $1");
     let row = client.query_opt(sql.as_str(), &[&uuid]).await?;
     Ok(row.as_ref().map(Policy::from_row))
 }
 
 /// Like [`find`], locking the row until the end of the transaction.
-pub async fn find_for_update<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Policy>> {
+pub(crate) async fn find_for_update<C: GenericClient>(
+    client: &C,
+    uuid: &str,
+) -> Result<Option<Policy>> {
     let sql = format!("SELECT {COLUMNS} FROM auth_policy p WHERE p.uuid = $1 FOR UPDATE");
     let row = client.query_opt(sql.as_str(), &[&uuid]).await?;
     Ok(row.as_ref().map(Policy::from_row))
@@ -343,7 +347,7 @@ pub struct NewPolicy {
 /// Creates a policy (spec §8): slug generated when absent; a name or slug equal to a shared
 /// policy of the tenant or of an ancestor, or (for a shared policy) to any policy of the tenant
 /// or a descendant, is a conflict, as is a duplicate in the tenant.
-pub async fn create<C: GenericClient>(
+pub(crate) async fn create<C: GenericClient>(
     client: &C,
     new: &NewPolicy,
 ) -> std::result::Result<Policy, PolicyError> {
@@ -428,7 +432,7 @@ pub async fn create<C: GenericClient>(
 }
 
 /// Replaces name, description and ACL of a policy owned by one of `tenants`.
-pub async fn update<C: GenericClient>(
+pub(crate) async fn update<C: GenericClient>(
     client: &C,
     uuid: &str,
     tenants: &[String],
@@ -456,7 +460,7 @@ pub async fn update<C: GenericClient>(
 }
 
 /// Deletes a policy owned by one of `tenants` (its associations go with it).
-pub async fn delete<C: GenericClient>(
+pub(crate) async fn delete<C: GenericClient>(
     client: &C,
     uuid: &str,
     tenants: &[String],
@@ -474,7 +478,7 @@ pub async fn delete<C: GenericClient>(
 }
 
 /// Appends `access` to the policy's ACL; already there → `DuplicateAccess`.
-pub async fn add_access<C: GenericClient>(
+pub(crate) async fn add_access<C: GenericClient>(
     client: &C,
     uuid: &str,
     access: &str,
@@ -497,7 +501,11 @@ pub async fn add_access<C: GenericClient>(
 }
 
 /// Removes `access` from the policy's ACL (absent: nothing happens).
-pub async fn remove_access<C: GenericClient>(client: &C, uuid: &str, access: &str) -> Result<()> {
+pub(crate) async fn remove_access<C: GenericClient>(
+    client: &C,
+    uuid: &str,
+    access: &str,
+) -> Result<()> {
     client
         .execute(
             "UPDATE auth_policy SET acl = array_remove(acl, $2::text) WHERE uuid = $1",
@@ -638,7 +646,7 @@ async fn count<C: GenericClient>(client: &C, sql: &str, params: &Params) -> Resu
 
 /// `GET /policies`: the visible policies matching `q`, and the number of visible policies
 /// (ignoring filters and search).
-pub async fn list<C: GenericClient>(
+pub(crate) async fn list<C: GenericClient>(
     client: &C,
     scope: &View,
     q: &ListQuery,
@@ -672,7 +680,7 @@ pub async fn list<C: GenericClient>(
 
 /// `GET /users/{u}/policies`: the policies attached to the user (any tenant), the number of them
 /// and the number matching the filters.
-pub async fn list_user_policies<C: GenericClient>(
+pub(crate) async fn list_user_policies<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     q: &ListQuery,
@@ -705,7 +713,7 @@ pub async fn list_user_policies<C: GenericClient>(
 /// `GET /groups/{g}/policies`: the group's policies visible from `scope`, the number of the
 /// group's policies and the number matching the filters (both ignoring visibility, as the
 /// original).
-pub async fn list_group_policies<C: GenericClient>(
+pub(crate) async fn list_group_policies<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     scope: &View,
@@ -742,7 +750,7 @@ pub async fn list_group_policies<C: GenericClient>(
 
 /// The uuid of a policy by slug (any case): `preferred_tenant`'s own if it has one, else any
 /// tenant's.
-pub async fn uuid_by_slug<C: GenericClient>(
+pub(crate) async fn uuid_by_slug<C: GenericClient>(
     client: &C,
     slug: &str,
     preferred_tenant: &str,
@@ -761,7 +769,7 @@ pub async fn uuid_by_slug<C: GenericClient>(
 }
 
 /// Attaches a policy to a user (idempotent).
-pub async fn add_user_policy<C: GenericClient>(
+pub(crate) async fn add_user_policy<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     policy_uuid: &str,
@@ -800,7 +808,7 @@ pub async fn add_user_policy<C: GenericClient>(
 }
 
 /// Detaches a policy from a user; the number of associations removed.
-pub async fn remove_user_policy<C: GenericClient>(
+pub(crate) async fn remove_user_policy<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     policy_uuid: &str,
@@ -851,7 +859,7 @@ pub(crate) async fn user_has_policy<C: GenericClient>(
 }
 
 /// Whether the group exists and belongs to one of `tenants`.
-pub async fn group_in_tenants<C: GenericClient>(
+pub(crate) async fn group_in_tenants<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     tenants: &[String],
@@ -866,7 +874,7 @@ pub async fn group_in_tenants<C: GenericClient>(
 }
 
 /// Attaches a policy to a group (idempotent).
-pub async fn add_group_policy<C: GenericClient>(
+pub(crate) async fn add_group_policy<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     policy_uuid: &str,
@@ -896,7 +904,7 @@ pub async fn add_group_policy<C: GenericClient>(
 }
 
 /// Detaches a policy from a group; the number of associations removed.
-pub async fn remove_group_policy<C: GenericClient>(
+pub(crate) async fn remove_group_policy<C: GenericClient>(
     client: &C,
     group_uuid: &str,
     policy_uuid: &str,

@@ -214,7 +214,8 @@ pub struct RefreshTokenQuery {
 }
 
 impl Storage {
-    /// The unexpired refresh token with this value and client_id.
+    /// The unexpired refresh token with this value and client_id. Not on behalf of a caller (no
+    /// tenant scope): for the login by refresh token, whose value is the credential.
     pub async fn find_refresh_token(
         &self,
         value: &str,
@@ -238,7 +239,7 @@ impl Storage {
     }
 
     /// Lists refresh tokens: `(total, filtered, items)`; total ignores search and filters.
-    pub async fn list_refresh_tokens(
+    pub(crate) async fn list_refresh_tokens(
         &self,
         q: &RefreshTokenQuery,
     ) -> Result<(i64, i64, Vec<RefreshToken>)> {
@@ -303,7 +304,7 @@ impl Storage {
 
     /// Deletes the refresh token of (user, client_id) among users of `tenants`, and the sessions
     /// issued from it. Returns whether one existed.
-    pub async fn delete_refresh_token(
+    pub(crate) async fn delete_refresh_token(
         &self,
         user_uuid: &str,
         client_id: &str,

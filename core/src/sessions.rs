@@ -16,7 +16,7 @@ pub struct Session {
 impl Storage {
     /// Sessions in `tenants` (of one user when given): `(total, page)`. With `order_mobile`
     /// (`Some(descending)`) they are ordered by `mobile`.
-    pub async fn list_sessions(
+    pub(crate) async fn list_sessions(
         &self,
         tenants: &[String],
         user_uuid: Option<&str>,
@@ -71,7 +71,11 @@ impl Storage {
     }
 
     /// Deletes a session (its tokens cascade) if it belongs to one of `tenants`.
-    pub async fn delete_session(&self, session_uuid: &str, tenants: &[String]) -> Result<bool> {
+    pub(crate) async fn delete_session(
+        &self,
+        session_uuid: &str,
+        tenants: &[String],
+    ) -> Result<bool> {
         let client = self.client().await?;
         let n = client
             .execute(

@@ -351,8 +351,15 @@ impl Storage {
 }
 
 impl Storage {
-    /// The tenant of a user, if the user exists.
-    pub async fn user_tenant(&self, user_uuid: &str) -> Result<Option<String>> {
+    /// Whether a wazo-auth user has this uuid. Not on behalf of a caller (no tenant scope): for
+    /// the login only (offline access needs a wazo-auth user).
+    pub async fn is_wazo_auth_user(&self, user_uuid: &str) -> Result<bool> {
+        Ok(self.user_tenant(user_uuid).await?.is_some())
+    }
+
+    /// The tenant of a user, if the user exists (unscoped: requests go through
+    /// [`crate::scope`]).
+    pub(crate) async fn user_tenant(&self, user_uuid: &str) -> Result<Option<String>> {
         let client = self.client().await?;
         let row = client
             .query_opt(

@@ -305,7 +305,7 @@ pub fn python_list_repr(items: &[String]) -> String {
 // ------------------------------------------------------------------------------------------------
 
 /// The uuid of the top tenant (the one that is its own parent).
-pub async fn top_tenant<C: GenericClient>(client: &C) -> Result<Option<String>, Error> {
+pub(crate) async fn top_tenant<C: GenericClient>(client: &C) -> Result<Option<String>, Error> {
     let row = client
         .query_opt(
             "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
@@ -317,7 +317,7 @@ pub async fn top_tenant<C: GenericClient>(client: &C) -> Result<Option<String>, 
 
 /// Whether `child` exists and is `parent` or one of its descendants (the top tenant sees every
 /// existing tenant).
-pub async fn is_subtenant<C: GenericClient>(
+pub(crate) async fn is_subtenant<C: GenericClient>(
     client: &C,
     child: &str,
     parent: &str,
@@ -350,14 +350,14 @@ const DOWN_CTE: &str = "WITH RECURSIVE down(uuid) AS (
 // ------------------------------------------------------------------------------------------------
 
 /// A tenant by uuid, regardless of visibility.
-pub async fn get<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Tenant>, Error> {
+pub(crate) async fn get<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Tenant>, Error> {
     let sql = format!("{TENANT_SELECT} WHERE t.uuid = $1");
     let row = client.query_opt(sql.as_str(), &[&uuid]).await?;
     Ok(row.as_ref().map(Tenant::from_row))
 }
 
 /// A tenant by uuid if it is visible from `scope` (`scope` or one of its descendants).
-pub async fn get_visible<C: GenericClient>(
+pub(crate) async fn get_visible<C: GenericClient>(
     client: &C,
     scope: &str,
     uuid: &str,
@@ -370,7 +370,7 @@ pub async fn get_visible<C: GenericClient>(
 
 /// The domains of a tenant as `(name, uuid)`, sorted by name; `None` when the tenant does not
 /// exist.
-pub async fn domains<C: GenericClient>(
+pub(crate) async fn domains<C: GenericClient>(
     client: &C,
     uuid: &str,
 ) -> Result<Option<Vec<(String, String)>>, Error> {
@@ -503,7 +503,7 @@ fn list_where(scope: &str, q: &ListQuery) -> Where {
 
 /// The tenants visible from `scope` (itself and all its descendants), filtered, searched,
 /// sorted and paginated.
-pub async fn list<C: GenericClient>(
+pub(crate) async fn list<C: GenericClient>(
     client: &C,
     scope: &str,
     q: &ListQuery,
@@ -560,7 +560,7 @@ async fn slug_taken<C: GenericClient>(client: &C, slug: &str) -> Result<bool, Er
 
 /// The slug of a new tenant without one: derived from the name, else (no name, nothing left of
 /// it, or taken) 3 random characters.
-pub async fn generate_slug<C: GenericClient>(
+pub(crate) async fn generate_slug<C: GenericClient>(
     client: &C,
     name: Option<&str>,
 ) -> Result<String, Error> {
@@ -646,7 +646,7 @@ async fn write_address<C: GenericClient>(client: &C, uuid: &str, a: &Address) ->
 
 /// Creates a child of `parent` with its domains and address row (run it in a transaction; the
 /// caller then applies the tenant defaults). Returns the new tenant's uuid.
-pub async fn create<C: GenericClient>(
+pub(crate) async fn create<C: GenericClient>(
     client: &C,
     parent: &str,
     new: &NewTenant,
@@ -703,7 +703,7 @@ pub async fn create<C: GenericClient>(
 
 /// Replaces every writable field of `uuid` if it is visible from `scope` (run it in a
 /// transaction).
-pub async fn update<C: GenericClient>(
+pub(crate) async fn update<C: GenericClient>(
     client: &C,
     scope: &str,
     uuid: &str,
@@ -747,7 +747,7 @@ pub async fn update<C: GenericClient>(
 
 /// Deletes `uuid` if it is visible from `scope` and has no children (run it in a transaction).
 /// Everything it owns goes with it (users, groups, policies, sessions, domains, address...).
-pub async fn delete<C: GenericClient>(
+pub(crate) async fn delete<C: GenericClient>(
     client: &C,
     scope: &str,
     uuid: &str,
@@ -799,7 +799,7 @@ const PARENT_MOVE_LOCK_KEY: i64 = 0x7761_7a6f_7465_6e74; // "wazotent"
 
 /// Moves `uuid` under `parent`; both must be visible from `scope`, and `parent` must not be
 /// `uuid` or one of its descendants (run it in a transaction).
-pub async fn update_parent<C: GenericClient>(
+pub(crate) async fn update_parent<C: GenericClient>(
     client: &C,
     scope: &str,
     uuid: &str,

@@ -152,7 +152,8 @@ fn record_from_row(row: &Row) -> UserRecord {
 
 /// The enabled user whose login is `login` (spec core §3.4): first a user having a **confirmed**
 /// address equal to it (case-insensitive), else a user whose username equals it
-/// (case-insensitive). An empty login finds nobody.
+/// (case-insensitive). An empty login finds nobody. Not on behalf of a caller (no tenant
+/// scope): for the logins (the password is the credential).
 pub async fn find_enabled_user_by_login<C: GenericClient>(
     client: &C,
     login: &str,
@@ -181,27 +182,8 @@ pub async fn find_enabled_user_by_login<C: GenericClient>(
     Ok(row.map(|r| record_from_row(&r)))
 }
 
-/// The record of a user by uuid (enabled or not), with its tenant's default method.
-pub async fn find_user_record<C: GenericClient>(
-    client: &C,
-    user_uuid: &str,
-) -> Result<Option<UserRecord>> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {RECORD_COLUMNS}
-                 FROM auth_user u
-                 JOIN auth_tenant t ON t.uuid = u.tenant_uuid
-                 WHERE u.uuid = $1"
-            ),
-            &[&user_uuid],
-        )
-        .await?;
-    Ok(row.map(|r| record_from_row(&r)))
-}
-
 /// Stores a new password for a user (no-op for an unknown user).
-pub async fn set_password<C: GenericClient>(
+pub(crate) async fn set_password<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     password: &StoredPassword,
@@ -222,22 +204,9 @@ pub async fn set_password<C: GenericClient>(
     Ok(())
 }
 
-/// Removes the password of a user: it can no longer log in natively.
-pub async fn clear_password<C: GenericClient>(client: &C, user_uuid: &str) -> Result<()> {
-    client
-        .execute(
-            "UPDATE auth_user
-             SET password_hash = NULL, password_salt = NULL, password_scheme = NULL
-             WHERE uuid = $1",
-            &[&user_uuid],
-        )
-        .await?;
-    Ok(())
-}
-
 /// Deletes every session of a user (sessions having a token whose `auth_id` is the user uuid;
 /// their tokens cascade) and every refresh token of the user. Returns the deleted session uuids.
-pub async fn delete_user_sessions<C: GenericClient>(
+pub(crate) async fn delete_user_sessions<C: GenericClient>(
     client: &C,
     user_uuid: &str,
 ) -> Result<Vec<String>> {
@@ -263,7 +232,7 @@ pub async fn delete_user_sessions<C: GenericClient>(
 /// Serialises, until the end of the current transaction, every writer of one of `logins`
 /// (compared lower-cased). Call it inside a transaction, before [`login_in_use`] and the write.
 /// Locks are taken in a fixed order so that two writers cannot deadlock.
-pub async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -> Result<()> {
+pub(crate) async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -> Result<()> {
     let logins: Vec<&str> = logins
         .iter()
         .copied()
@@ -292,7 +261,7 @@ pub async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -> Resul
 
 /// Whether `login` equals (case-insensitively) the username or any address of a user other than
 /// `ignored_user`.
-pub async fn login_in_use<C: GenericClient>(
+pub(crate) async fn login_in_use<C: GenericClient>(
     client: &C,
     login: &str,
     ignored_user: Option<&str>,
@@ -385,7 +354,7 @@ pub struct NewUser {
 
 /// Inserts the row of a new user under `uuid` (no address, no group): the caller holds the
 /// login locks and has checked the logins (see [`crate::services::users::create_user_in`]).
-pub async fn insert_user<C: GenericClient>(
+pub(crate) async fn insert_user<C: GenericClient>(
     client: &C,
     uuid: &str,
     new: &NewUser,
@@ -426,7 +395,7 @@ pub async fn insert_user<C: GenericClient>(
 
 /// Inserts `address` as the main address of the new user `user_uuid` (`new` names the user's
 /// other logins, for the conflict reported).
-pub async fn insert_main_email<C: GenericClient>(
+pub(crate) async fn insert_main_email<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     new: &NewUser,
@@ -450,7 +419,7 @@ pub async fn insert_main_email<C: GenericClient>(
 }
 
 /// Adds a user to its tenant's all-users group; `false` when the tenant has none.
-pub async fn join_all_users_group<C: GenericClient>(
+pub(crate) async fn join_all_users_group<C: GenericClient>(
     client: &C,
     tenant_uuid: &str,
     user_uuid: &str,
@@ -478,7 +447,7 @@ pub struct LoginHolder {
 /// A user, enabled or not, whose username or any address (confirmed or not) equals `login`
 /// (case-insensitive). Call it under [`lock_logins`] for an answer that holds until the end of
 /// the transaction.
-pub async fn find_login_holder<C: GenericClient>(
+pub(crate) async fn find_login_holder<C: GenericClient>(
     client: &C,
     login: &str,
 ) -> Result<Option<LoginHolder>> {
@@ -507,7 +476,8 @@ pub async fn find_login_holder<C: GenericClient>(
 }
 
 /// Replaces a user's password only if its stored hash is still `old`'s (a rehash after a login
-/// must not undo a password change made meanwhile). Returns whether it was replaced.
+/// must not undo a password change made meanwhile). Returns whether it was replaced. Not on
+/// behalf of a caller (no tenant scope): for the rehash after a login.
 pub async fn replace_password<C: GenericClient>(
     client: &C,
     user_uuid: &str,
@@ -543,7 +513,7 @@ pub struct UserUpdate {
 
 /// Replaces the editable fields of a user. Run it inside a transaction (login locks). Returns
 /// `Ok(false)` when the user does not exist.
-pub async fn update_user<C: GenericClient>(
+pub(crate) async fn update_user<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     update: &UserUpdate,
@@ -580,7 +550,7 @@ pub async fn update_user<C: GenericClient>(
 }
 
 /// Deletes a user (addresses and memberships cascade). Returns whether it existed.
-pub async fn delete_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<bool> {
+pub(crate) async fn delete_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<bool> {
     let n = client
         .execute("DELETE FROM auth_user WHERE uuid = $1", &[&user_uuid])
         .await?;
@@ -588,7 +558,7 @@ pub async fn delete_user<C: GenericClient>(client: &C, user_uuid: &str) -> Resul
 }
 
 /// Whether the user exists in one of `tenants`.
-pub async fn user_in_tenants<C: GenericClient>(
+pub(crate) async fn user_in_tenants<C: GenericClient>(
     client: &C,
     user_uuid: &str,
     tenants: &[String],
@@ -648,7 +618,10 @@ async fn attach_emails<C: GenericClient>(client: &C, users: &mut [User]) -> Resu
 }
 
 /// A user by uuid, with its addresses.
-pub async fn get_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<Option<User>> {
+pub(crate) async fn get_user<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+) -> Result<Option<User>> {
     let row = client
         .query_opt(
             &format!("SELECT {USER_COLUMNS} FROM auth_user u WHERE u.uuid = $1"),
@@ -752,7 +725,7 @@ pub struct UserPage {
 }
 
 /// Lists users. For consistent counts, run it in a repeatable-read transaction.
-pub async fn list_users<C: GenericClient>(client: &C, q: &UserQuery) -> Result<UserPage> {
+pub(crate) async fn list_users<C: GenericClient>(client: &C, q: &UserQuery) -> Result<UserPage> {
     let total: i64 = client
         .query_one(
             "SELECT count(*) FROM auth_user WHERE tenant_uuid = ANY($1)",

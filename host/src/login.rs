@@ -511,7 +511,7 @@ async fn new_token(state: &AppState, input: NewTokenInput<'_>) -> Result<NewToke
                 "offline access needs a backend that identifies users (metadata uuid)",
             ));
         };
-        if state.storage.user_tenant(&user_uuid).await?.is_none() {
+        if !state.storage.is_wazo_auth_user(&user_uuid).await? {
             return Err(LoginError::OfflineUnavailable(
                 "offline access is only available to wazo-auth users",
             ));

@@ -1587,10 +1587,11 @@ fn user_and_group_associations() {
     let user = e.user(&e.top, "foo");
     let up = |u: &str| format!("/users/{u}/policies");
 
-    // User policies: unscoped list, no existence check.
+    // User policies: the user must be in the caller's tree (issue 17: the original lists any
+    // uuid's policies, an unknown one having none).
     let empty = json!({"items": [], "total": 0, "filtered": 0});
     assert_eq!(e.call("GET", &up(&user), root, None, None).json(), empty);
-    assert_eq!(e.call("GET", &up(UNKNOWN), root, None, None).json(), empty);
+    assert_eq!(e.call("GET", &up(UNKNOWN), root, None, None).status, 404);
     assert_eq!(
         e.call("GET", "/users/not-a-uuid/policies", root, None, None)
             .status,
@@ -1671,10 +1672,12 @@ fn user_and_group_associations() {
         .status,
         400
     );
-    // The Wazo-Tenant header is ignored there.
+    // Scoped (issue 17): a sub-tenant administrator does not see a user of the top tenant, and
+    // Wazo-Tenant must name its tenant or a descendant.
+    assert_eq!(e.call("GET", &up(&user), sub, None, None).status, 404);
     assert_eq!(
-        e.call("GET", &up(&user), sub, Some(SIBLING), None).json()["total"],
-        2
+        e.call("GET", &up(&user), sub, Some(SIBLING), None).status,
+        401
     );
     let r = e.call("GET", &up(&user), &e.reader, None, None);
     assert_eq!(
@@ -2265,4 +2268,360 @@ fn escalation_guard_honours_negative_entries() {
         r.json()["acl"],
         json!(["confd.users.#", "!confd.users.secret"])
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tenant isolation of user-policy associations (issue 17, findings 1 and 2)
+// ------------------------------------------------------------------------------------------------
+
+/// master → {A, B}; `aadmin` (A) holds the A policy `pa` = `["auth.#"]`; `bplain` (B) holds
+/// nothing; `mplain` (master) holds nothing.
+struct Isolation {
+    s: Server,
+    /// The bootstrap administrator (master tenant, `#`).
+    root: String,
+    /// `aadmin`'s token.
+    aadmin_token: String,
+    a: String,
+    b: String,
+    aadmin: String,
+    bplain: String,
+    mplain: String,
+    /// A's `["auth.#"]` policy.
+    pa: String,
+    /// A policy of B.
+    pb: String,
+}
+
+fn isolation() -> Isolation {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"default_policies": {"iso-config-managed": {"acl": ["auth.users.read"]}}}))
+        .start();
+    let root = s.admin_token();
+    let tenant = |name: &str| {
+        let r = s.call(
+            "POST",
+            "/0.1/tenants",
+            &root,
+            None,
+            Some(&json!({"name": name})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["uuid"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (tenant("A"), tenant("B"));
+    let policy = |tenant: &str, body: Value| {
+        let r = s.call("POST", "/0.1/policies", &root, Some(tenant), Some(&body));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["uuid"].as_str().unwrap().to_string()
+    };
+    let pa = policy(&a, json!({"name": "pa", "acl": ["auth.#"]}));
+    let pb = policy(&b, json!({"name": "pb", "acl": ["auth.users.read"]}));
+    let aadmin = s.create_user(&root, "aadmin", "apw", Some(&a));
+    let bplain = s.create_user(&root, "bplain", "bpw", Some(&b));
+    let mplain = s.create_user(&root, "mplain", "mpw", None);
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/users/{aadmin}/policies/{pa}"),
+        &root,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let aadmin_token = s.user_token("aadmin", "apw");
+    Isolation {
+        s,
+        root,
+        aadmin_token,
+        a,
+        b,
+        aadmin,
+        bplain,
+        mplain,
+        pa,
+        pb,
+    }
+}
+
+impl Isolation {
+    fn call(&self, token: &str, method: &str, path: &str, tenant: Option<&str>) -> Resp {
+        self.s
+            .call(method, &format!("/0.1{path}"), token, tenant, None)
+    }
+
+    fn aadmin(&self, method: &str, path: &str) -> Resp {
+        self.call(&self.aadmin_token, method, path, None)
+    }
+
+    /// The policies attached to `user`, as stored.
+    fn attached(&self, user: &str) -> Vec<String> {
+        sql(
+            &self.s.db,
+            &format!(
+                "SELECT policy_uuid FROM auth_user_policy WHERE user_uuid = '{user}'
+                 ORDER BY policy_uuid"
+            ),
+        )
+        .into_iter()
+        .map(|row| row[0].clone().unwrap())
+        .collect()
+    }
+}
+
+fn assert_unknown(r: &Resp, kind: &str, resource: &str, uuid: &str) {
+    assert_eq!(r.status, 404, "{}", r.body);
+    let b = r.json();
+    assert_eq!(
+        b["error_id"],
+        json!(format!("unknown-{kind}")),
+        "{}",
+        r.body
+    );
+    assert_eq!(b["details"], json!({ "uuid": uuid }), "{}", r.body);
+    assert_eq!(b["resource"], json!(resource), "{}", r.body);
+}
+
+#[test]
+fn a_sub_tenant_administrator_cannot_grant_across_the_tenant_boundary() {
+    let e = isolation();
+    let (mplain, bplain, pa, pb) = (&e.mplain, &e.bplain, &e.pa, &e.pb);
+    // The master user is invisible to aadmin, and so not modifiable.
+    assert_unknown(
+        &e.aadmin("GET", &format!("/users/{mplain}")),
+        "user",
+        "users",
+        mplain,
+    );
+    let r = e.aadmin("PUT", &format!("/users/{mplain}/policies/{pa}"));
+    assert_unknown(&r, "user", "users", mplain);
+    assert!(e.attached(mplain).is_empty());
+    // mplain logs in again: still nothing over the master tenant.
+    let mtoken = e.s.user_token("mplain", "mpw");
+    assert_eq!(e.call(&mtoken, "GET", "/tenants", None).status, 401);
+    assert_eq!(
+        e.s.call(
+            "POST",
+            "/0.1/tenants",
+            &mtoken,
+            None,
+            Some(&json!({"name": "x"}))
+        )
+        .status,
+        401
+    );
+    // Siblings: neither a grant to B's user nor a grant of B's policy.
+    let r = e.aadmin("PUT", &format!("/users/{bplain}/policies/{pa}"));
+    assert_unknown(&r, "user", "users", bplain);
+    assert!(e.attached(bplain).is_empty());
+    let r = e.aadmin("PUT", &format!("/users/{}/policies/{pb}", e.aadmin));
+    assert_no_policy(&r, "uuid", pb);
+    assert_eq!(e.attached(&e.aadmin), vec![pa.clone()]);
+    // By slug too: B's slug is unknown from A.
+    let r = e.aadmin("PUT", &format!("/users/{}/policies/pb", e.aadmin));
+    assert_no_policy(&r, "slug", "pb");
+    // Nor through Wazo-Tenant.
+    let r = e.call(
+        &e.aadmin_token,
+        "PUT",
+        &format!("/users/{bplain}/policies/{pb}"),
+        Some(&e.b),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error_id"], "unauthorized-tenant");
+    // Removal answers the same for a user outside the tree, and changes nothing.
+    let r = e.call(
+        &e.root,
+        "PUT",
+        &format!("/users/{bplain}/policies/{pb}"),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = e.aadmin("DELETE", &format!("/users/{bplain}/policies/{pb}"));
+    assert_unknown(&r, "user", "users", bplain);
+    let r = e.aadmin("DELETE", &format!("/users/{mplain}/policies/{pa}"));
+    assert_unknown(&r, "user", "users", mplain);
+    assert_eq!(e.attached(bplain), vec![pb.clone()]);
+}
+
+#[test]
+fn sub_resources_of_another_tenant_answer_404() {
+    let e = isolation();
+    let (bplain, mplain) = (&e.bplain, &e.mplain);
+    let r = e.call(
+        &e.root,
+        "PUT",
+        &format!("/users/{bplain}/policies/{}", e.pb),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let b_group = one(
+        &e.s.db,
+        &format!(
+            "SELECT uuid FROM auth_group WHERE tenant_uuid = '{}' LIMIT 1",
+            e.b
+        ),
+    );
+    // Each parent answers 404, and so does each of its sub-resources.
+    for user in [bplain, mplain] {
+        for sub in ["policies", "groups", "external", "sessions", "tokens"] {
+            let r = e.aadmin("GET", &format!("/users/{user}/{sub}"));
+            assert_unknown(&r, "user", "users", user);
+        }
+    }
+    assert_unknown(
+        &e.aadmin("GET", &format!("/groups/{b_group}")),
+        "group",
+        "groups",
+        &b_group,
+    );
+    let r = e.aadmin("GET", &format!("/groups/{b_group}/users"));
+    assert_unknown(&r, "group", "groups", &b_group);
+    let r = e.aadmin("GET", &format!("/tenants/{}/domains", e.b));
+    assert_unknown(&r, "tenant", "tenants", &e.b);
+    // An unknown parent answers the same.
+    assert_unknown(
+        &e.aadmin("GET", &format!("/users/{UNKNOWN}/policies")),
+        "user",
+        "users",
+        UNKNOWN,
+    );
+    let r = e.aadmin("GET", &format!("/groups/{UNKNOWN}/users"));
+    assert_unknown(&r, "group", "groups", UNKNOWN);
+    // In its own tenant, aadmin reads all of them.
+    let a_group = one(
+        &e.s.db,
+        &format!(
+            "SELECT uuid FROM auth_group WHERE tenant_uuid = '{}' LIMIT 1",
+            e.a
+        ),
+    );
+    for sub in ["policies", "groups", "external", "sessions", "tokens"] {
+        let r = e.aadmin("GET", &format!("/users/{}/{sub}", e.aadmin));
+        assert_eq!(r.status, 200, "{sub}: {}", r.body);
+    }
+    let r = e.aadmin("GET", &format!("/users/{}/policies", e.aadmin));
+    assert_eq!(r.json()["total"], 1);
+    let r = e.aadmin("GET", &format!("/groups/{a_group}/users"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["items"][0]["uuid"], json!(e.aadmin));
+    assert_eq!(
+        e.aadmin("GET", &format!("/tenants/{}/domains", e.a)).status,
+        200
+    );
+}
+
+#[test]
+fn a_master_administrator_acts_in_sub_tenants_and_shared_policies_stay_attachable() {
+    let e = isolation();
+    let (bplain, pb) = (&e.bplain, &e.pb);
+    // The master administrator, without and with Wazo-Tenant.
+    for tenant in [None, Some(e.b.as_str())] {
+        let path = format!("/users/{bplain}/policies/{pb}");
+        assert_eq!(e.call(&e.root, "PUT", &path, tenant).status, 204);
+        let r = e.call(&e.root, "GET", &format!("/users/{bplain}/policies"), tenant);
+        assert_eq!(r.json()["items"][0]["uuid"], json!(pb), "{}", r.body);
+        assert_eq!(
+            e.call(&e.root, "GET", &format!("/tenants/{}/domains", e.b), tenant)
+                .status,
+            200
+        );
+        assert_eq!(e.call(&e.root, "DELETE", &path, tenant).status, 204);
+        assert!(e.attached(bplain).is_empty());
+    }
+    // By slug, in the tenant that owns it.
+    let path = format!("/users/{bplain}/policies/pb");
+    assert_eq!(e.call(&e.root, "PUT", &path, Some(&e.b)).status, 204);
+    assert_eq!(e.attached(bplain), vec![pb.clone()]);
+    assert_eq!(e.call(&e.root, "DELETE", &path, Some(&e.b)).status, 204);
+    // Not even the master administrator grants a policy its user's tenant does not see.
+    let r = e.call(
+        &e.root,
+        "PUT",
+        &format!("/users/{bplain}/policies/{}", e.pa),
+        None,
+    );
+    assert_no_policy(&r, "uuid", &e.pa);
+    let mine = e.s.call(
+        "POST",
+        "/0.1/policies",
+        &e.root,
+        None,
+        Some(&json!({"name": "master-own", "acl": ["auth.users.read"]})),
+    );
+    let mine = mine.json()["uuid"].as_str().unwrap().to_string();
+    let r = e.call(
+        &e.root,
+        "PUT",
+        &format!("/users/{bplain}/policies/{mine}"),
+        None,
+    );
+    assert_no_policy(&r, "uuid", &mine);
+    assert!(e.attached(bplain).is_empty());
+    // Shared by the master tenant, or config-managed: attachable to users of the tenants that
+    // see them, by their administrators too.
+    let shared = e.s.call(
+        "POST",
+        "/0.1/policies",
+        &e.root,
+        None,
+        Some(&json!({"name": "master-shared", "acl": ["auth.users.read"], "shared": true})),
+    );
+    let shared = shared.json()["uuid"].as_str().unwrap().to_string();
+    let config = one(
+        &e.s.db,
+        "SELECT uuid FROM auth_policy WHERE name = 'iso-config-managed'",
+    );
+    let auser = e.s.create_user(&e.aadmin_token, "auser", "upw", None);
+    for p in [&shared, &config] {
+        let path = format!("/users/{auser}/policies/{p}");
+        assert_eq!(e.aadmin("PUT", &path).status, 204);
+        assert_eq!(
+            e.call(
+                &e.root,
+                "PUT",
+                &format!("/users/{bplain}/policies/{p}"),
+                None
+            )
+            .status,
+            204
+        );
+    }
+    let mut expected = vec![shared.clone(), config.clone()];
+    expected.sort();
+    assert_eq!(e.attached(&auser), expected);
+    assert_eq!(e.attached(bplain), expected);
+    for p in [&shared, &config] {
+        assert_eq!(
+            e.aadmin("DELETE", &format!("/users/{auser}/policies/{p}"))
+                .status,
+            204
+        );
+    }
+    assert!(e.attached(&auser).is_empty());
+    // aadmin grants its own policy inside its tenant.
+    assert_eq!(
+        e.aadmin("PUT", &format!("/users/{auser}/policies/{}", e.pa))
+            .status,
+        204
+    );
+    assert_eq!(e.attached(&auser), vec![e.pa.clone()]);
+    // An association made before these rules (the original's) can still be removed.
+    sql(
+        &e.s.db,
+        &format!(
+            "INSERT INTO auth_user_policy (user_uuid, policy_uuid) VALUES ('{auser}', '{pb}')"
+        ),
+    );
+    assert_eq!(
+        e.call(
+            &e.root,
+            "DELETE",
+            &format!("/users/{auser}/policies/{pb}"),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(e.attached(&auser), vec![e.pa.clone()]);
 }

@@ -1290,7 +1290,8 @@ fn tenant_scoping() {
     );
     assert_api_error(&r, 409, conflict("username", "IN-OTHER"));
 
-    // The password change is unscoped: the ACL and the old password are what matter.
+    // The password change is scoped by the token's own tenant (issue 17; the original checks
+    // the old password of any user): a user of another tree is unknown.
     let r = e.call_as(
         &tok,
         "PUT",
@@ -1298,7 +1299,7 @@ fn tenant_scoping() {
         None,
         Some(json!({"old_password": "x", "new_password": "y"})),
     );
-    assert_legacy_error(&r, 401, "Authentication Failed");
+    assert_api_error(&r, 404, unknown_user(&uuid_of(&in_other)));
 
     // A token whose user was deleted: unknown-user.
     let r = e.call(

@@ -147,16 +147,37 @@ pub async fn list(
     policies::list(&client, scope, q).await
 }
 
-/// Creates a policy; the caller must be able to grant all of its ACL.
+/// A policy to create, as a client asks for it.
+#[derive(Debug, Clone)]
+pub struct PolicyCreation {
+    pub name: String,
+    /// Generated from the name when `None`.
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    pub acl: Vec<String>,
+    pub shared: bool,
+}
+
+/// Creates a policy in the scoping tenant; the caller must be able to grant all of its ACL.
 pub async fn create(
     storage: &Storage,
     caller: &CompiledAcl,
-    new: &NewPolicy,
+    scope: &Scope,
+    new: PolicyCreation,
 ) -> Result<Policy, PolicyWriteError> {
     may_add(caller, &new.acl)?;
+    let new = NewPolicy {
+        tenant_uuid: scope.tenant().to_string(),
+        name: new.name,
+        slug: new.slug,
+        description: new.description,
+        acl: new.acl,
+        shared: new.shared,
+        config_managed: false,
+    };
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
-    let policy = policies::create(&tx, new).await?;
+    let policy = policies::create(&tx, &new).await?;
     tx.commit().await?;
     Ok(policy)
 }
@@ -398,22 +419,26 @@ pub async fn group_visible(
     policies::group_in_tenants(&client, &group.text(), tenants).await
 }
 
-/// The policies of a group visible from `scope`, with the counts of the list answer (both
-/// counting every policy of the group, as the original).
+/// The policies of a group of `scope` visible from it, with the counts of the list answer (both
+/// counting every policy of the group, as the original); `None` when the group is not in
+/// `scope`.
 pub async fn group_policies(
     storage: &Storage,
     group: GroupUuid,
     scope: &View,
     q: &ListQuery,
-) -> Result<Listing<Policy>, Error> {
+) -> Result<Option<Listing<Policy>>, Error> {
+    let group = group.text();
     let client = storage.client().await?;
-    let (items, total, filtered) =
-        policies::list_group_policies(&client, &group.text(), scope, q).await?;
-    Ok(Listing {
+    if !policies::group_in_tenants(&client, &group, &scope.tenants).await? {
+        return Ok(None);
+    }
+    let (items, total, filtered) = policies::list_group_policies(&client, &group, scope, q).await?;
+    Ok(Some(Listing {
         total,
         filtered,
         items,
-    })
+    }))
 }
 
 /// Attaches a policy visible from `scope` to a group visible from it; the caller must be able to

@@ -24,7 +24,6 @@ pub struct UserCreation {
     pub lastname: Option<String>,
     pub purpose: String,
     pub enabled: bool,
-    pub tenant_uuid: String,
     pub authentication_method: String,
     pub password: Option<String>,
     pub email_address: Option<String>,
@@ -89,11 +88,12 @@ pub async fn hash_password(
         .map_err(|e| CreateUserError::Hashing(e.to_string()))
 }
 
-/// `POST /users`: hashes the password, then creates the user in a transaction of its own (see
-/// [`create_user_in`]).
+/// `POST /users`: hashes the password, then creates the user in the scoping tenant, in a
+/// transaction of its own (see [`create_user_in`]).
 pub async fn create_user(
     storage: &Storage,
     scheme: Scheme,
+    scope: &Scope,
     req: UserCreation,
 ) -> Result<User, CreateUserError> {
     let password = match req.password {
@@ -107,7 +107,7 @@ pub async fn create_user(
         lastname: req.lastname,
         purpose: req.purpose,
         enabled: req.enabled,
-        tenant_uuid: req.tenant_uuid,
+        tenant_uuid: scope.tenant().to_string(),
         authentication_method: req.authentication_method,
         password,
         email_address: req.email_address,
@@ -125,7 +125,7 @@ pub async fn create_user(
 /// transaction ends), refuses a login already used as a username or address, then writes. Every
 /// creation of a user goes through here (`POST /users`, the bootstrap), so that they all
 /// serialise on the same locks.
-pub async fn create_user_in<C: GenericClient>(
+pub(crate) async fn create_user_in<C: GenericClient>(
     client: &C,
     new: &NewUser,
 ) -> Result<User, CreateUserError> {
@@ -366,6 +366,8 @@ impl From<tokio_postgres::Error> for PasswordChangeError {
 /// look-up finds for it.
 #[derive(Debug)]
 pub struct PasswordLogin {
+    /// The user, found in the caller's scope.
+    user: UserUuid,
     pub login: String,
     /// The user as the login look-up finds it (enabled users only; an e-mail login needs a
     /// confirmed address): `None` when it does not find this user.
@@ -405,6 +407,7 @@ pub async fn password_login(
         .await?
         .filter(|r| r.uuid == uuid);
     Ok(PasswordLogin {
+        user,
         login: login.to_string(),
         record,
     })
@@ -432,15 +435,15 @@ pub async fn check_old_password(
     })
 }
 
-/// Last step: hashes and stores the new password and deletes the user's sessions, in one
-/// transaction. Returns how many sessions were deleted.
+/// Last step: hashes and stores the new password of the user found by [`password_login`] and
+/// deletes its sessions, in one transaction. Returns how many sessions were deleted.
 pub async fn set_password(
     storage: &Storage,
-    user: UserUuid,
+    found: &PasswordLogin,
     new_password: String,
     scheme: Scheme,
 ) -> Result<usize, PasswordChangeError> {
-    let uuid = user.text();
+    let uuid = found.user.text();
     let stored = tokio::task::spawn_blocking(move || password::hash(&new_password, scheme))
         .await
         .map_err(|e| PasswordChangeError::Hashing(e.to_string()))?;

@@ -27,11 +27,13 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use wazo_auth_core::ids::{self, GroupUuid, UserUuid};
 use wazo_auth_core::policies::{
-    self, ListQuery, NewPolicy, Order, PolicyError, View, NAME_MAX_CHARS, SLUG_MAX_CHARS,
+    self, ListQuery, Order, PolicyError, View, NAME_MAX_CHARS, SLUG_MAX_CHARS,
 };
 use wazo_auth_core::scope::Scope;
 use wazo_auth_core::services::policies as service;
-use wazo_auth_core::services::policies::{PolicyChange, PolicyRef, PolicyWriteError, Target};
+use wazo_auth_core::services::policies::{
+    PolicyChange, PolicyCreation, PolicyRef, PolicyWriteError, Target,
+};
 
 use super::error::ApiError;
 use super::extract::{decoded_param, read_limited, Caller, Id, RawBody};
@@ -404,7 +406,9 @@ async fn list_group_policies(
     let scope = service::view(&own, true).await?;
     let params = listing::parse(&req, &["name", "description", "uuid"], "name")?;
     let q = list_query(&params, false);
-    let listing = service::group_policies(&state.storage, *group, &scope, &q).await?;
+    let listing = service::group_policies(&state.storage, *group, &scope, &q)
+        .await?
+        .ok_or_else(|| ApiError::unknown("group", "groups", &group.to_string()))?;
     let items: Vec<Value> = listing
         .items
         .iter()
@@ -422,16 +426,15 @@ async fn list_group_policies(
 /// as stored.
 async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpResponse, ApiError> {
     let body = policy_body(&body.read().await?, false)?;
-    let new = NewPolicy {
-        tenant_uuid: caller.scope().await?.tenant().to_string(),
+    let scope = caller.scope().await?;
+    let new = PolicyCreation {
         name: body.name,
         slug: body.slug,
         description: body.description,
         acl: body.acl,
         shared: body.shared,
-        config_managed: false,
     };
-    let policy = service::create(&state.storage, &caller.acl, &new)
+    let policy = service::create(&state.storage, &caller.acl, &scope, new)
         .await
         .map_err(|e| write_error(e, &caller))?;
     Ok(HttpResponse::Ok().json(policy.to_json(None)))

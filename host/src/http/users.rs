@@ -281,15 +281,19 @@ async fn create(state: State, caller: Caller, body: RawBody) -> Result<HttpRespo
         lastname: post.fields.lastname,
         purpose: post.fields.purpose,
         enabled: post.fields.enabled,
-        tenant_uuid: scope.tenant().to_string(),
         authentication_method: post.fields.authentication_method,
         password: post.password,
         email_address: post.email_address,
         email_confirmed: true,
     };
-    let user = service::create_user(&state.storage, state.settings.password_scheme, creation)
-        .await
-        .map_err(create_error)?;
+    let user = service::create_user(
+        &state.storage,
+        state.settings.password_scheme,
+        &scope,
+        creation,
+    )
+    .await
+    .map_err(create_error)?;
     log::info!("user {} created in tenant {}", user.uuid, user.tenant_uuid);
     Ok(HttpResponse::Ok().json(user.to_json()))
 }
@@ -395,7 +399,7 @@ async fn change_password(
             Some(RESOURCE),
         ));
     }
-    let sessions = service::set_password(&state.storage, *user, new_password, scheme)
+    let sessions = service::set_password(&state.storage, &found, new_password, scheme)
         .await
         .map_err(|e| password_error(e, &user))?;
     log::info!(
