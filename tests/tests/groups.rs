@@ -769,12 +769,8 @@ fn authentication_and_tenant_header() {
     };
     for (method, path, _) in &cases {
         let r = e.call(method, path, Some(UNKNOWN), Some(json!({"name": "y"})));
-        if path.ends_with("/users") {
-            // GET /groups/{g}/users is not scoped.
-            assert_eq!(r.status, 200, "{}", r.body);
-        } else {
-            unauthorized_tenant(&r, UNKNOWN);
-        }
+        // GET /groups/{g}/users is scoped too (issue 17; the original ignores the header there).
+        unauthorized_tenant(&r, UNKNOWN);
     }
     unauthorized_tenant(
         &e.call("GET", "/0.1/groups", Some("garbage"), None),
@@ -1085,9 +1081,9 @@ fn memberships() {
     assert_eq!(counts(&r), (1, 1));
     assert_eq!(r.json()["items"][0]["uuid"], Value::from(u1.clone()));
 
-    // GET /groups/{unknown}/users: 200, empty.
-    let r = members(UNKNOWN);
-    assert_eq!(r.json(), json!({"total": 0, "filtered": 0, "items": []}));
+    // GET /groups/{unknown}/users: 404 unknown-group (issue 17; the original answers 200,
+    // empty).
+    assert_unknown_group(&members(UNKNOWN), UNKNOWN);
     assert_no_route(&e.call("GET", "/0.1/groups/xyz/users", None, None));
 
     // A deleted user leaves the group.
@@ -1412,8 +1408,9 @@ fn subtenant_caller_sees_only_its_tree() {
     // Visible but different tenants.
     assert_eq!(s("PUT", member(g_sub, &subsub_user), None).status, 400);
     assert_eq!(s("PUT", member(g_sub, &sub_admin), None).status, 204);
-    // Removing: group visibility only; a non-visible non-member user → 204.
-    assert_eq!(s("DELETE", member(g_sub, &top_user), None).status, 204);
+    // Removing: a non-visible non-member user is unknown, as an unknown one (issue 17; the
+    // original answers 204).
+    assert_unknown_user(&s("DELETE", member(g_sub, &top_user), None), &top_user);
     assert_unknown_group(&s("DELETE", member(g_top, &sub_admin), None), g_top);
     assert_eq!(s("DELETE", member(g_sub, &sub_admin), None).status, 204);
 
@@ -1434,9 +1431,9 @@ fn subtenant_caller_sees_only_its_tree() {
         Some(&e.top),
     );
     assert_eq!(r.status, 401);
-    // GET /groups/{g}/users is not scoped (as the original): any group's members.
+    // GET /groups/{g}/users is scoped (issue 17; the original lists any group's members).
     let r = s("GET", format!("/0.1/groups/{top_all_users}/users"), None);
-    assert_eq!(usernames(&r), ["admin", "top-user"]);
+    assert_unknown_group(&r, &top_all_users);
 }
 
 #[test]
