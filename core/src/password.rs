@@ -109,7 +109,15 @@ pub fn hash(password: &str, scheme: Scheme) -> StoredPassword {
 /// Checks `password` against `stored`. With `None` (unknown user, no password) it performs the
 /// same amount of work with the `dummy_scheme` and returns false, so that an unknown login costs
 /// as much as a wrong password. Comparisons are constant-time.
+///
+/// A password holding NUL never verifies, after the same work: no password can be set holding
+/// one (the API refuses it), and PBKDF2-HMAC cannot tell trailing NULs apart (HMAC pads its key
+/// with zeros), so `pw\0` would otherwise verify as `pw`.
 pub fn verify(password: &str, stored: Option<&StoredPassword>, dummy_scheme: Scheme) -> bool {
+    if password.contains('\0') {
+        let _ = hash(password, stored.map_or(dummy_scheme, |s| s.scheme));
+        return false;
+    }
     match stored {
         None => {
             let _ = hash(password, dummy_scheme);
@@ -211,6 +219,20 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert!(hash("x", Scheme::Argon2id).hash.starts_with("$argon2id$"));
+    }
+
+    #[test]
+    fn a_password_holding_nul_never_verifies() {
+        for scheme in [Scheme::Pbkdf2Sha512, Scheme::Argon2id] {
+            let stored = hash("pw", scheme);
+            assert!(verify("pw", Some(&stored), scheme));
+            for bad in ["pw\0", "pw\0\0", "\0pw"] {
+                assert!(!verify(bad, Some(&stored), scheme), "{scheme:?} {bad:?}");
+            }
+        }
+        // Why: HMAC pads its key with zeros, so PBKDF2 alone cannot tell them apart.
+        let salt = [7u8; 64];
+        assert_eq!(pbkdf2_hex("pw", &salt), pbkdf2_hex("pw\0", &salt));
     }
 
     #[test]
