@@ -20,16 +20,32 @@ pub struct TokenRequest {
 
 type Errors = Vec<(String, String)>;
 
+/// How a string field holding NUL is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nul {
+    /// "Not a valid string." (PostgreSQL text cannot hold NUL; nothing stored or named holds it).
+    Refused,
+    /// Kept: a credential (a refresh token and the client id that goes with it, a SAML session)
+    /// holding NUL matches nothing, and fails as any wrong credential does; a choice
+    /// (`access_type`) refuses it as any other value it does not list.
+    Kept,
+}
+
 fn string_field(
     body: &Map<String, Value>,
     name: &str,
     len: Option<(usize, usize)>,
+    nul: Nul,
     errors: &mut Errors,
 ) -> Option<String> {
     match body.get(name) {
         None => None,
         Some(Value::Null) => {
             errors.push((name.into(), "Field may not be null.".into()));
+            None
+        }
+        Some(Value::String(s)) if nul == Nul::Refused && s.contains('\0') => {
+            errors.push((name.into(), "Not a valid string.".into()));
             None
         }
         Some(Value::String(s)) => {
@@ -94,8 +110,14 @@ fn integer_value(v: &Value) -> Result<i128, ()> {
 /// Validates the body. On failure returns the marshmallow-style error list.
 pub fn parse(body: &Map<String, Value>) -> Result<TokenRequest, Errors> {
     let mut errors = Errors::new();
+    // With a refresh token, the client id is half of the credential.
+    let client_id_nul = if body.contains_key("refresh_token") {
+        Nul::Kept
+    } else {
+        Nul::Refused
+    };
     let mut req = TokenRequest {
-        backend: string_field(body, "backend", None, &mut errors),
+        backend: string_field(body, "backend", None, Nul::Refused, &mut errors),
         ..Default::default()
     };
     match body.get("expiration") {
@@ -112,7 +134,7 @@ pub fn parse(body: &Map<String, Value>) -> Result<TokenRequest, Errors> {
             Ok(n) => req.expiration = Some(n as i64),
         },
     }
-    match string_field(body, "access_type", None, &mut errors).as_deref() {
+    match string_field(body, "access_type", None, Nul::Kept, &mut errors).as_deref() {
         None => {}
         Some("online") => {}
         Some("offline") => req.offline = true,
@@ -121,11 +143,23 @@ pub fn parse(body: &Map<String, Value>) -> Result<TokenRequest, Errors> {
             "Must be one of: online, offline.".into(),
         )),
     }
-    req.client_id = string_field(body, "client_id", Some((1, 1024)), &mut errors);
-    req.refresh_token = string_field(body, "refresh_token", None, &mut errors);
-    req.saml_session_id = string_field(body, "saml_session_id", Some((1, 1024)), &mut errors);
-    req.tenant_id = string_field(body, "tenant_id", None, &mut errors);
-    req.domain_name = string_field(body, "domain_name", None, &mut errors);
+    req.client_id = string_field(
+        body,
+        "client_id",
+        Some((1, 1024)),
+        client_id_nul,
+        &mut errors,
+    );
+    req.refresh_token = string_field(body, "refresh_token", None, Nul::Kept, &mut errors);
+    req.saml_session_id = string_field(
+        body,
+        "saml_session_id",
+        Some((1, 1024)),
+        Nul::Kept,
+        &mut errors,
+    );
+    req.tenant_id = string_field(body, "tenant_id", None, Nul::Refused, &mut errors);
+    req.domain_name = string_field(body, "domain_name", None, Nul::Refused, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -135,11 +169,6 @@ pub fn parse(body: &Map<String, Value>) -> Result<TokenRequest, Errors> {
         return Err(schema(
             "cannot use the \"offline\" access_type when using a refresh token",
         ));
-    }
-    // An offline login stores its client id with the refresh token: PostgreSQL text cannot hold
-    // NUL (a refresh-token login with such a client id simply finds nothing).
-    if req.offline && req.client_id.as_deref().is_some_and(|c| c.contains('\0')) {
-        return Err(vec![("client_id".into(), "Not a valid string.".into())]);
     }
     if req.offline && req.client_id.is_none() {
         return Err(schema(
@@ -192,6 +221,27 @@ mod tests {
         assert!(p(huge).is_err());
         assert!(p(json!({"expiration": "99999999999999999999999999999999999999999"})).is_err());
         assert!(p(json!({"expiration": 1e300})).is_err());
+    }
+
+    #[test]
+    fn nul_is_refused_except_in_credentials() {
+        for field in ["backend", "client_id", "tenant_id", "domain_name"] {
+            let errors = p(json!({ field: "a\u{0}" })).unwrap_err();
+            assert_eq!(
+                errors,
+                vec![(field.to_string(), "Not a valid string.".to_string())]
+            );
+        }
+        let errors = p(json!({"access_type": "offline", "client_id": "\u{0}"})).unwrap_err();
+        assert_eq!(errors[0].0, "client_id");
+        // The choices refuse it (naming the field).
+        let errors = p(json!({"access_type": "\u{0}"})).unwrap_err();
+        assert_eq!(errors[0].0, "access_type");
+        // A refresh token (and its client id) or a SAML session holding NUL is a credential
+        // that matches nothing.
+        let r = p(json!({"refresh_token": "a\u{0}", "client_id": "c\u{0}"})).unwrap();
+        assert_eq!(r.client_id.as_deref(), Some("c\u{0}"));
+        assert!(p(json!({"saml_session_id": "s\u{0}"})).is_ok());
     }
 
     #[test]
