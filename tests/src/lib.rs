@@ -195,6 +195,18 @@ pub fn thaw_cluster() {
     }
 }
 
+/// The log of this test binary's PostgreSQL cluster so far (shared by the binary's tests: compare
+/// what a test adds, from a length taken before, with [`postgres_log_len`]).
+pub fn postgres_log() -> String {
+    let bytes = std::fs::read(cluster().cluster.log_file()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The length in bytes of [`postgres_log`] now.
+pub fn postgres_log_len() -> usize {
+    std::fs::metadata(cluster().cluster.log_file()).map_or(0, |m| m.len() as usize)
+}
+
 /// Runs SQL on a database of the test cluster (blocking).
 pub fn sql(conn: &str, query: &str) -> Vec<Vec<Option<String>>> {
     let rt = tokio::runtime::Builder::new_current_thread()
