@@ -172,6 +172,11 @@ pub mod body_check {
         super::users::check_body(body, post)
     }
 
+    /// `PUT /users/{uuid}/password`.
+    pub fn password_change(body: &[u8]) -> Result<(), ApiError> {
+        super::users::check_password_change(body)
+    }
+
     /// `POST /policies` (`post`) or `PUT /policies/{id}`.
     pub fn policy(body: &[u8], post: bool) -> Result<(), ApiError> {
         super::policies::check_body(body, !post)

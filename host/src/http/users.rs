@@ -218,6 +218,15 @@ pub(super) fn check_body(body: &[u8], post: bool) -> Result<(), ApiError> {
     checked.map_err(|e| e.into_error(RESOURCE))
 }
 
+/// [`validate_password_change`] on raw bytes (for the fuzz targets, through
+/// [`super::body_check`]).
+pub(super) fn check_password_change(body: &[u8]) -> Result<(), ApiError> {
+    let body = body_object(body)?;
+    validate_password_change(&body)
+        .map(drop)
+        .map_err(|e| e.into_error(RESOURCE))
+}
+
 /// The password-change body: both fields required, non-null strings of at least one character.
 fn validate_password_change(body: &Map<String, Value>) -> Result<(String, String), Invalid> {
     let old = string(body, "old_password", Presence::Required, 1, None)?.unwrap_or_default();
