@@ -1092,16 +1092,19 @@ fn controls(f: &Fixture) -> Vec<String> {
         None,
         (200, &a1.tenant),
     );
-    // Grants inside the tree: its own policies, and a policy shared by an ancestor.
-    let grant = format!("/users/{}/policies/{}", a1.user, a.policy);
+    // Grants inside the tree: a tenant's own policies, and a policy shared by an ancestor. A
+    // policy of A that is not shared is not visible from A1: not attachable to A1's users.
+    let grant = format!("/users/{}/policies/{}", a1.user, a1.policy);
+    aadmin("DELETE", &grant, None, (204, ""));
     aadmin("PUT", &grant, None, (204, ""));
     aadmin(
         "GET",
         &format!("/users/{}/policies", a1.user),
         None,
-        (200, &a.policy),
+        (200, &a1.policy),
     );
-    aadmin("DELETE", &grant, None, (204, ""));
+    let private = format!("/users/{}/policies/{}", a1.user, a.policy);
+    aadmin("PUT", &private, None, (404, "No such policy"));
     let grant = format!("/users/{}/policies/{}", a.user, f.shared);
     aadmin("PUT", &grant, None, (204, ""));
     aadmin("DELETE", &grant, None, (204, ""));

@@ -7,6 +7,7 @@ use super::Listing;
 use crate::defaults::{self, TenantDefaults};
 use crate::error::Error;
 use crate::ids::TenantUuid;
+use crate::policies;
 use crate::scope::Scope;
 use crate::tenants::{self, ListQuery, NewTenant, Tenant, TenantError, TenantFields};
 use crate::Storage;
@@ -58,6 +59,7 @@ pub async fn create(
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
     let uuid = tenants::create(&tx, scope.tenant(), new).await?;
+    contact_in_scope(&tx, scope, new.fields.contact.as_deref()).await?;
     defaults::apply_tenant_defaults(&tx, &uuid, tenant_defaults).await?;
     let tenant = tenants::get(&tx, &uuid)
         .await?
@@ -67,6 +69,23 @@ pub async fn create(
     storage.tenants_changed();
     committed?;
     Ok(tenant)
+}
+
+/// Refuses a contact user outside `scope` as an unknown one (the write's foreign key already
+/// refused a user that does not exist; the transaction then rolls back): a tenant's contact names
+/// a user the caller sees.
+async fn contact_in_scope(
+    tx: &deadpool_postgres::Transaction<'_>,
+    scope: &Scope,
+    contact: Option<&str>,
+) -> Result<(), TenantError> {
+    let Some(contact) = contact else {
+        return Ok(());
+    };
+    match policies::user_tenant_in(tx, contact, scope.tenants().await?, false).await? {
+        Some(_) => Ok(()),
+        None => Err(TenantError::UnknownContact(contact.to_string())),
+    }
 }
 
 /// A tenant visible from `scope`.
@@ -91,6 +110,7 @@ pub async fn update(
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
     tenants::update(&tx, scope.tenant(), &uuid, fields).await?;
+    contact_in_scope(&tx, scope, fields.contact.as_deref()).await?;
     let updated = tenants::get(&tx, &uuid)
         .await?
         .ok_or_else(|| TenantError::NotFound(uuid.clone()))?;
