@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod api_yml;
+
 use base64::Engine;
 use serde_json::{json, Value};
 use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};

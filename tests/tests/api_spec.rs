@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value as Yaml;
+use wazo_auth_tests::api_yml::{self, get, resolve, str_of};
 use wazo_auth_tests::*;
 
 const NO_ROUTE: &str = "The requested URL was not found on the server. If you entered the URL \
@@ -117,35 +118,6 @@ const PUBLIC: &[(&str, &str)] = &[
 // Helpers
 // ------------------------------------------------------------------------------------------------
 
-fn spec_file() -> Yaml {
-    let path = workspace_root().join("host/src/http/api.yml");
-    let text = std::fs::read_to_string(&path).expect("api.yml is readable");
-    serde_yaml_ng::from_str(&text).expect("api.yml is YAML")
-}
-
-fn get<'a>(v: &'a Yaml, key: &str) -> Option<&'a Yaml> {
-    v.as_mapping().and_then(|m| m.get(key))
-}
-
-fn str_of<'a>(v: &'a Yaml, key: &str) -> Option<&'a str> {
-    get(v, key).and_then(Yaml::as_str)
-}
-
-/// Follows a local `$ref` (`#/a/b/c`) from the document root.
-fn resolve<'a>(root: &'a Yaml, v: &'a Yaml) -> &'a Yaml {
-    let Some(r) = str_of(v, "$ref") else {
-        return v;
-    };
-    let pointer = r
-        .strip_prefix("#/")
-        .unwrap_or_else(|| panic!("non-local $ref {r}"));
-    let mut cur = root;
-    for part in pointer.split('/') {
-        cur = get(cur, part).unwrap_or_else(|| panic!("dangling $ref {r}"));
-    }
-    resolve(root, cur)
-}
-
 /// Every `$ref` string of the document.
 fn all_refs(v: &Yaml, out: &mut Vec<String>) {
     match v {
@@ -235,7 +207,7 @@ fn registered() -> BTreeSet<(String, String)> {
 /// The document is a structurally sound OpenAPI 3.0 description.
 #[test]
 fn spec_is_structurally_valid_openapi_3() {
-    let root = spec_file();
+    let root = api_yml::load();
     let version = str_of(&root, "openapi").expect("openapi is a string");
     assert!(version.starts_with("3.0."), "openapi: {version}");
     let info = get(&root, "info").expect("info");
@@ -406,7 +378,7 @@ fn schema_names(schema: &Yaml) -> Vec<String> {
 /// database fails) are documented.
 #[test]
 fn responses_describe_what_the_server_sends() {
-    let root = spec_file();
+    let root = api_yml::load();
     let schemas = get(&root, "components")
         .and_then(|c| get(c, "schemas"))
         .expect("components.schemas");
@@ -496,7 +468,7 @@ fn responses_describe_what_the_server_sends() {
 /// Documented routes and registered routes are the same set.
 #[test]
 fn documented_routes_are_exactly_the_registered_routes() {
-    let root = spec_file();
+    let root = api_yml::load();
     let documented: BTreeSet<(String, String)> = operations(&root)
         .into_iter()
         .map(|(m, p, _, _)| (m, p))
@@ -543,7 +515,7 @@ fn spec_is_served_and_documented_routes_exist() {
         get(&served, "paths").and_then(Yaml::as_mapping).is_some(),
         "paths"
     );
-    assert_eq!(served, spec_file(), "the served document is api.yml");
+    assert_eq!(served, api_yml::load(), "the served document is api.yml");
 
     let token = s.admin_token();
     let headers = [

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
 use serde_yaml_ng::Value as Yaml;
+use wazo_auth_tests::api_yml::{self, get, resolve, str_of};
 use wazo_auth_tests::serde_json::{json, Map, Value};
 use wazo_auth_tests::*;
 
@@ -53,32 +54,6 @@ const LOOKUPS: &[(&str, &str, &str, &str)] = &[
 /// The PostgreSQL errors that are no bad byte: a unique violation is how a conflict is found
 /// (answered 409; the probes give two resources the same control character as a name).
 const EXPECTED_DATABASE_ERRORS: &[&str] = &["duplicate key value violates unique constraint"];
-
-fn spec() -> Yaml {
-    let path = workspace_root().join("host/src/http/api.yml");
-    let text = std::fs::read_to_string(&path).expect("api.yml is readable");
-    serde_yaml_ng::from_str(&text).expect("api.yml is YAML")
-}
-
-fn get<'a>(v: &'a Yaml, key: &str) -> Option<&'a Yaml> {
-    v.as_mapping().and_then(|m| m.get(key))
-}
-
-fn str_of<'a>(v: &'a Yaml, key: &str) -> Option<&'a str> {
-    get(v, key).and_then(Yaml::as_str)
-}
-
-/// Follows a local `$ref` from the document root.
-fn resolve<'a>(root: &'a Yaml, v: &'a Yaml) -> &'a Yaml {
-    let Some(r) = str_of(v, "$ref") else {
-        return v;
-    };
-    let mut cur = root;
-    for part in r.trim_start_matches("#/").split('/') {
-        cur = get(cur, part).unwrap_or_else(|| panic!("dangling $ref {r}"));
-    }
-    resolve(root, cur)
-}
 
 /// One documented operation.
 struct Op {
@@ -747,7 +722,7 @@ fn probe_credentials(e: &Env) {
 
 #[test]
 fn every_string_of_every_route_refuses_bad_bytes_without_a_5xx() {
-    let root = spec();
+    let root = api_yml::load();
     let ops = operations(&root);
     assert!(ops.len() > 60, "{} operations documented", ops.len());
     let e = setup();
