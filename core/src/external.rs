@@ -12,6 +12,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::events::{self, Event};
 use crate::keys::Keyring;
 
 const PURPOSE: &str = "external-auth-data";
@@ -189,7 +190,8 @@ pub async fn get_user_data<C: GenericClient>(
     parse_json(&open(keyring, &user_aad(user_uuid, auth_type), &sealed)?)
 }
 
-/// Stores the data of (user, type); the type is created when missing.
+/// Stores the data of (user, type); the type is created when missing. The same statement writes
+/// its `auth_user_external_auth_added` event.
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
@@ -200,24 +202,35 @@ pub async fn create_user_data<C: GenericClient>(
     auth_type: &str,
     data: &Value,
 ) -> StoreResult<()> {
-    user_exists(client, user_uuid).await?;
+    let tenant = user_tenant(client, user_uuid).await?;
     let t = ensure_type(client, auth_type).await?;
     let sealed = seal(keyring, &user_aad(user_uuid, auth_type), &data.to_string())?;
-    let n = client
-        .execute(
-            "INSERT INTO auth_user_external_auth (user_uuid, external_auth_type_uuid, data)
-             VALUES ($1, $2, $3)
-             ON CONFLICT ON CONSTRAINT auth_external_user_type_auth_constraint DO NOTHING",
-            &[&user_uuid, &t, &sealed],
+    let event = Event::external_auth_added(auth_type, &tenant, user_uuid);
+    let (name, key, headers, body) = event.params();
+    let n: i64 = client
+        .query_one(
+            &format!(
+                "WITH changed AS (
+                     INSERT INTO auth_user_external_auth (user_uuid, external_auth_type_uuid, data)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT ON CONSTRAINT auth_external_user_type_auth_constraint DO NOTHING
+                     RETURNING 1),
+                 {}
+                 SELECT count(*) FROM changed",
+                events::cte_per_row("changed", 4)
+            ),
+            &[&user_uuid, &t, &sealed, &name, &key, &headers, body],
         )
-        .await?;
+        .await?
+        .get(0);
     if n == 0 {
         return Err(StoreError::Conflict);
     }
     Ok(())
 }
 
-/// Replaces the data of (user, type).
+/// Replaces the data of (user, type). The same statement writes its
+/// `auth_user_external_auth_updated` event.
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
@@ -228,23 +241,34 @@ pub async fn update_user_data<C: GenericClient>(
     auth_type: &str,
     data: &Value,
 ) -> StoreResult<()> {
-    user_exists(client, user_uuid).await?;
+    let tenant = user_tenant(client, user_uuid).await?;
     let t = type_uuid(client, auth_type).await?;
     let sealed = seal(keyring, &user_aad(user_uuid, auth_type), &data.to_string())?;
-    let n = client
-        .execute(
-            "UPDATE auth_user_external_auth SET data = $3
-             WHERE user_uuid = $1 AND external_auth_type_uuid = $2",
-            &[&user_uuid, &t, &sealed],
+    let event = Event::external_auth_updated(auth_type, &tenant, user_uuid);
+    let (name, key, headers, body) = event.params();
+    let n: i64 = client
+        .query_one(
+            &format!(
+                "WITH changed AS (
+                     UPDATE auth_user_external_auth SET data = $3
+                     WHERE user_uuid = $1 AND external_auth_type_uuid = $2
+                     RETURNING 1),
+                 {}
+                 SELECT count(*) FROM changed",
+                events::cte_per_row("changed", 4)
+            ),
+            &[&user_uuid, &t, &sealed, &name, &key, &headers, body],
         )
-        .await?;
+        .await?
+        .get(0);
     if n == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())
 }
 
-/// Deletes the data of (user, type).
+/// Deletes the data of (user, type). The same statement writes its
+/// `auth_user_external_auth_deleted` event.
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
@@ -253,15 +277,25 @@ pub async fn delete_user_data<C: GenericClient>(
     user_uuid: &str,
     auth_type: &str,
 ) -> StoreResult<()> {
-    user_exists(client, user_uuid).await?;
+    let tenant = user_tenant(client, user_uuid).await?;
     let t = type_uuid(client, auth_type).await?;
-    let n = client
-        .execute(
-            "DELETE FROM auth_user_external_auth
-             WHERE user_uuid = $1 AND external_auth_type_uuid = $2",
-            &[&user_uuid, &t],
+    let event = Event::external_auth_deleted(auth_type, &tenant, user_uuid);
+    let (name, key, headers, body) = event.params();
+    let n: i64 = client
+        .query_one(
+            &format!(
+                "WITH changed AS (
+                     DELETE FROM auth_user_external_auth
+                     WHERE user_uuid = $1 AND external_auth_type_uuid = $2
+                     RETURNING 1),
+                 {}
+                 SELECT count(*) FROM changed",
+                events::cte_per_row("changed", 3)
+            ),
+            &[&user_uuid, &t, &name, &key, &headers, body],
         )
-        .await?;
+        .await?
+        .get(0);
     if n == 0 {
         return Err(StoreError::NotFound);
     }

@@ -4,6 +4,7 @@ pub mod acl;
 pub mod cache;
 pub mod defaults;
 pub mod error;
+pub mod events;
 pub mod external;
 pub mod groups;
 pub mod ids;

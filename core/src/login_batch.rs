@@ -39,46 +39,93 @@ pub(crate) struct Row {
     pub remote_addr: String,
     pub acl: Vec<String>,
     pub refresh_token_uuid: Option<String>,
+    /// The user of its `auth_session_created` event ([`crate::events::user_uuid_of`]).
+    pub user_uuid: Option<String>,
 }
 
 pub(crate) type Job = (Row, oneshot::Sender<Result<()>>);
 
-/// The one-login statement (also the ceiling `bench/insert_token.sql` measures).
-pub(crate) const INSERT_ONE: &str = "WITH t AS (
+/// The `auth_session_created` outbox row of each session inserted by CTE `s` (which returns
+/// `uuid`, `tenant_uuid` and `mobile`), `user` being the SQL expression of the event's user (a
+/// text, NULL when unknown): the same row as [`crate::events::Event::session_created`] (checked
+/// by tests/tests/events.rs). Session uuids are generated here (no routing-key escaping needed).
+macro_rules! session_created_event {
+    ($from:literal, $user:literal) => {
+        concat!(
+            "ev AS (
+         INSERT INTO auth_event_outbox (name, routing_key, headers, data)
+         SELECT 'auth_session_created', 'auth.sessions.' || s.uuid || '.created',
+                jsonb_build_object('name', 'auth_session_created', 'tenant_uuid', s.tenant_uuid,
+                    'session_uuid', s.uuid, 'required_access', 'event.auth_session_created',
+                    'required_acl', 'events.auth.sessions.' || s.uuid || '.created')
+                || CASE WHEN ",
+            $user,
+            " <> '' THEN jsonb_build_object('user_uuid:' || ",
+            $user,
+            ", true)
+                        ELSE '{}'::jsonb END,
+                jsonb_build_object('uuid', s.uuid, 'tenant_uuid', s.tenant_uuid,
+                    'user_uuid', ",
+            $user,
+            ", 'mobile', s.mobile)
+         FROM ",
+            $from,
+            ")"
+        )
+    };
+}
+
+/// The one-login statement (also the ceiling `bench/insert_token.sql` measures): the session,
+/// its `auth_session_created` outbox row, and the token.
+pub(crate) const INSERT_ONE: &str = concat!(
+    "WITH t AS (
          SELECT COALESCE(
              (SELECT uuid FROM auth_tenant WHERE uuid = $3::text),
              (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1)) AS uuid),
      s AS (
          INSERT INTO auth_session (uuid, mobile, tenant_uuid)
-         SELECT $1, $2, uuid FROM t RETURNING uuid)
+         SELECT $1, $2, uuid FROM t RETURNING uuid, tenant_uuid, mobile),
+     ",
+    session_created_event!("s", "$15::text"),
+    "
      INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t,
          expire_t, metadata, session_uuid, user_agent, remote_addr, acl,
          refresh_token_uuid)
-     SELECT $4, $5, $6, $7, $8, $9, $10, s.uuid, $11, $12, $13, $14 FROM s";
+     SELECT $4, $5, $6, $7, $8, $9, $10, s.uuid, $11, $12, $13, $14 FROM s"
+);
 
 /// The same for many logins: one array per column (ACLs as JSON arrays: PostgreSQL arrays of
-/// arrays must be rectangular).
-const INSERT_MANY: &str = "WITH i AS (
+/// arrays must be rectangular). The outbox rows follow the order of the logins.
+const INSERT_MANY: &str = concat!(
+    "WITH i AS (
          SELECT * FROM unnest($1::text[], $2::bool[], $3::text[], $4::bytea[], $5::text[],
                               $6::text[], $7::text[], $8::float8[], $9::float8[], $10::jsonb[],
-                              $11::text[], $12::text[], $13::jsonb[], $14::text[])
+                              $11::text[], $12::text[], $13::jsonb[], $14::text[], $15::text[])
+             WITH ORDINALITY
              AS i(session_uuid, mobile, tenant, token_hash, auth_id, pbx_user_uuid, xivo_uuid,
                   issued_t, expire_t, metadata, user_agent, remote_addr, acl,
-                  refresh_token_uuid)),
+                  refresh_token_uuid, user_uuid, n)),
      top AS (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1),
      s AS (
          INSERT INTO auth_session (uuid, mobile, tenant_uuid)
          SELECT i.session_uuid, i.mobile,
                 COALESCE((SELECT t.uuid FROM auth_tenant t WHERE t.uuid = i.tenant),
                          (SELECT uuid FROM top))
-         FROM i RETURNING uuid)
+         FROM i RETURNING uuid, tenant_uuid, mobile),
+     ",
+    session_created_event!(
+        "s JOIN i ON i.session_uuid = s.uuid ORDER BY i.n",
+        "i.user_uuid"
+    ),
+    "
      INSERT INTO auth_token (token_hash, auth_id, pbx_user_uuid, xivo_uuid, issued_t,
          expire_t, metadata, session_uuid, user_agent, remote_addr, acl,
          refresh_token_uuid)
      SELECT i.token_hash, i.auth_id, i.pbx_user_uuid, i.xivo_uuid, i.issued_t, i.expire_t,
             i.metadata, s.uuid, i.user_agent, i.remote_addr,
             ARRAY(SELECT jsonb_array_elements_text(i.acl)), i.refresh_token_uuid
-     FROM i JOIN s ON s.uuid = i.session_uuid";
+     FROM i JOIN s ON s.uuid = i.session_uuid"
+);
 
 impl Storage {
     /// Writes one plain login (session and token), grouped with the logins in flight at the
@@ -121,6 +168,7 @@ impl Storage {
         let remote_addr = column!(|r| r.remote_addr.as_str());
         let acl = column!(|r| Value::from(r.acl.clone()));
         let refresh = column!(|r| r.refresh_token_uuid.as_deref());
+        let user_uuid = column!(|r| r.user_uuid.as_deref());
         client
             .execute(
                 &stmt,
@@ -139,6 +187,7 @@ impl Storage {
                     &remote_addr,
                     &acl,
                     &refresh,
+                    &user_uuid,
                 ],
             )
             .await?;
@@ -170,6 +219,7 @@ pub(crate) async fn insert_row<C: deadpool_postgres::GenericClient>(
                 &row.remote_addr,
                 &row.acl,
                 &row.refresh_token_uuid,
+                &row.user_uuid,
             ],
         )
         .await?;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::events::{self, Event};
 use crate::keys::Keyring;
 use crate::storage::Storage;
 
@@ -73,20 +74,41 @@ fn metadata_of(v: Value) -> Map<String, Value> {
     }
 }
 
-/// Deletes the sessions issued from refresh token `uuid` (their tokens cascade), then the row.
-/// Returns the number of sessions deleted.
+/// Deletes the sessions issued from refresh token `uuid` (their tokens cascade), then the row,
+/// with their events (`auth_session_deleted` for each session, then
+/// `auth_refresh_token_deleted`). Returns the number of sessions deleted.
 pub async fn purge<C: GenericClient>(client: &C, uuid: &str) -> Result<u64> {
     let sessions = client
-        .execute(
+        .query(
             "DELETE FROM auth_session WHERE uuid IN (
-                 SELECT session_uuid FROM auth_token WHERE refresh_token_uuid = $1)",
+                 SELECT session_uuid FROM auth_token WHERE refresh_token_uuid = $1)
+             RETURNING uuid, tenant_uuid",
             &[&uuid],
         )
         .await?;
-    client
-        .execute("DELETE FROM auth_refresh_token WHERE uuid = $1", &[&uuid])
+    let token = client
+        .query_opt(
+            "DELETE FROM auth_refresh_token r USING auth_user u
+             WHERE r.uuid = $1 AND u.uuid = r.user_uuid
+             RETURNING r.client_id, r.mobile, r.user_uuid, u.tenant_uuid",
+            &[&uuid],
+        )
         .await?;
-    Ok(sessions)
+    let mut ended = Vec::with_capacity(sessions.len() + 1);
+    if let Some(t) = &token {
+        let user: &str = t.get(2);
+        for s in &sessions {
+            ended.push(Event::session_deleted(s.get(0), s.get(1), Some(user)));
+        }
+        ended.push(Event::refresh_token_deleted(
+            t.get(0),
+            t.get(1),
+            t.get(3),
+            user,
+        ));
+    }
+    events::record(client, &ended).await?;
+    Ok(sessions.len() as u64)
 }
 
 /// Issues (or reuses) the refresh token of an offline login inside the login's transaction.
@@ -135,11 +157,12 @@ pub async fn issue<C: GenericClient>(
             let expires: Option<DateTime<Utc>> = req
                 .lifetime_seconds
                 .map(|s| Utc::now() + chrono::Duration::seconds(s));
-            client
-                .execute(
+            let created = client
+                .query_one(
                     "INSERT INTO auth_refresh_token (uuid, token_hash, key_id, client_id, user_uuid,
                          backend, login, user_agent, remote_addr, mobile, metadata, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     RETURNING (SELECT tenant_uuid FROM auth_user WHERE uuid = $5)",
                     &[
                         &uuid,
                         &value_hash(&value),
@@ -156,6 +179,10 @@ pub async fn issue<C: GenericClient>(
                     ],
                 )
                 .await?;
+            let tenant: String = created.get(0);
+            let event =
+                Event::refresh_token_created(&req.client_id, req.mobile, &tenant, &req.user_uuid);
+            events::record(client, &[event]).await?;
             (uuid, value)
         }
     };

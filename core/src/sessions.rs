@@ -1,6 +1,7 @@
 //! Sessions: one per token, listed and deleted by administrators and their owners.
 
 use crate::error::Result;
+use crate::events::{self, Event};
 use crate::storage::Storage;
 
 /// A session as listed.
@@ -70,19 +71,36 @@ impl Storage {
         ))
     }
 
-    /// Deletes a session (its tokens cascade) if it belongs to one of `tenants`.
+    /// Deletes a session (its tokens cascade) if it belongs to one of `tenants`, with its
+    /// `auth_session_deleted` event (none for a session without a token, as the original).
     pub(crate) async fn delete_session(
         &self,
         session_uuid: &str,
         tenants: &[String],
     ) -> Result<bool> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "DELETE FROM auth_session WHERE uuid = $1 AND tenant_uuid = ANY($2)",
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The statement's snapshot still sees the tokens the deletion cascades to.
+        let row = tx
+            .query_opt(
+                "WITH d AS (
+                     DELETE FROM auth_session WHERE uuid = $1 AND tenant_uuid = ANY($2)
+                     RETURNING uuid, tenant_uuid)
+                 SELECT d.tenant_uuid,
+                        (SELECT t.auth_id FROM auth_token t WHERE t.session_uuid = d.uuid LIMIT 1)
+                 FROM d",
                 &[&session_uuid, &tenants],
             )
             .await?;
-        Ok(n > 0)
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        if let Some(auth_id) = row.get::<_, Option<&str>>(1) {
+            let event = Event::session_deleted(session_uuid, row.get(0), Some(auth_id));
+            events::record(&tx, &[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

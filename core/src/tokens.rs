@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::events::{self, Event};
 use crate::storage::Storage;
 
 /// A token as stored and returned by the API.
@@ -125,6 +126,7 @@ impl Storage {
             remote_addr: new.remote_addr.clone(),
             acl: new.acl.clone(),
             refresh_token_uuid: refresh_token_uuid.clone(),
+            user_uuid: crate::events::user_uuid_of(&new.auth_id).map(String::from),
         };
         if simple {
             // Grouped with the other logins in flight (group commit, `crate::login_batch`).
@@ -214,14 +216,14 @@ impl Storage {
         }))
     }
 
-    /// Deletes a token, and its session when no other token uses it. Returns whether a token
-    /// was deleted.
+    /// Deletes a token, and its session when no other token uses it (with its
+    /// `auth_session_deleted` event). Returns whether a token was deleted.
     pub async fn delete_token(&self, token: &Uuid) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let deleted = tx
             .query_opt(
-                "DELETE FROM auth_token WHERE token_hash = $1 RETURNING session_uuid",
+                "DELETE FROM auth_token WHERE token_hash = $1 RETURNING session_uuid, auth_id",
                 &[&token_hash(token)],
             )
             .await?;
@@ -230,34 +232,92 @@ impl Storage {
             return Ok(false);
         };
         let session: String = row.get(0);
-        tx.execute(
-            "DELETE FROM auth_session s WHERE s.uuid = $1
-               AND NOT EXISTS (SELECT 1 FROM auth_token t WHERE t.session_uuid = s.uuid)",
-            &[&session],
-        )
-        .await?;
+        let auth_id: String = row.get(1);
+        let ended = tx
+            .query_opt(
+                "DELETE FROM auth_session s WHERE s.uuid = $1
+                   AND NOT EXISTS (SELECT 1 FROM auth_token t WHERE t.session_uuid = s.uuid)
+                 RETURNING tenant_uuid",
+                &[&session],
+            )
+            .await?;
+        if let Some(ended) = ended {
+            let tenant: String = ended.get(0);
+            let event = Event::session_deleted(&session, &tenant, Some(&auth_id));
+            events::record(&tx, &[event]).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
 
-    /// Deletes up to `batch` expired tokens (and their sessions). Rows locked by another server
-    /// process purging at the same time are skipped, never deleted twice. Returns the session
-    /// uuids removed.
+    /// Deletes up to `batch` expired tokens (and their sessions), with the sessions'
+    /// `auth_session_deleted` events, in one transaction. Rows locked by another server process
+    /// purging at the same time are skipped, never deleted twice. Returns the session uuids
+    /// removed.
     pub async fn purge_expired_batch(&self, now: f64, batch: i64) -> Result<Vec<String>> {
-        let client = self.client().await?;
-        let rows = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The statement's snapshot still sees the tokens whose deletion the sessions' deletion
+        // cascades to: their auth ids name the events' users.
+        let rows = tx
             .query(
-                "DELETE FROM auth_session WHERE uuid IN (
-                     SELECT session_uuid FROM auth_token
+                "WITH expired AS (
+                     SELECT session_uuid, auth_id FROM auth_token
                      WHERE expire_t < $1
                      ORDER BY expire_t
                      LIMIT $2
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING uuid",
+                     FOR UPDATE SKIP LOCKED),
+                 d AS (
+                     DELETE FROM auth_session WHERE uuid IN (SELECT session_uuid FROM expired)
+                     RETURNING uuid, tenant_uuid)
+                 SELECT d.uuid, d.tenant_uuid,
+                        (SELECT e.auth_id FROM expired e WHERE e.session_uuid = d.uuid LIMIT 1)
+                 FROM d",
                 &[&now, &batch],
             )
             .await?;
+        let ended: Vec<Event> = rows
+            .iter()
+            .map(|r| Event::session_deleted(r.get(0), r.get(1), r.get::<_, Option<&str>>(2)))
+            .collect();
+        events::record(&tx, &ended).await?;
+        tx.commit().await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Writes an `auth_session_expire_soon` event for every session whose token expires before
+    /// `now + within` (and has not expired at `now`), in one transaction, `batch` sessions per
+    /// statement. Returns how many were written.
+    pub async fn notify_expire_soon(&self, now: f64, within: f64, batch: i64) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut total = 0;
+        let mut after: (f64, String) = (now, String::new());
+        loop {
+            let rows = tx
+                .query(
+                    "SELECT t.expire_t, s.uuid, s.tenant_uuid, t.auth_id
+                     FROM auth_token t JOIN auth_session s ON s.uuid = t.session_uuid
+                     WHERE t.expire_t >= $1 AND t.expire_t < $2
+                       AND (t.expire_t, s.uuid) > ($3, $4)
+                     ORDER BY t.expire_t, s.uuid
+                     LIMIT $5",
+                    &[&now, &(now + within), &after.0, &after.1, &batch],
+                )
+                .await?;
+            let soon: Vec<Event> = rows
+                .iter()
+                .map(|r| Event::session_expire_soon(r.get(1), r.get(2), Some(r.get(3))))
+                .collect();
+            events::record(&tx, &soon).await?;
+            total += rows.len();
+            match rows.last() {
+                Some(last) if (rows.len() as i64) >= batch => after = (last.get(0), last.get(1)),
+                _ => break,
+            }
+        }
+        tx.commit().await?;
+        Ok(total)
     }
 
     /// Runs purge batches until a batch comes back smaller than `batch`. Returns the number of

@@ -19,6 +19,7 @@ use tokio_postgres::Row;
 
 use crate::defaults::all_users_group_slug;
 use crate::error::{Error, Result};
+use crate::events::{self, Event};
 use crate::password::StoredPassword;
 
 /// The purposes a user may have.
@@ -205,7 +206,10 @@ pub(crate) async fn set_password<C: GenericClient>(
 }
 
 /// Deletes every session of a user (sessions having a token whose `auth_id` is the user uuid;
-/// their tokens cascade) and every refresh token of the user. Returns the deleted session uuids.
+/// their tokens cascade) and every refresh token of the user, with their events
+/// (`auth_session_deleted` for each session, `auth_refresh_token_deleted` for each refresh
+/// token). Run it in the transaction of the change, before the user row is deleted. Returns the
+/// deleted session uuids.
 pub(crate) async fn delete_user_sessions<C: GenericClient>(
     client: &C,
     user_uuid: &str,
@@ -214,18 +218,30 @@ pub(crate) async fn delete_user_sessions<C: GenericClient>(
         .query(
             "DELETE FROM auth_session
              WHERE uuid IN (SELECT session_uuid FROM auth_token WHERE auth_id = $1)
-             RETURNING uuid",
+             RETURNING uuid, tenant_uuid",
             &[&user_uuid],
         )
         .await?;
     // Better than the original: the user's refresh tokens go too (a disabled user, or one whose
     // password changed, must not come back through an old refresh token).
-    client
-        .execute(
-            "DELETE FROM auth_refresh_token WHERE user_uuid = $1",
+    let tokens = client
+        .query(
+            "DELETE FROM auth_refresh_token r USING auth_user u
+             WHERE r.user_uuid = $1 AND u.uuid = r.user_uuid
+             RETURNING r.client_id, r.mobile, u.tenant_uuid",
             &[&user_uuid],
         )
         .await?;
+    let ended: Vec<Event> = rows
+        .iter()
+        .map(|r| Event::session_deleted(r.get(0), r.get(1), Some(user_uuid)))
+        .chain(
+            tokens
+                .iter()
+                .map(|t| Event::refresh_token_deleted(t.get(0), t.get(1), t.get(2), user_uuid)),
+        )
+        .collect();
+    events::record(client, &ended).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 

@@ -407,8 +407,10 @@ fn metrics_listener(
     Ok(handle)
 }
 
-/// Removes expired tokens, and login-throttle records older than `forget_after` that no longer
-/// block, every `interval`. Several server processes may share a database: rows are claimed with
+/// Removes expired tokens (with their `auth_session_deleted` events), writes the
+/// `auth_session_expire_soon` events of the sessions expiring within the next `interval`, and
+/// removes login-throttle records older than `forget_after` that no longer block, every
+/// `interval`. Several server processes may share a database: rows are claimed with
 /// `FOR UPDATE SKIP LOCKED`, so none is processed twice.
 async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_after: f64) {
     loop {
@@ -425,6 +427,14 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
                 ok = false;
                 log::warn!("expired-token purge failed (will retry): {e}");
             }
+        }
+        // As the original, after the purge: the sessions expiring before the next run.
+        if let Err(e) = storage
+            .notify_expire_soon(tokens::now(), interval.as_secs_f64(), batch)
+            .await
+        {
+            ok = false;
+            log::warn!("expire-soon notification failed (will retry): {e}");
         }
         match storage.purge_throttle(forget_after, batch).await {
             Ok(0) => {}

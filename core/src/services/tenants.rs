@@ -6,6 +6,7 @@
 use super::Listing;
 use crate::defaults::{self, TenantDefaults};
 use crate::error::Error;
+use crate::events::{self, Event};
 use crate::ids::TenantUuid;
 use crate::policies;
 use crate::scope::Scope;
@@ -64,6 +65,13 @@ pub async fn create(
     let tenant = tenants::get(&tx, &uuid)
         .await?
         .ok_or_else(|| Error::Corrupt(format!("created tenant {uuid} not found")))?;
+    let added = Event::tenant_added(
+        &tenant.uuid,
+        tenant.name.as_deref(),
+        &tenant.slug,
+        &tenant.domain_names,
+    );
+    events::record(&tx, &[added]).await?;
     let committed = tx.commit().await;
     // Also when the commit's outcome is unknown (connection lost): dropping is always safe.
     storage.tenants_changed();
@@ -114,6 +122,11 @@ pub async fn update(
     let updated = tenants::get(&tx, &uuid)
         .await?
         .ok_or_else(|| TenantError::NotFound(uuid.clone()))?;
+    events::record(
+        &tx,
+        &[Event::tenant_updated(&uuid, updated.name.as_deref())],
+    )
+    .await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -133,6 +146,7 @@ pub async fn delete(
     let mut client = storage.client().await?;
     let tx = client.transaction().await.map_err(Error::from)?;
     tenants::delete(&tx, scope, &uuid).await?;
+    events::record(&tx, &[Event::tenant_deleted(&uuid)]).await?;
     let committed = tx.commit().await;
     storage.tenants_changed();
     committed.map_err(Error::from)?;
