@@ -285,24 +285,31 @@ impl Storage {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Writes an `auth_session_expire_soon` event for every session whose token expires before
-    /// `now + within` (and has not expired at `now`), in one transaction, `batch` sessions per
-    /// statement. Returns how many were written.
-    pub async fn notify_expire_soon(&self, now: f64, within: f64, batch: i64) -> Result<usize> {
+    /// Writes an `auth_session_expire_soon` event for every session whose token expires in
+    /// `[since, until)` (before `until` when `since` is `None`), in one transaction, `batch`
+    /// sessions per statement. The cleanup task passes `until` = now + its interval and, as
+    /// `since`, the `until` of its previous successful run: its windows follow each other, so a
+    /// session is announced once, and none is skipped when a run starts late. Returns how many
+    /// were written.
+    pub async fn notify_expire_soon(
+        &self,
+        since: Option<f64>,
+        until: f64,
+        batch: i64,
+    ) -> Result<usize> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut total = 0;
-        let mut after: (f64, String) = (now, String::new());
+        let mut after: (f64, String) = (since.unwrap_or(f64::NEG_INFINITY), String::new());
         loop {
             let rows = tx
                 .query(
                     "SELECT t.expire_t, s.uuid, s.tenant_uuid, t.auth_id
                      FROM auth_token t JOIN auth_session s ON s.uuid = t.session_uuid
-                     WHERE t.expire_t >= $1 AND t.expire_t < $2
-                       AND (t.expire_t, s.uuid) > ($3, $4)
+                     WHERE t.expire_t < $1 AND (t.expire_t, s.uuid) > ($2, $3)
                      ORDER BY t.expire_t, s.uuid
-                     LIMIT $5",
-                    &[&now, &(now + within), &after.0, &after.1, &batch],
+                     LIMIT $4",
+                    &[&until, &after.0, &after.1, &batch],
                 )
                 .await?;
             let soon: Vec<Event> = rows

@@ -413,6 +413,8 @@ fn metrics_listener(
 /// `interval`. Several server processes may share a database: rows are claimed with
 /// `FOR UPDATE SKIP LOCKED`, so none is processed twice.
 async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_after: f64) {
+    // The end of the expire-soon window of the last successful run.
+    let mut announced: Option<f64> = None;
     loop {
         actix_web::rt::time::sleep(interval).await;
         let started = std::time::Instant::now();
@@ -428,13 +430,15 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
                 log::warn!("expired-token purge failed (will retry): {e}");
             }
         }
-        // As the original, after the purge: the sessions expiring before the next run.
-        if let Err(e) = storage
-            .notify_expire_soon(tokens::now(), interval.as_secs_f64(), batch)
-            .await
-        {
-            ok = false;
-            log::warn!("expire-soon notification failed (will retry): {e}");
+        // As the original, after the purge: the sessions expiring before the next run (from
+        // where the previous run stopped, so that a late run skips none).
+        let until = tokens::now() + interval.as_secs_f64();
+        match storage.notify_expire_soon(announced, until, batch).await {
+            Ok(_) => announced = Some(until),
+            Err(e) => {
+                ok = false;
+                log::warn!("expire-soon notification failed (will retry): {e}");
+            }
         }
         match storage.purge_throttle(forget_after, batch).await {
             Ok(0) => {}
