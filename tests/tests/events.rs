@@ -694,3 +694,21 @@ fn expire_soon_then_purge_events() {
     assert_eq!(written, vec![soon, session_deleted(&session, &top, &u)]);
     assert!(!format!("{written:?}").contains(&session_of(&long)));
 }
+
+#[test]
+fn the_benchmark_login_statement_writes_the_same_outbox_row() {
+    // bench/insert_token.sql measures the login's statement: it must stay the server's.
+    let db = fresh_database();
+    let top = top_tenant(&db);
+    let statement =
+        std::fs::read_to_string(workspace_root().join("bench/insert_token.sql")).unwrap();
+    sql(&db, &statement);
+    let written = rows_after(&db, 0);
+    let session = sql(&db, "SELECT uuid FROM auth_session")[0][0]
+        .clone()
+        .unwrap();
+    assert_eq!(
+        written,
+        vec![row(Event::session_created(&session, false, &top, None))]
+    );
+}
