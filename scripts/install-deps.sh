@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what wazo-auth needs on a Debian machine, if missing:
 #   - the PostgreSQL server binaries (initdb, pg_ctl, postgres): package `postgresql`;
-#   - a C++ compiler, for libFuzzer in scripts/fuzz.sh: package `g++`.
+#   - a C++ compiler, for libFuzzer in scripts/fuzz.sh: package `g++`;
+#   - RabbitMQ (`rabbitmq-server`), the AMQP broker the tests start privately
+#     (tests/src/rabbitmq.rs) and a development broker for the bus events.
 #
 # wazo-auth runs its own private PostgreSQL cluster (see pg-cluster/src/lib.rs),
 # so the Debian package's default cluster is not needed: this script asks the
-# package not to create it and does not start any service.
+# package not to create it and does not start any service (neither PostgreSQL's
+# nor RabbitMQ's: the tests run their own broker as a plain process).
 #
 # Usage: scripts/install-deps.sh        (as root; otherwise prints what to run)
 set -euo pipefail
@@ -31,9 +34,17 @@ have_pg_server() {
     return 1
 }
 
+# True if the RabbitMQ server is installed (the Debian package puts it in /usr/sbin, which a
+# non-root PATH may lack).
+have_rabbitmq() {
+    command -v rabbitmq-server >/dev/null 2>&1 || [[ -x /usr/sbin/rabbitmq-server ]] \
+        || [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]
+}
+
 missing=()
 have_pg_server || missing+=(postgresql)
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
+have_rabbitmq || missing+=(rabbitmq-server)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     log "all dependencies are installed"
@@ -49,7 +60,8 @@ fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
     log "missing: ${missing[*]}, and apt-get is not available (not Debian?): install the" >&2
-    log "PostgreSQL server binaries (initdb, pg_ctl, postgres) with your package manager" >&2
+    log "PostgreSQL server binaries (initdb, pg_ctl, postgres) and RabbitMQ (rabbitmq-server)" >&2
+    log "with your package manager" >&2
     exit 1
 fi
 
@@ -101,6 +113,10 @@ apt_quiet apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
 if ! have_pg_server; then
     log "PostgreSQL server binaries still not found after installing ${missing[*]}" >&2
+    exit 1
+fi
+if ! have_rabbitmq; then
+    log "rabbitmq-server still not found after installing ${missing[*]}" >&2
     exit 1
 fi
 

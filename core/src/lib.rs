@@ -11,6 +11,7 @@ pub mod ids;
 pub mod keys;
 mod login_batch;
 pub mod notify;
+pub mod outbox;
 pub mod password;
 pub mod policies;
 pub mod refresh_tokens;

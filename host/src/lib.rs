@@ -2,6 +2,7 @@
 //! the fuzz targets (`fuzz/`) and benchmarks reach its parsers through it. Not a stable API:
 //! third parties depend on `wazo-auth-plugin-api` only.
 
+pub mod bus;
 pub mod config;
 pub mod http;
 pub mod login;

@@ -250,6 +250,29 @@ async fn serve(
     };
     let scrape_data = scrape.clone().map(web::Data::from);
 
+    // The bus: the outbox's publisher and bound (`crate::bus`). The URI was checked with the
+    // configuration.
+    let bus = crate::bus::start(
+        crate::bus::BusSettings {
+            uri: cfg
+                .amqp
+                .uri
+                .as_deref()
+                .map(crate::bus::parse_uri)
+                .transpose()
+                .map_err(|e| format!("configuration error: \"amqp.uri\": {e}"))?,
+            exchange_name: cfg.amqp.exchange_name.clone(),
+            exchange_type: cfg.amqp.exchange_type.clone(),
+            origin_uuid: cfg.uuid.clone(),
+            max_age: cfg.bus.outbox_max_age.duration(),
+            max_rows: cfg.bus.outbox_max_rows.rows(),
+            db_uri: db_uri.clone(),
+            db_timeout,
+        },
+        storage.clone(),
+        Arc::new(crate::bus::BusState::default()),
+    );
+
     let purge = cfg.token_cleanup_interval.period().map(|interval| {
         let storage = storage.clone();
         let batch = i64::from(cfg.token_cleanup_batch_size.get());
@@ -364,6 +387,9 @@ async fn serve(
         task.abort();
     }
     if let Some(task) = purge {
+        task.abort();
+    }
+    for task in bus {
         task.abort();
     }
     listener.abort();

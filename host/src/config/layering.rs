@@ -422,8 +422,8 @@ mod tests {
             c.enabled_backend_plugins,
             bool_map(&["foo", "ldap_user", "wazo_user"])
         );
-        assert_eq!(c.amqp["uri"], "amqp://a:b@x/");
-        assert_eq!(c.amqp["exchange_name"], "xivo");
+        assert_eq!(c.amqp.uri.as_deref(), Some("amqp://a:b@x/"));
+        assert_eq!(c.amqp.exchange_name, "xivo");
     }
 
     #[test]

@@ -40,10 +40,10 @@ use std::fmt;
 
 pub use cli::{BootstrapArgs, Cli, Command};
 pub use describe::REDACTED;
-pub use schema::{Config, Cors, LoginThrottle, ManagedDb, RestApi};
+pub use schema::{Amqp, Bus, Config, Cors, LoginThrottle, ManagedDb, RestApi};
 pub use values::{
-    BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel, Port, Purpose,
-    RefreshTokenLifetime, RetryTimeout, TokenLifetime, Workers,
+    BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel, OutboxMaxAge,
+    OutboxMaxRows, Port, Purpose, RefreshTokenLifetime, RetryTimeout, TokenLifetime, Workers,
 };
 
 /// Main configuration file used when `-c` is not given.

@@ -12,7 +12,8 @@ use wazo_auth_core::password::Scheme;
 
 use super::values::{
     password_scheme, BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel, Port,
-    ProxyNet, Purpose, ReadTimeout, RefreshTokenLifetime, RetryTimeout, TokenLifetime, Workers,
+    OutboxMaxAge, OutboxMaxRows, ProxyNet, Purpose, ReadTimeout, RefreshTokenLifetime,
+    RetryTimeout, TokenLifetime, Workers,
 };
 use super::DEFAULT_EXTRA_CONFIG_FILES;
 
@@ -124,12 +125,17 @@ pub struct Config {
     /// New: each plugin's own configuration, by plugin name.
     pub plugin_config: BTreeMap<String, Value>,
 
+    // ----- bus -----
+    /// The AMQP broker and exchange the bus events are published to (see `crate::bus`).
+    pub amqp: Amqp,
+    /// New: the bound of the events' outbox.
+    pub bus: Bus,
+
     // ----- accepted, not interpreted (yet) -----
     pub enabled_http_plugins: Value,
     pub enabled_metadata_plugins: Value,
     pub purpose_metadata_mapping: Value,
     pub idp_plugins: Value,
-    pub amqp: Value,
     pub consul: Value,
     pub service_discovery: Value,
     pub smtp: Value,
@@ -250,6 +256,48 @@ pub struct ManagedDb {
     pub os_user: Option<String>,
 }
 
+/// `amqp` section: where the bus events go (`crate::bus`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Amqp {
+    /// `amqp://user:password@host:port/vhost`, the original's default
+    /// `amqp://guest:guest@localhost:5672/`. New: `null` = no bus (events are neither written
+    /// nor published).
+    pub uri: Option<String>,
+    pub exchange_name: String,
+    pub exchange_type: String,
+}
+
+impl Default for Amqp {
+    fn default() -> Self {
+        Amqp {
+            uri: Some("amqp://guest:guest@localhost:5672/".into()),
+            exchange_name: "xivo".into(),
+            exchange_type: "topic".into(),
+        }
+    }
+}
+
+/// `bus` section (new): the bound of the events' outbox, so that a broker gone for long cannot
+/// fill the disk. Older rows are dropped, with a warning and a metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bus {
+    /// Seconds an event may wait for the broker (default 7 days).
+    pub outbox_max_age: OutboxMaxAge,
+    /// Events that may wait for the broker (default 1 000 000).
+    pub outbox_max_rows: OutboxMaxRows,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Bus {
+            outbox_max_age: OutboxMaxAge(7.0 * 86_400.0),
+            outbox_max_rows: OutboxMaxRows(1_000_000),
+        }
+    }
+}
+
 /// `login_throttle` section (new): failed-login throttling, shared by every process through the
 /// database. After the free failures, each failure blocks the login (or client address) for a
 /// delay doubling from `base_delay` up to `max_delay` seconds; keys left alone `forget_after`
@@ -324,6 +372,8 @@ pub(super) const STRUCT_SECTIONS: &[&[&str]] = &[
     &["rest_api", "cors"],
     &["managed_db"],
     &["metrics"],
+    &["amqp"],
+    &["bus"],
 ];
 
 impl RestApi {
@@ -480,11 +530,8 @@ impl Default for Config {
                 "saml": {"enabled": true, "priority": 1},
                 "ldap": {"enabled": true, "priority": 2},
             }),
-            amqp: json!({
-                "uri": "amqp://guest:guest@localhost:5672/",
-                "exchange_name": "xivo",
-                "exchange_type": "topic",
-            }),
+            amqp: Amqp::default(),
+            bus: Bus::default(),
             consul: json!({"scheme": "http", "port": 8500}),
             service_discovery: json!({
                 "enabled": false,

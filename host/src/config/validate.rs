@@ -167,6 +167,20 @@ pub(super) fn validate(config: &Config, sources: &[Source]) -> Result<(), Config
             "must not be empty (remove it to use the managed database)".into(),
         ));
     }
+    if let Some(uri) = &c.amqp.uri {
+        if let Err(e) = crate::bus::parse_uri(uri) {
+            return Err(fail(
+                "amqp.uri",
+                format!("{e} (null disables the bus)"),
+            ));
+        }
+    }
+    if c.amqp.exchange_type.trim().is_empty() {
+        return Err(fail(
+            "amqp.exchange_type",
+            "must not be empty (topic, direct, fanout, headers...)".into(),
+        ));
+    }
     if c.rest_api.listen.trim().is_empty() {
         return Err(fail("rest_api.listen", "must not be empty".into()));
     }

@@ -326,6 +326,31 @@ impl ReadTimeout {
     }
 }
 
+bounded! {
+    /// `bus.outbox_max_age`: seconds, > 0.
+    OutboxMaxAge(f64): |v| v.is_finite() && v > 0.0,
+    "must be a number of seconds > 0"
+}
+
+impl OutboxMaxAge {
+    pub fn duration(self) -> Duration {
+        duration_of(self.0)
+    }
+}
+
+bounded! {
+    /// `bus.outbox_max_rows`: at least 1 (and at most 2^62).
+    OutboxMaxRows(u64): |v| (1..=1 << 62).contains(&v),
+    "must be an integer between 1 and 4611686018427387904"
+}
+
+impl OutboxMaxRows {
+    pub fn rows(self) -> i64 {
+        // at most 2^62
+        self.0 as i64
+    }
+}
+
 /// One entry of `rest_api.trusted_proxies`: a network in CIDR form (`10.0.0.0/8`, `fd00::/8`),
 /// or one address (`192.0.2.10`, the same as `/32`). Serialized in CIDR form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,20 @@ pub const DB_POOL_WAITING: &str = "wazo_auth_db_pool_waiting";
 pub const PURGE_RUNS: &str = "wazo_auth_purge_runs_total";
 /// Rows removed by the purge, by `kind` (sessions, throttle).
 pub const PURGED: &str = "wazo_auth_purged_total";
+/// Bus events waiting in the outbox (see `crate::bus`): exact up to 10 000, above the span of
+/// their ids.
+pub const BUS_OUTBOX_EVENTS: &str = "wazo_auth_bus_outbox_events";
+/// Age in seconds of the oldest event of the outbox (0 when empty).
+pub const BUS_OUTBOX_OLDEST: &str = "wazo_auth_bus_outbox_oldest_seconds";
+/// Events dropped from the outbox unpublished, by `reason` (age: `bus.outbox_max_age`, rows:
+/// `bus.outbox_max_rows`).
+pub const BUS_DROPPED: &str = "wazo_auth_bus_outbox_dropped_total";
+/// Events this process published (confirmed by the broker).
+pub const BUS_PUBLISHED: &str = "wazo_auth_bus_published_total";
+/// 1 when this process is the one publishing the bus events (of those sharing the database).
+pub const BUS_PUBLISHER: &str = "wazo_auth_bus_publisher";
+/// 1 when this process is connected to the AMQP broker (only the publisher connects).
+pub const BUS_CONNECTED: &str = "wazo_auth_bus_connected";
 /// Always 1, labelled with the server's `version`.
 pub const BUILD_INFO: &str = "wazo_auth_build_info";
 
@@ -155,6 +169,31 @@ fn describe() {
     );
     describe_counter!(PURGE_RUNS, "Runs of the expired-token purge, by outcome");
     describe_counter!(PURGED, "Rows removed by the purge, by kind");
+    describe_gauge!(
+        BUS_OUTBOX_EVENTS,
+        "Bus events waiting in the outbox for the broker"
+    );
+    describe_gauge!(
+        BUS_OUTBOX_OLDEST,
+        Unit::Seconds,
+        "Age of the oldest bus event waiting in the outbox"
+    );
+    describe_counter!(
+        BUS_DROPPED,
+        "Bus events dropped unpublished by the outbox bound, by reason (age, rows)"
+    );
+    describe_counter!(
+        BUS_PUBLISHED,
+        "Bus events published by this process and confirmed by the broker"
+    );
+    describe_gauge!(
+        BUS_PUBLISHER,
+        "1 when this process publishes the bus events of the database"
+    );
+    describe_gauge!(
+        BUS_CONNECTED,
+        "1 when this process is connected to the AMQP broker"
+    );
     describe_gauge!(BUILD_INFO, "Always 1, labelled with the server's version");
 }
 
@@ -339,6 +378,28 @@ pub fn purge_run(ok: bool) {
 /// `rows` removed by the purge, of `kind` (sessions, throttle).
 pub fn purged(kind: &'static str, rows: u64) {
     counter!(PURGED, "kind" => kind).increment(rows);
+}
+
+/// The outbox's backlog: `events` waiting, the oldest `oldest_age` seconds old.
+pub fn bus_backlog(events: i64, oldest_age: f64) {
+    gauge!(BUS_OUTBOX_EVENTS).set(events as f64);
+    gauge!(BUS_OUTBOX_OLDEST).set(oldest_age);
+}
+
+/// `events` dropped from the outbox by the bound `reason` (age, rows).
+pub fn bus_dropped(reason: &'static str, events: u64) {
+    counter!(BUS_DROPPED, "reason" => reason).increment(events);
+}
+
+/// `events` published and confirmed.
+pub fn bus_published(events: u64) {
+    counter!(BUS_PUBLISHED).increment(events);
+}
+
+/// Whether this process is the publisher, and connected to the broker.
+pub fn bus_state(publisher: bool, connected: bool) {
+    gauge!(BUS_PUBLISHER).set(if publisher { 1.0 } else { 0.0 });
+    gauge!(BUS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
 }
 
 // ------------------------------------------------------------------------------------------------
