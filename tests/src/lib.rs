@@ -22,7 +22,14 @@ use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
 
 pub use serde_json;
 
+pub mod rabbitmq;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A number unique in this test process.
+pub fn next_id() -> u32 {
+    COUNTER.fetch_add(1, Ordering::SeqCst)
+}
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
