@@ -129,7 +129,9 @@ fn epmd_of(port: u16) -> Vec<i32> {
 /// would read an empty one), as for kombu and the server.
 fn lapin_uri(uri: &str) -> String {
     match uri.strip_suffix('/') {
-        Some(base) if !base.ends_with('/') && base.matches('/').count() == 2 => format!("{base}/%2f"),
+        Some(base) if !base.ends_with('/') && base.matches('/').count() == 2 => {
+            format!("{base}/%2f")
+        }
         _ => uri.to_string(),
     }
 }
@@ -539,9 +541,9 @@ impl Consumer {
     pub fn purge(&self) {
         if let Some((_, channel)) = &self.channel {
             let queue = self.queue.clone();
-            let _ = self.rt.block_on(
-                channel.queue_purge(queue.as_str().into(), QueuePurgeOptions::default()),
-            );
+            let _ = self
+                .rt
+                .block_on(channel.queue_purge(queue.as_str().into(), QueuePurgeOptions::default()));
         }
     }
 
@@ -566,7 +568,10 @@ impl Consumer {
                     routing_key: delivery.routing_key.as_str().to_string(),
                     headers: table_json(&raw_headers),
                     raw_headers,
-                    content_type: props.content_type().as_ref().map(|s| s.as_str().to_string()),
+                    content_type: props
+                        .content_type()
+                        .as_ref()
+                        .map(|s| s.as_str().to_string()),
                     content_encoding: props
                         .content_encoding()
                         .as_ref()

@@ -132,9 +132,9 @@ fn amqp_value(value: &Value) -> AMQPValue {
             None => AMQPValue::Double(n.as_f64().unwrap_or(0.0)),
         },
         Value::String(s) => AMQPValue::LongString(LongString::from(s.as_bytes())),
-        Value::Array(items) => {
-            AMQPValue::FieldArray(FieldArray::from(items.iter().map(amqp_value).collect::<Vec<_>>()))
-        }
+        Value::Array(items) => AMQPValue::FieldArray(FieldArray::from(
+            items.iter().map(amqp_value).collect::<Vec<_>>(),
+        )),
         Value::Object(map) => AMQPValue::FieldTable(field_table(map)),
     }
 }
@@ -247,8 +247,7 @@ impl Backoff {
 async fn publisher_loop(settings: Arc<BusSettings>, state: Arc<BusState>) {
     let mut db_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
-        let mut db = match OutboxConnection::connect(&settings.db_uri, settings.db_timeout).await
-        {
+        let mut db = match OutboxConnection::connect(&settings.db_uri, settings.db_timeout).await {
             Ok(db) => db,
             Err(e) => {
                 let delay = db_backoff.failed();
@@ -278,7 +277,9 @@ async fn publisher_loop(settings: Arc<BusSettings>, state: Arc<BusState>) {
         state.set(true, false);
         let e = lead(&db, &settings, &state).await;
         state.set(false, false);
-        log::warn!("bus publisher: database connection lost ({e}); publishing stops until it is back");
+        log::warn!(
+            "bus publisher: database connection lost ({e}); publishing stops until it is back"
+        );
         drop(db);
         tokio::time::sleep(db_backoff.failed()).await;
     }
@@ -337,7 +338,11 @@ impl Broker {
 
     /// Publishes `rows` and waits for their confirms: the ids the broker confirmed, or why the
     /// connection is to be dropped.
-    async fn publish(&self, rows: &[OutboxRow], settings: &BusSettings) -> Result<Vec<i64>, String> {
+    async fn publish(
+        &self,
+        rows: &[OutboxRow],
+        settings: &BusSettings,
+    ) -> Result<Vec<i64>, String> {
         let publishing = async {
             let mut pending = Vec::with_capacity(rows.len());
             for row in rows {
@@ -363,7 +368,9 @@ impl Broker {
                 {
                     Confirmation::Ack(_) | Confirmation::NotRequested => confirmed.push(id),
                     Confirmation::Nack(_) => {
-                        log::warn!("bus publisher: the broker refused event {id}; it will be sent again")
+                        log::warn!(
+                            "bus publisher: the broker refused event {id}; it will be sent again"
+                        )
                     }
                 }
             }
@@ -384,7 +391,11 @@ impl Broker {
 }
 
 /// Publishes while this process holds the lock; returns the database error that ended it.
-async fn lead(db: &OutboxConnection, settings: &BusSettings, state: &BusState) -> wazo_auth_core::Error {
+async fn lead(
+    db: &OutboxConnection,
+    settings: &BusSettings,
+    state: &BusState,
+) -> wazo_auth_core::Error {
     let Some(uri) = &settings.uri else {
         return wazo_auth_core::Error::database("no amqp.uri");
     };
@@ -609,7 +620,9 @@ mod tests {
         let (headers, _) = message_parts(&row, None);
         assert_eq!(headers["origin_uuid"], Value::Null);
         assert_eq!(
-            field_table(&headers).inner().get(&ShortString::from("origin_uuid")),
+            field_table(&headers)
+                .inner()
+                .get(&ShortString::from("origin_uuid")),
             Some(&AMQPValue::Void)
         );
     }

@@ -11,8 +11,8 @@ use serde_json::{json, Map, Value};
 use wazo_auth_core::password::Scheme;
 
 use super::values::{
-    password_scheme, BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel, Port,
-    OutboxMaxAge, OutboxMaxRows, ProxyNet, Purpose, ReadTimeout, RefreshTokenLifetime,
+    password_scheme, BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel,
+    OutboxMaxAge, OutboxMaxRows, Port, ProxyNet, Purpose, ReadTimeout, RefreshTokenLifetime,
     RetryTimeout, TokenLifetime, Workers,
 };
 use super::DEFAULT_EXTRA_CONFIG_FILES;

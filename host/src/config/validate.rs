@@ -169,10 +169,7 @@ pub(super) fn validate(config: &Config, sources: &[Source]) -> Result<(), Config
     }
     if let Some(uri) = &c.amqp.uri {
         if let Err(e) = crate::bus::parse_uri(uri) {
-            return Err(fail(
-                "amqp.uri",
-                format!("{e} (null disables the bus)"),
-            ));
+            return Err(fail("amqp.uri", format!("{e} (null disables the bus)")));
         }
     }
     if c.amqp.exchange_type.trim().is_empty() {
