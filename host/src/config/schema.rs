@@ -261,8 +261,8 @@ pub struct ManagedDb {
 #[serde(default, deny_unknown_fields)]
 pub struct Amqp {
     /// `amqp://user:password@host:port/vhost`, the original's default
-    /// `amqp://guest:guest@localhost:5672/`. New: `null` = no bus (events are neither written
-    /// nor published).
+    /// `amqp://guest:guest@localhost:5672/`. New: `null` = no bus (nothing is published; see
+    /// `wazo_auth_core::outbox::bus_enabled`).
     pub uri: Option<String>,
     pub exchange_name: String,
     pub exchange_type: String,
