@@ -546,3 +546,186 @@ fn amqp_configuration_errors_are_clear_and_null_disables_the_bus() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(outbox_count(&db), 3);
 }
+
+/// The message named `name` (the first one), from what the consumer read.
+fn named<'a>(read: &'a [Received], name: &str, key: &str) -> &'a Received {
+    read.iter()
+        .find(|m| {
+            m.headers.get("name").and_then(Value::as_str) == Some(name) && m.routing_key == key
+        })
+        .unwrap_or_else(|| {
+            let seen: Vec<(&str, &str)> = read
+                .iter()
+                .map(|m| {
+                    (
+                        m.headers.get("name").and_then(Value::as_str).unwrap_or(""),
+                        m.routing_key.as_str(),
+                    )
+                })
+                .collect();
+            panic!("no {name} on {key}; received {seen:?}")
+        })
+}
+
+/// What every event carries, whatever its kind: wazo-bus's headers, repeated in the body beside
+/// `data`, the message properties, and the exchange.
+fn assert_envelope(m: &Received, exchange: &str, tenant: &str, data: &Value) {
+    let name = m.headers["name"].as_str().unwrap_or_default().to_string();
+    assert_eq!(m.exchange, exchange);
+    assert_eq!(m.headers["origin_uuid"], "the-origin-uuid", "{m:?}");
+    assert_eq!(m.headers["tenant_uuid"], tenant, "{m:?}");
+    assert_eq!(m.headers["required_access"], format!("event.{name}"));
+    assert_eq!(
+        m.headers["required_acl"],
+        format!("events.{}", m.routing_key)
+    );
+    assert!(
+        m.headers["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 19),
+        "{m:?}"
+    );
+    assert_eq!(m.content_type.as_deref(), Some("application/json"));
+    assert_eq!(m.delivery_mode, Some(2));
+    let mut body = m.headers.clone();
+    body.insert("data".into(), data.clone());
+    assert_eq!(
+        m.body,
+        Value::Object(body),
+        "the body is the headers plus data"
+    );
+}
+
+#[test]
+fn http_changes_arrive_on_the_exchange_as_the_originals_events() {
+    let broker = shared();
+    let exchange = unique_exchange("e2e");
+    // Bound before the server starts: nothing it publishes is missed.
+    let consumer = Consumer::bind(&broker.uri(), &exchange, "topic", "auth.#");
+    let s = bus_server(&broker.uri(), &exchange).start();
+    let admin = s.admin_token();
+    let top: String = sql(
+        &s.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    )[0][0]
+        .clone()
+        .unwrap();
+
+    // A tenant created, renamed, then deleted.
+    let r = s.call(
+        "POST",
+        "/0.1/tenants",
+        &admin,
+        None,
+        Some(&json!({"name": "bus-tenant", "slug": "bus_tenant"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tenant = r.json()["uuid"].as_str().unwrap().to_string();
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/tenants/{tenant}"),
+        &admin,
+        None,
+        Some(&json!({"name": "bus-tenant-renamed"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A login whose auth id is not a UUID (the example backend's `alice`), then its logout.
+    let login = s.login(
+        "alice",
+        "alice-secret",
+        json!({"backend": "example_static"}),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let token = login.json()["data"]["token"].as_str().unwrap().to_string();
+    let session = login.json()["data"]["session_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alice_tenant = login.json()["data"]["metadata"]["tenant_uuid"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| top.clone());
+    assert_eq!(
+        s.request("DELETE", &format!("/0.1/token/{token}"), &[], None)
+            .status,
+        200
+    );
+    let r = s.call(
+        "DELETE",
+        &format!("/0.1/tenants/{tenant}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    let read = consumer.read_until(Duration::from_secs(30), Duration::from_secs(5), |r| {
+        r.iter()
+            .any(|m| m.routing_key == format!("auth.tenants.{tenant}.deleted"))
+    });
+
+    let added = named(
+        &read,
+        "auth_tenant_added",
+        &format!("auth.tenants.{tenant}.created"),
+    );
+    assert_eq!(added.headers["user_uuid:*"], true);
+    assert_envelope(
+        added,
+        &exchange,
+        &tenant,
+        &json!({"uuid": tenant, "name": "bus-tenant", "slug": "bus_tenant", "domain_names": []}),
+    );
+    let updated = named(
+        &read,
+        "auth_tenant_updated",
+        &format!("auth.tenants.{tenant}.updated"),
+    );
+    assert_envelope(
+        updated,
+        &exchange,
+        &tenant,
+        &json!({"uuid": tenant, "name": "bus-tenant-renamed"}),
+    );
+    let created = named(
+        &read,
+        "auth_session_created",
+        &format!("auth.sessions.{session}.created"),
+    );
+    assert!(
+        !created.headers.keys().any(|k| k.starts_with("user_uuid:")),
+        "no user header for a non-UUID auth id: {created:?}"
+    );
+    assert_envelope(
+        created,
+        &exchange,
+        &alice_tenant,
+        &json!({"uuid": session, "tenant_uuid": alice_tenant, "user_uuid": null, "mobile": false}),
+    );
+    let ended = named(
+        &read,
+        "auth_session_deleted",
+        &format!("auth.sessions.{session}.deleted"),
+    );
+    assert_eq!(ended.body["data"]["uuid"], session.as_str());
+    assert_eq!(ended.headers["tenant_uuid"], alice_tenant.as_str());
+    let deleted = named(
+        &read,
+        "auth_tenant_deleted",
+        &format!("auth.tenants.{tenant}.deleted"),
+    );
+    assert_envelope(deleted, &exchange, &tenant, &json!({"uuid": tenant}));
+
+    // In the order of the changes.
+    let position = |key: String| read.iter().position(|m| m.routing_key == key).unwrap();
+    let order = [
+        position(format!("auth.tenants.{tenant}.created")),
+        position(format!("auth.tenants.{tenant}.updated")),
+        position(format!("auth.sessions.{session}.created")),
+        position(format!("auth.sessions.{session}.deleted")),
+        position(format!("auth.tenants.{tenant}.deleted")),
+    ];
+    let mut sorted = order;
+    sorted.sort();
+    assert_eq!(order, sorted, "published in the order of the changes");
+}
