@@ -6,6 +6,8 @@
 # The database holds 10 000 tenants (a hundred under the top tenant, 99 under each of those).
 #
 #   bench/run.sh            # BENCH_DURATION=8 seconds per measurement by default
+#   BENCH_BUS=down bench/run.sh   # the bus enabled, its broker unreachable (default: up, a
+#                                 # private RabbitMQ broker receiving every event)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,8 +36,24 @@ bob_tenant=$(md5_uuid bench-r0)
 # A tenant under bob's: the `?tenant=` of bob's token checks.
 bob_subtenant=$(md5_uuid bench-c98)
 server_workdir bench target/release/libwazo_auth_wazo_user.so target/release/libwazo_auth_example_backend.so
+case ${BENCH_BUS:-up} in
+    up)
+        echo "bench: starting a private RabbitMQ broker (the bus is up)"
+        broker_start
+        amqp_uri=$broker_uri
+        ;;
+    down)
+        echo "bench: the bus enabled, its broker unreachable"
+        amqp_uri="amqp://guest:guest@127.0.0.1:$(free_tcp_port)/"
+        ;;
+    *)
+        echo "bench: BENCH_BUS must be up or down" >&2
+        exit 2
+        ;;
+esac
 {
     server_config "$port"
+    echo "amqp: {uri: \"$amqp_uri\"}"
     cat <<YAML
 extra_config_files: $work/conf.d
 benchmark_route: true
@@ -171,6 +189,10 @@ echo "bench: hash ceiling $hash_before before, $hash_after after the wazo_user l
 echo "bench: database ceiling (pgbench)"
 settle_database
 db_tps=$(pgbench "$duration")
+sleep 2 # the publisher's last batches
+outbox_left=$(pg_user_run "$pgbin/psql" -qtA -h "$socket" -U postgres -d wazo_auth \
+    -c "SELECT count(*) FROM auth_event_outbox")
+echo "bench: bus ${BENCH_BUS:-up}: $outbox_left events left in the outbox"
 
 
 python3 - "$results" "$db_tps" "$hash_rate" "$rss_idle" "$rss_end" <<'PY'

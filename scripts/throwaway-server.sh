@@ -6,7 +6,9 @@
 #   server_config PORT >"$work/config.yml"  # the common configuration; append the rest
 #   server_start URL CMD...            # runs CMD in the background, waits until URL answers
 #
-# server_start sets $server_pid; the server is stopped on exit.
+#   broker_start                       # a private RabbitMQ broker under $work; sets $broker_uri
+#
+# server_start sets $server_pid; the server (and the broker) are stopped on exit.
 
 server_pid=
 work=
@@ -37,6 +39,18 @@ server_cleanup() {
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    # The broker runs in its own process group (its Erlang VM and helpers): stopped as a whole.
+    if [[ -n ${broker_pid:-} ]]; then
+        kill -TERM -- "-$broker_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 -- "-$broker_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL -- "-$broker_pid" 2>/dev/null || true
+    fi
+    if [[ -n ${epmd_pid:-} ]]; then
+        kill -TERM "$epmd_pid" 2>/dev/null || true
+    fi
     if [[ -n ${KEEP:-} ]]; then
         echo "files kept in $work"
     elif [[ -n $work ]]; then
@@ -56,5 +70,49 @@ server_start() { # url, command...
     done
     echo "the server never answered on $url; its log:" >&2
     cat "$work/server.log" >&2
+    exit 1
+}
+
+free_tcp_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+broker_pid=
+epmd_pid=
+broker_uri=
+
+broker_start() { # a private RabbitMQ broker (Debian's rabbitmq-server) under $work/rabbitmq
+    local d=$work/rabbitmq amqp_port dist_port epmd_port
+    amqp_port=$(free_tcp_port)
+    dist_port=$(free_tcp_port)
+    epmd_port=$(free_tcp_port)
+    mkdir -p "$d/home" "$d/mnesia" "$d/log" "$d/plugins-expand"
+    printf 'disk_free_limit.absolute = 1MB\nlog.console = false\n' > "$d/rabbitmq.conf"
+    echo '[].' > "$d/enabled_plugins"
+    : > "$d/rabbitmq-env.conf"
+    # Our own epmd, on its own port, so that the broker starts none and leaves nothing behind.
+    epmd -port "$epmd_port" -address 127.0.0.1 > "$d/epmd.log" 2>&1 &
+    epmd_pid=$!
+    local script=/usr/lib/rabbitmq/bin/rabbitmq-server
+    [[ -x $script ]] || script=/usr/sbin/rabbitmq-server
+    (cd "$d" && exec env HOME="$d/home" RABBITMQ_NODENAME="wazo-auth-bench-$$@localhost" \
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$amqp_port" \
+        RABBITMQ_DIST_PORT="$dist_port" ERL_EPMD_PORT="$epmd_port" ERL_EPMD_ADDRESS=127.0.0.1 \
+        RABBITMQ_MNESIA_BASE="$d/mnesia" RABBITMQ_LOG_BASE="$d/log" \
+        RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
+        RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
+        RABBITMQ_PLUGINS_EXPAND_DIR="$d/plugins-expand" RABBITMQ_PID_FILE="$d/rabbitmq.pid" \
+        setsid "$script") > "$d/startup.log" 2>&1 &
+    broker_pid=$!
+    broker_uri="amqp://guest:guest@127.0.0.1:$amqp_port/"
+    # The AMQP port opens once the broker has booted.
+    for _ in $(seq 1 1200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$amqp_port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "the broker never opened port $amqp_port; its log:" >&2
+    cat "$d/startup.log" >&2
     exit 1
 }
