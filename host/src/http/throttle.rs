@@ -5,13 +5,12 @@
 //!
 //! The burst bound: an attempt reserves its place on each of its keys before its password is
 //! checked, and the reservations of a process count against a key's budget as provisional
-//! failures. A key's budget is its `free` failures plus the one that blocks it, less the
-//! failures it already has (at least one attempt at a time once they are used up, when the
-//! block has ended). A failed attempt turns its reservation into the recorded failure (recorded
+//! failures. A key's budget is twice its `free` failures, less the failures it already has
+//! (one attempt at a time once they are used up, when the block has ended). A failed attempt turns its reservation into the recorded failure (recorded
 //! before the reservation goes), a success or another outcome (backend unavailable, timeout)
 //! just releases it. An attempt beyond the budget waits for the outcome of those under way and
 //! then looks again: refused (429) if they blocked the key, on its way if they succeeded. So a
-//! burst of guesses on a fresh login has at most `free + 1` of them checked in one process,
+//! burst of guesses on a fresh login has at most `2 × free` of them checked in one process,
 //! whatever its size, and a burst of right passwords all succeed (they only wait their turn).
 
 use std::collections::HashMap;
@@ -52,10 +51,16 @@ struct Slot {
     released: watch::Sender<u64>,
 }
 
-/// How many attempts of one process may have a key's password checked at once: the failures
-/// left before (and including) the one that blocks the key, at least one.
+/// How many attempts of one process may have a key's password checked at once: while the key
+/// has not used up its free failures, twice the free failures less those it has (so that at
+/// most twice the free failures are ever checked, the documented bound, and that many clients
+/// of one account log in at once); once it has, one at a time (the block has ended).
 fn budget(free: i32, failures: i32) -> usize {
-    usize::try_from(free.saturating_add(1).saturating_sub(failures.max(0)))
+    let failures = failures.max(0);
+    if failures > free {
+        return 1;
+    }
+    usize::try_from(free.saturating_mul(2).saturating_sub(failures))
         .unwrap_or(0)
         .max(1)
 }
@@ -413,21 +418,21 @@ mod tests {
     }
 
     #[test]
-    fn budgets_are_the_failures_left_before_the_block_at_least_one() {
-        assert_eq!(budget(10, 0), 11);
-        assert_eq!(budget(10, 4), 7);
-        assert_eq!(budget(10, 10), 1);
+    fn budgets_are_twice_the_free_failures_less_those_used_at_least_one() {
+        assert_eq!(budget(10, 0), 20);
+        assert_eq!(budget(10, 4), 16);
+        assert_eq!(budget(10, 10), 10);
         assert_eq!(budget(10, 11), 1, "a block ended: one attempt at a time");
         assert_eq!(budget(0, 0), 1);
         assert_eq!(budget(i32::MAX, 0), i32::MAX as usize);
-        assert_eq!(budget(3, -1), 4);
+        assert_eq!(budget(3, -1), 6);
     }
 
-    /// A burst on a fresh key: `free + 1` attempts are reserved, the others wait; failures turn
+    /// A burst on a fresh key: `2 × free` attempts are reserved, the others wait; failures turn
     /// reservations into counted failures, so nobody else gets in before the block; the block
     /// refuses the waiting attempts.
     #[test]
-    fn a_burst_of_failures_has_free_plus_one_checked() {
+    fn a_burst_of_failures_has_twice_the_free_failures_checked() {
         let turns = Arc::new(AttemptTurns::default());
         let keys = vec![("login:k".to_string(), 3)];
         let no_view = || None;
@@ -436,16 +441,17 @@ mod tests {
             .iter_mut()
             .map(|h| reserved(&h.admit(no_view, 100.0, FORGET, false)))
             .collect();
-        assert_eq!(admitted.iter().filter(|a| **a).count(), 4);
-        let mut waiting: Vec<Hold> = holds.split_off(4);
-        // Three failures recorded (out of order), their reservations released: still full.
-        for (n, hold) in [2, 1, 3].into_iter().zip(holds.drain(..3)) {
+        assert_eq!(admitted.iter().filter(|a| **a).count(), 6);
+        let mut waiting: Vec<Hold> = holds.split_off(6);
+        // Five failures recorded (out of order), their reservations released: still full.
+        for (n, hold) in [2, 1, 3, 5, 4].into_iter().zip(holds.drain(..5)) {
             hold.failed(Some(&[failure("login:k", n, None)]), 100.0, FORGET);
             drop(hold);
             assert!(!reserved(&waiting[0].admit(no_view, 100.0, FORGET, false)));
         }
-        // The fourth blocks the key: the attempts waiting are refused.
-        holds[0].failed(Some(&[failure("login:k", 4, Some(130.0))]), 100.0, FORGET);
+        // The sixth blocks the key (it blocks from the fourth on): the attempts waiting are
+        // refused.
+        holds[0].failed(Some(&[failure("login:k", 6, Some(130.0))]), 100.0, FORGET);
         drop(holds);
         for hold in &mut waiting {
             assert!(matches!(
@@ -480,12 +486,17 @@ mod tests {
         };
         let mut a = turns.hold(&keys);
         let mut b = turns.hold(&keys);
+        let mut e = turns.hold(&keys);
+        let mut f = turns.hold(&keys);
         let mut c = turns.hold(&keys);
         assert!(matches!(
             a.admit(view(2, None), 0.0, FORGET, false),
             Admission::Reserved { known: true }
         ));
+        // Twice the 3 free failures, less the 2 known: 4 at once.
         assert!(reserved(&b.admit(view(2, None), 0.0, FORGET, false)));
+        assert!(reserved(&e.admit(view(2, None), 0.0, FORGET, false)));
+        assert!(reserved(&f.admit(view(2, None), 0.0, FORGET, false)));
         assert!(matches!(
             c.admit(view(2, None), 0.0, FORGET, false),
             Admission::Wait(_)
@@ -499,7 +510,7 @@ mod tests {
             d.admit(view(0, Some(5.0)), 0.0, FORGET, false),
             Admission::Blocked(w) if w == 5.0
         ));
-        drop((b, c, d));
+        drop((b, c, d, e, f));
         assert!(turns.lock().is_empty());
     }
 
@@ -525,7 +536,7 @@ mod tests {
         let mut i = turns.hold(&keys);
         assert!(!reserved(&i.admit(|| None, 20.0, FORGET, false)));
         drop(h);
-        // Forgotten: the key's whole budget again (2 free + 1).
+        // Forgotten: the key's whole budget again (twice its 2 free failures).
         let later = 20.0 + FORGET;
         assert!(matches!(
             i.admit(|| None, later, FORGET, false),
@@ -535,9 +546,11 @@ mod tests {
         assert!(reserved(&j.admit(|| None, later, FORGET, false)));
         let mut k = turns.hold(&keys);
         assert!(reserved(&k.admit(|| None, later, FORGET, false)));
+        let mut m = turns.hold(&keys);
+        assert!(reserved(&m.admit(|| None, later, FORGET, false)));
         let mut l = turns.hold(&keys);
         assert!(!reserved(&l.admit(|| None, later, FORGET, false)));
-        drop((keeper, i, j, k, l));
+        drop((keeper, i, j, k, m, l));
         assert!(turns.lock().is_empty());
     }
 
