@@ -162,7 +162,17 @@ fn cluster_processes() -> Vec<i32> {
         .and_then(|l| l.trim().parse().ok())
         .expect("postmaster.pid starts with the pid");
     let mut pids = vec![postmaster];
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+    pids.extend(children_of(postmaster));
+    pids
+}
+
+/// The processes whose parent is `parent` (read from /proc).
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
@@ -175,12 +185,11 @@ fn cluster_processes() -> Vec<i32> {
         };
         // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
         let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
-        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        if ppid == Some(postmaster) {
-            pids.push(pid);
+        if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push(pid);
         }
     }
-    pids
+    found
 }
 
 /// Freezes this test binary's PostgreSQL cluster (SIGSTOP to the postmaster, then to its

@@ -48,38 +48,12 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The children of `pid` (from /proc).
-fn children(pid: i32) -> Vec<i32> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
-        if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(pid) {
-            found.push(child);
-        }
-    }
-    found
-}
-
 /// `pid` and its descendants, parents first.
 fn process_tree(pid: i32) -> Vec<i32> {
     let mut all = vec![pid];
     let mut i = 0;
     while i < all.len() {
-        let kids = children(all[i]);
+        let kids = crate::children_of(all[i]);
         all.extend(kids);
         i += 1;
     }
