@@ -81,6 +81,8 @@ broker_pid=
 epmd_pid=
 broker_uri=
 
+# The Erlang schedulers do not spin while idle (`+sbwt none`, RabbitMQ's advice for a broker that
+# shares its host): the broker shares the machine with the server, PostgreSQL and the load.
 broker_start() { # a private RabbitMQ broker (Debian's rabbitmq-server) under $work/rabbitmq
     local d=$work/rabbitmq amqp_port dist_port epmd_port
     amqp_port=$(free_tcp_port)
@@ -102,6 +104,7 @@ broker_start() { # a private RabbitMQ broker (Debian's rabbitmq-server) under $w
         RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
         RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
         RABBITMQ_PLUGINS_EXPAND_DIR="$d/plugins-expand" RABBITMQ_PID_FILE="$d/rabbitmq.pid" \
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
         setsid "$script") > "$d/startup.log" 2>&1 &
     broker_pid=$!
     broker_uri="amqp://guest:guest@127.0.0.1:$amqp_port/"
