@@ -821,6 +821,21 @@ impl Server {
     }
 
     /// Logs alice in with the example backend and returns the token id.
+    /// An offline login (`access_type: offline`, with `client_id`) of `user` with password
+    /// `pw`, as a mobile session when `mobile`.
+    pub fn offline_login(&self, user: &str, client_id: &str, mobile: bool) -> Resp {
+        let auth = basic(user, "pw");
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if mobile {
+            headers.push(("Wazo-Session-Type", "mobile"));
+        }
+        let body = json!({"access_type": "offline", "client_id": client_id}).to_string();
+        self.request("POST", "/0.1/token", &headers, Some(body.as_bytes()))
+    }
+
     pub fn alice_token(&self, extra: Value) -> String {
         let mut body = json!({"backend": "example_static"});
         merge(&mut body, &extra);

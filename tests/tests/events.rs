@@ -135,16 +135,7 @@ fn login_data(r: &Resp) -> Value {
 }
 
 fn offline(s: &Server, user: &str, client_id: &str, mobile: bool) -> Value {
-    let auth = basic(user, "pw");
-    let mut headers = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    if mobile {
-        headers.push(("Wazo-Session-Type", "mobile"));
-    }
-    let body = json!({"access_type": "offline", "client_id": client_id}).to_string();
-    login_data(&s.request("POST", "/0.1/token", &headers, Some(body.as_bytes())))
+    login_data(&s.offline_login(user, client_id, mobile))
 }
 
 fn session_of(login: &Value) -> String {

@@ -11,26 +11,8 @@ fn one(db: &str, q: &str) -> String {
     sql(db, q)[0][0].clone().unwrap_or_default()
 }
 
-/// Creates a wazo_user user with password "pw" through the API and returns its uuid.
 fn offline(s: &Server, user: &str, client_id: &str, mobile: bool) -> Resp {
-    let auth = basic(user, "pw");
-    let mut headers = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    if mobile {
-        headers.push(("Wazo-Session-Type", "mobile"));
-    }
-    s.request(
-        "POST",
-        "/0.1/token",
-        &headers,
-        Some(
-            json!({"access_type": "offline", "client_id": client_id})
-                .to_string()
-                .as_bytes(),
-        ),
-    )
+    s.offline_login(user, client_id, mobile)
 }
 
 fn refresh(s: &Server, refresh_token: &str, client_id: &str) -> Resp {
