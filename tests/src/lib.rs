@@ -264,6 +264,37 @@ pub fn fresh_database() -> String {
     c.cluster.connection_string(&name)
 }
 
+/// An empty database of the test cluster (not migrated: a target for a dump); returns its
+/// connection string.
+pub fn empty_database() -> String {
+    let c = cluster();
+    let name = unique("e").replace('-', "_");
+    sql(
+        &c.cluster.connection_string("postgres"),
+        &format!("CREATE DATABASE {name} TEMPLATE template0"),
+    );
+    c.cluster.connection_string(&name)
+}
+
+/// Runs the SQL script `file` (e.g. a plain `pg_dump`) with `psql` on a database of the test
+/// cluster, stopping at the first error; panics with psql's output when it fails.
+pub fn psql_file(conn: &str, file: &Path) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conn, "-f"])
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+    assert!(
+        out.status.success(),
+        "psql -f {} failed ({}): {}{}",
+        file.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
