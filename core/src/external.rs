@@ -4,10 +4,6 @@
 //! associated data binds each value to its row (user or tenant, and auth type): a value copied
 //! to another row, or altered, fails to open and is reported as an error, never returned.
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 
@@ -16,71 +12,27 @@ use crate::events::{self, Event};
 use crate::keys::Keyring;
 
 const PURPOSE: &str = "external-auth-data";
-const VERSION: &str = "v1";
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
 
 /// Encrypts `plaintext` for the row described by `aad` with the primary key.
 pub fn seal(keyring: &Keyring, aad: &str, plaintext: &str) -> Result<String> {
-    let key_id = keyring.primary_id();
-    let key = keyring
-        .derive(key_id, PURPOSE)
-        .ok_or_else(|| Error::Corrupt("primary key missing".into()))?;
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
-    let mut nonce = [0u8; 12];
-    OsRng.fill_bytes(&mut nonce);
-    let ct = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext.as_bytes(),
-                aad: aad.as_bytes(),
-            },
-        )
-        .map_err(|_| Error::Corrupt("encryption failed".into()))?;
-    let mut blob = nonce.to_vec();
-    blob.extend(ct);
-    Ok(format!("{VERSION}:{key_id}:{}", b64().encode(blob)))
+    keyring
+        .seal(PURPOSE, aad, plaintext)
+        .map_err(Error::Corrupt)
 }
 
 /// Decrypts a value sealed by [`seal`] for the same `aad`. Tampering, a wrong row or an unknown
 /// key is an error.
 pub fn open(keyring: &Keyring, aad: &str, stored: &str) -> Result<String> {
-    let corrupt =
-        |why: &str| Error::Corrupt(format!("external-auth data cannot be decrypted: {why}"));
-    let mut parts = stored.splitn(3, ':');
-    let (Some(VERSION), Some(key_id), Some(blob)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(corrupt("unknown format"));
-    };
-    let key = keyring
-        .derive(key_id, PURPOSE)
-        .ok_or_else(|| corrupt(&format!("key {key_id:?} is not in the keyring")))?;
-    let blob = b64().decode(blob).map_err(|_| corrupt("bad encoding"))?;
-    if blob.len() < 12 + 16 {
-        return Err(corrupt("too short"));
-    }
-    let (nonce, ct) = blob.split_at(12);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
-    let plain = cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ct,
-                aad: aad.as_bytes(),
-            },
-        )
-        .map_err(|_| corrupt("authentication failed (altered or moved)"))?;
-    String::from_utf8(plain).map_err(|_| corrupt("not UTF-8"))
+    keyring
+        .open(PURPOSE, aad, stored)
+        .map_err(|why| Error::Corrupt(format!("external-auth data cannot be decrypted: {why}")))
 }
 
-fn user_aad(user_uuid: &str, auth_type: &str) -> String {
+pub(crate) fn user_aad(user_uuid: &str, auth_type: &str) -> String {
     format!("user-data|{user_uuid}|{auth_type}")
 }
 
-fn config_aad(tenant_uuid: &str, auth_type: &str) -> String {
+pub(crate) fn config_aad(tenant_uuid: &str, auth_type: &str) -> String {
     format!("tenant-config|{tenant_uuid}|{auth_type}")
 }
 
@@ -511,7 +463,8 @@ mod tests {
     }
 
     fn key(b: u8) -> String {
-        b64().encode([b; 32])
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([b; 32])
     }
 
     #[test]

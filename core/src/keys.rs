@@ -12,6 +12,8 @@ use std::path::Path;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -40,6 +42,9 @@ fn derive_from(key: &Key, purpose: &str) -> Key {
     mac.update(purpose.as_bytes());
     mac.finalize().into_bytes().into()
 }
+
+/// The format version of sealed values.
+const SEAL_VERSION: &str = "v1";
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
@@ -150,6 +155,60 @@ impl Keyring {
     /// key: a new primary key starts the per-login counts afresh).
     pub fn login_throttle_key(&self) -> &Key {
         &self.throttle
+    }
+
+    /// Encrypts `plaintext` with ChaCha20-Poly1305 under the primary key's key for `purpose`;
+    /// `aad` (associated data) binds the result to its row: opened with another `aad`, it fails.
+    /// The result names the key (`v1:<key id>:<base64 of nonce and ciphertext>`), so that it
+    /// stays readable after a new primary key is added.
+    pub fn seal(&self, purpose: &str, aad: &str, plaintext: &str) -> Result<String, String> {
+        let key_id = self.primary_id();
+        let key = derive_from(&self.keys[0].1, purpose);
+        let cipher = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| "encryption failed".to_string())?;
+        let mut blob = nonce.to_vec();
+        blob.extend(ct);
+        Ok(format!("{SEAL_VERSION}:{key_id}:{}", b64().encode(blob)))
+    }
+
+    /// Decrypts a value made by [`Keyring::seal`] for the same `purpose` and `aad`. Tampering,
+    /// another row's value or an unknown key is an error (the reason, without secrets).
+    pub fn open(&self, purpose: &str, aad: &str, stored: &str) -> Result<String, String> {
+        let mut parts = stored.splitn(3, ':');
+        let (Some(SEAL_VERSION), Some(key_id), Some(blob)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err("unknown format".into());
+        };
+        let key = self
+            .derive(key_id, purpose)
+            .ok_or_else(|| format!("key {key_id:?} is not in the keyring"))?;
+        let blob = b64().decode(blob).map_err(|_| "bad encoding".to_string())?;
+        if blob.len() < 12 + 16 {
+            return Err("too short".into());
+        }
+        let (nonce, ct) = blob.split_at(12);
+        let cipher = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
+        let plain = cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| "authentication failed (altered or moved)".to_string())?;
+        String::from_utf8(plain).map_err(|_| "not UTF-8".to_string())
     }
 
     /// HMAC-SHA256 of `data` with the key for `purpose` derived from key `id`.

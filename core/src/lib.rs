@@ -8,6 +8,7 @@ pub mod events;
 pub mod external;
 pub mod groups;
 pub mod ids;
+pub mod import;
 pub mod keys;
 mod login_batch;
 pub mod notify;

@@ -62,6 +62,48 @@ pub fn token_value(keyring: &Keyring, key_id: &str, row_uuid: &str) -> Option<St
     )
 }
 
+/// The `key_id` of a refresh token imported from the original: its value is its own (the
+/// original's row uuid), kept sealed in `value_sealed` instead of derived.
+pub const IMPORTED_KEY_ID: &str = "original";
+
+/// The keyring purpose of imported refresh token values.
+const SEALED_PURPOSE: &str = "refresh-token-value";
+
+/// Seals the value of an imported refresh token for the row of `(client_id, user_uuid)`.
+pub fn seal_value(
+    keyring: &Keyring,
+    client_id: &str,
+    user_uuid: &str,
+    value: &str,
+) -> Result<String> {
+    keyring
+        .seal(SEALED_PURPOSE, &sealed_aad(client_id, user_uuid), value)
+        .map_err(crate::Error::Corrupt)
+}
+
+fn sealed_aad(client_id: &str, user_uuid: &str) -> String {
+    format!("refresh-token|{user_uuid}|{client_id}")
+}
+
+/// The value of a stored refresh token: derived from its row, or unsealed when imported.
+/// `None` when it cannot be had (its key left the keyring, or the sealed value is damaged).
+fn stored_value(
+    keyring: &Keyring,
+    row_uuid: &str,
+    key_id: &str,
+    sealed: Option<&str>,
+    client_id: &str,
+    user_uuid: &str,
+) -> Option<String> {
+    match (key_id, sealed) {
+        (IMPORTED_KEY_ID, Some(sealed)) => keyring
+            .open(SEALED_PURPOSE, &sealed_aad(client_id, user_uuid), sealed)
+            .ok(),
+        (IMPORTED_KEY_ID, None) => None,
+        _ => token_value(keyring, key_id, row_uuid),
+    }
+}
+
 /// The database key of a refresh token value.
 pub fn value_hash(value: &str) -> Vec<u8> {
     Sha256::digest(value.trim().to_ascii_lowercase().as_bytes()).to_vec()
@@ -128,7 +170,7 @@ pub async fn issue<C: GenericClient>(
     let mut revoked = 0;
     let existing = client
         .query_opt(
-            "SELECT uuid, key_id, expires_at IS NOT NULL AND expires_at <= now()
+            "SELECT uuid, key_id, expires_at IS NOT NULL AND expires_at <= now(), value_sealed
              FROM auth_refresh_token WHERE client_id = $1 AND user_uuid = $2",
             &[&req.client_id, &req.user_uuid],
         )
@@ -138,7 +180,15 @@ pub async fn issue<C: GenericClient>(
         let uuid: String = row.get(0);
         let key_id: String = row.get(1);
         let expired: bool = row.get(2);
-        let value = token_value(keyring, &key_id, &uuid);
+        let sealed: Option<String> = row.get(3);
+        let value = stored_value(
+            keyring,
+            &uuid,
+            &key_id,
+            sealed.as_deref(),
+            &req.client_id,
+            &req.user_uuid,
+        );
         if req.mobile || expired || value.is_none() {
             // A mobile login replaces its refresh token (and ends the sessions it issued); an
             // expired one, or one whose key is gone, is replaced too.

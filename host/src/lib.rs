@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod login;
 pub mod plugins;
 pub mod server;

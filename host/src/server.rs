@@ -104,7 +104,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
 }
 
 /// The database URI: the configured one, or a private cluster managed by this process.
-fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
+pub(crate) fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
     // Bounds every pool of the process, including the host-services one (`db_timeout`).
     wazo_auth_core::storage::set_default_db_timeout(cfg.db_timeout.duration());
     match &cfg.db_uri {
@@ -174,7 +174,7 @@ pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), 
 }
 
 /// Stops the private PostgreSQL if this process started it.
-fn stop_cluster(cluster: Option<Cluster>) {
+pub(crate) fn stop_cluster(cluster: Option<Cluster>) {
     if let Some(cluster) = cluster.filter(|c| c.started_here()) {
         log::info!("stopping the private PostgreSQL");
         if let Err(e) = cluster.stop() {

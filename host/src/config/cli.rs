@@ -75,6 +75,27 @@ pub enum Command {
     /// `wazo-auth-bootstrap initial-user`
     #[command(alias = "initial-user")]
     Bootstrap(BootstrapArgs),
+    /// Import a database made by the original wazo-auth (read only) into this server's
+    /// database: tenants, users with their passwords, groups, policies, e-mails, external auth,
+    /// refresh tokens and live tokens. Run it again to pick up later changes.
+    ImportOriginal(ImportArgs),
+}
+
+/// Options of `wazo-auth import-original`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ImportArgs {
+    /// The original's database (a PostgreSQL URI); it is only read
+    #[arg(long, value_name = "URI")]
+    pub from: String,
+    /// The database to import into [default: the configured `db_uri`, or the private database]
+    #[arg(long, value_name = "URI")]
+    pub to: Option<String>,
+    /// Do everything, then roll back: print what would change, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `wazo-auth bootstrap`.

@@ -38,7 +38,7 @@ mod values;
 
 use std::fmt;
 
-pub use cli::{BootstrapArgs, Cli, Command};
+pub use cli::{BootstrapArgs, Cli, Command, ImportArgs};
 pub use describe::REDACTED;
 pub use schema::{Amqp, Bus, Config, Cors, LoginThrottle, ManagedDb, RestApi};
 pub use values::{
