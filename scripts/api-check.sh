@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Property-based API check: runs schemathesis (from PyPI) against a live server, driven by the
-# server's own OpenAPI description (GET /0.1/api/api.yml), for a bounded number of examples per
+# server's own OpenAPI description (GET /0.1/api/openapi.yml), for a bounded number of examples per
 # operation (API_CHECK_EXAMPLES, default 15), and fails on any 5xx answer or any answer the
 # description does not allow: an undocumented status code, content type or header, or a body
 # that violates the documented schema (API_CHECK_CHECKS lists the schemathesis checks).
@@ -13,9 +13,11 @@ examples=${API_CHECK_EXAMPLES:-15}
 checks=${API_CHECK_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}
 port=${API_CHECK_PORT:-9611}
 
+# It also checks that the Swagger 2.0 form (GET /0.1/api/api.yml, the original's) is a valid
+# Swagger 2.0 document (openapi-spec-validator), with and without a reverse proxy's prefix.
 venv=target/schemathesis-venv
-if [[ ! -x $venv/bin/st ]]; then
-    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q schemathesis; } >/dev/null 2>&1; then
+if [[ ! -x $venv/bin/st ]] || ! "$venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q schemathesis openapi-spec-validator; } >/dev/null 2>&1; then
         echo "api-check: schemathesis could not be installed; skipped"
         exit 0
     fi
@@ -65,7 +67,7 @@ root=$PWD
 st_run() {
     local log=$1; shift
     (cd "$work" && "$root/$venv/bin/st" --config-file "$work/schemathesis.toml" run \
-        "$base/api/api.yml" --url "$base" --max-examples "$examples" --checks "$checks" \
+        "$base/api/openapi.yml" --url "$base" --max-examples "$examples" --checks "$checks" \
         -w 2 --seed 1 --generation-database none "$@") > "$work/$log" 2>&1
 }
 fail() {
@@ -79,6 +81,22 @@ summary() {
         "$(sed -n 's/^ *Tested: *//p' "$work/$1" | tail -1)" \
         "$(grep -E '^ *[0-9]+ generated' "$work/$1" | tail -1 | sed 's/^ *//')"
 }
+
+for prefix in "" /proxied; do
+    curl -sf -H "X-Script-Name: $prefix" "$base/api/api.yml" > "$work/swagger.yml"
+    "$venv/bin/python" - "$work/swagger.yml" "$prefix" <<'PY' || exit 1
+import sys, yaml
+from openapi_spec_validator import OpenAPIV2SpecValidator
+doc = yaml.safe_load(open(sys.argv[1]))
+errors = list(OpenAPIV2SpecValidator(doc).iter_errors())
+for e in errors[:20]:
+    print("api-check: api.yml (Swagger 2.0):", str(e).splitlines()[0])
+assert doc.get("basePath") == sys.argv[2] + "/0.1", doc.get("basePath")
+print(f"api-check: api.yml is valid Swagger 2.0 ({len(doc['paths'])} paths, basePath {doc['basePath']})"
+      if not errors else f"api-check: api.yml: {len(errors)} errors")
+sys.exit(1 if errors else 0)
+PY
+done
 
 echo "api-check: schemathesis, $examples examples per operation, checks: $checks"
 token=$(login)

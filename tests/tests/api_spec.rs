@@ -18,6 +18,7 @@ const METHODS: [&str; 5] = ["GET", "HEAD", "POST", "PUT", "DELETE"];
 const REGISTERED: &[(&str, &str)] = &[
     // api.rs
     ("GET", "/api/api.yml"),
+    ("GET", "/api/openapi.yml"),
     // mod.rs (token.rs, status.rs)
     ("POST", "/token"),
     ("GET", "/token/{token}"),
@@ -112,6 +113,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/backends"),
     ("HEAD", "/status"),
     ("GET", "/api/api.yml"),
+    ("GET", "/api/openapi.yml"),
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -415,7 +417,7 @@ fn responses_describe_what_the_server_sends() {
                 failures.push(format!("{at} {code}: no content"));
                 continue;
             };
-            let expected = if path == "/api/api.yml" {
+            let expected = if path.starts_with("/api/") {
                 "application/x-yaml"
             } else if path == "/metrics" && code == "200" {
                 "text/plain"
@@ -453,7 +455,7 @@ fn responses_describe_what_the_server_sends() {
         if get(op, "requestBody").is_some() {
             required.extend(["400", "413"]);
         }
-        if !["/api/api.yml", "/backends"].contains(&path.as_str()) {
+        if !["/api/api.yml", "/api/openapi.yml", "/backends"].contains(&path.as_str()) {
             required.push("503");
         }
         for code in required {
@@ -497,7 +499,7 @@ fn documented_routes_are_exactly_the_registered_routes() {
 fn spec_is_served_and_documented_routes_exist() {
     let s = ServerBuilder::new().with_wazo_user().start();
 
-    let r = s.get("/0.1/api/api.yml");
+    let r = s.get("/0.1/api/openapi.yml");
     assert_eq!(r.status, 200, "{}", r.body);
     let ct = r.header("Content-Type").unwrap_or_default();
     assert!(ct.starts_with("application/x-yaml"), "Content-Type: {ct}");
@@ -573,4 +575,175 @@ fn spec_is_served_and_documented_routes_exist() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every `$ref` of `v`, with where it is.
+fn refs(v: &Yaml, at: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Yaml::Mapping(m) => {
+            for (k, child) in m {
+                let k = k.as_str().unwrap_or("?");
+                if k == "$ref" {
+                    out.push((at.to_string(), child.as_str().unwrap_or("").to_string()));
+                } else {
+                    refs(child, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Yaml::Sequence(s) => {
+            for (i, child) in s.iter().enumerate() {
+                refs(child, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Schema objects of a Swagger 2.0 document that hold an OpenAPI 3 keyword.
+fn openapi3_keywords(v: &Yaml, at: &str, out: &mut Vec<String>) {
+    const OAS3_ONLY: [&str; 6] = [
+        "nullable",
+        "oneOf",
+        "anyOf",
+        "requestBody",
+        "components",
+        "content",
+    ];
+    match v {
+        Yaml::Mapping(m) => {
+            for (k, child) in m {
+                let k = k.as_str().unwrap_or("?");
+                // Property names are data, not keywords.
+                if OAS3_ONLY.contains(&k) && !at.ends_with("/properties") {
+                    out.push(format!("{at}/{k}"));
+                }
+                openapi3_keywords(child, &format!("{at}/{k}"), out);
+            }
+        }
+        Yaml::Sequence(s) => {
+            for (i, child) in s.iter().enumerate() {
+                openapi3_keywords(child, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `GET /0.1/api/api.yml` serves what the original serves: a Swagger 2.0 document of every
+/// route (management routes included), with a reverse proxy's prefix in `basePath`.
+#[test]
+fn api_yml_is_a_swagger_2_document_of_every_route() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let r = s.get("/0.1/api/api.yml");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ct = r.header("Content-Type").unwrap_or_default();
+    assert!(ct.starts_with("application/x-yaml"), "Content-Type: {ct}");
+    let doc: Yaml = serde_yaml_ng::from_str(&r.body).expect("served document is YAML");
+    assert_eq!(str_of(&doc, "swagger"), Some("2.0"));
+    assert_eq!(str_of(&doc, "basePath"), Some("/0.1"));
+    assert_eq!(
+        get(&doc, "schemes"),
+        Some(&serde_yaml_ng::from_str("[http]").unwrap())
+    );
+    assert!(get(&doc, "openapi").is_none() && get(&doc, "components").is_none());
+    assert_eq!(
+        get(&doc, "info").and_then(|i| str_of(i, "title")),
+        Some("wazo-auth")
+    );
+
+    // The same operations as the OpenAPI 3.0 description, with the same required ACLs.
+    let oas3 = api_yml::load();
+    let methods = ["get", "put", "post", "delete", "head", "patch"];
+    let ops = |doc: &Yaml| -> BTreeSet<(String, String, Option<String>)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in get(doc, "paths")
+            .and_then(Yaml::as_mapping)
+            .into_iter()
+            .flatten()
+        {
+            for (m, op) in item.as_mapping().into_iter().flatten() {
+                let m = m.as_str().unwrap_or("");
+                if methods.contains(&m) {
+                    out.insert((
+                        m.to_string(),
+                        path.as_str().unwrap_or("").to_string(),
+                        str_of(op, "x-required-acl").map(str::to_string),
+                    ));
+                }
+            }
+        }
+        out
+    };
+    let served_ops = ops(&doc);
+    assert_eq!(served_ops, ops(&oas3));
+    for must in [
+        ("put", "/users/{user_uuid}/policies/{policy}"),
+        ("post", "/tenants"),
+        ("get", "/groups/{group_uuid}/users"),
+        ("post", "/token"),
+    ] {
+        assert!(
+            served_ops
+                .iter()
+                .any(|(m, p, _)| (m.as_str(), p.as_str()) == must),
+            "{must:?} is not in the Swagger document"
+        );
+    }
+
+    // Every reference resolves inside the document, and no OpenAPI 3 keyword is left.
+    let mut all = Vec::new();
+    refs(&doc, "", &mut all);
+    assert!(!all.is_empty());
+    let mut broken = Vec::new();
+    for (at, r) in &all {
+        let mut parts = r.trim_start_matches("#/").split('/');
+        let (Some(section), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+            broken.push(format!("{at}: {r}"));
+            continue;
+        };
+        if !["definitions", "parameters", "responses"].contains(&section)
+            || get(&doc, section).and_then(|s| get(s, name)).is_none()
+        {
+            broken.push(format!("{at}: {r}"));
+        }
+    }
+    assert!(broken.is_empty(), "unresolved references: {broken:?}");
+    let mut leftovers = Vec::new();
+    openapi3_keywords(&doc, "", &mut leftovers);
+    assert!(leftovers.is_empty(), "OpenAPI 3 keywords: {leftovers:?}");
+
+    // Each non-body parameter has a type; a body parameter has a schema.
+    for (path, item) in get(&doc, "paths")
+        .and_then(Yaml::as_mapping)
+        .into_iter()
+        .flatten()
+    {
+        for (m, op) in item.as_mapping().into_iter().flatten() {
+            for p in get(op, "parameters")
+                .and_then(Yaml::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                if get(p, "$ref").is_some() {
+                    continue;
+                }
+                let ok = match str_of(p, "in") {
+                    Some("body") => get(p, "schema").is_some(),
+                    Some(_) => str_of(p, "type").is_some(),
+                    None => false,
+                };
+                assert!(ok, "{m:?} {path:?}: parameter {p:?}");
+            }
+        }
+    }
+
+    // Behind a reverse proxy.
+    let r = s.request("GET", "/0.1/api/api.yml", &[("X-Script-Name", "/p")], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc: Yaml = serde_yaml_ng::from_str(&r.body).expect("served document is YAML");
+    assert_eq!(str_of(&doc, "basePath"), Some("/p/0.1"));
+    assert_eq!(
+        get(&doc, "schemes"),
+        Some(&serde_yaml_ng::from_str("[https]").unwrap())
+    );
 }

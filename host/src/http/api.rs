@@ -1,9 +1,15 @@
-//! `GET /0.1/api/api.yml`: the OpenAPI description of this API.
+//! The description of this API: `GET /0.1/api/api.yml` in Swagger 2.0, as the original serves it
+//! (with a reverse proxy's `X-Script-Name` prefix in `basePath`), and `GET /0.1/api/openapi.yml`
+//! in OpenAPI 3.0, the form it is written in.
+
+use std::sync::OnceLock;
 
 use actix_web::http::Method;
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_yaml_ng::Value;
 
 use super::routes::{Acl, Router};
+use super::swagger;
 
 /// The description, kept in step with the routes by `routes_match_the_api_description` (in
 /// http/mod.rs) and tests/tests/api_spec.rs.
@@ -11,12 +17,39 @@ const API_YML: &str = include_str!("api.yml");
 
 pub fn routes(r: &mut Router) {
     r.resource("/api/api.yml")
-        .route(Method::GET, Acl::Public, spec)
+        .route(Method::GET, Acl::Public, swagger_spec)
+        .without_default();
+    r.resource("/api/openapi.yml")
+        .route(Method::GET, Acl::Public, openapi_spec)
         .without_default();
 }
 
-async fn spec() -> HttpResponse {
+/// The OpenAPI 3.0 description, parsed once.
+fn openapi() -> &'static Value {
+    static PARSED: OnceLock<Value> = OnceLock::new();
+    PARSED.get_or_init(|| serde_yaml_ng::from_str(API_YML).unwrap_or(Value::Null))
+}
+
+fn yaml(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/x-yaml")
-        .body(API_YML)
+        .body(body)
+}
+
+async fn swagger_spec(req: HttpRequest) -> HttpResponse {
+    let prefix = req
+        .headers()
+        .get("X-Script-Name")
+        .and_then(|v| v.to_str().ok());
+    match serde_yaml_ng::to_string(&swagger::convert(openapi(), prefix)) {
+        Ok(body) => yaml(body),
+        Err(e) => {
+            log::error!("cannot render the API description: {e}");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+async fn openapi_spec() -> HttpResponse {
+    yaml(API_YML.to_string())
 }

@@ -12,6 +12,7 @@ pub mod request;
 pub mod routes;
 mod sessions;
 mod status;
+mod swagger;
 mod tenants;
 pub mod throttle;
 mod token;
