@@ -1138,6 +1138,14 @@ fn a_reimport_picks_up_changes_of_the_source() {
     let m = manifest();
     let (src, dst, setup, _) = imported();
 
+    // A rehearsal on the imported target: bob logs in (his hash may be upgraded, a token and a
+    // session are made). What this server did by itself stays through a re-import.
+    let bob = &m["users"]["bob"];
+    let rehearsal = {
+        let server = setup.server(&dst);
+        server.user_token(s(&bob["username"]), s(&bob["password"]))
+    };
+
     // One change of each sort on the source: a user renamed, a group added, a live token and a
     // user deleted (with the rows that depend on it in the original's schema).
     let alice = user_uuid(&m, "alice");
@@ -1256,13 +1264,16 @@ fn a_reimport_picks_up_changes_of_the_source() {
     let gone = &m["users"]["ext_api"];
     let r = server.login(s(&gone["username"]), s(&gone["password"]), json!({}));
     assert_eq!(r.status, 401, "the deleted user logs in: {}", r.body);
-    // The other live tokens still work.
+    // The other live tokens still work, and so do bob's token of the rehearsal and his password.
     for t in m["live_tokens"].as_array().unwrap() {
         if t["user"] != "frank_b" {
             let r = server.get(&format!("/0.1/token/{}", s(&t["token"])));
             assert_eq!(r.status, 200, "{}: {}", t["user"], r.body);
         }
     }
+    let r = server.get(&format!("/0.1/token/{rehearsal}"));
+    assert_eq!(r.status, 200, "bob's token of the rehearsal: {}", r.body);
+    server.user_token(s(&bob["username"]), s(&bob["password"]));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1579,4 +1590,59 @@ fn a_target_holding_other_data_is_refused() {
     run.assert_code(1);
     assert!(!run.stderr.trim().is_empty(), "{}", run.describe());
     assert_same_snapshot(&before, &snapshot(&dst), "a refused target");
+}
+
+// ------------------------------------------------------------------------------------------------
+// 8. A new target where this server bootstrapped its first administrator
+// ------------------------------------------------------------------------------------------------
+
+/// The usual rehearsal: this server was started once on its new database and bootstrapped its
+/// administrator (named `admin`, as the original's). The import replaces the target's master
+/// tenant and what was made in it by the source's, says so, and the original's administrator
+/// is the one that logs in.
+#[test]
+fn a_bootstrapped_new_target_is_taken_over_by_the_source() {
+    let src = source_database();
+    let dst = fresh_database();
+    let setup = Setup::new(&dst);
+    let out = Command::new(server_binary())
+        .arg("-c")
+        .arg(&setup.config)
+        .args(["bootstrap", "--username", "admin", "--password", "b00t-pw"])
+        .stdin(Stdio::null())
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bootstrap: {out:?}");
+    let own_master = one(
+        &dst,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    )
+    .unwrap();
+    assert_eq!(rows_of(&dst, "auth_user"), 1);
+
+    let run = setup.import(&src, &dst, &["--json"]);
+    run.assert_code(0);
+    let summary = run.summary();
+    assert_summary_shape(&summary, &src);
+    let notes = summary["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains(own_master.as_str()))),
+        "a note names the replaced master tenant {own_master}: {summary:#}"
+    );
+    let users: BTreeSet<String> = sql(&dst, "SELECT uuid FROM auth_user")
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    assert_eq!(
+        users,
+        source_users(&src).into_keys().collect::<BTreeSet<_>>()
+    );
+
+    let server = setup.server(&dst);
+    fixture_admin(&server);
+    let r = server.login("admin", "b00t-pw", json!({}));
+    assert_eq!(r.status, 401, "the bootstrapped administrator: {}", r.body);
 }
