@@ -1,5 +1,5 @@
 //! `wazo-auth import-original` (issue 14): a database made by the original Python wazo-auth (the fixture
-//! `../shared/fixtures/original-db/`, a `pg_dump` plus a manifest of its clear-text secrets and
+//! `tests/fixtures/original-db/`, a `pg_dump` plus a manifest of its clear-text secrets and
 //! of the original's answers) is loaded into a throw-away database, imported into a fresh
 //! target, and the server started on the target must answer as the original did: passwords,
 //! live tokens, refresh tokens, listings, e-mails, external-auth data. Then: a second import
@@ -57,16 +57,12 @@ const COUNTERS: &[&str] = &[
 // The fixture
 // ------------------------------------------------------------------------------------------------
 
-/// The fixture directory: `$WAZO_AUTH_ORIGINAL_DB_FIXTURE`, else `shared/fixtures/original-db`
-/// next to the checkout (`/work/main` and a CI clone) or next to its parent (a worktree under
-/// `/work/wt`). Missing, the tests fail: they never skip.
+/// The fixture directory: `$WAZO_AUTH_ORIGINAL_DB_FIXTURE`, else the repository's copy,
+/// `tests/fixtures/original-db`. Missing, the tests fail: they never skip.
 fn fixture_dir() -> PathBuf {
     let candidates: Vec<PathBuf> = match std::env::var_os("WAZO_AUTH_ORIGINAL_DB_FIXTURE") {
         Some(dir) => vec![PathBuf::from(dir)],
-        None => ["../shared", "../../shared"]
-            .iter()
-            .map(|s| workspace_root().join(s).join("fixtures/original-db"))
-            .collect(),
+        None => vec![workspace_root().join("tests/fixtures/original-db")],
     };
     for dir in &candidates {
         if dir.join("manifest.json").is_file() && dir.join("wazo-auth-original.sql").is_file() {
