@@ -7,7 +7,7 @@
 //! a domain name.
 //!
 //! The matrix: every operation of the API description served by the server under test
-//! (`GET /0.1/api/api.yml`, kept equal to the route table by the host unit test
+//! (`GET /0.1/api/openapi.yml`, kept equal to the route table by the host unit test
 //! `routes_match_the_api_description` and by tests/api_spec.rs) is read for its inputs that name a resource: path parameters, body fields, the
 //! `Wazo-Tenant` header and the `tenant` query parameter. Each such input needs a row of [`ROWS`]
 //! (or, for the header, the generated rows) saying how to fill it and what must come back, or an
@@ -245,6 +245,8 @@ const QUERY_OTHERS: &[&str] = &[
 ];
 /// Headers that name a resource.
 const HEADER_IDS: &[&str] = &["Wazo-Tenant"];
+/// Headers that carry no id (a reverse proxy's path prefix).
+const HEADER_OTHERS: &[&str] = &["X-Script-Name"];
 /// Body fields that name a resource.
 const BODY_IDS: &[&str] = &[
     "uuid",
@@ -362,7 +364,7 @@ fn operations(spec: &Value, problems: &mut Vec<String>) -> Vec<Operation> {
                 let name = param["name"].as_str().expect("parameter name");
                 match param["in"].as_str() {
                     Some("query") => classify("query", name, QUERY_IDS, QUERY_OTHERS),
-                    Some("header") => classify("header", name, HEADER_IDS, &[]),
+                    Some("header") => classify("header", name, HEADER_IDS, HEADER_OTHERS),
                     // Path parameters are read from the template above.
                     Some("path") => {}
                     // Neither an id nor another kind of input: unclassified.
@@ -841,7 +843,7 @@ fn send(f: &Fixture, token: &str, p: &Probe) -> Resp {
 #[test]
 fn a_sub_tenant_administrator_reaches_nothing_outside_its_tree() {
     let s = server();
-    let spec_text = s.get("/0.1/api/api.yml");
+    let spec_text = s.get("/0.1/api/openapi.yml");
     assert_eq!(spec_text.status, 200);
     let spec: Value = serde_yaml_ng::from_str(&spec_text.body).expect("api.yml parses");
 
