@@ -28,9 +28,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::logging::init(&cfg);
+    let log = telemetry::logging::init(&cfg);
     let outcome = match cli.subcommand() {
-        config::Command::Serve => server::run(cfg),
+        config::Command::Serve => server::run(cfg, log),
         config::Command::Bootstrap(args) => server::bootstrap(cfg, args),
     };
     match outcome {

@@ -17,8 +17,9 @@ use crate::telemetry;
 /// Name of the database the server creates in its private cluster.
 const MANAGED_DB_NAME: &str = "wazo_auth";
 
-/// Runs the server until SIGINT/SIGTERM.
-pub fn run(cfg: Config) -> Result<(), String> {
+/// Runs the server until SIGINT/SIGTERM; `log` switches the log level at run time
+/// (`PATCH /0.1/config`).
+pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), String> {
     log::info!(
         "wazo-auth {} starting (configuration {})",
         env!("CARGO_PKG_VERSION"),
@@ -96,7 +97,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         return Err(format!("recording the external auth types failed: {e}"));
     }
 
-    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring, tls));
+    let outcome =
+        actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring, tls, log));
     // Plugins may still hold the context; its runtime stops with the process.
     drop(context);
     stop_cluster(cluster);
@@ -189,6 +191,7 @@ async fn serve(
     plugins: PluginRegistry,
     keyring: wazo_auth_core::keys::Keyring,
     tls: Option<rustls::ServerConfig>,
+    log: telemetry::logging::LogControl,
 ) -> Result<(), String> {
     let pool_size = (cfg.rest_api.max_threads.get() as usize).clamp(4, 64);
     let workers = cfg
@@ -286,6 +289,7 @@ async fn serve(
     let db_uri_for_workers = db_uri.clone();
     let shared_storage = storage.clone();
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
+    let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
     let cors_enabled = cfg.rest_api.cors.enabled;
@@ -319,6 +323,7 @@ async fn serve(
             tokens: tokens.clone(),
             settings: settings.clone(),
             attempts: attempts.clone(),
+            config: live_config.clone(),
         }));
         // CORS as the original (any origin, the configured request headers); unlike the
         // original, browsers may also read `Wazo-Sessions-Revoked`.

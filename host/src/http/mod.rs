@@ -1,6 +1,7 @@
 //! The REST API (prefix `/0.1`).
 
 mod api;
+mod config;
 pub mod deadline;
 pub mod error;
 mod external;
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Password attempts under way, per throttle key and per process (`throttle::AttemptTurns`,
     /// the burst bound).
     pub attempts: Arc<throttle::AttemptTurns>,
+    /// The configuration `/config` shows and changes (one for the process).
+    pub config: Arc<crate::config::LiveConfig>,
 }
 
 /// The part of the configuration the HTTP layer reads.
@@ -93,7 +96,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(|cfg| tenants::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| policies::routes(&mut routes::Router::new(cfg)))
-            .configure(|cfg| status::routes(&mut routes::Router::new(cfg))),
+            .configure(|cfg| status::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| config::routes(&mut routes::Router::new(cfg))),
     )
     .default_service(web::to(not_found));
 }
@@ -157,6 +161,7 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     policies::routes(&mut router);
     tenants::routes(&mut router);
     status::routes(&mut router);
+    config::routes(&mut router);
     router.into_table()
 }
 
