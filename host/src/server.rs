@@ -212,7 +212,7 @@ async fn serve(
         xivo_uuid: cfg.uuid.clone(),
         max_body_bytes: cfg.rest_api.max_body_bytes.get(),
         default_backend: "wazo_user".to_string(),
-        auth_methods: cfg.authentication_methods(),
+        idp_types: cfg.idp_types(),
         tenant_defaults: cfg.tenant_defaults(),
         password_scheme: cfg.password_hash_scheme,
         max_user_concurrent_sessions: cfg.max_user_concurrent_sessions.get(),

@@ -104,6 +104,12 @@ const REGISTERED: &[(&str, &str)] = &[
     ("GET", "/config"),
     ("HEAD", "/config"),
     ("PATCH", "/config"),
+    // idp.rs
+    ("GET", "/idp"),
+    ("HEAD", "/idp"),
+    ("PUT", "/idp/{idp_type}/users"),
+    ("PUT", "/idp/{idp_type}/users/{user_uuid}"),
+    ("DELETE", "/idp/{idp_type}/users/{user_uuid}"),
 ];
 
 /// The routes that need no `X-Auth-Token`.

@@ -590,19 +590,18 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Valid values of users' `authentication_method` and tenants'
+    /// The IdP types, valid values of users' `authentication_method` and tenants'
     /// `default_authentication_method`: `native`, `default` and every enabled IdP plugin.
-    pub fn authentication_methods(&self) -> Vec<String> {
-        let mut methods = vec!["native".to_string(), "default".to_string()];
+    pub fn idp_types(&self) -> wazo_auth_core::idp::IdpTypes {
+        let mut types = wazo_auth_core::idp::IdpTypes::default();
         if let Some(idps) = self.idp_plugins.as_object() {
             for (name, v) in idps {
-                let enabled = v.get("enabled").and_then(Value::as_bool).unwrap_or(false);
-                if enabled && !methods.contains(name) {
-                    methods.push(name.clone());
+                if v.get("enabled").and_then(Value::as_bool).unwrap_or(false) {
+                    types.register(name.clone());
                 }
             }
         }
-        methods
+        types
     }
 
     /// `all_users_policies` and `tenant_default_groups` as per-tenant defaults.
