@@ -292,21 +292,16 @@ async fn serve(
     let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
-    let cors_enabled = cfg.rest_api.cors.enabled;
     let read_timeout = cfg.rest_api.request_read_timeout.duration();
-    let cors_headers: Vec<actix_web::http::header::HeaderName> = cfg
-        .rest_api
-        .cors
-        .allow_headers
-        .iter()
-        .filter_map(|h| match h.parse() {
-            Ok(name) => Some(name),
-            Err(_) => {
-                log::warn!("rest_api.cors.allow_headers: ignoring invalid header name {h:?}");
-                None
-            }
-        })
-        .collect();
+    // CORS as the original's Flask-CORS (`rest_api.cors`; checked with the configuration).
+    let cors = if cfg.rest_api.cors.enabled {
+        Some(web::Data::new(
+            http::cors::CorsPolicy::from_config(&cfg.rest_api.cors)
+                .map_err(|e| format!("configuration error: {e}"))?,
+        ))
+    } else {
+        None
+    };
     let server = HttpServer::new(move || {
         let storage = Storage::with_timeout(&db_uri_for_workers, per_worker_pool, db_timeout)
             // One login writer for all workers: larger groups (see `login_batch`).
@@ -325,18 +320,10 @@ async fn serve(
             attempts: attempts.clone(),
             config: live_config.clone(),
         }));
-        // CORS as the original (any origin, the configured request headers); unlike the
-        // original, browsers may also read `Wazo-Sessions-Revoked`.
-        let cors = actix_cors::Cors::default()
-            .allow_any_origin()
-            .send_wildcard()
-            .allow_any_method()
-            .allowed_headers(cors_headers.clone())
-            .expose_headers(["Wazo-Sessions-Revoked"])
-            .max_age(3600);
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
-            .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
+            // CORS headers (and pre-flight answers) when `rest_api.cors.enabled`.
+            .wrap(actix_web::middleware::from_fn(http::cors::cors))
             // Outermost but for the read deadline: every answer (CORS pre-flights and router
             // errors included) gets its request id, its count and its access log line.
             .wrap(telemetry::middleware::Telemetry::new(
@@ -348,6 +335,9 @@ async fn serve(
             .app_data(data.clone());
         if let Some(scrape) = &scrape_data {
             app = app.app_data(scrape.clone());
+        }
+        if let Some(cors) = &cors {
+            app = app.app_data(cors.clone());
         }
         app.configure(|c| http::configure(c, benchmark_route))
     })

@@ -2,6 +2,7 @@
 
 mod api;
 mod config;
+pub mod cors;
 pub mod deadline;
 pub mod error;
 mod external;
