@@ -192,7 +192,7 @@ pub struct RestApi {
     /// PEM private key of `certificate` (PKCS#8, PKCS#1 or SEC1).
     pub private_key: Option<String>,
     pub cors: Cors,
-    /// New: maximum size of a request body, in bytes.
+    /// New: maximum size of a request body, in bytes (default 1 MiB).
     pub max_body_bytes: BodyLimit,
     /// New: seconds a client has to send a whole request, head and body (see
     /// `http::deadline`); past it the answer is 408 and the connection is closed.
@@ -414,7 +414,9 @@ impl Default for RestApi {
             certificate: None,
             private_key: None,
             cors: Cors::default(),
-            max_body_bytes: BodyLimit(64 * 1024),
+            // Large enough that a field far too long is refused by its own validation (400
+            // naming it), as in the original, which sets no limit.
+            max_body_bytes: BodyLimit(1024 * 1024),
             request_read_timeout: ReadTimeout(30.0),
             bound_address_file: None,
             https: None,
@@ -695,7 +697,7 @@ mod tests {
         assert_eq!(c.rest_api.port, 9497);
         assert_eq!(c.rest_api.max_threads, 25);
         assert_eq!(c.rest_api.num_proxies, 1);
-        assert_eq!(c.rest_api.max_body_bytes, 65536);
+        assert_eq!(c.rest_api.max_body_bytes, 1_048_576);
         assert_eq!(c.rest_api.request_read_timeout, 30.0);
         let trust = c.rest_api.proxy_trust();
         assert_eq!(trust.num_proxies, 1);
