@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod external;
 pub mod groups;
+pub mod idp;
 pub mod ids;
 pub mod import;
 pub mod keys;

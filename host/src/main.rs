@@ -28,12 +28,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::logging::init(&cfg);
+    let log = telemetry::logging::init(&cfg);
     if let config::Command::ImportOriginal(args) = cli.subcommand() {
         return import_original(&cfg, &args);
     }
     let outcome = match cli.subcommand() {
-        config::Command::Serve => server::run(cfg),
+        config::Command::Serve => server::run(cfg, log),
         config::Command::Bootstrap(args) => server::bootstrap(cfg, args),
         config::Command::ImportOriginal(_) => Ok(()),
     };

@@ -17,8 +17,9 @@ use crate::telemetry;
 /// Name of the database the server creates in its private cluster.
 const MANAGED_DB_NAME: &str = "wazo_auth";
 
-/// Runs the server until SIGINT/SIGTERM.
-pub fn run(cfg: Config) -> Result<(), String> {
+/// Runs the server until SIGINT/SIGTERM; `log` switches the log level at run time
+/// (`PATCH /0.1/config`).
+pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), String> {
     log::info!(
         "wazo-auth {} starting (configuration {})",
         env!("CARGO_PKG_VERSION"),
@@ -96,7 +97,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         return Err(format!("recording the external auth types failed: {e}"));
     }
 
-    let outcome = actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring, tls));
+    let outcome =
+        actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring, tls, log));
     // Plugins may still hold the context; its runtime stops with the process.
     drop(context);
     stop_cluster(cluster);
@@ -189,6 +191,7 @@ async fn serve(
     plugins: PluginRegistry,
     keyring: wazo_auth_core::keys::Keyring,
     tls: Option<rustls::ServerConfig>,
+    log: telemetry::logging::LogControl,
 ) -> Result<(), String> {
     let pool_size = (cfg.rest_api.max_threads.get() as usize).clamp(4, 64);
     let workers = cfg
@@ -209,7 +212,7 @@ async fn serve(
         xivo_uuid: cfg.uuid.clone(),
         max_body_bytes: cfg.rest_api.max_body_bytes.get(),
         default_backend: "wazo_user".to_string(),
-        auth_methods: cfg.authentication_methods(),
+        idp_types: cfg.idp_types(),
         tenant_defaults: cfg.tenant_defaults(),
         password_scheme: cfg.password_hash_scheme,
         max_user_concurrent_sessions: cfg.max_user_concurrent_sessions.get(),
@@ -286,23 +289,19 @@ async fn serve(
     let db_uri_for_workers = db_uri.clone();
     let shared_storage = storage.clone();
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
+    let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
-    let cors_enabled = cfg.rest_api.cors.enabled;
     let read_timeout = cfg.rest_api.request_read_timeout.duration();
-    let cors_headers: Vec<actix_web::http::header::HeaderName> = cfg
-        .rest_api
-        .cors
-        .allow_headers
-        .iter()
-        .filter_map(|h| match h.parse() {
-            Ok(name) => Some(name),
-            Err(_) => {
-                log::warn!("rest_api.cors.allow_headers: ignoring invalid header name {h:?}");
-                None
-            }
-        })
-        .collect();
+    // CORS as the original's Flask-CORS (`rest_api.cors`; checked with the configuration).
+    let cors = if cfg.rest_api.cors.enabled {
+        Some(web::Data::new(
+            http::cors::CorsPolicy::from_config(&cfg.rest_api.cors)
+                .map_err(|e| format!("configuration error: {e}"))?,
+        ))
+    } else {
+        None
+    };
     let server = HttpServer::new(move || {
         let storage = Storage::with_timeout(&db_uri_for_workers, per_worker_pool, db_timeout)
             // One login writer for all workers: larger groups (see `login_batch`).
@@ -319,19 +318,12 @@ async fn serve(
             tokens: tokens.clone(),
             settings: settings.clone(),
             attempts: attempts.clone(),
+            config: live_config.clone(),
         }));
-        // CORS as the original (any origin, the configured request headers); unlike the
-        // original, browsers may also read `Wazo-Sessions-Revoked`.
-        let cors = actix_cors::Cors::default()
-            .allow_any_origin()
-            .send_wildcard()
-            .allow_any_method()
-            .allowed_headers(cors_headers.clone())
-            .expose_headers(["Wazo-Sessions-Revoked"])
-            .max_age(3600);
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
-            .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
+            // CORS headers (and pre-flight answers) when `rest_api.cors.enabled`.
+            .wrap(actix_web::middleware::from_fn(http::cors::cors))
             // Outermost but for the read deadline: every answer (CORS pre-flights and router
             // errors included) gets its request id, its count and its access log line.
             .wrap(telemetry::middleware::Telemetry::new(
@@ -343,6 +335,9 @@ async fn serve(
             .app_data(data.clone());
         if let Some(scrape) = &scrape_data {
             app = app.app_data(scrape.clone());
+        }
+        if let Some(cors) = &cors {
+            app = app.app_data(cors.clone());
         }
         app.configure(|c| http::configure(c, benchmark_route))
     })

@@ -11,7 +11,7 @@ use wazo_auth_tests::*;
 const NO_ROUTE: &str = "The requested URL was not found on the server. If you entered the URL \
                         manually please check your spelling and try again.";
 
-const METHODS: [&str; 5] = ["GET", "HEAD", "POST", "PUT", "DELETE"];
+const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 
 /// Every route the server registers under `/0.1` (written from the `routes`/`configure`
 /// functions of host/src/http/*.rs), without the benchmark-only `/0.1/_bench/ceiling`.
@@ -101,6 +101,16 @@ const REGISTERED: &[(&str, &str)] = &[
     ("HEAD", "/groups/{group_uuid}/policies"),
     ("PUT", "/groups/{group_uuid}/policies/{policy}"),
     ("DELETE", "/groups/{group_uuid}/policies/{policy}"),
+    // config.rs
+    ("GET", "/config"),
+    ("HEAD", "/config"),
+    ("PATCH", "/config"),
+    // idp.rs
+    ("GET", "/idp"),
+    ("HEAD", "/idp"),
+    ("PUT", "/idp/{idp_type}/users"),
+    ("PUT", "/idp/{idp_type}/users/{user_uuid}"),
+    ("DELETE", "/idp/{idp_type}/users/{user_uuid}"),
 ];
 
 /// The routes that need no `X-Auth-Token`.

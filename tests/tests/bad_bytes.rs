@@ -508,6 +508,7 @@ fn setup() -> Env {
         ("client_id", "bad-bytes-client".to_string()),
         ("auth_type", "bar".to_string()),
         ("access", "a.b".to_string()),
+        ("idp_type", "native".to_string()),
     ];
     Env {
         s,

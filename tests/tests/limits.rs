@@ -362,3 +362,86 @@ fn a_bad_trusted_proxy_stops_the_server() {
         "{e}"
     );
 }
+
+/// A string field far too long is refused by its own validation (400 `invalid-data` naming it),
+/// as in the original, rather than by the body limit (`rest_api.max_body_bytes`, 1 MiB by
+/// default); a body over the limit is a 413 with a JSON body, and nothing is created.
+#[test]
+fn a_field_far_too_long_is_refused_by_its_validation_before_the_body_limit() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    let long = "x".repeat(100_000);
+    for (path, field, max) in [
+        ("/0.1/users", "username", 256),
+        ("/0.1/tenants", "name", 128),
+        ("/0.1/groups", "name", 128),
+    ] {
+        let r = s.call("POST", path, &admin, None, Some(&json!({ field: long })));
+        assert_eq!(
+            r.status,
+            400,
+            "{path}: {}",
+            &r.body[..r.body.len().min(300)]
+        );
+        let b = r.json();
+        assert_eq!(b["error_id"], "invalid-data", "{path}: {b}");
+        assert_eq!(
+            b["details"][field]["constraint_id"], "length",
+            "{path}: {b}"
+        );
+        assert_eq!(b["details"][field]["constraint"]["max"], max, "{path}: {b}");
+        assert_eq!(
+            b["message"],
+            format!("Length must be between 1 and {max}."),
+            "{path}"
+        );
+    }
+    // The policies answer in their own (legacy) shape.
+    let r = s.call(
+        "POST",
+        "/0.1/policies",
+        &admin,
+        None,
+        Some(&json!({ "name": long })),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["reason"][0],
+        "Invalid value supplied for field: name"
+    );
+
+    let before = sql(&s.db, "SELECT count(*) FROM auth_user");
+    let huge = json!({"username": "x".repeat(1_100_000)});
+    let r = s.call("POST", "/0.1/users", &admin, None, Some(&huge));
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"message": "Request body too large (limit 1048576 bytes)"})
+    );
+    assert_eq!(sql(&s.db, "SELECT count(*) FROM auth_user"), before);
+    drop(s);
+
+    // The limit is configurable.
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"rest_api": {"max_body_bytes": 4096}}))
+        .start();
+    let admin = s.admin_token();
+    let r = s.call(
+        "POST",
+        "/0.1/users",
+        &admin,
+        None,
+        Some(&json!({"username": "x".repeat(5000)})),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    let r = s.call(
+        "POST",
+        "/0.1/users",
+        &admin,
+        None,
+        Some(&json!({"username": "x".repeat(3000)})),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["details"]["username"]["constraint_id"], "length");
+}

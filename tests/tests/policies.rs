@@ -412,8 +412,8 @@ fn create_get_and_validate() {
             r.body
         );
     }
-    // Too large.
-    let big = json!({"name": "big", "description": "x".repeat(70_000)});
+    // Too large (over the default 1 MiB).
+    let big = json!({"name": "big", "description": "x".repeat(1_100_000)});
     assert_eq!(
         e.raw("POST", "/policies", root, big.to_string().as_bytes())
             .status,

@@ -77,7 +77,11 @@ fn cors_as_the_original_and_can_be_disabled() {
         None,
     );
     assert_eq!(pre.status, 200, "{pre:?}");
-    assert_eq!(pre.header("Access-Control-Allow-Origin"), Some("*"));
+    // As Flask-CORS with the original's configuration: the origin, not `*` (issue 15).
+    assert_eq!(
+        pre.header("Access-Control-Allow-Origin"),
+        Some("https://app.example.com")
+    );
     let allowed = pre
         .header("Access-Control-Allow-Headers")
         .unwrap_or_default()
@@ -93,7 +97,10 @@ fn cors_as_the_original_and_can_be_disabled() {
         Some(br#"{"backend": "example_static"}"#),
     );
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("https://app.example.com")
+    );
     let exposed = r
         .header("Access-Control-Expose-Headers")
         .unwrap_or_default()

@@ -182,6 +182,9 @@ const ROWS: &[Row] = &[
     row("DELETE", "/policies/{policy}/acl/{access}", "path:policy", Id::PolicySlug, NoSuchPolicy),
     // Sessions.
     row("DELETE", "/sessions/{session_uuid}", "path:session_uuid", Id::Session, NoContent),
+    // Identity providers.
+    row("PUT", "/idp/{idp_type}/users/{user_uuid}", "path:user_uuid", Id::User, USER),
+    row("DELETE", "/idp/{idp_type}/users/{user_uuid}", "path:user_uuid", Id::User, USER),
 ];
 
 /// Inputs that name a resource but have no row, with the reason (`*`: every input of the
@@ -207,6 +210,13 @@ const EXEMPT: &[(&str, &str, &str, &str)] = &[
         "body:uuid",
         "the id of the tenant being created, not a reference",
     ),
+    (
+        "PUT",
+        "/idp/{idp_type}/users",
+        "body:users",
+        "a list of {uuid} objects, which a row cannot fill: tests/tests/idp.rs checks that a \
+         foreign or unknown user in it is 404 and changes nobody",
+    ),
 ];
 
 /// Path parameters that name a resource of a tenant.
@@ -225,6 +235,10 @@ const PATH_OTHERS: &[(&str, &str)] = &[
     (
         "auth_type",
         "the name of an external-auth plugin, the same in every tenant",
+    ),
+    (
+        "idp_type",
+        "an identity-provider type, the same in every tenant",
     ),
     (
         "token",
@@ -260,6 +274,7 @@ const BODY_IDS: &[&str] = &[
     "policy_uuid",
     "session_uuid",
     "parent_uuid",
+    "users",
 ];
 /// Body fields that name none. (Domain names are unique across tenants: a used one answers 409
 /// wherever it is, as the original does.)
@@ -619,6 +634,7 @@ impl Fixture {
             "tenant_uuid" => self.a1.tenant.clone(),
             "parent_tenant_uuid" => self.a.tenant.clone(),
             "auth_type" => "bar".into(),
+            "idp_type" => "native".into(),
             "access" => "auth.users.read".into(),
             "token" => self.aadmin.clone(),
             other => panic!("no own value for path parameter {other:?}"),

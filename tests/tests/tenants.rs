@@ -489,7 +489,7 @@ fn create_validation_errors() {
             r.body
         );
     }
-    let r = c.post(json!({"name": "x".repeat(70_000)}));
+    let r = c.post(json!({"name": "x".repeat(1_100_000)}));
     assert_eq!(r.status, 413, "{}", r.body);
     let r = c.raw("POST", "/tenants", None, Some(b"{\"name\": \"\xff\xfe\"}"));
     assert_eq!(r.status, 400, "{}", r.body);

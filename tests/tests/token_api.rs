@@ -820,7 +820,7 @@ fn body_validation() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_alive(&mut s);
 
-    // Body over max_body_bytes (65536) ⇒ 413 with a JSON body.
+    // Body over max_body_bytes (1 MiB) ⇒ 413 with a JSON body.
     let mut big = br#"{"backend": "example_static", "pad": ""#.to_vec();
     big.extend(std::iter::repeat_n(b'a', 1 << 20));
     big.extend_from_slice(b"\"}");

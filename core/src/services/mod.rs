@@ -6,6 +6,7 @@
 pub mod bootstrap;
 pub mod external;
 pub mod groups;
+pub mod idp;
 pub mod policies;
 pub mod sessions;
 pub mod tenants;

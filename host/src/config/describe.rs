@@ -1,5 +1,6 @@
 //! The redacted description of the configuration: the effective configuration as JSON with its
-//! secrets masked, for the startup log.
+//! secrets masked, for the startup log and `GET /0.1/config` (one rule for both,
+//! [`Config::redacted_json`]).
 
 use serde_json::Value;
 
@@ -10,9 +11,11 @@ pub const REDACTED: &str = "********";
 
 impl Config {
     /// The configuration as JSON with secrets replaced by [`REDACTED`]: the
-    /// values of keys whose name contains `password`, `secret` or `key` or is
-    /// (or ends with) `token`, and the passwords inside URIs / DSNs (such as
-    /// `db_uri` and `amqp.uri`). Null values are left as they are.
+    /// values of keys whose name contains `password`, `passwd`, `secret`, `key` or
+    /// `credential`, or is (or ends with) `token` (at any depth: `smtp.password`,
+    /// a plugin's `client_secret`), and the passwords inside URIs / DSNs (such as
+    /// `db_uri` and `amqp.uri`). Paths to files and templates are not secrets
+    /// (`secret_key_file`, `saml.key_file`). Null values are left as they are.
     pub fn redacted_json(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         redact(&mut value);
@@ -25,7 +28,7 @@ impl Config {
 /// that merely mention them (`password_reset_email_template`, `key_file`...).
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    let named = ["password", "passwd", "secret", "key"]
+    let named = ["password", "passwd", "secret", "key", "credential"]
         .iter()
         .any(|word| key.contains(word))
         || key == "token"
@@ -66,12 +69,13 @@ fn redact(value: &mut Value) {
 
 /// Masks a value stored under a secret-named key: strings and numbers are
 /// replaced; booleans and null (e.g. `broken_verify_password: true`, an unset
-/// password) are kept; lists and mappings are walked.
+/// password) are kept; lists and mappings are walked, every string and number
+/// in them masked (`credentials: {user, pass}`).
 fn redact_secret(value: &mut Value) {
     match value {
         Value::String(_) | Value::Number(_) => *value = Value::String(REDACTED.into()),
         Value::Array(items) => items.iter_mut().for_each(redact_secret),
-        Value::Object(_) => redact(value),
+        Value::Object(map) => map.values_mut().for_each(redact_secret),
         Value::Bool(_) | Value::Null => {}
     }
 }
@@ -152,6 +156,8 @@ mod tests {
         c.enabled_backend_plugins
             .insert("broken_verify_password".into(), true);
         c.saml["private_keys"] = json!(["k1", 5]);
+        c.smtp = json!({"hostname": "mail", "port": 587, "username": "mailer",
+                        "password": "smtp-pw", "credentials": {"user": "u", "pass": "p"}});
         let r = c.redacted_json();
         assert_eq!(
             r["db_uri"],
@@ -175,7 +181,19 @@ mod tests {
         assert_eq!(r["saml"]["private_keys"], json!([REDACTED, REDACTED]));
         assert_eq!(r["saml"]["key_file"], "/var/lib/wazo-auth/saml/server.key");
         assert_eq!(r["password_reset_expiration"], 172800);
+        assert_eq!(r["smtp"]["password"], REDACTED);
+        assert_eq!(r["smtp"]["username"], "mailer");
+        assert_eq!(r["smtp"]["port"], 587);
+        assert_eq!(
+            r["smtp"]["credentials"],
+            json!({"user": REDACTED, "pass": REDACTED})
+        );
+        assert_eq!(
+            r["secret_key_file"],
+            c.secret_key_file.display().to_string()
+        );
         assert!(!r.to_string().contains("s3cre7"));
+        assert!(!r.to_string().contains("smtp-pw"));
         assert!(!r.to_string().contains("proformatique"));
 
         assert_eq!(

@@ -24,12 +24,13 @@
 //!
 //! One module per job: `cli` (the command line), `schema` (the typed configuration and its
 //! defaults; bounded values and closed sets are typed by `values`), `layering` (the sources and
-//! how they merge), `validate` (error messages, cross-field rules) and `describe` (the redacted
-//! description).
+//! how they merge), `validate` (error messages, cross-field rules), `describe` (the redacted
+//! description) and `live` (what `/0.1/config` shows and changes at run time).
 
 mod cli;
 mod describe;
 mod layering;
+mod live;
 mod schema;
 #[cfg(test)]
 mod test_support;
@@ -40,6 +41,7 @@ use std::fmt;
 
 pub use cli::{BootstrapArgs, Cli, Command, ImportArgs};
 pub use describe::REDACTED;
+pub use live::{LiveConfig, Switch};
 pub use schema::{Amqp, Bus, Config, Cors, LoginThrottle, ManagedDb, RestApi};
 pub use values::{
     BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel, OutboxMaxAge,

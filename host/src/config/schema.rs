@@ -192,7 +192,7 @@ pub struct RestApi {
     /// PEM private key of `certificate` (PKCS#8, PKCS#1 or SEC1).
     pub private_key: Option<String>,
     pub cors: Cors,
-    /// New: maximum size of a request body, in bytes.
+    /// New: maximum size of a request body, in bytes (default 1 MiB).
     pub max_body_bytes: BodyLimit,
     /// New: seconds a client has to send a whole request, head and body (see
     /// `http::deadline`); past it the answer is 408 and the connection is closed.
@@ -414,7 +414,9 @@ impl Default for RestApi {
             certificate: None,
             private_key: None,
             cors: Cors::default(),
-            max_body_bytes: BodyLimit(64 * 1024),
+            // Large enough that a field far too long is refused by its own validation (400
+            // naming it), as in the original, which sets no limit.
+            max_body_bytes: BodyLimit(1024 * 1024),
             request_read_timeout: ReadTimeout(30.0),
             bound_address_file: None,
             https: None,
@@ -590,19 +592,18 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Valid values of users' `authentication_method` and tenants'
+    /// The IdP types, valid values of users' `authentication_method` and tenants'
     /// `default_authentication_method`: `native`, `default` and every enabled IdP plugin.
-    pub fn authentication_methods(&self) -> Vec<String> {
-        let mut methods = vec!["native".to_string(), "default".to_string()];
+    pub fn idp_types(&self) -> wazo_auth_core::idp::IdpTypes {
+        let mut types = wazo_auth_core::idp::IdpTypes::default();
         if let Some(idps) = self.idp_plugins.as_object() {
             for (name, v) in idps {
-                let enabled = v.get("enabled").and_then(Value::as_bool).unwrap_or(false);
-                if enabled && !methods.contains(name) {
-                    methods.push(name.clone());
+                if v.get("enabled").and_then(Value::as_bool).unwrap_or(false) {
+                    types.register(name.clone());
                 }
             }
         }
-        methods
+        types
     }
 
     /// `all_users_policies` and `tenant_default_groups` as per-tenant defaults.
@@ -696,7 +697,7 @@ mod tests {
         assert_eq!(c.rest_api.port, 9497);
         assert_eq!(c.rest_api.max_threads, 25);
         assert_eq!(c.rest_api.num_proxies, 1);
-        assert_eq!(c.rest_api.max_body_bytes, 65536);
+        assert_eq!(c.rest_api.max_body_bytes, 1_048_576);
         assert_eq!(c.rest_api.request_read_timeout, 30.0);
         let trust = c.rest_api.proxy_trust();
         assert_eq!(trust.num_proxies, 1);

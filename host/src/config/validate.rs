@@ -178,6 +178,11 @@ pub(super) fn validate(config: &Config, sources: &[Source]) -> Result<(), Config
             "must not be empty (topic, direct, fanout, headers...)".into(),
         ));
     }
+    if c.rest_api.cors.enabled {
+        if let Err(e) = crate::http::cors::CorsPolicy::from_config(&c.rest_api.cors) {
+            return Err(fail(&e.key, e.detail));
+        }
+    }
     if c.rest_api.listen.trim().is_empty() {
         return Err(fail("rest_api.listen", "must not be empty".into()));
     }

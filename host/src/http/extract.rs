@@ -327,6 +327,27 @@ impl Caller {
         .map_err(scope_error)
     }
 
+    /// The original's `required_top_tenant` (`/config`): the token's own tenant
+    /// (`metadata.tenant_uuid`, `Wazo-Tenant` ignored) must be the top tenant, else 401
+    /// `unauthorized` with details `{"invalid_token"}`.
+    pub async fn require_top_tenant(&self) -> Result<(), ApiError> {
+        let own = self
+            .token
+            .metadata
+            .get("tenant_uuid")
+            .and_then(Value::as_str);
+        let top = self.state.storage.top_tenant_uuid().await?;
+        match (
+            own.and_then(ids::parse_canonical),
+            ids::parse_canonical(&top),
+        ) {
+            (Some(own), Some(top)) if own == top => Ok(()),
+            _ => Err(ApiError::unauthorized(
+                json!({ "invalid_token": self.token_id }),
+            )),
+        }
+    }
+
     /// [`Caller::scope`] without looking at `Wazo-Tenant`: the token's own tenant and its
     /// descendants, for the routes the original does not scope by the header (the password
     /// change, the tenant domains).

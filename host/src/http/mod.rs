@@ -1,11 +1,14 @@
 //! The REST API (prefix `/0.1`).
 
 mod api;
+mod config;
+pub mod cors;
 pub mod deadline;
 pub mod error;
 mod external;
 pub mod extract;
 mod groups;
+mod idp;
 pub mod listing;
 mod policies;
 pub mod request;
@@ -39,6 +42,8 @@ pub struct AppState {
     /// Password attempts under way, per throttle key and per process (`throttle::AttemptTurns`,
     /// the burst bound).
     pub attempts: Arc<throttle::AttemptTurns>,
+    /// The configuration `/config` shows and changes (one for the process).
+    pub config: Arc<crate::config::LiveConfig>,
 }
 
 /// The part of the configuration the HTTP layer reads.
@@ -52,8 +57,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Backend used when the request names none (or names one that is not enabled).
     pub default_backend: String,
-    /// Valid authentication methods (`native`, `default`, enabled IdPs).
-    pub auth_methods: Vec<String>,
+    /// The IdP types: the valid authentication methods (`native`, `default`, enabled IdPs),
+    /// listed by `GET /0.1/idp`.
+    pub idp_types: wazo_auth_core::idp::IdpTypes,
     /// Per-tenant defaults applied to every new tenant.
     pub tenant_defaults: wazo_auth_core::defaults::TenantDefaults,
     /// Scheme of newly hashed passwords.
@@ -94,7 +100,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(|cfg| tenants::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| policies::routes(&mut routes::Router::new(cfg)))
-            .configure(|cfg| status::routes(&mut routes::Router::new(cfg))),
+            .configure(|cfg| status::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| config::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| idp::routes(&mut routes::Router::new(cfg))),
     )
     .default_service(web::to(not_found));
 }
@@ -158,6 +166,8 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     policies::routes(&mut router);
     tenants::routes(&mut router);
     status::routes(&mut router);
+    config::routes(&mut router);
+    idp::routes(&mut router);
     router.into_table()
 }
 

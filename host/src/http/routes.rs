@@ -165,6 +165,15 @@ impl ResourceBuilder<'_, '_> {
         self.route(Method::PUT, acl, handler)
     }
 
+    pub fn patch<F, Args>(self, acl: Acl, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::PATCH, acl, handler)
+    }
+
     pub fn delete<F, Args>(self, acl: Acl, handler: F) -> Self
     where
         F: Handler<Args>,

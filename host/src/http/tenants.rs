@@ -278,7 +278,7 @@ pub(super) fn check_body(body: &[u8], with_slug: bool) -> Result<(), ApiError> {
 fn known_auth_method(state: &State, raw: &[u8], with_slug: bool) -> Result<NewTenant, ApiError> {
     let body = tenant_body(raw, with_slug)?;
     let method = &body.fields.default_authentication_method;
-    if !state.settings.auth_methods.iter().any(|m| m == method) {
+    if !state.settings.idp_types.contains(method) {
         return Err(ApiError::api(
             StatusCode::BAD_REQUEST,
             format!("Invalid default authentication method {method}"),

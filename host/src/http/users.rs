@@ -99,7 +99,7 @@ fn password_error(e: PasswordChangeError, user: &UserUuid) -> ApiError {
 
 /// 400 when the method is not `native`, `default` or an enabled IdP.
 fn check_auth_method(state: &State, method: &str) -> Result<(), ApiError> {
-    if state.settings.auth_methods.iter().any(|m| m == method) {
+    if state.settings.idp_types.contains(method) {
         return Ok(());
     }
     Err(ApiError::api(

@@ -91,6 +91,16 @@ impl Invalid {
         )
     }
 
+    /// marshmallow's `Equal` message.
+    pub fn equal(field: impl Into<String>, must_be: &str) -> Invalid {
+        Invalid::new(
+            field,
+            format!("Must be equal to {must_be}."),
+            "equal",
+            json!({ "must_be": must_be }),
+        )
+    }
+
     /// marshmallow's `OneOf` message.
     pub fn one_of(field: impl Into<String>, choices: &[&str]) -> Invalid {
         Invalid::new(
@@ -167,16 +177,21 @@ pub fn field_error(field: &str) -> ApiError {
 /// Python-falsy value (`null`, `{}`, `[]`, `0`, `false`, `""`, read as `{}`), is `Some`; any
 /// other value is `None`, for the caller to answer in its resource's error shape.
 pub fn decode(body: &[u8]) -> Result<Option<Map<String, Value>>, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    Ok(match json(body)? {
+        Value::Object(m) => Some(m),
+        v if is_falsy(&v) => Some(Map::new()),
+        _ => None,
+    })
+}
+
+/// Parses a request body as JSON, whatever its value ("force JSON", Content-Type ignored): an
+/// empty or non-JSON body is a 400 `{"message": "Failed to decode JSON object: ..."}`.
+pub fn json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::plain(
             actix_web::http::StatusCode::BAD_REQUEST,
             format!("Failed to decode JSON object: {e}"),
         )
-    })?;
-    Ok(match value {
-        Value::Object(m) => Some(m),
-        v if is_falsy(&v) => Some(Map::new()),
-        _ => None,
     })
 }
 

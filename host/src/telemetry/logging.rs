@@ -7,10 +7,16 @@
 //! events (actix, deadpool, and this server's spans), through [`SpanLayer`]. One filter decides
 //! for both: the configured level (`log_level`, or debug with `debug: true`) refined by
 //! `RUST_LOG`, with env_logger's syntax and semantics (it is env_logger's own filter crate).
+//!
+//! `debug` can be switched while the process runs (`PATCH /0.1/config`, through the
+//! [`LogControl`] that [`init`] returns): both filters are built at startup, and a switch picks
+//! one (an atomic flag read by every record) and has `log` and `tracing` recompute what they
+//! skip.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
@@ -40,12 +46,15 @@ pub fn build_filter(level: log::LevelFilter, rust_log: Option<&str>) -> env_filt
 }
 
 /// Installs the process's logger (`log`) and `tracing` subscriber, writing to `log_filename`
-/// when set (appending), else to stderr.
-pub fn init(cfg: &Config) {
-    let filter = build_filter(
-        cfg.log_level_filter(),
-        std::env::var("RUST_LOG").ok().as_deref(),
-    );
+/// when set (appending), else to stderr. The returned [`LogControl`] switches `debug` at run
+/// time.
+pub fn init(cfg: &Config) -> LogControl {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let levels = [
+        Level::new(build_filter(cfg.log_level.filter(), rust_log.as_deref())),
+        // As `Config::log_level_filter` with `debug: true`.
+        Level::new(build_filter(log::LevelFilter::Debug, rust_log.as_deref())),
+    ];
     let file = cfg.log_filename.as_ref().and_then(|path| {
         match std::fs::OpenOptions::new()
             .create(true)
@@ -60,22 +69,67 @@ pub fn init(cfg: &Config) {
         }
     });
     let sink = Arc::new(Sink {
-        max_level: filter.filter(),
-        filter,
+        levels,
+        debug: AtomicBool::new(cfg.debug),
         file,
         pid: std::process::id(),
     });
-    log::set_max_level(sink.max_level);
+    log::set_max_level(sink.level().max_level);
     // Errors only when something else installed one first (never in this binary): then that
     // one stays.
     let _ = log::set_boxed_logger(Box::new(LogBridge(sink.clone())));
-    let _ = tracing::subscriber::set_global_default(Registry::default().with(SpanLayer(sink)));
+    let _ =
+        tracing::subscriber::set_global_default(Registry::default().with(SpanLayer(sink.clone())));
+    LogControl(Some(sink))
+}
+
+/// Switches the log between the configured level and debug while the process runs (the
+/// original's `PATCH /0.1/config` of `/debug`; not persisted). `RUST_LOG` refines both levels.
+#[derive(Clone, Default)]
+pub struct LogControl(Option<Arc<Sink>>);
+
+impl LogControl {
+    /// A control of no logger (a process that installed none): switches nothing.
+    pub fn detached() -> LogControl {
+        LogControl(None)
+    }
+
+    /// Logs at debug level (`true`) or at the configured level (`false`) from now on.
+    pub fn set_debug(&self, on: bool) {
+        let Some(sink) = &self.0 else {
+            return;
+        };
+        if sink.debug.swap(on, Ordering::SeqCst) == on {
+            return;
+        }
+        log::set_max_level(sink.level().max_level);
+        // The call sites' cached interest (`SpanLayer::register_callsite`) and the level hint
+        // are asked again.
+        tracing::callsite::rebuild_interest_cache();
+    }
+}
+
+/// One of the two filters: the configured level, or debug.
+struct Level {
+    filter: env_filter::Filter,
+    max_level: log::LevelFilter,
+}
+
+impl Level {
+    fn new(filter: env_filter::Filter) -> Level {
+        Level {
+            max_level: filter.filter(),
+            filter,
+        }
+    }
 }
 
 /// Where the lines go, and which.
 struct Sink {
-    filter: env_filter::Filter,
-    max_level: log::LevelFilter,
+    /// The filter of the configured level, and the filter of debug.
+    levels: [Level; 2],
+    /// Which of `levels` applies.
+    debug: AtomicBool,
     /// The log file; stderr when `None`.
     file: Option<Mutex<std::fs::File>>,
     pid: u32,
@@ -87,9 +141,15 @@ thread_local! {
 }
 
 impl Sink {
+    /// The filter in force.
+    fn level(&self) -> &Level {
+        &self.levels[usize::from(self.debug.load(Ordering::Relaxed))]
+    }
+
     fn enabled(&self, level: log::Level, target: &str) -> bool {
-        level <= self.max_level
-            && self
+        let current = self.level();
+        level <= current.max_level
+            && current
                 .filter
                 .enabled(&log::Metadata::builder().level(level).target(target).build())
     }
@@ -101,7 +161,7 @@ impl Sink {
     fn span_enabled(&self, meta: &Metadata<'_>) -> bool {
         let level = log_level(*meta.level());
         if level <= log::Level::Info {
-            self.max_level > log::LevelFilter::Off
+            self.level().max_level > log::LevelFilter::Off
         } else {
             self.enabled(level, meta.target())
         }
@@ -246,11 +306,11 @@ struct LogBridge(Arc<Sink>);
 
 impl log::Log for LogBridge {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        self.0.filter.enabled(metadata)
+        self.0.level().filter.enabled(metadata)
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.0.filter.matches(record) {
+        if !self.0.level().filter.matches(record) {
             return;
         }
         let message = |line: &mut String| {
@@ -331,7 +391,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        // The filter never changes while the process runs: decided once per call site.
+        // Decided once per call site, and again when the level is switched
+        // (`LogControl::set_debug` rebuilds the cache).
         if self.wanted(meta) {
             Interest::always()
         } else {
@@ -344,12 +405,13 @@ where
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        let spans = if self.0.max_level > log::LevelFilter::Off {
+        let max_level = self.0.level().max_level;
+        let spans = if max_level > log::LevelFilter::Off {
             log::LevelFilter::Info
         } else {
             log::LevelFilter::Off
         };
-        Some(tracing_level(self.0.max_level.max(spans)))
+        Some(tracing_level(max_level.max(spans)))
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
@@ -434,10 +496,43 @@ mod tests {
     }
 
     #[test]
+    fn the_debug_switch_changes_what_is_written() {
+        let sink = Arc::new(Sink {
+            levels: [
+                Level::new(build_filter(
+                    log::LevelFilter::Warn,
+                    Some("actix_server=error"),
+                )),
+                Level::new(build_filter(
+                    log::LevelFilter::Debug,
+                    Some("actix_server=error"),
+                )),
+            ],
+            debug: AtomicBool::new(false),
+            file: None,
+            pid: 1,
+        });
+        let control = LogControl(Some(sink.clone()));
+        assert!(!sink.enabled(log::Level::Info, "wazo_auth::http"));
+        control.set_debug(true);
+        assert!(sink.enabled(log::Level::Debug, "wazo_auth::http"));
+        // RUST_LOG still refines the debug level; statement parameters stay hidden.
+        assert!(!sink.enabled(log::Level::Info, "actix_server::worker"));
+        assert!(!sink.enabled(log::Level::Debug, "tokio_postgres::query"));
+        control.set_debug(false);
+        assert!(!sink.enabled(log::Level::Debug, "wazo_auth::http"));
+        assert!(sink.enabled(log::Level::Warn, "wazo_auth::http"));
+        LogControl::detached().set_debug(true);
+    }
+
+    #[test]
     fn span_fields_follow_the_message_outermost_first() {
         let sink = Arc::new(Sink {
-            filter: build_filter(log::LevelFilter::Info, None),
-            max_level: log::LevelFilter::Info,
+            levels: [
+                Level::new(build_filter(log::LevelFilter::Info, None)),
+                Level::new(build_filter(log::LevelFilter::Debug, None)),
+            ],
+            debug: AtomicBool::new(false),
             file: None,
             pid: 1,
         });
