@@ -24,6 +24,7 @@ mod engine;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -432,15 +433,22 @@ async fn read_source(src: &deadpool_postgres::Transaction<'_>) -> Result<SourceD
     };
     let mut rows = Vec::with_capacity(READERS.len());
     for (kind, sql) in READERS {
-        let read = src.query(*sql, &[]).await?;
-        let rows_of_kind: Vec<SrcRow> = read
-            .iter()
-            .map(|r| {
+        // Streamed: each row's wire buffer is dropped once its text is kept.
+        let stream = src
+            .query_raw(
+                *sql,
+                std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+            )
+            .await?;
+        futures_util::pin_mut!(stream);
+        let mut rows_of_kind: Vec<SrcRow> = Vec::new();
+        while let Some(r) = stream.try_next().await? {
+            rows_of_kind.push(
                 (0..r.len())
                     .map(|i| r.get::<_, Option<String>>(i))
-                    .collect()
-            })
-            .collect();
+                    .collect(),
+            );
+        }
         rows.push((*kind, rows_of_kind));
     }
     let dangling_accesses = src
