@@ -293,12 +293,12 @@ async fn serve(
     let benchmark_route = cfg.benchmark_route;
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
     let read_timeout = cfg.rest_api.request_read_timeout.duration();
-    // CORS as the original's Flask-CORS (`rest_api.cors`; checked with the configuration).
+    // CORS (`rest_api.cors`, by actix-cors; checked with the configuration).
     let cors = if cfg.rest_api.cors.enabled {
-        Some(web::Data::new(
+        Some(
             http::cors::CorsPolicy::from_config(&cfg.rest_api.cors)
                 .map_err(|e| format!("configuration error: {e}"))?,
-        ))
+        )
     } else {
         None
     };
@@ -323,7 +323,7 @@ async fn serve(
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
             // CORS headers (and pre-flight answers) when `rest_api.cors.enabled`.
-            .wrap(actix_web::middleware::from_fn(http::cors::cors))
+            .wrap(http::cors::middleware(cors.as_ref()))
             // Outermost but for the read deadline: every answer (CORS pre-flights and router
             // errors included) gets its request id, its count and its access log line.
             .wrap(telemetry::middleware::Telemetry::new(
@@ -335,9 +335,6 @@ async fn serve(
             .app_data(data.clone());
         if let Some(scrape) = &scrape_data {
             app = app.app_data(scrape.clone());
-        }
-        if let Some(cors) = &cors {
-            app = app.app_data(cors.clone());
         }
         app.configure(|c| http::configure(c, benchmark_route))
     })

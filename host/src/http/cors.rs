@@ -1,21 +1,19 @@
-//! CORS as the original's Flask-CORS answers it with the `rest_api.cors` configuration
-//! (`CORS(app, **cors_config)`): a request from an allowed origin gets that origin in
-//! `Access-Control-Allow-Origin` (with `Vary: Origin`), a pre-flight gets the allowed methods and
-//! those of its requested headers that `allow_headers` allows. Flask-CORS never refuses a
-//! request: an origin it does not allow only gets no CORS headers (the browser then refuses).
+//! CORS by the `actix-cors` crate, set up from `rest_api.cors` (the original's Flask-CORS
+//! options). This module only reads and checks the configuration; the protocol (pre-flights,
+//! response headers) is the crate's. Where it differs from Flask-CORS, see the CORS section of
+//! docs/compatibility.md.
 //!
-//! Options read: `enabled`, `allow_headers`, `origins`, `methods`, `expose_headers`,
-//! `supports_credentials`, `max_age`, `send_wildcard`, `vary_header`, `always_send`. Origins and
-//! header names match case-insensitively; a pattern with a regular-expression character
-//! (`*\]?$^[()`) is a regular expression matched from the start, `*` alone meaning any.
-//! Unlike the original, `Wazo-Sessions-Revoked` is always exposed.
+//! Origins match as Flask-CORS matches them: `*` (or `.*`) is any origin, an entry with a
+//! regular-expression character (`*\]?$^[()`) is a regular expression matched from the start,
+//! case-insensitively, and the others compare case-insensitively. A request from another origin
+//! is served, without `Access-Control-Allow-Origin` (its browser then refuses the answer).
+//! `Wazo-Sessions-Revoked` is always exposed (an extension of this server).
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
+
+use actix_web::http::header::HeaderName;
 use actix_web::http::Method;
-use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::middleware::Condition;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
@@ -36,7 +34,7 @@ impl std::fmt::Display for CorsConfigError {
 
 fn error(key: &str, detail: impl std::fmt::Display) -> CorsConfigError {
     CorsConfigError {
-        key: key.to_string(),
+        key: format!("rest_api.cors.{key}"),
         detail: detail.to_string(),
     }
 }
@@ -46,8 +44,8 @@ const ALL_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH"
 /// Exposed to browsers whatever the configuration (an extension of this server).
 const ALWAYS_EXPOSED: &str = "Wazo-Sessions-Revoked";
 
-/// An origin or header pattern.
-#[derive(Debug, Clone)]
+/// An allowed origin.
+#[derive(Debug)]
 enum Pattern {
     /// Compared case-insensitively.
     Exact(String),
@@ -56,8 +54,7 @@ enum Pattern {
 }
 
 impl Pattern {
-    fn new(key: &str, text: &str) -> Result<Pattern, CorsConfigError> {
-        let text = if text == "*" { ".*" } else { text };
+    fn new(text: &str) -> Result<Pattern, CorsConfigError> {
         if !probably_regex(text) {
             return Ok(Pattern::Exact(text.to_string()));
         }
@@ -65,18 +62,14 @@ impl Pattern {
             .case_insensitive(true)
             .build()
             .map(Pattern::Regex)
-            .map_err(|e| error(key, format!("invalid pattern {text:?}: {e}")))
+            .map_err(|e| error("origins", format!("invalid pattern {text:?}: {e}")))
     }
 
     fn matches(&self, value: &str) -> bool {
         match self {
-            Pattern::Exact(p) => p.to_lowercase() == value.to_lowercase(),
+            Pattern::Exact(p) => p.eq_ignore_ascii_case(value),
             Pattern::Regex(r) => r.is_match(value),
         }
-    }
-
-    fn is_regex(&self) -> bool {
-        matches!(self, Pattern::Regex(_))
     }
 }
 
@@ -85,23 +78,9 @@ fn probably_regex(text: &str) -> bool {
     text.contains(['*', '\\', ']', '?', '$', '^', '[', '(', ')'])
 }
 
-/// The CORS answers of the server, from `rest_api.cors`.
-#[derive(Debug, Clone)]
-pub struct CorsPolicy {
-    origins: Vec<Pattern>,
-    /// Whether `origins` allows any origin (`*`, or `.*`).
-    wildcard: bool,
-    /// The origins sent to a request without `Origin` (`always_send`, no wildcard).
-    listed_origins: Vec<String>,
-    allow_headers: Vec<Pattern>,
-    methods: Vec<String>,
-    allow_methods: HeaderValue,
-    expose_headers: HeaderValue,
-    supports_credentials: bool,
-    max_age: Option<HeaderValue>,
-    send_wildcard: bool,
-    vary_header: bool,
-    always_send: bool,
+/// Flask-CORS's "any": `*`, which it rewrites to `.*`.
+fn is_any(text: &str) -> bool {
+    text == "*" || text == ".*"
 }
 
 /// A string or a list of strings (Flask-CORS accepts both); `None` when absent.
@@ -132,357 +111,270 @@ fn boolean(key: &str, value: Option<&Value>, default: bool) -> Result<bool, Cors
     }
 }
 
-/// Flask-CORS's `flexible_str`: items sorted, joined with `, `.
-fn joined(key: &str, mut items: Vec<String>) -> Result<HeaderValue, CorsConfigError> {
-    items.sort();
-    items.dedup();
-    HeaderValue::from_str(&items.join(", ")).map_err(|e| error(key, e))
+fn header_names(key: &str, names: &[String]) -> Result<Vec<HeaderName>, CorsConfigError> {
+    names
+        .iter()
+        .map(|h| {
+            HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| error(key, format!("{h:?} is not a header name")))
+        })
+        .collect()
+}
+
+/// The checked `rest_api.cors` configuration, from which each worker builds its middleware.
+#[derive(Debug, Clone)]
+pub struct CorsPolicy {
+    /// `None`: any origin.
+    origins: Option<Arc<[Pattern]>>,
+    /// `None`: any header.
+    allow_headers: Option<Vec<HeaderName>>,
+    methods: Vec<Method>,
+    expose_headers: Vec<HeaderName>,
+    supports_credentials: bool,
+    max_age: Option<usize>,
+    send_wildcard: bool,
+    vary_header: bool,
 }
 
 impl CorsPolicy {
-    /// The policy of `rest_api.cors`; `Err` names the key of a value it cannot use.
+    /// The policy of `rest_api.cors`; `Err` names the key of a value it cannot use. Every value
+    /// the crate's builder could refuse is checked here, so the middleware always builds.
     pub fn from_config(cors: &Cors) -> Result<CorsPolicy, CorsConfigError> {
-        const K: &str = "rest_api.cors";
-        let origins_text = strings(&format!("{K}.origins"), cors.origins.as_ref())?
-            .unwrap_or_else(|| vec!["*".into()]);
-        let origins = origins_text
-            .iter()
-            .map(|o| Pattern::new(&format!("{K}.origins"), o))
-            .collect::<Result<Vec<_>, _>>()?;
-        let wildcard = origins_text.iter().any(|o| o == "*" || o == ".*");
-        let allow_headers = cors
-            .allow_headers
-            .iter()
-            .map(|h| Pattern::new(&format!("{K}.allow_headers"), h))
-            .collect::<Result<Vec<_>, _>>()?;
-        let methods: Vec<String> = strings(&format!("{K}.methods"), cors.methods.as_ref())?
+        let origins =
+            strings("origins", cors.origins.as_ref())?.unwrap_or_else(|| vec!["*".into()]);
+        let origins = if origins.iter().any(|o| is_any(o)) {
+            None
+        } else {
+            Some(
+                origins
+                    .iter()
+                    .map(|o| Pattern::new(o))
+                    .collect::<Result<Arc<[_]>, _>>()?,
+            )
+        };
+        let allow_headers = if cors.allow_headers.iter().any(|h| is_any(h)) {
+            None
+        } else if let Some(h) = cors.allow_headers.iter().find(|h| probably_regex(h)) {
+            return Err(error(
+                "allow_headers",
+                format!("{h:?}: patterns are not supported, only header names or \"*\""),
+            ));
+        } else {
+            Some(header_names("allow_headers", &cors.allow_headers)?)
+        };
+        let methods = strings("methods", cors.methods.as_ref())?
             .unwrap_or_else(|| ALL_METHODS.iter().map(|m| m.to_string()).collect())
-            .into_iter()
-            .map(|m| m.to_ascii_uppercase())
-            .collect();
-        let mut expose = strings(&format!("{K}.expose_headers"), cors.expose_headers.as_ref())?
-            .unwrap_or_default();
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| error("methods", format!("{m:?} is not a method")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut expose =
+            strings("expose_headers", cors.expose_headers.as_ref())?.unwrap_or_default();
         expose.push(ALWAYS_EXPOSED.into());
         let max_age = match &cors.max_age {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                return Err(error(
-                    &format!("{K}.max_age"),
-                    format!("expected seconds, got {other}"),
-                ))
-            }
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            Some(_) => None,
         };
-        let max_age = max_age
-            .map(|m| HeaderValue::from_str(&m).map_err(|e| error(&format!("{K}.max_age"), e)))
-            .transpose()?;
+        if max_age.is_none() && !matches!(cors.max_age, None | Some(Value::Null)) {
+            return Err(error("max_age", "expected a whole number of seconds"));
+        }
+        let supports_credentials = boolean(
+            "supports_credentials",
+            cors.supports_credentials.as_ref(),
+            false,
+        )?;
+        let send_wildcard = boolean("send_wildcard", cors.send_wildcard.as_ref(), false)?;
+        if supports_credentials && send_wildcard && origins.is_none() {
+            // Forbidden by the CORS specification; Flask-CORS refuses it too.
+            return Err(error(
+                "supports_credentials",
+                "cannot be true with send_wildcard and any origin (\"*\")",
+            ));
+        }
+        // Type-checked only: `actix-cors` never answers a request without `Origin` with CORS
+        // headers, as Flask-CORS's `always_send: false` (docs/compatibility.md).
+        boolean("always_send", cors.always_send.as_ref(), true)?;
         Ok(CorsPolicy {
-            listed_origins: {
-                let mut listed: Vec<String> = origins_text
-                    .iter()
-                    .filter(|o| !probably_regex(o))
-                    .cloned()
-                    .collect();
-                listed.sort();
-                listed
-            },
             origins,
-            wildcard,
             allow_headers,
-            allow_methods: joined(&format!("{K}.methods"), methods.clone())?,
             methods,
-            expose_headers: joined(&format!("{K}.expose_headers"), expose)?,
-            supports_credentials: boolean(
-                &format!("{K}.supports_credentials"),
-                cors.supports_credentials.as_ref(),
-                false,
-            )?,
+            expose_headers: header_names("expose_headers", &expose)?,
+            supports_credentials,
             max_age,
-            send_wildcard: boolean(
-                &format!("{K}.send_wildcard"),
-                cors.send_wildcard.as_ref(),
-                false,
-            )?,
-            vary_header: boolean(&format!("{K}.vary_header"), cors.vary_header.as_ref(), true)?,
-            always_send: boolean(&format!("{K}.always_send"), cors.always_send.as_ref(), true)?,
+            send_wildcard,
+            vary_header: boolean("vary_header", cors.vary_header.as_ref(), true)?,
         })
     }
 
-    /// The `Access-Control-Allow-Origin` values for a request's `Origin` (none: no CORS
-    /// headers at all).
-    fn allowed_origins(&self, origin: Option<&str>) -> Vec<String> {
-        match origin {
-            Some(_) if self.wildcard && self.send_wildcard => vec!["*".into()],
-            Some(origin) if self.origins.iter().any(|p| p.matches(origin)) => {
-                vec![origin.to_string()]
+    fn build(&self) -> actix_cors::Cors {
+        // Flask-CORS never refuses a request: another origin just gets no CORS headers.
+        let mut cors = actix_cors::Cors::default()
+            .block_on_origin_mismatch(false)
+            .allowed_methods(self.methods.clone())
+            .expose_headers(self.expose_headers.clone())
+            .max_age(self.max_age);
+        cors = match &self.origins {
+            None => cors.allow_any_origin(),
+            Some(patterns) => {
+                let patterns = patterns.clone();
+                cors.allowed_origin_fn(move |origin, _| {
+                    origin
+                        .to_str()
+                        .is_ok_and(|o| patterns.iter().any(|p| p.matches(o)))
+                })
             }
-            Some(_) => Vec::new(),
-            None if !self.always_send => Vec::new(),
-            None if self.wildcard => {
-                if self.supports_credentials {
-                    Vec::new()
-                } else {
-                    vec!["*".into()]
-                }
-            }
-            None => self.listed_origins.clone(),
-        }
-    }
-
-    /// The CORS headers of the answer to a request (`method`, `request` its headers).
-    pub fn headers(&self, method: &Method, request: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-        let text = |name: &HeaderName| request.get(name).and_then(|v| v.to_str().ok());
-        let origins = self.allowed_origins(text(&header::ORIGIN));
-        let mut out = Vec::new();
-        for origin in &origins {
-            if let Ok(v) = HeaderValue::from_str(origin) {
-                out.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, v));
-            }
-        }
-        if out.is_empty() {
-            return out;
-        }
-        out.push((
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            self.expose_headers.clone(),
-        ));
+        };
+        cors = match &self.allow_headers {
+            None => cors.allow_any_header(),
+            Some(names) => cors.allowed_headers(names.clone()),
+        };
         if self.supports_credentials {
-            out.push((
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            ));
+            cors = cors.supports_credentials();
         }
-        let requested_method = text(&header::ACCESS_CONTROL_REQUEST_METHOD)
-            .map(str::to_ascii_uppercase)
-            .filter(|m| !m.is_empty());
-        if *method == Method::OPTIONS && requested_method.is_some_and(|m| self.methods.contains(&m))
-        {
-            if let Some(allowed) = text(&header::ACCESS_CONTROL_REQUEST_HEADERS)
-                .map(|requested| self.allowed_request_headers(requested))
-                .filter(|a| !a.is_empty())
-                .and_then(|a| HeaderValue::from_str(&a).ok())
-            {
-                out.push((header::ACCESS_CONTROL_ALLOW_HEADERS, allowed));
-            }
-            if let Some(max_age) = &self.max_age {
-                out.push((header::ACCESS_CONTROL_MAX_AGE, max_age.clone()));
-            }
-            out.push((
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                self.allow_methods.clone(),
-            ));
+        if self.send_wildcard {
+            cors = cors.send_wildcard();
         }
-        let echoed = origins.iter().all(|o| o != "*");
-        let varies = self.origins.len() > 1
-            || origins.len() > 1
-            || self.origins.iter().any(Pattern::is_regex);
-        if self.vary_header && echoed && varies {
-            out.push((header::VARY, HeaderValue::from_static("Origin")));
+        if !self.vary_header {
+            cors = cors.disable_vary_header();
         }
-        out
-    }
-
-    /// The requested headers (`Access-Control-Request-Headers`) that `allow_headers` allows,
-    /// sorted, as requested.
-    fn allowed_request_headers(&self, requested: &str) -> String {
-        let mut allowed: Vec<&str> = requested
-            .split(',')
-            .map(str::trim)
-            .filter(|h| self.allow_headers.iter().any(|p| p.matches(h)))
-            .collect();
-        allowed.sort_unstable();
-        allowed.join(", ")
+        cors
     }
 }
 
-/// Middleware: a pre-flight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is
-/// answered here, 200 without a body, as Flask answers `OPTIONS` itself; every other answer
-/// gets its CORS headers. Without a [`CorsPolicy`] in the application's data (`enabled: false`),
-/// nothing is added.
-pub async fn cors(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let Some(policy) = req.app_data::<web::Data<CorsPolicy>>().cloned() else {
-        return next.call(req).await.map(|r| r.map_into_left_body());
-    };
-    let headers = policy.headers(req.method(), req.headers());
-    let preflight = *req.method() == Method::OPTIONS
-        && req.headers().contains_key(header::ORIGIN)
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut res = if preflight {
-        let mut answer = HttpResponse::Ok();
-        answer.insert_header((header::ALLOW, policy.allow_methods.clone()));
-        req.into_response(answer.finish()).map_into_right_body()
-    } else {
-        next.call(req).await?.map_into_left_body()
-    };
-    let response_headers = res.headers_mut();
-    for (name, value) in headers {
-        response_headers.append(name, value);
-    }
-    Ok(res)
+/// The CORS middleware of a worker: `None` (`rest_api.cors.enabled: false`) adds nothing.
+pub fn middleware(policy: Option<&CorsPolicy>) -> Condition<actix_cors::Cors> {
+    Condition::new(
+        policy.is_some(),
+        policy.map_or_else(actix_cors::Cors::default, CorsPolicy::build),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::HeaderMap;
+    use actix_web::test as web_test;
+    use actix_web::{web, App, HttpResponse};
     use serde_json::json;
 
-    fn policy(patch: Value) -> CorsPolicy {
-        let mut cors = Cors::default();
+    fn config(patch: Value) -> Cors {
+        let mut c = serde_json::to_value(Cors::default()).unwrap();
         for (k, v) in patch.as_object().unwrap() {
-            match k.as_str() {
-                "origins" => cors.origins = Some(v.clone()),
-                "send_wildcard" => cors.send_wildcard = Some(v.clone()),
-                "supports_credentials" => cors.supports_credentials = Some(v.clone()),
-                "max_age" => cors.max_age = Some(v.clone()),
-                "expose_headers" => cors.expose_headers = Some(v.clone()),
-                "methods" => cors.methods = Some(v.clone()),
-                "allow_headers" => cors.allow_headers = serde_json::from_value(v.clone()).unwrap(),
-                other => panic!("{other}"),
-            }
+            c[k] = v.clone();
         }
-        CorsPolicy::from_config(&cors).unwrap()
+        serde_json::from_value(c).unwrap()
     }
 
-    fn answer(p: &CorsPolicy, method: Method, headers: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
+    /// The answer's headers to `method /` with `headers`, and its status.
+    async fn answer(patch: Value, method: Method, headers: &[(&str, &str)]) -> (u16, HeaderMap) {
+        let policy = CorsPolicy::from_config(&config(patch)).unwrap();
+        let app = web_test::init_service(
+            App::new()
+                .wrap(middleware(Some(&policy)))
+                .route("/", web::to(HttpResponse::Ok)),
+        )
+        .await;
+        let mut req = web_test::TestRequest::default().method(method);
+        for h in headers {
+            req = req.insert_header(*h);
+        }
+        let res = web_test::call_service(&app, req.to_request()).await;
+        (res.status().as_u16(), res.headers().clone())
+    }
+
+    fn get<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+        h.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[actix_web::test]
+    async fn origins_match_as_flask_cors_and_others_are_served_without_cors() {
+        let origins = json!({"origins": ["https://Good.example", "https://.*\\.wazo\\.io"]});
+        for origin in ["https://good.example", "https://a.WAZO.io"] {
+            let (status, h) = answer(origins.clone(), Method::GET, &[("origin", origin)]).await;
+            assert_eq!(status, 200);
+            assert_eq!(get(&h, "access-control-allow-origin"), Some(origin));
+            assert!(get(&h, "vary").unwrap().contains("Origin"));
+            assert_eq!(
+                get(&h, "access-control-expose-headers"),
+                Some("wazo-sessions-revoked")
             );
         }
-        p.headers(&method, &map)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-            .collect()
+        for origin in ["https://evil.example", "https://good.example.evil"] {
+            let (status, h) = answer(origins.clone(), Method::GET, &[("origin", origin)]).await;
+            assert_eq!(status, 200);
+            assert_eq!(get(&h, "access-control-allow-origin"), None);
+        }
+        let (status, h) = answer(json!({}), Method::GET, &[("origin", "http://x")]).await;
+        assert_eq!(
+            (status, get(&h, "access-control-allow-origin")),
+            (200, Some("http://x"))
+        );
     }
 
-    fn get<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    #[test]
-    fn the_default_echoes_any_origin_and_allows_the_wazo_headers() {
-        let p = policy(json!({}));
-        let pre = answer(
-            &p,
+    #[actix_web::test]
+    async fn preflights_and_options() {
+        let pre = [
+            ("origin", "http://x"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "x-auth-token"),
+        ];
+        let (status, h) = answer(
+            json!({"send_wildcard": true, "max_age": "600", "expose_headers": ["X-A"],
+                   "methods": ["get", "post"], "vary_header": false}),
             Method::OPTIONS,
-            &[
-                ("origin", "https://app.example.com"),
-                ("access-control-request-method", "post"),
-                (
-                    "access-control-request-headers",
-                    "X-Auth-Token, content-type, X-Other, Wazo-Tenant",
-                ),
-            ],
-        );
+            &pre,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(get(&h, "access-control-allow-origin"), Some("*"));
+        assert_eq!(get(&h, "access-control-max-age"), Some("600"));
+        assert_eq!(get(&h, "access-control-allow-credentials"), None);
+        assert_eq!(get(&h, "vary"), None);
+        let mut methods: Vec<&str> = get(&h, "access-control-allow-methods")
+            .unwrap()
+            .split(", ")
+            .collect();
+        methods.sort_unstable();
+        assert_eq!(methods, ["GET", "POST"]);
+        // Any header.
+        let (status, h) = answer(json!({"allow_headers": ["*"]}), Method::OPTIONS, &pre).await;
+        assert_eq!(status, 200);
         assert_eq!(
-            get(&pre, "access-control-allow-origin"),
-            Some("https://app.example.com")
+            get(&h, "access-control-allow-headers"),
+            Some("x-auth-token")
         );
-        assert_eq!(
-            get(&pre, "access-control-allow-headers"),
-            Some("Wazo-Tenant, X-Auth-Token, content-type")
-        );
-        assert_eq!(
-            get(&pre, "access-control-allow-methods"),
-            Some("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT")
-        );
-        assert_eq!(get(&pre, "vary"), Some("Origin"));
-        assert_eq!(get(&pre, "access-control-max-age"), None);
-        assert_eq!(get(&pre, "access-control-allow-credentials"), None);
-        let simple = answer(&p, Method::GET, &[("origin", "http://x")]);
-        assert_eq!(
-            get(&simple, "access-control-allow-origin"),
-            Some("http://x")
-        );
-        assert_eq!(
-            get(&simple, "access-control-expose-headers"),
-            Some("Wazo-Sessions-Revoked")
-        );
-        assert_eq!(get(&simple, "access-control-allow-methods"), None);
-        // No Origin: `*` (always_send).
-        let none = answer(&p, Method::GET, &[]);
-        assert_eq!(get(&none, "access-control-allow-origin"), Some("*"));
-        assert_eq!(get(&none, "vary"), None);
-        // A method not allowed: no pre-flight headers.
-        let p = policy(json!({"methods": ["GET"]}));
-        let pre = answer(
-            &p,
-            Method::OPTIONS,
-            &[
-                ("origin", "http://x"),
-                ("access-control-request-method", "PUT"),
-            ],
-        );
-        assert_eq!(get(&pre, "access-control-allow-origin"), Some("http://x"));
-        assert_eq!(get(&pre, "access-control-allow-methods"), None);
+        // A header not allowed: the pre-flight fails.
+        let (status, h) = answer(json!({"allow_headers": ["X-B"]}), Method::OPTIONS, &pre).await;
+        assert_eq!(status, 400);
+        assert_eq!(get(&h, "access-control-allow-origin"), None);
     }
 
     #[test]
-    fn listed_origins_patterns_and_options() {
-        let p = policy(json!({"origins": ["https://Good.example", "https://.*\\.wazo\\.io"]}));
-        let allowed = answer(&p, Method::GET, &[("origin", "https://good.example")]);
-        assert_eq!(
-            get(&allowed, "access-control-allow-origin"),
-            Some("https://good.example")
-        );
-        assert_eq!(get(&allowed, "vary"), Some("Origin"));
-        let pattern = answer(&p, Method::GET, &[("origin", "https://a.wazo.io")]);
-        assert_eq!(
-            get(&pattern, "access-control-allow-origin"),
-            Some("https://a.wazo.io")
-        );
-        assert!(answer(&p, Method::GET, &[("origin", "https://evil.example")]).is_empty());
-        assert!(answer(&p, Method::GET, &[("origin", "https://good.example.evil")]).is_empty());
-        let none = answer(&p, Method::GET, &[]);
-        assert_eq!(
-            get(&none, "access-control-allow-origin"),
-            Some("https://Good.example")
-        );
-
-        let p = policy(json!({"origins": "https://one.example"}));
-        let one = answer(&p, Method::GET, &[("origin", "https://one.example")]);
-        assert_eq!(get(&one, "vary"), None);
-
-        let p = policy(json!({"send_wildcard": true, "supports_credentials": true,
-                              "max_age": 600, "expose_headers": ["X-A"]}));
-        let pre = answer(
-            &p,
-            Method::OPTIONS,
-            &[
-                ("origin", "http://x"),
-                ("access-control-request-method", "GET"),
-            ],
-        );
-        assert_eq!(get(&pre, "access-control-allow-origin"), Some("*"));
-        assert_eq!(get(&pre, "access-control-allow-credentials"), Some("true"));
-        assert_eq!(get(&pre, "access-control-max-age"), Some("600"));
-        assert_eq!(
-            get(&pre, "access-control-expose-headers"),
-            Some("Wazo-Sessions-Revoked, X-A")
-        );
-        assert_eq!(get(&pre, "access-control-allow-headers"), None);
-        assert_eq!(get(&pre, "vary"), None);
-
-        let mut bad = Cors {
-            origins: Some(json!(["(unclosed"])),
-            ..Cors::default()
-        };
-        assert_eq!(
-            CorsPolicy::from_config(&bad).unwrap_err().key,
-            "rest_api.cors.origins"
-        );
-        bad.origins = Some(json!(5));
-        assert!(CorsPolicy::from_config(&bad).is_err());
+    fn unusable_values_name_their_key() {
+        for (patch, key) in [
+            (json!({"origins": ["(unclosed"]}), "origins"),
+            (json!({"origins": 5}), "origins"),
+            (json!({"allow_headers": ["X-.*"]}), "allow_headers"),
+            (json!({"allow_headers": ["a b"]}), "allow_headers"),
+            (json!({"methods": ["G T"]}), "methods"),
+            (json!({"expose_headers": ["a:b"]}), "expose_headers"),
+            (json!({"max_age": -1}), "max_age"),
+            (json!({"max_age": "soon"}), "max_age"),
+            (json!({"always_send": "yes"}), "always_send"),
+            (
+                json!({"send_wildcard": true, "supports_credentials": true}),
+                "supports_credentials",
+            ),
+        ] {
+            let e = CorsPolicy::from_config(&config(patch.clone())).unwrap_err();
+            assert_eq!(e.key, format!("rest_api.cors.{key}"), "{patch}");
+        }
+        let ok = json!({"send_wildcard": true, "supports_credentials": true,
+                        "origins": "https://a.example"});
+        assert!(CorsPolicy::from_config(&config(ok)).is_ok());
     }
 }
