@@ -1,18 +1,14 @@
 //! CORS by the `actix-cors` crate, set up from `rest_api.cors` (the original's Flask-CORS
-//! options). This module only reads and checks the configuration; the protocol (pre-flights,
-//! response headers) is the crate's. Where it differs from Flask-CORS, see the CORS section of
-//! docs/compatibility.md.
-//!
+//! options): this module only reads and checks the configuration, the protocol is the crate's.
 //! Origins match as Flask-CORS matches them: `*` (or `.*`) is any origin, an entry with a
-//! regular-expression character (`*\]?$^[()`) is a regular expression matched from the start,
-//! case-insensitively, and the others compare case-insensitively. A request from another origin
-//! is served, without `Access-Control-Allow-Origin` (its browser then refuses the answer).
-//! `Wazo-Sessions-Revoked` is always exposed (an extension of this server).
+//! regular-expression character (`*\]?$^[()`) is a pattern matched from the start, the others
+//! are compared; case-insensitively. Another origin is served, without CORS headers (its
+//! browser refuses the answer). `Wazo-Sessions-Revoked` is always exposed. The differences from
+//! Flask-CORS are listed in the CORS section of docs/compatibility.md.
 
 use std::sync::Arc;
 
-use actix_web::http::header::HeaderName;
-use actix_web::http::Method;
+use actix_web::http::{header::HeaderName, Method};
 use actix_web::middleware::Condition;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
@@ -40,37 +36,11 @@ fn error(key: &str, detail: impl std::fmt::Display) -> CorsConfigError {
 }
 
 /// Flask-CORS's default `methods`.
-const ALL_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"];
-/// Exposed to browsers whatever the configuration (an extension of this server).
-const ALWAYS_EXPOSED: &str = "Wazo-Sessions-Revoked";
+const ALL_METHODS: &str = "GET HEAD POST OPTIONS PUT PATCH DELETE";
 
-/// An allowed origin.
-#[derive(Debug)]
-enum Pattern {
-    /// Compared case-insensitively.
-    Exact(String),
-    /// Matched from the start, case-insensitively.
-    Regex(Regex),
-}
-
-impl Pattern {
-    fn new(text: &str) -> Result<Pattern, CorsConfigError> {
-        if !probably_regex(text) {
-            return Ok(Pattern::Exact(text.to_string()));
-        }
-        RegexBuilder::new(&format!("^(?:{text})"))
-            .case_insensitive(true)
-            .build()
-            .map(Pattern::Regex)
-            .map_err(|e| error("origins", format!("invalid pattern {text:?}: {e}")))
-    }
-
-    fn matches(&self, value: &str) -> bool {
-        match self {
-            Pattern::Exact(p) => p.eq_ignore_ascii_case(value),
-            Pattern::Regex(r) => r.is_match(value),
-        }
-    }
+/// Flask-CORS's "any" (it rewrites `*` to `.*`).
+fn is_any(text: &str) -> bool {
+    text == "*" || text == ".*"
 }
 
 /// Flask-CORS's test for a regular expression.
@@ -78,32 +48,35 @@ fn probably_regex(text: &str) -> bool {
     text.contains(['*', '\\', ']', '?', '$', '^', '[', '(', ')'])
 }
 
-/// Flask-CORS's "any": `*`, which it rewrites to `.*`.
-fn is_any(text: &str) -> bool {
-    text == "*" || text == ".*"
+/// An entry of `origins` as a case-insensitive regular expression matching what it allows.
+fn origin_pattern(entry: &str) -> Result<Regex, CorsConfigError> {
+    let pattern = if probably_regex(entry) {
+        format!("^(?:{entry})")
+    } else {
+        format!("^{}$", regex::escape(entry))
+    };
+    RegexBuilder::new(&pattern)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| error("origins", format!("invalid pattern {entry:?}: {e}")))
 }
 
 /// A string or a list of strings (Flask-CORS accepts both); `None` when absent.
-fn strings(key: &str, value: Option<&Value>) -> Result<Option<Vec<String>>, CorsConfigError> {
+fn strings(key: &str, value: &Option<Value>) -> Result<Option<Vec<String>>, CorsConfigError> {
+    let expected = |v: &Value| error(key, format!("expected a string or strings, got {v}"));
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(error(key, format!("expected strings, got {other}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| expected(v)))
+            .collect::<Result<_, _>>()
             .map(Some),
-        Some(other) => Err(error(
-            key,
-            format!("expected a string or a list of strings, got {other}"),
-        )),
+        Some(other) => Err(expected(other)),
     }
 }
 
-fn boolean(key: &str, value: Option<&Value>, default: bool) -> Result<bool, CorsConfigError> {
+fn boolean(key: &str, value: &Option<Value>, default: bool) -> Result<bool, CorsConfigError> {
     match value {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
@@ -111,137 +84,107 @@ fn boolean(key: &str, value: Option<&Value>, default: bool) -> Result<bool, Cors
     }
 }
 
-fn header_names(key: &str, names: &[String]) -> Result<Vec<HeaderName>, CorsConfigError> {
-    names
+/// `items` parsed by `parse` (header names, methods); `Err` names an unusable one.
+fn parse_all<T, E>(
+    key: &str,
+    items: &[String],
+    parse: impl Fn(&[u8]) -> Result<T, E>,
+) -> Result<Vec<T>, CorsConfigError> {
+    let unusable = |i: &String| error(key, format!("{i:?} is not a valid name"));
+    items
         .iter()
-        .map(|h| {
-            HeaderName::from_bytes(h.as_bytes())
-                .map_err(|_| error(key, format!("{h:?} is not a header name")))
-        })
+        .map(|i| parse(i.as_bytes()).map_err(|_| unusable(i)))
         .collect()
 }
 
-/// The checked `rest_api.cors` configuration, from which each worker builds its middleware.
-#[derive(Debug, Clone)]
-pub struct CorsPolicy {
-    /// `None`: any origin.
-    origins: Option<Arc<[Pattern]>>,
-    /// `None`: any header.
-    allow_headers: Option<Vec<HeaderName>>,
-    methods: Vec<Method>,
-    expose_headers: Vec<HeaderName>,
-    supports_credentials: bool,
-    max_age: Option<usize>,
-    send_wildcard: bool,
-    vary_header: bool,
-}
+/// The checked `rest_api.cors`: it builds each worker's middleware (which cannot be shared
+/// between threads).
+#[derive(Clone)]
+pub struct CorsPolicy(Arc<dyn Fn() -> actix_cors::Cors + Send + Sync>);
 
 impl CorsPolicy {
-    /// The policy of `rest_api.cors`; `Err` names the key of a value it cannot use. Every value
-    /// the crate's builder could refuse is checked here, so the middleware always builds.
-    pub fn from_config(cors: &Cors) -> Result<CorsPolicy, CorsConfigError> {
-        let origins =
-            strings("origins", cors.origins.as_ref())?.unwrap_or_else(|| vec!["*".into()]);
-        let origins = if origins.iter().any(|o| is_any(o)) {
+    /// The policy of `rest_api.cors`; `Err` names the key of a value it cannot use. Whatever
+    /// the crate's builder would refuse is refused here, at startup.
+    pub fn from_config(c: &Cors) -> Result<CorsPolicy, CorsConfigError> {
+        let origins = strings("origins", &c.origins)?.unwrap_or_else(|| vec!["*".into()]);
+        let origins: Option<Vec<Regex>> = if origins.iter().any(|o| is_any(o)) {
             None
         } else {
             Some(
                 origins
                     .iter()
-                    .map(|o| Pattern::new(o))
-                    .collect::<Result<Arc<[_]>, _>>()?,
+                    .map(|o| origin_pattern(o))
+                    .collect::<Result<_, _>>()?,
             )
         };
-        let allow_headers = if cors.allow_headers.iter().any(|h| is_any(h)) {
+        let headers = if c.allow_headers.iter().any(|h| is_any(h)) {
             None
-        } else if let Some(h) = cors.allow_headers.iter().find(|h| probably_regex(h)) {
-            return Err(error(
-                "allow_headers",
-                format!("{h:?}: patterns are not supported, only header names or \"*\""),
-            ));
+        } else if let Some(h) = c.allow_headers.iter().find(|h| probably_regex(h)) {
+            let detail = format!("{h:?}: only header names, or \"*\" for any, are supported");
+            return Err(error("allow_headers", detail));
         } else {
-            Some(header_names("allow_headers", &cors.allow_headers)?)
+            Some(parse_all(
+                "allow_headers",
+                &c.allow_headers,
+                HeaderName::from_bytes,
+            )?)
         };
-        let methods = strings("methods", cors.methods.as_ref())?
-            .unwrap_or_else(|| ALL_METHODS.iter().map(|m| m.to_string()).collect())
-            .iter()
-            .map(|m| {
-                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                    .map_err(|_| error("methods", format!("{m:?} is not a method")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut expose =
-            strings("expose_headers", cors.expose_headers.as_ref())?.unwrap_or_default();
-        expose.push(ALWAYS_EXPOSED.into());
-        let max_age = match &cors.max_age {
+        let methods = strings("methods", &c.methods)?
+            .unwrap_or_else(|| ALL_METHODS.split(' ').map(String::from).collect());
+        let methods = parse_all("methods", &methods, |m| {
+            Method::from_bytes(&m.to_ascii_uppercase())
+        })?;
+        let mut expose = strings("expose_headers", &c.expose_headers)?.unwrap_or_default();
+        expose.push("Wazo-Sessions-Revoked".into());
+        let expose = parse_all("expose_headers", &expose, HeaderName::from_bytes)?;
+        let max_age = match &c.max_age {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            Some(_) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .or_else(|| v.as_str()?.trim().parse().ok())
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| error("max_age", format!("expected seconds, got {v}")))?,
+            ),
         };
-        if max_age.is_none() && !matches!(cors.max_age, None | Some(Value::Null)) {
-            return Err(error("max_age", "expected a whole number of seconds"));
-        }
-        let supports_credentials = boolean(
-            "supports_credentials",
-            cors.supports_credentials.as_ref(),
-            false,
-        )?;
-        let send_wildcard = boolean("send_wildcard", cors.send_wildcard.as_ref(), false)?;
-        if supports_credentials && send_wildcard && origins.is_none() {
-            // Forbidden by the CORS specification; Flask-CORS refuses it too.
-            return Err(error(
-                "supports_credentials",
-                "cannot be true with send_wildcard and any origin (\"*\")",
-            ));
-        }
-        // Type-checked only: `actix-cors` never answers a request without `Origin` with CORS
+        let credentials = boolean("supports_credentials", &c.supports_credentials, false)?;
+        let send_wildcard = boolean("send_wildcard", &c.send_wildcard, false)?;
+        let vary = boolean("vary_header", &c.vary_header, true)?;
+        // Type-checked only: actix-cors answers a request without `Origin` without CORS
         // headers, as Flask-CORS's `always_send: false` (docs/compatibility.md).
-        boolean("always_send", cors.always_send.as_ref(), true)?;
-        Ok(CorsPolicy {
-            origins,
-            allow_headers,
-            methods,
-            expose_headers: header_names("expose_headers", &expose)?,
-            supports_credentials,
-            max_age,
-            send_wildcard,
-            vary_header: boolean("vary_header", cors.vary_header.as_ref(), true)?,
-        })
-    }
-
-    fn build(&self) -> actix_cors::Cors {
-        // Flask-CORS never refuses a request: another origin just gets no CORS headers.
-        let mut cors = actix_cors::Cors::default()
-            .block_on_origin_mismatch(false)
-            .allowed_methods(self.methods.clone())
-            .expose_headers(self.expose_headers.clone())
-            .max_age(self.max_age);
-        cors = match &self.origins {
-            None => cors.allow_any_origin(),
-            Some(patterns) => {
-                let patterns = patterns.clone();
-                cors.allowed_origin_fn(move |origin, _| {
-                    origin
-                        .to_str()
-                        .is_ok_and(|o| patterns.iter().any(|p| p.matches(o)))
-                })
+        boolean("always_send", &c.always_send, true)?;
+        if credentials && send_wildcard && origins.is_none() {
+            // Forbidden by the CORS specification; Flask-CORS refuses it too.
+            let detail = "cannot be true with send_wildcard and any origin (\"*\")";
+            return Err(error("supports_credentials", detail));
+        }
+        Ok(CorsPolicy(Arc::new(move || {
+            // Flask-CORS never refuses a request: another origin only gets no CORS headers.
+            let mut cors = actix_cors::Cors::default()
+                .block_on_origin_mismatch(false)
+                .allowed_methods(methods.clone())
+                .expose_headers(expose.clone())
+                .max_age(max_age);
+            cors = match origins.clone() {
+                None => cors.allow_any_origin(),
+                Some(patterns) => cors.allowed_origin_fn(move |origin, _| {
+                    (origin.to_str()).is_ok_and(|o| patterns.iter().any(|p| p.is_match(o)))
+                }),
+            };
+            cors = match &headers {
+                None => cors.allow_any_header(),
+                Some(names) => cors.allowed_headers(names.clone()),
+            };
+            if credentials {
+                cors = cors.supports_credentials();
             }
-        };
-        cors = match &self.allow_headers {
-            None => cors.allow_any_header(),
-            Some(names) => cors.allowed_headers(names.clone()),
-        };
-        if self.supports_credentials {
-            cors = cors.supports_credentials();
-        }
-        if self.send_wildcard {
-            cors = cors.send_wildcard();
-        }
-        if !self.vary_header {
-            cors = cors.disable_vary_header();
-        }
-        cors
+            if send_wildcard {
+                cors = cors.send_wildcard();
+            }
+            if !vary {
+                cors = cors.disable_vary_header();
+            }
+            cors
+        })))
     }
 }
 
@@ -249,16 +192,14 @@ impl CorsPolicy {
 pub fn middleware(policy: Option<&CorsPolicy>) -> Condition<actix_cors::Cors> {
     Condition::new(
         policy.is_some(),
-        policy.map_or_else(actix_cors::Cors::default, CorsPolicy::build),
+        policy.map_or_else(actix_cors::Cors::default, |p| (p.0)()),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderMap;
-    use actix_web::test as web_test;
-    use actix_web::{web, App, HttpResponse};
+    use actix_web::{test as web_test, web, App, HttpResponse};
     use serde_json::json;
 
     fn config(patch: Value) -> Cors {
@@ -269,88 +210,66 @@ mod tests {
         serde_json::from_value(c).unwrap()
     }
 
-    /// The answer's headers to `method /` with `headers`, and its status.
-    async fn answer(patch: Value, method: Method, headers: &[(&str, &str)]) -> (u16, HeaderMap) {
+    /// The status and CORS headers of the answer to `method /` from `origin`; a pre-flight
+    /// (`OPTIONS`) asks for `GET` and `X-Auth-Token`.
+    async fn answer(patch: Value, method: Method, origin: &str) -> (u16, Vec<String>) {
         let policy = CorsPolicy::from_config(&config(patch)).unwrap();
-        let app = web_test::init_service(
-            App::new()
-                .wrap(middleware(Some(&policy)))
-                .route("/", web::to(HttpResponse::Ok)),
-        )
-        .await;
-        let mut req = web_test::TestRequest::default().method(method);
-        for h in headers {
-            req = req.insert_header(*h);
+        let app = App::new().wrap(middleware(Some(&policy)));
+        let app = web_test::init_service(app.route("/", web::to(HttpResponse::Ok))).await;
+        let mut req = web_test::TestRequest::default().method(method.clone());
+        req = req.insert_header(("origin", origin));
+        if method == Method::OPTIONS {
+            req = req.insert_header(("access-control-request-method", "GET"));
+            req = req.insert_header(("access-control-request-headers", "X-Auth-Token"));
         }
         let res = web_test::call_service(&app, req.to_request()).await;
-        (res.status().as_u16(), res.headers().clone())
-    }
-
-    fn get<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-        h.get(name).and_then(|v| v.to_str().ok())
+        let mut headers: Vec<String> = (res.headers().iter())
+            .filter(|(k, _)| k.as_str().starts_with("access-control-") || *k == "vary")
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        headers.sort();
+        (res.status().as_u16(), headers)
     }
 
     #[actix_web::test]
-    async fn origins_match_as_flask_cors_and_others_are_served_without_cors() {
-        let origins = json!({"origins": ["https://Good.example", "https://.*\\.wazo\\.io"]});
+    async fn the_options_set_the_middleware() {
+        let vary = "vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+        let listed = json!({"origins": ["https://Good.example", "https://.*\\.wazo\\.io"]});
         for origin in ["https://good.example", "https://a.WAZO.io"] {
-            let (status, h) = answer(origins.clone(), Method::GET, &[("origin", origin)]).await;
-            assert_eq!(status, 200);
-            assert_eq!(get(&h, "access-control-allow-origin"), Some(origin));
-            assert!(get(&h, "vary").unwrap().contains("Origin"));
+            let (status, h) = answer(listed.clone(), Method::GET, origin).await;
+            let allowed = format!("access-control-allow-origin: {origin}");
+            let exposed = "access-control-expose-headers: wazo-sessions-revoked";
             assert_eq!(
-                get(&h, "access-control-expose-headers"),
-                Some("wazo-sessions-revoked")
+                (status, h),
+                (200, vec![allowed, exposed.into(), vary.into()])
             );
         }
+        // Another origin is served, without `Access-Control-Allow-Origin`.
         for origin in ["https://evil.example", "https://good.example.evil"] {
-            let (status, h) = answer(origins.clone(), Method::GET, &[("origin", origin)]).await;
+            let (status, h) = answer(listed.clone(), Method::GET, origin).await;
             assert_eq!(status, 200);
-            assert_eq!(get(&h, "access-control-allow-origin"), None);
+            assert!(!h
+                .iter()
+                .any(|h| h.starts_with("access-control-allow-origin")));
         }
-        let (status, h) = answer(json!({}), Method::GET, &[("origin", "http://x")]).await;
-        assert_eq!(
-            (status, get(&h, "access-control-allow-origin")),
-            (200, Some("http://x"))
-        );
-    }
-
-    #[actix_web::test]
-    async fn preflights_and_options() {
-        let pre = [
-            ("origin", "http://x"),
-            ("access-control-request-method", "GET"),
-            ("access-control-request-headers", "x-auth-token"),
+        let options = json!({"send_wildcard": true, "max_age": "600", "methods": ["get"],
+                             "allow_headers": ["*"], "vary_header": false});
+        let (status, h) = answer(options, Method::OPTIONS, "http://x").await;
+        let expected = [
+            "access-control-allow-headers: X-Auth-Token",
+            "access-control-allow-methods: GET",
+            "access-control-allow-origin: *",
+            "access-control-max-age: 600",
         ];
+        assert_eq!((status, h), (200, expected.map(String::from).to_vec()));
+        // A header not allowed: the pre-flight fails.
         let (status, h) = answer(
-            json!({"send_wildcard": true, "max_age": "600", "expose_headers": ["X-A"],
-                   "methods": ["get", "post"], "vary_header": false}),
+            json!({"allow_headers": ["X-B"]}),
             Method::OPTIONS,
-            &pre,
+            "http://x",
         )
         .await;
-        assert_eq!(status, 200);
-        assert_eq!(get(&h, "access-control-allow-origin"), Some("*"));
-        assert_eq!(get(&h, "access-control-max-age"), Some("600"));
-        assert_eq!(get(&h, "access-control-allow-credentials"), None);
-        assert_eq!(get(&h, "vary"), None);
-        let mut methods: Vec<&str> = get(&h, "access-control-allow-methods")
-            .unwrap()
-            .split(", ")
-            .collect();
-        methods.sort_unstable();
-        assert_eq!(methods, ["GET", "POST"]);
-        // Any header.
-        let (status, h) = answer(json!({"allow_headers": ["*"]}), Method::OPTIONS, &pre).await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            get(&h, "access-control-allow-headers"),
-            Some("x-auth-token")
-        );
-        // A header not allowed: the pre-flight fails.
-        let (status, h) = answer(json!({"allow_headers": ["X-B"]}), Method::OPTIONS, &pre).await;
-        assert_eq!(status, 400);
-        assert_eq!(get(&h, "access-control-allow-origin"), None);
+        assert_eq!((status, h), (400, vec![]));
     }
 
     #[test]
@@ -370,7 +289,9 @@ mod tests {
                 "supports_credentials",
             ),
         ] {
-            let e = CorsPolicy::from_config(&config(patch.clone())).unwrap_err();
+            let e = CorsPolicy::from_config(&config(patch.clone()))
+                .err()
+                .unwrap();
             assert_eq!(e.key, format!("rest_api.cors.{key}"), "{patch}");
         }
         let ok = json!({"send_wildcard": true, "supports_credentials": true,
