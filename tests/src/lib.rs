@@ -867,6 +867,17 @@ impl Server {
         self.request("POST", "/0.1/token", &headers, Some(body.as_bytes()))
     }
 
+    /// A login with a refresh token (`POST /0.1/token` with `refresh_token` and `client_id`).
+    pub fn refresh_login(&self, refresh_token: &str, client_id: &str) -> Resp {
+        let body = json!({"refresh_token": refresh_token, "client_id": client_id}).to_string();
+        self.request(
+            "POST",
+            "/0.1/token",
+            &[("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        )
+    }
+
     pub fn alice_token(&self, extra: Value) -> String {
         let mut body = json!({"backend": "example_static"});
         merge(&mut body, &extra);

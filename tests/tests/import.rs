@@ -513,19 +513,6 @@ fn items_by_uuid(listing: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-fn refresh_login(server: &Server, refresh_token: &str, client_id: &str) -> Resp {
-    server.request(
-        "POST",
-        "/0.1/token",
-        &[("Content-Type", "application/json")],
-        Some(
-            json!({"refresh_token": refresh_token, "client_id": client_id})
-                .to_string()
-                .as_bytes(),
-        ),
-    )
-}
-
 /// The administrator of the fixture (master tenant, policy `#`), named in its README.
 fn fixture_admin(server: &Server) -> String {
     server.user_token("admin", "adminpass")
@@ -965,13 +952,13 @@ fn assert_live_tokens(m: &Value, server: &Server) {
 /// Every refresh token of the original logs in, with the ACL the original gave.
 fn assert_refresh_tokens(m: &Value, server: &Server) {
     for rt in m["refresh_tokens"].as_array().unwrap() {
-        let r = refresh_login(server, s(&rt["refresh_token"]), s(&rt["client_id"]));
+        let r = server.refresh_login(s(&rt["refresh_token"]), s(&rt["client_id"]));
         assert_eq!(r.status, 200, "refresh token of {}: {}", rt["user"], r.body);
         let d = &r.json()["data"];
         assert_eq!(d["auth_id"], m["users"][s(&rt["user"])]["uuid"]);
         assert_eq!(acl_set(&d["acl"]), acl_set(&rt["acl"]), "{}", rt["user"]);
         // The right token with another client id is not a login.
-        let r = refresh_login(server, s(&rt["refresh_token"]), "another-client");
+        let r = server.refresh_login(s(&rt["refresh_token"]), "another-client");
         assert_eq!(r.status, 401, "{}", r.body);
     }
 }
@@ -1561,7 +1548,7 @@ fn bad_source_rows_are_skipped_and_listed_and_the_rest_is_imported() {
     }
     let r = server.get(&format!("/0.1/token/{token}"));
     assert_eq!(r.status, 404, "the skipped token: {}", r.body);
-    let r = refresh_login(&server, &refresh, "bad-client");
+    let r = server.refresh_login(&refresh, "bad-client");
     assert_eq!(r.status, 401, "the skipped refresh token: {}", r.body);
 }
 

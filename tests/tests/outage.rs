@@ -43,19 +43,6 @@ fn head_status(s: &Server) -> u16 {
     s.request("HEAD", "/0.1/status", &[], None).status
 }
 
-fn refresh_login(s: &Server, refresh_token: &str, client_id: &str) -> Resp {
-    s.request(
-        "POST",
-        "/0.1/token",
-        &[("Content-Type", "application/json")],
-        Some(
-            json!({"refresh_token": refresh_token, "client_id": client_id})
-                .to_string()
-                .as_bytes(),
-        ),
-    )
-}
-
 /// A 503 with the storage error body, answered within [`ANSWER_WITHIN`].
 fn assert_unavailable(what: &str, (r, took): (Resp, Duration)) -> Duration {
     assert_eq!(
@@ -172,7 +159,7 @@ fn database_outage_answers_503_then_recovers_without_restart() {
     eprintln!("password login: {} in {took:?}", r.status);
     let took = assert_unavailable(
         "refresh-token login",
-        timed(|| refresh_login(&s, &refresh_token, "outage-app")),
+        timed(|| s.refresh_login(&refresh_token, "outage-app")),
     );
     eprintln!("refresh-token login: 503 in {took:?}");
     let took = assert_unavailable(
@@ -215,7 +202,7 @@ fn database_outage_answers_503_then_recovers_without_restart() {
                     let (r, took) = timed(|| match i % 4 {
                         0 => check_token(s, user_token),
                         1 => s.call("GET", "/0.1/users", admin, None, None),
-                        2 => refresh_login(s, refresh_token, "outage-app"),
+                        2 => s.refresh_login(refresh_token, "outage-app"),
                         _ => s.login("outage-u", "pw", json!({})),
                     });
                     (i, r.status, took)
@@ -281,7 +268,7 @@ fn database_outage_answers_503_then_recovers_without_restart() {
         .collect();
     assert!(names.contains(&"outage-u"), "{names:?}");
     assert!(!names.contains(&"during-outage"), "{names:?}");
-    let r = refresh_login(&s, &refresh_token, "outage-app");
+    let r = s.refresh_login(&refresh_token, "outage-app");
     assert_eq!(
         r.status, 200,
         "refresh token lost in the outage: {}",
@@ -409,7 +396,7 @@ fn frozen_database_answers_503_within_the_timeout() {
     assert!(took < ANSWER_WITHIN, "HEAD /status took {took:?}");
     let took = assert_unavailable(
         "refresh-token login",
-        timed(|| refresh_login(&s, &refresh_token, "frozen-app")),
+        timed(|| s.refresh_login(&refresh_token, "frozen-app")),
     );
     eprintln!("frozen: refresh-token login 503 in {took:?}");
     // An uncached token needs the database.
@@ -422,7 +409,7 @@ fn frozen_database_answers_503_within_the_timeout() {
             .map(|_| {
                 let (s, refresh_token) = (&s, &refresh_token);
                 scope.spawn(move || {
-                    let (r, took) = timed(|| refresh_login(s, refresh_token, "frozen-app"));
+                    let (r, took) = timed(|| s.refresh_login(refresh_token, "frozen-app"));
                     (r.status, took)
                 })
             })
@@ -443,7 +430,7 @@ fn frozen_database_answers_503_within_the_timeout() {
         head_status(&s)
     });
     eprintln!("thawed: HEAD /status 200 after {recovered:?}");
-    let r = refresh_login(&s, &refresh_token, "frozen-app");
+    let r = s.refresh_login(&refresh_token, "frozen-app");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(s.is_running());
     assert!(!s.log().contains("panicked"));

@@ -15,19 +15,6 @@ fn offline(s: &Server, user: &str, client_id: &str, mobile: bool) -> Resp {
     s.offline_login(user, client_id, mobile)
 }
 
-fn refresh(s: &Server, refresh_token: &str, client_id: &str) -> Resp {
-    s.request(
-        "POST",
-        "/0.1/token",
-        &[("Content-Type", "application/json")],
-        Some(
-            json!({"refresh_token": refresh_token, "client_id": client_id})
-                .to_string()
-                .as_bytes(),
-        ),
-    )
-}
-
 fn data(r: &Resp) -> Value {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["data"].clone()
@@ -58,19 +45,20 @@ fn offline_and_refresh_token_logins() {
     );
 
     // Refresh-token login: no password, no refresh_token key in the answer.
-    let r = refresh(&s, &rt, "my-app");
+    let r = s.refresh_login(&rt, "my-app");
     let d = data(&r);
     assert!(d.get("refresh_token").is_none());
     assert_eq!(d["auth_id"], Value::from(u.clone()));
     assert_eq!(d["metadata"]["uuid"], Value::from(u.clone()));
     assert_eq!(r.header("Wazo-Sessions-Revoked"), Some("0"));
     // Wrong client, unknown token, garbage: 401.
-    assert_eq!(refresh(&s, &rt, "other-app").status, 401);
+    assert_eq!(s.refresh_login(&rt, "other-app").status, 401);
     assert_eq!(
-        refresh(&s, &uuid::Uuid::new_v4().to_string(), "my-app").status,
+        s.refresh_login(&uuid::Uuid::new_v4().to_string(), "my-app")
+            .status,
         401
     );
-    assert_eq!(refresh(&s, "' OR 1=1 --", "my-app").status, 401);
+    assert_eq!(s.refresh_login("' OR 1=1 --", "my-app").status, 401);
     // A refresh token of another client of the same user is another token.
     let other = data(&offline(&s, "carl", "other-app", false));
     assert_ne!(other["refresh_token"], Value::from(rt.clone()));
@@ -170,7 +158,7 @@ fn deleting_a_refresh_token_revokes_its_sessions() {
         .as_str()
         .unwrap()
         .to_string();
-    let from_refresh = data(&refresh(&s, &rt, "app"))["token"]
+    let from_refresh = data(&s.refresh_login(&rt, "app"))["token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -185,7 +173,7 @@ fn deleting_a_refresh_token_revokes_its_sessions() {
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(s.get(&format!("/0.1/token/{from_refresh}")).status, 404);
     assert_eq!(s.get(&format!("/0.1/token/{unrelated}")).status, 200);
-    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    assert_eq!(s.refresh_login(&rt, "app").status, 401);
     let again = s.call(
         "DELETE",
         &format!("/0.1/users/{u}/tokens/app"),
@@ -234,16 +222,19 @@ fn mobile_logins_keep_one_mobile_client_per_user() {
         404
     );
     assert_eq!(
-        refresh(&s, phone1["refresh_token"].as_str().unwrap(), "phone-1").status,
+        s.refresh_login(phone1["refresh_token"].as_str().unwrap(), "phone-1")
+            .status,
         401
     );
     // The desktop refresh token and the other user's are untouched.
     assert_eq!(
-        refresh(&s, desktop["refresh_token"].as_str().unwrap(), "desktop").status,
+        s.refresh_login(desktop["refresh_token"].as_str().unwrap(), "desktop")
+            .status,
         200
     );
     assert_eq!(
-        refresh(&s, other["refresh_token"].as_str().unwrap(), "phone-1").status,
+        s.refresh_login(other["refresh_token"].as_str().unwrap(), "phone-1")
+            .status,
         200
     );
     // The same mobile client again: a new refresh token, the previous session ended.
@@ -297,16 +288,16 @@ fn refresh_tokens_can_expire() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(refresh(&s, &rt, "app").status, 200);
+    assert_eq!(s.refresh_login(&rt, "app").status, 200);
     std::thread::sleep(Duration::from_millis(2100));
-    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    assert_eq!(s.refresh_login(&rt, "app").status, 401);
     // A new offline login replaces the expired one.
     let rt2 = data(&offline(&s, "brief", "app", false))["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
     assert_ne!(rt, rt2);
-    assert_eq!(refresh(&s, &rt2, "app").status, 200);
+    assert_eq!(s.refresh_login(&rt2, "app").status, 200);
 }
 
 #[test]
@@ -456,7 +447,7 @@ fn disabling_a_user_or_changing_its_password_revokes_refresh_tokens() {
         Some(&json!({"old_password": "pw", "new_password": "pw2"})),
     );
     assert_eq!(r.status, 204, "{}", r.body);
-    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    assert_eq!(s.refresh_login(&rt, "app").status, 401);
     assert_eq!(one(&s.db, "SELECT count(*) FROM auth_refresh_token"), "0");
     // Disabling.
     let r = s.call(
@@ -479,7 +470,7 @@ fn disabling_a_user_or_changing_its_password_revokes_refresh_tokens() {
         Some(&json!({"username": "rev", "enabled": false})),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    assert_eq!(s.refresh_login(&rt, "app").status, 401);
     // Re-enabled, the old refresh token stays dead.
     let r = s.call(
         "PUT",
@@ -489,7 +480,7 @@ fn disabling_a_user_or_changing_its_password_revokes_refresh_tokens() {
         Some(&json!({"username": "rev", "enabled": true})),
     );
     assert_eq!(r.status, 200);
-    assert_eq!(refresh(&s, &rt, "app").status, 401);
+    assert_eq!(s.refresh_login(&rt, "app").status, 401);
 }
 
 /// The check order of these routes: the token first (401, even when a path segment is not a
