@@ -403,3 +403,83 @@ fn plugins_of_several_api_versions_load_together_in_any_order() {
     );
     alice_works(&s);
 }
+
+#[test]
+fn plugin_built_against_frozen_1_1_loads_in_newer_host() {
+    let so = external_plugin("tests/plugins/compat-v1_1", "wazo_auth_test_compat_v1_1");
+    let s = ServerBuilder::new()
+        .plugin(so)
+        .config(enable(&["compat_v1_1"]))
+        .start();
+    let row = s
+        .log()
+        .lines()
+        .find(|l| l.starts_with("compat_v1_1"))
+        .map(String::from)
+        .unwrap_or_else(|| panic!("no row:\n{}", s.log()));
+    assert!(row.contains("1.1.0"), "{row}");
+    assert!(row.trim_end().ends_with("loaded"), "{row}");
+    let r = s.login("old", "pw-old", json!({"backend": "compat_v1_1"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let data = r.json()["data"].clone();
+    assert_eq!(data["auth_id"], "old");
+    assert_eq!(data["acl"], json!(["old.plugin.#"]));
+    assert_eq!(data["metadata"]["built_against"], "1.1");
+    assert_auth_failed(&s.login("old", "wrong", json!({"backend": "compat_v1_1"})));
+    // Its own 1.1 `status` (the default of its copy of the trait) answers healthy.
+    assert_eq!(s.request("HEAD", "/0.1/status", &[], None).status, 200);
+    assert!(s.log().contains("plugin::compat_v1_1"), "{}", s.log());
+}
+
+#[test]
+fn plugins_built_against_1_2_load_and_work_in_newer_host() {
+    let so = external_plugin("tests/plugins/compat-v1_2", "wazo_auth_test_compat_v1_2");
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .plugin(so)
+        .config(enable(&["compat_v1_2"]))
+        .config(json!({"enabled_external_auth_plugins": {"compat12": true}}))
+        .start();
+    for name in ["compat_v1_2", "compat12"] {
+        let row = s
+            .log()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(String::from)
+            .unwrap_or_else(|| panic!("no row for {name}:\n{}", s.log()));
+        assert!(row.contains("1.2.0"), "{row}");
+        assert!(row.trim_end().ends_with("loaded"), "{row}");
+    }
+    let admin = s.admin_token();
+    let u = s.create_user(&admin, "twelve", "pw-twelve", None);
+    // The backend, through the 1.2 user services.
+    let r = s.login("twelve", "pw-twelve", json!({"backend": "compat_v1_2"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let data = r.json()["data"].clone();
+    assert_eq!(data["auth_id"], json!(u));
+    assert_eq!(data["acl"], json!(["compat12.#"]));
+    assert_eq!(data["metadata"]["built_against"], "1.2");
+    assert_auth_failed(&s.login("twelve", "wrong", json!({"backend": "compat_v1_2"})));
+    assert_eq!(s.request("HEAD", "/0.1/status", &[], None).status, 200);
+    // The external-auth plugin, through the 1.2 store services.
+    let path = format!("/0.1/users/{u}/external/compat12");
+    let stored = json!({"shown": 1, "hidden": "secret"});
+    let r = s.call("POST", &path, &admin, None, Some(&stored));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.call("GET", &path, &admin, None, None).json(), stored);
+    let list = s.call("GET", &format!("/0.1/users/{u}/external"), &admin, None, None);
+    let item = list.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "compat12")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", list.body));
+    assert_eq!(item["data"], json!({"shown": 1}));
+    assert_eq!(item["plugin_info"], json!({"built_against": "1.2"}));
+    // PUT is not implemented by this plugin: the 1.2 default answers 405.
+    assert_eq!(s.call("PUT", &path, &admin, None, Some(&stored)).status, 405);
+    assert_eq!(s.call("DELETE", &path, &admin, None, None).status, 204);
+    assert_eq!(s.call("GET", &path, &admin, None, None).status, 404);
+    assert!(s.log().contains("plugin::compat_v1_2"), "{}", s.log());
+}
