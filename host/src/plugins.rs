@@ -597,6 +597,17 @@ impl PluginRegistry {
                     return self.refuse_file(file, &api_version, summarize_library_error(&e));
                 }
             };
+        // 1.3+: a library built with panic = "abort" cannot have its panics caught at the
+        // boundary; one would kill the server. Older libraries do not say (not checked).
+        if module.panic_unwind() == Some(false) {
+            return self.refuse_file(
+                file,
+                &api_version,
+                "was built with panic = \"abort\": one panic in it would kill the server; \
+                 rebuild it with panic = \"unwind\" (the default of Cargo's profiles)"
+                    .into(),
+            );
+        }
         let decls = match (module.backends())() {
             RResult::ROk(d) => d,
             RResult::RErr(e) => {

@@ -11,7 +11,8 @@
 //!
 //! History: 1.0.0 first release; 1.1.0 added [`BackendFfi::status`]; 1.2.0 added the user
 //! services of [`HostServicesFfi`] (`authenticate_user`, `find_user`, `user_acl`), the
-//! external-auth store services, and the `wazo_auth.external_auth` group ([`ExternalAuthFfi`]).
+//! external-auth store services, and the `wazo_auth.external_auth` group ([`ExternalAuthFfi`]);
+//! 1.3.0 added the root-module field `panic_unwind` (see [`PluginModule`]).
 //!
 //! Before changing this file after a release, freeze the released version into
 //! `abi_history/` (see its documentation).
@@ -311,6 +312,11 @@ pub struct PluginModule {
     pub backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
     /// Since 1.2.0. Group `wazo_auth.external_auth` (`None` for older plugins).
     pub external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
+    /// Since 1.3.0. Whether the library was built with `panic = "unwind"` (the export macro
+    /// fills it in with `cfg!(panic = "unwind")`). The host refuses a library that says `false`:
+    /// its panics cannot be caught at the boundary and would abort the whole server. `None` for
+    /// older plugins (not checked).
+    pub panic_unwind: bool,
 }
 
 impl RootModule for PluginModuleRef {
