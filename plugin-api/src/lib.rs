@@ -207,6 +207,42 @@ impl Host {
             .transpose()
     }
 
+    /// Since 1.3, external-auth plugins: publishes `auth_user_external_auth_authorized` for the
+    /// user and this plugin's auth type on the bus (through the host's outbox), e.g. when an
+    /// OAuth2 flow completed. `NOT_FOUND` for an unknown user.
+    pub fn publish_authorized(&self, user_uuid: &str) -> Result<(), PluginError> {
+        self.inner
+            .publish_authorized(user_uuid.into())
+            .into_result()
+    }
+
+    /// Since 1.3, external-auth plugins: this auth type's configuration for a tenant.
+    pub fn external_tenant_config(
+        &self,
+        tenant_uuid: &str,
+    ) -> Result<Option<serde_json::Value>, PluginError> {
+        let found = self
+            .inner
+            .external_tenant_config(tenant_uuid.into())
+            .into_result()?;
+        found
+            .into_option()
+            .map(|t| host_json(t.as_str()))
+            .transpose()
+    }
+
+    /// Since 1.3: the tenant owning a domain name (compared without case), if any.
+    pub fn tenant_by_domain_name(&self, domain_name: &str) -> Result<Option<Tenant>, PluginError> {
+        let found = self
+            .inner
+            .tenant_by_domain_name(domain_name.into())
+            .into_result()?;
+        found
+            .into_option()
+            .map(|t| Tenant::from_json(t.as_str()))
+            .transpose()
+    }
+
     pub(crate) fn ffi(&self) -> &HostServicesBox {
         &self.inner
     }
@@ -257,6 +293,48 @@ impl User {
             authentication_method: need("authentication_method")?,
             tenant_default_authentication_method: s("tenant_default_authentication_method")
                 .unwrap_or_else(|| "native".to_string()),
+        })
+    }
+}
+
+fn host_json(text: &str) -> Result<serde_json::Value, PluginError> {
+    serde_json::from_str(text)
+        .map_err(|e| PluginError::failed(format!("host returned invalid JSON: {e}")))
+}
+
+/// A tenant, as [`Host::tenant_by_domain_name`] returns it (since 1.3). Fields may be added in
+/// later 1.x versions (`#[non_exhaustive]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tenant {
+    pub uuid: String,
+    pub name: Option<String>,
+    pub slug: String,
+    pub parent_uuid: String,
+    pub domain_names: Vec<String>,
+}
+
+impl Tenant {
+    fn from_json(text: &str) -> Result<Tenant, PluginError> {
+        let v = host_json(text)?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+        let need = |k: &str| {
+            s(k).ok_or_else(|| PluginError::failed(format!("host returned a tenant without {k}")))
+        };
+        Ok(Tenant {
+            uuid: need("uuid")?,
+            name: s("name"),
+            slug: need("slug")?,
+            parent_uuid: need("parent_uuid")?,
+            domain_names: v
+                .get("domain_names")
+                .and_then(|x| x.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
