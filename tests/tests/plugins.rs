@@ -64,7 +64,7 @@ fn example_backend_issues_a_token_and_startup_table_lists_plugins() {
         .unwrap_or_else(|| panic!("no table row for example_static:\n{log}"));
     assert!(row.contains("wazo_auth.backends"), "{row}");
     assert!(row.contains("libwazo_auth_example_backend.so"), "{row}");
-    assert!(row.contains("1.2.0"), "{row}");
+    assert!(row.contains("1.3.0"), "{row}");
     assert!(row.trim_end().ends_with("loaded"), "{row}");
 }
 
