@@ -439,6 +439,27 @@ pub(crate) async fn connected_users<C: GenericClient>(
     Ok((count, rows.iter().map(|r| r.get(0)).collect()))
 }
 
+/// Records `auth_user_external_auth_authorized` for a user's data of `auth_type` (an external
+/// flow completed, e.g. an OAuth2 authorization), in the outbox, in one transaction with the
+/// look-up of the user's tenant. For the plugins' host services (no tenant scope).
+pub async fn record_authorized(
+    client: &mut deadpool_postgres::Object,
+    auth_type: &str,
+    user_uuid: &str,
+) -> StoreResult<()> {
+    let tx = client.transaction().await?;
+    let tenant = user_tenant(&tx, user_uuid).await?;
+    events::record(
+        &tx,
+        &[Event::external_auth_authorized(
+            auth_type, &tenant, user_uuid,
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The tenant of a user.
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act

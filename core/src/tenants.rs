@@ -350,6 +350,24 @@ const DOWN_CTE: &str = "WITH RECURSIVE down(uuid) AS (
 // ------------------------------------------------------------------------------------------------
 
 /// A tenant by uuid, regardless of visibility.
+/// The tenant owning the domain name `name` (compared without case), if any. Not on behalf of
+/// a caller (no tenant scope): for the plugins' host services.
+pub async fn by_domain_name<C: GenericClient>(
+    client: &C,
+    name: &str,
+) -> Result<Option<Tenant>, Error> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "{TENANT_SELECT} WHERE t.uuid = (SELECT d.tenant_uuid FROM auth_tenant_domain d
+                                        WHERE lower(d.name) = lower($1) LIMIT 1)"
+        ))
+        .await?;
+    Ok(client
+        .query_opt(&stmt, &[&name])
+        .await?
+        .map(|r| Tenant::from_row(&r)))
+}
+
 pub(crate) async fn get<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Tenant>, Error> {
     let sql = format!("{TENANT_SELECT} WHERE t.uuid = $1");
     let row = client.query_opt(sql.as_str(), &[&uuid]).await?;

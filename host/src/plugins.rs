@@ -204,6 +204,35 @@ impl HostServicesFfi for HostServicesImpl {
         }
     }
 
+    fn publish_authorized(&self, user_uuid: RStr<'_>) -> RResult<(), PluginError> {
+        self.external(|c, t| c.external_authorized(user_uuid.as_str(), t))
+            .into()
+    }
+
+    fn external_tenant_config(
+        &self,
+        tenant_uuid: RStr<'_>,
+    ) -> RResult<ROption<RString>, PluginError> {
+        match self.external(|c, t| c.external_tenant_config(tenant_uuid.as_str(), t)) {
+            Ok(v) => RResult::ROk(v.map(|d| RString::from(d.to_string())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
+    fn tenant_by_domain_name(
+        &self,
+        domain_name: RStr<'_>,
+    ) -> RResult<ROption<RString>, PluginError> {
+        let outcome = self.context("tenant_by_domain_name").and_then(|c| {
+            c.tenant_by_domain_name(domain_name.as_str())
+                .map_err(|e| service_error("tenant_by_domain_name", e))
+        });
+        match outcome {
+            Ok(t) => RResult::ROk(t.map(|t| RString::from(t.to_string())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
     fn user_acl(&self, user_uuid: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
         let outcome = self.context("user_acl").and_then(|c| {
             c.user_acl(user_uuid.as_str())
@@ -597,6 +626,17 @@ impl PluginRegistry {
                     return self.refuse_file(file, &api_version, summarize_library_error(&e));
                 }
             };
+        // 1.3+: a library built with panic = "abort" cannot have its panics caught at the
+        // boundary; one would kill the server. Older libraries do not say (not checked).
+        if module.panic_unwind() == Some(false) {
+            return self.refuse_file(
+                file,
+                &api_version,
+                "was built with panic = \"abort\": one panic in it would kill the server; \
+                 rebuild it with panic = \"unwind\" (the default of Cargo's profiles)"
+                    .into(),
+            );
+        }
         let decls = match (module.backends())() {
             RResult::ROk(d) => d,
             RResult::RErr(e) => {

@@ -253,6 +253,52 @@ impl HostContext {
     }
 
     /// This auth type's configuration for the user's tenant.
+    /// Publishes `auth_user_external_auth_authorized` through the outbox.
+    pub fn external_authorized(
+        &self,
+        user: &str,
+        auth_type: &str,
+    ) -> std::result::Result<(), PluginError> {
+        self.block_on(async {
+            let mut client = self.storage.client().await?;
+            external::record_authorized(&mut client, auth_type, user).await
+        })
+        .map_err(|e| store_error("publish_authorized", e))
+    }
+
+    /// This auth type's configuration for a tenant (`None` when it has none).
+    pub fn external_tenant_config(
+        &self,
+        tenant: &str,
+        auth_type: &str,
+    ) -> std::result::Result<Option<serde_json::Value>, PluginError> {
+        let outcome = self.block_on(self.with_client(async |c| {
+            external::get_config(c, &self.keyring, auth_type, tenant).await
+        }));
+        match outcome {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::NotFound | StoreError::UnknownType) => Ok(None),
+            Err(e) => Err(store_error("external_tenant_config", e)),
+        }
+    }
+
+    /// The tenant owning a domain name, as JSON for plugins.
+    pub fn tenant_by_domain_name(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        self.block_on(async {
+            let client = self.storage.client().await?;
+            let tenant = wazo_auth_core::tenants::by_domain_name(&client, name).await?;
+            Ok(tenant.map(|t| {
+                json!({
+                    "uuid": t.uuid,
+                    "name": t.name,
+                    "slug": t.slug,
+                    "parent_uuid": t.parent_uuid,
+                    "domain_names": t.domain_names,
+                })
+            }))
+        })
+    }
+
     pub fn external_config(
         &self,
         user: &str,

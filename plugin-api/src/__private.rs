@@ -47,13 +47,16 @@ pub fn guard<T>(
     }
 }
 
+/// The root module; `panic_unwind` is `cfg!(panic = "unwind")` as seen by the plugin's crate.
 pub fn root_module(
     backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
     external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
+    panic_unwind: bool,
 ) -> PluginModuleRef {
     PluginModule {
         backends,
         external_auths,
+        panic_unwind,
     }
     .leak_into_prefix()
 }

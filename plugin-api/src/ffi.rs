@@ -11,7 +11,9 @@
 //!
 //! History: 1.0.0 first release; 1.1.0 added [`BackendFfi::status`]; 1.2.0 added the user
 //! services of [`HostServicesFfi`] (`authenticate_user`, `find_user`, `user_acl`), the
-//! external-auth store services, and the `wazo_auth.external_auth` group ([`ExternalAuthFfi`]).
+//! external-auth store services, and the `wazo_auth.external_auth` group ([`ExternalAuthFfi`]);
+//! 1.3.0 added the root-module field `panic_unwind` (see [`PluginModule`]) and the host services
+//! `publish_authorized`, `external_tenant_config` and `tenant_by_domain_name`.
 //!
 //! Before changing this file after a release, freeze the released version into
 //! `abi_history/` (see its documentation).
@@ -168,6 +170,34 @@ pub trait HostServicesFfi: Clone + Send + Sync {
         let _ = user_uuid;
         RErr(unsupported("external_config"))
     }
+
+    /// Since 1.3.0, external-auth plugins only. Publishes the bus event
+    /// `auth_user_external_auth_authorized` for `user_uuid` and this plugin's auth type (the
+    /// external flow completed), through the host's outbox. `NOT_FOUND` for an unknown user.
+    fn publish_authorized(&self, user_uuid: RStr<'_>) -> RResult<(), PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("publish_authorized"))
+    }
+
+    /// Since 1.3.0, external-auth plugins only. This auth type's configuration for the tenant
+    /// `tenant_uuid` (JSON text), `None` when it has none.
+    fn external_tenant_config(
+        &self,
+        tenant_uuid: RStr<'_>,
+    ) -> RResult<ROption<RString>, PluginError> {
+        let _ = tenant_uuid;
+        RErr(unsupported("external_tenant_config"))
+    }
+
+    /// Since 1.3.0. The tenant owning the domain name (compared without case), as a JSON object
+    /// text: `uuid`, `name`, `slug`, `parent_uuid`, `domain_names`; `None` when no tenant has it.
+    fn tenant_by_domain_name(
+        &self,
+        domain_name: RStr<'_>,
+    ) -> RResult<ROption<RString>, PluginError> {
+        let _ = domain_name;
+        RErr(unsupported("tenant_by_domain_name"))
+    }
 }
 
 /// The error a host answers for a service it does not provide (an older host).
@@ -311,6 +341,11 @@ pub struct PluginModule {
     pub backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
     /// Since 1.2.0. Group `wazo_auth.external_auth` (`None` for older plugins).
     pub external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
+    /// Since 1.3.0. Whether the library was built with `panic = "unwind"` (the export macro
+    /// fills it in with `cfg!(panic = "unwind")`). The host refuses a library that says `false`:
+    /// its panics cannot be caught at the boundary and would abort the whole server. `None` for
+    /// older plugins (not checked).
+    pub panic_unwind: bool,
 }
 
 impl RootModule for PluginModuleRef {

@@ -34,7 +34,12 @@ pub mod __private;
 
 pub use abi_stable;
 pub use ffi::{ErrorKind, PluginError};
+pub use log;
+pub use serde;
 pub use serde_json;
+
+mod helpers;
+pub use helpers::{ArgsExt, Metadata};
 
 use abi_stable::std_types::RString;
 use ffi::HostServicesBox;
@@ -202,13 +207,53 @@ impl Host {
             .transpose()
     }
 
+    /// Since 1.3, external-auth plugins: publishes `auth_user_external_auth_authorized` for the
+    /// user and this plugin's auth type on the bus (through the host's outbox), e.g. when an
+    /// OAuth2 flow completed. `NOT_FOUND` for an unknown user.
+    pub fn publish_authorized(&self, user_uuid: &str) -> Result<(), PluginError> {
+        self.inner
+            .publish_authorized(user_uuid.into())
+            .into_result()
+    }
+
+    /// Since 1.3, external-auth plugins: this auth type's configuration for a tenant.
+    pub fn external_tenant_config(
+        &self,
+        tenant_uuid: &str,
+    ) -> Result<Option<serde_json::Value>, PluginError> {
+        let found = self
+            .inner
+            .external_tenant_config(tenant_uuid.into())
+            .into_result()?;
+        found
+            .into_option()
+            .map(|t| host_json(t.as_str()))
+            .transpose()
+    }
+
+    /// Since 1.3: the tenant owning a domain name (compared without case), if any.
+    pub fn tenant_by_domain_name(&self, domain_name: &str) -> Result<Option<Tenant>, PluginError> {
+        let found = self
+            .inner
+            .tenant_by_domain_name(domain_name.into())
+            .into_result()?;
+        found
+            .into_option()
+            .map(|t| Tenant::from_json(t.as_str()))
+            .transpose()
+    }
+
     pub(crate) fn ffi(&self) -> &HostServicesBox {
         &self.inner
     }
 }
 
 /// A wazo-auth user, as the host services return it (since 1.2).
+///
+/// Fields may be added in later 1.x versions (it is `#[non_exhaustive]`): read them, never build
+/// a `User` yourself.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct User {
     pub uuid: String,
     pub username: Option<String>,
@@ -252,15 +297,62 @@ impl User {
     }
 }
 
-/// Health reported by [`Backend::status`].
+fn host_json(text: &str) -> Result<serde_json::Value, PluginError> {
+    serde_json::from_str(text)
+        .map_err(|e| PluginError::failed(format!("host returned invalid JSON: {e}")))
+}
+
+/// A tenant, as [`Host::tenant_by_domain_name`] returns it (since 1.3). Fields may be added in
+/// later 1.x versions (`#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tenant {
+    pub uuid: String,
+    pub name: Option<String>,
+    pub slug: String,
+    pub parent_uuid: String,
+    pub domain_names: Vec<String>,
+}
+
+impl Tenant {
+    fn from_json(text: &str) -> Result<Tenant, PluginError> {
+        let v = host_json(text)?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+        let need = |k: &str| {
+            s(k).ok_or_else(|| PluginError::failed(format!("host returned a tenant without {k}")))
+        };
+        Ok(Tenant {
+            uuid: need("uuid")?,
+            name: s("name"),
+            slug: need("slug")?,
+            parent_uuid: need("parent_uuid")?,
+            domain_names: v
+                .get("domain_names")
+                .and_then(|x| x.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Health reported by [`Backend::status`]. Later 1.x versions may add variants
+/// (`#[non_exhaustive]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     Ok,
     Fail(String),
 }
 
 /// An authentication backend (entry-point group `wazo_auth.backends`), mirroring the original's
-/// `BaseAuthenticationBackend`. Only `load` and `verify_password` are required.
+/// `BaseAuthenticationBackend`. Only `load` and `verify_password` are required: with the
+/// provided methods alone, a backend logs its users in with `auth_id` = the login and an empty
+/// ACL. New methods of later 1.x versions always come with a default, so existing sources keep
+/// compiling.
 pub trait Backend: Send + Sync + 'static {
     /// Called once at startup when the plugin is enabled, with its configuration section.
     fn load(host: &Host, config: serde_json::Value) -> Result<Self, PluginError>
@@ -275,21 +367,22 @@ pub trait Backend: Send + Sync + 'static {
         args: &mut Args,
     ) -> Result<bool, PluginError>;
 
-    /// Token metadata. Must contain `auth_id` and `xivo_uuid`; should contain `uuid`,
-    /// `tenant_uuid`, `purpose` and `pbx_user_uuid` for user logins. The default is the
-    /// original's: `{"auth_id": null, "username": login, "xivo_uuid": get_xivo_uuid(args),
-    /// "pbx_user_uuid": null}`.
+    /// Token metadata, a JSON object (build it with [`Metadata`]). The host requires a string
+    /// `auth_id` (the token's identity); it also reads `tenant_uuid`, `uuid`, `purpose`,
+    /// `pbx_user_uuid` and `xivo_uuid` when present (see docs/plugins.md, "Metadata: what the
+    /// host reads"). `xivo_uuid` is optional: the host uses its own `uuid` setting when it is
+    /// absent.
+    ///
+    /// The default is the original's default completed with a usable identity:
+    /// `{"auth_id": login, "username": login, "xivo_uuid": get_xivo_uuid(args),
+    /// "pbx_user_uuid": null}`. Override it when your users have a stable id other than their
+    /// login, or belong to a tenant (set `tenant_uuid`).
     fn get_metadata(&self, login: &str, args: &Args) -> Result<Args, PluginError> {
-        let mut m = Args::new();
-        m.insert("auth_id".into(), serde_json::Value::Null);
-        m.insert("username".into(), login.into());
-        m.insert(
-            "xivo_uuid".into(),
-            self.get_xivo_uuid(args)
-                .map_or(serde_json::Value::Null, Into::into),
-        );
-        m.insert("pbx_user_uuid".into(), serde_json::Value::Null);
-        Ok(m)
+        Ok(Metadata::new(login)
+            .field("username", login)
+            .xivo_uuid(self.get_xivo_uuid(args))
+            .pbx_user_uuid(None)
+            .into_args())
     }
 
     /// The token's ACL. `args["acl"]` holds the default user policy's ACL. Default: empty.
@@ -302,9 +395,13 @@ pub trait Backend: Send + Sync + 'static {
         Ok(Args::new())
     }
 
-    /// Default: the `XIVO_UUID` environment variable.
-    fn get_xivo_uuid(&self, _args: &Args) -> Option<String> {
-        std::env::var("XIVO_UUID").ok()
+    /// The installation uuid put into the default metadata. Default: the host's `uuid` setting
+    /// (`args["xivo_uuid"]`, see [`ArgsExt::xivo_uuid`]), else the `XIVO_UUID` environment
+    /// variable. The host never calls it itself.
+    fn get_xivo_uuid(&self, args: &Args) -> Option<String> {
+        args.xivo_uuid()
+            .map(String::from)
+            .or_else(|| std::env::var("XIVO_UUID").ok())
     }
 
     /// Since 1.1. Health of the backend, reported by `HEAD /0.1/status`. Default: ok.
@@ -315,7 +412,9 @@ pub trait Backend: Send + Sync + 'static {
 
 /// A request to an external-auth plugin's resource `/0.1/users/{user_uuid}/external/{auth_type}`.
 /// The host has already checked the caller's ACL and that the user is visible to the caller.
+/// Fields may be added in later 1.x versions (`#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ExternalRequest {
     pub user_uuid: String,
     /// The JSON body (`{}` for GET/DELETE or an empty body).
@@ -324,7 +423,9 @@ pub struct ExternalRequest {
     pub query: Args,
 }
 
-/// An HTTP answer of an external-auth handler.
+/// An HTTP answer of an external-auth handler. Build it with [`Reply::json`] or
+/// [`Reply::no_content`]; these two fields are all the 1.x ABI carries, so the struct does not
+/// grow within major version 1 (new features would come as new constructors).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
@@ -433,12 +534,23 @@ pub fn parse_args(json: &str) -> Result<Args, PluginError> {
 ///
 /// Every call into the plugin goes through an adapter that catches panics and bridges the `log`
 /// crate's records into the host's log, tagged with the plugin's name.
+///
+/// The library must be built with `panic = "unwind"` (the default): under `panic = "abort"` a
+/// panic cannot be caught and would kill the server, so the macro stops the build with a
+/// `compile_error!`, and the library tells the host its panic strategy (the host refuses an
+/// aborting library, whatever built it).
 #[macro_export]
 macro_rules! export_plugins {
     (
         $( backends: [ $( $bname:literal => $bty:ty ),* $(,)? ] $(,)? )?
         $( external_auths: [ $( $ename:literal => $ety:ty ),* $(,)? ] $(,)? )?
     ) => {
+        #[cfg(not(panic = "unwind"))]
+        ::core::compile_error!(
+            "wazo-auth plugins must be built with panic = \"unwind\": remove `panic = \"abort\"` \
+             from your Cargo profile (a panic in an aborting plugin kills the whole wazo-auth server)"
+        );
+
         /// Root module of this plugin library (read by the wazo-auth host).
         #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
         pub static __WAZO_AUTH_PLUGIN_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
@@ -454,7 +566,11 @@ macro_rules! export_plugins {
         };
 
         fn __wazo_auth_root_module() -> $crate::ffi::PluginModuleRef {
-            $crate::__private::root_module(__wazo_auth_backends, __wazo_auth_external_auths)
+            $crate::__private::root_module(
+                __wazo_auth_backends,
+                __wazo_auth_external_auths,
+                ::core::cfg!(panic = "unwind"),
+            )
         }
 
         extern "C" fn __wazo_auth_backends() -> $crate::abi_stable::std_types::RResult<

@@ -717,3 +717,70 @@ fn the_bar_example_copied_out_of_the_repository_builds_and_works() {
     assert_eq!(list["items"][0]["type"], "qux");
     assert_eq!(list["items"][0]["data"], json!({"scope": ["a"]}));
 }
+
+#[test]
+fn host_services_of_1_3_events_tenant_config_and_domains() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .plugin(workspace_plugin(EXTERNAL_FAULTS))
+        .config(json!({"enabled_external_auth_plugins": {"hostsvc": true}}))
+        .start();
+    let admin = s.admin_token();
+    let sub = s.call(
+        "POST",
+        "/0.1/tenants",
+        &admin,
+        None,
+        Some(&json!({"name": "sub", "domain_names": ["sub.example.com"]})),
+    );
+    assert_eq!(sub.status, 200, "{}", sub.body);
+    let sub = sub.json()["uuid"].as_str().unwrap().to_string();
+    let u = s.create_user(&admin, "svc-user", "pw", Some(&sub));
+    let put = |body: Value| ext(&s, "PUT", &u, "hostsvc", &admin, Some(&body));
+
+    // Publish: one outbox row, in the user's tenant, for this plugin's type.
+    let r = put(json!({"op": "authorized"}));
+    assert_eq!(r.status, 204, "{}", r.body);
+    let rows = sql(
+        &s.db,
+        "SELECT routing_key, headers->>'tenant_uuid', data::text FROM auth_event_outbox
+          WHERE name = 'auth_user_external_auth_authorized'",
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0][0].as_deref(),
+        Some(format!("auth.users.{u}.external.hostsvc.authorized").as_str())
+    );
+    assert_eq!(rows[0][1].as_deref(), Some(sub.as_str()));
+    let data: Value = serde_json::from_str(rows[0][2].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        data,
+        json!({"user_uuid": u, "external_auth_name": "hostsvc"})
+    );
+
+    // The tenant's configuration of this type: none, then the one stored through the API.
+    let r = put(json!({"op": "tenant_config", "tenant": sub}));
+    assert_eq!(r.json(), json!({"config": null}), "{}", r.body);
+    let cfg = json!({"sender": "42"});
+    let c = s.call(
+        "POST",
+        "/0.1/external/hostsvc/config",
+        &admin,
+        Some(&sub),
+        Some(&cfg),
+    );
+    assert_eq!(c.status, 201, "{}", c.body);
+    let r = put(json!({"op": "tenant_config", "tenant": sub}));
+    assert_eq!(r.json(), json!({"config": cfg}), "{}", r.body);
+
+    // A tenant by domain name, without case; none for an unknown one.
+    let r = put(json!({"op": "domain", "name": "SUB.example.com"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["tenant"]["uuid"], json!(sub));
+    assert_eq!(
+        r.json()["tenant"]["domain_names"],
+        json!(["sub.example.com"])
+    );
+    let r = put(json!({"op": "domain", "name": "nowhere.example.com"}));
+    assert_eq!(r.json(), json!({"tenant": null}));
+}

@@ -64,7 +64,7 @@ fn example_backend_issues_a_token_and_startup_table_lists_plugins() {
         .unwrap_or_else(|| panic!("no table row for example_static:\n{log}"));
     assert!(row.contains("wazo_auth.backends"), "{row}");
     assert!(row.contains("libwazo_auth_example_backend.so"), "{row}");
-    assert!(row.contains("1.2.0"), "{row}");
+    assert!(row.contains("1.3.0"), "{row}");
     assert!(row.trim_end().ends_with("loaded"), "{row}");
 }
 
@@ -402,4 +402,189 @@ fn plugins_of_several_api_versions_load_together_in_any_order() {
         200
     );
     alice_works(&s);
+}
+
+#[test]
+fn plugin_built_against_frozen_1_1_loads_in_newer_host() {
+    let so = external_plugin("tests/plugins/compat-v1_1", "wazo_auth_test_compat_v1_1");
+    let s = ServerBuilder::new()
+        .plugin(so)
+        .config(enable(&["compat_v1_1"]))
+        .start();
+    let row = s
+        .log()
+        .lines()
+        .find(|l| l.starts_with("compat_v1_1"))
+        .map(String::from)
+        .unwrap_or_else(|| panic!("no row:\n{}", s.log()));
+    assert!(row.contains("1.1.0"), "{row}");
+    assert!(row.trim_end().ends_with("loaded"), "{row}");
+    let r = s.login("old", "pw-old", json!({"backend": "compat_v1_1"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let data = r.json()["data"].clone();
+    assert_eq!(data["auth_id"], "old");
+    assert_eq!(data["acl"], json!(["old.plugin.#"]));
+    assert_eq!(data["metadata"]["built_against"], "1.1");
+    assert_auth_failed(&s.login("old", "wrong", json!({"backend": "compat_v1_1"})));
+    // Its own 1.1 `status` (the default of its copy of the trait) answers healthy.
+    assert_eq!(s.request("HEAD", "/0.1/status", &[], None).status, 200);
+    assert!(s.log().contains("plugin::compat_v1_1"), "{}", s.log());
+}
+
+#[test]
+fn plugins_built_against_1_2_load_and_work_in_newer_host() {
+    let so = external_plugin("tests/plugins/compat-v1_2", "wazo_auth_test_compat_v1_2");
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .plugin(so)
+        .config(enable(&["compat_v1_2"]))
+        .config(json!({"enabled_external_auth_plugins": {"compat12": true}}))
+        .start();
+    for name in ["compat_v1_2", "compat12"] {
+        let row = s
+            .log()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(String::from)
+            .unwrap_or_else(|| panic!("no row for {name}:\n{}", s.log()));
+        assert!(row.contains("1.2.0"), "{row}");
+        assert!(row.trim_end().ends_with("loaded"), "{row}");
+    }
+    let admin = s.admin_token();
+    let u = s.create_user(&admin, "twelve", "pw-twelve", None);
+    // The backend, through the 1.2 user services.
+    let r = s.login("twelve", "pw-twelve", json!({"backend": "compat_v1_2"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let data = r.json()["data"].clone();
+    assert_eq!(data["auth_id"], json!(u));
+    assert_eq!(data["acl"], json!(["compat12.#"]));
+    assert_eq!(data["metadata"]["built_against"], "1.2");
+    assert_auth_failed(&s.login("twelve", "wrong", json!({"backend": "compat_v1_2"})));
+    assert_eq!(s.request("HEAD", "/0.1/status", &[], None).status, 200);
+    // The external-auth plugin, through the 1.2 store services.
+    let path = format!("/0.1/users/{u}/external/compat12");
+    let stored = json!({"shown": 1, "hidden": "secret"});
+    let r = s.call("POST", &path, &admin, None, Some(&stored));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.call("GET", &path, &admin, None, None).json(), stored);
+    let list = s.call(
+        "GET",
+        &format!("/0.1/users/{u}/external"),
+        &admin,
+        None,
+        None,
+    );
+    let item = list.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "compat12")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", list.body));
+    assert_eq!(item["data"], json!({"shown": 1}));
+    assert_eq!(item["plugin_info"], json!({"built_against": "1.2"}));
+    // PUT is not implemented by this plugin: the 1.2 default answers 405.
+    assert_eq!(
+        s.call("PUT", &path, &admin, None, Some(&stored)).status,
+        405
+    );
+    assert_eq!(s.call("DELETE", &path, &admin, None, None).status, 204);
+    assert_eq!(s.call("GET", &path, &admin, None, None).status, 404);
+    assert!(s.log().contains("plugin::compat_v1_2"), "{}", s.log());
+}
+
+#[test]
+fn a_backend_with_only_the_required_methods_logs_users_in() {
+    let s = ServerBuilder::new()
+        .plugin(workspace_plugin(MULTI))
+        .config(enable(&["multi_minimal"]))
+        .config(json!({"uuid": "5a2bd5d0-1234-4321-8888-0123456789ab"}))
+        .start();
+    let r = s.login("m", "pw-m", json!({"backend": "multi_minimal"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let data = r.json()["data"].clone();
+    // The default get_metadata: the login is the identity; get_xivo_uuid falls back to the
+    // host's uuid.
+    assert_eq!(data["auth_id"], "m");
+    assert_eq!(data["metadata"]["username"], "m");
+    assert_eq!(
+        data["metadata"]["xivo_uuid"],
+        "5a2bd5d0-1234-4321-8888-0123456789ab"
+    );
+    assert_eq!(data["xivo_uuid"], "5a2bd5d0-1234-4321-8888-0123456789ab");
+    assert_eq!(data["acl"], json!([]));
+    assert_auth_failed(&s.login("m", "wrong", json!({"backend": "multi_minimal"})));
+}
+
+#[test]
+fn a_plugin_built_with_panic_abort_is_refused_at_build_and_at_load() {
+    // At build time: the export macro stops the build with one clear error.
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--features", "macro", "--manifest-path"])
+        .arg(workspace_root().join("tests/plugins/aborting/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir().join("external"))
+        .output()
+        .expect("run cargo");
+    assert!(!out.status.success(), "an aborting plugin built");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("wazo-auth plugins must be built with panic = \"unwind\""),
+        "{stderr}"
+    );
+    // At load time: a library built by hand (no macro) with panic = "abort" is refused in one
+    // line, and the server keeps serving.
+    let so = external_plugin("tests/plugins/aborting", "wazo_auth_test_aborting");
+    let s = ServerBuilder::new()
+        .plugin(so)
+        .config(enable(&["aborting"]))
+        .start();
+    let log = s.log();
+    let errors = error_lines(&log, "libwazo_auth_test_aborting.so");
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(errors[0].contains("panic = \"abort\""), "{}", errors[0]);
+    alice_works(&s);
+    assert_auth_failed(&s.login("x", "pw-x", json!({"backend": "aborting"})));
+}
+
+#[test]
+fn the_plugin_api_crate_builds_alone_outside_the_repository() {
+    // What an author does: copy plugin-api/ somewhere else and build it there (no workspace
+    // inheritance, every dependency its own).
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_tree(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir =
+        std::env::temp_dir().join(format!("wazo-auth-plugin-api-alone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let copy = dir.join("plugin-api");
+    let src = workspace_root().join("plugin-api");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(src.join("Cargo.toml"), copy.join("Cargo.toml")).unwrap();
+    copy_tree(&src.join("src"), &copy.join("src"));
+    // Versions pinned as in this repository, so the build works offline.
+    std::fs::copy(workspace_root().join("Cargo.lock"), copy.join("Cargo.lock")).unwrap();
+    let manifest = std::fs::read_to_string(copy.join("Cargo.toml")).unwrap();
+    assert!(!manifest.contains(".workspace"), "{manifest}");
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(copy.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir().join("external"))
+        .output()
+        .expect("run cargo");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -15,6 +15,7 @@ use abi_stable::StableAbi;
 
 pub mod v1_0;
 pub mod v1_1;
+pub mod v1_2;
 
 /// The major version of this ABI.
 pub const MAJOR: u64 = 1;
@@ -29,6 +30,7 @@ pub fn root_layout_for_minor(minor: u64) -> Option<&'static TypeLayout> {
     match minor {
         0 => Some(<v1_0::PluginModuleRef as StableAbi>::LAYOUT),
         1 => Some(<v1_1::PluginModuleRef as StableAbi>::LAYOUT),
+        2 => Some(<v1_2::PluginModuleRef as StableAbi>::LAYOUT),
         _ => None,
     }
 }
@@ -59,11 +61,20 @@ mod tests {
             .unwrap_or_else(|e| panic!("1.0 is not a prefix of the current ABI: {e}"));
         check_layout_compatibility(<v1_1::PluginModuleRef as StableAbi>::LAYOUT, current)
             .unwrap_or_else(|e| panic!("1.1 is not a prefix of the current ABI: {e}"));
+        check_layout_compatibility(<v1_2::PluginModuleRef as StableAbi>::LAYOUT, current)
+            .unwrap_or_else(|e| panic!("1.2 is not a prefix of the current ABI: {e}"));
         check_layout_compatibility(
             <v1_0::PluginModuleRef as StableAbi>::LAYOUT,
             <v1_1::PluginModuleRef as StableAbi>::LAYOUT,
         )
         .unwrap_or_else(|e| panic!("1.0 is not a prefix of 1.1: {e}"));
+        for (name, older) in [
+            ("1.0", <v1_0::PluginModuleRef as StableAbi>::LAYOUT),
+            ("1.1", <v1_1::PluginModuleRef as StableAbi>::LAYOUT),
+        ] {
+            check_layout_compatibility(older, <v1_2::PluginModuleRef as StableAbi>::LAYOUT)
+                .unwrap_or_else(|e| panic!("{name} is not a prefix of 1.2: {e}"));
+        }
     }
 
     #[test]
@@ -82,6 +93,7 @@ mod tests {
         for (name, text, expected) in [
             ("v1_0.rs", include_str!("v1_0.rs"), FROZEN_V1_0_DIGEST),
             ("v1_1.rs", include_str!("v1_1.rs"), FROZEN_V1_1_DIGEST),
+            ("v1_2.rs", include_str!("v1_2.rs"), FROZEN_V1_2_DIGEST),
         ] {
             let digest = fnv1a(text.as_bytes());
             assert_eq!(
@@ -93,6 +105,7 @@ mod tests {
 
     const FROZEN_V1_0_DIGEST: u64 = 0xbafca759423c5b26;
     const FROZEN_V1_1_DIGEST: u64 = 0x4090d1cf5b7f7641;
+    const FROZEN_V1_2_DIGEST: u64 = 0xaba626d049606deb;
 
     fn fnv1a(bytes: &[u8]) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -107,6 +120,7 @@ mod tests {
     fn minor_versions_map_to_layouts() {
         assert!(root_layout_for_minor(0).is_some());
         assert!(root_layout_for_minor(1).is_some());
+        assert!(root_layout_for_minor(2).is_some());
         assert!(root_layout_for_minor(7).is_some());
     }
 }

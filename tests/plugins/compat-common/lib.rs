@@ -1,6 +1,7 @@
-//! A backend written directly against the frozen 1.0 ABI (no export macro, which 1.0 users would
-//! have had in their own copy): accepts `old` / `pw-old`. Built twice: against the frozen 1.0 ABI
-//! (must load) and against a deliberately broken copy (must be refused).
+//! A backend written directly against a frozen ABI (no export macro, which 1.0 users would
+//! have had in their own copy): accepts `old` / `pw-old`. Built three times: against the frozen
+//! 1.0 ABI (`compat_v1_0`, must load), the frozen 1.1 ABI (`compat_v1_1`, must load) and a
+//! deliberately broken copy (must be refused; it declares `compat_v1_0`).
 
 use abi_stable::{
     export_root_module,
@@ -30,8 +31,9 @@ impl BackendFfi for Old {
 
     fn get_metadata(&self, login: RStr<'_>, _args_json: RStr<'_>) -> RResult<RString, PluginError> {
         ROk(RString::from(format!(
-            "{{\"auth_id\": \"{}\", \"xivo_uuid\": null, \"built_against\": \"1.0\"}}",
-            login.as_str()
+            "{{\"auth_id\": \"{}\", \"xivo_uuid\": null, \"built_against\": \"{}\"}}",
+            login.as_str(),
+            built_against()
         )))
     }
 
@@ -60,9 +62,19 @@ extern "C" fn load(
     ROk(BackendFfi_TO::from_value(Old, TD_Opaque))
 }
 
+/// The ABI this copy is built against: `1.1` for the `compat-v1_1` crate, else `1.0` (the
+/// broken copy claims 1.1 but has the 1.0 interface, and keeps declaring `compat_v1_0`).
+fn built_against() -> &'static str {
+    if env!("CARGO_PKG_NAME").ends_with("v1_1") {
+        "1.1"
+    } else {
+        "1.0"
+    }
+}
+
 extern "C" fn backends() -> RResult<RVec<BackendDecl>, PluginError> {
     ROk(RVec::from(vec![BackendDecl {
-        name: RString::from("compat_v1_0"),
+        name: RString::from(format!("compat_v1_{}", &built_against()[2..])),
         load,
     }]))
 }

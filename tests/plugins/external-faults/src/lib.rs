@@ -1,6 +1,8 @@
 //! Test plugin: external-auth plugins that misbehave.
 //! - `panicky`: every handler (and the safe view) panics (create after storing the data);
 //! - `sleepy`: every handler sleeps 30 s;
+//! - `hostsvc` (well behaved): `PUT` runs the 1.3 host service named by the body's `op`
+//!   (`authorized`, `tenant_config` of `tenant`, `domain` for `name`) and answers its result;
 //! - `nosy`: tries to read another auth type's data (it cannot: the host binds its store to
 //!   `nosy`), stores what it is given and its safe view leaks nothing.
 
@@ -93,6 +95,46 @@ impl ExternalAuth for Nosy {
     }
 }
 
+pub struct HostSvc {
+    host: Host,
+}
+
+impl ExternalAuth for HostSvc {
+    fn load(host: &Host, _config: serde_json::Value) -> Result<Self, PluginError> {
+        Ok(HostSvc { host: host.clone() })
+    }
+    fn create(&self, _req: &ExternalRequest) -> Result<Reply, PluginError> {
+        Ok(Reply::no_content())
+    }
+    fn get(&self, _req: &ExternalRequest) -> Result<Reply, PluginError> {
+        Ok(Reply::no_content())
+    }
+    fn update(&self, req: &ExternalRequest) -> Result<Reply, PluginError> {
+        let arg = |k: &str| req.body.get(k).and_then(Value::as_str).unwrap_or_default();
+        match arg("op") {
+            "authorized" => {
+                self.host.publish_authorized(&req.user_uuid)?;
+                Ok(Reply::no_content())
+            }
+            "tenant_config" => {
+                let config = self.host.external_tenant_config(arg("tenant"))?;
+                Ok(Reply::json(200, json!({ "config": config })))
+            }
+            "domain" => {
+                let tenant = self.host.tenant_by_domain_name(arg("name"))?;
+                Ok(Reply::json(
+                    200,
+                    json!({ "tenant": tenant.map(|t| json!({"uuid": t.uuid, "slug": t.slug, "domain_names": t.domain_names})) }),
+                ))
+            }
+            _ => Err(PluginError::invalid_input("unknown op")),
+        }
+    }
+    fn delete(&self, _req: &ExternalRequest) -> Result<Reply, PluginError> {
+        Ok(Reply::no_content())
+    }
+}
+
 export_plugins! {
-    external_auths: ["panicky" => Panicky, "sleepy" => Sleepy, "nosy" => Nosy],
+    external_auths: ["panicky" => Panicky, "sleepy" => Sleepy, "nosy" => Nosy, "hostsvc" => HostSvc],
 }

@@ -2,6 +2,8 @@
 //! - `multi_a`: accepts `a` / `pw-a`, logs through the `log` crate (bridged to the host), hands
 //!   a value from `verify_password` to `get_metadata` through `args`, and adds to the ACL.
 //! - `multi_b`: accepts nothing and reports a failing status.
+//! - `multi_minimal`: only the required methods (`load`, `verify_password`: accepts `m` /
+//!   `pw-m`); everything else is the trait's defaults (plugin-api 1.3 default `get_metadata`).
 //! - `example_static`: a name already declared by the example plugin (sorted earlier), so the
 //!   host must refuse this one.
 
@@ -72,6 +74,25 @@ export_plugins! {
     backends: [
         "multi_a" => MultiA,
         "multi_b" => MultiB,
+        "multi_minimal" => Minimal,
         "example_static" => MultiB,
     ]
+}
+
+/// Only what docs/plugins.md calls required.
+pub struct Minimal;
+
+impl Backend for Minimal {
+    fn load(_host: &Host, _config: serde_json::Value) -> Result<Self, PluginError> {
+        Ok(Minimal)
+    }
+
+    fn verify_password(
+        &self,
+        login: &str,
+        password: &str,
+        _args: &mut Args,
+    ) -> Result<bool, PluginError> {
+        Ok(login == "m" && password == "pw-m")
+    }
 }

@@ -1,0 +1,317 @@
+#![allow(non_local_definitions)] // emitted by abi_stable's sabi_trait macro
+//! The binary interface between the `wazo-auth` host and plugin libraries.
+//!
+//! Everything in this module crosses the `.so` boundary and is checked by `abi_stable` when a
+//! library is loaded. Rules for changing it within major version 1:
+//! - never change, reorder or remove an existing field, method or argument;
+//! - new methods go at the END of a `#[sabi_trait]`, with a default body (the default is what the
+//!   host runs for a plugin built against an older 1.x);
+//! - new root-module fields go at the END of [`PluginModule`] (they read as `None` for older
+//!   plugins).
+//!
+//! FROZEN: the ABI exactly as released in wazo-auth-plugin-api 1.2.0. NEVER EDIT THIS FILE: the
+//! host checks plugins that declare 1.2.x against these layouts, and a unit test pins its hash.
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RArc, RBox, RErr, ROk, ROption, RResult, RStr, RString, RVec},
+    StableAbi,
+};
+
+/// What went wrong in a plugin call. A plain integer so that later versions can add kinds without
+/// changing the layout; unknown kinds must be treated like [`ErrorKind::FAILED`].
+#[repr(transparent)]
+#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug, Hash)]
+pub struct ErrorKind(pub u32);
+
+impl ErrorKind {
+    /// The call failed (generic).
+    pub const FAILED: Self = Self(0);
+    /// The plugin panicked; the panic was caught at the boundary.
+    pub const PANICKED: Self = Self(1);
+    /// The plugin was given input it cannot use.
+    pub const INVALID_INPUT: Self = Self(2);
+    /// A service the plugin depends on (directory, database, ...) is unreachable.
+    pub const UNAVAILABLE: Self = Self(3);
+    /// The plugin's configuration is wrong.
+    pub const CONFIG: Self = Self(4);
+    /// The host does not provide the requested service.
+    pub const UNSUPPORTED: Self = Self(5);
+    /// The thing asked for does not exist (answered 404 by the host).
+    pub const NOT_FOUND: Self = Self(6);
+    /// The thing to create already exists (answered 409 by the host).
+    pub const CONFLICT: Self = Self(7);
+
+    /// A short, stable name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FAILED => "failed",
+            Self::PANICKED => "panicked",
+            Self::INVALID_INPUT => "invalid-input",
+            Self::UNAVAILABLE => "unavailable",
+            Self::CONFIG => "config",
+            Self::UNSUPPORTED => "unsupported",
+            Self::NOT_FOUND => "not-found",
+            Self::CONFLICT => "conflict",
+            _ => "unknown",
+        }
+    }
+}
+
+/// An error crossing the boundary: a kind and a human-readable message. The host never parses the
+/// message.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct PluginError {
+    pub kind: ErrorKind,
+    pub message: RString,
+}
+
+/// Log levels as small integers (1 = error ... 5 = trace), like `log::Level as usize`.
+pub type LogLevelCode = u8;
+
+/// Services the host hands to each plugin when it is loaded. Implemented by the host.
+///
+/// Later 1.x versions add methods at the end (with defaults answering `UNSUPPORTED`), e.g. access
+/// to users and to the external-auth store.
+#[sabi_trait]
+pub trait HostServicesFfi: Clone + Send + Sync {
+    /// The name under which this plugin was declared and enabled.
+    fn plugin_name(&self) -> RString;
+
+    /// The plugin's own configuration section, as JSON text (`{}` when absent).
+    fn config_json(&self) -> RString;
+
+    /// Writes one record into the host's log, tagged with the plugin's name.
+    fn log(&self, level: LogLevelCode, target: RStr<'_>, message: RStr<'_>);
+
+    /// The most verbose level the host currently records (so plugins can skip formatting).
+    #[sabi(last_prefix_field)]
+    fn max_log_level(&self) -> LogLevelCode;
+
+    /// Since 1.2.0. Finds the enabled user whose confirmed e-mail or username equals `login`
+    /// (case-insensitive) and checks `password` against the stored hash. Costs the same for an
+    /// unknown login as for a wrong password; upgrades the stored hash to the configured scheme
+    /// after a success. Returns the user (JSON object text, see [`find_user`]) when the
+    /// credentials are valid.
+    ///
+    /// [`find_user`]: HostServicesFfi::find_user
+    fn authenticate_user(
+        &self,
+        login: RStr<'_>,
+        password: RStr<'_>,
+    ) -> RResult<ROption<RString>, PluginError> {
+        let _ = (login, password);
+        RErr(unsupported("authenticate_user"))
+    }
+
+    /// Since 1.2.0. The enabled user whose confirmed e-mail or username equals `login`, as a
+    /// JSON object text: `uuid`, `username`, `tenant_uuid`, `purpose`, `enabled`,
+    /// `authentication_method` and `tenant_default_authentication_method`.
+    fn find_user(&self, login: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = login;
+        RErr(unsupported("find_user"))
+    }
+
+    /// Since 1.2.0. The ACL of the user's group policies, then of the user's own policies.
+    fn user_acl(&self, user_uuid: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("user_acl"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. The data stored for `user_uuid` by this
+    /// plugin's auth type (JSON text), `None` when there is none. `NOT_FOUND` for an unknown user.
+    fn external_get(&self, user_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("external_get"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. Stores data for `user_uuid` (encrypted at rest).
+    /// `CONFLICT` when data exists, `NOT_FOUND` for an unknown user.
+    fn external_create(
+        &self,
+        user_uuid: RStr<'_>,
+        data_json: RStr<'_>,
+    ) -> RResult<(), PluginError> {
+        let _ = (user_uuid, data_json);
+        RErr(unsupported("external_create"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. Replaces the data of `user_uuid`; `NOT_FOUND`
+    /// when there is none.
+    fn external_update(
+        &self,
+        user_uuid: RStr<'_>,
+        data_json: RStr<'_>,
+    ) -> RResult<(), PluginError> {
+        let _ = (user_uuid, data_json);
+        RErr(unsupported("external_update"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. Deletes the data of `user_uuid`; `NOT_FOUND`
+    /// when there is none.
+    fn external_delete(&self, user_uuid: RStr<'_>) -> RResult<(), PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("external_delete"))
+    }
+
+    /// Since 1.2.0, external-auth plugins only. This auth type's configuration for the tenant of
+    /// `user_uuid` (JSON text), `None` when that tenant has none.
+    fn external_config(&self, user_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = user_uuid;
+        RErr(unsupported("external_config"))
+    }
+}
+
+/// The error a host answers for a service it does not provide (an older host).
+fn unsupported(service: &str) -> PluginError {
+    PluginError {
+        kind: ErrorKind::UNSUPPORTED,
+        message: RString::from(format!("this wazo-auth host does not provide {service}")),
+    }
+}
+
+/// The host-services object as passed to plugins.
+pub type HostServicesBox = HostServicesFfi_TO<'static, RArc<()>>;
+
+/// Result of `verify_password`: whether the credentials are accepted, and the (possibly updated)
+/// `args` object as JSON text, so that a backend can hand values to its later calls.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct VerifyOutcome {
+    pub accepted: bool,
+    pub args_json: RString,
+}
+
+/// An authentication backend (entry-point group `wazo_auth.backends`), as seen by the host.
+///
+/// `args` and metadata cross as JSON text (objects), so the ABI does not change when fields do.
+#[sabi_trait]
+pub trait BackendFfi: Send + Sync {
+    fn verify_password(
+        &self,
+        login: RStr<'_>,
+        password: RStr<'_>,
+        args_json: RStr<'_>,
+    ) -> RResult<VerifyOutcome, PluginError>;
+
+    /// JSON object text.
+    fn get_metadata(&self, login: RStr<'_>, args_json: RStr<'_>) -> RResult<RString, PluginError>;
+
+    fn get_acl(&self, login: RStr<'_>, args_json: RStr<'_>) -> RResult<RVec<RString>, PluginError>;
+
+    /// JSON object text.
+    fn get_persistent_metadata(
+        &self,
+        login: RStr<'_>,
+        args_json: RStr<'_>,
+    ) -> RResult<RString, PluginError>;
+
+    #[sabi(last_prefix_field)]
+    fn get_xivo_uuid(&self, args_json: RStr<'_>) -> RResult<ROption<RString>, PluginError>;
+
+    /// Since 1.1.0. Health of the backend as a JSON object text, `{"status": "ok"}` or
+    /// `{"status": "fail", ...}`; reported by `HEAD /0.1/status`. Plugins built against 1.0 get
+    /// this default, run by the host.
+    fn status(&self) -> RResult<RString, PluginError> {
+        ROk(RString::from("{\"status\":\"ok\"}"))
+    }
+}
+
+/// A backend instance as held by the host.
+pub type BackendBox = BackendFfi_TO<'static, RBox<()>>;
+
+/// One backend declared by a library.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct BackendDecl {
+    /// Entry-point name (the key used in `enabled_backend_plugins`).
+    pub name: RString,
+    /// Loads (instantiates) the backend: receives the host services and the plugin's config
+    /// section (JSON object text).
+    pub load: extern "C" fn(
+        host: HostServicesBox,
+        config_json: RStr<'_>,
+    ) -> RResult<BackendBox, PluginError>,
+}
+
+/// An HTTP answer of an external-auth handler. `body_json` empty = no body.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body_json: RString,
+}
+
+/// An external-auth plugin (entry-point group `wazo_auth.external_auth`), serving
+/// `/0.1/users/{user_uuid}/external/{auth_type}`. `query_json` is the query string as a JSON
+/// object of strings; `body_json` the request body (JSON text, `{}` when empty).
+#[sabi_trait]
+pub trait ExternalAuthFfi: Send + Sync {
+    /// `POST`: set up the link with the external service.
+    fn create(
+        &self,
+        user_uuid: RStr<'_>,
+        body_json: RStr<'_>,
+        query_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError>;
+
+    /// `GET`: the stored credentials (refreshed when expired).
+    fn get(&self, user_uuid: RStr<'_>, query_json: RStr<'_>) -> RResult<HttpReply, PluginError>;
+
+    /// `PUT`: change the stored data (e.g. the scope).
+    fn update(
+        &self,
+        user_uuid: RStr<'_>,
+        body_json: RStr<'_>,
+        query_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError>;
+
+    /// `DELETE`: remove the stored data.
+    fn delete(&self, user_uuid: RStr<'_>, query_json: RStr<'_>) -> RResult<HttpReply, PluginError>;
+
+    /// The "safe" view of stored data (JSON in, JSON out) shown by `GET /users/{u}/external`.
+    #[sabi(last_prefix_field)]
+    fn safe_view(&self, data_json: RStr<'_>) -> RResult<RString, PluginError>;
+}
+
+/// An external-auth plugin instance as held by the host.
+pub type ExternalAuthBox = ExternalAuthFfi_TO<'static, RBox<()>>;
+
+/// One external-auth plugin declared by a library.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct ExternalAuthDecl {
+    /// The auth type, also the name used in `enabled_external_auth_plugins`.
+    pub auth_type: RString,
+    /// `plugin_info` shown to user interfaces (JSON object text), e.g. `required_acl`.
+    pub plugin_info_json: RString,
+    pub load: extern "C" fn(
+        host: HostServicesBox,
+        config_json: RStr<'_>,
+    ) -> RResult<ExternalAuthBox, PluginError>,
+}
+
+/// The root module every plugin library exports (one per `.so`). Each field lists the plugins of
+/// one entry-point group.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+#[sabi(missing_field(option))]
+pub struct PluginModule {
+    /// Group `wazo_auth.backends`.
+    #[sabi(last_prefix_field)]
+    pub backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
+    /// Since 1.2.0. Group `wazo_auth.external_auth` (`None` for older plugins).
+    pub external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
+}
+
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "wazo_auth_plugin";
+    const NAME: &'static str = "wazo_auth_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}

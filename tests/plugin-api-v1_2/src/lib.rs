@@ -1,0 +1,492 @@
+//! wazo-auth-plugin-api 1.2.0 as released (ABI from the frozen abi_history/v1_2.rs, and the
+//! 1.2.0 helper code), for compatibility tests: plugins built against it must keep working in
+//! newer 1.x hosts.
+//! # wazo-auth plugin API
+//!
+//! The one crate a third-party plugin depends on. A plugin is a `cdylib` that implements a plain
+//! Rust trait ([`Backend`]) and exports it with one macro line ([`export_plugins!`]):
+//!
+//! ```ignore
+//! use wazo_auth_plugin_api::{export_plugins, Args, Backend, Host, PluginError};
+//!
+//! struct Static;
+//! impl Backend for Static {
+//!     fn load(_host: &Host, _config: serde_json::Value) -> Result<Self, PluginError> { Ok(Static) }
+//!     fn verify_password(&self, login: &str, password: &str, _args: &mut Args) -> Result<bool, PluginError> {
+//!         Ok(login == "alice" && password == "secret")
+//!     }
+//! }
+//! export_plugins! { backends: ["static_users" => Static] }
+//! ```
+//!
+//! Build the plugin with `crate-type = ["cdylib"]` and `panic = "unwind"` (the default for
+//! the dev and release profiles; never set `panic = "abort"`): every call is wrapped in
+//! `catch_unwind` and a panic becomes a [`PluginError`] of kind [`ErrorKind::PANICKED`]. With
+//! `panic = "abort"` a panic would kill the whole server.
+//!
+//! The binary interface itself lives in [`ffi`]; see its documentation for the compatibility rules.
+
+#[path = "../../../plugin-api/src/abi_history/v1_2.rs"]
+pub mod ffi;
+mod logging;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use abi_stable;
+pub use ffi::{ErrorKind, PluginError};
+pub use serde_json;
+
+use abi_stable::std_types::RString;
+use ffi::HostServicesBox;
+#[allow(unused_imports)]
+use ffi::HostServicesFfi as _;
+
+/// Arguments of one login, as a JSON object: `login`, `mobile`, `user_agent`, `remote_addr`,
+/// body fields such as `backend`, `tenant_id`, `domain_name`, and `acl` (default-policy ACL) for
+/// `get_acl`. A backend may add values in `verify_password`; they are visible to later calls of
+/// the same login.
+pub type Args = serde_json::Map<String, serde_json::Value>;
+
+/// Convenience constructors for [`PluginError`].
+impl PluginError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        PluginError {
+            kind,
+            message: RString::from(message.into()),
+        }
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::FAILED, message)
+    }
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CONFIG, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::UNAVAILABLE, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CONFLICT, message)
+    }
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::INVALID_INPUT, message)
+    }
+}
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.message)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// The host services handed to a plugin at load. Cheap to clone; keep it if you need it later.
+#[derive(Clone)]
+pub struct Host {
+    inner: HostServicesBox,
+}
+
+impl Host {
+    #[doc(hidden)]
+    pub fn from_ffi(inner: HostServicesBox) -> Self {
+        Host { inner }
+    }
+
+    /// The name this plugin was enabled under.
+    pub fn plugin_name(&self) -> String {
+        self.inner.plugin_name().into()
+    }
+
+    /// The plugin's configuration section (a JSON object, `{}` when absent).
+    pub fn config(&self) -> serde_json::Value {
+        serde_json::from_str(self.inner.config_json().as_str())
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+    }
+
+    /// Writes a record into the host log directly. Plugins normally just use the `log` macros,
+    /// which the export macro bridges here.
+    pub fn log(&self, level: log::Level, message: &str) {
+        self.inner.log(
+            level as u8,
+            self.plugin_name().as_str().into(),
+            message.into(),
+        );
+    }
+
+    /// Since 1.2: checks a login and password against the users of wazo-auth (see
+    /// [`HostServicesFfi::authenticate_user`]). `Ok(None)` for wrong credentials.
+    pub fn authenticate_user(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<User>, PluginError> {
+        let found = self
+            .inner
+            .authenticate_user(login.into(), password.into())
+            .into_result()?;
+        found
+            .into_option()
+            .map(|t| User::from_json(t.as_str()))
+            .transpose()
+    }
+
+    /// Since 1.2: the enabled user with this login (username or confirmed e-mail).
+    pub fn find_user(&self, login: &str) -> Result<Option<User>, PluginError> {
+        let found = self.inner.find_user(login.into()).into_result()?;
+        found
+            .into_option()
+            .map(|t| User::from_json(t.as_str()))
+            .transpose()
+    }
+
+    /// Since 1.2: the ACL of the user's group policies, then of the user's own policies.
+    pub fn user_acl(&self, user_uuid: &str) -> Result<Vec<String>, PluginError> {
+        let acl = self.inner.user_acl(user_uuid.into()).into_result()?;
+        Ok(acl.into_iter().map(Into::into).collect())
+    }
+
+    /// Since 1.2, external-auth plugins: this plugin's stored data for a user.
+    pub fn external_get(&self, user_uuid: &str) -> Result<Option<serde_json::Value>, PluginError> {
+        let found = self.inner.external_get(user_uuid.into()).into_result()?;
+        found
+            .into_option()
+            .map(|t| {
+                serde_json::from_str(t.as_str())
+                    .map_err(|e| PluginError::failed(format!("host returned invalid JSON: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Since 1.2, external-auth plugins: stores data for a user (`CONFLICT` if present).
+    pub fn external_create(
+        &self,
+        user_uuid: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), PluginError> {
+        self.inner
+            .external_create(user_uuid.into(), data.to_string().as_str().into())
+            .into_result()
+    }
+
+    /// Since 1.2, external-auth plugins: replaces a user's data (`NOT_FOUND` if absent).
+    pub fn external_update(
+        &self,
+        user_uuid: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), PluginError> {
+        self.inner
+            .external_update(user_uuid.into(), data.to_string().as_str().into())
+            .into_result()
+    }
+
+    /// Since 1.2, external-auth plugins: deletes a user's data (`NOT_FOUND` if absent).
+    pub fn external_delete(&self, user_uuid: &str) -> Result<(), PluginError> {
+        self.inner.external_delete(user_uuid.into()).into_result()
+    }
+
+    /// Since 1.2, external-auth plugins: this auth type's configuration for the user's tenant.
+    pub fn external_config(
+        &self,
+        user_uuid: &str,
+    ) -> Result<Option<serde_json::Value>, PluginError> {
+        let found = self.inner.external_config(user_uuid.into()).into_result()?;
+        found
+            .into_option()
+            .map(|t| {
+                serde_json::from_str(t.as_str())
+                    .map_err(|e| PluginError::failed(format!("host returned invalid JSON: {e}")))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn ffi(&self) -> &HostServicesBox {
+        &self.inner
+    }
+}
+
+/// A wazo-auth user, as the host services return it (since 1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uuid: String,
+    pub username: Option<String>,
+    pub tenant_uuid: String,
+    /// `user`, `internal` or `external_api`.
+    pub purpose: String,
+    pub enabled: bool,
+    /// `native`, `default`, or an IdP's method.
+    pub authentication_method: String,
+    /// The tenant's method, which applies when `authentication_method` is `default`.
+    pub tenant_default_authentication_method: String,
+}
+
+impl User {
+    /// The method that applies to this user (`default` resolved through the tenant).
+    pub fn effective_authentication_method(&self) -> &str {
+        if self.authentication_method == "default" {
+            &self.tenant_default_authentication_method
+        } else {
+            &self.authentication_method
+        }
+    }
+
+    fn from_json(text: &str) -> Result<User, PluginError> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| PluginError::failed(format!("host returned an invalid user: {e}")))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+        let need = |k: &str| {
+            s(k).ok_or_else(|| PluginError::failed(format!("host returned a user without {k}")))
+        };
+        Ok(User {
+            uuid: need("uuid")?,
+            username: s("username"),
+            tenant_uuid: need("tenant_uuid")?,
+            purpose: need("purpose")?,
+            enabled: v.get("enabled").and_then(|x| x.as_bool()).unwrap_or(false),
+            authentication_method: need("authentication_method")?,
+            tenant_default_authentication_method: s("tenant_default_authentication_method")
+                .unwrap_or_else(|| "native".to_string()),
+        })
+    }
+}
+
+/// Health reported by [`Backend::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Fail(String),
+}
+
+/// An authentication backend (entry-point group `wazo_auth.backends`), mirroring the original's
+/// `BaseAuthenticationBackend`. Only `load` and `verify_password` are required.
+pub trait Backend: Send + Sync + 'static {
+    /// Called once at startup when the plugin is enabled, with its configuration section.
+    fn load(host: &Host, config: serde_json::Value) -> Result<Self, PluginError>
+    where
+        Self: Sized;
+
+    /// Checks the credentials. May insert values into `args` for later calls of this login.
+    fn verify_password(
+        &self,
+        login: &str,
+        password: &str,
+        args: &mut Args,
+    ) -> Result<bool, PluginError>;
+
+    /// Token metadata. Must contain `auth_id` and `xivo_uuid`; should contain `uuid`,
+    /// `tenant_uuid`, `purpose` and `pbx_user_uuid` for user logins. The default is the
+    /// original's: `{"auth_id": null, "username": login, "xivo_uuid": get_xivo_uuid(args),
+    /// "pbx_user_uuid": null}`.
+    fn get_metadata(&self, login: &str, args: &Args) -> Result<Args, PluginError> {
+        let mut m = Args::new();
+        m.insert("auth_id".into(), serde_json::Value::Null);
+        m.insert("username".into(), login.into());
+        m.insert(
+            "xivo_uuid".into(),
+            self.get_xivo_uuid(args)
+                .map_or(serde_json::Value::Null, Into::into),
+        );
+        m.insert("pbx_user_uuid".into(), serde_json::Value::Null);
+        Ok(m)
+    }
+
+    /// The token's ACL. `args["acl"]` holds the default user policy's ACL. Default: empty.
+    fn get_acl(&self, _login: &str, _args: &Args) -> Result<Vec<String>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    /// Metadata stored with a refresh token (offline logins only). Default: empty.
+    fn get_persistent_metadata(&self, _login: &str, _args: &Args) -> Result<Args, PluginError> {
+        Ok(Args::new())
+    }
+
+    /// Default: the `XIVO_UUID` environment variable.
+    fn get_xivo_uuid(&self, _args: &Args) -> Option<String> {
+        std::env::var("XIVO_UUID").ok()
+    }
+
+    /// Since 1.1. Health of the backend, reported by `HEAD /0.1/status`. Default: ok.
+    fn status(&self) -> Result<Status, PluginError> {
+        Ok(Status::Ok)
+    }
+}
+
+/// A request to an external-auth plugin's resource `/0.1/users/{user_uuid}/external/{auth_type}`.
+/// The host has already checked the caller's ACL and that the user is visible to the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalRequest {
+    pub user_uuid: String,
+    /// The JSON body (`{}` for GET/DELETE or an empty body).
+    pub body: serde_json::Value,
+    /// The query string parameters.
+    pub query: Args,
+}
+
+/// An HTTP answer of an external-auth handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+        }
+    }
+
+    /// 204 without a body.
+    pub fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            body: None,
+        }
+    }
+}
+
+/// An external-auth plugin (entry-point group `wazo_auth.external_auth`): it links a wazo-auth
+/// user to an external service and keeps the credentials, through the host's encrypted store
+/// ([`Host::external_create`] and friends), which only ever gives it its own auth type's data.
+///
+/// Handlers answer a [`Reply`], or an error: `NOT_FOUND` becomes 404, `CONFLICT` 409,
+/// `INVALID_INPUT` 400, anything else (and a panic, or a call running past the timeout) 503
+/// `plugin-unavailable` with no details.
+pub trait ExternalAuth: Send + Sync + 'static {
+    /// Fields of the stored data that `GET /0.1/users/{user_uuid}/external` may show (the "safe
+    /// model"). Used by the default [`ExternalAuth::safe_view`].
+    const SAFE_FIELDS: &'static [&'static str] = &[];
+
+    /// Information shown to user interfaces, e.g. `{"required_acl": [...]}`.
+    fn plugin_info() -> serde_json::Value
+    where
+        Self: Sized,
+    {
+        serde_json::json!({})
+    }
+
+    fn load(host: &Host, config: serde_json::Value) -> Result<Self, PluginError>
+    where
+        Self: Sized;
+
+    /// `POST`: set up the link with the external service.
+    fn create(&self, req: &ExternalRequest) -> Result<Reply, PluginError>;
+
+    /// `GET`: the stored credentials (refreshed when expired).
+    fn get(&self, req: &ExternalRequest) -> Result<Reply, PluginError>;
+
+    /// `PUT`: change the stored data. Default: 405.
+    fn update(&self, _req: &ExternalRequest) -> Result<Reply, PluginError> {
+        Ok(Reply::json(
+            405,
+            serde_json::json!({"message": "The method is not allowed for the requested URL."}),
+        ))
+    }
+
+    /// `DELETE`: remove the stored data.
+    fn delete(&self, req: &ExternalRequest) -> Result<Reply, PluginError>;
+
+    /// The safe view of stored data: by default only [`ExternalAuth::SAFE_FIELDS`].
+    fn safe_view(&self, data: &serde_json::Value) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        if let Some(obj) = data.as_object() {
+            for field in Self::SAFE_FIELDS {
+                if let Some(v) = obj.get(*field) {
+                    out.insert((*field).to_string(), v.clone());
+                }
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+/// Parses the `args` JSON text handed over by the host.
+pub fn parse_args(json: &str) -> Result<Args, PluginError> {
+    if json.is_empty() {
+        return Ok(Args::new());
+    }
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(PluginError::new(
+            ErrorKind::INVALID_INPUT,
+            "args must be a JSON object",
+        )),
+        Err(e) => Err(PluginError::new(
+            ErrorKind::INVALID_INPUT,
+            format!("args is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Declares the plugins of this library and exports its root module. Use it exactly once per
+/// library; both lists are optional:
+///
+/// ```ignore
+/// export_plugins! {
+///     backends: ["my_backend" => MyBackend, "other" => Other],
+///     external_auths: ["bar" => Bar],
+/// }
+/// ```
+///
+/// Every call into the plugin goes through an adapter that catches panics and bridges the `log`
+/// crate's records into the host's log, tagged with the plugin's name.
+#[macro_export]
+macro_rules! export_plugins {
+    (
+        $( backends: [ $( $bname:literal => $bty:ty ),* $(,)? ] $(,)? )?
+        $( external_auths: [ $( $ename:literal => $ety:ty ),* $(,)? ] $(,)? )?
+    ) => {
+        /// Root module of this plugin library (read by the wazo-auth host).
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+        pub static __WAZO_AUTH_PLUGIN_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn __wazo_auth_erased_root() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__wazo_auth_root_module)
+            }
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::ffi::PluginModuleRef>(
+                    __wazo_auth_erased_root,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+
+        fn __wazo_auth_root_module() -> $crate::ffi::PluginModuleRef {
+            $crate::__private::root_module(__wazo_auth_backends, __wazo_auth_external_auths)
+        }
+
+        extern "C" fn __wazo_auth_backends() -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RVec<$crate::ffi::BackendDecl>,
+            $crate::PluginError,
+        > {
+            $crate::__private::guard(None, || {
+                Ok(::std::vec![ $( $( $crate::__private::backend_decl::<$bty>($bname) ),* )? ].into())
+            })
+        }
+
+        extern "C" fn __wazo_auth_external_auths() -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RVec<$crate::ffi::ExternalAuthDecl>,
+            $crate::PluginError,
+        > {
+            $crate::__private::guard(None, || {
+                Ok(::std::vec![ $( $( $crate::__private::external_auth_decl::<$ety>($ename) ),* )? ].into())
+            })
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exported_symbol_name_matches_abi_stable() {
+        // The export macro hard-codes the symbol so that plugins need no direct abi_stable
+        // dependency; this guards it against an abi_stable upgrade.
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+}
