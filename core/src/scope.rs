@@ -7,7 +7,9 @@
 //!
 //! 1. **The caller's tenant** is decided from its token, once, by [`decide`]: the tenant of the
 //!    token's user, re-read from the database (a user token whose user was deleted is refused as
-//!    an unknown user); else the `tenant_uuid` of the token's metadata; else the top tenant.
+//!    an unknown user); else the `tenant_uuid` of the token's metadata (`null`: the top tenant);
+//!    a token whose metadata has no `tenant_uuid` at all belongs to no tenant and is refused
+//!    (401 `unauthorized-tenant`).
 //! 2. **The scoping tenant** is that tenant, or the tenant named by the `Wazo-Tenant` header when
 //!    it is that tenant or one of its descendants; any other header value is refused (401
 //!    `unauthorized-tenant`), never ignored.
@@ -85,8 +87,8 @@ impl From<Error> for ScopeError {
     }
 }
 
-/// The tenant `token` belongs to: its user's tenant (re-read), else `metadata.tenant_uuid`, else
-/// the top tenant.
+/// The tenant `token` belongs to: its user's tenant (re-read), else `metadata.tenant_uuid` (the
+/// top tenant when `null`); none when the metadata has no `tenant_uuid` (refused).
 async fn token_tenant(storage: &Storage, token: &Token) -> Result<String, ScopeError> {
     let user = token.metadata.get("uuid").and_then(Value::as_str);
     // Only a UUID can name a wazo-auth user (other backends may put anything in `uuid`).
@@ -98,10 +100,14 @@ async fn token_tenant(storage: &Storage, token: &Token) -> Result<String, ScopeE
             None => {}
         }
     }
-    if let Some(t) = token.metadata.get("tenant_uuid").and_then(Value::as_str) {
-        return Ok(t.to_string());
+    match token.metadata.get("tenant_uuid") {
+        Some(Value::String(t)) => Ok(t.to_string()),
+        // A backend's metadata without `tenant_uuid` at all: the token belongs to no tenant
+        // (docs/plugins.md, "tenant_uuid"), and no tenant is visible to it.
+        None => Err(ScopeError::UnauthorizedTenant(String::new())),
+        Some(Value::Null) => Ok(storage.top_tenant_uuid().await?),
+        Some(other) => Err(ScopeError::UnauthorizedTenant(other.to_string())),
     }
-    Ok(storage.top_tenant_uuid().await?)
 }
 
 /// The one scope decision (see the module's documentation): the caller's tenant from `token`,

@@ -169,6 +169,7 @@ async fn run(
         offline: body.offline,
     };
     let done = run_steps(state, &backend, steps).await?;
+    check_tenant(state, &backend, &done.metadata).await?;
     let token = new_token(
         state,
         NewTokenInput {
@@ -241,6 +242,9 @@ fn backend(
         Credentials::Refresh(row) => row.backend.clone(),
         Credentials::Password { .. } => body.backend.clone(),
     };
+    if let Some(name) = wanted.as_deref() {
+        refuse_failed_backend(state, name)?;
+    }
     let named = wanted
         .as_deref()
         .and_then(|name| state.plugins.backend(name));
@@ -248,13 +252,31 @@ fn backend(
         Some(backend) => Ok((backend, wanted)),
         None => {
             log::info!(
-                "POST /token: no usable backend (asked {:?}, default {:?})",
+                "POST /token: no usable backend (asked {:?}, default {:?}): the login is \
+                 refused; install and enable the backend (enabled_backend_plugins), see the \
+                 startup table",
                 wanted,
                 state.settings.default_backend
             );
             Err(LoginError::Refused)
         }
     }
+}
+
+/// A login naming a backend that is enabled but failed to load is refused (401), never handed
+/// to the default backend: its users are not the default backend's.
+fn refuse_failed_backend(state: &AppState, name: &str) -> Result<(), LoginError> {
+    let Some(why) = state.plugins.failed_backend(name) else {
+        return Ok(());
+    };
+    crate::plugins::warn_rate_limited(
+        &format!("failed-backend:{name}"),
+        format_args!(
+            "POST /token: login refused: it names backend {name:?}, which is enabled but failed \
+             to load at startup ({why}); fix it and restart the server"
+        ),
+    );
+    Err(LoginError::Refused)
 }
 
 /// Step 3: the `args` every backend call receives.
@@ -346,7 +368,10 @@ fn json_object(method: &'static str, text: &str) -> Result<Map<String, Value>, S
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(StepError::Failed(
             method,
-            PluginError::failed("returned something that is not a JSON object"),
+            PluginError::failed(format!(
+                "returned something that is not a JSON object: make Backend::{method} return \
+                 an Args map"
+            )),
         )),
     }
 }
@@ -385,7 +410,10 @@ impl LoginSteps {
         else {
             return Err(StepError::Failed(
                 "get_metadata",
-                PluginError::failed("returned metadata without a string auth_id"),
+                PluginError::failed(
+                    "returned no string auth_id: override Backend::get_metadata and put the \
+                     user's identity (a string) under auth_id",
+                ),
             ));
         };
         self.args.insert(
@@ -455,6 +483,70 @@ async fn run_steps(
         backend.file.display()
     );
     Err(LoginError::Backend(error))
+}
+
+/// Step 4b, the tenant rule (docs/plugins.md, "tenant_uuid"): the metadata's `tenant_uuid`
+/// never widens what the token may reach.
+/// - the uuid of an existing tenant: the token's tenant;
+/// - `null`: the top tenant, as the author asked;
+/// - absent: the token belongs to no tenant and passes no tenant check (its session is recorded
+///   under the top tenant, as the original does); a warning says so;
+/// - anything else (not a string, not a tenant uuid, no such tenant): the login is refused
+///   (401), with a warning.
+///
+/// The warnings name the backend and are rate-limited (a client can trigger them at will).
+async fn check_tenant(
+    state: &AppState,
+    backend: &LoadedBackend,
+    metadata: &Map<String, Value>,
+) -> Result<(), LoginError> {
+    let refused = |case: &str, problem: String| {
+        crate::plugins::warn_rate_limited(
+            &format!("tenant:{case}:{}", backend.name),
+            format_args!(
+                "backend {} ({}): get_metadata returned {problem}; login refused (401): put the \
+                 uuid of the user's tenant under tenant_uuid, or null for the top tenant",
+                backend.name,
+                backend.file.display()
+            ),
+        );
+        LoginError::Backend(CallError::Plugin(PluginError::failed(format!(
+            "get_metadata returned {problem}"
+        ))))
+    };
+    match metadata.get("tenant_uuid") {
+        None => {
+            crate::plugins::warn_rate_limited(
+                &format!("tenant:missing:{}", backend.name),
+                format_args!(
+                    "backend {} ({}): get_metadata returned no tenant_uuid: the token belongs to \
+                     no tenant and passes no tenant check; put the uuid of the user's tenant \
+                     under tenant_uuid, or null for the top tenant",
+                    backend.name,
+                    backend.file.display()
+                ),
+            );
+            Ok(())
+        }
+        Some(Value::Null) => Ok(()),
+        Some(Value::String(t)) if wazo_auth_core::ids::parse_canonical(t).is_none() => {
+            Err(refused(
+                "malformed",
+                format!("a tenant_uuid that is not a hyphenated uuid: {t:?}"),
+            ))
+        }
+        Some(Value::String(t)) => {
+            if state.storage.is_subtenant(t, t).await? {
+                Ok(())
+            } else {
+                Err(refused("unknown", format!("the tenant_uuid {t}, which names no existing tenant (tenant uuids are lower-case)")))
+            }
+        }
+        Some(other) => Err(refused(
+            "malformed",
+            format!("a tenant_uuid that is not a string: {other}"),
+        )),
+    }
 }
 
 struct NewTokenInput<'a> {

@@ -299,13 +299,19 @@ pub enum CallError {
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Plugin(e) => write!(f, "{e}"),
-            CallError::Timeout(d) => write!(f, "timed out after {:.3}s", d.as_secs_f64()),
+            CallError::Plugin(e) => f.write_str(&explain(e)),
+            CallError::Timeout(d) => write!(
+                f,
+                "timed out after {:.3}s: give the plugin's own network and database calls \
+                 shorter time-outs than plugin_call_timeout",
+                d.as_secs_f64()
+            ),
             CallError::Busy => write!(
                 f,
-                "too many calls in progress ({MAX_INFLIGHT_CALLS_PER_PLUGIN}); is the plugin hung?"
+                "too many calls in progress ({MAX_INFLIGHT_CALLS_PER_PLUGIN}): the plugin \
+                 looks hung; restart the server and fix the call that never returns"
             ),
-            CallError::Crashed(m) => write!(f, "call crashed: {m}"),
+            CallError::Crashed(m) => write!(f, "the thread running the call died: {m}"),
         }
     }
 }
@@ -372,6 +378,10 @@ pub struct PluginRegistry {
     externals: BTreeMap<String, Arc<LoadedExternal>>,
     /// Enabled backends that were declared by a valid library (loaded or failed in `load`).
     enabled_backend_names: BTreeSet<String>,
+    /// Enabled backends declared by a valid library whose `load` failed, with the reason.
+    failed_backends: BTreeMap<String, String>,
+    /// Files refused as a whole (not opened, or not usable), with the reason.
+    refused_files: Vec<(PathBuf, String)>,
     pub report: Vec<PluginReport>,
 }
 
@@ -412,6 +422,20 @@ impl PluginRegistry {
         self.enabled_backend_names.iter().cloned().collect()
     }
 
+    /// Why the enabled backend `name` is not loaded, when a valid library declares it but its
+    /// `load` failed (a login naming it is refused, never handed to another backend).
+    pub fn failed_backend(&self, name: &str) -> Option<&str> {
+        self.failed_backends.get(name).map(String::as_str)
+    }
+
+    /// The enabled backends whose `load` failed, with the reasons (`HEAD /0.1/status` answers
+    /// 503 while there is one).
+    pub fn failed_backends(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.failed_backends
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.as_str()))
+    }
+
     /// The startup table, one line per plugin.
     pub fn table(&self) -> String {
         let mut rows = vec![[
@@ -447,6 +471,27 @@ impl PluginRegistry {
                 }
             }
         }
+        out.push_str(&self.table_footer());
+        out
+    }
+
+    /// The lines under the startup table: what is not available, and what it means.
+    fn table_footer(&self) -> String {
+        let mut out = String::new();
+        if !self.failed_backends.is_empty() {
+            let names: Vec<&str> = self.failed_backends.keys().map(String::as_str).collect();
+            out.push_str(&format!(
+                "\nenabled backends that failed to load: {}; logins naming them answer 401 and \
+                 HEAD /0.1/status answers 503 until they load (see their rows above)",
+                names.join(", ")
+            ));
+        }
+        if self.backends.is_empty() {
+            out.push_str(
+                "\nno backend is loaded: every login answers 401 and HEAD /0.1/status answers \
+                 503; install a backend's file and enable it in enabled_backend_plugins",
+            );
+        }
         out
     }
 
@@ -456,8 +501,9 @@ impl PluginRegistry {
         let dir = &opts.plugin_dir;
         if let Err(reason) = check_permissions(dir, true, opts.allow_insecure) {
             log::error!(
-                "plugin directory {}: {reason}; no plugin loaded",
-                dir.display()
+                "plugin directory {}: {reason}; no plugin loaded{}",
+                dir.display(),
+                missing_because_of_dir(opts)
             );
             return reg;
         }
@@ -467,7 +513,11 @@ impl PluginRegistry {
                 .filter(|p| p.extension().is_some_and(|x| x == "so"))
                 .collect(),
             Err(e) => {
-                log::error!("plugin directory {}: cannot be read: {e}", dir.display());
+                log::error!(
+                    "plugin directory {}: cannot be read: {e}; no plugin loaded{}",
+                    dir.display(),
+                    missing_because_of_dir(opts)
+                );
                 return reg;
             }
         };
@@ -478,17 +528,51 @@ impl PluginRegistry {
         }
         for (name, enabled) in opts.enabled_backends {
             if *enabled && !owners.contains_key(name) {
-                log::warn!(
-                    "backend {name:?} is enabled but no plugin in {} declares it",
-                    dir.display()
-                );
+                reg.warn_undeclared(name, dir);
             }
         }
         reg
     }
 
+    /// The warning for an enabled backend that no accepted file declares: names the refused
+    /// files that may declare it (what they declare cannot be known without running them).
+    fn warn_undeclared(&self, name: &str, dir: &Path) {
+        let fix = format!("or set enabled_backend_plugins.{name}: false");
+        let built_in = built_in_file(GROUP_BACKENDS, name);
+        let refused: Vec<String> = self
+            .refused_files
+            .iter()
+            .filter(|(f, _)| {
+                built_in.is_none_or(|b| f.file_name().is_some_and(|n| n == std::ffi::OsStr::new(b)))
+            })
+            .map(|(f, reason)| format!("{} ({reason})", f.display()))
+            .collect();
+        if refused.is_empty() {
+            log::warn!(
+                "backend {name:?} is enabled but no plugin file in {} declares it: install the \
+                 file that declares it {fix}",
+                dir.display()
+            );
+        } else if built_in.is_some() {
+            log::warn!(
+                "backend {name:?} is enabled but missing: it is declared by a refused file: {}; \
+                 fix that file and restart {fix}",
+                refused.join("; ")
+            );
+        } else {
+            log::warn!(
+                "backend {name:?} is enabled but no accepted plugin file in {} declares it; it \
+                 may be declared by a refused file: {}; fix that file and restart {fix}",
+                dir.display(),
+                refused.join("; ")
+            );
+        }
+    }
+
     fn refuse_file(&mut self, file: &Path, api_version: &str, reason: String) {
         log::error!("plugin file {}: refused: {reason}", file.display());
+        self.refused_files
+            .push((file.to_path_buf(), reason.clone()));
         self.report.push(PluginReport {
             name: "-".into(),
             group: "-",
@@ -516,7 +600,10 @@ impl PluginRegistry {
                 return self.refuse_file(
                     file,
                     api_version,
-                    format!("declaring its external-auth plugins failed: {e}"),
+                    format!(
+                        "declaring its external-auth plugins failed: {}",
+                        explain(&e)
+                    ),
                 )
             }
         };
@@ -530,10 +617,21 @@ impl PluginRegistry {
                 api_version: api_version.to_string(),
                 status: String::new(),
             };
+            if let Some(reason) = reserved_name(GROUP_EXTERNAL_AUTH, &name, file) {
+                row.status = format!("refused: {reason}");
+                log::error!(
+                    "plugin file {}: refused external auth {name:?}: {reason}",
+                    file.display()
+                );
+                self.report.push(row);
+                continue;
+            }
             if let Some(first) = owners.get(&key) {
                 row.status = format!("refused: name already declared by {}", first.display());
                 log::error!(
-                    "plugin file {}: refused external auth {name:?}: name already declared by {}",
+                    "plugin file {}: refused external auth {name:?}: name already declared by {} \
+                     (the first file in name order keeps it); rename it in this file's \
+                     export_plugins!",
                     file.display(),
                     first.display()
                 );
@@ -581,16 +679,18 @@ impl PluginRegistry {
                     );
                 }
                 Ok(RResult::RErr(e)) => {
-                    row.status = format!("refused: load failed: {e}");
+                    let why = explain_load(&e, &name);
+                    row.status = format!("refused: load failed: {why}");
                     log::error!(
-                        "plugin file {}: external auth {name:?} failed to load: {e}",
+                        "plugin file {}: external auth {name:?} failed to load: {why}",
                         file.display()
                     );
                 }
                 Err(reason) => {
                     row.status = format!("refused: load {reason}");
                     log::error!(
-                        "plugin file {}: external auth {name:?} load {reason}",
+                        "plugin file {}: external auth {name:?} load {reason}: \
+                         {LOAD_TIMEOUT_ADVICE}",
                         file.display()
                     );
                 }
@@ -643,7 +743,7 @@ impl PluginRegistry {
                 return self.refuse_file(
                     file,
                     &api_version,
-                    format!("declaring its plugins failed: {e}"),
+                    format!("declaring its plugins failed: {}", explain(&e)),
                 )
             }
         };
@@ -656,10 +756,21 @@ impl PluginRegistry {
                 api_version: api_version.clone(),
                 status: String::new(),
             };
+            if let Some(reason) = reserved_name(GROUP_BACKENDS, &name, file) {
+                row.status = format!("refused: {reason}");
+                log::error!(
+                    "plugin file {}: refused backend {name:?}: {reason}",
+                    file.display()
+                );
+                self.report.push(row);
+                continue;
+            }
             if let Some(first) = owners.get(&name) {
                 row.status = format!("refused: name already declared by {}", first.display());
                 log::error!(
-                    "plugin file {}: refused backend {name:?}: name already declared by {}",
+                    "plugin file {}: refused backend {name:?}: name already declared by {} (the \
+                     first file in name order keeps it); rename it in this file's \
+                     export_plugins!",
                     file.display(),
                     first.display()
                 );
@@ -698,23 +809,155 @@ impl PluginRegistry {
                         .insert(name.clone(), Arc::new(Loaded::new(&name, file, backend)));
                 }
                 Ok(RResult::RErr(e)) => {
-                    row.status = format!("refused: load failed: {e}");
+                    let why = explain_load(&e, &name);
+                    row.status = format!("refused: load failed: {why}");
                     log::error!(
-                        "plugin file {}: backend {name:?} failed to load: {e}",
+                        "plugin file {}: backend {name:?} failed to load: {why}",
                         file.display()
                     );
+                    self.failed_backends
+                        .insert(name.clone(), format!("load failed: {why}"));
                 }
                 Err(reason) => {
                     row.status = format!("refused: load {reason}");
-                    log::error!(
-                        "plugin file {}: backend {name:?} load {reason}",
-                        file.display()
-                    );
+                    let why = format!("load {reason}: {LOAD_TIMEOUT_ADVICE}");
+                    log::error!("plugin file {}: backend {name:?} {why}", file.display());
+                    self.failed_backends.insert(name.clone(), why);
                 }
             }
             self.report.push(row);
         }
         self.load_externals(file, &module, &api_version, opts, owners);
+    }
+}
+
+/// What to do when `load` times out.
+const LOAD_TIMEOUT_ADVICE: &str = "load gets twice plugin_call_timeout: do slow work lazily, or \
+     give the plugin's own connections shorter time-outs";
+
+/// Built-in plugins, shipped with the server: `(group, name, file name)`. Only that file may
+/// declare that name in that group; any other file declaring it is refused, wherever it sorts.
+const BUILT_IN: &[(&str, &str, &str)] =
+    &[(GROUP_BACKENDS, "wazo_user", "libwazo_auth_wazo_user.so")];
+
+/// The file name of the built-in plugin `name` of `group`.
+fn built_in_file(group: &str, name: &str) -> Option<&'static str> {
+    BUILT_IN
+        .iter()
+        .find(|(g, n, _)| *g == group && *n == name)
+        .map(|(_, _, f)| *f)
+}
+
+/// Why `file` may not declare `name` in `group`: the name is built in and `file` is not the
+/// built-in file. Names both files.
+fn reserved_name(group: &str, name: &str, file: &Path) -> Option<String> {
+    let built_in = built_in_file(group, name)?;
+    if file.file_name() == Some(std::ffi::OsStr::new(built_in)) {
+        return None;
+    }
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let path = dir.join(built_in);
+    let installed = if path.exists() { "" } else { ", not installed" };
+    Some(format!(
+        "{name:?} is a built-in name, reserved for {}{installed}; a third-party file can \
+         never take it: rename the plugin in this file's export_plugins!",
+        path.display()
+    ))
+}
+
+/// The end of the "no plugin loaded" line: the enabled plugins that are therefore missing.
+fn missing_because_of_dir(opts: &LoaderOptions<'_>) -> String {
+    let enabled = |m: &BTreeMap<String, bool>| -> Vec<String> {
+        m.iter()
+            .filter(|(_, on)| **on)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let (backends, externals) = (
+        enabled(opts.enabled_backends),
+        enabled(opts.enabled_externals),
+    );
+    let mut out = String::new();
+    if !backends.is_empty() {
+        out.push_str(&format!(
+            ", so the enabled backends {} are missing",
+            backends.join(", ")
+        ));
+    }
+    if !externals.is_empty() {
+        out.push_str(&format!(
+            "{} the enabled external auths {} are missing",
+            if backends.is_empty() { ", so" } else { " and" },
+            externals.join(", ")
+        ));
+    }
+    out
+}
+
+/// A plugin error in words that say what to do: `<kind>: <message>`, the boundary's
+/// "plugin panicked: " prefix dropped, followed by advice for the kinds that call for one.
+pub fn explain(e: &PluginError) -> String {
+    let message = e.message.as_str();
+    let advice = match e.kind {
+        ErrorKind::PANICKED => {
+            let message = message.strip_prefix("plugin panicked: ").unwrap_or(message);
+            return format!(
+                "panicked: {message} (the host caught the panic and kept serving: fix the \
+                 plugin so that it returns an error instead)"
+            );
+        }
+        ErrorKind::CONFIG => "fix the plugin's section of plugin_config",
+        ErrorKind::UNAVAILABLE => "check the service the plugin depends on",
+        ErrorKind::UNSUPPORTED => "the plugin needs a newer wazo-auth",
+        _ => "",
+    };
+    if advice.is_empty() {
+        format!("{}: {message}", e.kind.name())
+    } else {
+        format!("{}: {message} ({advice})", e.kind.name())
+    }
+}
+
+/// [`explain`] for an error of `load`, naming the configuration section of plugin `name`.
+fn explain_load(e: &PluginError, name: &str) -> String {
+    if e.kind == ErrorKind::CONFIG {
+        format!(
+            "config: {} (fix plugin_config.{name} and restart)",
+            e.message.as_str()
+        )
+    } else {
+        explain(e)
+    }
+}
+
+/// Logs `message` at warning level at most once a minute per `key`, saying how many were
+/// left out since the last one. For warnings a client can trigger at every request.
+pub fn warn_rate_limited(key: &str, message: std::fmt::Arguments<'_>) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static LAST: Mutex<Option<HashMap<String, (Instant, u64)>>> = Mutex::new(None);
+    const EVERY: Duration = Duration::from_secs(60);
+    let mut guard = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = guard.get_or_insert_with(HashMap::new);
+    let now = Instant::now();
+    match seen.get_mut(key) {
+        Some((at, left_out)) if now.duration_since(*at) < EVERY => *left_out += 1,
+        Some((at, left_out)) => {
+            let n = std::mem::take(left_out);
+            *at = now;
+            drop(guard);
+            if n > 0 {
+                log::warn!("{message} ({n} more like this since the last one)");
+            } else {
+                log::warn!("{message}");
+            }
+        }
+        None => {
+            seen.insert(key.to_string(), (now, 0));
+            drop(guard);
+            log::warn!("{message}");
+        }
     }
 }
 
@@ -724,23 +967,30 @@ impl PluginRegistry {
 fn check_abi(header: &abi_stable::library::LibHeader, file: &Path) -> Result<(), String> {
     use wazo_auth_plugin_api::abi_history;
     let declared = header.version_strings();
-    let version = abi_stable::sabi_types::VersionNumber::new(declared)
-        .map_err(|_| "has an unreadable plugin-api version".to_string())?;
+    let version = abi_stable::sabi_types::VersionNumber::new(declared).map_err(|_| {
+        "has an unreadable plugin-api version: rebuild it against wazo-auth-plugin-api 1.x"
+            .to_string()
+    })?;
     if u64::from(version.major) != abi_history::MAJOR {
         return Err(format!(
-            "built against wazo-auth-plugin-api {}, this server accepts {}.x",
+            "built against wazo-auth-plugin-api {}, this server accepts {}.x: rebuild it \
+             against wazo-auth-plugin-api {}.x",
             declared.version,
+            abi_history::MAJOR,
             abi_history::MAJOR
         ));
     }
     let Some(expected) = abi_history::root_layout_for_minor(u64::from(version.minor)) else {
         return Err(format!(
-            "built against wazo-auth-plugin-api {}, a version this server does not know",
+            "built against wazo-auth-plugin-api {}, a version this server does not know: \
+             rebuild it against a released 1.x version",
             declared.version
         ));
     };
     let Some(actual) = header.layout() else {
-        return Err("was built without type-layout information".into());
+        return Err(
+            "was built without type-layout information: rebuild it with export_plugins!".into(),
+        );
     };
     abi_history::check_layout(expected, actual).map_err(|e| {
         log::debug!("plugin file {}: full layout report: {e}", file.display());
@@ -801,18 +1051,27 @@ fn summarize_library_error(e: &LibraryError) -> String {
         LibraryError::OpenError { err, .. } => {
             let text = err.to_string();
             let first = text.lines().next().unwrap_or("").to_string();
-            format!("cannot be opened as a shared library: {first}")
+            format!(
+                "cannot be opened as a shared library: {first} (is it built for this machine, \
+                 with its dependencies installed?)"
+            )
         }
         LibraryError::GetSymbolError { .. } => {
-            "not a wazo-auth plugin (it exports no wazo-auth root module)".into()
+            "not a wazo-auth plugin (it exports no wazo-auth root module): remove it from the \
+             plugin directory, or give it an export_plugins! line"
+                .into()
         }
-        LibraryError::ParseVersionError(_) => "has an unreadable plugin-api version".into(),
+        LibraryError::ParseVersionError(_) => {
+            "has an unreadable plugin-api version: rebuild it against wazo-auth-plugin-api 1.x"
+                .into()
+        }
         LibraryError::IncompatibleVersionNumber {
             expected_version,
             actual_version,
             ..
         } => format!(
-            "built against wazo-auth-plugin-api {actual_version}, this server accepts {}.x",
+            "built against wazo-auth-plugin-api {actual_version}, this server accepts {}.x: \
+             rebuild it against that version",
             expected_version.major
         ),
         LibraryError::AbiInstability(_) => {
@@ -820,12 +1079,18 @@ fn summarize_library_error(e: &LibraryError) -> String {
              server's; rebuild it against a compatible version; details at debug level)"
                 .into()
         }
-        LibraryError::InvalidAbiHeader(_) => "built with an incompatible abi_stable version".into(),
-        LibraryError::InvalidCAbi { .. } => "has an invalid C ABI header".into(),
+        LibraryError::InvalidAbiHeader(_) => {
+            "built with an incompatible abi_stable version: rebuild it against \
+             wazo-auth-plugin-api 1.x, which brings the right one"
+                .into()
+        }
+        LibraryError::InvalidCAbi { .. } => {
+            "has an invalid C ABI header: rebuild it against wazo-auth-plugin-api 1.x".into()
+        }
         LibraryError::RootModule { err, .. } => {
             let text = err.to_string();
             let first = text.lines().next().unwrap_or("").to_string();
-            format!("its root module failed to initialise: {first}")
+            format!("its root module failed to initialise: {first} (fix the library's static initialisation)")
         }
         LibraryError::Many(errs) => errs
             .iter()

@@ -175,9 +175,10 @@ pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), 
     Ok(())
 }
 
-/// Stops the private PostgreSQL if this process started it.
+/// Stops the private PostgreSQL if this process started it, or adopted it from a wazo-auth
+/// process that died without stopping it.
 pub(crate) fn stop_cluster(cluster: Option<Cluster>) {
-    if let Some(cluster) = cluster.filter(|c| c.started_here()) {
+    if let Some(cluster) = cluster.filter(|c| c.stops_at_exit()) {
         log::info!("stopping the private PostgreSQL");
         if let Err(e) = cluster.stop() {
             log::error!("stopping the private PostgreSQL failed: {e}");

@@ -46,6 +46,10 @@ pub(crate) const PORT: u16 = 5432;
 /// `postgresql.conf`; it is rewritten at every start.
 const CONF_FILE: &str = "wazo-auth.conf";
 const CONF_INCLUDE_LINE: &str = "include_if_exists = 'wazo-auth.conf'";
+/// Who started the running cluster (inside the data directory): `<pid> <start time> <postmaster
+/// pid>` of the process responsible for stopping it. Lets a process adopt, and later stop, a
+/// cluster whose starter died without stopping it (killed, or a plugin that aborted).
+const OWNER_FILE: &str = "wazo-auth.owner";
 /// Seconds `pg_ctl -w` waits for start/stop.
 const PG_CTL_TIMEOUT_SECS: &str = "60";
 
@@ -97,6 +101,8 @@ pub struct Cluster {
     run_as: Option<OsUser>,
     /// Whether this process started the server (false when it reused a running one).
     started_here: bool,
+    /// Whether this process reused a running server whose starter is gone, and so stops it.
+    adopted: bool,
 }
 
 impl Cluster {
@@ -155,6 +161,7 @@ impl Cluster {
             port: PORT,
             run_as,
             started_here: false,
+            adopted: false,
         };
 
         if cluster.data_dir.join("PG_VERSION").exists() {
@@ -173,6 +180,7 @@ impl Cluster {
                     pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
                 );
                 cluster.adopt_running_socket();
+                cluster.adopt_if_orphaned(pid)?;
             }
             Status::Running(pid) => {
                 cluster.remove_stale_pid_file(pid)?;
@@ -183,6 +191,9 @@ impl Cluster {
                 cluster.pg_ctl_start()?;
                 cluster.started_here = true;
             }
+        }
+        if cluster.started_here {
+            cluster.write_owner()?;
         }
         Ok(cluster)
     }
@@ -259,10 +270,12 @@ impl Cluster {
         ]);
         let out = run(&mut cmd)?;
         if out.status.success() {
+            self.remove_owner();
             return Ok(());
         }
         // Someone else may have stopped it in the meantime.
         if let Ok(Status::Stopped) = self.status() {
+            self.remove_owner();
             return Ok(());
         }
         err(format!(
@@ -276,6 +289,13 @@ impl Cluster {
     /// only then should this process stop it.
     pub fn started_here(&self) -> bool {
         self.started_here
+    }
+
+    /// Whether this process must stop the cluster when it exits: it started it, or it reused a
+    /// cluster left running by a wazo-auth process that is gone (killed without stopping it).
+    /// A cluster started by hand, or by a wazo-auth process still running, is left running.
+    pub fn stops_at_exit(&self) -> bool {
+        self.started_here || self.adopted
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -525,6 +545,66 @@ impl Cluster {
         }
     }
 
+    /// Records this process as the one that stops the running cluster (see [`OWNER_FILE`]).
+    fn write_owner(&self) -> Result<(), ClusterError> {
+        let me = std::process::id() as i32;
+        let postmaster = read_pid_file(&self.data_dir).map_or(0, |p| p.pid);
+        let line = format!(
+            "{me} {} {postmaster}\n",
+            process_start_time(me).unwrap_or_default()
+        );
+        write_owned(&self.data_dir.join(OWNER_FILE), &line, self.run_as.as_ref())
+    }
+
+    fn remove_owner(&self) {
+        let _ = fs::remove_file(self.data_dir.join(OWNER_FILE));
+    }
+
+    /// The running cluster (postmaster `pid`) was started by a wazo-auth process that is gone:
+    /// nobody would stop it, so this process takes that over. One that is still running, or a
+    /// cluster started by something else (no owner file, or one naming another postmaster),
+    /// is left alone.
+    fn adopt_if_orphaned(&mut self, pid: Option<i32>) -> Result<(), ClusterError> {
+        let text = fs::read_to_string(self.data_dir.join(OWNER_FILE)).unwrap_or_default();
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let [owner, started, postmaster] = fields[..] else {
+            log::info!(
+                "the PostgreSQL cluster in {} was not started by wazo-auth: it is left running \
+                 at exit",
+                self.data_dir.display()
+            );
+            return Ok(());
+        };
+        let (Ok(owner), Ok(postmaster)) = (owner.parse::<i32>(), postmaster.parse::<i32>()) else {
+            return Ok(());
+        };
+        if pid != Some(postmaster) {
+            log::info!(
+                "the PostgreSQL cluster in {} was not started by wazo-auth: it is left running \
+                 at exit",
+                self.data_dir.display()
+            );
+            return Ok(());
+        }
+        let owner_alive = process_start_time(owner).is_some_and(|t| t.to_string() == started);
+        if owner_alive {
+            log::info!(
+                "the PostgreSQL cluster in {} belongs to wazo-auth process {owner}, still \
+                 running: that process stops it, this one leaves it running at exit",
+                self.data_dir.display()
+            );
+            return Ok(());
+        }
+        log::warn!(
+            "the PostgreSQL cluster in {} was left running by wazo-auth process {owner}, which \
+             is gone (killed, or aborted by a plugin): this process adopts it and stops it at \
+             exit",
+            self.data_dir.display()
+        );
+        self.adopted = true;
+        self.write_owner()
+    }
+
     /// A cluster started by someone else may use another socket dir/port:
     /// postmaster.pid tells where it actually listens.
     fn adopt_running_socket(&mut self) {
@@ -593,6 +673,19 @@ impl Cluster {
 enum Status {
     Running(Option<i32>),
     Stopped,
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, in clock ticks since boot):
+/// with the pid, it names one process, even after the pid is reused. `None` when the process
+/// does not exist, is a zombie, or there is no /proc.
+fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -25,11 +25,13 @@ async fn backends(state: State) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "data": state.plugins.enabled_backend_names() }))
 }
 
-/// 200 when the database answers and every loaded backend reports ok; 503 otherwise (the
-/// reasons are logged, never sent). The database check is bounded by `db_timeout` and each
-/// backend's by `plugin_call_timeout`; they run concurrently, so the answer comes within the
-/// larger of the two even while the database is down.
+/// 200 when the database answers, at least one backend is loaded, no enabled backend failed to
+/// load, and every loaded backend reports ok; 503 otherwise, as the original answers when one of
+/// its components fails (the reasons are logged, never sent). The database check is bounded by
+/// `db_timeout` and each backend's by `plugin_call_timeout`; they run concurrently, so the answer
+/// comes within the larger of the two even while the database is down.
 async fn status(state: State) -> HttpResponse {
+    let plugins_ok = plugins_loaded(&state);
     let database = async {
         match state.storage.ping().await {
             Ok(()) => true,
@@ -61,9 +63,33 @@ async fn status(state: State) -> HttpResponse {
         }
     }));
     let (database_ok, backends_ok) = futures_util::future::join(database, backends).await;
-    if database_ok && backends_ok.into_iter().all(|ok| ok) {
+    if plugins_ok && database_ok && backends_ok.into_iter().all(|ok| ok) {
         HttpResponse::Ok().finish()
     } else {
         HttpResponse::ServiceUnavailable().finish()
     }
+}
+
+/// Whether the backends came up as configured: none failed to load, and at least one is loaded.
+/// Otherwise logs why (rate-limited: health checks poll this route), in the documented form
+/// `status: backend "<name>" failed to load at startup: <reason>`.
+fn plugins_loaded(state: &State) -> bool {
+    let mut ok = true;
+    for (name, why) in state.plugins.failed_backends() {
+        ok = false;
+        crate::plugins::warn_rate_limited(
+            &format!("status-failed:{name}"),
+            format_args!("status: backend {name:?} failed to load at startup: {why}"),
+        );
+    }
+    if state.plugins.loaded_backends().next().is_none() {
+        ok = false;
+        crate::plugins::warn_rate_limited(
+            "status-no-backend",
+            format_args!(
+                "status: no backend is loaded, so no login can succeed; see the startup table"
+            ),
+        );
+    }
+    ok
 }

@@ -233,14 +233,17 @@ fn ascii(s: &str) -> String {
 }
 
 /// The tenant rule of spec §1.5 step 3, for tokens whose auth_id is not `wazo-auth`: the tenant
-/// must exist and be the token's tenant or one of its descendants.
+/// must exist and be the token's tenant or one of its descendants. A token whose metadata has no
+/// `tenant_uuid` at all belongs to no tenant and passes no tenant check; `null` stands for the
+/// top tenant (docs/plugins.md, "tenant_uuid").
 async fn tenant_allowed(state: &State, token: &Token, tenant: &str) -> Result<bool, ApiError> {
     if token.auth_id == "wazo-auth" {
         return Ok(true);
     }
-    let token_tenant = match token.metadata.get("tenant_uuid").and_then(Value::as_str) {
-        Some(t) => t.to_string(),
-        None => state.storage.top_tenant_uuid().await?,
+    let token_tenant = match token.metadata.get("tenant_uuid") {
+        Some(Value::String(t)) => t.to_string(),
+        Some(Value::Null) => state.storage.top_tenant_uuid().await?,
+        None | Some(_) => return Ok(false),
     };
     Ok(state.storage.is_subtenant(tenant, &token_tenant).await?)
 }
