@@ -276,6 +276,13 @@ async fn serve(
         Arc::new(crate::bus::BusState::default()),
     );
 
+    // Mail: the settings were checked with the configuration; the sender's task runs here.
+    let mail = Arc::new(
+        crate::mail::MailSettings::from_config(&cfg)
+            .and_then(crate::mail::MailService::start)
+            .map_err(|e| format!("configuration error: {e}"))?,
+    );
+
     let purge = cfg.token_cleanup_interval.period().map(|interval| {
         let storage = storage.clone();
         let batch = i64::from(cfg.token_cleanup_batch_size.get());
@@ -319,6 +326,7 @@ async fn serve(
             settings: settings.clone(),
             attempts: attempts.clone(),
             config: live_config.clone(),
+            mail: mail.clone(),
         }));
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))

@@ -44,6 +44,8 @@ pub struct AppState {
     pub attempts: Arc<throttle::AttemptTurns>,
     /// The configuration `/config` shows and changes (one for the process).
     pub config: Arc<crate::config::LiveConfig>,
+    /// Mail: templates, settings and the sender (`crate::mail`).
+    pub mail: Arc<crate::mail::MailService>,
 }
 
 /// The part of the configuration the HTTP layer reads.
