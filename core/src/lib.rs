@@ -3,6 +3,7 @@
 pub mod acl;
 pub mod cache;
 pub mod defaults;
+pub mod emails;
 pub mod error;
 pub mod events;
 pub mod external;

@@ -28,6 +28,14 @@ const REGISTERED: &[(&str, &str)] = &[
     ("GET", "/backends"),
     ("HEAD", "/status"),
     ("GET", "/metrics"),
+    // emails.rs
+    ("PUT", "/users/{user_uuid}/emails"),
+    ("PUT", "/admin/users/{user_uuid}/emails"),
+    ("GET", "/users/{user_uuid}/emails/{email_uuid}/confirm"),
+    ("HEAD", "/users/{user_uuid}/emails/{email_uuid}/confirm"),
+    ("GET", "/emails/{email_uuid}/confirm"),
+    ("HEAD", "/emails/{email_uuid}/confirm"),
+    ("PUT", "/emails/{email_uuid}/confirm"),
     // sessions.rs
     ("GET", "/sessions"),
     ("DELETE", "/sessions/{session_uuid}"),
@@ -431,6 +439,9 @@ fn responses_describe_what_the_server_sends() {
                 "application/x-yaml"
             } else if path == "/metrics" && code == "200" {
                 "text/plain"
+            } else if path == "/emails/{email_uuid}/confirm" && code == "200" {
+                // The configured `email_confirmation_get_mimetype` (default text/html).
+                "text/html"
             } else {
                 "application/json"
             };

@@ -4,6 +4,7 @@
 //! answer. No HTTP here, and the host runs no SQL of its own.
 
 pub mod bootstrap;
+pub mod emails;
 pub mod external;
 pub mod groups;
 pub mod idp;

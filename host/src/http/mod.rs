@@ -4,6 +4,7 @@ mod api;
 mod config;
 pub mod cors;
 pub mod deadline;
+mod emails;
 pub mod error;
 mod external;
 pub mod extract;
@@ -98,6 +99,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(|cfg| api::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| sessions::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| external::routes(&mut routes::Router::new(cfg)))
+            // Before the users' routes: `/users/password/reset` and `/users/register` would
+            // otherwise match `/users/{user_uuid}...`.
+            .configure(|cfg| emails::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| users::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| tenants::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
@@ -163,6 +167,7 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     api::routes(&mut router);
     sessions::routes(&mut router);
     external::routes(&mut router);
+    emails::routes(&mut router);
     users::routes(&mut router);
     groups::routes(&mut router);
     policies::routes(&mut router);
@@ -188,6 +193,11 @@ pub mod body_check {
     /// `PUT /users/{uuid}/password`.
     pub fn password_change(body: &[u8]) -> Result<(), ApiError> {
         super::users::check_password_change(body)
+    }
+
+    /// `PUT /admin/users/{uuid}/emails` (`admin`) or `PUT /users/{uuid}/emails`.
+    pub fn emails(body: &[u8], admin: bool) -> Result<(), ApiError> {
+        super::emails::check_body(body, admin)
     }
 
     /// `POST /policies` (`post`) or `PUT /policies/{id}`.
@@ -240,7 +250,7 @@ mod tests {
             );
             let declared = match route.acl {
                 Acl::Public => (None, None),
-                Acl::Required(t) => (Some(t), None),
+                Acl::Required(t) | Acl::QueryToken(t) => (Some(t), None),
                 Acl::UuidOrSlug {
                     param,
                     by_uuid,
