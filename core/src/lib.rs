@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod password;
 pub mod policies;
 pub mod refresh_tokens;
+pub mod reset;
 pub mod scope;
 pub mod services;
 pub mod sessions;

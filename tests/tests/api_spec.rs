@@ -28,6 +28,10 @@ const REGISTERED: &[(&str, &str)] = &[
     ("GET", "/backends"),
     ("HEAD", "/status"),
     ("GET", "/metrics"),
+    // password_reset.rs
+    ("GET", "/users/password/reset"),
+    ("HEAD", "/users/password/reset"),
+    ("POST", "/users/password/reset"),
     // emails.rs
     ("PUT", "/users/{user_uuid}/emails"),
     ("PUT", "/admin/users/{user_uuid}/emails"),
@@ -132,6 +136,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("HEAD", "/status"),
     ("GET", "/api/api.yml"),
     ("GET", "/api/openapi.yml"),
+    ("GET", "/users/password/reset"),
+    ("HEAD", "/users/password/reset"),
 ];
 
 // ------------------------------------------------------------------------------------------------

@@ -571,3 +571,300 @@ fn scope_a_sub_tenant_token_reaches_no_address_outside_its_tree() {
         .json();
     assert_eq!(got["emails"][0]["address"], "top@example.com");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Password reset
+// ------------------------------------------------------------------------------------------------
+
+/// `GET /users/password/reset?<query>` from client `client` (read from `X-Forwarded-For`, the
+/// harness's peer being a trusted proxy), with the link's host.
+fn ask_reset(s: &Server, query: &str, client: &str) -> wazo_auth_tests::Resp {
+    s.request(
+        "GET",
+        &format!("/0.1/users/password/reset?{query}"),
+        &[("X-Forwarded-For", client), ("Host", "pbx.example.com")],
+        None,
+    )
+}
+
+fn post_reset(s: &Server, query: &str, token: Option<&str>, body: &[u8]) -> wazo_auth_tests::Resp {
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(t) = token {
+        headers.push(("X-Auth-Token", t));
+    }
+    s.request(
+        "POST",
+        &format!("/0.1/users/password/reset?{query}"),
+        &headers,
+        Some(body),
+    )
+}
+
+#[test]
+fn a_reset_mail_sets_a_new_password_and_ends_the_sessions() {
+    let smtp = SmtpServer::start();
+    let s = server(smtp.config());
+    let admin = s.admin_token();
+    let gina = user(
+        &s,
+        &admin,
+        json!({"username": "gina", "password": "old-pw", "email_address": "gina@example.com"}),
+    );
+    let uuid = gina["uuid"].as_str().unwrap();
+    let session = s.user_token("gina", "old-pw");
+    assert_eq!(s.get(&format!("/0.1/token/{session}")).status, 200);
+
+    let r = ask_reset(&s, "username=gina", "10.1.0.1");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(r.body.is_empty());
+    let mail = smtp.wait_for("gina@example.com", 1, MAIL_WAIT).remove(0);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Your new Wazo password")
+    );
+    let link = mail.first_url().unwrap();
+    assert!(
+        link.starts_with("https://app.wazo.io/reset-password?host=pbx.example.com&token="),
+        "{link}"
+    );
+    assert_eq!(mail.url_param("user_uuid").as_deref(), Some(uuid));
+    let token = mail.url_param("token").unwrap();
+
+    // The token resets this user's password only.
+    let other = user(&s, &admin, json!({"username": "other", "password": "pw"}));
+    let r = post_reset(
+        &s,
+        &format!(
+            "user_uuid={}&token={token}",
+            other["uuid"].as_str().unwrap()
+        ),
+        None,
+        br#"{"password": "x"}"#,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["details"], json!({ "invalid_token": token }));
+    let r = post_reset(&s, &format!("user_uuid={uuid}"), Some(&token), b"{}");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["resource"], "reset");
+    assert_eq!(r.json()["details"], json!({}));
+
+    let r = post_reset(
+        &s,
+        &format!("user_uuid={uuid}&token={token}"),
+        None,
+        br#"{"password": "new-pw"}"#,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(s.get(&format!("/0.1/token/{session}")).status, 404);
+    assert_eq!(s.login("gina", "old-pw", json!({})).status, 401);
+    s.user_token("gina", "new-pw");
+    // The session's end is announced (auth_session_deleted, in the change's transaction).
+    let rows = wazo_auth_tests::sql(
+        &s.db,
+        &format!(
+            "SELECT count(*) FROM auth_event_outbox WHERE name = 'auth_session_deleted' \
+             AND data->>'user_uuid' = '{uuid}'"
+        ),
+    );
+    assert_eq!(rows[0][0].as_deref(), Some("1"));
+
+    // By address (to that address) and by login (any case).
+    let r = ask_reset(&s, "email=gina@example.com", "10.1.0.2");
+    assert_eq!(r.status, 204);
+    smtp.wait_for("gina@example.com", 2, MAIL_WAIT);
+    let r = ask_reset(&s, "login=GINA@Example.com", "10.1.0.3");
+    assert_eq!(r.status, 204);
+    let mails = smtp.wait_for("gina@example.com", 3, MAIL_WAIT);
+    let token = mails[2].url_param("token").unwrap();
+    // `null` removes the password: no more password login.
+    let r = post_reset(
+        &s,
+        &format!("user_uuid={uuid}&token={token}"),
+        None,
+        br#"{"password": null}"#,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(s.login("gina", "new-pw", json!({})).status, 401);
+}
+
+#[test]
+fn a_reset_request_answers_204_whatever_it_finds_and_is_bounded() {
+    let smtp = SmtpServer::start();
+    let s = server(smtp.config());
+    let admin = s.admin_token();
+    user(
+        &s,
+        &admin,
+        json!({"username": "hank", "email_address": "hank@example.com"}),
+    );
+    user(&s, &admin, json!({"username": "nomail"}));
+    user(
+        &s,
+        &admin,
+        json!({"username": "ldapuser", "authentication_method": "ldap",
+                            "email_address": "ldap@example.com"}),
+    );
+    let (_, unconfirmed) = {
+        let u = user(&s, &admin, json!({"username": "unconf"}));
+        put_emails(
+            &s,
+            &admin,
+            false,
+            u["uuid"].as_str().unwrap(),
+            json!([{"address": "unconf@example.com", "main": true}]),
+        )
+    };
+    assert_eq!(unconfirmed[0]["confirmed"], false);
+
+    // Nobody, no address, an external password, an unconfirmed address: 204, no mail.
+    for (i, query) in [
+        "username=nobody",
+        "email=nobody@example.com",
+        "login=nobody",
+        "username=nomail",
+        "username=ldapuser",
+        "username=unconf",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let started = std::time::Instant::now();
+        let r = ask_reset(&s, query, &format!("10.2.0.{i}"));
+        assert_eq!(r.status, 204, "{query}: {}", r.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{query}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Bad queries: 400, resource reset, details empty.
+    for query in [
+        "",
+        "username=hank&login=hank",
+        "username=",
+        "email=not-an-address",
+        "login=a%00b",
+        &format!("username={}", "a".repeat(300)),
+        "other=x",
+    ] {
+        let r = ask_reset(&s, query, "10.2.1.1");
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        let body = r.json();
+        assert_eq!(
+            (body["resource"].as_str(), &body["details"]),
+            (Some("reset"), &json!({})),
+            "{body}"
+        );
+    }
+    let r = ask_reset(&s, "username=hank&email=hank@example.com", "10.2.1.2");
+    assert_eq!(
+        r.json()["message"],
+        json!(["\"username\" or \"email\" or \"login\" should be used"])
+    );
+
+    // A flood for one user: three mails at most (per name, then per user), still 204.
+    for i in 0..6 {
+        let query = if i % 2 == 0 {
+            "username=hank"
+        } else {
+            "email=hank@example.com"
+        };
+        let r = ask_reset(&s, query, &format!("10.3.0.{i}"));
+        assert_eq!(r.status, 204);
+    }
+    smtp.wait_for("hank@example.com", 3, MAIL_WAIT);
+    // From one client: ten requests at most are looked at.
+    for i in 0..12 {
+        let r = ask_reset(&s, &format!("username=someone{i}"), "10.4.0.1");
+        assert_eq!(r.status, 204);
+    }
+    s.wait_log(MAIL_WAIT, |log| {
+        log.contains("too many from this client (10.4.0.1)")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(smtp.messages_to("hank@example.com").len(), 3);
+    for address in [
+        "ldap@example.com",
+        "unconf@example.com",
+        "nobody@example.com",
+    ] {
+        assert!(smtp.messages_to(address).is_empty(), "{address}");
+    }
+}
+
+#[test]
+fn a_reset_answers_as_the_original_where_it_refuses() {
+    let s = server(json!({"hostname": "127.0.0.1", "port": 9}));
+    let admin = s.admin_token();
+    let unknown = "6d1b0f7e-0000-4000-8000-000000000004";
+    let r = post_reset(
+        &s,
+        &format!("user_uuid={unknown}"),
+        Some(&admin),
+        br#"{"password": "x"}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["error_id"].clone()),
+        (404, json!("unknown-user"))
+    );
+    let r = post_reset(
+        &s,
+        &format!("user_uuid={unknown}"),
+        Some(&admin),
+        br#"{"password": null}"#,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["details"],
+        json!({"uuid": unknown, "password": null})
+    );
+    for query in ["", "user_uuid=not-a-uuid", "user_uuid=%00"] {
+        let r = post_reset(&s, query, Some(&admin), br#"{"password": "x"}"#);
+        assert_eq!(r.status, 404, "{query}: {}", r.body);
+    }
+    let r = post_reset(
+        &s,
+        &format!("user_uuid={unknown}"),
+        Some("nope"),
+        br#"{"password": "x"}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["details"].clone()),
+        (401, json!({"invalid_token": "nope"}))
+    );
+    for body in [
+        &b""[..],
+        b"[1]",
+        br#"{"password": ""}"#,
+        br#"{"password": 1}"#,
+        b"{\"password\": \"a\\u0000\"}",
+    ] {
+        let r = post_reset(&s, &format!("user_uuid={unknown}"), Some(&admin), body);
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    // An external password: 405; no login at all: 401 (the token-service shape).
+    let ldap = user(
+        &s,
+        &admin,
+        json!({"username": "ldap2", "authentication_method": "ldap"}),
+    );
+    let r = post_reset(
+        &s,
+        &format!("user_uuid={}", ldap["uuid"].as_str().unwrap()),
+        Some(&admin),
+        br#"{"password": "x"}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["error_id"].clone()),
+        (405, json!("password-managed-externally"))
+    );
+    let nologin = user(&s, &admin, json!({}));
+    let r = post_reset(
+        &s,
+        &format!("user_uuid={}", nologin["uuid"].as_str().unwrap()),
+        Some(&admin),
+        br#"{"password": "x"}"#,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["reason"], json!(["Authentication Failed"]));
+}

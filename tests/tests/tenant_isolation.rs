@@ -134,6 +134,8 @@ const ROWS: &[Row] = &[
     row("DELETE", "/users/{user_uuid}/tokens/{client_id}", "path:user_uuid", Id::User, USER),
     row("DELETE", "/users/{user_uuid}/tokens/{client_id}", "path:client_id", Id::Client, NoRefreshToken),
     row("DELETE", "/users/me/tokens/{client_id}", "path:client_id", Id::Client, NoRefreshToken),
+    // Password reset.
+    row("POST", "/users/password/reset", "query:user_uuid", Id::User, USER),
     // E-mail addresses.
     row("PUT", "/users/{user_uuid}/emails", "path:user_uuid", Id::User, USER),
     row("PUT", "/admin/users/{user_uuid}/emails", "path:user_uuid", Id::User, USER),
@@ -260,7 +262,7 @@ const PATH_OTHERS: &[(&str, &str)] = &[
     ),
 ];
 /// Query parameters that name a resource.
-const QUERY_IDS: &[&str] = &["tenant"];
+const QUERY_IDS: &[&str] = &["tenant", "user_uuid"];
 /// Query parameters that name none.
 const QUERY_OTHERS: &[&str] = &[
     "direction",
@@ -272,6 +274,10 @@ const QUERY_OTHERS: &[&str] = &[
     "search",
     // A bearer secret (the token of a mailed link), as the `token` path parameter.
     "token",
+    // The names of an anonymous password reset request (it answers 204 whatever they name).
+    "username",
+    "email",
+    "login",
 ];
 /// Headers that name a resource.
 const HEADER_IDS: &[&str] = &["Wazo-Tenant"];
@@ -689,6 +695,7 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
             json!({"name": name, "acl": ["auth.users.read"]})
         }
         ("POST", "/token/{token}/scopes/check") => json!({"scopes": ["auth.users.read"]}),
+        ("POST", "/users/password/reset") => json!({"password": "matrix"}),
         ("PUT", "/users/{user_uuid}/emails" | "/admin/users/{user_uuid}/emails") => {
             json!({"emails": [{"address": format!("{name}@matrix.example"), "main": true}]})
         }

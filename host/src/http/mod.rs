@@ -11,6 +11,7 @@ pub mod extract;
 mod groups;
 mod idp;
 pub mod listing;
+mod password_reset;
 mod policies;
 pub mod request;
 pub mod routes;
@@ -102,6 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             // Before the users' routes: `/users/password/reset` and `/users/register` would
             // otherwise match `/users/{user_uuid}...`.
             .configure(|cfg| emails::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| password_reset::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| users::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| tenants::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
@@ -168,6 +170,7 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     sessions::routes(&mut router);
     external::routes(&mut router);
     emails::routes(&mut router);
+    password_reset::routes(&mut router);
     users::routes(&mut router);
     groups::routes(&mut router);
     policies::routes(&mut router);

@@ -9,6 +9,7 @@
 //!
 //! Nothing here logs a secret or a whole address: a failure names the recipient's domain only.
 
+pub mod limits;
 pub mod queue;
 pub mod templates;
 
@@ -235,13 +236,19 @@ impl MailSettings {
 pub struct MailService {
     pub settings: MailSettings,
     pub mailer: Mailer,
+    /// The bounds of the anonymous password-reset request.
+    pub reset_limits: limits::ResetLimits,
 }
 
 impl MailService {
     /// Starts the sender's task on the current runtime.
     pub fn start(settings: MailSettings) -> Result<MailService, String> {
         let mailer = Mailer::start(&settings.smtp)?;
-        Ok(MailService { settings, mailer })
+        Ok(MailService {
+            settings,
+            mailer,
+            reset_limits: limits::ResetLimits::default(),
+        })
     }
 
     fn compose(
