@@ -298,6 +298,12 @@ async fn serve(
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
     let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
+    // Off by default, as the original's `user_registration` HTTP plugin.
+    let user_registration = cfg
+        .enabled_http_plugins
+        .get("user_registration")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
     let read_timeout = cfg.rest_api.request_read_timeout.duration();
     // CORS (`rest_api.cors`, by actix-cors; checked with the configuration).
@@ -344,7 +350,7 @@ async fn serve(
         if let Some(scrape) = &scrape_data {
             app = app.app_data(scrape.clone());
         }
-        app.configure(|c| http::configure(c, benchmark_route))
+        app.configure(|c| http::configure(c, benchmark_route, user_registration))
     })
     .shutdown_timeout(10)
     // The read deadline (`rest_api.request_read_timeout`): the first request's head within it

@@ -28,6 +28,8 @@ const REGISTERED: &[(&str, &str)] = &[
     ("GET", "/backends"),
     ("HEAD", "/status"),
     ("GET", "/metrics"),
+    // registration.rs (served when enabled_http_plugins.user_registration is set)
+    ("POST", "/users/register"),
     // password_reset.rs
     ("GET", "/users/password/reset"),
     ("HEAD", "/users/password/reset"),
@@ -138,6 +140,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/api/openapi.yml"),
     ("GET", "/users/password/reset"),
     ("HEAD", "/users/password/reset"),
+    ("POST", "/users/register"),
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -524,7 +527,11 @@ fn documented_routes_are_exactly_the_registered_routes() {
 /// methods it does not document are refused.
 #[test]
 fn spec_is_served_and_documented_routes_exist() {
-    let s = ServerBuilder::new().with_wazo_user().start();
+    // With the registration served (off by default).
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(serde_json::json!({"enabled_http_plugins": {"user_registration": true}}))
+        .start();
 
     let r = s.get("/0.1/api/openapi.yml");
     assert_eq!(r.status, 200, "{}", r.body);

@@ -868,3 +868,186 @@ fn a_reset_answers_as_the_original_where_it_refuses() {
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.json()["reason"], json!(["Authentication Failed"]));
 }
+
+// ------------------------------------------------------------------------------------------------
+// Registration
+// ------------------------------------------------------------------------------------------------
+
+fn registering_server(smtp: Value) -> Server {
+    ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"smtp": smtp, "enabled_http_plugins": {"user_registration": true}}))
+        .start()
+}
+
+fn register(s: &Server, body: &Value) -> wazo_auth_tests::Resp {
+    s.request(
+        "POST",
+        "/0.1/users/register",
+        &[
+            ("Content-Type", "application/json"),
+            ("Host", "pbx.example.com"),
+        ],
+        Some(body.to_string().as_bytes()),
+    )
+}
+
+fn count(s: &Server, table: &str) -> String {
+    wazo_auth_tests::sql(&s.db, &format!("SELECT count(*) FROM {table}"))[0][0]
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn registration_is_off_by_default() {
+    let s = server(json!({"hostname": "127.0.0.1", "port": 9}));
+    let body = json!({"username": "x", "password": "pw", "email_address": "x@example.com"});
+    let r = register(&s, &body);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        r.body.contains("The requested URL was not found"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn a_registered_user_confirms_its_address_through_the_mail() {
+    let smtp = SmtpServer::start();
+    let s = registering_server(smtp.config());
+    let admin = s.admin_token();
+    let top = wazo_auth_tests::sql(
+        &s.db,
+        "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid",
+    )[0][0]
+        .clone()
+        .unwrap();
+    let r = register(
+        &s,
+        &json!({"username": "ivy", "password": "ivy-pw", "email_address": "ivy@example.com",
+                "firstname": "Ivy", "purpose": "internal", "tenant_uuid": top}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ivy = r.json();
+    assert_eq!(
+        (ivy["username"].as_str(), ivy["firstname"].as_str()),
+        (Some("ivy"), Some("Ivy"))
+    );
+    assert_eq!(
+        (
+            ivy["purpose"].as_str(),
+            ivy["authentication_method"].as_str()
+        ),
+        (Some("user"), Some("default"))
+    );
+    assert_eq!(ivy["emails"][0]["confirmed"], false);
+    assert_eq!(ivy["emails"][0]["main"], true);
+    let tenant = ivy["tenant_uuid"].as_str().unwrap();
+    assert_ne!(tenant, top);
+    let t = s
+        .call("GET", &format!("/0.1/tenants/{tenant}"), &admin, None, None)
+        .json();
+    assert_eq!(
+        (t["parent_uuid"].as_str(), t["name"].as_str()),
+        (Some(top.as_str()), Some("ivy"))
+    );
+    // The tenant's creation is announced.
+    let events = wazo_auth_tests::sql(
+        &s.db,
+        &format!("SELECT count(*) FROM auth_event_outbox WHERE name = 'auth_tenant_added' AND data->>'uuid' = '{tenant}'"),
+    );
+    assert_eq!(events[0][0].as_deref(), Some("1"));
+    // Not confirmed yet: the address is no login; the username is.
+    assert_eq!(s.login("ivy@example.com", "ivy-pw", json!({})).status, 401);
+    s.user_token("ivy", "ivy-pw");
+
+    let mail = smtp.wait_for("ivy@example.com", 1, MAIL_WAIT).remove(0);
+    let link = mail.first_url().unwrap();
+    let email = ivy["emails"][0]["uuid"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!(
+            "https://pbx.example.com/0.1/emails/{email}/confirm?token="
+        )),
+        "{link}"
+    );
+    let token = mail.url_param("token").unwrap();
+    let r = s.get(&format!("/0.1/emails/{email}/confirm?token={token}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.user_token("ivy@example.com", "ivy-pw");
+
+    // The same login again: 409, and no second tenant.
+    let tenants = count(&s, "auth_tenant");
+    for body in [
+        json!({"username": "IVY", "password": "pw", "email_address": "other@example.com"}),
+        json!({"username": "other", "password": "pw", "email_address": "Ivy@example.com"}),
+    ] {
+        let r = register(&s, &body);
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert_eq!(r.json()["resource"], "users");
+    }
+    assert_eq!(
+        count(&s, "auth_tenant"),
+        tenants,
+        "a refused registration left a tenant"
+    );
+    // Bad bodies: 400 (resource users), nothing created.
+    let long = "u".repeat(300);
+    for body in [
+        json!({}),
+        json!({"password": "pw", "email_address": "a@example.com"}),
+        json!({"username": long, "password": "pw", "email_address": "a@example.com"}),
+        json!({"username": "a\u{0}", "password": "pw", "email_address": "a@example.com"}),
+        json!({"username": "a", "password": "", "email_address": "a@example.com"}),
+        json!({"username": "a", "password": "pw", "email_address": "nope"}),
+        json!([1]),
+    ] {
+        let r = register(&s, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.json()["error_id"], "invalid-data");
+    }
+    assert_eq!(count(&s, "auth_tenant"), tenants);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[test]
+fn a_registration_whose_mail_cannot_be_sent_leaves_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = registering_server(json!({"hostname": "127.0.0.1", "port": port, "timeout": 2}));
+    let (tenants, users, emails, tokens, outbox) = (
+        count(&s, "auth_tenant"),
+        count(&s, "auth_user"),
+        count(&s, "auth_email"),
+        count(&s, "auth_token"),
+        count(&s, "auth_event_outbox"),
+    );
+    let started = std::time::Instant::now();
+    let r = register(
+        &s,
+        &json!({"username": "jack", "password": "pw", "email_address": "jack@example.com"}),
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let body = r.json();
+    assert_eq!(
+        (body["error_id"].as_str(), body["resource"].as_str()),
+        (Some("email-not-sent"), Some("users"))
+    );
+    assert_eq!(count(&s, "auth_tenant"), tenants);
+    assert_eq!(count(&s, "auth_user"), users);
+    assert_eq!(count(&s, "auth_email"), emails);
+    assert_eq!(count(&s, "auth_token"), tokens);
+    assert_eq!(count(&s, "auth_event_outbox"), outbox);
+    assert_eq!(s.login("jack", "pw", json!({})).status, 401);
+    assert!(
+        !s.log().contains("jack@example.com"),
+        "the address was logged"
+    );
+}

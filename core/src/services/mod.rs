@@ -10,6 +10,7 @@ pub mod groups;
 pub mod idp;
 pub mod password_reset;
 pub mod policies;
+pub mod registration;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

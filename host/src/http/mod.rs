@@ -13,6 +13,7 @@ mod idp;
 pub mod listing;
 mod password_reset;
 mod policies;
+mod registration;
 pub mod request;
 pub mod routes;
 mod sessions;
@@ -81,8 +82,9 @@ pub struct Settings {
 
 pub type State = web::Data<Arc<AppState>>;
 
-/// Registers every route (and the benchmark ceiling route when asked).
-pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
+/// Registers every route (and the benchmark ceiling route when asked; `POST /users/register`
+/// when `user_registration`, `enabled_http_plugins.user_registration`, is set).
+pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool, user_registration: bool) {
     if benchmark_route {
         cfg.route(
             "/0.1/_bench/ceiling",
@@ -102,6 +104,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(|cfg| external::routes(&mut routes::Router::new(cfg)))
             // Before the users' routes: `/users/password/reset` and `/users/register` would
             // otherwise match `/users/{user_uuid}...`.
+            .configure(|cfg| {
+                if user_registration {
+                    registration::routes(&mut routes::Router::new(cfg))
+                }
+            })
             .configure(|cfg| emails::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| password_reset::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| users::routes(&mut routes::Router::new(cfg)))
@@ -171,6 +178,7 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     external::routes(&mut router);
     emails::routes(&mut router);
     password_reset::routes(&mut router);
+    registration::routes(&mut router);
     users::routes(&mut router);
     groups::routes(&mut router);
     policies::routes(&mut router);
