@@ -157,15 +157,15 @@ impl Mailer {
 
     /// Queues a message; never waits. A full queue drops it (logged).
     pub fn queue(&self, mail: Outgoing) {
-        if let Err(e) = self.queue.try_send(mail) {
-            let mail = match e {
-                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
-            };
-            log::error!(
-                "mail to a recipient at {} dropped: the mail queue is full",
-                domain_of(&mail.to.address)
-            );
-        }
+        let (mail, why) = match self.queue.try_send(mail) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(m)) => (m, "the mail queue is full"),
+            Err(mpsc::error::TrySendError::Closed(m)) => (m, "the mail sender has stopped"),
+        };
+        log::error!(
+            "mail to a recipient at {} dropped: {why}",
+            domain_of(&mail.to.address)
+        );
     }
 
     /// Sends a message now, waiting for the SMTP server's answer (bounded by `smtp.timeout`
