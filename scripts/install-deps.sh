@@ -3,7 +3,9 @@
 #   - the PostgreSQL server binaries (initdb, pg_ctl, postgres): package `postgresql`;
 #   - a C++ compiler, for libFuzzer in scripts/fuzz.sh: package `g++`;
 #   - RabbitMQ (`rabbitmq-server`), the AMQP broker the tests start privately
-#     (tests/src/rabbitmq.rs) and a development broker for the bus events.
+#     (tests/src/rabbitmq.rs) and a development broker for the bus events;
+#   - aiosmtpd (`python3-aiosmtpd`), the SMTP server the tests start privately
+#     (tests/src/smtp.rs) to receive the mails the server sends.
 #
 # wazo-auth runs its own private PostgreSQL cluster (see pg-cluster/src/lib.rs),
 # so the Debian package's default cluster is not needed: this script asks the
@@ -45,6 +47,7 @@ missing=()
 have_pg_server || missing+=(postgresql)
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
 have_rabbitmq || missing+=(rabbitmq-server)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     log "all dependencies are installed"

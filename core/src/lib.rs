@@ -3,6 +3,7 @@
 pub mod acl;
 pub mod cache;
 pub mod defaults;
+pub mod emails;
 pub mod error;
 pub mod events;
 pub mod external;
@@ -17,6 +18,7 @@ pub mod outbox;
 pub mod password;
 pub mod policies;
 pub mod refresh_tokens;
+pub mod reset;
 pub mod scope;
 pub mod services;
 pub mod sessions;

@@ -341,6 +341,54 @@ impl Storage {
     }
 }
 
+/// The `auth_id` of the tokens the server issues itself for mailed links (the original's).
+pub const MAIL_TOKEN_AUTH_ID: &str = "wazo-auth";
+
+/// Issues, inside the caller's transaction, a token granting `acl` alone for `lifetime` seconds:
+/// the token of a mailed link (e-mail confirmation, password reset). Its session belongs to
+/// `tenant` (the user's, also the token's `metadata.tenant_uuid`, so that the token's scope is
+/// the user's tenant). As the original, no `auth_session_created` event is published for it.
+pub(crate) async fn insert_mail_token<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    acl: &str,
+    lifetime: i64,
+    tenant: &str,
+) -> Result<Uuid> {
+    let token = Uuid::new_v4();
+    let session = Uuid::new_v4().hyphenated().to_string();
+    let issued = now();
+    let expire = issued + lifetime as f64;
+    let metadata = serde_json::json!({ "tenant_uuid": tenant });
+    let acl = vec![acl.to_string()];
+    let inserted = client
+        .execute(
+            "WITH s AS (
+                 INSERT INTO auth_session (uuid, mobile, tenant_uuid)
+                 SELECT $1, false, uuid FROM auth_tenant WHERE uuid = $2
+                 RETURNING uuid)
+             INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata,
+                                     session_uuid, user_agent, remote_addr, acl)
+             SELECT $3, $4, $5, $6, $7, s.uuid, 'wazo-auth-email-reset', '', $8 FROM s",
+            &[
+                &session,
+                &tenant,
+                &token_hash(&token),
+                &MAIL_TOKEN_AUTH_ID,
+                &issued,
+                &expire,
+                &metadata,
+                &acl,
+            ],
+        )
+        .await?;
+    if inserted != 1 {
+        return Err(Error::database(format!(
+            "no tenant {tenant} for a mail token"
+        )));
+    }
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

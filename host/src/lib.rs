@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod import;
 pub mod login;
+pub mod mail;
 pub mod plugins;
 pub mod server;
 pub mod services;

@@ -277,6 +277,13 @@ async fn serve(
         Arc::new(crate::bus::BusState::default()),
     );
 
+    // Mail: the settings were checked with the configuration; the sender's task runs here.
+    let mail = Arc::new(
+        crate::mail::MailSettings::from_config(&cfg)
+            .and_then(crate::mail::MailService::start)
+            .map_err(|e| format!("configuration error: {e}"))?,
+    );
+
     let purge = cfg.token_cleanup_interval.period().map(|interval| {
         let storage = storage.clone();
         let batch = i64::from(cfg.token_cleanup_batch_size.get());
@@ -292,6 +299,12 @@ async fn serve(
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
     let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
+    // Off by default, as the original's `user_registration` HTTP plugin.
+    let user_registration = cfg
+        .enabled_http_plugins
+        .get("user_registration")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
     let read_timeout = cfg.rest_api.request_read_timeout.duration();
     // CORS (`rest_api.cors`, by actix-cors; checked with the configuration).
@@ -320,6 +333,7 @@ async fn serve(
             settings: settings.clone(),
             attempts: attempts.clone(),
             config: live_config.clone(),
+            mail: mail.clone(),
         }));
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
@@ -337,7 +351,7 @@ async fn serve(
         if let Some(scrape) = &scrape_data {
             app = app.app_data(scrape.clone());
         }
-        app.configure(|c| http::configure(c, benchmark_route))
+        app.configure(|c| http::configure(c, benchmark_route, user_registration))
     })
     .shutdown_timeout(10)
     // The read deadline (`rest_api.request_read_timeout`): the first request's head within it

@@ -23,6 +23,7 @@ use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
 pub use serde_json;
 
 pub mod rabbitmq;
+pub mod smtp;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

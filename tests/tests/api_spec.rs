@@ -28,6 +28,20 @@ const REGISTERED: &[(&str, &str)] = &[
     ("GET", "/backends"),
     ("HEAD", "/status"),
     ("GET", "/metrics"),
+    // registration.rs (served when enabled_http_plugins.user_registration is set)
+    ("POST", "/users/register"),
+    // password_reset.rs
+    ("GET", "/users/password/reset"),
+    ("HEAD", "/users/password/reset"),
+    ("POST", "/users/password/reset"),
+    // emails.rs
+    ("PUT", "/users/{user_uuid}/emails"),
+    ("PUT", "/admin/users/{user_uuid}/emails"),
+    ("GET", "/users/{user_uuid}/emails/{email_uuid}/confirm"),
+    ("HEAD", "/users/{user_uuid}/emails/{email_uuid}/confirm"),
+    ("GET", "/emails/{email_uuid}/confirm"),
+    ("HEAD", "/emails/{email_uuid}/confirm"),
+    ("PUT", "/emails/{email_uuid}/confirm"),
     // sessions.rs
     ("GET", "/sessions"),
     ("DELETE", "/sessions/{session_uuid}"),
@@ -124,6 +138,9 @@ const PUBLIC: &[(&str, &str)] = &[
     ("HEAD", "/status"),
     ("GET", "/api/api.yml"),
     ("GET", "/api/openapi.yml"),
+    ("GET", "/users/password/reset"),
+    ("HEAD", "/users/password/reset"),
+    ("POST", "/users/register"),
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -431,6 +448,9 @@ fn responses_describe_what_the_server_sends() {
                 "application/x-yaml"
             } else if path == "/metrics" && code == "200" {
                 "text/plain"
+            } else if path == "/emails/{email_uuid}/confirm" && code == "200" {
+                // The configured `email_confirmation_get_mimetype` (default text/html).
+                "text/html"
             } else {
                 "application/json"
             };
@@ -507,7 +527,11 @@ fn documented_routes_are_exactly_the_registered_routes() {
 /// methods it does not document are refused.
 #[test]
 fn spec_is_served_and_documented_routes_exist() {
-    let s = ServerBuilder::new().with_wazo_user().start();
+    // With the registration served (off by default).
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(serde_json::json!({"enabled_http_plugins": {"user_registration": true}}))
+        .start();
 
     let r = s.get("/0.1/api/openapi.yml");
     assert_eq!(r.status, 200, "{}", r.body);

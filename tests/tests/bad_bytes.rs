@@ -51,6 +51,10 @@ const LOOKUPS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/token/{token}/scopes/check", "tenant_uuid", "{}"),
 ];
 
+/// Routes whose 400 does not name the field, as the original's (method, path): the password
+/// reset answers resource `reset` with `details` `{}` and the field's message alone.
+const UNNAMED: &[(&str, &str)] = &[("POST", "/users/password/reset")];
+
 /// The PostgreSQL errors that are no bad byte: a unique violation is how a conflict is found
 /// (answered 409; the probes give two resources the same control character as a name).
 const EXPECTED_DATABASE_ERRORS: &[&str] = &["duplicate key value violates unique constraint"];
@@ -467,7 +471,12 @@ fn setup() -> Env {
     let s = ServerBuilder::new()
         .with_wazo_user()
         .plugin(workspace_plugin(BAR))
-        .config(json!({"enabled_external_auth_plugins": {"bar": true}}))
+        .config(json!({
+            "enabled_external_auth_plugins": {"bar": true},
+            "enabled_http_plugins": {"user_registration": true},
+            // Nobody listens there: mails are queued, retried and dropped.
+            "smtp": {"hostname": "127.0.0.1", "port": 9},
+        }))
         .start();
     let admin = s.admin_token();
     let master = s.get(&format!("/0.1/token/{admin}")).json()["data"]["metadata"]["tenant_uuid"]
@@ -497,7 +506,17 @@ fn setup() -> Env {
         .as_str()
         .unwrap()
         .to_string();
+    let emails = s.call(
+        "PUT",
+        &format!("/0.1/admin/users/{user}/emails"),
+        &admin,
+        None,
+        Some(&json!({"emails": [{"address": "bad-bytes@example.com", "main": true}]})),
+    );
+    assert_eq!(emails.status, 200, "{}", emails.body);
+    let email = emails.json()[0]["uuid"].as_str().unwrap().to_string();
     let path_values = vec![
+        ("email_uuid", email),
         ("token", token),
         ("user_uuid", user),
         ("tenant_uuid", tenant),
@@ -637,7 +656,8 @@ fn probe_body(e: &Env, root: &Yaml, op: &Op) {
                     }
                 }
                 None => {
-                    if r.status != 400 || !r.body.contains(&field) {
+                    let unnamed = UNNAMED.contains(&(m, op.path.as_str()));
+                    if r.status != 400 || !(unnamed || r.body.contains(&field)) {
                         e.fail(format!(
                             "{what}: {} {}, not a 400 naming {field}",
                             r.status, r.body

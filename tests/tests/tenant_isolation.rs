@@ -46,6 +46,8 @@ enum Id {
     Session,
     /// The client id of a refresh token.
     Client,
+    /// An e-mail address of a user.
+    Email,
 }
 
 /// What a refused request must answer.
@@ -98,6 +100,7 @@ use Expect::*;
 const USER: Expect = Unknown("user");
 const GROUP: Expect = Unknown("group");
 const TENANT: Expect = Unknown("tenant");
+const EMAIL: Expect = Unknown("email");
 
 /// The rows for path, body and query inputs. The rows for `Wazo-Tenant` are generated: every
 /// operation that takes the header answers [`Expect::UnauthorizedTenant`] to a tenant outside
@@ -131,6 +134,18 @@ const ROWS: &[Row] = &[
     row("DELETE", "/users/{user_uuid}/tokens/{client_id}", "path:user_uuid", Id::User, USER),
     row("DELETE", "/users/{user_uuid}/tokens/{client_id}", "path:client_id", Id::Client, NoRefreshToken),
     row("DELETE", "/users/me/tokens/{client_id}", "path:client_id", Id::Client, NoRefreshToken),
+    // Password reset.
+    row("POST", "/users/password/reset", "query:user_uuid", Id::User, USER),
+    // E-mail addresses.
+    row("PUT", "/users/{user_uuid}/emails", "path:user_uuid", Id::User, USER),
+    row("PUT", "/admin/users/{user_uuid}/emails", "path:user_uuid", Id::User, USER),
+    row("GET", "/users/{user_uuid}/emails/{email_uuid}/confirm", "path:user_uuid", Id::User, USER),
+    row("GET", "/users/{user_uuid}/emails/{email_uuid}/confirm", "path:email_uuid", Id::Email, EMAIL),
+    row("HEAD", "/users/{user_uuid}/emails/{email_uuid}/confirm", "path:user_uuid", Id::User, USER),
+    row("HEAD", "/users/{user_uuid}/emails/{email_uuid}/confirm", "path:email_uuid", Id::Email, EMAIL),
+    row("PUT", "/emails/{email_uuid}/confirm", "path:email_uuid", Id::Email, EMAIL),
+    row("GET", "/emails/{email_uuid}/confirm", "path:email_uuid", Id::Email, EMAIL),
+    row("HEAD", "/emails/{email_uuid}/confirm", "path:email_uuid", Id::Email, EMAIL),
     // External authentication.
     row("GET", "/users/{user_uuid}/external", "path:user_uuid", Id::User, USER),
     row("GET", "/users/{user_uuid}/external/{auth_type}", "path:user_uuid", Id::User, USER),
@@ -228,6 +243,7 @@ const PATH_IDS: &[&str] = &[
     "client_id",
     "tenant_uuid",
     "parent_tenant_uuid",
+    "email_uuid",
 ];
 /// Path parameters that name none.
 const PATH_OTHERS: &[(&str, &str)] = &[
@@ -246,7 +262,7 @@ const PATH_OTHERS: &[(&str, &str)] = &[
     ),
 ];
 /// Query parameters that name a resource.
-const QUERY_IDS: &[&str] = &["tenant"];
+const QUERY_IDS: &[&str] = &["tenant", "user_uuid"];
 /// Query parameters that name none.
 const QUERY_OTHERS: &[&str] = &[
     "direction",
@@ -256,6 +272,12 @@ const QUERY_OTHERS: &[&str] = &[
     "recurse",
     "scope",
     "search",
+    // A bearer secret (the token of a mailed link), as the `token` path parameter.
+    "token",
+    // The names of an anonymous password reset request (it answers 204 whatever they name).
+    "username",
+    "email",
+    "login",
 ];
 /// Headers that name a resource.
 const HEADER_IDS: &[&str] = &["Wazo-Tenant"];
@@ -289,6 +311,8 @@ const BODY_OTHERS: &[&str] = &[
     "domain_name",
     "domain_names",
     "email_address",
+    // Addresses to set, not references.
+    "emails",
     "enabled",
     "expiration",
     "firstname",
@@ -421,6 +445,8 @@ struct Res {
     policy_slug: String,
     session: String,
     client_id: String,
+    /// The user's address.
+    email: String,
 }
 
 impl Res {
@@ -433,6 +459,7 @@ impl Res {
             Id::Tenant => &self.tenant,
             Id::Session => &self.session,
             Id::Client => &self.client_id,
+            Id::Email => &self.email,
         }
     }
 
@@ -446,6 +473,7 @@ impl Res {
             policy_slug: "no-such-policy".into(),
             session: "6d1b0f7e-0000-4000-8000-00000000000e".into(),
             client_id: "no-such-client".into(),
+            email: "6d1b0f7e-0000-4000-8000-00000000000f".into(),
         }
     }
 }
@@ -508,12 +536,15 @@ impl Setup<'_> {
     fn populate(&self, label: &'static str, tenant: &str) -> Res {
         let t = Some(tenant);
         let username = format!("{label}plain");
-        let user = self.create(
+        let created = self.must(
+            "POST",
             "/users",
             t,
             json!({"username": username, "password": "pw",
                    "email_address": format!("{username}@{label}.example")}),
+            200,
         );
+        let (user, email) = (text(&created["uuid"]), text(&created["emails"][0]["uuid"]));
         let group = self.create("/groups", t, json!({"name": format!("{label}-group")}));
         let policy = self.must(
             "POST",
@@ -558,6 +589,7 @@ impl Setup<'_> {
             policy_slug,
             session,
             client_id,
+            email,
         }
     }
 }
@@ -631,6 +663,7 @@ impl Fixture {
             "policy" => self.a.policy.clone(),
             "session_uuid" => self.a.session.clone(),
             "client_id" => self.a.client_id.clone(),
+            "email_uuid" => self.a.email.clone(),
             "tenant_uuid" => self.a1.tenant.clone(),
             "parent_tenant_uuid" => self.a.tenant.clone(),
             "auth_type" => "bar".into(),
@@ -662,6 +695,10 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
             json!({"name": name, "acl": ["auth.users.read"]})
         }
         ("POST", "/token/{token}/scopes/check") => json!({"scopes": ["auth.users.read"]}),
+        ("POST", "/users/password/reset") => json!({"password": "matrix"}),
+        ("PUT", "/users/{user_uuid}/emails" | "/admin/users/{user_uuid}/emails") => {
+            json!({"emails": [{"address": format!("{name}@matrix.example"), "main": true}]})
+        }
         _ => return None,
     })
 }
@@ -1109,6 +1146,19 @@ fn controls(f: &Fixture) -> Vec<String> {
         &format!("/tenants/{}", a1.tenant),
         None,
         (200, &a1.tenant),
+    );
+    // Its users' addresses (already confirmed: reached, then refused for that).
+    aadmin(
+        "GET",
+        &format!("/users/{}/emails/{}/confirm", a1.user, a1.email),
+        None,
+        (409, "already confirmed"),
+    );
+    aadmin(
+        "PUT",
+        &format!("/emails/{}/confirm", a1.email),
+        None,
+        (204, ""),
     );
     // Grants inside the tree: a tenant's own policies, and a policy shared by an ancestor. A
     // policy of A that is not shared is not visible from A1: not attachable to A1's users.

@@ -4,10 +4,13 @@
 //! answer. No HTTP here, and the host runs no SQL of its own.
 
 pub mod bootstrap;
+pub mod emails;
 pub mod external;
 pub mod groups;
 pub mod idp;
+pub mod password_reset;
 pub mod policies;
+pub mod registration;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

@@ -183,6 +183,12 @@ pub(super) fn validate(config: &Config, sources: &[Source]) -> Result<(), Config
             return Err(fail(&e.key, e.detail));
         }
     }
+    // The mail keys (`crate::mail`): each message starts with the key, quoted.
+    if let Err(e) = crate::mail::MailSettings::from_config(c) {
+        let key = e.split('"').nth(1).unwrap_or("smtp");
+        let path: Vec<String> = key.split('.').map(str::to_string).collect();
+        return Err(ConfigError::new(origin_of(sources, &path), e));
+    }
     if c.rest_api.listen.trim().is_empty() {
         return Err(fail("rest_api.listen", "must not be empty".into()));
     }

@@ -190,12 +190,27 @@ pub fn required_acl(template: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
+/// The first value of query parameter `name`, decoded.
+pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// The ACL a declared route requires of `req` (`None`: a public route).
 fn route_acl(acl: Acl, req: &HttpRequest) -> Option<String> {
     let mut params: Vec<(&str, &str)> = req.match_info().iter().collect();
     match acl {
         Acl::Public => None,
         Acl::Required(template) => Some(required_acl(template, &params)),
+        Acl::QueryToken(template) => {
+            let query: Vec<(String, String)> =
+                form_urlencoded::parse(req.query_string().as_bytes())
+                    .into_owned()
+                    .collect();
+            params.extend(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            Some(required_acl(template, &params))
+        }
         Acl::UuidOrSlug {
             param,
             by_uuid,
@@ -267,7 +282,14 @@ impl FromRequest for Caller {
                     req.match_pattern().unwrap_or_default(),
                 ));
             };
-            Caller::authorize(state, &req, &required).await
+            let header = || header_str(&req, "X-Auth-Token").unwrap_or("").to_string();
+            let token_id = match declared {
+                Some(Acl::QueryToken(_)) => query_param(&req, "token")
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(header),
+                _ => header(),
+            };
+            Caller::authorize_token(state, &req, &required, token_id).await
         })
     }
 }
@@ -280,6 +302,16 @@ impl Caller {
         required: &str,
     ) -> Result<Caller, ApiError> {
         let token_id = header_str(req, "X-Auth-Token").unwrap_or("").to_string();
+        Caller::authorize_token(state, req, required, token_id).await
+    }
+
+    /// Checks `token_id` against `required` (already formatted).
+    pub async fn authorize_token(
+        state: State,
+        req: &HttpRequest,
+        required: &str,
+        token_id: String,
+    ) -> Result<Caller, ApiError> {
         let found = match ids::parse_canonical(&token_id) {
             Some(id) => state.tokens.get(&state.storage, &id, tokens::now()).await?,
             None => None,

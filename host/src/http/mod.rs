@@ -4,13 +4,16 @@ mod api;
 mod config;
 pub mod cors;
 pub mod deadline;
+mod emails;
 pub mod error;
 mod external;
 pub mod extract;
 mod groups;
 mod idp;
 pub mod listing;
+mod password_reset;
 mod policies;
+mod registration;
 pub mod request;
 pub mod routes;
 mod sessions;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub attempts: Arc<throttle::AttemptTurns>,
     /// The configuration `/config` shows and changes (one for the process).
     pub config: Arc<crate::config::LiveConfig>,
+    /// Mail: templates, settings and the sender (`crate::mail`).
+    pub mail: Arc<crate::mail::MailService>,
 }
 
 /// The part of the configuration the HTTP layer reads.
@@ -77,8 +82,9 @@ pub struct Settings {
 
 pub type State = web::Data<Arc<AppState>>;
 
-/// Registers every route (and the benchmark ceiling route when asked).
-pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
+/// Registers every route (and the benchmark ceiling route when asked; `POST /users/register`
+/// when `user_registration`, `enabled_http_plugins.user_registration`, is set).
+pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool, user_registration: bool) {
     if benchmark_route {
         cfg.route(
             "/0.1/_bench/ceiling",
@@ -96,6 +102,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool) {
             .configure(|cfg| api::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| sessions::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| external::routes(&mut routes::Router::new(cfg)))
+            // Before the users' routes: `/users/password/reset` and `/users/register` would
+            // otherwise match `/users/{user_uuid}...`.
+            .configure(|cfg| {
+                if user_registration {
+                    registration::routes(&mut routes::Router::new(cfg))
+                }
+            })
+            .configure(|cfg| emails::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| password_reset::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| users::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| tenants::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| groups::routes(&mut routes::Router::new(cfg)))
@@ -161,6 +176,9 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     api::routes(&mut router);
     sessions::routes(&mut router);
     external::routes(&mut router);
+    emails::routes(&mut router);
+    password_reset::routes(&mut router);
+    registration::routes(&mut router);
     users::routes(&mut router);
     groups::routes(&mut router);
     policies::routes(&mut router);
@@ -186,6 +204,11 @@ pub mod body_check {
     /// `PUT /users/{uuid}/password`.
     pub fn password_change(body: &[u8]) -> Result<(), ApiError> {
         super::users::check_password_change(body)
+    }
+
+    /// `PUT /admin/users/{uuid}/emails` (`admin`) or `PUT /users/{uuid}/emails`.
+    pub fn emails(body: &[u8], admin: bool) -> Result<(), ApiError> {
+        super::emails::check_body(body, admin)
     }
 
     /// `POST /policies` (`post`) or `PUT /policies/{id}`.
@@ -238,7 +261,7 @@ mod tests {
             );
             let declared = match route.acl {
                 Acl::Public => (None, None),
-                Acl::Required(t) => (Some(t), None),
+                Acl::Required(t) | Acl::QueryToken(t) => (Some(t), None),
                 Acl::UuidOrSlug {
                     param,
                     by_uuid,

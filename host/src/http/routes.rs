@@ -34,6 +34,15 @@ pub enum Acl {
         by_uuid: &'static str,
         by_slug: &'static str,
     },
+    /// A token granting this ACL template, read from the `token` query parameter, else from
+    /// `X-Auth-Token` (a mailed link carries its token in its URL); `{param}` placeholders are
+    /// filled with the path values, then the query's.
+    QueryToken(&'static str),
+}
+
+/// A route whose token may come in the query string (see [`Acl::QueryToken`]).
+pub const fn acl_query_token(template: &'static str) -> Acl {
+    Acl::QueryToken(template)
 }
 
 /// A route that requires a token granting `template`.
