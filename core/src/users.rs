@@ -933,6 +933,62 @@ pub fn is_valid_email(value: &str) -> bool {
     domain_re.is_match(&ascii.join("."))
 }
 
+/// The slug of the policy that makes its users administrators (built-in metadata plugin
+/// `user_admin_status`).
+pub const DEFAULT_ADMIN_POLICY: &str = "wazo_default_admin_policy";
+/// The slug of the group that makes its members administrators (`user_admin_status`).
+pub const DEFAULT_ADMIN_GROUP: &str = "wazo_default_admin_group";
+
+/// Whether the user holds the policy [`DEFAULT_ADMIN_POLICY`] itself or belongs to a group with
+/// the slug [`DEFAULT_ADMIN_GROUP`] (the original's `user_admin_status` rule; slugs compared
+/// exactly). `false` for an unknown user or a login that is not a uuid.
+pub async fn has_admin_status<C: GenericClient>(client: &C, user_uuid: &str) -> Result<bool> {
+    if crate::ids::parse_canonical(user_uuid).is_none() {
+        return Ok(false);
+    }
+    let stmt = client
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM auth_user_policy up
+                            JOIN auth_policy p ON p.uuid = up.policy_uuid
+                            WHERE up.user_uuid = $1 AND p.slug = $2)
+                 OR EXISTS (SELECT 1 FROM auth_user_group ug
+                            JOIN auth_group g ON g.uuid = ug.group_uuid
+                            WHERE ug.user_uuid = $1 AND g.slug = $3)",
+        )
+        .await?;
+    let row = client
+        .query_one(
+            &stmt,
+            &[&user_uuid, &DEFAULT_ADMIN_POLICY, &DEFAULT_ADMIN_GROUP],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The effective authentication method of a user (its own, or its tenant's when `default`),
+/// `None` for an unknown user.
+pub async fn effective_method_of<C: GenericClient>(
+    client: &C,
+    user_uuid: &str,
+) -> Result<Option<String>> {
+    if crate::ids::parse_canonical(user_uuid).is_none() {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT u.authentication_method, t.default_authentication_method
+             FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+             WHERE u.uuid = $1",
+            &[&user_uuid],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let own: String = r.get(0);
+        let tenant: String = r.get(1);
+        effective_method(&own, &tenant).to_string()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

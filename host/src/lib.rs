@@ -8,6 +8,7 @@ pub mod http;
 pub mod import;
 pub mod login;
 pub mod mail;
+pub mod login_plugins;
 pub mod plugins;
 pub mod server;
 pub mod services;

@@ -81,6 +81,13 @@ enum Credentials {
     Password { login: String, password: String },
     /// A refresh token: no password; its stored login and persistent metadata are used.
     Refresh(RefreshToken),
+    /// Verified by an IdP plugin of the chain (plugin-api 1.3): its backend builds the token,
+    /// without `verify_password`; its `args` complete the host's.
+    Verified {
+        login: String,
+        backend: String,
+        args: Map<String, Value>,
+    },
 }
 
 /// Runs a login to its stored token, and counts it (`wazo_auth_logins_total`) under the backend
@@ -127,12 +134,17 @@ async fn run(
         user_agent,
         remote_addr,
     } = request;
-    let credentials = credentials(state, &body, basic).await?;
+    let credentials =
+        match idp_credentials(state, &body, &basic, mobile, &user_agent, &remote_addr).await? {
+            Some(verified) => verified,
+            None => credentials(state, &body, basic).await?,
+        };
     let (backend, wanted) = backend(state, &credentials, &body)?;
     handled_by.clone_from(&backend.name);
     let login = match &credentials {
         Credentials::Password { login, .. } => login.clone(),
         Credentials::Refresh(row) => row.login.clone().unwrap_or_default(),
+        Credentials::Verified { login, .. } => login.clone(),
     };
     let mut args = plugin_args(
         state,
@@ -144,6 +156,12 @@ async fn run(
         &user_agent,
         &remote_addr,
     );
+    if let Credentials::Verified { args: extra, .. } = &credentials {
+        // The IdP's values complete the host's (which win).
+        for (k, v) in extra {
+            args.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     let backend_arg = args
         .get("backend")
         .and_then(Value::as_str)
@@ -160,6 +178,7 @@ async fn run(
             );
             (None, Some(row))
         }
+        Credentials::Verified { .. } => (None, None),
     };
     let steps = LoginSteps {
         login: login.clone(),
@@ -170,6 +189,7 @@ async fn run(
     };
     let done = run_steps(state, &backend, steps).await?;
     check_tenant(state, &backend, &done.metadata).await?;
+    let done = with_metadata_plugins(state, &login, done).await?;
     let token = new_token(
         state,
         NewTokenInput {
@@ -210,7 +230,10 @@ async fn credentials(
 ) -> Result<Credentials, LoginError> {
     if let (Some(value), Some(client_id)) = (&body.refresh_token, &body.client_id) {
         return match state.storage.find_refresh_token(value, client_id).await? {
-            Some(row) => Ok(Credentials::Refresh(row)),
+            Some(row) => {
+                refresh_method_allowed(state, &row).await?;
+                Ok(Credentials::Refresh(row))
+            }
             None => {
                 log::info!("POST /token: unknown or expired refresh token");
                 Err(LoginError::Rejected)
@@ -241,6 +264,18 @@ fn backend(
     let wanted = match credentials {
         Credentials::Refresh(row) => row.backend.clone(),
         Credentials::Password { .. } => body.backend.clone(),
+        Credentials::Verified { backend, .. } => {
+            // The IdP named it: no fallback to the default backend.
+            return match state.plugins.backend(backend) {
+                Some(b) => Ok((b, Some(backend.clone()))),
+                None => {
+                    log::error!(
+                        "POST /token: the IdP chose the backend {backend:?}, which is not loaded"
+                    );
+                    Err(LoginError::Refused)
+                }
+            };
+        }
     };
     if let Some(name) = wanted.as_deref() {
         refuse_failed_backend(state, name)?;
@@ -659,4 +694,165 @@ async fn new_token(state: &AppState, input: NewTokenInput<'_>) -> Result<NewToke
         offline,
         refresh_token_uuid: refresh.map(|r| r.uuid),
     })
+}
+
+/// The IdP chain (plugin-api 1.3) for a login that is not a refresh-token one: `None` when no
+/// IdP plugin is loaded or none handles the request (the built-in `native` member, today's
+/// path, then runs), else the login its IdP verified. The user of the verified login must have
+/// that IdP's authentication method (its own, or its tenant's default), as the original checks.
+async fn idp_credentials(
+    state: &AppState,
+    body: &TokenRequest,
+    basic: &BasicAuth,
+    mobile: bool,
+    user_agent: &str,
+    remote_addr: &str,
+) -> Result<Option<Credentials>, LoginError> {
+    use crate::login_plugins::{run_chain, IdpDecision};
+    if state.login_plugins.idps().is_empty()
+        || (body.refresh_token.is_some() && body.client_id.is_some())
+    {
+        return Ok(None);
+    }
+    let args = idp_args(state, body, basic, mobile, user_agent, remote_addr);
+    let verified = match run_chain(state, &args).await {
+        Ok(IdpDecision::Native) => return Ok(None),
+        Ok(IdpDecision::Rejected { idp }) => {
+            log::info!("POST /token: authentication failed for a login on IdP {idp}");
+            return Err(LoginError::Rejected);
+        }
+        Ok(IdpDecision::Verified(v)) => v,
+        Err(f) => {
+            log::error!("{} failed: {}", f.context, f.error);
+            return Err(LoginError::Backend(f.error));
+        }
+    };
+    if state.plugins.backend(&verified.backend).is_none() {
+        log::error!(
+            "POST /token: IdP {} chose the backend {:?}, which is not loaded: refused",
+            verified.idp.plugin.name,
+            verified.backend
+        );
+        return Err(LoginError::Refused);
+    }
+    let client = state.storage.client().await?;
+    let user = wazo_auth_core::users::find_enabled_user_by_login(&client, &verified.login).await?;
+    let method = &verified.idp.authentication_method;
+    match user {
+        Some(u) if u.effective_authentication_method() == method => {}
+        Some(u) => {
+            log::info!(
+                "POST /token: IdP {} ({method}) authenticated user {}, whose authentication \
+                 method is {}: refused",
+                verified.idp.plugin.name,
+                u.uuid,
+                u.effective_authentication_method()
+            );
+            return Err(LoginError::Refused);
+        }
+        None => {
+            log::info!(
+                "POST /token: IdP {} ({method}) authenticated a login of no enabled wazo-auth \
+                 user: refused",
+                verified.idp.plugin.name
+            );
+            return Err(LoginError::Refused);
+        }
+    }
+    Ok(Some(Credentials::Verified {
+        login: verified.login,
+        backend: verified.backend,
+        args: verified.args,
+    }))
+}
+
+/// The `args` of `can_authenticate` and `verify_auth`: the Basic credentials (`login`,
+/// `password`) when sent, the body's fields, and the request's context.
+fn idp_args(
+    state: &AppState,
+    body: &TokenRequest,
+    basic: &BasicAuth,
+    mobile: bool,
+    user_agent: &str,
+    remote_addr: &str,
+) -> Map<String, Value> {
+    let mut args = Map::new();
+    if let BasicAuth::Credentials { login, password } = basic {
+        args.insert("login".into(), Value::from(login.clone()));
+        args.insert("password".into(), Value::from(password.clone()));
+    }
+    args.insert("mobile".into(), Value::from(mobile));
+    args.insert("user_agent".into(), Value::from(user_agent));
+    args.insert("remote_addr".into(), Value::from(remote_addr));
+    args.insert(
+        "access_type".into(),
+        Value::from(if body.offline { "offline" } else { "online" }),
+    );
+    for (k, v) in [
+        ("backend", &body.backend),
+        ("client_id", &body.client_id),
+        ("tenant_id", &body.tenant_id),
+        ("domain_name", &body.domain_name),
+        ("saml_session_id", &body.saml_session_id),
+    ] {
+        if let Some(v) = v {
+            args.insert(k.into(), Value::from(v.clone()));
+        }
+    }
+    if let Some(e) = body.expiration {
+        args.insert("expiration".into(), Value::from(e));
+    }
+    if let Some(x) = &state.settings.xivo_uuid {
+        args.insert("xivo_uuid".into(), Value::from(x.clone()));
+    }
+    args
+}
+
+/// The built-in `refresh_token` member of the IdP chain: the refresh token's user must still
+/// authenticate with a method of the chain (`native`, or a loaded IdP plugin's), as the
+/// original checks; a user switched to `ldap` with no `ldap` IdP loaded cannot refresh.
+async fn refresh_method_allowed(state: &AppState, row: &RefreshToken) -> Result<(), LoginError> {
+    let client = state.storage.client().await?;
+    let Some(method) = wazo_auth_core::users::effective_method_of(&client, &row.user_uuid).await?
+    else {
+        return Ok(());
+    };
+    let served = method == wazo_auth_core::idp::NATIVE
+        || state
+            .login_plugins
+            .idps()
+            .iter()
+            .any(|i| i.authentication_method == method);
+    if served {
+        Ok(())
+    } else {
+        log::info!(
+            "POST /token: refresh token of user {}, whose authentication method {method} no \
+             IdP of this server serves: refused",
+            row.user_uuid
+        );
+        Err(LoginError::Refused)
+    }
+}
+
+/// Step 4b: the metadata plugins mapped to the login's purpose (plugin-api 1.3; none with the
+/// default configuration: nothing runs).
+async fn with_metadata_plugins(
+    state: &AppState,
+    login: &str,
+    mut done: LoginDone,
+) -> Result<LoginDone, LoginError> {
+    let LoginDone {
+        args,
+        metadata,
+        persistent,
+        ..
+    } = &mut done;
+    crate::login_plugins::apply_metadata(state, login, args, metadata, persistent.as_mut())
+        .await
+        .map_err(|f| {
+            log::error!("{} failed: {}", f.context, f.error);
+            LoginError::Backend(f.error)
+        })?;
+    Ok(done)
 }

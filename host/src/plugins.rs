@@ -19,8 +19,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec};
 use tokio::sync::Semaphore;
 use wazo_auth_plugin_api::ffi::{
-    BackendBox, ExternalAuthBox, HostServicesBox, HostServicesFfi, HostServicesFfi_TO,
-    LogLevelCode, PluginModuleRef,
+    BackendBox, ExternalAuthBox, HostServicesBox, HostServicesFfi, HostServicesFfi_TO, IdpBox,
+    LogLevelCode, MetadataBox, PluginModuleRef,
 };
 use wazo_auth_plugin_api::{ErrorKind, PluginError};
 
@@ -30,6 +30,19 @@ use crate::services::{AuthError, CallScope, HostContext};
 pub const GROUP_BACKENDS: &str = "wazo_auth.backends";
 /// Entry-point group of external-auth plugins.
 pub const GROUP_EXTERNAL_AUTH: &str = "wazo_auth.external_auth";
+/// Entry-point group of metadata plugins (since plugin-api 1.3).
+pub const GROUP_METADATA: &str = "wazo_auth.metadata";
+/// Entry-point group of IdP plugins (since plugin-api 1.3).
+pub const GROUP_IDP: &str = "wazo_auth.idp";
+/// Metadata plugin names built into the host: a library declaring one is refused.
+pub const BUILTIN_METADATA: &[&str] = &[
+    "default_user",
+    "default_internal",
+    "default_external_api",
+    "user_admin_status",
+];
+/// IdP names built into the host: a library declaring one is refused.
+pub const BUILTIN_IDPS: &[&str] = &["native", "refresh_token"];
 
 /// How many calls may be running at once in one plugin. When a plugin hangs, its calls time out
 /// but the threads running them cannot be killed; this bound keeps a hung plugin from eating the
@@ -266,6 +279,15 @@ pub struct Loaded<T> {
 /// A loaded backend.
 pub type LoadedBackend = Loaded<BackendBox>;
 
+/// A loaded metadata plugin.
+pub type LoadedMetadata = Loaded<MetadataBox>;
+
+/// A loaded IdP plugin and the authentication method it stands for.
+pub struct LoadedIdp {
+    pub plugin: Loaded<IdpBox>,
+    pub authentication_method: String,
+}
+
 /// A loaded external-auth plugin and its `plugin_info`.
 pub struct LoadedExternal {
     pub plugin: Loaded<ExternalAuthBox>,
@@ -376,6 +398,8 @@ impl<P: Send + Sync + 'static> Loaded<P> {
 pub struct PluginRegistry {
     backends: BTreeMap<String, Arc<LoadedBackend>>,
     externals: BTreeMap<String, Arc<LoadedExternal>>,
+    metadata: BTreeMap<String, Arc<LoadedMetadata>>,
+    idps: BTreeMap<String, Arc<LoadedIdp>>,
     /// Enabled backends that were declared by a valid library (loaded or failed in `load`).
     enabled_backend_names: BTreeSet<String>,
     /// Enabled backends declared by a valid library whose `load` failed, with the reason.
@@ -392,6 +416,9 @@ pub struct LoaderOptions<'a> {
     pub enabled_backends: &'a BTreeMap<String, bool>,
     pub enabled_externals: &'a BTreeMap<String, bool>,
     pub plugin_config: &'a BTreeMap<String, serde_json::Value>,
+    /// Since plugin-api 1.3: `enabled_metadata_plugins` and the enabled `idp_plugins`.
+    pub enabled_metadata: &'a BTreeMap<String, bool>,
+    pub enabled_idps: &'a BTreeMap<String, bool>,
     pub load_timeout: Duration,
     /// Backs the user services offered to plugins.
     pub context: Option<Arc<HostContext>>,
@@ -409,6 +436,16 @@ impl PluginRegistry {
     /// The loaded external-auth plugin of `auth_type`.
     pub fn external(&self, auth_type: &str) -> Option<Arc<LoadedExternal>> {
         self.externals.get(auth_type).cloned()
+    }
+
+    /// The loaded metadata plugin `name`.
+    pub fn metadata_plugin(&self, name: &str) -> Option<Arc<LoadedMetadata>> {
+        self.metadata.get(name).cloned()
+    }
+
+    /// The loaded IdP plugin `name`.
+    pub fn idp(&self, name: &str) -> Option<Arc<LoadedIdp>> {
+        self.idps.get(name).cloned()
     }
 
     /// Auth types of the loaded external-auth plugins.
@@ -828,7 +865,216 @@ impl PluginRegistry {
             self.report.push(row);
         }
         self.load_externals(file, &module, &api_version, opts, owners);
+        self.load_metadata_plugins(file, &module, &api_version, opts, owners);
+        self.load_idps(file, &module, &api_version, opts, owners);
     }
+
+    /// Since 1.3: the library's metadata plugins (group `wazo_auth.metadata`).
+    fn load_metadata_plugins(
+        &mut self,
+        file: &Path,
+        module: &PluginModuleRef,
+        api_version: &str,
+        opts: &LoaderOptions<'_>,
+        owners: &mut BTreeMap<String, PathBuf>,
+    ) {
+        let Some(declare) = module.metadata_plugins() else {
+            return;
+        };
+        let decls = match declare() {
+            RResult::ROk(d) => d,
+            RResult::RErr(e) => {
+                return self.refuse_file(
+                    file,
+                    api_version,
+                    format!("declaring its metadata plugins failed: {e}"),
+                )
+            }
+        };
+        for decl in decls {
+            let name = decl.name.to_string();
+            let load = decl.load;
+            let enabled = opts.enabled_metadata.get(&name).copied().unwrap_or(false);
+            let slot = Slot {
+                file,
+                api_version,
+                group: GROUP_METADATA,
+                name: &name,
+                builtin: BUILTIN_METADATA.contains(&name.as_str()),
+                enabled,
+            };
+            if let Some(plugin) =
+                self.load_slot(slot, opts, owners, move |host, config| load(host, config))
+            {
+                self.metadata
+                    .insert(name.clone(), Arc::new(Loaded::new(&name, file, plugin)));
+            }
+        }
+    }
+
+    /// Since 1.3: the library's IdP plugins (group `wazo_auth.idp`). Each one's authentication
+    /// method is read once, right after its `load`, under the same time-out.
+    fn load_idps(
+        &mut self,
+        file: &Path,
+        module: &PluginModuleRef,
+        api_version: &str,
+        opts: &LoaderOptions<'_>,
+        owners: &mut BTreeMap<String, PathBuf>,
+    ) {
+        let Some(declare) = module.idps() else {
+            return;
+        };
+        let decls = match declare() {
+            RResult::ROk(d) => d,
+            RResult::RErr(e) => {
+                return self.refuse_file(
+                    file,
+                    api_version,
+                    format!("declaring its IdP plugins failed: {e}"),
+                )
+            }
+        };
+        for decl in decls {
+            let name = decl.name.to_string();
+            let load = decl.load;
+            let enabled = opts.enabled_idps.get(&name).copied().unwrap_or(false);
+            let slot = Slot {
+                file,
+                api_version,
+                group: GROUP_IDP,
+                name: &name,
+                builtin: BUILTIN_IDPS.contains(&name.as_str()),
+                enabled,
+            };
+            let loaded = self.load_slot(slot, opts, owners, move |host, config| {
+                let idp = match load(host, config) {
+                    RResult::ROk(idp) => idp,
+                    RResult::RErr(e) => return RResult::RErr(e),
+                };
+                match idp.authentication_method() {
+                    RResult::ROk(m) if !m.trim().is_empty() => RResult::ROk((idp, m.into_string())),
+                    RResult::ROk(_) => RResult::RErr(PluginError::config(
+                        "authentication_method() returned an empty name: return the method \
+                         this IdP stands for (e.g. \"ldap\")",
+                    )),
+                    RResult::RErr(e) => RResult::RErr(e),
+                }
+            });
+            if let Some((plugin, method)) = loaded {
+                self.idps.insert(
+                    name.clone(),
+                    Arc::new(LoadedIdp {
+                        plugin: Loaded::new(&name, file, plugin),
+                        authentication_method: method,
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Loads one declared plugin of a 1.3 group: refused when its name is built in or already
+    /// declared, skipped when disabled, else `load`ed under the load time-out. One report row
+    /// either way; `None` unless it loaded.
+    fn load_slot<T: Send + 'static>(
+        &mut self,
+        slot: Slot<'_>,
+        opts: &LoaderOptions<'_>,
+        owners: &mut BTreeMap<String, PathBuf>,
+        load: impl FnOnce(HostServicesBox, RStr<'_>) -> RResult<T, PluginError> + Send + 'static,
+    ) -> Option<T> {
+        let Slot {
+            file,
+            api_version,
+            group,
+            name,
+            builtin,
+            enabled,
+        } = slot;
+        let mut row = PluginReport {
+            name: name.to_string(),
+            group,
+            file: file.to_path_buf(),
+            api_version: api_version.to_string(),
+            status: String::new(),
+        };
+        let key = format!("{group}:{name}");
+        let refused = if builtin {
+            Some("the name is built into the server; rename the plugin".to_string())
+        } else {
+            owners
+                .get(&key)
+                .map(|first| format!("name already declared by {}", first.display()))
+        };
+        if let Some(reason) = refused {
+            log::error!(
+                "plugin file {}: refused {group} {name:?}: {reason}",
+                file.display()
+            );
+            row.status = format!("refused: {reason}");
+            self.report.push(row);
+            return None;
+        }
+        owners.insert(key, file.to_path_buf());
+        if !enabled {
+            row.status = "disabled".into();
+            self.report.push(row);
+            return None;
+        }
+        let config = opts
+            .plugin_config
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        let config_json: Arc<str> = Arc::from(config.to_string());
+        let host: HostServicesBox = HostServicesFfi_TO::from_ptr(
+            RArc::new(HostServicesImpl {
+                plugin: Arc::from(name),
+                config_json: config_json.clone(),
+                context: opts.context.clone(),
+                auth_type: None,
+            }),
+            TD_Opaque,
+        );
+        let outcome = run_with_timeout(opts.load_timeout, move || {
+            load(host, RStr::from_str(&config_json))
+        });
+        let loaded = match outcome {
+            Ok(RResult::ROk(plugin)) => {
+                row.status = "loaded".into();
+                Some(plugin)
+            }
+            Ok(RResult::RErr(e)) => {
+                row.status = format!("refused: load failed: {e}");
+                log::error!(
+                    "plugin file {}: {group} {name:?} failed to load: {e}",
+                    file.display()
+                );
+                None
+            }
+            Err(reason) => {
+                row.status = format!("refused: load {reason}");
+                log::error!(
+                    "plugin file {}: {group} {name:?} load {reason}",
+                    file.display()
+                );
+                None
+            }
+        };
+        self.report.push(row);
+        loaded
+    }
+}
+
+/// Where a declared plugin of a 1.3 group comes from, for [`PluginRegistry::load_slot`].
+struct Slot<'a> {
+    file: &'a Path,
+    api_version: &'a str,
+    group: &'static str,
+    name: &'a str,
+    /// The name is one of the host's built-in plugins (refused).
+    builtin: bool,
+    enabled: bool,
 }
 
 /// What to do when `load` times out.

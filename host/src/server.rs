@@ -75,6 +75,8 @@ pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), Strin
         enabled_backends: &cfg.enabled_backend_plugins,
         enabled_externals: &cfg.enabled_external_auth_plugins,
         plugin_config: &cfg.plugin_config,
+        enabled_metadata: &crate::login_plugins::enabled_metadata(&cfg.enabled_metadata_plugins),
+        enabled_idps: &crate::login_plugins::enabled_idps(&cfg.idp_plugins),
         load_timeout: cfg
             .plugin_call_timeout
             .duration()
@@ -206,7 +208,14 @@ async fn serve(
         .await
         .map_err(|e| format!("the database is unreachable: {e}"))?;
 
-    let settings = Settings {
+    let login_plugins = Arc::new(crate::login_plugins::LoginPlugins::build(
+        &cfg.enabled_metadata_plugins,
+        &cfg.purpose_metadata_mapping,
+        &cfg.idp_plugins,
+        &plugins,
+    ));
+    log::info!("login plugins: {}", login_plugins.describe());
+    let mut settings = Settings {
         default_token_lifetime: cfg.default_token_lifetime.seconds(),
         plugin_call_timeout: cfg.plugin_call_timeout.duration(),
         proxies: cfg.rest_api.proxy_trust(),
@@ -222,6 +231,12 @@ async fn serve(
         throttle: cfg.login_throttle.to_core(),
         refresh_token_lifetime: cfg.refresh_token_lifetime.seconds(),
     };
+    // The IdP plugins of the chain are IdP types (listed by `GET /0.1/idp`).
+    for idp in login_plugins.idps() {
+        settings
+            .idp_types
+            .register(idp.authentication_method.clone());
+    }
     let tokens = Arc::new(Caches::new(
         cfg.token_cache_size,
         (cfg.rest_api.max_threads.get() as usize).clamp(2, 16),
@@ -334,6 +349,7 @@ async fn serve(
             attempts: attempts.clone(),
             config: live_config.clone(),
             mail: mail.clone(),
+            login_plugins: login_plugins.clone(),
         }));
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))

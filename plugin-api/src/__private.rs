@@ -10,11 +10,13 @@ use abi_stable::{
 
 use crate::ffi::{
     BackendBox, BackendDecl, BackendFfi, BackendFfi_TO, ErrorKind, ExternalAuthBox,
-    ExternalAuthDecl, ExternalAuthFfi, ExternalAuthFfi_TO, HostServicesBox, HttpReply,
+    ExternalAuthDecl, ExternalAuthFfi, ExternalAuthFfi_TO, HostServicesBox, HttpReply, IdpBox,
+    IdpDecl, IdpFfi, IdpFfi_TO, IdpOutcome, MetadataBox, MetadataDecl, MetadataFfi, MetadataFfi_TO,
     PluginModule, PluginModuleRef, VerifyOutcome,
 };
 use crate::{
-    logging, parse_args, Backend, ExternalAuth, ExternalRequest, Host, PluginError, Reply, Status,
+    logging, parse_args, Backend, ExternalAuth, ExternalRequest, Host, Idp, MetadataPlugin,
+    PluginError, Reply, Status,
 };
 
 /// Runs `f` with panics caught (turned into a `PANICKED` error) and, when a host is given, with
@@ -47,18 +49,175 @@ pub fn guard<T>(
     }
 }
 
-/// The root module; `panic_unwind` is `cfg!(panic = "unwind")` as seen by the plugin's crate.
+/// The root module of a library without metadata and IdP plugins; `panic_unwind` is
+/// `cfg!(panic = "unwind")` as seen by the plugin's crate.
 pub fn root_module(
     backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
     external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
     panic_unwind: bool,
 ) -> PluginModuleRef {
+    extern "C" fn no_metadata() -> RResult<RVec<MetadataDecl>, PluginError> {
+        ROk(RVec::new())
+    }
+    extern "C" fn no_idps() -> RResult<RVec<IdpDecl>, PluginError> {
+        ROk(RVec::new())
+    }
+    root_module_v1_3(backends, external_auths, panic_unwind, no_metadata, no_idps)
+}
+
+/// The root module with every group of plugin-api 1.3 (what `export_plugins!` builds).
+pub fn root_module_v1_3(
+    backends: extern "C" fn() -> RResult<RVec<BackendDecl>, PluginError>,
+    external_auths: extern "C" fn() -> RResult<RVec<ExternalAuthDecl>, PluginError>,
+    panic_unwind: bool,
+    metadata_plugins: extern "C" fn() -> RResult<RVec<MetadataDecl>, PluginError>,
+    idps: extern "C" fn() -> RResult<RVec<IdpDecl>, PluginError>,
+) -> PluginModuleRef {
     PluginModule {
         backends,
         external_auths,
         panic_unwind,
+        metadata_plugins,
+        idps,
     }
     .leak_into_prefix()
+}
+
+/// The configuration JSON text handed to `load`, parsed (`{}` when empty).
+fn load_config(config_json: RStr<'_>) -> Result<serde_json::Value, PluginError> {
+    if config_json.is_empty() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_str(config_json.as_str())
+        .map_err(|e| PluginError::config(format!("configuration is not valid JSON: {e}")))
+}
+
+pub fn metadata_decl<M: MetadataPlugin>(name: &str) -> MetadataDecl {
+    MetadataDecl {
+        name: RString::from(name),
+        load: load_metadata::<M>,
+    }
+}
+
+extern "C" fn load_metadata<M: MetadataPlugin>(
+    host: HostServicesBox,
+    config_json: RStr<'_>,
+) -> RResult<MetadataBox, PluginError> {
+    let host = Host::from_ffi(host);
+    logging::install(&host);
+    let config = match load_config(config_json) {
+        Ok(c) => c,
+        Err(e) => return RErr(e),
+    };
+    guard(Some(&host), || {
+        let inner = M::load(&host, config)?;
+        Ok(MetadataFfi_TO::from_value(
+            MetadataAdapter {
+                inner,
+                host: host.clone(),
+            },
+            TD_Opaque,
+        ))
+    })
+}
+
+struct MetadataAdapter<M> {
+    inner: M,
+    host: Host,
+}
+
+impl<M: MetadataPlugin> MetadataFfi for MetadataAdapter<M> {
+    fn get_token_metadata(
+        &self,
+        login: RStr<'_>,
+        args_json: RStr<'_>,
+    ) -> RResult<RString, PluginError> {
+        guard(Some(&self.host), || {
+            let args = parse_args(args_json.as_str())?;
+            Ok(to_json_text(
+                &self.inner.get_token_metadata(login.as_str(), &args)?,
+            ))
+        })
+    }
+
+    fn get_persistent_metadata(
+        &self,
+        login: RStr<'_>,
+        args_json: RStr<'_>,
+    ) -> RResult<RString, PluginError> {
+        guard(Some(&self.host), || {
+            let args = parse_args(args_json.as_str())?;
+            Ok(to_json_text(
+                &self.inner.get_persistent_metadata(login.as_str(), &args)?,
+            ))
+        })
+    }
+}
+
+pub fn idp_decl<I: Idp>(name: &str) -> IdpDecl {
+    IdpDecl {
+        name: RString::from(name),
+        load: load_idp::<I>,
+    }
+}
+
+extern "C" fn load_idp<I: Idp>(
+    host: HostServicesBox,
+    config_json: RStr<'_>,
+) -> RResult<IdpBox, PluginError> {
+    let host = Host::from_ffi(host);
+    logging::install(&host);
+    let config = match load_config(config_json) {
+        Ok(c) => c,
+        Err(e) => return RErr(e),
+    };
+    guard(Some(&host), || {
+        let inner = I::load(&host, config)?;
+        Ok(IdpFfi_TO::from_value(
+            IdpAdapter {
+                inner,
+                host: host.clone(),
+            },
+            TD_Opaque,
+        ))
+    })
+}
+
+struct IdpAdapter<I> {
+    inner: I,
+    host: Host,
+}
+
+impl<I: Idp> IdpFfi for IdpAdapter<I> {
+    fn authentication_method(&self) -> RResult<RString, PluginError> {
+        guard(Some(&self.host), || {
+            Ok(RString::from(self.inner.authentication_method()))
+        })
+    }
+
+    fn can_authenticate(&self, args_json: RStr<'_>) -> RResult<bool, PluginError> {
+        guard(Some(&self.host), || {
+            let args = parse_args(args_json.as_str())?;
+            Ok(self.inner.can_authenticate(&args))
+        })
+    }
+
+    fn verify_auth(&self, args_json: RStr<'_>) -> RResult<IdpOutcome, PluginError> {
+        guard(Some(&self.host), || {
+            let mut args = parse_args(args_json.as_str())?;
+            let outcome = self.inner.verify_auth(&mut args)?;
+            let (accepted, backend, login) = match outcome {
+                Some(a) => (true, a.backend, a.login),
+                None => (false, String::new(), String::new()),
+            };
+            Ok(IdpOutcome {
+                accepted,
+                backend: RString::from(backend),
+                login: RString::from(login),
+                args_json: to_json_text(&args),
+            })
+        })
+    }
 }
 
 pub fn external_auth_decl<E: ExternalAuth>(auth_type: &str) -> ExternalAuthDecl {

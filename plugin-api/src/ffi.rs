@@ -13,7 +13,9 @@
 //! services of [`HostServicesFfi`] (`authenticate_user`, `find_user`, `user_acl`), the
 //! external-auth store services, and the `wazo_auth.external_auth` group ([`ExternalAuthFfi`]);
 //! 1.3.0 added the root-module field `panic_unwind` (see [`PluginModule`]) and the host services
-//! `publish_authorized`, `external_tenant_config` and `tenant_by_domain_name`.
+//! `publish_authorized`, `external_tenant_config` and `tenant_by_domain_name`, the root-module
+//! fields `metadata_plugins` ([`MetadataFfi`]) and `idps` ([`IdpFfi`]), and the sub-route
+//! methods of [`ExternalAuthFfi`] (`routes_json`, `api_spec_json`, `handle`).
 //!
 //! Before changing this file after a release, freeze the released version into
 //! `abi_history/` (see its documentation).
@@ -329,6 +331,85 @@ pub struct ExternalAuthDecl {
     ) -> RResult<ExternalAuthBox, PluginError>,
 }
 
+/// Since 1.3.0. A metadata plugin (entry-point group `wazo_auth.metadata`): adds keys to the
+/// token metadata of the logins whose purpose it is mapped to (`purpose_metadata_mapping`).
+/// `args_json` is the login's `args` object, with the metadata built so far under
+/// `token_metadata`.
+#[sabi_trait]
+pub trait MetadataFfi: Send + Sync {
+    /// JSON object text: keys merged into the token's metadata.
+    fn get_token_metadata(
+        &self,
+        login: RStr<'_>,
+        args_json: RStr<'_>,
+    ) -> RResult<RString, PluginError>;
+
+    /// JSON object text: keys merged into the persistent metadata of an offline login.
+    #[sabi(last_prefix_field)]
+    fn get_persistent_metadata(
+        &self,
+        login: RStr<'_>,
+        args_json: RStr<'_>,
+    ) -> RResult<RString, PluginError>;
+}
+
+/// A metadata plugin instance as held by the host.
+pub type MetadataBox = MetadataFfi_TO<'static, RBox<()>>;
+
+/// Since 1.3.0. One metadata plugin declared by a library.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct MetadataDecl {
+    /// The name used in `enabled_metadata_plugins` and `purpose_metadata_mapping`.
+    pub name: RString,
+    pub load: extern "C" fn(
+        host: HostServicesBox,
+        config_json: RStr<'_>,
+    ) -> RResult<MetadataBox, PluginError>,
+}
+
+/// Since 1.3.0. What an IdP's `verify_auth` decided. When `accepted`, `backend` names the
+/// backend whose `get_metadata`/`get_acl` build the token, `login` is the login handed to it,
+/// and `args_json` the (possibly updated) `args` object.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct IdpOutcome {
+    pub accepted: bool,
+    pub backend: RString,
+    pub login: RString,
+    pub args_json: RString,
+}
+
+/// Since 1.3.0. An identity provider (entry-point group `wazo_auth.idp`): a member of the
+/// ordered chain that picks who authenticates a login (`idp_plugins.<name>.priority`).
+/// `args_json` is the login request as a JSON object (`login` and `password` when Basic
+/// credentials were sent, the body fields, `mobile`, `user_agent`, `remote_addr`, ...).
+#[sabi_trait]
+pub trait IdpFfi: Send + Sync {
+    /// The authentication method this IdP stands for (a user's `authentication_method`).
+    fn authentication_method(&self) -> RResult<RString, PluginError>;
+
+    /// Whether this IdP handles the request.
+    fn can_authenticate(&self, args_json: RStr<'_>) -> RResult<bool, PluginError>;
+
+    /// Authenticates the request.
+    #[sabi(last_prefix_field)]
+    fn verify_auth(&self, args_json: RStr<'_>) -> RResult<IdpOutcome, PluginError>;
+}
+
+/// An IdP instance as held by the host.
+pub type IdpBox = IdpFfi_TO<'static, RBox<()>>;
+
+/// Since 1.3.0. One IdP declared by a library.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct IdpDecl {
+    /// The name used in `idp_plugins`.
+    pub name: RString,
+    pub load:
+        extern "C" fn(host: HostServicesBox, config_json: RStr<'_>) -> RResult<IdpBox, PluginError>,
+}
+
 /// The root module every plugin library exports (one per `.so`). Each field lists the plugins of
 /// one entry-point group.
 #[repr(C)]
@@ -346,6 +427,10 @@ pub struct PluginModule {
     /// its panics cannot be caught at the boundary and would abort the whole server. `None` for
     /// older plugins (not checked).
     pub panic_unwind: bool,
+    /// Since 1.3.0. Group `wazo_auth.metadata` (`None` for older plugins).
+    pub metadata_plugins: extern "C" fn() -> RResult<RVec<MetadataDecl>, PluginError>,
+    /// Since 1.3.0. Group `wazo_auth.idp` (`None` for older plugins).
+    pub idps: extern "C" fn() -> RResult<RVec<IdpDecl>, PluginError>,
 }
 
 impl RootModule for PluginModuleRef {

@@ -128,6 +128,9 @@ pub trait ArgsExt {
     fn domain_name(&self) -> Option<&str>;
     /// Any string value, e.g. one your `verify_password` stored.
     fn str_arg(&self, key: &str) -> Option<&str>;
+    /// Since 1.3, metadata plugins: the token metadata built so far (`args["token_metadata"]`):
+    /// read `auth_id`, `uuid`, `tenant_uuid`, `purpose` there.
+    fn token_metadata(&self) -> Option<&Args>;
 }
 
 impl ArgsExt for Args {
@@ -179,6 +182,10 @@ impl ArgsExt for Args {
 
     fn str_arg(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(Value::as_str)
+    }
+
+    fn token_metadata(&self) -> Option<&Args> {
+        self.get("token_metadata").and_then(Value::as_object)
     }
 }
 

@@ -504,6 +504,79 @@ pub trait ExternalAuth: Send + Sync + 'static {
     }
 }
 
+/// Since 1.3. A metadata plugin (entry-point group `wazo_auth.metadata`), mirroring the
+/// original's `BaseMetadata`: the host calls it for the logins whose purpose (`user`,
+/// `internal`, `external_api`) lists it in `purpose_metadata_mapping`, and merges the keys it
+/// returns into the token's metadata (see docs/plugins.md, "Metadata plugins").
+///
+/// `args` is the login's `args` object; the metadata built so far (by the backend, then by the
+/// plugins before this one) is under `token_metadata` ([`ArgsExt::token_metadata`]).
+pub trait MetadataPlugin: Send + Sync + 'static {
+    /// Called once at startup when the plugin is enabled in `enabled_metadata_plugins`.
+    fn load(host: &Host, config: serde_json::Value) -> Result<Self, PluginError>
+    where
+        Self: Sized;
+
+    /// Keys to add to the token's metadata. The host keeps the identity keys of the backend
+    /// (`auth_id`, `uuid`, `tenant_uuid`): a plugin cannot change whom a token belongs to.
+    fn get_token_metadata(&self, login: &str, args: &Args) -> Result<Args, PluginError>;
+
+    /// Keys to add to the persistent metadata of an offline login (kept with its refresh
+    /// token). Default: none.
+    fn get_persistent_metadata(&self, _login: &str, _args: &Args) -> Result<Args, PluginError> {
+        Ok(Args::new())
+    }
+}
+
+/// Since 1.3. Who an [`Idp`] authenticated: the backend that builds the token (its
+/// `get_metadata`/`get_acl`; its `verify_password` is not called) and the login handed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub backend: String,
+    pub login: String,
+}
+
+impl Authenticated {
+    pub fn new(backend: impl Into<String>, login: impl Into<String>) -> Authenticated {
+        Authenticated {
+            backend: backend.into(),
+            login: login.into(),
+        }
+    }
+}
+
+/// Since 1.3. An identity provider (entry-point group `wazo_auth.idp`), mirroring the
+/// original's `IDPPlugin`. Enabled IdPs form a chain ordered by `idp_plugins.<name>.priority`:
+/// for each login (other than a refresh-token one) the host asks them in order whether they
+/// [`can_authenticate`](Idp::can_authenticate) it, and the first that says yes verifies it.
+/// When none does, the built-in `native` IdP (the `backend` named by the request, else
+/// `wazo_user`) handles it.
+///
+/// After a successful [`verify_auth`](Idp::verify_auth), the host checks that the wazo-auth
+/// user of the returned login has this IdP's
+/// [`authentication_method`](Idp::authentication_method) (its own, or its tenant's default):
+/// otherwise the login is refused.
+pub trait Idp: Send + Sync + 'static {
+    /// Called once at startup when `idp_plugins.<name>.enabled` is true.
+    fn load(host: &Host, config: serde_json::Value) -> Result<Self, PluginError>
+    where
+        Self: Sized;
+
+    /// The method this IdP stands for, e.g. `ldap` or `saml`: the value of a user's
+    /// `authentication_method` it authenticates (registered as an IdP type, listed by
+    /// `GET /0.1/idp`).
+    fn authentication_method(&self) -> String;
+
+    /// Whether this IdP handles the login request `args` (e.g. it carries a `saml_session_id`,
+    /// or a login of a domain it serves).
+    fn can_authenticate(&self, args: &Args) -> bool;
+
+    /// Verifies the request: `Ok(None)` for wrong credentials (a failed login, counted by the
+    /// throttle), `Ok(Some(..))` with the backend and login of the token. May insert values
+    /// into `args` for the backend's calls (the password is removed before them).
+    fn verify_auth(&self, args: &mut Args) -> Result<Option<Authenticated>, PluginError>;
+}
+
 /// Parses the `args` JSON text handed over by the host.
 pub fn parse_args(json: &str) -> Result<Args, PluginError> {
     if json.is_empty() {
@@ -523,12 +596,14 @@ pub fn parse_args(json: &str) -> Result<Args, PluginError> {
 }
 
 /// Declares the plugins of this library and exports its root module. Use it exactly once per
-/// library; both lists are optional:
+/// library; every list is optional, but they come in this order:
 ///
 /// ```ignore
 /// export_plugins! {
 ///     backends: ["my_backend" => MyBackend, "other" => Other],
 ///     external_auths: ["bar" => Bar],
+///     metadata_plugins: ["my_metadata" => MyMetadata],   // since 1.3
+///     idps: ["my_idp" => MyIdp],                         // since 1.3
 /// }
 /// ```
 ///
@@ -544,6 +619,8 @@ macro_rules! export_plugins {
     (
         $( backends: [ $( $bname:literal => $bty:ty ),* $(,)? ] $(,)? )?
         $( external_auths: [ $( $ename:literal => $ety:ty ),* $(,)? ] $(,)? )?
+        $( metadata_plugins: [ $( $mname:literal => $mty:ty ),* $(,)? ] $(,)? )?
+        $( idps: [ $( $iname:literal => $ity:ty ),* $(,)? ] $(,)? )?
     ) => {
         #[cfg(not(panic = "unwind"))]
         ::core::compile_error!(
@@ -566,11 +643,31 @@ macro_rules! export_plugins {
         };
 
         fn __wazo_auth_root_module() -> $crate::ffi::PluginModuleRef {
-            $crate::__private::root_module(
+            $crate::__private::root_module_v1_3(
                 __wazo_auth_backends,
                 __wazo_auth_external_auths,
                 ::core::cfg!(panic = "unwind"),
+                __wazo_auth_metadata_plugins,
+                __wazo_auth_idps,
             )
+        }
+
+        extern "C" fn __wazo_auth_metadata_plugins() -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RVec<$crate::ffi::MetadataDecl>,
+            $crate::PluginError,
+        > {
+            $crate::__private::guard(None, || {
+                Ok(::std::vec![ $( $( $crate::__private::metadata_decl::<$mty>($mname) ),* )? ].into())
+            })
+        }
+
+        extern "C" fn __wazo_auth_idps() -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RVec<$crate::ffi::IdpDecl>,
+            $crate::PluginError,
+        > {
+            $crate::__private::guard(None, || {
+                Ok(::std::vec![ $( $( $crate::__private::idp_decl::<$ity>($iname) ),* )? ].into())
+            })
         }
 
         extern "C" fn __wazo_auth_backends() -> $crate::abi_stable::std_types::RResult<

@@ -480,6 +480,8 @@ pub const MULTI: &str = "wazo_auth_test_multi_backend";
 pub const WAZO_USER: &str = "wazo_auth_wazo_user";
 pub const BAR: &str = "wazo_auth_external_bar";
 pub const EXTERNAL_FAULTS: &str = "wazo_auth_test_external_faults";
+/// Metadata and IdP plugins, well and badly behaved (tests/plugins/login-plugins).
+pub const LOGIN_PLUGINS: &str = "wazo_auth_test_login_plugins";
 
 /// Credentials of the bootstrap administrator of [`ServerBuilder::with_wazo_user`].
 pub const ADMIN: (&str, &str) = ("admin", "s3cre7");

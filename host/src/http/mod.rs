@@ -49,6 +49,8 @@ pub struct AppState {
     pub config: Arc<crate::config::LiveConfig>,
     /// Mail: templates, settings and the sender (`crate::mail`).
     pub mail: Arc<crate::mail::MailService>,
+    /// Metadata plugins by purpose and the IdP chain (plugin-api 1.3).
+    pub login_plugins: Arc<crate::login_plugins::LoginPlugins>,
 }
 
 /// The part of the configuration the HTTP layer reads.
