@@ -13,5 +13,6 @@ pub mod plugins;
 pub mod server;
 pub mod services;
 pub mod startup;
+pub mod sub_routes;
 pub mod telemetry;
 pub mod tls;

@@ -292,6 +292,8 @@ pub struct LoadedIdp {
 pub struct LoadedExternal {
     pub plugin: Loaded<ExternalAuthBox>,
     pub plugin_info: serde_json::Value,
+    /// Since 1.3: its sub-routes and their OpenAPI fragment (read once at load).
+    pub declared: crate::sub_routes::Declared,
 }
 
 impl<T> Loaded<T> {
@@ -446,6 +448,15 @@ impl PluginRegistry {
     /// The loaded IdP plugin `name`.
     pub fn idp(&self, name: &str) -> Option<Arc<LoadedIdp>> {
         self.idps.get(name).cloned()
+    }
+
+    /// The OpenAPI `paths` documenting the sub-routes of the loaded external-auth plugins.
+    pub fn sub_route_paths(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for e in self.externals.values() {
+            out.extend(e.declared.api_spec.clone());
+        }
+        out
     }
 
     /// Auth types of the loaded external-auth plugins.
@@ -702,16 +713,21 @@ impl PluginRegistry {
                 TD_Opaque,
             );
             let load = decl.load;
+            let auth_type = name.clone();
             match run_with_timeout(opts.load_timeout, move || {
-                load(host, RStr::from_str(&config_json))
+                load(host, RStr::from_str(&config_json)).map(|plugin| {
+                    let declared = crate::sub_routes::declared(&auth_type, &plugin);
+                    (plugin, declared)
+                })
             }) {
-                Ok(RResult::ROk(plugin)) => {
+                Ok(RResult::ROk((plugin, declared))) => {
                     row.status = "loaded".into();
                     self.externals.insert(
                         name.clone(),
                         Arc::new(LoadedExternal {
                             plugin: Loaded::new(&name, file, plugin),
                             plugin_info,
+                            declared,
                         }),
                     );
                 }

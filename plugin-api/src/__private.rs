@@ -16,7 +16,7 @@ use crate::ffi::{
 };
 use crate::{
     logging, parse_args, Backend, ExternalAuth, ExternalRequest, Host, Idp, MetadataPlugin,
-    PluginError, Reply, Status,
+    PluginError, Reply, Status, SubRequest,
 };
 
 /// Runs `f` with panics caught (turned into a `PANICKED` error) and, when a host is given, with
@@ -335,6 +335,45 @@ impl<E: ExternalAuth> ExternalAuthFfi for ExternalAdapter<E> {
             let data: serde_json::Value = serde_json::from_str(data_json.as_str())
                 .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
             Ok(RString::from(self.inner.safe_view(&data).to_string()))
+        })
+    }
+
+    fn routes_json(&self) -> RResult<RString, PluginError> {
+        guard(Some(&self.host), || {
+            let routes: Vec<serde_json::Value> = E::routes()
+                .into_iter()
+                .map(|r| serde_json::json!({"method": r.method, "path": r.path, "acl": r.acl}))
+                .collect();
+            Ok(RString::from(serde_json::Value::Array(routes).to_string()))
+        })
+    }
+
+    fn api_spec_json(&self) -> RResult<RString, PluginError> {
+        guard(Some(&self.host), || {
+            Ok(RString::from(E::api_spec().to_string()))
+        })
+    }
+
+    fn handle(
+        &self,
+        method: RStr<'_>,
+        suffix: RStr<'_>,
+        user_uuid: RStr<'_>,
+        tenant_uuid: RStr<'_>,
+        query_json: RStr<'_>,
+        body_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError> {
+        guard(Some(&self.host), || {
+            let base = request(user_uuid, Some(body_json), query_json)?;
+            let req = SubRequest {
+                method: method.to_string(),
+                path: suffix.to_string(),
+                user_uuid: base.user_uuid,
+                tenant_uuid: tenant_uuid.to_string(),
+                query: base.query,
+                body: base.body,
+            };
+            self.inner.handle(&req).map(reply)
         })
     }
 }

@@ -312,6 +312,48 @@ pub trait ExternalAuthFfi: Send + Sync {
     /// The "safe" view of stored data (JSON in, JSON out) shown by `GET /users/{u}/external`.
     #[sabi(last_prefix_field)]
     fn safe_view(&self, data_json: RStr<'_>) -> RResult<RString, PluginError>;
+
+    /// Since 1.3.0. The plugin's sub-routes under `/users/{user_uuid}/external/{auth_type}/`,
+    /// as a JSON array of `{"method": "GET", "path": "sender_id", "acl":
+    /// "auth.users.{user_uuid}.external.<type>.sender_id.read"}` (`path` relative, literal
+    /// segments; `{user_uuid}` in `acl` is filled by the host). Read once at load. Default:
+    /// none.
+    fn routes_json(&self) -> RResult<RString, PluginError> {
+        ROk(RString::from("[]"))
+    }
+
+    /// Since 1.3.0. The OpenAPI 3 `paths` fragment documenting the sub-routes (JSON object
+    /// text, keys relative to `/0.1`), merged into `/api/openapi.yml` and `/api/api.yml`. Read
+    /// once at load. Default: `{}`.
+    fn api_spec_json(&self) -> RResult<RString, PluginError> {
+        ROk(RString::from("{}"))
+    }
+
+    /// Since 1.3.0. Serves a declared sub-route, after the host checked its ACL and that the
+    /// user is visible from the caller's scoping tenant (`tenant_uuid`). `suffix` is the path
+    /// after `/external/{auth_type}/`; `body_json` is `{}` for `GET` and `DELETE`. Default: 404.
+    fn handle(
+        &self,
+        method: RStr<'_>,
+        suffix: RStr<'_>,
+        user_uuid: RStr<'_>,
+        tenant_uuid: RStr<'_>,
+        query_json: RStr<'_>,
+        body_json: RStr<'_>,
+    ) -> RResult<HttpReply, PluginError> {
+        let _ = (
+            method,
+            suffix,
+            user_uuid,
+            tenant_uuid,
+            query_json,
+            body_json,
+        );
+        ROk(HttpReply {
+            status: 404,
+            body_json: RString::new(),
+        })
+    }
 }
 
 /// An external-auth plugin instance as held by the host.

@@ -423,6 +423,46 @@ pub struct ExternalRequest {
     pub query: Args,
 }
 
+/// Since 1.3. A sub-route of an external-auth plugin, under
+/// `/0.1/users/{user_uuid}/external/{auth_type}/`: the host registers it, checks its ACL and the
+/// caller's tenant scope, then calls [`ExternalAuth::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubRoute {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE` (a `GET` route also answers `HEAD`).
+    pub method: String,
+    /// The path after `/external/{auth_type}/`, literal segments only, e.g. `sender_id`.
+    pub path: String,
+    /// The ACL the caller's token must grant; `{user_uuid}` is filled in.
+    pub acl: String,
+}
+
+impl SubRoute {
+    pub fn new(method: &str, path: &str, acl: &str) -> SubRoute {
+        SubRoute {
+            method: method.to_string(),
+            path: path.to_string(),
+            acl: acl.to_string(),
+        }
+    }
+}
+
+/// Since 1.3. A request to a [`SubRoute`]. Fields may be added in later 1.x versions
+/// (`#[non_exhaustive]`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SubRequest {
+    pub method: String,
+    /// The declared path that matched (e.g. `sender_id`).
+    pub path: String,
+    pub user_uuid: String,
+    /// The caller's scoping tenant (its token's tenant, or the one `Wazo-Tenant` selects): the
+    /// user is in it or below it.
+    pub tenant_uuid: String,
+    pub query: Args,
+    /// The JSON body (`{}` for GET/DELETE or an empty body).
+    pub body: serde_json::Value,
+}
+
 /// An HTTP answer of an external-auth handler. Build it with [`Reply::json`] or
 /// [`Reply::no_content`]; these two fields are all the 1.x ABI carries, so the struct does not
 /// grow within major version 1 (new features would come as new constructors).
@@ -489,6 +529,34 @@ pub trait ExternalAuth: Send + Sync + 'static {
 
     /// `DELETE`: remove the stored data.
     fn delete(&self, req: &ExternalRequest) -> Result<Reply, PluginError>;
+
+    /// Since 1.3: extra routes under `/users/{user_uuid}/external/{auth_type}/` (see
+    /// [`SubRoute`]), served by [`ExternalAuth::handle`]. Default: none.
+    fn routes() -> Vec<SubRoute>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
+
+    /// Since 1.3: the OpenAPI 3 `paths` object documenting [`ExternalAuth::routes`], keys
+    /// relative to `/0.1` (e.g. `/users/{user_uuid}/external/mobile/sender_id`); merged into the
+    /// server's `/api/openapi.yml` and `/api/api.yml`. Default: `{}`.
+    fn api_spec() -> serde_json::Value
+    where
+        Self: Sized,
+    {
+        serde_json::json!({})
+    }
+
+    /// Since 1.3: serves a request to one of [`ExternalAuth::routes`]. Errors are answered as
+    /// for the other handlers. Default: 404.
+    fn handle(&self, _req: &SubRequest) -> Result<Reply, PluginError> {
+        Ok(Reply::json(
+            404,
+            serde_json::json!({"message": "The requested URL was not found on the server."}),
+        ))
+    }
 
     /// The safe view of stored data: by default only [`ExternalAuth::SAFE_FIELDS`].
     fn safe_view(&self, data: &serde_json::Value) -> serde_json::Value {

@@ -482,6 +482,8 @@ pub const BAR: &str = "wazo_auth_external_bar";
 pub const EXTERNAL_FAULTS: &str = "wazo_auth_test_external_faults";
 /// Metadata and IdP plugins, well and badly behaved (tests/plugins/login-plugins).
 pub const LOGIN_PLUGINS: &str = "wazo_auth_test_login_plugins";
+/// An external auth `mobile` with sub-routes (tests/plugins/sub-routes).
+pub const SUB_ROUTES: &str = "wazo_auth_test_sub_routes";
 
 /// Credentials of the bootstrap administrator of [`ServerBuilder::with_wazo_user`].
 pub const ADMIN: (&str, &str) = ("admin", "s3cre7");

@@ -781,3 +781,65 @@ fn api_yml_is_a_swagger_2_document_of_every_route() {
         Some(&serde_yaml_ng::from_str("[https]").unwrap())
     );
 }
+
+/// Plugin sub-routes (plugin-api 1.3): the OpenAPI fragment of a loaded plugin is merged into
+/// both served descriptions, its references resolve, and the documented route is served.
+#[test]
+fn plugin_sub_routes_are_documented_and_served() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .plugin(workspace_plugin(SUB_ROUTES))
+        .config(serde_json::json!({"enabled_external_auth_plugins": {"mobile": true}}))
+        .start();
+    let path = "/users/{user_uuid}/external/mobile/sender_id";
+    let acl = "auth.users.{user_uuid}.external.mobile.sender_id.read";
+
+    let r = s.get("/0.1/api/openapi.yml");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut served: Yaml = serde_yaml_ng::from_str(&r.body).expect("served document is YAML");
+    let op = get(&served, "paths")
+        .and_then(|p| get(p, path))
+        .and_then(|i| get(i, "get"))
+        .unwrap_or_else(|| panic!("{path} is not documented:\n{}", r.body))
+        .clone();
+    assert_eq!(str_of(&op, "x-required-acl"), Some(acl));
+    let mut refs = Vec::new();
+    all_refs(&op, &mut refs);
+    assert!(!refs.is_empty());
+    for r in &refs {
+        let mut at = &served;
+        for part in r.trim_start_matches("#/").split('/') {
+            at = get(at, part).unwrap_or_else(|| panic!("unresolved $ref {r}"));
+        }
+    }
+    // Nothing else changed.
+    served
+        .get_mut("paths")
+        .and_then(Yaml::as_mapping_mut)
+        .and_then(|p| p.remove(path))
+        .expect("plugin path");
+    assert_eq!(served, api_yml::load());
+
+    let r = s.get("/0.1/api/api.yml");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let swagger: Yaml = serde_yaml_ng::from_str(&r.body).expect("served document is YAML");
+    let op = get(&swagger, "paths")
+        .and_then(|p| get(p, path))
+        .and_then(|i| get(i, "get"))
+        .unwrap_or_else(|| panic!("{path} is not in the Swagger document"));
+    assert_eq!(str_of(op, "x-required-acl"), Some(acl));
+
+    // Documented and served: not the router's 404 nor a 405.
+    let admin = s.admin_token();
+    let alice = s.create_user(&admin, "alice-doc", "pw", None);
+    let url = format!("/0.1{}", path.replace("{user_uuid}", &alice));
+    let r = s.call("GET", &url, &admin, None, None);
+    assert!(
+        r.status != 405 && !r.body.contains(NO_ROUTE),
+        "{url}: {} {}",
+        r.status,
+        r.body
+    );
+    assert_eq!(r.status, 404, "no configuration yet: {}", r.body);
+    assert_eq!(r.json()["error_id"], "unknown-external-auth");
+}

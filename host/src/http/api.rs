@@ -36,12 +36,31 @@ fn yaml(body: String) -> HttpResponse {
         .body(body)
 }
 
-async fn swagger_spec(req: HttpRequest) -> HttpResponse {
-    let prefix = req
-        .headers()
-        .get("X-Script-Name")
-        .and_then(|v| v.to_str().ok());
-    match serde_yaml_ng::to_string(&swagger::convert(openapi(), prefix)) {
+/// The description with the plugins' sub-routes (plugin-api 1.3) merged into `paths`; `None`
+/// when no loaded plugin documents any (the description as written).
+fn with_plugin_paths(req: &HttpRequest) -> Option<Value> {
+    let state = req.app_data::<super::State>()?;
+    let fragments = state.plugins.sub_route_paths();
+    if fragments.is_empty() {
+        return None;
+    }
+    let mut doc = openapi().clone();
+    let paths = doc.get_mut("paths").and_then(Value::as_mapping_mut)?;
+    for (path, item) in fragments {
+        match serde_yaml_ng::to_value(&item) {
+            // A plugin never replaces a path of the server's own description.
+            Ok(v) if !paths.contains_key(path.as_str()) => {
+                paths.insert(Value::String(path), v);
+            }
+            Ok(_) => log::warn!("API description: plugin path {path} already documented"),
+            Err(e) => log::error!("API description: plugin path {path} left out: {e}"),
+        }
+    }
+    Some(doc)
+}
+
+fn render(doc: &Value) -> HttpResponse {
+    match serde_yaml_ng::to_string(doc) {
         Ok(body) => yaml(body),
         Err(e) => {
             log::error!("cannot render the API description: {e}");
@@ -50,6 +69,21 @@ async fn swagger_spec(req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn openapi_spec() -> HttpResponse {
-    yaml(API_YML.to_string())
+async fn swagger_spec(req: HttpRequest) -> HttpResponse {
+    let prefix = req
+        .headers()
+        .get("X-Script-Name")
+        .and_then(|v| v.to_str().ok());
+    let merged = with_plugin_paths(&req);
+    render(&swagger::convert(
+        merged.as_ref().unwrap_or(openapi()),
+        prefix,
+    ))
+}
+
+async fn openapi_spec(req: HttpRequest) -> HttpResponse {
+    match with_plugin_paths(&req) {
+        Some(doc) => render(&doc),
+        None => yaml(API_YML.to_string()),
+    }
 }

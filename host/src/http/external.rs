@@ -167,7 +167,7 @@ fn call_failure(
     plugin: &LoadedExternal,
     auth_type: &str,
     user: &str,
-    verb: Verb,
+    method: &str,
     e: CallError,
 ) -> ApiError {
     match e {
@@ -193,7 +193,7 @@ fn call_failure(
             "external auth {} ({}): {} failed: {other}",
             plugin.plugin.name,
             plugin.plugin.file.display(),
-            verb.acl_suffix()
+            method
         )),
     }
 }
@@ -336,7 +336,7 @@ async fn call_plugin(
             &plugin.loaded,
             &plugin.auth_type,
             &user,
-            verb,
+            verb.acl_suffix(),
             e,
         )),
     }
@@ -389,6 +389,98 @@ async fn plugin_delete(
 ) -> Result<HttpResponse, ApiError> {
     let user = plugin_user(&state, &req, &caller).await?;
     call_plugin(&state, &req, &plugin, user, Verb::Delete, None).await
+}
+
+// ------------------------------------------------------------------------------------------------
+// /users/{user_uuid}/external/{auth_type}/...: the plugin's sub-routes (plugin-api 1.3)
+// ------------------------------------------------------------------------------------------------
+
+/// The catch-all resource of the plugins' sub-routes. Not declared through [`Router`]: each
+/// route's ACL comes from its plugin's declaration, checked by [`sub_route`].
+pub fn sub_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(
+        actix_web::web::resource("/users/{user_uuid}/external/{auth_type}/{tail:.*}")
+            .default_service(actix_web::web::to(sub_route)),
+    );
+}
+
+/// A declared sub-route: plugin loaded and path declared (the router's 404 otherwise; 405 for
+/// another method) → user uuid (the router's 404, as the original's converter) → token
+/// granting the route's ACL (401) → user visible from the scoping tenant (404 unknown-user) →
+/// body for `POST`/`PUT`/`PATCH` (413, 400) → the plugin's `handle` (bounded by
+/// `plugin_call_timeout`; errors answered as for the plugin's own routes: a panic or a time-out
+/// is 503 `plugin-unavailable`).
+async fn sub_route(
+    state: State,
+    req: HttpRequest,
+    body: RawBody,
+) -> Result<HttpResponse, ApiError> {
+    let auth_type = param(&req, "auth_type");
+    let tail = param(&req, "tail");
+    let Some(plugin) = state.plugins.external(&auth_type) else {
+        return Err(ApiError::route_not_found());
+    };
+    let method = if req.method() == Method::HEAD {
+        "GET"
+    } else {
+        req.method().as_str()
+    };
+    let mut on_path = plugin.declared.routes.iter().filter(|r| r.path == tail);
+    let Some(first) = on_path.next() else {
+        return Err(ApiError::route_not_found());
+    };
+    let Some(route) = std::iter::once(first)
+        .chain(on_path)
+        .find(|r| r.method == method)
+    else {
+        return Err(ApiError::method_not_allowed());
+    };
+    let Some(uuid) = ids::parse_canonical(&param(&req, "user_uuid")).map(UserUuid::from) else {
+        return Err(ApiError::route_not_found());
+    };
+    let user = uuid.text();
+    let caller = Caller::authorize(state.clone(), &req, &route.acl_for(&user)).await?;
+    let scope = caller.scope().await?;
+    if !service::user_visible(&state.storage, &scope, uuid).await? {
+        return Err(unknown_user(&user));
+    }
+    let body = if matches!(method, "POST" | "PUT" | "PATCH") {
+        plugin_body(body).await?
+    } else {
+        "{}".to_string()
+    };
+    let args = [
+        method.to_string(),
+        route.path.clone(),
+        user.clone(),
+        scope.tenant().to_string(),
+        query_json(&req),
+        body,
+    ];
+    let outcome = plugin
+        .plugin
+        .call(state.settings.plugin_call_timeout, move |p| {
+            let [m, path, u, t, q, b] = &args;
+            p.handle(
+                RStr::from_str(m),
+                RStr::from_str(path),
+                RStr::from_str(u),
+                RStr::from_str(t),
+                RStr::from_str(q),
+                RStr::from_str(b),
+            )
+        })
+        .await;
+    match outcome {
+        Ok(reply) => reply_to_response(&plugin, reply),
+        Err(e) => Err(call_failure(
+            &plugin,
+            &auth_type,
+            &user,
+            &format!("{method} {}", route.path),
+            e,
+        )),
+    }
 }
 
 // ------------------------------------------------------------------------------------------------

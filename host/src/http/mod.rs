@@ -104,6 +104,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool, user_regis
             .configure(|cfg| api::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| sessions::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| external::routes(&mut routes::Router::new(cfg)))
+            .configure(external::sub_routes)
             // Before the users' routes: `/users/password/reset` and `/users/register` would
             // otherwise match `/users/{user_uuid}...`.
             .configure(|cfg| {
