@@ -479,6 +479,10 @@ pub const SLOW: &str = "wazo_auth_test_slow_backend";
 pub const MULTI: &str = "wazo_auth_test_multi_backend";
 pub const WAZO_USER: &str = "wazo_auth_wazo_user";
 pub const BAR: &str = "wazo_auth_external_bar";
+/// examples/metadata: the metadata plugin `example_department`.
+pub const EXAMPLE_METADATA: &str = "wazo_auth_example_metadata";
+/// examples/idp: the IdP plugin `example_code`.
+pub const EXAMPLE_IDP: &str = "wazo_auth_example_idp";
 pub const EXTERNAL_FAULTS: &str = "wazo_auth_test_external_faults";
 /// Metadata and IdP plugins, well and badly behaved (tests/plugins/login-plugins).
 pub const LOGIN_PLUGINS: &str = "wazo_auth_test_login_plugins";

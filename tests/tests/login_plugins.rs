@@ -343,3 +343,118 @@ fn a_library_cannot_take_a_built_in_metadata_or_idp_name() {
         "{row}"
     );
 }
+
+#[test]
+fn example_metadata_plugin_adds_a_department_to_mapped_purposes() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .plugin(workspace_plugin(EXAMPLE_METADATA))
+        .config(json!({
+            "enabled_metadata_plugins": {"example_department": true},
+            "purpose_metadata_mapping": {"user": ["example_department"]},
+            "plugin_config": {"example_department": {"departments": {"alice": "sales"}}},
+        }))
+        .start();
+    let admin = s.admin_token();
+    user(&s, &admin, "alice", "user");
+    user(&s, &admin, "bob", "user");
+    assert_eq!(
+        metadata(&s.login("alice", "pw", json!({})))["department"],
+        "sales"
+    );
+    assert_eq!(
+        metadata(&s.login("bob", "pw", json!({})))["department"],
+        "none"
+    );
+    // The administrator is `internal`: nothing mapped.
+    let m = metadata(&s.login(ADMIN.0, ADMIN.1, json!({})));
+    assert!(m.get("department").is_none(), "{m}");
+    let m = metadata(&s.offline_login("alice", "cid", false));
+    assert_eq!(m["department_at_issue"], "sales");
+}
+
+#[test]
+fn example_idp_plugin_logs_its_users_in_with_their_code_only() {
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .plugin(workspace_plugin(EXAMPLE_IDP))
+        .config(json!({
+            "idp_plugins": {"example_code": {"enabled": true, "priority": 10}},
+            "plugin_config": {"example_code": {"codes": {"alice": "424242"}}},
+        }))
+        .start();
+    let admin = s.admin_token();
+    let idp = s.call("GET", "/0.1/idp", &admin, None, None).json();
+    assert!(
+        idp["items"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("example_code")),
+        "{idp}"
+    );
+    let alice = user(&s, &admin, "alice", "user");
+    // Still native: the code is not her password.
+    assert_eq!(s.login("alice", "424242", json!({})).status, 401);
+    assert_eq!(s.login("alice", "pw", json!({})).status, 200);
+    let r = s.call(
+        "PUT",
+        &format!("/0.1/idp/example_code/users/{alice}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let m = metadata(&s.login("alice", "424242", json!({})));
+    assert_eq!(m["auth_id"], Value::from(alice));
+    assert_eq!(s.login("alice", "000000", json!({})).status, 401);
+    assert_eq!(s.login("alice", "pw", json!({})).status, 401);
+}
+
+#[test]
+fn the_metadata_and_idp_examples_build_alone_outside_the_repository() {
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_tree(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("wazo-auth-examples-alone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = workspace_root();
+    for part in ["plugin-api", "examples/metadata", "examples/idp"] {
+        let to = dir.join(part);
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(root.join(part).join("Cargo.toml"), to.join("Cargo.toml")).unwrap();
+        copy_tree(&root.join(part).join("src"), &to.join("src"));
+    }
+    for example in ["examples/metadata", "examples/idp"] {
+        let manifest = dir.join(example).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(!text.contains(".workspace"), "{example}: {text}");
+        // Versions pinned as in this repository, so the build works offline.
+        std::fs::copy(
+            root.join("Cargo.lock"),
+            dir.join(example).join("Cargo.lock"),
+        )
+        .unwrap();
+        let out =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--offline", "--quiet", "--manifest-path"])
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(target_dir().join("external"))
+                .output()
+                .expect("run cargo");
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
