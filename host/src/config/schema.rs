@@ -131,7 +131,8 @@ pub struct Config {
     /// New: the bound of the events' outbox.
     pub bus: Bus,
 
-    // ----- accepted, not interpreted (yet) -----
+    // ----- kept as given, read where they are used (mail, plugins, IdP chain, metadata), or
+    // accepted and not interpreted (consul, service_discovery, saml, oauth2_*) -----
     pub enabled_http_plugins: Value,
     pub enabled_metadata_plugins: Value,
     pub purpose_metadata_mapping: Value,
