@@ -291,13 +291,15 @@ pub struct RefreshTokenQuery {
 }
 
 impl Storage {
-    /// The unexpired refresh token with this value and client_id. Not on behalf of a caller (no
-    /// tenant scope): for the login by refresh token, whose value is the credential.
+    /// The unexpired refresh token with this value and client_id, and the effective
+    /// authentication method of its user (read in the same query: the login checks it). Not on
+    /// behalf of a caller (no tenant scope): for the login by refresh token, whose value is the
+    /// credential.
     pub async fn find_refresh_token(
         &self,
         value: &str,
         client_id: &str,
-    ) -> Result<Option<RefreshToken>> {
+    ) -> Result<Option<(RefreshToken, String)>> {
         // Nothing stored holds NUL (PostgreSQL text cannot), and the parameter would be refused.
         if value.contains('\0') || client_id.contains('\0') {
             return Ok(None);
@@ -305,14 +307,22 @@ impl Storage {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!(
-                    "{SELECT} WHERE r.token_hash = $1 AND r.client_id = $2
-                       AND (r.expires_at IS NULL OR r.expires_at > now())"
-                ),
+                "SELECT r.uuid, r.client_id, r.user_uuid, u.tenant_uuid, r.backend, r.login,
+                        r.mobile, r.metadata, r.created_at,
+                        u.authentication_method, t.default_authentication_method
+                 FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid
+                 JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+                 WHERE r.token_hash = $1 AND r.client_id = $2
+                   AND (r.expires_at IS NULL OR r.expires_at > now())",
                 &[&value_hash(value), &client_id],
             )
             .await?;
-        Ok(row.as_ref().map(row_to_refresh))
+        Ok(row.map(|r| {
+            let own: String = r.get("authentication_method");
+            let tenant: String = r.get("default_authentication_method");
+            let method = crate::users::effective_method(&own, &tenant).to_string();
+            (row_to_refresh(&r), method)
+        }))
     }
 
     /// Lists refresh tokens: `(total, filtered, items)`; total ignores search and filters.

@@ -965,30 +965,6 @@ pub async fn has_admin_status<C: GenericClient>(client: &C, user_uuid: &str) -> 
     Ok(row.get(0))
 }
 
-/// The effective authentication method of a user (its own, or its tenant's when `default`),
-/// `None` for an unknown user.
-pub async fn effective_method_of<C: GenericClient>(
-    client: &C,
-    user_uuid: &str,
-) -> Result<Option<String>> {
-    if crate::ids::parse_canonical(user_uuid).is_none() {
-        return Ok(None);
-    }
-    let row = client
-        .query_opt(
-            "SELECT u.authentication_method, t.default_authentication_method
-             FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
-             WHERE u.uuid = $1",
-            &[&user_uuid],
-        )
-        .await?;
-    Ok(row.map(|r| {
-        let own: String = r.get(0);
-        let tenant: String = r.get(1);
-        effective_method(&own, &tenant).to_string()
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -230,8 +230,8 @@ async fn credentials(
 ) -> Result<Credentials, LoginError> {
     if let (Some(value), Some(client_id)) = (&body.refresh_token, &body.client_id) {
         return match state.storage.find_refresh_token(value, client_id).await? {
-            Some(row) => {
-                refresh_method_allowed(state, &row).await?;
+            Some((row, method)) => {
+                refresh_method_allowed(state, &row, &method)?;
                 Ok(Credentials::Refresh(row))
             }
             None => {
@@ -811,12 +811,11 @@ fn idp_args(
 /// The built-in `refresh_token` member of the IdP chain: the refresh token's user must still
 /// authenticate with a method of the chain (`native`, or a loaded IdP plugin's), as the
 /// original checks; a user switched to `ldap` with no `ldap` IdP loaded cannot refresh.
-async fn refresh_method_allowed(state: &AppState, row: &RefreshToken) -> Result<(), LoginError> {
-    let client = state.storage.client().await?;
-    let Some(method) = wazo_auth_core::users::effective_method_of(&client, &row.user_uuid).await?
-    else {
-        return Ok(());
-    };
+fn refresh_method_allowed(
+    state: &AppState,
+    row: &RefreshToken,
+    method: &str,
+) -> Result<(), LoginError> {
     let served = method == wazo_auth_core::idp::NATIVE
         || state
             .login_plugins
