@@ -215,10 +215,7 @@ fn reset_error(e: ResetError, user: &str, removing: bool) -> ApiError {
             json!({ "uuid": user }),
             Some("users"),
         ),
-        ResetError::Hashing(e) => {
-            ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-                .with_cause(format!("password hashing task failed: {e}"))
-        }
+        ResetError::Hashing(e) => super::users::hashing_failed(e),
         ResetError::Storage(e) => e.into(),
     }
 }

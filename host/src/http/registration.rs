@@ -79,10 +79,7 @@ fn register_error(e: RegisterError<ApiError>) -> ApiError {
             ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
                 .with_cause(format!("registration: {e}"))
         }
-        RegisterError::Hashing(e) => {
-            ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-                .with_cause(format!("password hashing task failed: {e}"))
-        }
+        RegisterError::Hashing(e) => super::users::hashing_failed(e),
         RegisterError::Storage(e) => e.into(),
     }
 }

@@ -48,7 +48,7 @@ fn unknown_user(user: &UserUuid) -> ApiError {
 }
 
 /// A failed password hashing task: a plain 500 (the cause is logged).
-fn hashing_failed(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn hashing_failed(e: impl std::fmt::Display) -> ApiError {
     ApiError::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         .with_cause(format!("password hashing task failed: {e}"))
 }
