@@ -35,7 +35,7 @@ use crate::keys::Keyring;
 use crate::refresh_tokens;
 use crate::storage::Storage;
 use crate::tokens;
-use engine::{col, col_as, digest, Cell, Row, Spec, Ty};
+use engine::{col, col_as, digest, Cell, Col, Row, Spec, Ty};
 
 /// The only revision of the original's schema this importer reads (`alembic_version_auth`).
 pub const SUPPORTED_REVISION: &str = "1c862ebfbb3a";
@@ -1392,6 +1392,18 @@ async fn refresh_token_uuids(
         .collect())
 }
 
+/// A kind keyed by its `uuid` column, deleted by it.
+fn by_uuid(kind: &'static str, table: &'static str, cols: Vec<Col>) -> Spec {
+    Spec {
+        kind,
+        table,
+        cols,
+        conflict: &["uuid"],
+        insert_only: &[],
+        delete: format!("DELETE FROM {table} WHERE uuid = ANY($1)"),
+    }
+}
+
 fn spec_tenants() -> Spec {
     Spec {
         kind: "tenants",
@@ -1411,18 +1423,15 @@ fn spec_tenants() -> Spec {
 }
 
 fn spec_domains() -> Spec {
-    Spec {
-        kind: "tenant_domains",
-        table: "auth_tenant_domain",
-        cols: vec![
+    by_uuid(
+        "tenant_domains",
+        "auth_tenant_domain",
+        vec![
             col("uuid", Ty::Text),
             col("tenant_uuid", Ty::Text),
             col("name", Ty::Text),
         ],
-        conflict: &["uuid"],
-        insert_only: &[],
-        delete: "DELETE FROM auth_tenant_domain WHERE uuid = ANY($1)".into(),
-    }
+    )
 }
 
 fn spec_addresses() -> Spec {
@@ -1445,10 +1454,10 @@ fn spec_addresses() -> Spec {
 }
 
 fn spec_users() -> Spec {
-    Spec {
-        kind: "users",
-        table: "auth_user",
-        cols: vec![
+    by_uuid(
+        "users",
+        "auth_user",
+        vec![
             col("uuid", Ty::Text),
             col("username", Ty::Text),
             col("password_hash", Ty::Text),
@@ -1461,51 +1470,42 @@ fn spec_users() -> Spec {
             col("purpose", Ty::Text),
             col("authentication_method", Ty::Text),
         ],
-        conflict: &["uuid"],
-        insert_only: &[],
-        delete: "DELETE FROM auth_user WHERE uuid = ANY($1)".into(),
-    }
+    )
 }
 
 fn spec_emails() -> Spec {
-    Spec {
-        kind: "emails",
-        table: "auth_email",
-        cols: vec![
+    by_uuid(
+        "emails",
+        "auth_email",
+        vec![
             col("uuid", Ty::Text),
             col("address", Ty::Text),
             col("confirmed", Ty::Bool),
             col("main", Ty::Bool),
             col("user_uuid", Ty::Text),
         ],
-        conflict: &["uuid"],
-        insert_only: &[],
-        delete: "DELETE FROM auth_email WHERE uuid = ANY($1)".into(),
-    }
+    )
 }
 
 fn spec_groups() -> Spec {
-    Spec {
-        kind: "groups",
-        table: "auth_group",
-        cols: vec![
+    by_uuid(
+        "groups",
+        "auth_group",
+        vec![
             col("uuid", Ty::Text),
             col("name", Ty::Text),
             col("slug", Ty::Text),
             col("tenant_uuid", Ty::Text),
             col("system_managed", Ty::Bool),
         ],
-        conflict: &["uuid"],
-        insert_only: &[],
-        delete: "DELETE FROM auth_group WHERE uuid = ANY($1)".into(),
-    }
+    )
 }
 
 fn spec_policies() -> Spec {
-    Spec {
-        kind: "policies",
-        table: "auth_policy",
-        cols: vec![
+    by_uuid(
+        "policies",
+        "auth_policy",
+        vec![
             col("uuid", Ty::Text),
             col("name", Ty::Text),
             col("slug", Ty::Text),
@@ -1519,10 +1519,7 @@ fn spec_policies() -> Spec {
                 "ARRAY(SELECT jsonb_array_elements_text(x.acl))",
             ),
         ],
-        conflict: &["uuid"],
-        insert_only: &[],
-        delete: "DELETE FROM auth_policy WHERE uuid = ANY($1)".into(),
-    }
+    )
 }
 
 fn spec_association(
