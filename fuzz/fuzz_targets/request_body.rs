@@ -191,8 +191,11 @@ fn probe(body: &Map<String, Value>) {
     const MARKER: &str = "\u{1}bad-bytes-marker\u{1}";
     for (field, below) in strings(body) {
         // The name a checker reads it by (`address.city` for a nested field).
+        // A top-level key that merely looks dotted (`"address.state"`) is not the nested
+        // field: give it a name no checker reads.
         let name = match &below {
             Below::Key(k) => format!("{field}.{k}"),
+            _ if field.contains('.') => format!("top-level {field:?}"),
             _ => field.clone(),
         };
         for bad in ["\u{0}", "a\u{0}b", "\u{1}", "\u{1f}", "\u{7f}"] {
