@@ -101,7 +101,9 @@ pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), Strin
 
     let outcome =
         actix_web::rt::System::new().block_on(serve(cfg, db_uri, plugins, keyring, tls, log));
-    // Plugins may still hold the context; its runtime stops with the process.
+    // Plugins may still hold the context; its runtime stops with the process. Its idle
+    // connections are closed first, so that stopping a private cluster ends none of them.
+    context.storage().pool().close();
     drop(context);
     stop_cluster(cluster);
     outcome
