@@ -578,6 +578,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Removes the key at `path` (object keys from the top) from the configuration, so that the
+    /// server's default applies.
+    pub fn unset(mut self, path: &[&str]) -> Self {
+        if let Some((last, parents)) = path.split_last() {
+            let mut at = &mut self.config;
+            for key in parents {
+                at = &mut at[*key];
+            }
+            if let Some(obj) = at.as_object_mut() {
+                obj.remove(*last);
+            }
+        }
+        self
+    }
+
     pub fn plugin(mut self, so: PathBuf) -> Self {
         self.plugins.push(so);
         self
