@@ -23,15 +23,16 @@ if [[ ! -x $venv/bin/st ]] || ! "$venv/bin/python" -c 'import openapi_spec_valid
     fi
 fi
 scripts/install-deps.sh >/dev/null
-cargo build --locked -q -p wazo-auth -p wazo-user-backend -p wazo-auth-external-bar
+cargo build --locked -q -p wazo-auth -p wazo-user-backend -p wazo-auth-mobile -p wazo-auth-external-bar
 
 source scripts/throwaway-server.sh
-server_workdir api-check target/debug/libwazo_auth_wazo_user.so target/debug/libwazo_auth_external_bar.so
+server_workdir api-check target/debug/libwazo_auth_wazo_user.so target/debug/libwazo_auth_mobile.so \
+    target/debug/libwazo_auth_external_bar.so
 {
     server_config "$port"
     cat <<YAML
 enabled_backend_plugins: {wazo_user: true, ldap_user: false}
-enabled_external_auth_plugins: {bar: true, google: false, microsoft: false, mobile: false}
+enabled_external_auth_plugins: {bar: true, google: false, microsoft: false, mobile: true}
 bootstrap_user_on_startup: true
 bootstrap_user_username: admin
 bootstrap_user_password: api-check-password

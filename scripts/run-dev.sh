@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds and starts wazo-auth on its development defaults: a private PostgreSQL cluster under
 # ./var/postgres (created on first run), the built-in wazo_user backend with an administrator
-# (created on first run, credentials kept in ./var/admin-credentials) and the example backend
-# (user alice / alice-secret). Stop it with Ctrl-C. Extra arguments are passed to wazo-auth.
+# (created on first run, credentials kept in ./var/admin-credentials), the built-in mobile
+# external-auth plugin and the example backend (user alice / alice-secret). Stop it with Ctrl-C. Extra arguments are passed to wazo-auth.
 # On a fresh Debian machine as root it first installs what is missing (PostgreSQL server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ for arg in "$@"; do
 done
 
 scripts/install-deps.sh
-cargo build --locked -p wazo-auth -p wazo-user-backend -p example-backend -p wazo-auth-external-bar
+cargo build --locked -p wazo-auth -p wazo-user-backend -p wazo-auth-mobile -p example-backend -p wazo-auth-external-bar
 
 mkdir -p var
 credentials=var/admin-credentials

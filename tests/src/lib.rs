@@ -486,8 +486,10 @@ pub const EXAMPLE_IDP: &str = "wazo_auth_example_idp";
 pub const EXTERNAL_FAULTS: &str = "wazo_auth_test_external_faults";
 /// Metadata and IdP plugins, well and badly behaved (tests/plugins/login-plugins).
 pub const LOGIN_PLUGINS: &str = "wazo_auth_test_login_plugins";
-/// An external auth `mobile` with sub-routes (tests/plugins/sub-routes).
+/// An external auth `subroutes` with sub-routes (tests/plugins/sub-routes).
 pub const SUB_ROUTES: &str = "wazo_auth_test_sub_routes";
+/// The built-in external auth `mobile` (plugins/mobile).
+pub const MOBILE: &str = "wazo_auth_mobile";
 
 /// Credentials of the bootstrap administrator of [`ServerBuilder::with_wazo_user`].
 pub const ADMIN: (&str, &str) = ("admin", "s3cre7");
@@ -563,9 +565,31 @@ impl ServerBuilder {
         }))
     }
 
+    /// Loads the built-in `mobile` external-auth plugin (`libwazo_auth_mobile.so`) and enables
+    /// it, as the default configuration does.
+    pub fn with_mobile(self) -> Self {
+        self.plugin(workspace_plugin(MOBILE))
+            .config(json!({"enabled_external_auth_plugins": {"mobile": true}}))
+    }
+
     /// Merges `patch` into the configuration.
     pub fn config(mut self, patch: Value) -> Self {
         merge(&mut self.config, &patch);
+        self
+    }
+
+    /// Removes the key at `path` (object keys from the top) from the configuration, so that the
+    /// server's default applies.
+    pub fn unset(mut self, path: &[&str]) -> Self {
+        if let Some((last, parents)) = path.split_last() {
+            let mut at = &mut self.config;
+            for key in parents {
+                at = &mut at[*key];
+            }
+            if let Some(obj) = at.as_object_mut() {
+                obj.remove(*last);
+            }
+        }
         self
     }
 

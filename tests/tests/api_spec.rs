@@ -786,11 +786,7 @@ fn api_yml_is_a_swagger_2_document_of_every_route() {
 /// both served descriptions, its references resolve, and the documented route is served.
 #[test]
 fn plugin_sub_routes_are_documented_and_served() {
-    let s = ServerBuilder::new()
-        .with_wazo_user()
-        .plugin(workspace_plugin(SUB_ROUTES))
-        .config(serde_json::json!({"enabled_external_auth_plugins": {"mobile": true}}))
-        .start();
+    let s = ServerBuilder::new().with_wazo_user().with_mobile().start();
     let path = "/users/{user_uuid}/external/mobile/sender_id";
     let acl = "auth.users.{user_uuid}.external.mobile.sender_id.read";
 

@@ -1,6 +1,7 @@
-//! Black-box tests of external-auth sub-routes (plugin-api 1.3) with a real `.so`: a `mobile`
-//! plugin declaring `GET /users/{user_uuid}/external/mobile/sender_id` as the original's mobile
-//! plugin does. The host checks the declared ACL, then the tenant scope, then calls the plugin;
+//! Black-box tests of external-auth sub-routes (plugin-api 1.3) with real `.so` files: the
+//! built-in `mobile` plugin declaring `GET /users/{user_uuid}/external/mobile/sender_id` as the
+//! original's mobile plugin does, and a test plugin `subroutes` (tests/plugins/sub-routes) with
+//! more routes. The host checks the declared ACL, then the tenant scope, then calls the plugin;
 //! a panicking or hanging sub-route answers a 503 JSON error and the server keeps serving.
 
 use std::time::{Duration, Instant};
@@ -11,8 +12,9 @@ use wazo_auth_tests::*;
 fn server() -> Server {
     ServerBuilder::new()
         .with_wazo_user()
+        .with_mobile()
         .plugin(workspace_plugin(SUB_ROUTES))
-        .config(json!({"enabled_external_auth_plugins": {"mobile": true}}))
+        .config(json!({"enabled_external_auth_plugins": {"subroutes": true}}))
         .start()
 }
 
@@ -75,6 +77,7 @@ fn mobile_sender_id_is_a_sub_route_checked_for_acl_and_tenant() {
     for path in [
         format!("/0.1/users/{alice}/external/mobile/nothing"),
         format!("/0.1/users/{alice}/external/mobile/{{x}}"),
+        format!("/0.1/users/{alice}/external/subroutes/{{x}}"),
         format!("/0.1/users/{alice}/external/mobile/sender_id/more"),
         format!("/0.1/users/{alice}/external/mobile/"),
         format!("/0.1/users/{alice}/external/unknown/sender_id"),
@@ -92,7 +95,7 @@ fn mobile_sender_id_is_a_sub_route_checked_for_acl_and_tenant() {
     // The plugin gets the method, the path, the user, the scoping tenant, query and body.
     let r = s.call(
         "POST",
-        &format!("/0.1/users/{alice}/external/mobile/echo?x=y"),
+        &format!("/0.1/users/{alice}/external/subroutes/echo?x=y"),
         &admin,
         None,
         Some(&json!({"a": 1})),
@@ -106,7 +109,7 @@ fn mobile_sender_id_is_a_sub_route_checked_for_acl_and_tenant() {
     // A body that is not a JSON object: 400 before the plugin.
     let r = s.request(
         "POST",
-        &format!("/0.1/users/{alice}/external/mobile/echo"),
+        &format!("/0.1/users/{alice}/external/subroutes/echo"),
         &[
             ("X-Auth-Token", admin.as_str()),
             ("Content-Type", "application/json"),
@@ -116,7 +119,7 @@ fn mobile_sender_id_is_a_sub_route_checked_for_acl_and_tenant() {
     assert_eq!(r.status, 400, "{}", r.body);
 
     // The plugin's other routes are unchanged.
-    let base = format!("/0.1/users/{alice}/external/mobile");
+    let base = format!("/0.1/users/{alice}/external/subroutes");
     let r = s.call("POST", &base, &admin, None, Some(&json!({"token": "t"})));
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(
@@ -132,7 +135,7 @@ fn a_panicking_or_hanging_sub_route_answers_503_json_and_the_server_keeps_servin
     let alice = s.create_user(&admin, "alice-m", "pw", None);
     let r = s.call(
         "GET",
-        &format!("/0.1/users/{alice}/external/mobile/boom"),
+        &format!("/0.1/users/{alice}/external/subroutes/boom"),
         &admin,
         None,
         None,
@@ -143,7 +146,7 @@ fn a_panicking_or_hanging_sub_route_answers_503_json_and_the_server_keeps_servin
     let started = Instant::now();
     let r = s.call(
         "GET",
-        &format!("/0.1/users/{alice}/external/mobile/nap"),
+        &format!("/0.1/users/{alice}/external/subroutes/nap"),
         &admin,
         None,
         None,
@@ -154,7 +157,7 @@ fn a_panicking_or_hanging_sub_route_answers_503_json_and_the_server_keeps_servin
     // Still serving, logins included.
     let r = s.call(
         "POST",
-        &format!("/0.1/users/{alice}/external/mobile/echo"),
+        &format!("/0.1/users/{alice}/external/subroutes/echo"),
         &admin,
         None,
         None,

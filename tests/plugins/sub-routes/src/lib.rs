@@ -1,7 +1,8 @@
-//! Test plugin: an external auth `mobile` with sub-routes (plugin-api 1.3), as the original's
-//! mobile plugin declares `GET /users/{user_uuid}/external/mobile/sender_id`:
-//! - `GET sender_id` (ACL `auth.users.{user_uuid}.external.mobile.sender_id.read`): the
-//!   `fcm_sender_id` of the scoping tenant's `mobile` configuration (404 without one);
+//! Test plugin: an external auth `subroutes` with sub-routes (plugin-api 1.3), declared as the
+//! original's mobile plugin declares `GET /users/{user_uuid}/external/mobile/sender_id` (the
+//! name `mobile` itself is reserved for the built-in plugin, `plugins/mobile`):
+//! - `GET sender_id` (ACL `auth.users.{user_uuid}.external.subroutes.sender_id.read`): the
+//!   `fcm_sender_id` of the scoping tenant's `subroutes` configuration (404 without one);
 //! - `POST echo`: answers what it was given (tenant, path, query, body);
 //! - `GET boom`: panics; `GET nap`: sleeps 30 s.
 
@@ -13,15 +14,15 @@ use wazo_auth_plugin_api::{
     SubRoute,
 };
 
-pub struct Mobile {
+pub struct SubRoutes {
     host: Host,
 }
 
-impl ExternalAuth for Mobile {
+impl ExternalAuth for SubRoutes {
     const SAFE_FIELDS: &'static [&'static str] = &["token"];
 
     fn load(host: &Host, _config: Value) -> Result<Self, PluginError> {
-        Ok(Mobile { host: host.clone() })
+        Ok(SubRoutes { host: host.clone() })
     }
     fn create(&self, req: &ExternalRequest) -> Result<Reply, PluginError> {
         self.host.external_create(&req.user_uuid, &req.body)?;
@@ -43,15 +44,23 @@ impl ExternalAuth for Mobile {
             SubRoute::new(
                 "GET",
                 "sender_id",
-                "auth.users.{user_uuid}.external.mobile.sender_id.read",
+                "auth.users.{user_uuid}.external.subroutes.sender_id.read",
             ),
             SubRoute::new(
                 "POST",
                 "echo",
-                "auth.users.{user_uuid}.external.mobile.echo.create",
+                "auth.users.{user_uuid}.external.subroutes.echo.create",
             ),
-            SubRoute::new("GET", "boom", "auth.users.{user_uuid}.external.mobile.boom"),
-            SubRoute::new("GET", "nap", "auth.users.{user_uuid}.external.mobile.nap"),
+            SubRoute::new(
+                "GET",
+                "boom",
+                "auth.users.{user_uuid}.external.subroutes.boom",
+            ),
+            SubRoute::new(
+                "GET",
+                "nap",
+                "auth.users.{user_uuid}.external.subroutes.nap",
+            ),
             // Refused by the host (not a literal path): never served.
             SubRoute::new("GET", "{x}", "auth.x"),
         ]
@@ -59,14 +68,14 @@ impl ExternalAuth for Mobile {
 
     fn api_spec() -> Value {
         json!({
-            "/users/{user_uuid}/external/mobile/sender_id": {
+            "/users/{user_uuid}/external/subroutes/sender_id": {
                 "get": {
                     "summary": "Get the sender ID of the mobile push notifications",
-                    "description": "**Required ACL**: `auth.users.{user_uuid}.external.mobile.sender_id.read`",
+                    "description": "**Required ACL**: `auth.users.{user_uuid}.external.subroutes.sender_id.read`",
                     "tags": ["external"],
-                    "operationId": "getUserMobileSenderId",
+                    "operationId": "getUserSubroutesSenderId",
                     "security": [{"XAuthToken": []}],
-                    "x-required-acl": "auth.users.{user_uuid}.external.mobile.sender_id.read",
+                    "x-required-acl": "auth.users.{user_uuid}.external.subroutes.sender_id.read",
                     "parameters": [{"$ref": "#/components/parameters/UserUuid"}],
                     "responses": {
                         "200": {
@@ -111,4 +120,4 @@ impl ExternalAuth for Mobile {
     }
 }
 
-export_plugins! { external_auths: ["mobile" => Mobile] }
+export_plugins! { external_auths: ["subroutes" => SubRoutes] }
