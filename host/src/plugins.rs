@@ -1099,8 +1099,11 @@ const LOAD_TIMEOUT_ADVICE: &str = "load gets twice plugin_call_timeout: do slow 
 
 /// Built-in plugins, shipped with the server: `(group, name, file name)`. Only that file may
 /// declare that name in that group; any other file declaring it is refused, wherever it sorts.
-const BUILT_IN: &[(&str, &str, &str)] =
-    &[(GROUP_BACKENDS, "wazo_user", "libwazo_auth_wazo_user.so")];
+const BUILT_IN: &[(&str, &str, &str)] = &[
+    (GROUP_BACKENDS, "wazo_user", "libwazo_auth_wazo_user.so"),
+    (GROUP_EXTERNAL_AUTH, "google", "libwazo_auth_google.so"),
+    (GROUP_EXTERNAL_AUTH, "microsoft", "libwazo_auth_microsoft.so"),
+];
 
 /// The file name of the built-in plugin `name` of `group`.
 fn built_in_file(group: &str, name: &str) -> Option<&'static str> {
