@@ -65,7 +65,9 @@ fn serve(
     stop: Arc<AtomicBool>,
     handle: impl Fn(TcpStream) + Send + Sync + 'static,
 ) -> JoinHandle<()> {
-    listener.set_nonblocking(true).expect("non-blocking listener");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
     let handle = Arc::new(handle);
     std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
@@ -169,9 +171,14 @@ impl Drop for Provider {
     }
 }
 
-/// Reads one HTTP/1.1 request: method, path, headers (lower-case names) and body.
-fn read_request(stream: &mut TcpStream) -> Option<(String, String, BTreeMap<String, String>, Vec<u8>)> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+/// An HTTP request: method, path, headers (lower-case names) and body.
+type HttpRequest = (String, String, BTreeMap<String, String>, Vec<u8>);
+
+/// Reads one HTTP/1.1 request.
+fn read_request(stream: &mut TcpStream) -> Option<HttpRequest> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -252,7 +259,10 @@ fn handle_http(mut stream: TcpStream, state: &Mutex<ProviderState>, stop: &Atomi
         Mode::Status(status, body) => return respond(&mut stream, status, &body),
         Mode::Normal => {}
     }
-    let (status, answer) = grant(&mut state.lock().unwrap_or_else(|p| p.into_inner()), &request);
+    let (status, answer) = grant(
+        &mut state.lock().unwrap_or_else(|p| p.into_inner()),
+        &request,
+    );
     respond(&mut stream, status, &answer.to_string());
 }
 
@@ -265,16 +275,13 @@ fn grant(s: &mut ProviderState, r: &TokenRequest) -> (u16, Value) {
     let new_refresh = match r.grant_type.as_str() {
         "authorization_code" if r.code.as_deref().is_some_and(|c| !c.is_empty()) => true,
         "refresh_token"
-            if r
-                .refresh_token
+            if r.refresh_token
                 .as_ref()
                 .is_some_and(|t| s.refresh_tokens.contains(t)) =>
         {
             s.rotate_refresh_tokens
         }
-        "authorization_code" | "refresh_token" => {
-            return (400, json!({"error": "invalid_grant"}))
-        }
+        "authorization_code" | "refresh_token" => return (400, json!({"error": "invalid_grant"})),
         _ => return (400, json!({"error": "unsupported_grant_type"})),
     };
     s.issued += 1;

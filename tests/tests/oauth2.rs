@@ -38,7 +38,14 @@ fn server(provider: &Provider, sync: &SyncService, extra: Value) -> ServerBuilde
         .config(extra)
 }
 
-fn ext(s: &Server, method: &str, user: &str, kind: &str, token: &str, body: Option<&Value>) -> Resp {
+fn ext(
+    s: &Server,
+    method: &str,
+    user: &str,
+    kind: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Resp {
     s.call(
         method,
         &format!("/0.1/users/{user}/external/{kind}"),
@@ -114,7 +121,11 @@ fn start_authorization(s: &Server, kind: &str, user: &str, token: &str, body: &V
 
 fn full_flow(kind: &str) {
     let broker = wazo_auth_tests::rabbitmq::shared_broker();
-    let exchange = format!("wazo-auth-test-oauth2-{kind}-{}-{}", std::process::id(), next_id());
+    let exchange = format!(
+        "wazo-auth-test-oauth2-{kind}-{}-{}",
+        std::process::id(),
+        next_id()
+    );
     let consumer = Consumer::bind(&broker.uri(), &exchange, "topic", "auth.users.#");
     let mut provider = Provider::start(CLIENT_ID, CLIENT_SECRET);
     provider.set_rotate_refresh_tokens(kind == "microsoft");
@@ -127,7 +138,10 @@ fn full_flow(kind: &str) {
     .start();
     let admin = s.admin_token();
     let user = s.create_user(&admin, "uma", "uma-pw", None);
-    let tenant = sql(&s.db, &format!("SELECT tenant_uuid FROM auth_user WHERE uuid = '{user}'"))[0][0]
+    let tenant = sql(
+        &s.db,
+        &format!("SELECT tenant_uuid FROM auth_user WHERE uuid = '{user}'"),
+    )[0][0]
         .clone()
         .unwrap();
 
@@ -142,11 +156,25 @@ fn full_flow(kind: &str) {
     configure_tenant(&s, &admin, kind, CLIENT_SECRET);
 
     // The body is validated as the original's schema.
-    let r = ext(&s, "POST", &user, kind, &admin, Some(&json!({"scope": "contacts"})));
+    let r = ext(
+        &s,
+        "POST",
+        &user,
+        kind,
+        &admin,
+        Some(&json!({"scope": "contacts"})),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["error_id"], "invalid-data");
     assert_eq!(r.json()["details"]["scope"]["constraint_id"], "type");
-    let r = ext(&s, "POST", &user, kind, &admin, Some(&json!({"scope": ["ok", ""]})));
+    let r = ext(
+        &s,
+        "POST",
+        &user,
+        kind,
+        &admin,
+        Some(&json!({"scope": ["ok", ""]})),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["details"]["scope"]["1"]["constraint_id"], "length");
     assert!(sync.connections().is_empty(), "{:?}", sync.connections());
@@ -163,7 +191,10 @@ fn full_flow(kind: &str) {
         &format!("auth.users.{user}.external.{kind}.authorized"),
         Duration::from_secs(20),
     );
-    assert_eq!(authorized.headers["name"], "auth_user_external_auth_authorized");
+    assert_eq!(
+        authorized.headers["name"],
+        "auth_user_external_auth_authorized"
+    );
     assert_eq!(authorized.headers["tenant_uuid"], tenant.as_str());
     assert_eq!(authorized.body["data"]["user_uuid"], user.as_str());
     let exchanged = provider.requests();
@@ -180,15 +211,27 @@ fn full_flow(kind: &str) {
     let got = r.json();
     assert_eq!(got["access_token"], "access-token-1");
     assert_eq!(got["scope"], json!(["scope-a", "scope-b"]));
-    let expiration = got["token_expiration"].as_i64().expect("an integer expiration");
+    let expiration = got["token_expiration"]
+        .as_i64()
+        .expect("an integer expiration");
     assert!((expiration - (now() + 3600)).abs() <= 5, "{got}");
-    assert_eq!(got.as_object().unwrap().len(), 3, "no refresh token shown: {got}");
+    assert_eq!(
+        got.as_object().unwrap().len(),
+        3,
+        "no refresh token shown: {got}"
+    );
     // Not expired: the provider is not asked again.
     assert_eq!(ext(&s, "GET", &user, kind, &admin, None).json(), got);
     assert_eq!(provider.requests().len(), 1);
 
     // The listing shows no token (no safe model, as the original), nor the tenant's secret.
-    let list = s.call("GET", &format!("/0.1/users/{user}/external"), &admin, None, None);
+    let list = s.call(
+        "GET",
+        &format!("/0.1/users/{user}/external"),
+        &admin,
+        None,
+        None,
+    );
     assert_eq!(list.status, 200, "{}", list.body);
     let item = list.json()["items"]
         .as_array()
@@ -205,7 +248,13 @@ fn full_flow(kind: &str) {
 
     // A second authorization, with the caller's scope, replaces the token; this one expires
     // within the 30 s margin, so the next GET refreshes it.
-    let state = start_authorization(&s, kind, &user, &admin, &json!({"scope": ["contacts.read"]}));
+    let state = start_authorization(
+        &s,
+        kind,
+        &user,
+        &admin,
+        &json!({"scope": ["contacts.read"]}),
+    );
     assert!(sync.wait_client(&state, Duration::from_secs(5)));
     provider.set_expires_in(10);
     assert!(sync.authorize(&state, "the-code-2"));
@@ -226,7 +275,10 @@ fn full_flow(kind: &str) {
     assert_eq!(refresh.client_secret.as_deref(), Some(CLIENT_SECRET));
     assert_eq!(provider.count("refresh_token"), 1);
     // The refreshed token is stored: no new refresh.
-    assert_eq!(ext(&s, "GET", &user, kind, &admin, None).json()["access_token"], "access-token-3");
+    assert_eq!(
+        ext(&s, "GET", &user, kind, &admin, None).json()["access_token"],
+        "access-token-3"
+    );
     assert_eq!(provider.count("refresh_token"), 1);
 
     // Once more, with a short-lived token: Microsoft rotated the refresh token, Google kept it.
@@ -243,17 +295,41 @@ fn full_flow(kind: &str) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["access_token"], "access-token-5");
     let r = ext(&s, "GET", &user, kind, &admin, None);
-    assert_eq!(r.json()["access_token"], "access-token-6", "still short-lived: refreshed again");
+    assert_eq!(
+        r.json()["access_token"],
+        "access-token-6",
+        "still short-lived: refreshed again"
+    );
     let last = provider.requests().last().cloned().unwrap();
-    let expected = if kind == "microsoft" { "refresh-token-5" } else { "refresh-token-4" };
+    let expected = if kind == "microsoft" {
+        "refresh-token-5"
+    } else {
+        "refresh-token-4"
+    };
     assert_eq!(last.refresh_token.as_deref(), Some(expected));
 
     // A provider that fails, answers garbage, hangs or is down: a bounded, clear error.
     for (mode, status, error_id) in [
-        (Mode::Status(500, "<html>oops</html>".into()), 502, "external-auth-provider-error"),
-        (Mode::Status(400, r#"{"error": "invalid_grant"}"#.into()), 502, "external-auth-provider-error"),
-        (Mode::Status(200, "not json".into()), 502, "external-auth-provider-error"),
-        (Mode::Status(200, r#"{"token_type": "Bearer"}"#.into()), 502, "external-auth-provider-error"),
+        (
+            Mode::Status(500, "<html>oops</html>".into()),
+            502,
+            "external-auth-provider-error",
+        ),
+        (
+            Mode::Status(400, r#"{"error": "invalid_grant"}"#.into()),
+            502,
+            "external-auth-provider-error",
+        ),
+        (
+            Mode::Status(200, "not json".into()),
+            502,
+            "external-auth-provider-error",
+        ),
+        (
+            Mode::Status(200, r#"{"token_type": "Bearer"}"#.into()),
+            502,
+            "external-auth-provider-error",
+        ),
         (Mode::Hang, 503, "external-auth-provider-unavailable"),
     ] {
         provider.set_mode(mode.clone());
@@ -261,13 +337,24 @@ fn full_flow(kind: &str) {
         let r = ext(&s, "GET", &user, kind, &admin, None);
         assert_eq!(r.status, status, "{mode:?}: {}", r.body);
         assert_eq!(r.json()["error_id"], error_id, "{mode:?}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{mode:?}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{mode:?}: {:?}",
+            started.elapsed()
+        );
     }
     let r = {
         provider.set_mode(Mode::Status(400, r#"{"error": "invalid_grant"}"#.into()));
         ext(&s, "GET", &user, kind, &admin, None)
     };
-    assert!(r.json()["message"].as_str().unwrap().contains("invalid_grant"), "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant"),
+        "{}",
+        r.body
+    );
     provider.stop();
     let started = Instant::now();
     let r = ext(&s, "GET", &user, kind, &admin, None);
@@ -282,7 +369,12 @@ fn full_flow(kind: &str) {
 
     // Nothing secret was logged.
     let log = s.log();
-    for secret in [CLIENT_SECRET, "access-token-", "refresh-token-", "the-code-"] {
+    for secret in [
+        CLIENT_SECRET,
+        "access-token-",
+        "refresh-token-",
+        "the-code-",
+    ] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
@@ -306,6 +398,12 @@ fn acl_and_bounds(kind: &str) {
         "default_policies": {"wazo_default_user_policy": {"acl": [format!("auth.users.me.external.{kind}.read")]}},
     });
     extra[kind] = json!({"max_pending_flows": 1, "authorization_timeout": 1.5});
+    if kind == "microsoft" {
+        // Without websocket_host, the server's oauth2_synchronization_ws_url_template serves.
+        extra[kind]["websocket_host"] = Value::Null;
+        extra["oauth2_synchronization_ws_url_template"] =
+            json!(format!("{}/ws/{{state}}", sync.websocket_host()));
+    }
     let s = server(&provider, &sync, extra).start();
     let admin = s.admin_token();
     let user = s.create_user(&admin, "ulf", "ulf-pw", None);
@@ -314,7 +412,10 @@ fn acl_and_bounds(kind: &str) {
     configure_tenant(&s, &admin, kind, "a-wrong-secret");
 
     // Read only: creating and deleting are refused before the plugin is called.
-    assert_eq!(ext(&s, "POST", &user, kind, &token, Some(&json!({}))).status, 401);
+    assert_eq!(
+        ext(&s, "POST", &user, kind, &token, Some(&json!({}))).status,
+        401
+    );
     assert_eq!(ext(&s, "DELETE", &user, kind, &token, None).status, 401);
     assert_eq!(ext(&s, "GET", &user, kind, &token, None).status, 404);
     assert!(sync.connections().is_empty());
@@ -341,7 +442,9 @@ fn acl_and_bounds(kind: &str) {
     wait_until("the code exchange", Duration::from_secs(10), || {
         provider.count("authorization_code") == 1
     });
-    s.wait_log(Duration::from_secs(10), |l| l.contains("authorization failed"));
+    s.wait_log(Duration::from_secs(10), |l| {
+        l.contains("authorization failed")
+    });
     assert_eq!(ext(&s, "GET", &user, kind, &admin, None).status, 404);
     let log = s.log();
     assert!(log.contains("invalid_client"), "{log}");

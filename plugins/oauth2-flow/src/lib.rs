@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wazo_auth_plugin_api::serde_json::{json, Map, Value};
-use wazo_auth_plugin_api::{
-    ErrorKind, ExternalAuth, ExternalRequest, Host, PluginError, Reply,
-};
+use wazo_auth_plugin_api::{ErrorKind, ExternalAuth, ExternalRequest, Host, PluginError, Reply};
 
 pub use settings::{Settings, WS_TEMPLATE_KEY};
 pub use token_endpoint::{Granted, TokenEndpoint, TokenError};
@@ -288,7 +286,10 @@ impl Shared {
         {
             Ok(g) => g,
             Err(e) => {
-                log::warn!("user {user}: refreshing the {} token failed: {e}", self.auth_type);
+                log::warn!(
+                    "user {user}: refreshing the {} token failed: {e}",
+                    self.auth_type
+                );
                 return Ok(Err(self.provider_error(&e, "refresh the token")));
             }
         };
@@ -327,10 +328,7 @@ impl Shared {
             ),
             TokenError::Refused(why) => api_error(
                 502,
-                format!(
-                    "The {} token endpoint did not {doing}: {why}",
-                    self.name
-                ),
+                format!("The {} token endpoint did not {doing}: {why}", self.name),
                 "external-auth-provider-error",
                 json!({"type": self.auth_type}),
                 self.auth_type,
@@ -362,7 +360,10 @@ impl Flow {
             }
         };
         let _ = connected.try_send(());
-        log::debug!("user {user}: {} authorization waiting for its code", s.auth_type);
+        log::debug!(
+            "user {user}: {} authorization waiting for its code",
+            s.auth_type
+        );
         let code = match waiter.wait_code(started + s.settings.authorization_timeout) {
             Ok(c) => c,
             Err(e) => {
@@ -432,9 +433,7 @@ fn requested_scope(body: &Value) -> Result<Option<Vec<String>>, Reply> {
             "users",
         )
     };
-    let rule = |message: &str, id: &str, constraint: Value| {
-        json!({"message": message, "constraint_id": id, "constraint": constraint})
-    };
+    let rule = |message: &str, id: &str, constraint: Value| json!({"message": message, "constraint_id": id, "constraint": constraint});
     let items = match body.get("scope") {
         None => return Ok(None),
         Some(Value::Null) => {
@@ -499,7 +498,13 @@ fn expiration_of(expires_in: i64) -> i64 {
 
 /// An answer in the host's error shape (`message`, `error_id`, `details`, `timestamp`,
 /// `resource`).
-fn api_error(status: u16, message: String, error_id: &str, details: Value, resource: &str) -> Reply {
+fn api_error(
+    status: u16,
+    message: String,
+    error_id: &str,
+    details: Value,
+    resource: &str,
+) -> Reply {
     Reply::json(
         status,
         json!({
@@ -553,10 +558,26 @@ mod tests {
             Some(vec!["a".to_string(), "b".to_string()])
         );
         for (body, message, path) in [
-            (json!({"scope": null}), "Field may not be null.", "/details/scope/constraint_id"),
-            (json!({"scope": "a"}), "Not a valid list.", "/details/scope/constraint_id"),
-            (json!({"scope": ["a", 3]}), "Not a valid string.", "/details/scope/1/constraint_id"),
-            (json!({"scope": [""]}), "Length must be between 1 and 512.", "/details/scope/0/constraint_id"),
+            (
+                json!({"scope": null}),
+                "Field may not be null.",
+                "/details/scope/constraint_id",
+            ),
+            (
+                json!({"scope": "a"}),
+                "Not a valid list.",
+                "/details/scope/constraint_id",
+            ),
+            (
+                json!({"scope": ["a", 3]}),
+                "Not a valid string.",
+                "/details/scope/1/constraint_id",
+            ),
+            (
+                json!({"scope": [""]}),
+                "Length must be between 1 and 512.",
+                "/details/scope/0/constraint_id",
+            ),
         ] {
             let r = requested_scope(&body).unwrap_err();
             assert_eq!(r.status, 400);
@@ -572,7 +593,12 @@ mod tests {
 
     #[test]
     fn the_dump_shows_no_refresh_token_and_an_integer_expiration() {
-        let d = dump(&json!({"access_token": "a", "refresh_token": "r", "token_expiration": 1700000000.0, "scope": ["s"]}));
-        assert_eq!(d, json!({"access_token": "a", "token_expiration": 1700000000, "scope": ["s"]}));
+        let d = dump(
+            &json!({"access_token": "a", "refresh_token": "r", "token_expiration": 1700000000.0, "scope": ["s"]}),
+        );
+        assert_eq!(
+            d,
+            json!({"access_token": "a", "token_expiration": 1700000000, "scope": ["s"]})
+        );
     }
 }

@@ -133,3 +133,62 @@ impl Settings {
         self.ws_url_template.replace("{state}", state)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wazo_auth_plugin_api::serde_json::json;
+
+    struct P;
+    impl Provider for P {
+        const AUTH_TYPE: &'static str = "p";
+        const NAME: &'static str = "P";
+        const AUTHORIZATION_BASE_URL: &'static str = "https://a";
+        const REDIRECT_URI: &'static str = "https://r";
+        const TOKEN_URL: &'static str = "https://t";
+        const SCOPE: &'static [&'static str] = &["s"];
+        const AUTHORIZATION_PARAMS: &'static [(&'static str, &'static str)] = &[];
+    }
+
+    #[test]
+    fn absent_keys_take_the_packaged_values_and_the_bounds() {
+        let s = Settings::read::<P>(&json!({})).unwrap();
+        assert_eq!(s.token_url, "https://t");
+        assert_eq!(s.scope, vec!["s".to_string()]);
+        assert_eq!(s.ws_url("abc"), "wss://oauth.wazo.io/ws/abc");
+        assert_eq!(s.max_pending_flows, 32);
+        assert_eq!(s.token_request_timeout, Duration::from_secs(3));
+        assert_eq!(s.authorization_timeout, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn websocket_host_wins_over_the_template() {
+        let both = json!({"websocket_host": "ws://h:1/", WS_TEMPLATE_KEY: "ws://other/x/{state}"});
+        assert_eq!(
+            Settings::read::<P>(&both).unwrap().ws_url("s"),
+            "ws://h:1/ws/s"
+        );
+        let template = json!({"websocket_host": null, WS_TEMPLATE_KEY: "ws://other/x/{state}"});
+        assert_eq!(
+            Settings::read::<P>(&template).unwrap().ws_url("s"),
+            "ws://other/x/s"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_configuration_errors() {
+        for bad in [
+            json!([]),
+            json!({"token_url": 3}),
+            json!({"scope": "a"}),
+            json!({"websocket_host": ""}),
+            json!({WS_TEMPLATE_KEY: "ws://no-state"}),
+            json!({"max_pending_flows": 0}),
+            json!({"token_request_timeout": -1}),
+            json!({"authorization_timeout": "x"}),
+        ] {
+            let e = Settings::read::<P>(&bad).err().unwrap();
+            assert_eq!(e.kind, wazo_auth_plugin_api::ErrorKind::CONFIG, "{bad}");
+        }
+    }
+}

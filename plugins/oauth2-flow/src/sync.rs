@@ -23,10 +23,17 @@ pub enum SyncError {
 impl std::fmt::Display for SyncError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SyncError::Connect(why) => write!(f, "cannot connect the synchronization websocket: {why}"),
+            SyncError::Connect(why) => {
+                write!(f, "cannot connect the synchronization websocket: {why}")
+            }
             SyncError::TimedOut => write!(f, "no authorization before authorization_timeout"),
-            SyncError::Closed => write!(f, "the synchronization service closed the websocket before sending a code"),
-            SyncError::BadMessage(why) => write!(f, "the synchronization message is unusable: {why}"),
+            SyncError::Closed => write!(
+                f,
+                "the synchronization service closed the websocket before sending a code"
+            ),
+            SyncError::BadMessage(why) => {
+                write!(f, "the synchronization message is unusable: {why}")
+            }
         }
     }
 }
@@ -152,9 +159,9 @@ impl Waiter {
                 {
                     let _ = self.ws.flush();
                 }
-                Err(
-                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-                ) => break Err(SyncError::Closed),
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    break Err(SyncError::Closed)
+                }
                 Err(e) => break Err(SyncError::Connect(e.to_string())),
             }
         };
@@ -166,8 +173,8 @@ impl Waiter {
 }
 
 fn code_of(bytes: &[u8]) -> Result<String, SyncError> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|_| SyncError::BadMessage("not JSON".into()))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|_| SyncError::BadMessage("not JSON".into()))?;
     match v.get("code") {
         Some(Value::String(c)) if !c.is_empty() => Ok(c.clone()),
         _ => Err(SyncError::BadMessage("no string code".into())),
@@ -211,7 +218,9 @@ mod tests {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("ws://{}/ws/x", silent.local_addr().unwrap());
         let started = Instant::now();
-        let e = connect(&url, Duration::from_millis(300), &tls).err().unwrap();
+        let e = connect(&url, Duration::from_millis(300), &tls)
+            .err()
+            .unwrap();
         assert!(matches!(e, SyncError::Connect(_)), "{e}");
         assert!(started.elapsed() < Duration::from_secs(2));
     }

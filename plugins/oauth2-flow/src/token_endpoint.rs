@@ -127,10 +127,7 @@ fn transport_kind(t: &ureq::Transport) -> String {
 
 /// At most 100 characters of a provider-sent string, for logs and messages.
 fn short(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(100)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(100).collect()
 }
 
 fn read_json(response: ureq::Response) -> Result<Value, TokenError> {
