@@ -162,6 +162,20 @@ impl<P: Provider> ExternalAuth for OAuth2<P> {
                 shared.auth_type
             )));
         };
+        if !data.is_object() {
+            log::error!(
+                "user {}: the stored {} data is not a JSON object",
+                req.user_uuid,
+                shared.auth_type
+            );
+            return Ok(api_error(
+                500,
+                "Stored external authentication data cannot be read".to_string(),
+                "processing-error",
+                json!({"type": shared.auth_type}),
+                shared.auth_type,
+            ));
+        }
         let expiration = data.get("token_expiration").and_then(Value::as_f64);
         let expired = expiration.is_none_or(|e| now() + EXPIRY_MARGIN_SECONDS > e);
         if !expired {
