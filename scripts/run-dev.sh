@@ -18,7 +18,8 @@ for arg in "$@"; do
 done
 
 scripts/install-deps.sh
-cargo build --locked -p wazo-auth -p wazo-user-backend -p wazo-auth-mobile -p example-backend -p wazo-auth-external-bar
+cargo build --locked -p wazo-auth -p wazo-user-backend -p example-backend -p wazo-auth-external-bar \
+    -p wazo-auth-mobile -p wazo-auth-google -p wazo-auth-microsoft
 
 mkdir -p var
 credentials=var/admin-credentials

@@ -1102,6 +1102,12 @@ const LOAD_TIMEOUT_ADVICE: &str = "load gets twice plugin_call_timeout: do slow 
 const BUILT_IN: &[(&str, &str, &str)] = &[
     (GROUP_BACKENDS, "wazo_user", "libwazo_auth_wazo_user.so"),
     (GROUP_EXTERNAL_AUTH, "mobile", "libwazo_auth_mobile.so"),
+    (GROUP_EXTERNAL_AUTH, "google", "libwazo_auth_google.so"),
+    (
+        GROUP_EXTERNAL_AUTH,
+        "microsoft",
+        "libwazo_auth_microsoft.so",
+    ),
 ];
 
 /// The file name of the built-in plugin `name` of `group`.

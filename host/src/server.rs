@@ -74,7 +74,7 @@ pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), Strin
         allow_insecure: cfg.allow_insecure_plugin_dir,
         enabled_backends: &cfg.enabled_backend_plugins,
         enabled_externals: &cfg.enabled_external_auth_plugins,
-        plugin_config: &cfg.plugin_config,
+        plugin_config: &cfg.plugin_configs(),
         enabled_metadata: &crate::login_plugins::enabled_metadata(&cfg.enabled_metadata_plugins),
         enabled_idps: &crate::login_plugins::enabled_idps(&cfg.idp_plugins),
         load_timeout: cfg

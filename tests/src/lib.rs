@@ -22,6 +22,7 @@ use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
 
 pub use serde_json;
 
+pub mod oauth2;
 pub mod rabbitmq;
 pub mod smtp;
 
@@ -490,6 +491,9 @@ pub const LOGIN_PLUGINS: &str = "wazo_auth_test_login_plugins";
 pub const SUB_ROUTES: &str = "wazo_auth_test_sub_routes";
 /// The built-in external auth `mobile` (plugins/mobile).
 pub const MOBILE: &str = "wazo_auth_mobile";
+/// The built-in external auths `google` and `microsoft` (plugins/google, plugins/microsoft).
+pub const GOOGLE: &str = "wazo_auth_google";
+pub const MICROSOFT: &str = "wazo_auth_microsoft";
 
 /// Credentials of the bootstrap administrator of [`ServerBuilder::with_wazo_user`].
 pub const ADMIN: (&str, &str) = ("admin", "s3cre7");

@@ -635,6 +635,29 @@ impl Config {
         }
     }
 
+    /// Each plugin's configuration as handed to its `load`: `plugin_config.<name>`, except for
+    /// the built-in `google` and `microsoft` external auths, which get their top-level section
+    /// (as the original reads `config['google']`) with `oauth2_synchronization_ws_url_template`
+    /// added, overlaid by `plugin_config.<name>` when both are given.
+    pub fn plugin_configs(&self) -> BTreeMap<String, Value> {
+        let mut all = self.plugin_config.clone();
+        for (name, section) in [("google", &self.google), ("microsoft", &self.microsoft)] {
+            let mut merged = Map::new();
+            merged.insert(
+                "oauth2_synchronization_ws_url_template".into(),
+                self.oauth2_synchronization_ws_url_template.clone(),
+            );
+            if let Some(Value::Object(s)) = section {
+                merged.extend(s.clone());
+            }
+            if let Some(Value::Object(own)) = all.get(name) {
+                merged.extend(own.clone());
+            }
+            all.insert(name.to_string(), Value::Object(merged));
+        }
+        all
+    }
+
     /// The plugin directory: `plugin_dir`, else the `plugins` folder next to
     /// the executable if it exists, else the executable's own folder.
     pub fn effective_plugin_dir(&self) -> PathBuf {
@@ -931,10 +954,30 @@ pid_filename: /run/wazo-auth/wazo-auth.pid
         assert_eq!(c.enabled_backend_plugins.get("example_static"), Some(&true));
         assert_eq!(c.enabled_backend_plugins.get("wazo_user"), Some(&true));
         assert_eq!(c.enabled_external_auth_plugins.get("bar"), Some(&true));
-        assert_eq!(c.enabled_external_auth_plugins.get("google"), Some(&false));
+        assert_eq!(c.enabled_external_auth_plugins.get("google"), Some(&true));
+        assert_eq!(c.enabled_external_auth_plugins.get("microsoft"), Some(&true));
         assert_eq!(c.enabled_external_auth_plugins.get("mobile"), Some(&true));
         assert!(c.plugin_config.contains_key("example_static"));
         assert_eq!(c.db_uri, None);
+    }
+
+    #[test]
+    fn google_and_microsoft_get_their_top_level_sections() {
+        let mut c = Config {
+            google: Some(json!({"token_url": "http://t", "scope": ["a"]})),
+            ..Config::default()
+        };
+        c.plugin_config
+            .insert("microsoft".into(), json!({"token_url": "http://m"}));
+        c.plugin_config.insert("other".into(), json!({"x": 1}));
+        let all = c.plugin_configs();
+        assert_eq!(
+            all["google"],
+            json!({"token_url": "http://t", "scope": ["a"],
+                   "oauth2_synchronization_ws_url_template": "wss://oauth.wazo.io/ws/{state}"})
+        );
+        assert_eq!(all["microsoft"]["token_url"], "http://m");
+        assert_eq!(all["other"], json!({"x": 1}));
     }
 
     #[test]
