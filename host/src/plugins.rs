@@ -576,17 +576,28 @@ impl PluginRegistry {
         }
         for (name, enabled) in opts.enabled_backends {
             if *enabled && !owners.contains_key(name) {
-                reg.warn_undeclared(name, dir);
+                reg.warn_undeclared(GROUP_BACKENDS, name, dir);
+            }
+        }
+        for (name, enabled) in opts.enabled_externals {
+            if *enabled && !owners.contains_key(&format!("{GROUP_EXTERNAL_AUTH}:{name}")) {
+                reg.warn_undeclared(GROUP_EXTERNAL_AUTH, name, dir);
             }
         }
         reg
     }
 
-    /// The warning for an enabled backend that no accepted file declares: names the refused
-    /// files that may declare it (what they declare cannot be known without running them).
-    fn warn_undeclared(&self, name: &str, dir: &Path) {
-        let fix = format!("or set enabled_backend_plugins.{name}: false");
-        let built_in = built_in_file(GROUP_BACKENDS, name);
+    /// The warning for an enabled backend or external auth that no accepted file declares:
+    /// names the refused files that may declare it (what they declare cannot be known without
+    /// running them).
+    fn warn_undeclared(&self, group: &str, name: &str, dir: &Path) {
+        let (kind, key) = if group == GROUP_EXTERNAL_AUTH {
+            ("external auth", "enabled_external_auth_plugins")
+        } else {
+            ("backend", "enabled_backend_plugins")
+        };
+        let fix = format!("or set {key}.{name}: false");
+        let built_in = built_in_file(group, name);
         let refused: Vec<String> = self
             .refused_files
             .iter()
@@ -597,19 +608,19 @@ impl PluginRegistry {
             .collect();
         if refused.is_empty() {
             log::warn!(
-                "backend {name:?} is enabled but no plugin file in {} declares it: install the \
+                "{kind} {name:?} is enabled but no plugin file in {} declares it: install the \
                  file that declares it {fix}",
                 dir.display()
             );
         } else if built_in.is_some() {
             log::warn!(
-                "backend {name:?} is enabled but missing: it is declared by a refused file: {}; \
+                "{kind} {name:?} is enabled but missing: it is declared by a refused file: {}; \
                  fix that file and restart {fix}",
                 refused.join("; ")
             );
         } else {
             log::warn!(
-                "backend {name:?} is enabled but no accepted plugin file in {} declares it; it \
+                "{kind} {name:?} is enabled but no accepted plugin file in {} declares it; it \
                  may be declared by a refused file: {}; fix that file and restart {fix}",
                 dir.display(),
                 refused.join("; ")

@@ -402,3 +402,39 @@ fn a_cluster_left_running_by_a_killed_server_is_stopped_by_the_next_one() {
         second.log()
     );
 }
+
+/// An enabled external auth that no installed file declares (a built-in one not installed in
+/// `plugin_dir`, say) is named at startup, with what to do, instead of being silently absent.
+#[test]
+fn an_enabled_external_auth_that_no_file_declares_is_named() {
+    let s = ServerBuilder::new()
+        .config(json!({"enabled_external_auth_plugins": {"mobile": true}}))
+        .start();
+    let log = s.log();
+    let found = lines(
+        &log,
+        "WARN",
+        &[
+            "external auth \"mobile\" is enabled but no plugin file in",
+            "enabled_external_auth_plugins.mobile: false",
+        ],
+    );
+    assert_eq!(found.len(), 1, "{log}");
+    // Only the enabled one is named.
+    assert!(
+        !log.contains("external auth \"google\" is enabled"),
+        "{log}"
+    );
+    let r = s.request(
+        "GET",
+        &format!("/0.1/users/{}/external/mobile", uuid::Uuid::new_v4()),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    drop(s);
+
+    // Installed and loaded: no warning.
+    let s = ServerBuilder::new().with_mobile().start();
+    assert!(!s.log().contains("is enabled but"), "{}", s.log());
+}

@@ -955,7 +955,10 @@ pid_filename: /run/wazo-auth/wazo-auth.pid
         assert_eq!(c.enabled_backend_plugins.get("wazo_user"), Some(&true));
         assert_eq!(c.enabled_external_auth_plugins.get("bar"), Some(&true));
         assert_eq!(c.enabled_external_auth_plugins.get("google"), Some(&true));
-        assert_eq!(c.enabled_external_auth_plugins.get("microsoft"), Some(&true));
+        assert_eq!(
+            c.enabled_external_auth_plugins.get("microsoft"),
+            Some(&true)
+        );
         assert_eq!(c.enabled_external_auth_plugins.get("mobile"), Some(&true));
         assert!(c.plugin_config.contains_key("example_static"));
         assert_eq!(c.db_uri, None);
