@@ -50,7 +50,12 @@ fn bar_lifecycle_safe_view_and_connected_users() {
     let stored =
         json!({"scope": ["contacts"], "access_token": "very-secret", "refresh": "also-secret"});
 
-    assert_eq!(ext(&s, "GET", &u, "bar", &admin, None).status, 404);
+    let r = ext(&s, "GET", &u, "bar", &admin, None);
+    assert_eq!(r.status, 404);
+    // The original's body: the auth type is the resource.
+    assert_eq!(r.json()["error_id"], "unknown-external-auth", "{}", r.body);
+    assert_eq!(r.json()["resource"], "bar", "{}", r.body);
+    assert_eq!(r.json()["details"], json!({"type": "bar"}), "{}", r.body);
     let r = ext(&s, "POST", &u, "bar", &admin, Some(&stored));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json(), stored);

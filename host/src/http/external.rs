@@ -98,14 +98,16 @@ fn unknown_type(auth_type: &str) -> ApiError {
     )
 }
 
+/// The original names the auth type as the resource of this error.
 fn no_data(auth_type: &str) -> ApiError {
     ApiError::api(
         StatusCode::NOT_FOUND,
         format!("No such external auth: \"{auth_type}\""),
         "unknown-external-auth",
         json!({ "type": auth_type }),
-        Some("external"),
+        None,
     )
+    .with_resource(auth_type.to_string())
 }
 
 fn unknown_user(user: &str) -> ApiError {
