@@ -24,6 +24,7 @@ pub use serde_json;
 
 pub mod oauth2;
 pub mod rabbitmq;
+pub mod slapd;
 pub mod smtp;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
