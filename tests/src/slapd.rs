@@ -3,7 +3,7 @@
 //!
 //! Each directory has its own `slapd.conf`, database directory and certificates under a scratch
 //! directory, listens on its own ports on 127.0.0.1 (`ldap://`, which also offers StartTLS, and
-//! `ldaps://`), and is loaded with [`PEOPLE`] (by `slapadd`, before it starts). The TLS
+//! `ldaps://`; also on [`OTHER_ADDRESS`]), and is loaded with [`PEOPLE`] (by `slapadd`, before it starts). The TLS
 //! certificate is issued for `localhost` and 127.0.0.1 by a throw-away CA made here with
 //! `openssl`; a second CA, which issued nothing the directory uses, stands for a wrong CA. It is
 //! stopped by its PID when dropped.
@@ -23,6 +23,10 @@ pub const PEOPLE_DN: &str = "ou=people,dc=wazo,dc=test";
 /// The service account of a "service bind" and its password.
 pub const SERVICE_DN: &str = "cn=wazo-auth,dc=wazo,dc=test";
 pub const SERVICE_PASSWORD: &str = "service-secret";
+
+/// Another loopback address the directory also listens on, which its certificate does not
+/// name (its certificate names `localhost` and 127.0.0.1): a host-name mismatch.
+pub const OTHER_ADDRESS: &str = "127.0.0.2";
 
 /// A person of the directory: its `uid`, `cn`, password and `mail`, and the DN of its entry.
 #[derive(Debug, Clone, Copy)]
@@ -292,7 +296,10 @@ impl Slapd {
                     "-f",
                     &format!("{d}/slapd.conf"),
                     "-h",
-                    &format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/"),
+                    &format!(
+                        "ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/ \
+                         ldap://{OTHER_ADDRESS}:{port}/ ldaps://{OTHER_ADDRESS}:{ldaps_port}/"
+                    ),
                 ])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("clone the log file"))
