@@ -101,7 +101,7 @@ struct Fixture {
     users: std::collections::BTreeMap<&'static str, String>,
 }
 
-fn server(ca: &std::path::Path) -> Server {
+fn server(ca: &std::path::Path, extra: Value) -> Server {
     ServerBuilder::new()
         .with_wazo_user()
         .plugin(workspace_plugin(LDAP_USER))
@@ -113,6 +113,7 @@ fn server(ca: &std::path::Path) -> Server {
                 "ldap_user": {"ca_file": ca.to_str().unwrap(), "timeout": 1.0},
             },
         }))
+        .config(extra)
         .start()
 }
 
@@ -146,7 +147,11 @@ fn fixture(d: &Slapd, service: bool) -> Fixture {
 }
 
 fn fixture_with(config: Value, ca: &std::path::Path) -> Fixture {
-    let s = server(ca);
+    fixture_full(config, ca, json!({}))
+}
+
+fn fixture_full(config: Value, ca: &std::path::Path, extra: Value) -> Fixture {
+    let s = server(ca, extra);
     let admin = s.admin_token();
     let r = s.call(
         "POST",
@@ -514,4 +519,41 @@ fn a_failing_directory_costs_a_bounded_time_and_nothing_else() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(f.s.login("native-user", "native-pw", json!({})).status, 200);
     assert!(!f.s.log().contains(slapd::SERVICE_PASSWORD));
+}
+
+/// LDAP logins go through the login throttle, keyed by the login and the domain: the same
+/// login natively, or in another domain, is another key.
+#[test]
+fn failed_ldap_logins_are_throttled_per_login_and_domain() {
+    let d = Slapd::start();
+    let f = fixture_full(
+        ldap_config(&d, true, None),
+        &d.ca_file(),
+        json!({"login_throttle": {
+            "enabled": true, "free_attempts_per_login": 2, "free_attempts_per_address": 100,
+            "base_delay": 30.0, "max_delay": 60.0, "forget_after": 60, "exempt_addresses": []}}),
+    );
+    let r = f.s.call(
+        "POST",
+        "/0.1/tenants",
+        &f.admin,
+        None,
+        Some(&json!({"name": "other", "domain_names": ["other.test"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Two free failures, then a third that starts the block.
+    f.assert_refused("alice", "wrong-1");
+    f.assert_refused("alice", "wrong-2");
+    f.assert_refused("alice", "wrong-3");
+    let r = f.login("alice", slapd::person("alice").password);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.header("Retry-After").is_some());
+    // Another domain, the native login of the same name: other keys.
+    let r =
+        f.s.login("alice", "wrong", json!({"domain_name": "other.test"}));
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = f.s.login("alice", "wrong", json!({}));
+    assert_eq!(r.status, 401, "{}", r.body);
+    // Another login of the same domain.
+    f.assert_logs_in("bob");
 }
