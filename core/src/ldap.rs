@@ -212,3 +212,46 @@ pub async fn delete<C: GenericClient>(client: &C, tenant_uuid: &str) -> Result<(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn keyring() -> Keyring {
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        Keyring::parse(&format!("k {key}")).unwrap()
+    }
+
+    #[test]
+    fn bind_passwords_open_for_their_tenant_only() {
+        let ring = keyring();
+        let sealed = seal_password(&ring, "t1", "secret").unwrap();
+        assert!(!sealed.contains("secret"));
+        assert_eq!(
+            open_password(&ring, "t1", "ldap-config", &sealed).unwrap(),
+            "secret"
+        );
+        assert!(open_password(&ring, "t2", "ldap-config", &sealed).is_err());
+        assert!(open_password(&ring, "t1", "imported-row", &sealed).is_err());
+    }
+
+    /// The bind passwords an earlier importer sealed as side rows (moved by migration V11).
+    #[test]
+    fn imported_side_row_passwords_still_open() {
+        let ring = keyring();
+        let sealed = ring
+            .seal(
+                crate::import::SIDE_PURPOSE,
+                &crate::import::side_row_aad("ldap_configs", "t1"),
+                "imported-secret",
+            )
+            .unwrap();
+        assert_eq!(
+            open_password(&ring, "t1", "imported-row", &sealed).unwrap(),
+            "imported-secret"
+        );
+        assert!(open_password(&ring, "t1", "ldap-config", &sealed).is_err());
+        assert!(open_password(&ring, "t2", "imported-row", &sealed).is_err());
+    }
+}
