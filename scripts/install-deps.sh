@@ -5,7 +5,9 @@
 #   - RabbitMQ (`rabbitmq-server`), the AMQP broker the tests start privately
 #     (tests/src/rabbitmq.rs) and a development broker for the bus events;
 #   - aiosmtpd (`python3-aiosmtpd`), the SMTP server the tests start privately
-#     (tests/src/smtp.rs) to receive the mails the server sends.
+#     (tests/src/smtp.rs) to receive the mails the server sends;
+#   - OpenLDAP (`slapd`, `ldap-utils`), the directory the LDAP login tests start privately
+#     (tests/src/slapd.rs); the package is asked not to configure a directory of its own.
 #
 # wazo-auth runs its own private PostgreSQL cluster (see pg-cluster/src/lib.rs),
 # so the Debian package's default cluster is not needed: this script asks the
@@ -43,11 +45,18 @@ have_rabbitmq() {
         || [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]
 }
 
+# True if OpenLDAP's server and its command-line tools are installed.
+have_slapd() {
+    { command -v slapd >/dev/null 2>&1 || [[ -x /usr/sbin/slapd ]]; } \
+        && command -v ldapadd >/dev/null 2>&1
+}
+
 missing=()
 have_pg_server || missing+=(postgresql)
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
 have_rabbitmq || missing+=(rabbitmq-server)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
+have_slapd || missing+=(slapd ldap-utils)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     log "all dependencies are installed"
@@ -110,6 +119,11 @@ apt_quiet() {
     fi
 }
 
+# slapd: no directory of the package's own (the tests configure theirs).
+if command -v debconf-set-selections >/dev/null 2>&1; then
+    echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
+fi
+
 log "installing: ${missing[*]}"
 apt_quiet apt-get update -qq
 apt_quiet apt-get install -y -qq --no-install-recommends "${missing[@]}"
@@ -120,6 +134,10 @@ if ! have_pg_server; then
 fi
 if ! have_rabbitmq; then
     log "rabbitmq-server still not found after installing ${missing[*]}" >&2
+    exit 1
+fi
+if ! have_slapd; then
+    log "slapd or ldapadd still not found after installing ${missing[*]}" >&2
     exit 1
 fi
 

@@ -12,6 +12,7 @@ pub mod idp;
 pub mod ids;
 pub mod import;
 pub mod keys;
+pub mod ldap;
 mod login_batch;
 pub mod notify;
 pub mod outbox;

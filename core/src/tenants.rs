@@ -368,6 +368,23 @@ pub async fn by_domain_name<C: GenericClient>(
         .map(|r| Tenant::from_row(&r)))
 }
 
+/// The tenant named by `id`: its uuid when `id` reads as one, else its slug (the deprecated
+/// `tenant_id` of an LDAP login). Not on behalf of a caller: for the plugins' host services.
+pub async fn by_uuid_or_slug<C: GenericClient>(
+    client: &C,
+    id: &str,
+) -> Result<Option<Tenant>, Error> {
+    if id.contains('\0') {
+        return Ok(None);
+    }
+    if let Ok(u) = uuid::Uuid::parse_str(id) {
+        return get(client, &u.hyphenated().to_string()).await;
+    }
+    let sql = format!("{TENANT_SELECT} WHERE t.slug = $1 ORDER BY t.uuid LIMIT 1");
+    let row = client.query_opt(sql.as_str(), &[&id]).await?;
+    Ok(row.as_ref().map(Tenant::from_row))
+}
+
 pub(crate) async fn get<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Tenant>, Error> {
     let sql = format!("{TENANT_SELECT} WHERE t.uuid = $1");
     let row = client.query_opt(sql.as_str(), &[&uuid]).await?;

@@ -246,6 +246,36 @@ impl HostServicesFfi for HostServicesImpl {
         }
     }
 
+    fn tenant_by_id(&self, tenant_id: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let outcome = self.context("tenant_by_id").and_then(|c| {
+            c.tenant_by_id(tenant_id.as_str())
+                .map_err(|e| service_error("tenant_by_id", e))
+        });
+        match outcome {
+            Ok(t) => RResult::ROk(t.map(|t| RString::from(t.to_string())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
+    fn ldap_config(&self, tenant_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        // Only the built-in LDAP plugins get a bind password: their names are reserved to the
+        // built-in library (see `BUILT_IN`), and external-auth plugins never.
+        if self.auth_type.is_some() || !LDAP_PLUGINS.contains(&&*self.plugin) {
+            return RResult::RErr(PluginError::new(
+                ErrorKind::UNSUPPORTED,
+                "ldap_config is only offered to the built-in LDAP plugins",
+            ));
+        }
+        let outcome = self.context("ldap_config").and_then(|c| {
+            c.ldap_config(tenant_uuid.as_str())
+                .map_err(|e| service_error("ldap_config", e))
+        });
+        match outcome {
+            Ok(t) => RResult::ROk(t.map(|t| RString::from(t.to_string())).into()),
+            Err(e) => RResult::RErr(e),
+        }
+    }
+
     fn user_acl(&self, user_uuid: RStr<'_>) -> RResult<RVec<RString>, PluginError> {
         let outcome = self.context("user_acl").and_then(|c| {
             c.user_acl(user_uuid.as_str())
@@ -1028,6 +1058,8 @@ impl PluginRegistry {
         let key = format!("{group}:{name}");
         let refused = if builtin {
             Some("the name is built into the server; rename the plugin".to_string())
+        } else if let Some(reason) = reserved_name(group, name, file) {
+            Some(reason)
         } else {
             owners
                 .get(&key)
@@ -1119,7 +1151,14 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
         "microsoft",
         "libwazo_auth_microsoft.so",
     ),
+    (GROUP_BACKENDS, "ldap_user", LDAP_FILE),
+    (GROUP_IDP, "ldap", LDAP_FILE),
 ];
+
+/// The built-in LDAP library: the `ldap_user` backend and the `ldap` IdP, the only plugins
+/// given a tenant's LDAP bind password (`HostServicesFfi::ldap_config`).
+const LDAP_FILE: &str = "libwazo_auth_ldap_user.so";
+const LDAP_PLUGINS: &[&str] = &["ldap_user", "ldap"];
 
 /// The file name of the built-in plugin `name` of `group`.
 fn built_in_file(group: &str, name: &str) -> Option<&'static str> {

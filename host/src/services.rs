@@ -299,6 +299,48 @@ impl HostContext {
         })
     }
 
+    /// The tenant named by a uuid or a slug (the deprecated `tenant_id` of a login).
+    pub fn tenant_by_id(&self, id: &str) -> Result<Option<serde_json::Value>> {
+        self.block_on(async {
+            let client = self.storage.client().await?;
+            let tenant = wazo_auth_core::tenants::by_uuid_or_slug(&client, id).await?;
+            Ok(tenant.map(|t| {
+                json!({
+                    "uuid": t.uuid,
+                    "name": t.name,
+                    "slug": t.slug,
+                    "parent_uuid": t.parent_uuid,
+                    "domain_names": t.domain_names,
+                })
+            }))
+        })
+    }
+
+    /// The LDAP configuration of a tenant with its bind password opened (for the built-in LDAP
+    /// plugins only: the caller checks).
+    pub fn ldap_config(&self, tenant_uuid: &str) -> Result<Option<serde_json::Value>> {
+        let found = self.block_on(wazo_auth_core::services::ldap::login_config(
+            &self.storage,
+            &self.keyring,
+            tenant_uuid,
+        ))?;
+        Ok(found.map(|(c, password)| {
+            json!({
+                "tenant_uuid": c.tenant_uuid,
+                "host": c.host,
+                "port": c.port,
+                "protocol_version": c.protocol_version,
+                "protocol_security": c.protocol_security,
+                "bind_dn": c.bind_dn,
+                "bind_password": password,
+                "user_base_dn": c.user_base_dn,
+                "user_login_attribute": c.user_login_attribute,
+                "user_email_attribute": c.user_email_attribute,
+                "search_filters": c.search_filters,
+            })
+        }))
+    }
+
     pub fn external_config(
         &self,
         user: &str,

@@ -13,7 +13,8 @@
 //! services of [`HostServicesFfi`] (`authenticate_user`, `find_user`, `user_acl`), the
 //! external-auth store services, and the `wazo_auth.external_auth` group ([`ExternalAuthFfi`]);
 //! 1.3.0 added the root-module field `panic_unwind` (see [`PluginModule`]) and the host services
-//! `publish_authorized`, `external_tenant_config` and `tenant_by_domain_name`, the root-module
+//! `publish_authorized`, `external_tenant_config`, `tenant_by_domain_name`, `tenant_by_id` and
+//! `ldap_config`, the root-module
 //! fields `metadata_plugins` ([`MetadataFfi`]) and `idps` ([`IdpFfi`]), and the sub-route
 //! methods of [`ExternalAuthFfi`] (`routes_json`, `api_spec_json`, `handle`).
 //!
@@ -199,6 +200,24 @@ pub trait HostServicesFfi: Clone + Send + Sync {
     ) -> RResult<ROption<RString>, PluginError> {
         let _ = domain_name;
         RErr(unsupported("tenant_by_domain_name"))
+    }
+
+    /// Since 1.3.0. The tenant whose uuid or slug is `tenant_id` (the deprecated `tenant_id` of
+    /// a login), as [`tenant_by_domain_name`] returns it; `None` when there is none.
+    ///
+    /// [`tenant_by_domain_name`]: HostServicesFfi::tenant_by_domain_name
+    fn tenant_by_id(&self, tenant_id: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = tenant_id;
+        RErr(unsupported("tenant_by_id"))
+    }
+
+    /// Since 1.3.0, the built-in LDAP plugins only (`ldap_user`, `ldap`): the LDAP
+    /// configuration of the tenant (`/backends/ldap`) as a JSON object text, its
+    /// `bind_password` decrypted; `None` when the tenant has none. Other plugins get
+    /// `UNSUPPORTED`.
+    fn ldap_config(&self, tenant_uuid: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        let _ = tenant_uuid;
+        RErr(unsupported("ldap_config"))
     }
 }
 

@@ -243,6 +243,25 @@ impl Host {
             .transpose()
     }
 
+    /// Since 1.3: the tenant whose uuid or slug is `tenant_id`, if any.
+    pub fn tenant_by_id(&self, tenant_id: &str) -> Result<Option<Tenant>, PluginError> {
+        let found = self.inner.tenant_by_id(tenant_id.into()).into_result()?;
+        found
+            .into_option()
+            .map(|t| Tenant::from_json(t.as_str()))
+            .transpose()
+    }
+
+    /// Since 1.3, the built-in LDAP plugins only: the tenant's LDAP configuration, its
+    /// `bind_password` decrypted (never log it).
+    pub fn ldap_config(&self, tenant_uuid: &str) -> Result<Option<serde_json::Value>, PluginError> {
+        let found = self.inner.ldap_config(tenant_uuid.into()).into_result()?;
+        found
+            .into_option()
+            .map(|t| host_json(t.as_str()))
+            .transpose()
+    }
+
     pub(crate) fn ffi(&self) -> &HostServicesBox {
         &self.inner
     }

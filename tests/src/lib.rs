@@ -24,6 +24,7 @@ pub use serde_json;
 
 pub mod oauth2;
 pub mod rabbitmq;
+pub mod slapd;
 pub mod smtp;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -484,6 +485,8 @@ pub const BAR: &str = "wazo_auth_external_bar";
 pub const EXAMPLE_METADATA: &str = "wazo_auth_example_metadata";
 /// examples/idp: the IdP plugin `example_code`.
 pub const EXAMPLE_IDP: &str = "wazo_auth_example_idp";
+/// The built-in `ldap_user` backend and `ldap` IdP.
+pub const LDAP_USER: &str = "wazo_auth_ldap_user";
 pub const EXTERNAL_FAULTS: &str = "wazo_auth_test_external_faults";
 /// Metadata and IdP plugins, well and badly behaved (tests/plugins/login-plugins).
 pub const LOGIN_PLUGINS: &str = "wazo_auth_test_login_plugins";

@@ -122,6 +122,10 @@ const REGISTERED: &[(&str, &str)] = &[
     // idp.rs
     ("GET", "/idp"),
     ("HEAD", "/idp"),
+    ("GET", "/backends/ldap"),
+    ("HEAD", "/backends/ldap"),
+    ("PUT", "/backends/ldap"),
+    ("DELETE", "/backends/ldap"),
     ("PUT", "/idp/{idp_type}/users"),
     ("PUT", "/idp/{idp_type}/users/{user_uuid}"),
     ("DELETE", "/idp/{idp_type}/users/{user_uuid}"),

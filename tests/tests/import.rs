@@ -775,6 +775,51 @@ fn import_into_a_fresh_target_then_everything_answers_as_the_original() {
     let admin = fixture_admin(&server);
     assert_listings(&m, &src, &server, &admin);
     assert_external_auth_api(&m, &src, &server, &admin);
+    assert_ldap_config(&src, &dst, &setup.key_file, &server, &admin);
+}
+
+/// The source's LDAP configuration is served by `/backends/ldap` (without its bind password),
+/// and its bind password, sealed, opens to the source's with the server's keyring.
+fn assert_ldap_config(src: &str, dst: &str, key_file: &Path, server: &Server, admin: &str) {
+    let row = sql(
+        src,
+        "SELECT tenant_uuid, host, port::text, protocol_version::text, protocol_security, bind_dn,
+                bind_password, user_base_dn, user_login_attribute, user_email_attribute,
+                search_filters
+         FROM auth_ldap_config",
+    );
+    assert_eq!(row.len(), 1, "{row:?}");
+    let r = &row[0];
+    let tenant = r[0].clone().unwrap();
+    let got = server.call("GET", "/0.1/backends/ldap", admin, Some(&tenant), None);
+    assert_eq!(got.status, 200, "{}", got.body);
+    let int = |v: &Option<String>| v.as_deref().map(|x| x.parse::<i64>().unwrap());
+    assert_eq!(
+        got.json(),
+        json!({
+            "tenant_uuid": tenant, "host": r[1], "port": int(&r[2]),
+            "protocol_version": int(&r[3]), "protocol_security": r[4], "bind_dn": r[5],
+            "user_base_dn": r[7], "user_login_attribute": r[8], "user_email_attribute": r[9],
+            "search_filters": r[10],
+        })
+    );
+    let keyring =
+        wazo_auth_core::keys::Keyring::load_or_create(key_file).expect("the server's key file");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opened = rt.block_on(async {
+        let storage = wazo_auth_core::Storage::new(dst, 1).unwrap();
+        let client = storage.client().await.unwrap();
+        let found = wazo_auth_core::ldap::get_with_password(&client, &keyring, &tenant)
+            .await
+            .unwrap_or_else(|e| panic!("the imported LDAP configuration: {e:?}"));
+        drop(client);
+        storage.pool().close();
+        found
+    });
+    assert_eq!(opened.and_then(|(_, p)| p), r[6]);
 }
 
 /// The external-auth data (mobile, alice) and configuration (mobile, Customer A1) of the source.

@@ -306,6 +306,9 @@ const BODY_OTHERS: &[&str] = &[
     "address",
     "authentication_method",
     "backend",
+    // The LDAP configuration's fields: a directory's coordinates, not references.
+    "bind_dn",
+    "bind_password",
     "default_authentication_method",
     "description",
     "domain_name",
@@ -316,16 +319,24 @@ const BODY_OTHERS: &[&str] = &[
     "enabled",
     "expiration",
     "firstname",
+    "host",
     "lastname",
     "name",
     "new_password",
     "old_password",
     "password",
     "phone",
+    "port",
+    "protocol_security",
+    "protocol_version",
     "purpose",
     "scopes",
+    "search_filters",
     "shared",
     "slug",
+    "user_base_dn",
+    "user_email_attribute",
+    "user_login_attribute",
     "username",
 ];
 
@@ -695,6 +706,11 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
             json!({"name": name, "acl": ["auth.users.read"]})
         }
         ("POST", "/token/{token}/scopes/check") => json!({"scopes": ["auth.users.read"]}),
+        ("PUT", "/backends/ldap") => json!({
+            "host": "ldap.matrix.example", "port": 389, "user_base_dn": "ou=people,dc=matrix",
+            "user_login_attribute": "uid", "user_email_attribute": "mail",
+            "bind_password": name,
+        }),
         ("POST", "/users/password/reset") => json!({"password": "matrix"}),
         ("PUT", "/users/{user_uuid}/emails" | "/admin/users/{user_uuid}/emails") => {
             json!({"emails": [{"address": format!("{name}@matrix.example"), "main": true}]})
@@ -724,6 +740,7 @@ const TABLES: &[&str] = &[
     "auth_external_auth_type",
     "auth_external_auth_config",
     "auth_user_external_auth",
+    "auth_ldap_config",
 ];
 
 /// Each table's rows, as text, in one query.

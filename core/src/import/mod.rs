@@ -9,8 +9,9 @@
 //! - policies: their accesses as the policy's ACL;
 //! - tokens and sessions: tokens already expired are left out, and so are sessions with no live
 //!   token;
-//! - the per-tenant LDAP and SAML configuration and the SAML login state: kept whole in
-//!   `auth_imported_row` (secrets sealed), until this server serves them.
+//! - the per-tenant LDAP configuration: its bind password sealed with the keyring;
+//! - the per-tenant SAML configuration and the SAML login state: kept whole in
+//!   `auth_imported_row`, until this server serves them.
 //!
 //! Each imported row's source digest is kept in `auth_import_state`. A later run rewrites only
 //! the rows that changed in the source since, removes those that the source no longer has, and
@@ -161,7 +162,7 @@ type Result<T> = std::result::Result<T, ImportError>;
 type SrcRow = Vec<Option<String>>;
 
 /// The keyring purpose of secrets of side rows (`auth_imported_row.sealed`).
-const SIDE_PURPOSE: &str = "imported-row";
+pub(crate) const SIDE_PURPOSE: &str = "imported-row";
 
 /// The associated data of a side row's sealed secret.
 pub fn side_row_aad(kind: &str, key: &str) -> String {
@@ -663,13 +664,9 @@ impl Importer<'_> {
         let refresh = src.take("refresh_tokens");
         let sessions = src.take("sessions");
         let tokens = src.take("tokens");
-        let mut side = Vec::new();
-        for kind in [
-            "ldap_configs",
-            "saml_configs",
-            "saml_sessions",
-            "saml_caches",
-        ] {
+        let ldap = src.take("ldap_configs");
+        let mut side = vec![(spec_ldap_configs(), self.ldap_configs(ldap)?)];
+        for kind in ["saml_configs", "saml_sessions", "saml_caches"] {
             let rows = src.take(kind);
             side.push((spec_side(kind), self.side_rows(kind, rows)?));
         }
@@ -1326,6 +1323,56 @@ impl Importer<'_> {
         out
     }
 
+    /// The LDAP configurations, into `auth_ldap_config`: the source's columns (read from the
+    /// row's JSON), the bind password sealed as the API seals it.
+    fn ldap_configs(&mut self, rows: Vec<SrcRow>) -> Result<Prepared> {
+        let keyring = self.keyring;
+        let mut failed = None;
+        let prepared = self.simple("ldap_configs", rows, 1, |r| {
+            let tenant = uuid_col(r, 1, "tenant")?;
+            let data = json_of(&text(r, 2).unwrap_or_else(|| "{}".into()), "row")?;
+            let field = |name: &str| -> Option<String> {
+                match data.get(name) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(v) => Some(v.to_string()),
+                }
+            };
+            let required = |name: &str| field(name).ok_or(format!("its {name} is empty"));
+            let sealed = match text(r, 3) {
+                None => None,
+                Some(secret) => match crate::ldap::seal_password(keyring, &tenant, &secret) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        failed = Some(e);
+                        return Err("it could not be encrypted".into());
+                    }
+                },
+            };
+            Ok((
+                tenant.clone(),
+                vec![
+                    t(Some(tenant)),
+                    t(Some(required("host")?)),
+                    t(Some(required("port")?)),
+                    t(field("protocol_version")),
+                    t(field("protocol_security")),
+                    t(field("bind_dn")),
+                    t(sealed),
+                    t(Some(required("user_base_dn")?)),
+                    t(Some(required("user_login_attribute")?)),
+                    t(Some(required("user_email_attribute")?)),
+                    t(field("search_filters")),
+                    t(Some("ldap-config".into())),
+                ],
+            ))
+        });
+        if let Some(e) = failed {
+            return Err(ImportError::Failed(e));
+        }
+        Ok(prepared)
+    }
+
     fn side_rows(&mut self, kind: &str, rows: Vec<SrcRow>) -> Result<Prepared> {
         let keyring = self.keyring;
         let mut failed = None;
@@ -1656,6 +1703,30 @@ fn spec_tokens() -> Spec {
                  WHERE token_hash = ANY(ARRAY(SELECT decode(k, 'hex') FROM unnest($1::text[]) k
                                               WHERE k ~ '^[0-9a-f]{64}$'))"
             .into(),
+    }
+}
+
+fn spec_ldap_configs() -> Spec {
+    Spec {
+        kind: "ldap_configs",
+        table: "auth_ldap_config",
+        cols: vec![
+            col("tenant_uuid", Ty::Text),
+            col("host", Ty::Text),
+            col_as("port", Ty::Text, "x.port::integer"),
+            col_as("protocol_version", Ty::Text, "x.protocol_version::smallint"),
+            col("protocol_security", Ty::Text),
+            col("bind_dn", Ty::Text),
+            col("bind_password_sealed", Ty::Text),
+            col("user_base_dn", Ty::Text),
+            col("user_login_attribute", Ty::Text),
+            col("user_email_attribute", Ty::Text),
+            col("search_filters", Ty::Text),
+            col("sealed_as", Ty::Text),
+        ],
+        conflict: &["tenant_uuid"],
+        insert_only: &[],
+        delete: "DELETE FROM auth_ldap_config WHERE tenant_uuid = ANY($1)".into(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod emails;
 pub mod external;
 pub mod groups;
 pub mod idp;
+pub mod ldap;
 pub mod password_reset;
 pub mod policies;
 pub mod registration;

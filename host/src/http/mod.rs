@@ -10,6 +10,7 @@ mod external;
 pub mod extract;
 mod groups;
 mod idp;
+mod ldap_config;
 pub mod listing;
 mod password_reset;
 mod policies;
@@ -120,7 +121,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, benchmark_route: bool, user_regis
             .configure(|cfg| policies::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| status::routes(&mut routes::Router::new(cfg)))
             .configure(|cfg| config::routes(&mut routes::Router::new(cfg)))
-            .configure(|cfg| idp::routes(&mut routes::Router::new(cfg))),
+            .configure(|cfg| idp::routes(&mut routes::Router::new(cfg)))
+            .configure(|cfg| ldap_config::routes(&mut routes::Router::new(cfg))),
     )
     .default_service(web::to(not_found));
 }
@@ -189,6 +191,7 @@ pub fn route_table() -> Vec<routes::RouteSpec> {
     status::routes(&mut router);
     config::routes(&mut router);
     idp::routes(&mut router);
+    ldap_config::routes(&mut router);
     router.into_table()
 }
 
@@ -227,6 +230,11 @@ pub mod body_check {
     /// `POST /tenants` (`post`) or `PUT /tenants/{uuid}`.
     pub fn tenant(body: &[u8], post: bool) -> Result<(), ApiError> {
         super::tenants::check_body(body, post)
+    }
+
+    /// `PUT /backends/ldap`.
+    pub fn ldap_config(body: &[u8]) -> Result<(), ApiError> {
+        super::ldap_config::check_body(body)
     }
 }
 

@@ -156,10 +156,15 @@ async fn create(
         body,
     };
     // Brute-force throttling, keyed by the login of Basic credentials (not for refresh tokens)
-    // and the client address.
+    // and the client address. A domain login (LDAP: `domain_name` or `tenant_id`) is keyed by
+    // its login and its domain: the same login in another domain, or natively, is another user.
     let throttled_login = match &request.basic {
         BasicAuth::Credentials { login, .. } if request.body.refresh_token.is_none() => {
-            Some(login.as_str())
+            Some(match (&request.body.domain_name, &request.body.tenant_id) {
+                (Some(d), _) => format!("{login}\u{0}domain_name={}", d.to_lowercase()),
+                (None, Some(t)) => format!("{login}\u{0}tenant_id={t}"),
+                (None, None) => login.clone(),
+            })
         }
         _ => None,
     };
@@ -167,7 +172,7 @@ async fn create(
         &state,
         &req,
         &request.remote_addr,
-        throttled_login,
+        throttled_login.as_deref(),
         "POST /token",
     )
     .await

@@ -378,6 +378,50 @@ pub fn boolean(
     }
 }
 
+/// An integer field, read as marshmallow's `Integer` (not strict) does: `int(value)` of a JSON
+/// number (a fraction truncated toward zero) or of a string (`" 42 "`, `"+4_2"`); booleans and
+/// anything else are "Not a valid integer.". A value outside `i64` is not valid either.
+pub fn integer(
+    body: &Map<String, Value>,
+    field: &str,
+    presence: Presence,
+) -> Result<Option<i64>, Invalid> {
+    let invalid = || Invalid::new(field, "Not a valid integer.", "type", json!("integer"));
+    match present(body, field, presence)? {
+        None => Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(f)) if f.is_finite() && f.trunc().abs() < 9.2e18 => {
+                Ok(Some(f.trunc() as i64))
+            }
+            _ => Err(invalid()),
+        },
+        Some(Value::String(s)) => python_int(s).map(Some).ok_or_else(invalid),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// Python's `int(text)` in base 10: surrounding whitespace, an optional sign, digits with single
+/// underscores between them.
+fn python_int(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (negative, digits) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    let n: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if negative { -n } else { n })
+}
+
 /// A UUID field, read as Python's `uuid.UUID(text)` (see [`python_uuid`]); anything else is
 /// "Not a valid UUID.".
 pub fn uuid(
@@ -468,6 +512,34 @@ mod tests {
             Value::Object(m) => m,
             _ => Map::new(),
         }
+    }
+
+    #[test]
+    fn integers_read_as_marshmallow_integer() {
+        let b = obj(
+            json!({"i": 42, "f": 2.9, "s": " +4_2 ", "neg": "-7", "t": true,
+                           "bad": "4__2", "e": "", "l": [1], "n": null, "big": 1e300}),
+        );
+        let int = |k: &str| integer(&b, k, Presence::Optional);
+        assert_eq!(int("i").unwrap(), Some(42));
+        assert_eq!(int("f").unwrap(), Some(2));
+        assert_eq!(int("s").unwrap(), Some(42));
+        assert_eq!(int("neg").unwrap(), Some(-7));
+        assert_eq!(int("missing").unwrap(), None);
+        for bad in ["t", "bad", "e", "l", "big"] {
+            assert_eq!(
+                int(bad).unwrap_err().message,
+                "Not a valid integer.",
+                "{bad}"
+            );
+        }
+        assert_eq!(int("n").unwrap_err().constraint_id, "not_null");
+        assert_eq!(
+            integer(&b, "missing", Presence::Required)
+                .unwrap_err()
+                .constraint_id,
+            "required"
+        );
     }
 
     #[test]
