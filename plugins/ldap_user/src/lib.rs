@@ -25,7 +25,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ldap3::{
     dn_escape, ldap_escape, LdapConn, LdapConnSettings, Scope, SearchEntry, SearchOptions,
@@ -316,10 +316,16 @@ impl Directory {
         if url.host_str().is_none_or(str::is_empty) {
             return Err("no host".into());
         }
+        // The whole exchange (connection, up to four operations, unbind) is bounded at twice
+        // the per-operation time-out, so that a slow directory never outlasts the host's
+        // plugin-call time-out (5 s by default) and never keeps this call's thread after it.
+        let deadline = Instant::now() + timeout.saturating_mul(2);
         let mut conn =
             LdapConn::from_url_with_settings(settings, &url).map_err(|e| e.to_string())?;
-        let outcome = self.bind_and_read(&mut conn, config, login, password);
-        let _ = conn.with_timeout(timeout).unbind();
+        let outcome = self.bind_and_read(&mut conn, config, login, password, deadline);
+        if let Ok(left) = time_left(deadline, timeout) {
+            let _ = conn.with_timeout(left).unbind();
+        }
         outcome
     }
 
@@ -329,13 +335,14 @@ impl Directory {
         config: &DirectoryConfig,
         login: &str,
         password: &str,
+        deadline: Instant,
     ) -> Result<Option<String>, String> {
         let timeout = self.settings.timeout;
         let email_attr = config.user_email_attribute.as_str();
         let (dn, mut email) = match (&config.bind_dn, &config.bind_password) {
             (Some(bind_dn), Some(bind_password)) => {
                 let bound = conn
-                    .with_timeout(timeout)
+                    .with_timeout(time_left(deadline, timeout)?)
                     .simple_bind(bind_dn, bind_password)
                     .map_err(|e| e.to_string())?;
                 if bound.rc != 0 {
@@ -356,7 +363,7 @@ impl Directory {
                     return Err(format!("search_filters {template:?} cannot be filled"));
                 };
                 let found = conn
-                    .with_timeout(timeout)
+                    .with_timeout(time_left(deadline, timeout)?)
                     .with_search_options(SearchOptions::new().sizelimit(2))
                     .search(
                         &config.user_base_dn,
@@ -404,7 +411,7 @@ impl Directory {
             ),
         };
         let bound = conn
-            .with_timeout(timeout)
+            .with_timeout(time_left(deadline, timeout)?)
             .simple_bind(&dn, password)
             .map_err(|e| e.to_string())?;
         if bound.rc != 0 {
@@ -417,7 +424,7 @@ impl Directory {
         }
         if email.is_none() {
             let read = conn
-                .with_timeout(timeout)
+                .with_timeout(time_left(deadline, timeout)?)
                 .search(&dn, Scope::Base, "(objectClass=*)", vec![email_attr])
                 .map_err(|e| e.to_string())?;
             email = read
@@ -595,6 +602,15 @@ export_plugins! {
     idps: ["ldap" => LdapIdp],
 }
 
+/// What is left of the exchange's time, at most `per_operation`; an error once it is spent.
+fn time_left(deadline: Instant, per_operation: Duration) -> Result<Duration, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err("the directory exchange took longer than twice the LDAP timeout".into());
+    }
+    Ok(left.min(per_operation))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,5 +651,15 @@ mod tests {
         c.security = Some("tls".into());
         c.host = "::1".into();
         assert_eq!(c.url(), "ldap://[::1]:636");
+    }
+
+    #[test]
+    fn the_time_left_is_bounded_by_the_operation_timeout_and_runs_out() {
+        let op = Duration::from_secs(2);
+        let left = time_left(Instant::now() + Duration::from_secs(4), op).unwrap();
+        assert_eq!(left, op);
+        let left = time_left(Instant::now() + Duration::from_millis(500), op).unwrap();
+        assert!(left <= Duration::from_millis(500) && left > Duration::ZERO);
+        assert!(time_left(Instant::now(), op).is_err());
     }
 }
