@@ -635,7 +635,7 @@ fn assert_user_binds_are_never_on_service_connections(d: &Slapd) {
     assert!(user_conns > 0, "no user bind in the log:\n{}", d.log());
 }
 
-/// With the pool (the default, idle connections kept 1 s here), successive logins share one
+/// With the pool (the default, idle connections kept 2 s here), successive logins share one
 /// service connection; the user binds run on their own connections, so a user's bind never
 /// stays for the next login: after alice logs in, bob with a wrong password is still refused and
 /// the service search still finds the next users.
@@ -645,7 +645,7 @@ fn service_binds_are_pooled_and_user_binds_never_are() {
     let f = fixture_full(
         ldap_config(&d, true, None),
         &d.ca_file(),
-        json!({"plugin_config": {"ldap": {"pool_idle_timeout": 1.0}}}),
+        json!({"plugin_config": {"ldap": {"pool_idle_timeout": 2.0}}}),
     );
     let logins = 8;
     for i in 0..logins / 4 {
@@ -662,7 +662,7 @@ fn service_binds_are_pooled_and_user_binds_never_are() {
     );
     assert_user_binds_are_never_on_service_connections(&d);
     // Idle for longer than pool_idle_timeout: the next login binds a new connection.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     f.assert_logs_in("alice");
     assert_eq!(service_binds(&d), binds + 1, "{}", d.log());
     f.assert_logs_in("bob");
