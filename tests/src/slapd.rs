@@ -6,7 +6,8 @@
 //! `ldaps://`; also on [`OTHER_ADDRESS`]), and is loaded with [`PEOPLE`] (by `slapadd`, before it starts). The TLS
 //! certificate is issued for `localhost` and 127.0.0.1 by a throw-away CA made here with
 //! `openssl`; a second CA, which issued nothing the directory uses, stands for a wrong CA. It is
-//! stopped by its PID when dropped.
+//! stopped by its PID when dropped, and can be restarted on the same ports. It logs at the
+//! `stats` level (a line per connection and operation) to `slapd.log`.
 //!
 //! slapd does not refuse to run as root (unlike PostgreSQL): it keeps the caller's user, since
 //! no `-u` is given.
@@ -288,31 +289,13 @@ impl Slapd {
         );
         for _ in 0..5 {
             let (port, ldaps_port) = (free_port(), free_port());
-            let log = std::fs::File::create(dir.join("slapd.log")).expect("create slapd.log");
-            let child = Command::new(slapd_binary())
-                .args([
-                    "-d",
-                    "0",
-                    "-f",
-                    &format!("{d}/slapd.conf"),
-                    "-h",
-                    &format!(
-                        "ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/ \
-                         ldap://{OTHER_ADDRESS}:{port}/ ldaps://{OTHER_ADDRESS}:{ldaps_port}/"
-                    ),
-                ])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone the log file"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn slapd");
             let mut slapd = Slapd {
-                child: Some(child),
+                child: None,
                 dir: dir.clone(),
                 port,
                 ldaps_port,
             };
-            if slapd.wait_ready(Duration::from_secs(30)) {
+            if slapd.spawn() {
                 return slapd;
             }
             slapd.kill();
@@ -321,6 +304,54 @@ impl Slapd {
             "slapd never accepted connections; log:\n{}",
             std::fs::read_to_string(dir.join("slapd.log")).unwrap_or_default()
         );
+    }
+
+    /// Runs slapd on the directory's ports (its log appended to `slapd.log`, at the `stats`
+    /// level: a line per connection and per operation); whether it accepts connections within
+    /// 30 s.
+    fn spawn(&mut self) -> bool {
+        let d = self.dir.display();
+        let (port, ldaps_port) = (self.port, self.ldaps_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("slapd.log"))
+            .expect("open slapd.log");
+        let child = Command::new(slapd_binary())
+            .args([
+                "-d",
+                "256",
+                "-f",
+                &format!("{d}/slapd.conf"),
+                "-h",
+                &format!(
+                    "ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/ \
+                     ldap://{OTHER_ADDRESS}:{port}/ ldaps://{OTHER_ADDRESS}:{ldaps_port}/"
+                ),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn slapd");
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30))
+    }
+
+    /// Stops the directory (by its PID) and starts it again on the same ports, with the same
+    /// entries: every connection to it is closed.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.spawn() {
+            self.kill();
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not start again on its ports; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> bool {

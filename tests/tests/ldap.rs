@@ -557,3 +557,178 @@ fn failed_ldap_logins_are_throttled_per_login_and_domain() {
     // Another login of the same domain.
     f.assert_logs_in("bob");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Connection reuse
+// ------------------------------------------------------------------------------------------------
+
+/// The connections slapd served, from its `stats` log: each one's operation lines (`BIND
+/// dn="..." method=128`, `SRCH base="..." scope=2 ...`, `UNBIND`, ...), in order. A restart
+/// starts a new series of connections (slapd numbers them from 1000 again).
+fn directory_connections(log: &str) -> Vec<Vec<String>> {
+    let mut conns: std::collections::BTreeMap<(usize, u64), Vec<String>> = Default::default();
+    let mut run = 0;
+    for line in log.lines() {
+        if line.contains("slapd starting") {
+            run += 1;
+            continue;
+        }
+        let Some(at) = line.find(" conn=") else {
+            continue;
+        };
+        let rest = &line[at + " conn=".len()..];
+        let Some((id, rest)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Ok(id) = id.parse::<u64>() else {
+            continue;
+        };
+        let entry = conns.entry((run, id)).or_default();
+        if let Some(op) = rest.strip_prefix("op=") {
+            if let Some((_, what)) = op.split_once(' ') {
+                entry.push(what.to_string());
+            }
+        }
+    }
+    conns.into_values().collect()
+}
+
+fn is_service_bind(op: &str) -> bool {
+    op.to_ascii_lowercase().starts_with(&format!(
+        "bind dn=\"{}\" method=128",
+        slapd::SERVICE_DN.to_ascii_lowercase()
+    ))
+}
+
+fn is_user_bind(op: &str) -> bool {
+    op.starts_with("BIND dn=\"")
+        && op.contains("method=128")
+        && op
+            .to_ascii_lowercase()
+            .contains(&format!("{}\"", slapd::PEOPLE_DN.to_ascii_lowercase()))
+}
+
+/// How many service binds the directory has seen.
+fn service_binds(d: &Slapd) -> usize {
+    directory_connections(&d.log())
+        .iter()
+        .flatten()
+        .filter(|op| is_service_bind(op))
+        .count()
+}
+
+/// No connection that saw a user bind ever saw the service bind or the service's subtree
+/// search (before or after it): the user binds run on connections of their own.
+fn assert_user_binds_are_never_on_service_connections(d: &Slapd) {
+    let conns = directory_connections(&d.log());
+    let mut user_conns = 0;
+    for ops in &conns {
+        if ops.iter().any(|op| is_user_bind(op)) {
+            user_conns += 1;
+            assert!(
+                !ops.iter()
+                    .any(|op| is_service_bind(op) || op.contains("scope=2")),
+                "a user bind shared a connection with the service: {ops:#?}"
+            );
+        }
+    }
+    assert!(user_conns > 0, "no user bind in the log:\n{}", d.log());
+}
+
+/// With the pool (the default, idle connections kept 2 s here), successive logins share one
+/// service connection; the user binds run on their own connections, so a user's bind never
+/// stays for the next login: after alice logs in, bob with a wrong password is still refused and
+/// the service search still finds the next users.
+#[test]
+fn service_binds_are_pooled_and_user_binds_never_are() {
+    let d = Slapd::start();
+    let f = fixture_full(
+        ldap_config(&d, true, None),
+        &d.ca_file(),
+        json!({"plugin_config": {"ldap": {"pool_idle_timeout": 2.0}}}),
+    );
+    let logins = 8;
+    for i in 0..logins / 4 {
+        f.assert_logs_in("alice");
+        f.assert_refused("bob", "wrong");
+        f.assert_logs_in("bob");
+        f.assert_refused(if i == 0 { "nobody" } else { "alice" }, "wrong");
+    }
+    let binds = service_binds(&d);
+    assert!(
+        (1..logins).contains(&binds),
+        "{logins} logins made {binds} service binds:\n{}",
+        d.log()
+    );
+    assert_user_binds_are_never_on_service_connections(&d);
+    // Idle for longer than pool_idle_timeout: the next login binds a new connection.
+    std::thread::sleep(Duration::from_millis(2500));
+    f.assert_logs_in("alice");
+    assert_eq!(service_binds(&d), binds + 1, "{}", d.log());
+    f.assert_logs_in("bob");
+    assert_eq!(service_binds(&d), binds + 1, "{}", d.log());
+}
+
+/// `pool_size: 0`: every login binds a connection of its own.
+#[test]
+fn a_pool_size_of_zero_binds_every_login_anew() {
+    let d = Slapd::start();
+    let f = fixture_full(
+        ldap_config(&d, true, None),
+        &d.ca_file(),
+        json!({"plugin_config": {"ldap": {"pool_size": 0}}}),
+    );
+    f.assert_logs_in("alice");
+    f.assert_refused("alice", "wrong");
+    f.assert_logs_in("bob");
+    assert_eq!(service_binds(&d), 3, "{}", d.log());
+    assert_user_binds_are_never_on_service_connections(&d);
+}
+
+/// A directory restarted under pooled connections: the next login drops the dead connection
+/// and succeeds on a new one.
+#[test]
+fn a_restarted_directory_does_not_break_the_next_login() {
+    let mut d = Slapd::start();
+    let f = fixture(&d, true);
+    f.assert_logs_in("alice");
+    f.assert_logs_in("bob");
+    d.restart();
+    f.assert_logs_in("alice");
+    f.assert_refused("alice", "wrong");
+    f.assert_logs_in("bob");
+}
+
+/// A pooled connection is never reused under another configuration: a changed bind password
+/// takes effect on the next login, both ways.
+#[test]
+fn a_changed_bind_password_takes_effect_on_the_next_login() {
+    let d = Slapd::start();
+    let f = fixture(&d, true);
+    f.assert_logs_in("alice");
+    let put = |c: &Value| {
+        let r = f.s.call(
+            "PUT",
+            "/0.1/backends/ldap",
+            &f.admin,
+            Some(&f.acme),
+            Some(c),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let mut c = ldap_config(&d, true, None);
+    c["bind_password"] = json!("not-the-service-secret");
+    put(&c);
+    f.assert_refused("alice", slapd::person("alice").password);
+    f.s.wait_log(Duration::from_secs(5), |l| {
+        l.contains("the service bind as") && l.contains("failed (49)")
+    });
+    put(&ldap_config(&d, true, None));
+    f.assert_logs_in("alice");
+    // Another bind DN (the same password) is another key too.
+    let mut c = ldap_config(&d, true, None);
+    c["bind_dn"] = json!(format!("cn=nobody,{}", slapd::BASE_DN));
+    put(&c);
+    f.assert_refused("alice", slapd::person("alice").password);
+    assert!(!f.s.log().contains(slapd::SERVICE_PASSWORD));
+}

@@ -13,18 +13,30 @@
 //!   directory: it would be an anonymous bind), the e-mail attribute read (lower-cased), and the
 //!   wazo-auth user of that tenant whose confirmed e-mail or username is that address, enabled.
 //!
-//! Each login has its own connection (no user bind ever stays on a shared one), with a
-//! connection time-out and a time-out per operation (`timeout`, default 2 s). A directory that
-//! is down, slow, refuses the connection or fails the TLS checks is no login (the host answers
-//! 401), logged with the tenant and the host, never with the password.
+//! Connections: the service bind and search run on a connection taken from a pool of idle
+//! connections already bound as the service account ([`Pool`]), keyed by the tenant and
+//! everything that decides whom the connection is bound as (host, port, security, bind DN and a
+//! hash of the bind password: a changed configuration never reuses an old connection). A
+//! connection goes back to the pool only when every operation on it succeeded; a pooled one that
+//! fails (a restarted directory) is dropped and the search retried once on a new connection,
+//! within the same deadline. The user bind always runs on a connection of its own, unbound and
+//! closed after it: no user bind ever stays on a pooled connection; direct binds are never
+//! pooled. Each connection has a connection time-out and each operation a time-out (`timeout`,
+//! default 2 s), the whole login bounded at twice that. A directory that is down, slow, refuses
+//! the connection or fails the TLS checks is no login (the host answers 401), logged with the
+//! tenant and the host, never with the password.
 //!
 //! Settings (`plugin_config.ldap` for the IdP, `plugin_config.ldap_user` for the backend):
-//! `timeout` (seconds, default 2.0) and `ca_file` (PEM file of the CAs that may issue the
-//! directories' certificates; default: the system's trusted CAs). Certificates are always
-//! verified, host name included.
+//! `timeout` (seconds, default 2.0), `ca_file` (PEM file of the CAs that may issue the
+//! directories' certificates; default: the system's trusted CAs; certificates are always
+//! verified, host name included), `pool_size` (idle service connections kept per directory,
+//! default 4, 0: none) and `pool_idle_timeout` (seconds an idle one is kept, default 60).
 
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ldap3::{
@@ -39,11 +51,15 @@ use wazo_auth_plugin_api::{
 const ARGS_KEY: &str = "ldap_user";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_FILTER: &str = "{user_login_attribute}={username}";
+const DEFAULT_POOL_SIZE: usize = 4;
+const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// How to reach the directories.
 struct Settings {
     timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
+    pool_size: usize,
+    pool_idle: Duration,
 }
 
 impl Settings {
@@ -64,10 +80,158 @@ impl Settings {
             Some(Value::String(s)) => Some(PathBuf::from(s)),
             Some(_) => return Err(PluginError::config("ca_file must be a file path")),
         };
+        let pool_size = match config.get("pool_size") {
+            None | Some(Value::Null) => DEFAULT_POOL_SIZE,
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= 100 => n as usize,
+                _ => {
+                    return Err(PluginError::config(
+                        "pool_size must be an integer between 0 and 100",
+                    ))
+                }
+            },
+        };
+        let pool_idle = match config.get("pool_idle_timeout") {
+            None | Some(Value::Null) => DEFAULT_POOL_IDLE,
+            Some(v) => match v.as_f64() {
+                Some(s) if s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+                _ => {
+                    return Err(PluginError::config(
+                        "pool_idle_timeout must be a number of seconds between 0 and 3600",
+                    ))
+                }
+            },
+        };
         Ok(Settings {
             timeout,
             tls: Arc::new(tls_config(ca_file)?),
+            pool_size,
+            pool_idle,
         })
+    }
+}
+
+/// Whom a pooled connection is bound as, and where: a connection is only reused for the same
+/// tenant, address, security, bind DN and bind password (kept as a keyed hash, not in clear).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    tenant: String,
+    host: String,
+    port: i64,
+    security: Option<String>,
+    bind_dn: String,
+    password_hash: u64,
+}
+
+/// Idle connections bound as a service account, by [`PoolKey`]: at most `size` per key, each
+/// kept at most `idle`. The lock is only held to take or put a connection, never during network
+/// I/O; expired connections are closed (dropped) after it is released.
+struct Pool<C> {
+    size: usize,
+    idle: Duration,
+    /// Hashes the bind passwords with keys random to this process.
+    hasher: RandomState,
+    conns: Mutex<HashMap<PoolKey, Vec<(C, Instant)>>>,
+}
+
+impl<C> Pool<C> {
+    fn new(size: usize, idle: Duration) -> Pool<C> {
+        Pool {
+            size,
+            idle,
+            hasher: RandomState::new(),
+            conns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(
+        &self,
+        tenant: &str,
+        config: &DirectoryConfig,
+        bind_dn: &str,
+        password: &str,
+    ) -> PoolKey {
+        PoolKey {
+            tenant: tenant.to_string(),
+            host: config.host.clone(),
+            port: config.port,
+            security: config.security.clone(),
+            bind_dn: bind_dn.to_string(),
+            password_hash: self.hasher.hash_one(password),
+        }
+    }
+
+    /// Removes the connections idle for longer than `idle` (of every key: a changed
+    /// configuration's connections go too); the caller drops them after the lock.
+    fn expire(&self, conns: &mut HashMap<PoolKey, Vec<(C, Instant)>>) -> Vec<C> {
+        let mut expired = Vec::new();
+        for idle in conns.values_mut() {
+            let mut i = 0;
+            while i < idle.len() {
+                if idle[i].1.elapsed() >= self.idle {
+                    expired.push(idle.swap_remove(i).0);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        conns.retain(|_, idle| !idle.is_empty());
+        expired
+    }
+
+    /// An idle connection of `key`, the most recently used one, if any.
+    fn take(&self, key: &PoolKey) -> Option<C> {
+        if self.size == 0 {
+            return None;
+        }
+        let (taken, expired) = {
+            let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let expired = self.expire(&mut conns);
+            let taken = conns.get_mut(key).and_then(|idle| {
+                let newest = (0..idle.len()).max_by_key(|&i| idle[i].1)?;
+                Some(idle.swap_remove(newest).0)
+            });
+            (taken, expired)
+        };
+        drop(expired);
+        taken
+    }
+
+    /// Keeps `conn` (every operation on it succeeded) for `key`; gives it back when the pool
+    /// is off or full, for the caller to close.
+    fn put(&self, key: PoolKey, conn: C) -> Option<C> {
+        if self.size == 0 {
+            return Some(conn);
+        }
+        let (refused, expired) = {
+            let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let expired = self.expire(&mut conns);
+            let idle = conns.entry(key).or_default();
+            let refused = if idle.len() < self.size {
+                idle.push((conn, Instant::now()));
+                None
+            } else {
+                Some(conn)
+            };
+            (refused, expired)
+        };
+        drop(expired);
+        refused
+    }
+}
+
+/// Why a search on a service connection failed: the connection itself (worth a retry on a new
+/// one when it came from the pool), or an answer of the directory (not).
+enum Failure {
+    Connection(String),
+    Answer(String),
+}
+
+impl Failure {
+    fn why(self) -> String {
+        match self {
+            Failure::Connection(why) | Failure::Answer(why) => why,
+        }
     }
 }
 
@@ -207,13 +371,17 @@ struct Found {
 struct Directory {
     host: Host,
     settings: Settings,
+    /// Idle connections bound as the tenants' service accounts.
+    pool: Pool<LdapConn>,
 }
 
 impl Directory {
     fn load(host: &Host, config: &Value) -> Result<Directory, PluginError> {
+        let settings = Settings::from_config(config)?;
         Ok(Directory {
             host: host.clone(),
-            settings: Settings::from_config(config)?,
+            pool: Pool::new(settings.pool_size, settings.pool_idle),
+            settings,
         })
     }
 
@@ -264,7 +432,7 @@ impl Directory {
             );
             return Ok(None);
         };
-        let email = match self.directory_email(&config, login, password) {
+        let email = match self.directory_email(&tenant, &config, login, password) {
             Ok(Some(email)) => email,
             Ok(None) => return Ok(None),
             Err(why) => {
@@ -303,102 +471,23 @@ impl Directory {
     /// entry (or several), wrong credentials or no e-mail; `Err` for a directory failure.
     fn directory_email(
         &self,
+        tenant: &str,
         config: &DirectoryConfig,
         login: &str,
         password: &str,
     ) -> Result<Option<String>, String> {
         let timeout = self.settings.timeout;
-        let settings = LdapConnSettings::new()
-            .set_conn_timeout(timeout)
-            .set_starttls(config.security.as_deref() == Some("tls"))
-            .set_config(self.settings.tls.clone());
-        let url = url::Url::parse(&config.url()).map_err(|e| format!("bad address: {e}"))?;
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err("no host".into());
-        }
-        // The whole exchange (connection, up to four operations, unbind) is bounded at twice
+        // The whole exchange (connections, up to four operations, unbinds) is bounded at twice
         // the per-operation time-out, so that a slow directory never outlasts the host's
         // plugin-call time-out (5 s by default) and never keeps this call's thread after it.
         let deadline = Instant::now() + timeout.saturating_mul(2);
-        let mut conn =
-            LdapConn::from_url_with_settings(settings, &url).map_err(|e| e.to_string())?;
-        let outcome = self.bind_and_read(&mut conn, config, login, password, deadline);
-        if let Ok(left) = time_left(deadline, timeout) {
-            let _ = conn.with_timeout(left).unbind();
-        }
-        outcome
-    }
-
-    fn bind_and_read(
-        &self,
-        conn: &mut LdapConn,
-        config: &DirectoryConfig,
-        login: &str,
-        password: &str,
-        deadline: Instant,
-    ) -> Result<Option<String>, String> {
-        let timeout = self.settings.timeout;
-        let email_attr = config.user_email_attribute.as_str();
-        let (dn, mut email) = match (&config.bind_dn, &config.bind_password) {
+        let (dn, email) = match (&config.bind_dn, &config.bind_password) {
             (Some(bind_dn), Some(bind_password)) => {
-                let bound = conn
-                    .with_timeout(time_left(deadline, timeout)?)
-                    .simple_bind(bind_dn, bind_password)
-                    .map_err(|e| e.to_string())?;
-                if bound.rc != 0 {
-                    return Err(format!(
-                        "the service bind as {bind_dn:?} failed ({})",
-                        bound.rc
-                    ));
+                let key = self.pool.key(tenant, config, bind_dn, bind_password);
+                match self.find_entry(key, config, login, deadline)? {
+                    Some(found) => found,
+                    None => return Ok(None),
                 }
-                let template = config.search_filters.as_deref().unwrap_or(DEFAULT_FILTER);
-                let Some(filter) = fill_filter(
-                    template,
-                    &[
-                        ("username", login),
-                        ("user_login_attribute", &config.user_login_attribute),
-                        ("user_email_attribute", email_attr),
-                    ],
-                ) else {
-                    return Err(format!("search_filters {template:?} cannot be filled"));
-                };
-                let found = conn
-                    .with_timeout(time_left(deadline, timeout)?)
-                    .with_search_options(SearchOptions::new().sizelimit(2))
-                    .search(
-                        &config.user_base_dn,
-                        Scope::Subtree,
-                        &filter,
-                        vec![email_attr],
-                    )
-                    .map_err(|e| e.to_string())?;
-                let (entries, result) = (found.0, found.1);
-                // 4: sizeLimitExceeded (more than one entry).
-                if result.rc != 0 && result.rc != 4 {
-                    return Err(format!(
-                        "the search failed ({}: {})",
-                        result.rc, result.text
-                    ));
-                }
-                if entries.len() != 1 || result.rc == 4 {
-                    log::info!(
-                        "LDAP login refused: {} entries match the login under {:?}",
-                        if result.rc == 4 {
-                            "several".to_string()
-                        } else {
-                            entries.len().to_string()
-                        },
-                        config.user_base_dn
-                    );
-                    return Ok(None);
-                }
-                let mut entries = entries;
-                let Some(raw) = entries.pop() else {
-                    return Ok(None);
-                };
-                let entry = SearchEntry::construct(raw);
-                let email = attribute(&entry, email_attr);
-                (entry.dn, email)
             }
             _ => (
                 format!(
@@ -410,9 +499,190 @@ impl Directory {
                 None,
             ),
         };
+        // The user bind: on a connection of its own, closed after it, never pooled.
+        let mut conn = self.open(config, deadline)?;
+        let outcome = self.user_bind_and_read(&mut conn, config, &dn, password, email, deadline);
+        self.close(conn, deadline);
+        outcome
+    }
+
+    /// A new connection to the directory (StartTLS done when configured).
+    fn open(&self, config: &DirectoryConfig, deadline: Instant) -> Result<LdapConn, String> {
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(time_left(deadline, self.settings.timeout)?)
+            .set_starttls(config.security.as_deref() == Some("tls"))
+            .set_config(self.settings.tls.clone());
+        let url = url::Url::parse(&config.url()).map_err(|e| format!("bad address: {e}"))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("no host".into());
+        }
+        LdapConn::from_url_with_settings(settings, &url).map_err(|e| e.to_string())
+    }
+
+    /// Unbinds and closes `conn`, if there is time left.
+    fn close(&self, mut conn: LdapConn, deadline: Instant) {
+        if let Ok(left) = time_left(deadline, self.settings.timeout) {
+            let _ = conn.with_timeout(left).unbind();
+        }
+    }
+
+    /// Keeps `conn`, bound as the service account and every operation on it a success, in the
+    /// pool (or closes it when the pool is off or full).
+    fn release(&self, key: PoolKey, conn: LdapConn, deadline: Instant) {
+        if let Some(conn) = self.pool.put(key, conn) {
+            self.close(conn, deadline);
+        }
+    }
+
+    /// The service bind and the search: the DN of the login's entry and the e-mail the search
+    /// read, `None` for no entry or several. On a pooled connection when there is one; one
+    /// that fails is dropped and the search retried once on a new connection.
+    fn find_entry(
+        &self,
+        key: PoolKey,
+        config: &DirectoryConfig,
+        login: &str,
+        deadline: Instant,
+    ) -> Result<Option<(String, Option<String>)>, String> {
+        if let Some(mut conn) = self.pool.take(&key) {
+            match self.search(&mut conn, config, login, deadline) {
+                Ok(found) => {
+                    self.release(key, conn, deadline);
+                    return Ok(found);
+                }
+                Err(Failure::Answer(why)) => {
+                    self.close(conn, deadline);
+                    return Err(why);
+                }
+                Err(Failure::Connection(why)) => {
+                    // Its state is unknown (a restarted or hung directory): never reused.
+                    drop(conn);
+                    log::info!(
+                        "LDAP: a pooled connection to {}:{} failed ({why}); trying a new one",
+                        config.host,
+                        config.port
+                    );
+                }
+            }
+        }
+        let mut conn = self.open(config, deadline)?;
+        let outcome = self
+            .service_bind(&mut conn, config, deadline)
+            .and_then(|()| self.search(&mut conn, config, login, deadline));
+        match outcome {
+            Ok(found) => {
+                self.release(key, conn, deadline);
+                Ok(found)
+            }
+            Err(failure) => {
+                self.close(conn, deadline);
+                Err(failure.why())
+            }
+        }
+    }
+
+    /// Binds `conn` as the service account.
+    fn service_bind(
+        &self,
+        conn: &mut LdapConn,
+        config: &DirectoryConfig,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let (Some(bind_dn), Some(bind_password)) = (&config.bind_dn, &config.bind_password) else {
+            return Err(Failure::Answer("no service account".into()));
+        };
+        let left = time_left(deadline, self.settings.timeout).map_err(Failure::Connection)?;
+        let bound = conn
+            .with_timeout(left)
+            .simple_bind(bind_dn, bind_password)
+            .map_err(|e| Failure::Connection(e.to_string()))?;
+        if bound.rc != 0 {
+            return Err(Failure::Answer(format!(
+                "the service bind as {bind_dn:?} failed ({})",
+                bound.rc
+            )));
+        }
+        Ok(())
+    }
+
+    /// The subtree search for the login's entry, on a connection bound as the service account.
+    fn search(
+        &self,
+        conn: &mut LdapConn,
+        config: &DirectoryConfig,
+        login: &str,
+        deadline: Instant,
+    ) -> Result<Option<(String, Option<String>)>, Failure> {
+        let email_attr = config.user_email_attribute.as_str();
+        let template = config.search_filters.as_deref().unwrap_or(DEFAULT_FILTER);
+        let Some(filter) = fill_filter(
+            template,
+            &[
+                ("username", login),
+                ("user_login_attribute", &config.user_login_attribute),
+                ("user_email_attribute", email_attr),
+            ],
+        ) else {
+            return Err(Failure::Answer(format!(
+                "search_filters {template:?} cannot be filled"
+            )));
+        };
+        let left = time_left(deadline, self.settings.timeout).map_err(Failure::Connection)?;
+        let found = conn
+            .with_timeout(left)
+            .with_search_options(SearchOptions::new().sizelimit(2))
+            .search(
+                &config.user_base_dn,
+                Scope::Subtree,
+                &filter,
+                vec![email_attr],
+            )
+            .map_err(|e| Failure::Connection(e.to_string()))?;
+        let (entries, result) = (found.0, found.1);
+        // 4: sizeLimitExceeded (more than one entry).
+        if result.rc != 0 && result.rc != 4 {
+            return Err(Failure::Answer(format!(
+                "the search failed ({}: {})",
+                result.rc, result.text
+            )));
+        }
+        if entries.len() != 1 || result.rc == 4 {
+            log::info!(
+                "LDAP login refused: {} entries match the login under {:?}",
+                if result.rc == 4 {
+                    "several".to_string()
+                } else {
+                    entries.len().to_string()
+                },
+                config.user_base_dn
+            );
+            return Ok(None);
+        }
+        let mut entries = entries;
+        let Some(raw) = entries.pop() else {
+            return Ok(None);
+        };
+        let entry = SearchEntry::construct(raw);
+        let email = attribute(&entry, email_attr);
+        Ok(Some((entry.dn, email)))
+    }
+
+    /// Binds `conn` as `dn` with the login's password and reads the entry's e-mail when the
+    /// search did not.
+    fn user_bind_and_read(
+        &self,
+        conn: &mut LdapConn,
+        config: &DirectoryConfig,
+        dn: &str,
+        password: &str,
+        mut email: Option<String>,
+        deadline: Instant,
+    ) -> Result<Option<String>, String> {
+        let timeout = self.settings.timeout;
+        let email_attr = config.user_email_attribute.as_str();
         let bound = conn
             .with_timeout(time_left(deadline, timeout)?)
-            .simple_bind(&dn, password)
+            .simple_bind(dn, password)
             .map_err(|e| e.to_string())?;
         if bound.rc != 0 {
             // 49: invalidCredentials (a wrong password or no such entry).
@@ -425,7 +695,7 @@ impl Directory {
         if email.is_none() {
             let read = conn
                 .with_timeout(time_left(deadline, timeout)?)
-                .search(&dn, Scope::Base, "(objectClass=*)", vec![email_attr])
+                .search(dn, Scope::Base, "(objectClass=*)", vec![email_attr])
                 .map_err(|e| e.to_string())?;
             email = read
                 .0
@@ -661,5 +931,92 @@ mod tests {
         let left = time_left(Instant::now() + Duration::from_millis(500), op).unwrap();
         assert!(left <= Duration::from_millis(500) && left > Duration::ZERO);
         assert!(time_left(Instant::now(), op).is_err());
+    }
+
+    fn config(host: &str) -> DirectoryConfig {
+        DirectoryConfig::from_json(&json!({
+            "host": host, "port": 389, "user_base_dn": "dc=x",
+            "user_login_attribute": "uid", "user_email_attribute": "mail",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_pool_reuses_a_connection_only_for_the_same_tenant_directory_and_credentials() {
+        let pool: Pool<u32> = Pool::new(4, Duration::from_secs(60));
+        let key = pool.key("t1", &config("ldap.a"), "cn=svc", "pw");
+        assert!(pool.put(key.clone(), 1).is_none());
+        for other in [
+            pool.key("t2", &config("ldap.a"), "cn=svc", "pw"),
+            pool.key("t1", &config("ldap.b"), "cn=svc", "pw"),
+            pool.key("t1", &config("ldap.a"), "cn=other", "pw"),
+            pool.key("t1", &config("ldap.a"), "cn=svc", "changed"),
+        ] {
+            assert!(pool.take(&other).is_none());
+        }
+        let mut tls = config("ldap.a");
+        tls.security = Some("tls".into());
+        assert!(pool.take(&pool.key("t1", &tls, "cn=svc", "pw")).is_none());
+        assert_eq!(
+            pool.take(&pool.key("t1", &config("ldap.a"), "cn=svc", "pw")),
+            Some(1)
+        );
+        // Taken: not handed out twice.
+        assert_eq!(pool.take(&key), None);
+    }
+
+    #[test]
+    fn the_pool_is_bounded_per_key_and_can_be_off() {
+        let pool: Pool<u32> = Pool::new(2, Duration::from_secs(60));
+        let key = pool.key("t", &config("h"), "cn=svc", "pw");
+        assert_eq!(pool.put(key.clone(), 1), None);
+        assert_eq!(pool.put(key.clone(), 2), None);
+        assert_eq!(pool.put(key.clone(), 3), Some(3));
+        let other = pool.key("u", &config("h"), "cn=svc", "pw");
+        assert_eq!(pool.put(other.clone(), 4), None);
+        assert_eq!(pool.take(&key), Some(2));
+        assert_eq!(pool.take(&key), Some(1));
+        assert_eq!(pool.take(&key), None);
+        assert_eq!(pool.take(&other), Some(4));
+
+        let off: Pool<u32> = Pool::new(0, Duration::from_secs(60));
+        assert_eq!(off.put(key.clone(), 1), Some(1));
+        assert_eq!(off.take(&key), None);
+    }
+
+    #[test]
+    fn idle_connections_expire() {
+        let pool: Pool<u32> = Pool::new(4, Duration::from_millis(50));
+        let key = pool.key("t", &config("h"), "cn=svc", "pw");
+        let other = pool.key("u", &config("h"), "cn=svc", "pw");
+        assert_eq!(pool.put(key.clone(), 1), None);
+        assert_eq!(pool.put(other.clone(), 2), None);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(pool.put(key.clone(), 3), None);
+        // Every key's expired connections go, not only the one asked for.
+        assert_eq!(pool.conns.lock().unwrap().len(), 1);
+        assert_eq!(pool.take(&key), Some(3));
+        assert_eq!(pool.take(&key), None);
+        assert_eq!(pool.take(&other), None);
+    }
+
+    #[test]
+    fn pool_settings_are_validated() {
+        let ok = Settings::from_config(&json!({})).unwrap();
+        assert_eq!(ok.pool_size, 4);
+        assert_eq!(ok.pool_idle, Duration::from_secs(60));
+        let ok = Settings::from_config(&json!({"pool_size": 0, "pool_idle_timeout": 1.5})).unwrap();
+        assert_eq!(ok.pool_size, 0);
+        assert_eq!(ok.pool_idle, Duration::from_millis(1500));
+        for bad in [
+            json!({"pool_size": -1}),
+            json!({"pool_size": 1.5}),
+            json!({"pool_size": "4"}),
+            json!({"pool_size": 101}),
+            json!({"pool_idle_timeout": 0}),
+            json!({"pool_idle_timeout": "60"}),
+        ] {
+            assert!(Settings::from_config(&bad).is_err(), "{bad}");
+        }
     }
 }
