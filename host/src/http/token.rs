@@ -430,7 +430,7 @@ mod tests {
             session_uuid: "s-1".into(),
             user_agent: "agent \"007\"".into(),
             remote_addr: "10.0.0.1".into(),
-            acl: vec!["confd.#".into(), "auth.users.me.read".into()],
+            acl: vec!["confd.#".to_string(), "auth.users.me.read".into()].into(),
             refresh_token_uuid: None,
         }
     }
