@@ -80,6 +80,8 @@ pub struct CompiledAcl {
 pub struct AclProgram {
     /// The ACL as given.
     acl: Arc<[String]>,
+    /// Its JSON (an array of strings), written once when first asked for.
+    json: std::sync::OnceLock<bytes::Bytes>,
     positive: Side,
     negative: Side,
     /// The negative entries as written (without their `!`), for the escalation guard.
@@ -534,6 +536,15 @@ impl AclProgram {
         &self.acl
     }
 
+    /// The ACL's entries as a JSON array (compact), shared by the tokens holding this ACL.
+    pub fn acl_json(&self) -> &bytes::Bytes {
+        self.json.get_or_init(|| {
+            serde_json::to_vec(&*self.acl)
+                .map(bytes::Bytes::from)
+                .unwrap_or_default()
+        })
+    }
+
     /// Compiles an ACL, for any token.
     pub fn compile(acl: &[String]) -> AclProgram {
         let mut positives = Vec::new();
@@ -549,6 +560,7 @@ impl AclProgram {
         let uses = |part: Part| positive.uses(&part) || negative.uses(&part);
         AclProgram {
             acl: acl.into(),
+            json: std::sync::OnceLock::new(),
             negative_entries: negatives.iter().map(|e| e.to_string()).collect(),
             uses_auth_id: uses(Part::Me),
             uses_session: uses(Part::Session),
@@ -830,6 +842,7 @@ mod tests {
         CompiledAcl {
             program: Arc::new(AclProgram {
                 acl: entries.iter().map(|e| e.to_string()).collect(),
+                json: std::sync::OnceLock::new(),
                 negative_entries: neg.iter().map(|e| e.to_string()).collect(),
                 positive: side(pos.collect(), auth_id, session, false),
                 negative: side(neg, auth_id, session, true),

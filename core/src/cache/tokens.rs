@@ -32,8 +32,9 @@ const SHARDS: usize = 16;
 pub struct CachedToken {
     pub token: Token,
     pub acl: Arc<CompiledAcl>,
-    /// The HTTP layer's rendering of the token, computed once (a token never changes) and
-    /// shared by every answer (a reference count, not a copy).
+    /// The HTTP layer's rendering of the token, computed once (a token never changes): the
+    /// part after its ACL, whose JSON is shared by the tokens of the same ACL
+    /// ([`crate::acl::AclProgram::acl_json`]).
     pub rendered: std::sync::OnceLock<bytes::Bytes>,
 }
 
@@ -53,12 +54,13 @@ struct Shard {
 const EVICTION_PROBES: usize = 4;
 
 impl Shard {
-    /// Makes room for one entry in O(1): drops an expired entry among the next
-    /// [`EVICTION_PROBES`] under the hand, else the one under the hand (an arbitrary live one).
-    fn evict_one(&mut self, now: f64) {
+    /// Makes room for one entry in O(1): removes an expired entry among the next
+    /// [`EVICTION_PROBES`] under the hand, else the one under the hand (an arbitrary live one),
+    /// and returns it (to be dropped once the lock is released).
+    fn evict_one(&mut self, now: f64) -> Option<Arc<CachedToken>> {
         let len = self.positive.len();
         if len == 0 {
-            return;
+            return None;
         }
         let start = self.hand % len;
         let victim = (0..EVICTION_PROBES.min(len))
@@ -69,8 +71,8 @@ impl Shard {
                     .is_some_and(|(_, e)| e.token.expire_t < now)
             })
             .unwrap_or(start);
-        self.positive.swap_remove_index(victim);
         self.hand = start + 1;
+        self.positive.swap_remove_index(victim).map(|(_, e)| e)
     }
 }
 
@@ -221,17 +223,20 @@ impl TokenCache {
         // read (it could be this token's: caching it now would resurrect it).
         // The epoch is compared under the shard's lock: a revocation bumps it before taking that
         // lock to drop the entry, so it either is seen here or removes what is inserted here.
+        // Evicted entries are freed after the lock is released.
+        let mut evicted = Vec::new();
         if listening {
             let mut shard = self.shard(&key);
             if self.is_live() && self.epoch.load(Ordering::Acquire) == epoch {
                 while shard.positive.len() >= self.capacity_per_shard
                     && !shard.positive.contains_key(&key)
                 {
-                    shard.evict_one(now);
+                    evicted.extend(shard.evict_one(now));
                 }
                 shard.positive.insert(key, entry.clone());
             }
         }
+        drop(evicted);
         entry
     }
 
@@ -371,9 +376,11 @@ mod tests {
             assert!(entry.acl.matches(&required));
             assert!(!entry.acl.matches("auth.users.someone-else.read"));
             if render {
-                // The GET path's rendering, about the size of the real one.
+                // The GET path's rendering, about the size of the real one: what follows the
+                // ACL, kept with the token; the ACL's JSON, shared.
+                let _ = entry.acl.program().acl_json();
                 let body = serde_json::json!({"data": {
-                    "acl": &entry.token.acl[..], "auth_id": entry.token.auth_id,
+                    "auth_id": entry.token.auth_id,
                     "metadata": entry.token.metadata, "session_uuid": entry.token.session_uuid,
                     "token": entry.token.token, "user_agent": entry.token.user_agent,
                     "remote_addr": entry.token.remote_addr,
@@ -384,7 +391,7 @@ mod tests {
                     "xivo_user_uuid": null, "xivo_uuid": null}});
                 let _ = entry
                     .rendered
-                    .set(bytes::Bytes::from(body.to_string().into_bytes()));
+                    .set(bytes::Bytes::copy_from_slice(body.to_string().as_bytes()));
             }
             took
         };
