@@ -35,15 +35,23 @@
 //! match a newline character.
 //!
 //! Implementation: entries without any wildcard or substitutable segment are
-//! stored in hash sets (O(1) exact match); all other positive entries are
-//! compiled into one alternation regex, and the negative ones into another.
+//! stored in hash sets (O(1) exact match); entries with a `me` or `my_session`
+//! segment are kept as a short list of parts matched by a position-set
+//! simulation (`Bound`), so that nothing compiled depends on the token; all
+//! other positive entries are compiled into one alternation regex, and the
+//! negative ones into another. The result ([`AclProgram`]) is shared by every
+//! token holding the same ACL ([`AclInterner`]); a token adds only its auth_id
+//! and session uuid ([`CompiledAcl`]).
 //! Entries that cannot be compiled (translation longer than
-//! `MAX_PATTERN_LEN`, or exceeding the regex size limit) never panic and never
-//! grant anything: a positive one is skipped; a negative one denies every
+//! `MAX_PATTERN_LEN`, or exceeding the regex size limit; for a `me` /
+//! `my_session` entry, judged on its translation with empty values, and
+//! likewise a match of one that would take more than `MAX_BOUND_WORK` steps)
+//! never panic and never grant anything: a positive one is skipped; a negative one denies every
 //! required string starting with its literal prefix (the text before its
 //! first wildcard or substituted segment), a superset of what it would deny.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
 
 use regex::Regex;
 
@@ -53,13 +61,33 @@ pub mod reference;
 
 /// A token's ACL, compiled once and then matched many times.
 ///
+/// The compiled form of the ACL itself ([`AclProgram`]) does not depend on the token: tokens
+/// holding the same ACL share one ([`AclInterner`]). Only the token's auth_id and session uuid
+/// (for `me` and `my_session` segments) are kept per token.
+///
 /// `Send + Sync`; cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct CompiledAcl {
+    program: Arc<AclProgram>,
+    /// Empty unless the ACL has a `me` segment.
+    auth_id: Box<str>,
+    /// Empty unless the ACL has a `my_session` segment.
+    session_uuid: Box<str>,
+}
+
+/// An ACL compiled independently of any token: the same for every token holding that ACL.
+#[derive(Debug)]
+pub struct AclProgram {
+    /// The ACL as given.
+    acl: Arc<[String]>,
+    /// Its JSON (an array of strings), written once when first asked for.
+    json: std::sync::OnceLock<bytes::Bytes>,
     positive: Side,
     negative: Side,
     /// The negative entries as written (without their `!`), for the escalation guard.
     negative_entries: Vec<String>,
+    uses_auth_id: bool,
+    uses_session: bool,
 }
 
 /// Translated entries longer than this (in regex syntax) are not even handed
@@ -72,8 +100,10 @@ const MAX_PATTERN_LEN: usize = 64 * 1024;
 struct Side {
     /// Entries that can only match a string equal to themselves.
     exact: HashSet<String>,
-    /// Entries with wildcards or substitutable segments.
+    /// Entries with wildcards or an `edit` segment.
     patterns: Patterns,
+    /// Entries with a `me` or `my_session` segment (what they match depends on the token).
+    bound: Vec<Bound>,
     /// Negative side only: literal prefixes of the negative entries that could
     /// not be compiled. Every string such an entry could match starts with
     /// its literal prefix, so denying all of them over-approximates the entry:
@@ -156,17 +186,40 @@ impl Patterns {
 }
 
 impl Side {
-    fn build(entries: Vec<&str>, auth_id: &str, session_uuid: &str, negative: bool) -> Side {
+    fn build(entries: Vec<&str>, negative: bool) -> Side {
         let mut exact = HashSet::new();
         let mut patterns = Vec::new();
+        let mut bound_entries = Vec::new();
         for entry in entries {
             if is_exact(entry) {
                 exact.insert(entry.to_owned());
+            } else if is_bound(entry) {
+                bound_entries.push(entry);
             } else {
-                patterns.push(entry_to_regex(entry, auth_id, session_uuid));
+                // No `me` / `my_session` segment: the translation does not use the values.
+                patterns.push(entry_to_regex(entry, "", ""));
             }
         }
-        let (patterns, dropped) = Patterns::build(patterns, negative);
+        let (patterns, mut dropped) = Patterns::build(patterns, negative);
+        // A bound entry is matched by `Bound`, not by a regex; but one whose translation would
+        // not compile (judged with empty values) is dropped as an unbound one is, so that what
+        // the ACL grants does not depend on where an entry is matched.
+        let translations: Vec<Pattern> = bound_entries
+            .iter()
+            .map(|e| entry_to_regex(e, "", ""))
+            .collect();
+        let (_, bound_dropped) = Patterns::build(translations, negative);
+        let mut bound: Vec<Bound> = bound_entries
+            .into_iter()
+            .filter(|e| {
+                let translation = entry_to_regex(e, "", "");
+                !bound_dropped.iter().any(|d| d.body == translation.body)
+            })
+            .map(Bound::parse)
+            .collect();
+        bound.sort_unstable_by(|a, b| a.parts.cmp(&b.parts));
+        bound.dedup_by(|a, b| a.parts == b.parts);
+        dropped.extend(bound_dropped);
         let mut deny_prefixes = Vec::new();
         if negative {
             // A positive entry that cannot be compiled is simply skipped (it
@@ -178,12 +231,13 @@ impl Side {
         Side {
             exact,
             patterns,
+            bound,
             deny_prefixes,
             python_dollar: negative,
         }
     }
 
-    fn is_match(&self, required: &str) -> bool {
+    fn is_match(&self, required: &str, auth_id: &str, session_uuid: &str) -> bool {
         self.exact.contains(required)
             || (self.python_dollar
                 && required
@@ -191,9 +245,193 @@ impl Side {
                     .is_some_and(|r| self.exact.contains(r)))
             || self.patterns.is_match(required)
             || self
+                .bound
+                .iter()
+                .any(|b| b.matches(required, auth_id, session_uuid, self.python_dollar))
+            || self
                 .deny_prefixes
                 .iter()
                 .any(|prefix| required.starts_with(prefix.as_str()))
+    }
+
+    fn uses(&self, part: &Part) -> bool {
+        self.bound.iter().any(|b| b.parts.contains(part))
+    }
+}
+
+/// True when `entry` has a `me` or `my_session` segment.
+fn is_bound(entry: &str) -> bool {
+    entry.split('.').any(|s| s == "me" || s == "my_session")
+}
+
+/// One element of an entry with a `me` or `my_session` segment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    /// Literal text (segment dots included).
+    Lit(String),
+    /// `*` (a run of them): any characters but `.` and `#`.
+    Star,
+    /// `#` (a run of them): any characters but `\n`.
+    Hash,
+    /// A `me` segment: `me` or the token's auth_id.
+    Me,
+    /// A `my_session` segment: `my_session` or the token's session uuid.
+    Session,
+    /// An `edit` segment: `edit` or `update`.
+    Edit,
+}
+
+/// Above this much work (required string length × entry size), a bound entry is not matched:
+/// a positive one grants nothing, a negative one denies its literal prefix (as an entry too big
+/// to compile).
+const MAX_BOUND_WORK: usize = 1 << 24;
+
+/// An entry with a `me` or `my_session` segment, matched without a regex, so that it is
+/// compiled once for every token holding it: the token's values are only supplied when
+/// matching. The language is the one of [`entry_to_regex`]'s translation (anchored); matching
+/// simulates it over the positions of the required string, in O(length × parts).
+#[derive(Debug, Clone)]
+struct Bound {
+    parts: Vec<Part>,
+    /// The literal text before the first wildcard or substituted segment: every string the
+    /// entry matches starts with it.
+    prefix: String,
+    /// The sum of the parts' sizes (a literal counts its length).
+    size: usize,
+}
+
+impl Bound {
+    fn parse(entry: &str) -> Bound {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let flush = |literal: &mut String, parts: &mut Vec<Part>| {
+            if !literal.is_empty() {
+                parts.push(Part::Lit(std::mem::take(literal)));
+            }
+        };
+        for (i, segment) in entry.split('.').enumerate() {
+            if i > 0 {
+                literal.push('.');
+            }
+            let substituted = match segment {
+                "me" => Some(Part::Me),
+                "my_session" => Some(Part::Session),
+                "edit" => Some(Part::Edit),
+                _ => None,
+            };
+            if let Some(part) = substituted {
+                flush(&mut literal, &mut parts);
+                parts.push(part);
+                continue;
+            }
+            // Runs of one wildcard are collapsed, as in `entry_to_regex`.
+            let mut previous = None;
+            for c in segment.chars() {
+                match c {
+                    '*' | '#' if previous == Some(c) => {}
+                    '*' => {
+                        flush(&mut literal, &mut parts);
+                        parts.push(Part::Star);
+                    }
+                    '#' => {
+                        flush(&mut literal, &mut parts);
+                        parts.push(Part::Hash);
+                    }
+                    _ => literal.push(c),
+                }
+                previous = Some(c);
+            }
+        }
+        flush(&mut literal, &mut parts);
+        let prefix = match parts.first() {
+            Some(Part::Lit(l)) => l.clone(),
+            _ => String::new(),
+        };
+        let size = parts
+            .iter()
+            .map(|p| match p {
+                Part::Lit(l) => l.len(),
+                _ => 1,
+            })
+            .sum();
+        Bound {
+            parts,
+            prefix,
+            size,
+        }
+    }
+
+    /// Whether the entry matches all of `required` (or, with `python_dollar`, all of it but a
+    /// final `\n`), `me` standing for `auth_id` and `my_session` for `session_uuid`.
+    ///
+    /// Works on bytes: every literal is valid UTF-8 and starts and ends on character
+    /// boundaries, so a wildcard can only cover whole characters, and a character other than
+    /// `.`, `#` or `\n` has no byte equal to one of them.
+    fn matches(
+        &self,
+        required: &str,
+        auth_id: &str,
+        session_uuid: &str,
+        python_dollar: bool,
+    ) -> bool {
+        if !required.starts_with(self.prefix.as_str()) {
+            return false;
+        }
+        let work =
+            (required.len() + 1).saturating_mul(self.size + auth_id.len() + session_uuid.len());
+        if work > MAX_BOUND_WORK {
+            // Fails closed, as an entry too big to compile: a positive entry grants nothing; a
+            // negative one denies its prefix (checked above).
+            return python_dollar;
+        }
+        let s = required.as_bytes();
+        let n = s.len();
+        let mut reach = vec![false; n + 1];
+        let mut next = vec![false; n + 1];
+        reach[0] = true;
+        for part in &self.parts {
+            next.fill(false);
+            let mut any = false;
+            match part {
+                Part::Star | Part::Hash => {
+                    let allowed = |c: u8| match part {
+                        Part::Star => c != b'.' && c != b'#',
+                        _ => c != b'\n',
+                    };
+                    let mut on = false;
+                    for p in 0..=n {
+                        on = reach[p] || (on && p > 0 && allowed(s[p - 1]));
+                        next[p] = on;
+                        any |= on;
+                    }
+                }
+                _ => {
+                    let single;
+                    let alternatives: &[&str] = match part {
+                        Part::Lit(l) => {
+                            single = [l.as_str()];
+                            &single
+                        }
+                        Part::Me => &["me", auth_id],
+                        Part::Session => &["my_session", session_uuid],
+                        _ => &["edit", "update"],
+                    };
+                    for p in (0..=n).filter(|&p| reach[p]) {
+                        for alternative in alternatives {
+                            if s[p..].starts_with(alternative.as_bytes()) {
+                                next[p + alternative.len()] = true;
+                                any = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if !any {
+                return false;
+            }
+            std::mem::swap(&mut reach, &mut next);
+        }
+        reach[n] || (python_dollar && n > 0 && s[n - 1] == b'\n' && reach[n - 1])
     }
 }
 
@@ -292,9 +530,23 @@ fn compile_alternation(patterns: &[Pattern], python_dollar: bool) -> Option<Rege
     Regex::new(&regex).ok()
 }
 
-impl CompiledAcl {
-    /// Compile once per token.
-    pub fn compile(acl: &[String], auth_id: &str, session_uuid: &str) -> CompiledAcl {
+impl AclProgram {
+    /// The ACL's entries, as given.
+    pub fn acl(&self) -> &Arc<[String]> {
+        &self.acl
+    }
+
+    /// The ACL's entries as a JSON array (compact), shared by the tokens holding this ACL.
+    pub fn acl_json(&self) -> &bytes::Bytes {
+        self.json.get_or_init(|| {
+            serde_json::to_vec(&*self.acl)
+                .map(bytes::Bytes::from)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Compiles an ACL, for any token.
+    pub fn compile(acl: &[String]) -> AclProgram {
         let mut positives = Vec::new();
         let mut negatives = Vec::new();
         for entry in acl {
@@ -303,16 +555,50 @@ impl CompiledAcl {
                 None => positives.push(entry.as_str()),
             }
         }
-        CompiledAcl {
+        let positive = Side::build(positives, false);
+        let negative = Side::build(negatives.clone(), true);
+        let uses = |part: Part| positive.uses(&part) || negative.uses(&part);
+        AclProgram {
+            acl: acl.into(),
+            json: std::sync::OnceLock::new(),
             negative_entries: negatives.iter().map(|e| e.to_string()).collect(),
-            positive: Side::build(positives, auth_id, session_uuid, false),
-            negative: Side::build(negatives, auth_id, session_uuid, true),
+            uses_auth_id: uses(Part::Me),
+            uses_session: uses(Part::Session),
+            positive,
+            negative,
         }
+    }
+}
+
+impl CompiledAcl {
+    /// Compiles `acl` for the token of `auth_id` and `session_uuid`, sharing nothing (see
+    /// [`AclInterner::compile`]).
+    pub fn compile(acl: &[String], auth_id: &str, session_uuid: &str) -> CompiledAcl {
+        CompiledAcl::bind(Arc::new(AclProgram::compile(acl)), auth_id, session_uuid)
+    }
+
+    /// `program` for the token of `auth_id` and `session_uuid`.
+    pub fn bind(program: Arc<AclProgram>, auth_id: &str, session_uuid: &str) -> CompiledAcl {
+        let value = |used: bool, v: &str| if used { v.into() } else { Box::default() };
+        CompiledAcl {
+            auth_id: value(program.uses_auth_id, auth_id),
+            session_uuid: value(program.uses_session, session_uuid),
+            program,
+        }
+    }
+
+    /// The compiled ACL, shared by every token holding it.
+    pub fn program(&self) -> &Arc<AclProgram> {
+        &self.program
     }
 
     /// True when `required` is granted (negatives win).
     pub fn matches(&self, required: &str) -> bool {
-        !self.negative.is_match(required) && self.positive.is_match(required)
+        let p = &self.program;
+        !p.negative
+            .is_match(required, &self.auth_id, &self.session_uuid)
+            && p.positive
+                .is_match(required, &self.auth_id, &self.session_uuid)
     }
 
     /// Like [`matches`](Self::matches), with the original's rule that no
@@ -335,6 +621,7 @@ impl CompiledAcl {
         access.starts_with('!')
             || (self.matches(access)
                 && !self
+                    .program
                     .negative_entries
                     .iter()
                     // Negative entries keep Python's `$`: `!x` also denies `x\n`.
@@ -348,6 +635,77 @@ impl CompiledAcl {
     /// this ACL matches it with one leading `!` removed.
     pub fn may_remove_access(&self, access: &str) -> bool {
         self.matches(access.strip_prefix('!').unwrap_or(access))
+    }
+}
+
+/// Shares compiled ACLs between the tokens holding the same ACL: a million tokens of a few
+/// hundred distinct ACLs hold a few hundred [`AclProgram`]s. Holds them weakly (a program lives
+/// as long as a token using it); dead entries are swept when the map has doubled since the last
+/// sweep, an amortised O(1) per compilation.
+#[derive(Debug, Default)]
+pub struct AclInterner {
+    programs: Mutex<Programs>,
+}
+
+#[derive(Debug, Default)]
+struct Programs {
+    by_acl: HashMap<Arc<[String]>, Weak<AclProgram>>,
+    sweep_at: usize,
+}
+
+/// The interner's map is swept of dead entries from this size on.
+const MIN_SWEEP: usize = 1024;
+
+impl AclInterner {
+    /// `acl` compiled for the token of `auth_id` and `session_uuid`, sharing the program of any
+    /// live token holding the same ACL (same entries, same order).
+    pub fn compile(&self, acl: &[String], auth_id: &str, session_uuid: &str) -> CompiledAcl {
+        if let Some(program) = self.lock().by_acl.get(acl).and_then(Weak::upgrade) {
+            return CompiledAcl::bind(program, auth_id, session_uuid);
+        }
+        // Compiled without the lock (it may take a while); a concurrent compilation of the
+        // same ACL may win the race, and is then used.
+        let compiled = Arc::new(AclProgram::compile(acl));
+        let program = {
+            let mut programs = self.lock();
+            match programs.by_acl.get(acl).and_then(Weak::upgrade) {
+                Some(existing) => existing,
+                None => {
+                    programs
+                        .by_acl
+                        .insert(compiled.acl.clone(), Arc::downgrade(&compiled));
+                    if programs.by_acl.len() >= programs.sweep_at.max(MIN_SWEEP) {
+                        programs.by_acl.retain(|_, p| p.strong_count() > 0);
+                        programs.sweep_at = programs.by_acl.len() * 2;
+                    }
+                    compiled
+                }
+            }
+        };
+        CompiledAcl::bind(program, auth_id, session_uuid)
+    }
+
+    /// Number of distinct ACLs held (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.lock().by_acl.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of distinct ACLs in use by live tokens.
+    pub fn live(&self) -> usize {
+        self.lock()
+            .by_acl
+            .values()
+            .filter(|p| p.strong_count() > 0)
+            .count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Programs> {
+        // The lock only guards map operations; a poisoned lock holds a consistent map.
+        self.programs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -460,7 +818,9 @@ mod tests {
     /// representation, to check it agrees with the combined one.
     fn compiled_separate(entries: &[&str], auth_id: &str, session: &str) -> CompiledAcl {
         fn side(entries: Vec<&str>, auth_id: &str, session: &str, negative: bool) -> Side {
-            let mut side = Side::build(entries.clone(), auth_id, session, negative);
+            let mut side = Side::build(entries.clone(), negative);
+            // Every non-exact entry in its own regex, `me` / `my_session` entries included.
+            side.bound.clear();
             let regexes: Vec<Regex> = entries
                 .iter()
                 .filter(|e| !is_exact(e))
@@ -480,9 +840,17 @@ mod tests {
         let neg = entries.iter().filter_map(|e| e.strip_prefix('!'));
         let neg: Vec<&str> = neg.collect();
         CompiledAcl {
-            negative_entries: neg.iter().map(|e| e.to_string()).collect(),
-            positive: side(pos.collect(), auth_id, session, false),
-            negative: side(neg, auth_id, session, true),
+            program: Arc::new(AclProgram {
+                acl: entries.iter().map(|e| e.to_string()).collect(),
+                json: std::sync::OnceLock::new(),
+                negative_entries: neg.iter().map(|e| e.to_string()).collect(),
+                positive: side(pos.collect(), auth_id, session, false),
+                negative: side(neg, auth_id, session, true),
+                uses_auth_id: false,
+                uses_session: false,
+            }),
+            auth_id: auth_id.into(),
+            session_uuid: session.into(),
         }
     }
 
@@ -864,7 +1232,10 @@ mod tests {
             "d.#".to_string(),
         ];
         let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
-        assert!(matches!(token.positive.patterns, Patterns::Combined(_)));
+        assert!(matches!(
+            token.program.positive.patterns,
+            Patterns::Combined(_)
+        ));
         assert!(token.matches("a.b"));
         assert!(token.matches("c.x"));
         assert!(token.matches("d.x.y"));
@@ -875,7 +1246,10 @@ mod tests {
         }
 
         let only_bad = CompiledAcl::compile(&[too_long, too_big], AUTH_ID, SESSION);
-        assert!(matches!(only_bad.positive.patterns, Patterns::Empty));
+        assert!(matches!(
+            only_bad.program.positive.patterns,
+            Patterns::Empty
+        ));
         assert!(!only_bad.matches(""));
         assert!(!only_bad.matches("x.y"));
         assert!(!only_bad.matches("y.y"));
@@ -887,7 +1261,10 @@ mod tests {
         let too_big = format!("!{}", too_big_for_regex("confd.users.me.x"));
         let entries = vec!["#".to_string(), too_long, too_big, "!calld.*".to_string()];
         let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
-        assert_eq!(token.negative.deny_prefixes, ["auth.", "confd.users."]);
+        assert_eq!(
+            token.program.negative.deny_prefixes,
+            ["auth.", "confd.users."]
+        );
         assert!(token.matches("dird.x"));
         assert!(token.matches("auth"));
         assert!(token.matches("confd.users"));
@@ -924,7 +1301,9 @@ mod tests {
             .map(|i| format!("e{i}.{}", "*#".repeat(2_500)))
             .collect();
         let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
-        assert!(matches!(token.positive.patterns, Patterns::Separate(ref v) if v.len() == 3));
+        assert!(
+            matches!(token.program.positive.patterns, Patterns::Separate(ref v) if v.len() == 3)
+        );
         assert!(token.matches("e0.x"));
         assert!(token.matches("e2.y.y"));
         assert!(!token.matches("e3.x"));
@@ -934,7 +1313,10 @@ mod tests {
         let mut entries = vec!["a.*".to_string(), "b.#".to_string()];
         entries.push(too_big_for_regex("c."));
         let token = CompiledAcl::compile(&entries, AUTH_ID, SESSION);
-        assert!(matches!(token.positive.patterns, Patterns::Combined(_)));
+        assert!(matches!(
+            token.program.positive.patterns,
+            Patterns::Combined(_)
+        ));
         assert!(token.matches("a.x"));
         assert!(token.matches("b.x.y"));
         assert!(!token.matches("c.x"));
@@ -951,11 +1333,14 @@ mod tests {
     #[test]
     fn exact_entries_use_the_hash_set() {
         let token = compiled(&["a.b", "c.*", "users.me", "x.edit", "s.my_session", "!n.o"]);
-        assert!(token.positive.exact.contains("a.b"));
-        assert_eq!(token.positive.exact.len(), 1);
-        assert!(token.negative.exact.contains("n.o"));
-        assert!(matches!(token.positive.patterns, Patterns::Combined(_)));
-        assert!(matches!(token.negative.patterns, Patterns::Empty));
+        assert!(token.program.positive.exact.contains("a.b"));
+        assert_eq!(token.program.positive.exact.len(), 1);
+        assert!(token.program.negative.exact.contains("n.o"));
+        assert!(matches!(
+            token.program.positive.patterns,
+            Patterns::Combined(_)
+        ));
+        assert!(matches!(token.program.negative.patterns, Patterns::Empty));
     }
 
     #[test]
@@ -1125,5 +1510,122 @@ mod tests {
             overlapping += usize::from(brute);
         }
         assert!(overlapping > 200 && overlapping < 1800, "{overlapping}");
+    }
+
+    /// `me` / `my_session` entries are matched without a regex (`Bound`): the same answers as
+    /// their regex translation, on multi-byte text, newlines and values holding wildcards and
+    /// dots.
+    #[test]
+    fn bound_entries_agree_with_their_regex() {
+        let mut state: u64 = 0x1234_5678_9ABC_DEF1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const PIECES: &[&str] = &[
+            "a",
+            ".",
+            ".",
+            "*",
+            "#",
+            "me",
+            "my_session",
+            "edit",
+            "update",
+            "é",
+            "ü.",
+            "\n",
+            "x",
+        ];
+        const VALUES: &[&str] = &["", "é", "a.b", "*", "#", "\n", "me", "ééx"];
+        let gen = |max: u64, next: &mut dyn FnMut() -> u64| {
+            let n = next() % (max + 1);
+            (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect::<String>()
+        };
+        for _ in 0..1_500 {
+            let auth_id = VALUES[(next() % VALUES.len() as u64) as usize];
+            let session = VALUES[(next() % VALUES.len() as u64) as usize];
+            let mut entries: Vec<String> = (0..1 + next() % 3)
+                .map(|_| format!("{}.me.{}", gen(3, &mut next), gen(3, &mut next)))
+                .collect();
+            if next() % 2 == 0 {
+                entries.push(format!(
+                    "!{}my_session{}",
+                    gen(2, &mut next),
+                    gen(2, &mut next)
+                ));
+            }
+            let refs: Vec<&str> = entries.iter().map(|s| s.as_str()).collect();
+            let token = CompiledAcl::compile(&entries, auth_id, session);
+            let regex = compiled_separate(&refs, auth_id, session);
+            let mut candidates: Vec<String> = (0..6).map(|_| gen(8, &mut next)).collect();
+            candidates.extend(entries.iter().map(|e| e.replace("me", auth_id)));
+            candidates.extend(entries.iter().map(|e| e.replace("my_session", session)));
+            for required in &candidates {
+                for required in [required.clone(), format!("{required}\n")] {
+                    assert_eq!(
+                        token.matches(&required),
+                        regex.matches(&required),
+                        "acl {refs:?} auth_id {auth_id:?} session {session:?} required {required:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_interner_shares_programs_between_tokens() {
+        let interner = AclInterner::default();
+        let acl_a = acl(&["confd.users.me.read", "auth.sessions.my_session.#", "!x.*"]);
+        let acl_b = acl(&["confd.users.me.read"]);
+        let a1 = interner.compile(&acl_a, "u1", "s1");
+        let a2 = interner.compile(&acl_a, "u2", "s2");
+        let b1 = interner.compile(&acl_b, "u1", "s1");
+        assert!(Arc::ptr_eq(a1.program(), a2.program()));
+        assert!(!Arc::ptr_eq(a1.program(), b1.program()));
+        assert_eq!(interner.live(), 2);
+        assert!(a1.matches("confd.users.u1.read") && !a1.matches("confd.users.u2.read"));
+        assert!(a2.matches("confd.users.u2.read") && !a2.matches("confd.users.u1.read"));
+        assert!(a1.matches("auth.sessions.s1.x") && !a1.matches("auth.sessions.s2.x"));
+        assert!(a2.matches("auth.sessions.s2.x") && !a2.matches("x.y"));
+        // An unused value is not kept.
+        assert!(b1.session_uuid.is_empty());
+        // Dead programs are dropped, and swept when the map grows: a churn of distinct ACLs
+        // does not grow it.
+        drop((a1, a2, b1));
+        assert_eq!(interner.live(), 0);
+        for i in 0..3 * MIN_SWEEP {
+            let one = interner.compile(&[format!("e{i}.me")], "u", "s");
+            assert!(one.matches(&format!("e{i}.u")));
+            assert!(interner.len() <= MIN_SWEEP, "{}", interner.len());
+        }
+        // With many live ones, at most twice as many as were live at the last sweep.
+        let kept: Vec<CompiledAcl> = (0..3 * MIN_SWEEP)
+            .map(|i| interner.compile(&[format!("k{i}.me")], "u", "s"))
+            .collect();
+        assert_eq!(interner.live(), kept.len());
+        assert!(interner.len() <= 4 * MIN_SWEEP, "{}", interner.len());
+        let again = interner.compile(&acl_a, "u3", "s3");
+        assert!(again.matches("confd.users.u3.read"));
+    }
+
+    #[test]
+    fn huge_bound_entries_fail_closed() {
+        let long = format!("a.me.{}", "x".repeat(1 << 11));
+        let required = format!("a.u.{}", "x".repeat(1 << 11));
+        let token = CompiledAcl::compile(std::slice::from_ref(&long), "u", "s");
+        assert!(token.matches(&required), "within the budget");
+        let huge_required = format!("a.u.{}", "x".repeat(MAX_BOUND_WORK / long.len()));
+        assert!(!token.matches(&huge_required), "positive: grants nothing");
+        let negative = CompiledAcl::compile(&["#".to_string(), format!("!{long}")], "u", "s");
+        assert!(
+            !negative.matches(&huge_required),
+            "negative: denies its prefix"
+        );
+        assert!(negative.matches(&format!("b{huge_required}")));
     }
 }

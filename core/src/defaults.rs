@@ -118,6 +118,128 @@ pub async fn apply_tenant_defaults<C: GenericClient>(
     Ok(())
 }
 
+/// The policy each tenant finds for each slug of `$1` (a `text[]`), as
+/// [`find_policy_for_tenant`] finds it, for every tenant at once: a CTE `resolved(tenant_uuid,
+/// slug, policy_uuid)` (`slug` lower-cased). Its own policy first, else a config-managed one, else
+/// a shared one of an ancestor (the nearest, where the per-tenant query takes any). The shared
+/// candidates are found downwards, from the tenants owning a shared policy of one of the slugs,
+/// so that tenants without any cost nothing.
+const RESOLVE_POLICIES: &str = "WITH RECURSIVE
+     wanted(slug) AS (SELECT DISTINCT lower(s) FROM unnest($1::text[]) AS s),
+     shared_down(tenant_uuid, policy_uuid, slug, depth) AS (
+         SELECT p.tenant_uuid, p.uuid, w.slug, 0
+         FROM auth_policy p JOIN wanted w ON lower(p.slug) = w.slug
+         WHERE p.shared
+         UNION ALL
+         SELECT t.uuid, d.policy_uuid, d.slug, d.depth + 1
+         FROM auth_tenant t JOIN shared_down d ON t.parent_uuid = d.tenant_uuid
+         WHERE t.uuid <> t.parent_uuid AND d.depth < 1000
+     ),
+     candidates(tenant_uuid, slug, policy_uuid, rank, depth) AS (
+         SELECT p.tenant_uuid, w.slug, p.uuid, 0, 0
+         FROM auth_policy p JOIN wanted w ON lower(p.slug) = w.slug
+         UNION ALL
+         SELECT t.uuid, w.slug, p.uuid, 1, 0
+         FROM auth_policy p JOIN wanted w ON lower(p.slug) = w.slug CROSS JOIN auth_tenant t
+         WHERE p.config_managed
+         UNION ALL
+         SELECT tenant_uuid, slug, policy_uuid, 2, depth FROM shared_down
+     ),
+     resolved(tenant_uuid, slug, policy_uuid) AS (
+         SELECT DISTINCT ON (tenant_uuid, slug) tenant_uuid, slug, policy_uuid
+         FROM candidates
+         ORDER BY tenant_uuid, slug, rank, depth, policy_uuid
+     )";
+
+/// [`apply_tenant_defaults`] for every tenant, in a number of statements that depends on the
+/// configuration only (two, plus three per default group), not on the number of tenants. Same
+/// rows as applying it tenant by tenant. Runs inside the caller's transaction.
+pub async fn apply_all_tenant_defaults<C: GenericClient>(
+    client: &C,
+    defaults: &TenantDefaults,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
+             SELECT 'wazo-all-users-tenant-' || uuid, 'wazo-all-users-tenant-' || uuid, uuid, true
+             FROM auth_tenant
+             ON CONFLICT DO NOTHING",
+            &[],
+        )
+        .await?;
+    if !defaults.all_users_policies.is_empty() {
+        client
+            .execute(
+                &format!(
+                    "{RESOLVE_POLICIES}
+                     INSERT INTO auth_group_policy (group_uuid, policy_uuid)
+                     SELECT g.uuid, r.policy_uuid
+                     FROM resolved r JOIN auth_group g
+                       ON g.tenant_uuid = r.tenant_uuid
+                      AND lower(g.slug) = lower('wazo-all-users-tenant-' || r.tenant_uuid)
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[&defaults.all_users_policies],
+            )
+            .await?;
+    }
+    for (group_slug, policies) in &defaults.default_groups {
+        client
+            .execute(
+                "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
+                 SELECT $1::text, $1::text, uuid, false FROM auth_tenant
+                 ON CONFLICT DO NOTHING",
+                &[group_slug],
+            )
+            .await?;
+        // Applied one by one, a later line for a slug undoes an earlier one: only the last
+        // line of each slug (slugs are matched without case) decides.
+        let mut last: Vec<(String, bool)> = Vec::new();
+        for (policy_slug, enabled) in policies {
+            let slug = policy_slug.to_lowercase();
+            last.retain(|(s, _)| *s != slug);
+            last.push((slug, *enabled));
+        }
+        let of = |wanted: bool| -> Vec<String> {
+            last.iter()
+                .filter(|(_, enabled)| *enabled == wanted)
+                .map(|(s, _)| s.clone())
+                .collect()
+        };
+        let (enabled, disabled) = (of(true), of(false));
+        if !enabled.is_empty() {
+            client
+                .execute(
+                    &format!(
+                        "{RESOLVE_POLICIES}
+                         INSERT INTO auth_group_policy (group_uuid, policy_uuid)
+                         SELECT g.uuid, r.policy_uuid
+                         FROM resolved r JOIN auth_group g
+                           ON g.tenant_uuid = r.tenant_uuid AND lower(g.slug) = lower($2)
+                         ON CONFLICT DO NOTHING"
+                    ),
+                    &[&enabled, group_slug],
+                )
+                .await?;
+        }
+        if !disabled.is_empty() {
+            client
+                .execute(
+                    &format!(
+                        "{RESOLVE_POLICIES}
+                         DELETE FROM auth_group_policy gp
+                         USING resolved r, auth_group g
+                         WHERE g.tenant_uuid = r.tenant_uuid AND lower(g.slug) = lower($2)
+                           AND gp.group_uuid = g.uuid AND gp.policy_uuid = r.policy_uuid"
+                    ),
+                    &[&disabled, group_slug],
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn associate_group_policy<C: GenericClient>(
     client: &C,
     group: &str,
@@ -149,7 +271,8 @@ const STARTUP_POLICIES_LOCK_KEY: i64 = 7_745_323_221;
 /// `update_policy_on_startup` (spec core §6.1), in one transaction: (a) writes the configured
 /// policies into the top tenant (config-managed), (b) dissociates from the all-users groups the
 /// config-managed policies no longer listed in `defaults.all_users_policies`, (b, c) gives every
-/// tenant its all-users group and default groups ([`apply_tenant_defaults`]), (d) deletes the
+/// tenant its all-users group and default groups ([`apply_all_tenant_defaults`], set-based: the
+/// same few statements whatever the number of tenants), (d) deletes the
 /// config-managed policies no longer configured, unless still associated.
 pub async fn apply_on_startup(
     storage: &Storage,
@@ -203,15 +326,7 @@ pub async fn apply_on_startup(
     .await?;
     // (b, c) every tenant gets its all-users group, the enabled all-users policies and the
     // default groups with their policies.
-    let tenants: Vec<String> = tx
-        .query("SELECT uuid FROM auth_tenant ORDER BY uuid", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for t in &tenants {
-        apply_tenant_defaults(&tx, t, defaults).await?;
-    }
+    apply_all_tenant_defaults(&tx, defaults).await?;
 
     // (d) config-managed policies no longer configured, unless still associated.
     let keep: Vec<String> = policies.iter().map(|p| p.slug.to_lowercase()).collect();

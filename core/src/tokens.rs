@@ -1,5 +1,7 @@
 //! Tokens and their sessions.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -23,7 +25,8 @@ pub struct Token {
     pub session_uuid: String,
     pub user_agent: String,
     pub remote_addr: String,
-    pub acl: Vec<String>,
+    /// Shared with the other cached tokens of the same ACL ([`crate::acl::AclInterner`]).
+    pub acl: Arc<[String]>,
     pub refresh_token_uuid: Option<String>,
 }
 
@@ -173,7 +176,7 @@ impl Storage {
             session_uuid,
             user_agent: new.user_agent,
             remote_addr: new.remote_addr,
-            acl: new.acl,
+            acl: new.acl.into(),
             refresh_token_uuid,
         };
         Ok(Created {
@@ -211,7 +214,7 @@ impl Storage {
             session_uuid: row.get(6),
             user_agent: row.get(7),
             remote_addr: row.get(8),
-            acl: row.get(9),
+            acl: row.get::<_, Vec<String>>(9).into(),
             refresh_token_uuid: row.get(10),
         }))
     }

@@ -331,7 +331,13 @@ pub fn workspace_plugin(lib_name: &str) -> PathBuf {
 
 /// The `wazo-auth` binary of the current build; panics if it is missing or older than its
 /// sources (see [`ensure_fresh`]).
+///
+/// `WAZO_AUTH_SERVER_BINARY` names another binary instead (e.g. an older build, for a
+/// before/after measurement), used as it is.
 pub fn server_binary() -> PathBuf {
+    if let Some(other) = std::env::var_os("WAZO_AUTH_SERVER_BINARY") {
+        return PathBuf::from(other);
+    }
     let binary = build_dir().join("wazo-auth");
     ensure_fresh(&binary);
     binary

@@ -110,8 +110,44 @@ struct Data<T> {
 
 /// `{"data": <token>}`, the body of a login and of a token check, serialized directly.
 pub fn token_body(t: &Token, refresh_token: Option<&str>) -> String {
+    token_body_with_acl(t, &t.acl, refresh_token)
+}
+
+/// What [`token_body`] writes before the ACL (the first field).
+const BODY_BEFORE_ACL: &str = r#"{"data":{"acl":"#;
+
+/// [`token_body`] without its beginning up to the end of the ACL ([`BODY_BEFORE_ACL`] and the
+/// ACL's JSON): what a cached token keeps, the ACL's JSON being shared by the tokens of the same
+/// ACL ([`wazo_auth_core::acl::AclProgram::acl_json`]). `None` if the body does not start as
+/// expected.
+fn token_body_after_acl(t: &Token) -> Option<String> {
+    let body = token_body_with_acl(t, &[], None);
+    let before = format!("{BODY_BEFORE_ACL}[]");
+    body.strip_prefix(before.as_str()).map(str::to_string)
+}
+
+/// The body of a cached token: [`BODY_BEFORE_ACL`], the ACL's JSON (shared) and the rest (kept
+/// with the token), the same bytes as [`token_body`].
+fn cached_token_body(entry: &CachedToken) -> web::Bytes {
+    let after = entry.rendered.get_or_init(|| {
+        token_body_after_acl(&entry.token)
+            .unwrap_or_default()
+            .into()
+    });
+    if after.is_empty() {
+        return token_body(&entry.token, None).into();
+    }
+    let acl = entry.acl.program().acl_json();
+    let mut body = web::BytesMut::with_capacity(BODY_BEFORE_ACL.len() + acl.len() + after.len());
+    body.extend_from_slice(BODY_BEFORE_ACL.as_bytes());
+    body.extend_from_slice(acl);
+    body.extend_from_slice(after);
+    body.freeze()
+}
+
+fn token_body_with_acl(t: &Token, acl: &[String], refresh_token: Option<&str>) -> String {
     let view = TokenView {
-        acl: &t.acl,
+        acl,
         auth_id: &t.auth_id,
         expires_at: local_iso(t.expire_t),
         issued_at: local_iso(t.issued_t),
@@ -286,12 +322,9 @@ async fn check_token(
 /// `GET /0.1/token/{token}`.
 async fn get(state: State, req: HttpRequest, segment: &str) -> Result<HttpResponse, ApiError> {
     let entry = check_token(&state, &req, segment).await?;
-    let body = entry
-        .rendered
-        .get_or_init(|| token_body(&entry.token, None).into());
     Ok(HttpResponse::Ok()
         .content_type(actix_web::http::header::ContentType::json())
-        .body(body.clone()))
+        .body(cached_token_body(&entry)))
 }
 
 /// `HEAD /0.1/token/{token}`.
@@ -430,7 +463,7 @@ mod tests {
             session_uuid: "s-1".into(),
             user_agent: "agent \"007\"".into(),
             remote_addr: "10.0.0.1".into(),
-            acl: vec!["confd.#".into(), "auth.users.me.read".into()],
+            acl: vec!["confd.#".to_string(), "auth.users.me.read".into()].into(),
             refresh_token_uuid: None,
         }
     }
@@ -464,6 +497,38 @@ mod tests {
         );
         let v: Value = serde_json::from_str(&token_body(&t, Some("r-1"))).unwrap();
         assert_eq!(v["data"]["refresh_token"], "r-1");
+    }
+
+    #[test]
+    fn a_cached_body_is_the_same_bytes_as_the_body() {
+        let interner = wazo_auth_core::acl::AclInterner::default();
+        for (t, acl) in [
+            (sample(1_614_834_367.000_089), None),
+            (sample(1_614_834_367.0), Some(vec![])),
+            (
+                sample(1.5),
+                Some(vec!["\"quoted\" \\ é \n".to_string(), "#".into()]),
+            ),
+        ] {
+            let mut t = t;
+            if let Some(acl) = acl {
+                t.acl = acl.into();
+            }
+            let entry = CachedToken {
+                acl: Arc::new(interner.compile(&t.acl, &t.auth_id, &t.session_uuid)),
+                token: t.clone(),
+                rendered: std::sync::OnceLock::new(),
+            };
+            for _ in 0..2 {
+                assert_eq!(
+                    &cached_token_body(&entry)[..],
+                    token_body(&t, None).as_bytes()
+                );
+            }
+            // What the token keeps does not hold its ACL.
+            let kept = entry.rendered.get().unwrap();
+            assert!(!kept.is_empty() && !kept.starts_with(b"["));
+        }
     }
 
     #[test]
