@@ -287,15 +287,7 @@ impl HostContext {
         self.block_on(async {
             let client = self.storage.client().await?;
             let tenant = wazo_auth_core::tenants::by_domain_name(&client, name).await?;
-            Ok(tenant.map(|t| {
-                json!({
-                    "uuid": t.uuid,
-                    "name": t.name,
-                    "slug": t.slug,
-                    "parent_uuid": t.parent_uuid,
-                    "domain_names": t.domain_names,
-                })
-            }))
+            Ok(tenant.map(tenant_json))
         })
     }
 
@@ -304,15 +296,7 @@ impl HostContext {
         self.block_on(async {
             let client = self.storage.client().await?;
             let tenant = wazo_auth_core::tenants::by_uuid_or_slug(&client, id).await?;
-            Ok(tenant.map(|t| {
-                json!({
-                    "uuid": t.uuid,
-                    "name": t.name,
-                    "slug": t.slug,
-                    "parent_uuid": t.parent_uuid,
-                    "domain_names": t.domain_names,
-                })
-            }))
+            Ok(tenant.map(tenant_json))
         })
     }
 
@@ -396,4 +380,15 @@ async fn replace_password(
 pub async fn user_acl(storage: &Storage, user_uuid: &str) -> Result<Vec<String>> {
     let client = storage.client().await?;
     wazo_auth_core::policies::user_acl(&client, user_uuid).await
+}
+
+/// A tenant as the host services give it to plugins.
+fn tenant_json(t: wazo_auth_core::tenants::Tenant) -> serde_json::Value {
+    json!({
+        "uuid": t.uuid,
+        "name": t.name,
+        "slug": t.slug,
+        "parent_uuid": t.parent_uuid,
+        "domain_names": t.domain_names,
+    })
 }
