@@ -1674,3 +1674,56 @@ fn a_bootstrapped_new_target_is_taken_over_by_the_source() {
     let r = server.login("admin", "b00t-pw", json!({}));
     assert_eq!(r.status, 401, "the bootstrapped administrator: {}", r.body);
 }
+
+/// Migration V11 moves an LDAP configuration that the previous version's importer kept in
+/// `auth_imported_row` (its bind password sealed as a side row) into `auth_ldap_config`, the seal
+/// unchanged: it is then served by `/backends/ldap` and its password opens, as after an import
+/// by this version.
+#[test]
+fn migration_v11_moves_ldap_configurations_imported_by_the_previous_version() {
+    let (src, dst, setup, _summary) = imported();
+    // Back to what an import by the previous version left: the configuration as a side row,
+    // no `auth_ldap_config`, no V11 in the schema history.
+    let tenant = one(&dst, "SELECT tenant_uuid FROM auth_ldap_config").expect("an LDAP row");
+    let data = one(
+        &dst,
+        "SELECT (to_jsonb(c) - 'tenant_uuid' - 'bind_password_sealed' - 'sealed_as')::text
+         FROM auth_ldap_config c",
+    )
+    .unwrap();
+    let password = one(&src, "SELECT bind_password FROM auth_ldap_config").unwrap();
+    let keyring = wazo_auth_core::keys::Keyring::load_or_create(&setup.key_file).unwrap();
+    let sealed = keyring
+        .seal(
+            "imported-row",
+            &wazo_auth_core::import::side_row_aad("ldap_configs", &tenant),
+            &password,
+        )
+        .unwrap();
+    sql(
+        &dst,
+        &format!(
+            "INSERT INTO auth_imported_row (kind, key, tenant_uuid, data, sealed)
+             VALUES ('ldap_configs', '{tenant}', '{tenant}', '{}'::jsonb, '{sealed}');
+             DROP TABLE auth_ldap_config;
+             DELETE FROM wazo_auth_schema_history WHERE version = 11;",
+            data.replace('\'', "''")
+        ),
+    );
+
+    let server = setup.server(&dst);
+    assert_eq!(
+        one(
+            &dst,
+            "SELECT count(*) FROM auth_imported_row WHERE kind = 'ldap_configs'"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        one(&dst, "SELECT sealed_as FROM auth_ldap_config").as_deref(),
+        Some("imported-row")
+    );
+    let admin = fixture_admin(&server);
+    assert_ldap_config(&src, &dst, &setup.key_file, &server, &admin);
+}
