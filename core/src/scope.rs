@@ -90,7 +90,8 @@ impl From<Error> for ScopeError {
 /// The tenant `token` belongs to: its user's tenant (re-read), else `metadata.tenant_uuid` (the
 /// top tenant when `null`); none when the metadata has no `tenant_uuid` (refused).
 async fn token_tenant(storage: &Storage, token: &Token) -> Result<String, ScopeError> {
-    let user = token.metadata.get("uuid").and_then(Value::as_str);
+    let uuid = token.metadata.get("uuid");
+    let user = uuid.as_ref().and_then(Value::as_str);
     // Only a UUID can name a wazo-auth user (other backends may put anything in `uuid`).
     if let Some(user) = user.filter(|u| ids::parse_canonical(u).is_some()) {
         match storage.user_tenant(user).await? {

@@ -21,13 +21,70 @@ pub struct Token {
     /// Epoch seconds (with microseconds).
     pub issued_t: f64,
     pub expire_t: f64,
-    pub metadata: serde_json::Map<String, Value>,
+    pub metadata: Metadata,
     pub session_uuid: String,
     pub user_agent: String,
     pub remote_addr: String,
     /// Shared with the other cached tokens of the same ACL ([`crate::acl::AclInterner`]).
     pub acl: Arc<[String]>,
     pub refresh_token_uuid: Option<String>,
+}
+
+/// A token's metadata (a JSON object), kept as its compact JSON text, keys sorted: the bytes the
+/// token's rendering writes. A cached token keeps it for its whole life and it is only ever
+/// rendered or asked for a key or two, so this is about a fifth of the memory of a parsed map
+/// (whose B-tree node alone is 640 bytes); a key is read by parsing the text.
+#[derive(Debug, Clone)]
+pub struct Metadata(Box<serde_json::value::RawValue>);
+
+impl Metadata {
+    /// `map`'s JSON.
+    pub fn from_map(map: &serde_json::Map<String, Value>) -> Metadata {
+        // Writing a map of JSON values does not fail.
+        match serde_json::value::to_raw_value(map) {
+            Ok(raw) => Metadata(raw),
+            Err(_) => Metadata::default(),
+        }
+    }
+
+    /// The value of `key`, if the metadata has it.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.to_map().remove(key)
+    }
+
+    /// The metadata, parsed.
+    pub fn to_map(&self) -> serde_json::Map<String, Value> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+
+    /// Its JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl Default for Metadata {
+    fn default() -> Metadata {
+        Metadata(serde_json::value::RawValue::from_string("{}".to_owned()).unwrap_or_default())
+    }
+}
+
+impl From<serde_json::Map<String, Value>> for Metadata {
+    fn from(map: serde_json::Map<String, Value>) -> Metadata {
+        Metadata::from_map(&map)
+    }
+}
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Metadata) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl serde::Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
 }
 
 /// What a login asks to be stored.
@@ -172,7 +229,7 @@ impl Storage {
             xivo_uuid: new.xivo_uuid,
             issued_t: new.issued_t,
             expire_t: new.expire_t,
-            metadata: new.metadata,
+            metadata: Metadata::from_map(&new.metadata),
             session_uuid,
             user_agent: new.user_agent,
             remote_addr: new.remote_addr,
@@ -200,8 +257,8 @@ impl Storage {
             return Ok(None);
         };
         let metadata = match row.get::<_, Value>(5) {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
+            Value::Object(m) => Metadata::from_map(&m),
+            _ => Metadata::default(),
         };
         Ok(Some(Token {
             token: *token,

@@ -306,7 +306,7 @@ mod tests {
             xivo_uuid: None,
             issued_t: now,
             expire_t: now + 3600.0,
-            metadata,
+            metadata: metadata.into(),
             session_uuid: uuid::Uuid::new_v4().to_string(),
             user_agent: "wazo-bench/1.0".into(),
             remote_addr: "10.0.0.1".into(),

@@ -342,8 +342,11 @@ impl Caller {
     }
 
     /// The user uuid of the token (`metadata.uuid`), if it is a user token.
-    pub fn user_uuid(&self) -> Option<&str> {
-        self.token.metadata.get("uuid").and_then(Value::as_str)
+    pub fn user_uuid(&self) -> Option<String> {
+        match self.token.metadata.get("uuid") {
+            Some(Value::String(uuid)) => Some(uuid),
+            _ => None,
+        }
     }
 
     /// The caller's tenant scope ([`scope::decide`], the one decision): the tenant of its token,
@@ -363,11 +366,8 @@ impl Caller {
     /// (`metadata.tenant_uuid`, `Wazo-Tenant` ignored) must be the top tenant, else 401
     /// `unauthorized` with details `{"invalid_token"}`.
     pub async fn require_top_tenant(&self) -> Result<(), ApiError> {
-        let own = self
-            .token
-            .metadata
-            .get("tenant_uuid")
-            .and_then(Value::as_str);
+        let own = self.token.metadata.get("tenant_uuid");
+        let own = own.as_ref().and_then(Value::as_str);
         let top = self.state.storage.top_tenant_uuid().await?;
         match (
             own.and_then(ids::parse_canonical),

@@ -116,7 +116,7 @@ fn refresh_token_error(e: RefreshTokenError, user: Option<&UserUuid>, client_id:
 
 /// The user of a `me` route: the token's `uuid` (404 unknown-user `"None"` without one).
 fn me(caller: &Caller) -> Result<String, ApiError> {
-    caller.user_uuid().map(str::to_string).ok_or_else(|| {
+    caller.user_uuid().ok_or_else(|| {
         ApiError::api(
             StatusCode::NOT_FOUND,
             "No such user: \"None\"",

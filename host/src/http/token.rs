@@ -7,7 +7,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Local, TimeZone, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use wazo_auth_core::cache::CachedToken;
 use wazo_auth_core::ids;
 use wazo_auth_core::tokens::{self, Token};
@@ -90,7 +90,7 @@ struct TokenView<'a> {
     auth_id: &'a str,
     expires_at: String,
     issued_at: String,
-    metadata: &'a Map<String, Value>,
+    metadata: &'a tokens::Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
     remote_addr: &'a str,
@@ -447,6 +447,7 @@ pub async fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     fn sample(issued_t: f64) -> Token {
         let mut metadata = Map::new();
@@ -459,7 +460,7 @@ mod tests {
             xivo_uuid: Some("x-1".into()),
             issued_t,
             expire_t: issued_t + 3600.0,
-            metadata,
+            metadata: metadata.into(),
             session_uuid: "s-1".into(),
             user_agent: "agent \"007\"".into(),
             remote_addr: "10.0.0.1".into(),
