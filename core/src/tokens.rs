@@ -47,9 +47,14 @@ impl Metadata {
         }
     }
 
-    /// The value of `key`, if the metadata has it.
+    /// The value of `key`, if the metadata has it. Only that value is built: the other keys are
+    /// compared in place and their values skipped, so a `?tenant=` check reading `tenant_uuid`
+    /// allocates one string, not the whole map.
     pub fn get(&self, key: &str) -> Option<Value> {
-        self.to_map().remove(key)
+        let mut de = serde_json::Deserializer::from_str(self.0.get());
+        serde::de::DeserializeSeed::deserialize(FindKey(key), &mut de)
+            .ok()
+            .flatten()
     }
 
     /// The metadata, parsed.
@@ -60,6 +65,67 @@ impl Metadata {
     /// Its JSON text.
     pub fn json(&self) -> &str {
         self.0.get()
+    }
+}
+
+/// Reads one key's value out of a JSON object (the last one, if the key is repeated, as a parsed
+/// map would keep).
+struct FindKey<'k>(&'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FindKey<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Option<Value>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FindKey<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Option<Value>, A::Error> {
+        let mut found = None;
+        while let Some(is_key) = map.next_key_seed(KeyIs(self.0))? {
+            if is_key {
+                found = Some(map.next_value::<Value>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether a JSON object's key is the one sought, compared without copying it.
+struct KeyIs<'k>(&'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<bool, E> {
+        Ok(v == self.0)
     }
 }
 
@@ -451,6 +517,36 @@ pub(crate) async fn insert_mail_token<C: deadpool_postgres::GenericClient>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn metadata_get_reads_one_key_as_the_parsed_map_does() {
+        let map: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"uuid": "u-1", "tenant_uuid": "t-1", "n": 3, "nested": {"tenant_uuid": "no"},
+                "list": [1, {"a": "b"}], "esc\u0061ped": "yes", "null": null, "é": "accent"}"#,
+        )
+        .unwrap();
+        let m = Metadata::from_map(&map);
+        for key in [
+            "uuid",
+            "tenant_uuid",
+            "n",
+            "nested",
+            "list",
+            "escaped",
+            "null",
+            "é",
+        ] {
+            assert_eq!(m.get(key), map.get(key).cloned(), "{key}");
+        }
+        assert_eq!(m.get("absent"), None);
+        assert_eq!(
+            m.get("a"),
+            None,
+            "keys of nested objects are not the object's"
+        );
+        assert_eq!(Metadata::default().get("uuid"), None);
+    }
+
     use super::*;
 
     #[test]
