@@ -168,10 +168,11 @@ impl<P: Provider> ExternalAuth for OAuth2<P> {
                 req.user_uuid,
                 shared.auth_type
             );
+            // No usable token: answered as no token at all (authorize again), never a 500.
             return Ok(api_error(
-                500,
-                "Stored external authentication data cannot be read".to_string(),
-                "processing-error",
+                404,
+                "Stored external authentication data cannot be read: authorize again".to_string(),
+                "unknown-external-auth",
                 json!({"type": shared.auth_type}),
                 shared.auth_type,
             ));
@@ -279,13 +280,14 @@ impl Shared {
                 "user {user}: the stored {} token has expired and has no refresh token",
                 self.auth_type
             );
+            // No usable token: answered as no token at all (authorize again), never a 500.
             return Ok(Err(api_error(
-                500,
+                404,
                 format!(
                     "The stored {} token has expired and cannot be refreshed: authorize again",
                     self.name
                 ),
-                "processing-error",
+                "unknown-external-auth",
                 json!({"type": self.auth_type}),
                 self.auth_type,
             )));
