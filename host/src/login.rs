@@ -328,13 +328,27 @@ fn plugin_args(
 ) -> Map<String, Value> {
     let mut args = Map::new();
     args.insert("login".into(), Value::from(login));
-    args.insert("mobile".into(), Value::from(mobile));
-    args.insert("user_agent".into(), Value::from(user_agent));
-    args.insert("remote_addr".into(), Value::from(remote_addr));
     args.insert(
         "backend".into(),
         Value::from(wanted.unwrap_or_else(|| backend.name.clone())),
     );
+    request_args(&mut args, state, body, mobile, user_agent, remote_addr);
+    args
+}
+
+/// What every login plugin's `args` hold of the request: its context, the body's
+/// `access_type`, `client_id`, `tenant_id`, `domain_name` and `expiration`, and `xivo_uuid`.
+fn request_args(
+    args: &mut Map<String, Value>,
+    state: &AppState,
+    body: &TokenRequest,
+    mobile: bool,
+    user_agent: &str,
+    remote_addr: &str,
+) {
+    args.insert("mobile".into(), Value::from(mobile));
+    args.insert("user_agent".into(), Value::from(user_agent));
+    args.insert("remote_addr".into(), Value::from(remote_addr));
     args.insert(
         "access_type".into(),
         Value::from(if body.offline { "offline" } else { "online" }),
@@ -354,7 +368,6 @@ fn plugin_args(
     if let Some(x) = &state.settings.xivo_uuid {
         args.insert("xivo_uuid".into(), Value::from(x.clone()));
     }
-    args
 }
 
 /// Step 3: the default user policy's ACL, handed to `get_acl` in `args.acl` (the deprecated
@@ -781,30 +794,15 @@ fn idp_args(
         args.insert("login".into(), Value::from(login.clone()));
         args.insert("password".into(), Value::from(password.clone()));
     }
-    args.insert("mobile".into(), Value::from(mobile));
-    args.insert("user_agent".into(), Value::from(user_agent));
-    args.insert("remote_addr".into(), Value::from(remote_addr));
-    args.insert(
-        "access_type".into(),
-        Value::from(if body.offline { "offline" } else { "online" }),
-    );
     for (k, v) in [
         ("backend", &body.backend),
-        ("client_id", &body.client_id),
-        ("tenant_id", &body.tenant_id),
-        ("domain_name", &body.domain_name),
         ("saml_session_id", &body.saml_session_id),
     ] {
         if let Some(v) = v {
             args.insert(k.into(), Value::from(v.clone()));
         }
     }
-    if let Some(e) = body.expiration {
-        args.insert("expiration".into(), Value::from(e));
-    }
-    if let Some(x) = &state.settings.xivo_uuid {
-        args.insert("xivo_uuid".into(), Value::from(x.clone()));
-    }
+    request_args(&mut args, state, body, mobile, user_agent, remote_addr);
     args
 }
 
