@@ -384,7 +384,10 @@ impl Storage {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // The statement's snapshot still sees the tokens whose deletion the sessions' deletion
-        // cascades to: their auth ids name the events' users.
+        // cascades to: their auth ids name the events' users. The sessions are found by their
+        // key, one index probe each, and joined back to their tokens' auth ids by a hash join
+        // of the batch (a correlated subquery per session made a batch quadratic: 5,000
+        // sessions took 2 s).
         let rows = tx
             .query(
                 "WITH expired AS (
@@ -396,9 +399,8 @@ impl Storage {
                  d AS (
                      DELETE FROM auth_session WHERE uuid IN (SELECT session_uuid FROM expired)
                      RETURNING uuid, tenant_uuid)
-                 SELECT d.uuid, d.tenant_uuid,
-                        (SELECT e.auth_id FROM expired e WHERE e.session_uuid = d.uuid LIMIT 1)
-                 FROM d",
+                 SELECT DISTINCT ON (d.uuid) d.uuid, d.tenant_uuid, e.auth_id
+                 FROM d JOIN expired e ON e.session_uuid = d.uuid",
                 &[&now, &batch],
             )
             .await?;

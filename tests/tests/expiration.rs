@@ -91,3 +91,77 @@ fn purge_can_be_disabled() {
     assert_eq!(s.get(&format!("/0.1/token/{t}")).status, 404);
     assert_eq!(count(&s.db, "auth_token"), 1);
 }
+
+/// The revocation trigger (migrations V5 and V13) announces the deletion of a live token, and of
+/// one that expired less than a minute ago, but not that of a token long expired (which every
+/// cache refuses by itself): a purge of millions of old tokens costs no notifications.
+#[test]
+fn deleting_long_expired_tokens_is_not_announced() {
+    let s = ServerBuilder::new()
+        .config(json!({"token_cleanup_interval": 0}))
+        .start();
+    // Three sessions with one token each: live, expired 10 s ago, expired an hour ago.
+    let insert = |name: &str, expiry: &str| {
+        format!(
+            "INSERT INTO auth_session (uuid, tenant_uuid)
+             SELECT md5('{name}')::uuid::text, uuid FROM auth_tenant WHERE uuid = parent_uuid;
+             INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata,
+                                     session_uuid, acl)
+             VALUES (sha256('{name}'), 'someone', 0, extract(epoch FROM now()) {expiry}, '{{}}',
+                     md5('{name}')::uuid::text, '{{}}');"
+        )
+    };
+    sql(
+        &s.db,
+        &[
+            insert("live", "+ 3600"),
+            insert("recent", "- 10"),
+            insert("old", "- 3600"),
+        ]
+        .concat(),
+    );
+    let hex = |name: &str| {
+        sql(&s.db, &format!("SELECT encode(sha256('{name}'), 'hex')"))[0][0]
+            .clone()
+            .unwrap()
+    };
+    let announced: Vec<String> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (client, mut connection) =
+                tokio_postgres::connect(&s.db, tokio_postgres::NoTls).await.unwrap();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                while let Some(Ok(m)) =
+                    std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                        let _ = tx.send(n.payload().to_string());
+                    }
+                }
+            });
+            client.batch_execute("LISTEN wazo_auth_revoked").await.unwrap();
+            client
+                .batch_execute("DELETE FROM auth_session WHERE uuid IN (md5('live')::uuid::text, md5('recent')::uuid::text, md5('old')::uuid::text)")
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            while let Ok(Some(p)) =
+                tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
+            {
+                got.push(p);
+            }
+            driver.abort();
+            got
+        });
+    let mut want = vec![hex("live"), hex("recent")];
+    want.sort();
+    let mut got: Vec<String> = announced.into_iter().filter(|p| p.len() == 64).collect();
+    got.sort();
+    assert_eq!(
+        got, want,
+        "the old token's deletion is not announced, the others are"
+    );
+}
