@@ -455,18 +455,44 @@ impl Storage {
         Ok(total)
     }
 
-    /// Runs purge batches until a batch comes back smaller than `batch`. Returns the number of
-    /// sessions removed.
+    /// Runs purge batches until a batch comes back smaller than asked. Returns the number of
+    /// sessions removed. A batch holds its rows' locks until it commits, so batches are sized
+    /// by time: at most `batch` sessions, and fewer while batches take longer than
+    /// [`PURGE_BATCH_TARGET`] (see [`next_purge_batch`]).
     pub async fn purge_expired(&self, now: f64, batch: i64) -> Result<usize> {
         let mut total = 0;
+        let mut size = batch.max(1);
         loop {
-            let removed = self.purge_expired_batch(now, batch).await?;
+            let started = std::time::Instant::now();
+            let removed = self.purge_expired_batch(now, size).await?;
             total += removed.len();
-            if (removed.len() as i64) < batch {
+            if (removed.len() as i64) < size {
                 return Ok(total);
             }
+            size = next_purge_batch(size, batch, started.elapsed());
         }
     }
+}
+
+/// How long one purge batch (one transaction) should take at most.
+pub const PURGE_BATCH_TARGET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The fewest sessions a purge batch is cut down to (unless the configured batch is smaller).
+pub const PURGE_BATCH_MIN: i64 = 100;
+
+/// The size of the next purge batch after one of `size` sessions that took `took`: halved when
+/// it took longer than [`PURGE_BATCH_TARGET`] (down to [`PURGE_BATCH_MIN`]), doubled when it took
+/// less than half of it, never more than the configured `max`.
+pub fn next_purge_batch(size: i64, max: i64, took: std::time::Duration) -> i64 {
+    let max = max.max(1);
+    let next = if took > PURGE_BATCH_TARGET {
+        (size / 2).max(PURGE_BATCH_MIN)
+    } else if took < PURGE_BATCH_TARGET / 2 {
+        size.saturating_mul(2)
+    } else {
+        size
+    };
+    next.clamp(1, max)
 }
 
 /// The `auth_id` of the tokens the server issues itself for mailed links (the original's).
@@ -550,6 +576,20 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn purge_batches_shrink_when_slow_and_grow_back_to_the_configured_size() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(next_purge_batch(5000, 5000, ms(300)), 2500);
+        assert_eq!(next_purge_batch(150, 5000, ms(300)), PURGE_BATCH_MIN);
+        assert_eq!(next_purge_batch(PURGE_BATCH_MIN, 5000, ms(900)), PURGE_BATCH_MIN);
+        assert_eq!(next_purge_batch(1000, 5000, ms(40)), 1000);
+        assert_eq!(next_purge_batch(1000, 5000, ms(5)), 2000);
+        assert_eq!(next_purge_batch(4000, 5000, ms(5)), 5000);
+        // A configured batch under the minimum is kept as it is.
+        assert_eq!(next_purge_batch(7, 7, ms(900)), 7);
+        assert_eq!(next_purge_batch(7, 7, ms(1)), 7);
+    }
 
     #[test]
     fn redact_keeps_only_a_prefix() {
