@@ -582,7 +582,10 @@ mod tests {
         let ms = std::time::Duration::from_millis;
         assert_eq!(next_purge_batch(5000, 5000, ms(300)), 2500);
         assert_eq!(next_purge_batch(150, 5000, ms(300)), PURGE_BATCH_MIN);
-        assert_eq!(next_purge_batch(PURGE_BATCH_MIN, 5000, ms(900)), PURGE_BATCH_MIN);
+        assert_eq!(
+            next_purge_batch(PURGE_BATCH_MIN, 5000, ms(900)),
+            PURGE_BATCH_MIN
+        );
         assert_eq!(next_purge_batch(1000, 5000, ms(40)), 1000);
         assert_eq!(next_purge_batch(1000, 5000, ms(5)), 2000);
         assert_eq!(next_purge_batch(4000, 5000, ms(5)), 5000);

@@ -285,6 +285,92 @@ impl Cluster {
         ))
     }
 
+    /// Makes `standby_dir` a streaming standby of this (running) cluster: `pg_basebackup` of
+    /// the whole cluster with its WAL, and the `standby.signal` and `primary_conninfo` that make
+    /// it follow this one (over this cluster's unix socket). Start it with [`Cluster::start`] on
+    /// `standby_dir`: it then listens on its own socket. Used by the failover tests.
+    pub fn base_backup(&self, standby_dir: &Path) -> Result<(), ClusterError> {
+        let standby_dir = absolute(standby_dir)?;
+        if standby_dir.exists() {
+            return err(format!(
+                "cannot make a standby in {}: it exists",
+                standby_dir.display()
+            ));
+        }
+        prepare_data_dir(&standby_dir, self.run_as.as_ref())?;
+        let mut cmd = self.command("pg_basebackup");
+        cmd.arg("-D")
+            .arg(&standby_dir)
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", SUPERUSER, "-X", "stream", "-R", "-c", "fast"]);
+        let out = run(&mut cmd)?;
+        if !out.status.success() {
+            return err(format!(
+                "pg_basebackup of {} into {} failed: {}",
+                self.data_dir.display(),
+                standby_dir.display(),
+                describe_output(&out)
+            ));
+        }
+        // What the copy took of this cluster's running state: whose cluster it is (decided
+        // when it starts), the socket's lock file (which would stop it from starting) and the
+        // log.
+        let _ = fs::remove_file(standby_dir.join(OWNER_FILE));
+        for dir in [socket_dir_for(&standby_dir), standby_dir.join("log")] {
+            if let Ok(entries) = fs::read_dir(&dir) {
+                for entry in entries.flatten() {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Promotes this standby to a primary (`pg_ctl promote -w`: returns once it accepts
+    /// writes).
+    pub fn promote(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("promote")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-w", "-t", PG_CTL_TIMEOUT_SECS]);
+        let out = run(&mut cmd)?;
+        if !out.status.success() {
+            return err(format!(
+                "cannot promote the PostgreSQL cluster in {}: {}",
+                self.data_dir.display(),
+                describe_output(&out)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`: no checkpoint,
+    /// every connection cut). Used by the failover tests.
+    pub fn crash(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("stop").arg("-D").arg(&self.data_dir).args([
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            PG_CTL_TIMEOUT_SECS,
+        ]);
+        let out = run(&mut cmd)?;
+        if !out.status.success() {
+            return err(format!(
+                "cannot stop the PostgreSQL cluster in {}: {}",
+                self.data_dir.display(),
+                describe_output(&out)
+            ));
+        }
+        self.remove_owner();
+        Ok(())
+    }
+
     /// Whether [`Cluster::start`] started the server (rather than reusing a running one):
     /// only then should this process stop it.
     pub fn started_here(&self) -> bool {
