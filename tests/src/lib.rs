@@ -570,22 +570,12 @@ impl ServerBuilder {
 
     /// Enables the built-in `wazo_user` backend and bootstraps the administrator [`ADMIN`]
     /// (ACL `#` through `wazo_default_master_user_policy`) at startup.
-    ///
-    /// Its logins hash passwords with the debug build's argon2, which a loaded test machine
-    /// can take more than the 2 s default `plugin_call_timeout` of [`ServerBuilder::new`]
-    /// over: unless the test set its own time-out, these servers get 10 s.
     pub fn with_wazo_user(self) -> Self {
-        let timeout = if self.config["plugin_call_timeout"] == json!(2.0) {
-            json!(10.0)
-        } else {
-            self.config["plugin_call_timeout"].clone()
-        };
         self.plugin(workspace_plugin(WAZO_USER)).config(json!({
             "enabled_backend_plugins": {"wazo_user": true},
             "bootstrap_user_on_startup": true,
             "bootstrap_user_username": ADMIN.0,
             "bootstrap_user_password": ADMIN.1,
-            "plugin_call_timeout": timeout,
         }))
     }
 
