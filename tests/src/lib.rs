@@ -22,6 +22,7 @@ use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
 
 pub use serde_json;
 
+pub mod haproxy;
 pub mod oauth2;
 pub mod rabbitmq;
 pub mod replication;
