@@ -313,6 +313,8 @@ async fn serve(
     let per_worker_pool = (pool_size / workers).max(2);
     let db_uri_for_workers = db_uri.clone();
     let shared_storage = storage.clone();
+    // On this runtime, which outlives the workers (see `Storage::start_login_writer`).
+    shared_storage.start_login_writer();
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
     let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
