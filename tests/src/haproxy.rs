@@ -84,7 +84,7 @@ defaults
     # A request whose connection to a server fails is sent again, to another server.
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response response-timeout
+    retry-on conn-failure empty-response
     # Idle server connections are reused, but a client's first request gets a connection that
     # is known to work.
     http-reuse safe

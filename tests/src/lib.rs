@@ -157,7 +157,7 @@ pub fn start_cluster() {
 
 /// The test cluster's postmaster and its children (backends, background workers), postmaster
 /// first.
-fn cluster_processes() -> Vec<i32> {
+pub fn cluster_processes() -> Vec<i32> {
     let data_dir = &cluster().data_dir;
     let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid"))
         .unwrap_or_else(|e| panic!("the test PostgreSQL cluster is not running: {e}"));

@@ -140,6 +140,8 @@ impl Nodes {
 #[derive(Default)]
 struct Tally {
     ok: u64,
+    /// Requests sent (answered or not).
+    sent: u64,
     /// Successes after [`Load::mark`].
     ok_after_mark: u64,
     failed: Vec<String>,
@@ -156,6 +158,12 @@ struct Load {
 
 impl Load {
     fn start(base: &str, token: &str, threads: usize) -> Load {
+        Load::start_mix(base, token, threads, 4)
+    }
+
+    /// As [`Load::start`], with one login every `login_every` requests (0: checks only, 1:
+    /// logins only).
+    fn start_mix(base: &str, token: &str, threads: usize, login_every: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let mark = Arc::new(AtomicBool::new(false));
         let threads = (0..threads)
@@ -171,7 +179,7 @@ impl Load {
                     let mut i = t;
                     while !stop.load(Ordering::SeqCst) {
                         i += 1;
-                        let (what, outcome, expected) = if i % 4 == 0 {
+                        let (what, outcome, expected) = if login_every > 0 && i % login_every == 0 {
                             let r = haproxy::try_request(
                                 &agent,
                                 &login,
@@ -190,6 +198,7 @@ impl Load {
                                 204,
                             )
                         };
+                        tally.sent += 1;
                         match outcome {
                             Ok(r) if r.status == expected => {
                                 tally.ok += 1;
@@ -225,6 +234,7 @@ impl Load {
         for t in self.threads {
             let tally = t.join().unwrap();
             all.ok += tally.ok;
+            all.sent += tally.sent;
             all.ok_after_mark += tally.ok_after_mark;
             all.failed.extend(tally.failed);
         }
@@ -686,4 +696,172 @@ fn a_rolling_restart_under_load_fails_no_request() {
         c.lb.log()
     );
     assert!(tally.ok >= 100, "{} answers", tally.ok);
+}
+
+/// CPU time (user + system, from /proc) of `pids`, in seconds; with `reaped`, the CPU of their
+/// children that have exited (PostgreSQL backends that ended).
+fn cpu_seconds(pids: &[i32], reaped: bool) -> f64 {
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    pids.iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after "(comm)": state is field 3; utime 14, stime 15, cutime 16, cstime 17.
+            let after: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+            let field = |n: usize| after.get(n - 3)?.parse::<f64>().ok();
+            let own = field(14)? + field(15)?;
+            let children = if reaped { field(16)? + field(17)? } else { 0.0 };
+            Some((own + children) / tick)
+        })
+        .sum()
+}
+
+/// The PostgreSQL cluster's CPU: every live process, plus the backends that exited (counted by
+/// the postmaster, which waits for them).
+fn postgres_cpu() -> f64 {
+    let pids = cluster_processes();
+    cpu_seconds(&pids[..1], true) + cpu_seconds(&pids[1..], false)
+}
+
+/// Transactions of the database (`pg_stat_database`: commits and rollbacks); a statement
+/// outside a transaction counts as one. Read from another database of the cluster: these reads
+/// do not count.
+fn transactions(db: &str) -> f64 {
+    let name = db
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("dbname="))
+        .expect("a key=value connection string")
+        .to_string();
+    let stats_db = db.replace(&format!("dbname={name}"), "dbname=postgres");
+    // Each backend reports its counts at the end of a transaction, at most once a second or
+    // so: wait for them to settle.
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = sql(
+        &stats_db,
+        &format!(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{name}'"
+        ),
+    );
+    rows[0][0].as_deref().unwrap_or("0").parse().unwrap()
+}
+
+/// One measurement: `seconds` of load with one login in `login_every` requests through the
+/// balancer, `threads` client threads; returns (requests, node CPU per request, PostgreSQL CPU
+/// per request, transactions per request), CPU in microseconds.
+fn measure(
+    c: &Nodes,
+    token: &str,
+    login_every: usize,
+    threads: usize,
+    seconds: u64,
+) -> (u64, f64, f64, f64) {
+    let pids: Vec<i32> = c.nodes.iter().map(|n| n.pid() as i32).collect();
+    let (node0, pg0, tx0) = (
+        cpu_seconds(&pids, false),
+        postgres_cpu(),
+        transactions(&c.db),
+    );
+    let load = Load::start_mix(&c.lb.base, token, threads, login_every);
+    std::thread::sleep(Duration::from_secs(seconds));
+    let tally = load.finish();
+    let tx1 = transactions(&c.db);
+    let (node1, pg1) = (cpu_seconds(&pids, false), postgres_cpu());
+    assert!(tally.failed.is_empty(), "{:?}", tally.failed);
+    let n = tally.ok as f64;
+    // The idle cost over the same time (health checks, the nodes' timers) is measured apart and
+    // subtracted by the caller.
+    (
+        tally.ok,
+        (node1 - node0) * 1e6 / n,
+        (pg1 - pg0) * 1e6 / n,
+        (tx1 - tx0) / n,
+    )
+}
+
+/// What decides how the nodes scale (docs/scaling.md): the CPU time per request of the nodes
+/// and of PostgreSQL, with 1 node and with 3 behind HAProxy, for cached token checks and for
+/// logins, and the database transactions (round trips) per request. Prints the figures; run
+/// alone: `cargo test -p wazo-auth-tests --test multinode cpu_per_request -- --ignored
+/// --nocapture` (a debug build: compare the ratios, not the absolute figures).
+#[test]
+#[ignore]
+fn cpu_per_request_with_one_and_three_nodes() {
+    let seconds: u64 = std::env::var("SECONDS_PER_RUN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let threads = 4;
+    let mut results = Vec::new();
+    for nodes in [1usize, 3] {
+        // No cleanup runs during the measurement, slow health checks (they cost CPU too).
+        let db = fresh_database();
+        let keys = scratch_dir("multinode-keys").join("secret.keys");
+        let extra = json!({"token_cleanup_interval": 0});
+        let mut started = vec![node(&db, &keys).config(extra.clone()).start()];
+        started.extend(start_together(
+            (1..nodes)
+                .map(|_| node(&db, &keys).config(extra.clone()))
+                .collect(),
+        ));
+        let addrs: Vec<_> = started.iter().map(haproxy::server_addr).collect();
+        let lb = Haproxy::start(
+            &addrs,
+            &haproxy::Options {
+                check_inter_ms: 2000,
+                fall: 2,
+                rise: 1,
+            },
+        );
+        let c = Nodes {
+            nodes: started,
+            lb,
+            db,
+            keys,
+            extra,
+        };
+        let token = c.alice_token();
+        // Warm-up: every node caches the token, opens its connections.
+        let _ = measure(&c, &token, 4, threads, 2);
+        // Idle cost per second.
+        let pids: Vec<i32> = c.nodes.iter().map(|n| n.pid() as i32).collect();
+        let (i_node0, i_pg0, i_tx0) = (
+            cpu_seconds(&pids, false),
+            postgres_cpu(),
+            transactions(&c.db),
+        );
+        std::thread::sleep(Duration::from_secs(seconds));
+        let (i_node1, i_pg1, i_tx1) = (
+            cpu_seconds(&pids, false),
+            postgres_cpu(),
+            transactions(&c.db),
+        );
+        let idle = (
+            (i_node1 - i_node0) / seconds as f64,
+            (i_pg1 - i_pg0) / seconds as f64,
+            (i_tx1 - i_tx0) / seconds as f64,
+        );
+        for (what, every) in [("check", 0usize), ("login", 1)] {
+            let (n, node_us, pg_us, tx) = measure(&c, &token, every, threads, seconds);
+            let per_s = n as f64 / seconds as f64;
+            // Minus the idle cost of the same time.
+            let node_us = node_us - idle.0 * 1e6 / per_s;
+            let pg_us = pg_us - idle.1 * 1e6 / per_s;
+            let tx = tx - idle.2 / per_s;
+            println!(
+                "{nodes} node(s), {what}: {n} requests ({per_s:.0}/s), node CPU {node_us:.0} us/request, \
+                 PostgreSQL CPU {pg_us:.0} us/request, {tx:.2} transactions/request \
+                 (idle: nodes {:.3} CPU-s/s, PostgreSQL {:.3} CPU-s/s, {:.1} transactions/s)",
+                idle.0, idle.1, idle.2
+            );
+            results.push((nodes, what, node_us, pg_us, tx));
+        }
+    }
+    for what in ["check", "login"] {
+        let one = results.iter().find(|r| r.0 == 1 && r.1 == what).unwrap();
+        let three = results.iter().find(|r| r.0 == 3 && r.1 == what).unwrap();
+        println!(
+            "{what}: 3 nodes / 1 node: node CPU per request {:.2}x, PostgreSQL CPU per request {:.2}x",
+            three.2 / one.2,
+            three.3 / one.3
+        );
+    }
 }
