@@ -22,6 +22,15 @@ use wazo_auth_tests::*;
 /// of the balancer's checks (every 100 ms, out after 2 failures), with room for a loaded machine.
 const DRAIN_SECONDS: f64 = 1.5;
 
+/// Held by the tests that put the machine under load or measure times: they run one at a time
+/// (the others of this file run beside them), so that the client threads of one do not take the
+/// CPU the other's nodes need (a 2-core machine).
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A node on `db`: the admin user (bootstrapped at startup), the example backend (alice, bob),
 /// the shared secret key file, the shutdown drain.
 fn node(db: &str, keys: &std::path::Path) -> ServerBuilder {
@@ -250,6 +259,7 @@ impl Load {
 /// seen that way, against 18 ms with the pause, under the same load).
 #[test]
 fn a_revocation_on_one_node_is_refused_on_the_others_within_100_ms() {
+    let _heavy = heavy();
     let c = Nodes::start(3, json!({}));
     let n = &c.nodes;
     let mut latencies = Vec::with_capacity(1000);
@@ -615,6 +625,7 @@ fn a_bootstrap_and_user_creations_racing_on_nodes_make_one_user() {
 /// node (each client thread has one request in flight at most: fewer failures than threads).
 #[test]
 fn a_node_killed_under_load_fails_only_its_requests_in_flight() {
+    let _heavy = heavy();
     const THREADS: usize = 6;
     let mut c = Nodes::start(3, json!({}));
     let token = c.alice_token();
@@ -656,6 +667,7 @@ fn a_node_killed_under_load_fails_only_its_requests_in_flight() {
 /// the next one goes once it is back in. No request fails.
 #[test]
 fn a_rolling_restart_under_load_fails_no_request() {
+    let _heavy = heavy();
     const THREADS: usize = 6;
     let mut c = Nodes::start(3, json!({}));
     let token = c.alice_token();
@@ -785,6 +797,7 @@ fn measure(
 #[test]
 #[ignore]
 fn cpu_per_request_with_one_and_three_nodes() {
+    let _heavy = heavy();
     let seconds: u64 = std::env::var("SECONDS_PER_RUN")
         .ok()
         .and_then(|s| s.parse().ok())
