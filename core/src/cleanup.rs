@@ -7,7 +7,7 @@
 //! transaction lock rather than a session lock, so that the turn also holds through PgBouncer in
 //! transaction pooling mode. The transaction writes nothing until the run is over (no
 //! transaction id is held during the purge). When another process holds the turn, or ran the
-//! cleanup less than an interval ago (`auth_cleanup_state.last_run_at`, migration V12), the run
+//! cleanup less than an interval ago (`auth_cleanup_state.last_run_at`, migration V14), the run
 //! is skipped: the other process did or does the work.
 //!
 //! The expire-soon notices follow a window kept in the same row (`expire_soon_until`), so each
