@@ -7,12 +7,14 @@
 #   - aiosmtpd (`python3-aiosmtpd`), the SMTP server the tests start privately
 #     (tests/src/smtp.rs) to receive the mails the server sends;
 #   - OpenLDAP (`slapd`, `ldap-utils`), the directory the LDAP login tests start privately
-#     (tests/src/slapd.rs); the package is asked not to configure a directory of its own.
+#     (tests/src/slapd.rs); the package is asked not to configure a directory of its own;
+#   - HAProxy (`haproxy`), the balancer the multi-node tests start privately in front of several
+#     servers (tests/src/haproxy.rs); the package's own service is neither started nor enabled.
 #
 # wazo-auth runs its own private PostgreSQL cluster (see pg-cluster/src/lib.rs),
 # so the Debian package's default cluster is not needed: this script asks the
 # package not to create it and does not start any service (neither PostgreSQL's
-# nor RabbitMQ's: the tests run their own broker as a plain process).
+# nor RabbitMQ's nor HAProxy's: the tests run their own broker and balancer as plain processes).
 #
 # Usage: scripts/install-deps.sh        (as root; otherwise prints what to run)
 set -euo pipefail
@@ -51,12 +53,18 @@ have_slapd() {
         && command -v ldapadd >/dev/null 2>&1
 }
 
+# True if HAProxy is installed (in /usr/sbin, which a non-root PATH may lack).
+have_haproxy() {
+    command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]]
+}
+
 missing=()
 have_pg_server || missing+=(postgresql)
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
 have_rabbitmq || missing+=(rabbitmq-server)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 have_slapd || missing+=(slapd ldap-utils)
+have_haproxy || missing+=(haproxy)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     log "all dependencies are installed"
@@ -139,6 +147,16 @@ fi
 if ! have_slapd; then
     log "slapd or ldapadd still not found after installing ${missing[*]}" >&2
     exit 1
+fi
+
+if ! have_haproxy; then
+    log "haproxy still not found after installing ${missing[*]}" >&2
+    exit 1
+fi
+# The package enables its service for the next boot (policy-rc.d only kept it from starting
+# now); the tests run their own HAProxy, so the system one stays off.
+if [[ " ${missing[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable haproxy >/dev/null 2>&1 || true
 fi
 
 clusters_after="$(ls -d /etc/postgresql/*/*/ 2>/dev/null || true)"

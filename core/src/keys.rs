@@ -113,15 +113,7 @@ impl Keyring {
                  # protected is still in use.\n{id} {}\n",
                 b64().encode(key)
             );
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("cannot create the key file {}: {e}", path.display()))?;
-            f.write_all(text.as_bytes())
-                .map_err(|e| format!("cannot write the key file {}: {e}", path.display()))?;
-            log::info!("created a new secret key file {}", path.display());
+            create_complete(path, text.as_bytes())?;
         }
         let meta = std::fs::metadata(path)
             .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
@@ -220,9 +212,93 @@ impl Keyring {
     }
 }
 
+/// Creates `path` holding `bytes` (mode 0600), complete from the moment it exists: written to
+/// a temporary file beside it, then linked into place. Several processes starting together on
+/// one shared key file then all read the same complete file: the first link wins, the others
+/// find it there (`AlreadyExists`) and read it. On a file system without hard links, the file
+/// is created in place (a process starting at that very moment may read it incomplete).
+fn create_complete(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let write = |target: &Path| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(
+        ".{}-{:x}.tmp",
+        std::process::id(),
+        OsRng.next_u64()
+    ));
+    let tmp = std::path::PathBuf::from(tmp);
+    write(&tmp).map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            log::info!("created a new secret key file {}", path.display());
+            Ok(())
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => match write(path) {
+            Ok(()) => {
+                log::info!("created a new secret key file {}", path.display());
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(format!(
+                "cannot create the key file {}: {e}",
+                path.display()
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Processes starting together on one new shared key file all get the same complete
+    /// keyring (none reads it half-written or fails because another created it).
+    #[test]
+    fn created_once_by_concurrent_starts() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!(
+                "wazo-auth-keys-{}-{round}-{:x}",
+                std::process::id(),
+                OsRng.next_u64()
+            ));
+            let path = dir.join("secret.keys");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let rings: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Keyring::load_or_create(&path)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap().unwrap())
+                .collect();
+            let first = rings[0].derive(rings[0].primary_id(), "p").unwrap();
+            for r in &rings {
+                assert_eq!(r.derive(r.primary_id(), "p").unwrap(), first);
+            }
+            // Only the key file is left.
+            let names: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("secret.keys")]);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
 
     #[test]
     fn parse_and_derive() {

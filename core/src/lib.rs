@@ -2,6 +2,7 @@
 
 pub mod acl;
 pub mod cache;
+pub mod cleanup;
 pub mod defaults;
 pub mod emails;
 pub mod error;

@@ -209,12 +209,20 @@ impl Storage {
     /// Makes this storage write its plain logins through `other`'s login writer. One writer for
     /// the whole process groups more logins per statement than one per worker, and the larger
     /// the group, the less each login costs the database. The writer runs on the runtime of the
-    /// first login, with that storage's pool; if that runtime stops first (a worker ending
-    /// before the others at shutdown), the logins queued there get an error and later ones are
-    /// written directly.
+    /// first login, with that storage's pool, unless started before
+    /// ([`Storage::start_login_writer`]); if that runtime stops first (a worker ending before
+    /// the others at shutdown), the logins queued there get an error and later ones are written
+    /// directly.
     pub fn share_login_writer(mut self, other: &Storage) -> Storage {
         self.login_writer = other.login_writer.clone();
         self
+    }
+
+    /// Starts the login writer now, on the current runtime, with this storage's pool. The
+    /// server starts it on its main runtime, which outlives the HTTP workers: a login still in
+    /// flight on one worker while another stops (a graceful shutdown) is written.
+    pub fn start_login_writer(&self) {
+        let _ = self.login_writer();
     }
 
     /// Makes this storage decide tenant scopes from `tree` ([`Storage::is_subtenant`],

@@ -414,19 +414,26 @@ impl Storage {
     }
 
     /// Writes an `auth_session_expire_soon` event for every session whose token expires in
-    /// `[since, until)` (before `until` when `since` is `None`), in one transaction, `batch`
-    /// sessions per statement. The cleanup task passes `until` = now + its interval and, as
-    /// `since`, the `until` of its previous successful run: its windows follow each other, so a
-    /// session is announced once, and none is skipped when a run starts late. Returns how many
-    /// were written.
-    pub async fn notify_expire_soon(
-        &self,
-        since: Option<f64>,
-        until: f64,
-        batch: i64,
-    ) -> Result<usize> {
+    /// `[since, until)`, in one transaction, `batch` sessions per statement. `since` is the
+    /// `until` of the previous window, by whichever server process wrote it
+    /// (`auth_cleanup_state.expire_soon_until`, locked for the transaction; none yet: every
+    /// session expiring before `until`): the windows follow each other across processes, so a
+    /// session is announced once, and none is skipped when a run starts late. A window that
+    /// ends before the previous one writes nothing. Returns how many were written.
+    pub async fn notify_expire_soon(&self, until: f64, batch: i64) -> Result<usize> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        let since: Option<f64> = tx
+            .query_one(
+                "SELECT expire_soon_until FROM auth_cleanup_state FOR UPDATE",
+                &[],
+            )
+            .await?
+            .get(0);
+        if since.is_some_and(|since| since >= until) {
+            tx.commit().await?;
+            return Ok(0);
+        }
         let mut total = 0;
         let mut after: (f64, String) = (since.unwrap_or(f64::NEG_INFINITY), String::new());
         loop {
@@ -451,6 +458,11 @@ impl Storage {
                 _ => break,
             }
         }
+        tx.execute(
+            "UPDATE auth_cleanup_state SET expire_soon_until = $1",
+            &[&until],
+        )
+        .await?;
         tx.commit().await?;
         Ok(total)
     }

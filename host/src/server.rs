@@ -313,6 +313,8 @@ async fn serve(
     let per_worker_pool = (pool_size / workers).max(2);
     let db_uri_for_workers = db_uri.clone();
     let shared_storage = storage.clone();
+    // On this runtime, which outlives the workers (see `Storage::start_login_writer`).
+    shared_storage.start_login_writer();
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
     let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
@@ -323,6 +325,10 @@ async fn serve(
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
     let addr = (cfg.rest_api.listen.clone(), cfg.rest_api.port.get());
+    // Set on SIGTERM: `HEAD /status` then answers 503 for `rest_api.shutdown_drain` seconds
+    // before the listener closes (see `shutdown_on_signal`).
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let draining_for_workers = draining.clone();
     let read_timeout = cfg.rest_api.request_read_timeout.duration();
     // CORS (`rest_api.cors`, by actix-cors; checked with the configuration).
     let cors = if cfg.rest_api.cors.enabled {
@@ -352,6 +358,7 @@ async fn serve(
             config: live_config.clone(),
             mail: mail.clone(),
             login_plugins: login_plugins.clone(),
+            draining: draining_for_workers.clone(),
         }));
         let mut app = App::new()
             .wrap(actix_web::middleware::from_fn(http::revocation_barrier))
@@ -371,7 +378,10 @@ async fn serve(
         }
         app.configure(|c| http::configure(c, benchmark_route, user_registration))
     })
-    .shutdown_timeout(10)
+    // Requests in flight at shutdown have `rest_api.shutdown_timeout` seconds to finish; the
+    // signals are handled by `shutdown_on_signal` (the drain comes first).
+    .shutdown_timeout(cfg.rest_api.shutdown_timeout.whole_seconds())
+    .disable_signals()
     // The read deadline (`rest_api.request_read_timeout`): the first request's head within it
     // (and within actix's own 5 s), its body within it from the connection's start (the next
     // requests' bodies: from the end of their head). See `http::deadline`.
@@ -400,7 +410,14 @@ async fn serve(
     if let Some(file) = &cfg.rest_api.bound_address_file {
         write_bound_addresses(std::path::Path::new(file), &bound)?;
     }
-    let result = server.run().await;
+    let server = server.run();
+    let signals = actix_web::rt::spawn(shutdown_on_signal(
+        server.handle(),
+        draining,
+        cfg.rest_api.shutdown_drain.duration(),
+    ));
+    let result = server.await;
+    signals.abort();
     if let Some(file) = &cfg.rest_api.bound_address_file {
         let _ = std::fs::remove_file(file);
     }
@@ -418,8 +435,62 @@ async fn serve(
         task.abort();
     }
     listener.abort();
+    // The workers' pools went with the workers; idle connections of the shared one are closed
+    // now rather than at exit.
+    storage.pool().close();
     log::info!("HTTP server stopped");
     result.map_err(|e| format!("HTTP server error: {e}"))
+}
+
+/// Stops the API server on a signal, as actix does by itself, but with a drain first on SIGTERM:
+/// - SIGTERM: `HEAD /status` answers 503 (`draining`) for `drain` while every other request is
+///   still served, so that a balancer's health check takes this node out while it still
+///   answers; then the listener closes, idle keep-alive connections are closed, and requests in
+///   flight have `rest_api.shutdown_timeout` to finish (a graceful stop);
+/// - SIGINT, SIGQUIT: an immediate stop, as before.
+///
+/// A second SIGTERM during the drain ends the drain at once.
+async fn shutdown_on_signal(
+    server: actix_web::dev::ServerHandle,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    drain: Duration,
+) {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        log::error!("cannot handle signals: SIGTERM and SIGINT will not stop the server cleanly");
+        return;
+    };
+    let graceful = tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => false,
+        _ = quit.recv() => false,
+    };
+    if graceful {
+        if !drain.is_zero() {
+            log::info!(
+                "SIGTERM received; draining for {:.1}s (HEAD /status answers 503) before stopping",
+                drain.as_secs_f64()
+            );
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::select! {
+                _ = actix_web::rt::time::sleep(drain) => {}
+                _ = term.recv() => log::info!("second SIGTERM: the drain ends now"),
+                _ = int.recv() => {
+                    log::info!("SIGINT received; stopping now");
+                    server.stop(false).await;
+                    return;
+                }
+            }
+        }
+        log::info!("SIGTERM received; stopping: no new connection, requests in flight finish");
+    } else {
+        log::info!("SIGINT or SIGQUIT received; stopping now");
+    }
+    server.stop(graceful).await;
 }
 
 /// Serves `GET /metrics` (and `/0.1/metrics`), without a token, on `listen` (`metrics.listen`),
@@ -461,14 +532,29 @@ fn metrics_listener(
 /// Removes expired tokens (with their `auth_session_deleted` events), writes the
 /// `auth_session_expire_soon` events of the sessions expiring within the next `interval`, and
 /// removes login-throttle records older than `forget_after` that no longer block, every
-/// `interval`. Several server processes may share a database: rows are claimed with
-/// `FOR UPDATE SKIP LOCKED`, so none is processed twice.
+/// `interval`. Several server processes may share a database: one of them runs the cleanup at a
+/// time, and only when no other one ran it within the interval (`wazo_auth_core::cleanup`); the
+/// expire-soon windows are shared, so each session is announced once; purged rows are claimed
+/// with `FOR UPDATE SKIP LOCKED`, so none is processed twice.
 async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_after: f64) {
-    // The end of the expire-soon window of the last successful run.
-    let mut announced: Option<f64> = None;
     loop {
         actix_web::rt::time::sleep(interval).await;
         let started = std::time::Instant::now();
+        // A little less than the interval: this process's next run must not be skipped because
+        // its own previous run started a few milliseconds less than an interval ago.
+        let min_gap = interval.as_secs_f64() * 0.9;
+        let turn = match storage.cleanup_turn(tokens::now(), min_gap).await {
+            Ok(Some(turn)) => turn,
+            Ok(None) => {
+                log::debug!("cleanup: another process runs it or ran it within the interval");
+                continue;
+            }
+            Err(e) => {
+                log::warn!("cleanup: cannot take the cleanup turn (will retry): {e}");
+                telemetry::metrics::purge_run(false);
+                continue;
+            }
+        };
         let mut ok = true;
         match storage.purge_expired(tokens::now(), batch).await {
             Ok(0) => {}
@@ -484,12 +570,9 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
         // As the original, after the purge: the sessions expiring before the next run (from
         // where the previous run stopped, so that a late run skips none).
         let until = tokens::now() + interval.as_secs_f64();
-        match storage.notify_expire_soon(announced, until, batch).await {
-            Ok(_) => announced = Some(until),
-            Err(e) => {
-                ok = false;
-                log::warn!("expire-soon notification failed (will retry): {e}");
-            }
+        if let Err(e) = storage.notify_expire_soon(until, batch).await {
+            ok = false;
+            log::warn!("expire-soon notification failed (will retry): {e}");
         }
         match storage.purge_throttle(forget_after, batch).await {
             Ok(0) => {}
@@ -501,6 +584,10 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
                 ok = false;
                 log::warn!("login-throttle purge failed (will retry): {e}");
             }
+        }
+        if let Err(e) = turn.finish(ok).await {
+            ok = false;
+            log::warn!("cleanup: ending the cleanup turn failed: {e}");
         }
         telemetry::metrics::purge_run(ok);
         if started.elapsed() > interval {

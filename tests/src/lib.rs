@@ -22,6 +22,7 @@ use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
 
 pub use serde_json;
 
+pub mod haproxy;
 pub mod oauth2;
 pub mod rabbitmq;
 pub mod replication;
@@ -156,7 +157,7 @@ pub fn start_cluster() {
 
 /// The test cluster's postmaster and its children (backends, background workers), postmaster
 /// first.
-fn cluster_processes() -> Vec<i32> {
+pub fn cluster_processes() -> Vec<i32> {
     let data_dir = &cluster().data_dir;
     let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid"))
         .unwrap_or_else(|e| panic!("the test PostgreSQL cluster is not running: {e}"));

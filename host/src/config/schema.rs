@@ -13,7 +13,7 @@ use wazo_auth_core::password::Scheme;
 use super::values::{
     password_scheme, BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel,
     OutboxMaxAge, OutboxMaxRows, Port, ProxyNet, Purpose, ReadTimeout, RefreshTokenLifetime,
-    RetryTimeout, TokenLifetime, Workers,
+    RetryTimeout, ShutdownDrain, ShutdownTimeout, TokenLifetime, Workers,
 };
 use super::DEFAULT_EXTRA_CONFIG_FILES;
 
@@ -198,6 +198,13 @@ pub struct RestApi {
     /// New: seconds a client has to send a whole request, head and body (see
     /// `http::deadline`); past it the answer is 408 and the connection is closed.
     pub request_read_timeout: ReadTimeout,
+    /// New: seconds, on SIGTERM, during which `HEAD /status` answers 503 while every other
+    /// request is still served, so that a balancer's health check takes the node out before its
+    /// listener closes (see `docs/scaling.md`). 0 (the default): the listener closes at once.
+    pub shutdown_drain: ShutdownDrain,
+    /// New: seconds, on SIGTERM after the drain, that requests in flight have to finish before
+    /// their connections are closed.
+    pub shutdown_timeout: ShutdownTimeout,
     /// New: file where the server writes the address(es) it bound, once it listens (see
     /// `docs/configuration.md`); useful with `port: 0`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -419,6 +426,8 @@ impl Default for RestApi {
             // naming it), as in the original, which sets no limit.
             max_body_bytes: BodyLimit(1024 * 1024),
             request_read_timeout: ReadTimeout(30.0),
+            shutdown_drain: ShutdownDrain(0.0),
+            shutdown_timeout: ShutdownTimeout(10.0),
             bound_address_file: None,
             https: None,
             ciphers: None,

@@ -327,6 +327,31 @@ impl ReadTimeout {
 }
 
 bounded! {
+    /// `rest_api.shutdown_drain`: seconds, 0 to an hour.
+    ShutdownDrain(f64): |v| v.is_finite() && (0.0..=MAX_READ_TIMEOUT).contains(&v),
+    "must be a number of seconds >= 0 (at most 3600)"
+}
+
+impl ShutdownDrain {
+    pub fn duration(self) -> Duration {
+        duration_of(self.0)
+    }
+}
+
+bounded! {
+    /// `rest_api.shutdown_timeout`: seconds, > 0 and at most an hour.
+    ShutdownTimeout(f64): |v| v.is_finite() && v > 0.0 && v <= MAX_READ_TIMEOUT,
+    "must be a number of seconds > 0 (at most 3600)"
+}
+
+impl ShutdownTimeout {
+    /// Whole seconds, rounded up (what actix takes).
+    pub fn whole_seconds(self) -> u64 {
+        self.0.ceil() as u64
+    }
+}
+
+bounded! {
     /// `bus.outbox_max_age`: seconds, > 0.
     OutboxMaxAge(f64): |v| v.is_finite() && v > 0.0,
     "must be a number of seconds > 0"
@@ -498,6 +523,14 @@ mod tests {
             (
                 "rest_api:\n  workers: 257",
                 r#""rest_api.workers": must be between 0 (automatic) and 256, got 257"#,
+            ),
+            (
+                "rest_api:\n  shutdown_drain: -1",
+                r#""rest_api.shutdown_drain": must be a number of seconds >= 0 (at most 3600), got -1"#,
+            ),
+            (
+                "rest_api:\n  shutdown_timeout: 0",
+                r#""rest_api.shutdown_timeout": must be a number of seconds > 0 (at most 3600), got 0"#,
             ),
             (
                 "rest_api:\n  max_body_bytes: 1023",

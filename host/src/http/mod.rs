@@ -52,6 +52,9 @@ pub struct AppState {
     pub mail: Arc<crate::mail::MailService>,
     /// Metadata plugins by purpose and the IdP chain (plugin-api 1.3).
     pub login_plugins: Arc<crate::login_plugins::LoginPlugins>,
+    /// Set on SIGTERM during `rest_api.shutdown_drain`: `HEAD /status` answers 503 so that a
+    /// balancer takes this node out before it stops listening (see `crate::server`).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The part of the configuration the HTTP layer reads.

@@ -30,7 +30,13 @@ async fn backends(state: State) -> HttpResponse {
 /// its components fails (the reasons are logged, never sent). The database check is bounded by
 /// `db_timeout` and each backend's by `plugin_call_timeout`; they run concurrently, so the answer
 /// comes within the larger of the two even while the database is down.
+///
+/// During the shutdown drain (`rest_api.shutdown_drain`, on SIGTERM) the answer is 503 at once:
+/// the node still serves every other request, but asks its balancer to take it out.
 async fn status(state: State) -> HttpResponse {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let plugins_ok = plugins_loaded(&state);
     let database = async {
         match state.storage.ping().await {
