@@ -200,7 +200,9 @@ PY
 # The plans of every statement of each listing at SCALE (auto_explain, ANALYZE and BUFFERS), from
 # a restarted server whose new connections load auto_explain. SCALE_PLANS=0 skips them.
 if [[ ${SCALE_PLANS:-1} != 0 ]]; then
-    psql_scale -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+    # LOAD first: ALTER SYSTEM refuses the settings of a module that is not loaded.
+    psql_scale -c "LOAD 'auto_explain'" \
+        -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
         -c "ALTER SYSTEM SET auto_explain.log_min_duration = 0" \
         -c "ALTER SYSTEM SET auto_explain.log_analyze = on" \
         -c "ALTER SYSTEM SET auto_explain.log_buffers = on" \
