@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Cost against data size (issue 20), skeleton: starts the server on its own PostgreSQL, seeds it
-# at SCALE with set-based SQL and prints the seeding time of each kind of row and the database
-# size per row. The measurements at 1 k rows and at SCALE rows (token checks, listings, purge,
-# cold start, memory) and their ratios are not written yet; neither is the write-up in
-# docs/benchmarks.md. Not part of .ci/run.
+# Cost against data size (issue 20): starts the server on its own PostgreSQL, seeds it with
+# set-based SQL and prints the seeding time of each kind of row and the database size per row.
+# Measured so far: the listings of issue 20 (limit=100), each LISTING_REQUESTS times (200) at 1 k
+# rows (a small set, then deleted) and at SCALE rows, with p50/p99 and the p99 ratio, then the
+# plans (auto_explain, ANALYZE and BUFFERS) of every statement of each listing at SCALE. The token
+# checks, purge, cold start and memory at SCALE are not written yet. Not part of .ci/run.
 #
 #   SCALE=0.01 bench/scale.sh          # 100 k live tokens, 10 k users, 100 tenants...
 #   SCALE=1 bench/scale.sh             # 10 M live tokens, 5 M expired, 1 M users, 10 k tenants
 #                                      # 10 deep, 100 k policies (the issue's sizes)
 #   SCALE_BUILD=debug bench/scale.sh   # the debug build (default: release)
+#   TENANTS=10000 SCALE=0.1 ...        # another number of tenants (a multiple of 10)
+#   SCALE_PLANS=0 ...                  # without the plans
+#   SCALE_SERVER=path SCALE_PLUGIN=path  # another build's server and example plugin (nothing built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-0.1}
