@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Cost against data size (issue 20), skeleton: starts the server on its own PostgreSQL, seeds it
-# at SCALE with set-based SQL and prints the seeding time of each kind of row and the database
-# size per row. The measurements at 1 k rows and at SCALE rows (token checks, listings, purge,
-# cold start, memory) and their ratios are not written yet; neither is the write-up in
-# docs/benchmarks.md. Not part of .ci/run.
+# Cost against data size (issue 20): starts the server on its own PostgreSQL, seeds it with
+# set-based SQL and prints the seeding time of each kind of row and the database size per row.
+# Measured so far: the listings of issue 20 (limit=100), each LISTING_REQUESTS times (200) at 1 k
+# rows (a small set, then deleted) and at SCALE rows, with p50/p99 and the p99 ratio, then the
+# plans (auto_explain, ANALYZE and BUFFERS) of every statement of each listing at SCALE. The token
+# checks, purge, cold start and memory at SCALE are not written yet. Not part of .ci/run.
 #
 #   SCALE=0.01 bench/scale.sh          # 100 k live tokens, 10 k users, 100 tenants...
 #   SCALE=1 bench/scale.sh             # 10 M live tokens, 5 M expired, 1 M users, 10 k tenants
 #                                      # 10 deep, 100 k policies (the issue's sizes)
 #   SCALE_BUILD=debug bench/scale.sh   # the debug build (default: release)
+#   TENANTS=10000 SCALE=0.1 ...        # another number of tenants (a multiple of 10)
+#   SCALE_PLANS=0 ...                  # without the plans
+#   SCALE_SERVER=path SCALE_PLUGIN=path  # another build's server and example plugin (nothing built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-0.1}
@@ -22,7 +26,7 @@ live_tokens=$(count 10000000)
 expired_tokens=$(count 5000000)
 users=$(count 1000000)
 # Chains 10 deep under the top tenant: a multiple of 10.
-tenants=$(( ( $(count 10000) + 9 ) / 10 * 10 ))
+tenants=$(( ( ${TENANTS:-$(count 10000)} + 9 ) / 10 * 10 ))
 policies=$(count 100000)
 
 scripts/install-deps.sh >/dev/null
@@ -31,11 +35,15 @@ case $build in
     debug) flag= ;;
     *) echo "scale: SCALE_BUILD must be release or debug" >&2; exit 2 ;;
 esac
-echo "scale: building ($build)"
-cargo build $flag --locked -q -p wazo-auth -p example-backend
+# SCALE_SERVER and SCALE_PLUGIN: another build's server and example-backend plugin (e.g. a
+# copy of the previous commit's, for a before/after comparison); nothing is built then.
+if [[ -z ${SCALE_SERVER:-} ]]; then
+    echo "scale: building ($build)"
+    cargo build $flag --locked -q -p wazo-auth -p example-backend
+fi
 
 source scripts/throwaway-server.sh
-server_workdir scale "target/$build/libwazo_auth_example_backend.so"
+server_workdir scale "${SCALE_PLUGIN:-target/$build/libwazo_auth_example_backend.so}"
 {
     server_config "$port"
     cat <<YAML
@@ -43,10 +51,14 @@ extra_config_files: $work/conf.d
 enabled_backend_plugins: {wazo_user: false, example_static: true, ldap_user: false}
 enabled_external_auth_plugins: {google: false, microsoft: false, mobile: false}
 token_cleanup_interval: 0
+plugin_config:
+  example_static:
+    users:
+      - {login: admin, password: admin-secret, acl: ["auth.#"]}
 YAML
 } > "$work/config.yml"
 base="http://127.0.0.1:$port"
-server_start "$base/0.1/status" "target/$build/wazo-auth" -c "$work/config.yml"
+server_start "$base/0.1/status" "${SCALE_SERVER:-target/$build/wazo-auth}" -c "$work/config.yml"
 
 socket=$work/pg/socket
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -60,47 +72,117 @@ seed() { # what, SQL
     printf 'seeded %-28s %8.1f s\n' "$1" "$(echo "$ended - $started" | bc)"
 }
 
+# Seeds one data set: tenants in chains 10 deep under the top tenant, users, policies, groups
+# (each user in one group, with one policy of its own; each group with one policy), one refresh
+# token per user, sessions and live and expired tokens. Every uuid is md5(PREFIX-kind || i), so
+# that the measurements can name known rows, and `PREFIX` keeps two sets apart.
+seed_set() { # prefix, tenants, users, policies, groups, live tokens, expired tokens
+    local p=$1 tenants=$2 users=$3 policies=$4 groups=$5 live=$6 expired=$7
+    echo "scale: seeding $p: $tenants tenants, $users users, $policies policies, $groups groups," \
+        "$live live and $expired expired tokens"
+    # Tenant i (0-based) is under tenant i-1, or under the top tenant for every tenth: chains 10
+    # deep. Deterministic uuids (md5 of a name), as bench/run.sh's.
+    seed "tenants ($tenants)" "
+        INSERT INTO auth_tenant (uuid, name, slug, parent_uuid)
+        SELECT md5('$p-t' || i)::uuid::text, '$p-t' || i, left('$p' || i, 10),
+               CASE WHEN i % 10 = 0 THEN (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
+                    ELSE md5('$p-t' || (i - 1))::uuid::text END
+        FROM generate_series(0, $tenants - 1) AS i ORDER BY i"
+    seed "users ($users)" "
+        INSERT INTO auth_user (uuid, username, firstname, lastname, tenant_uuid)
+        SELECT md5('$p-u' || i)::uuid::text, '$p-user' || i, 'First' || i, 'Last' || i,
+               md5('$p-t' || (i % $tenants))::uuid::text
+        FROM generate_series(0, $users - 1) AS i;
+        INSERT INTO auth_email (address, confirmed, main, user_uuid)
+        SELECT '$p-user' || i || '@example.com', true, true, md5('$p-u' || i)::uuid::text
+        FROM generate_series(0, $users - 1) AS i"
+    seed "policies ($policies)" "
+        INSERT INTO auth_policy (uuid, name, slug, tenant_uuid, acl)
+        SELECT md5('$p-p' || i)::uuid::text, 'policy-' || i, 'policy-' || i,
+               md5('$p-t' || (i % $tenants))::uuid::text,
+               ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#', 'p' || i || '.#']
+        FROM generate_series(0, $policies - 1) AS i"
+    seed "groups ($groups) and members" "
+        INSERT INTO auth_group (uuid, name, slug, tenant_uuid)
+        SELECT md5('$p-g' || i)::uuid::text, 'group-' || i, 'group-' || i,
+               md5('$p-t' || (i % $tenants))::uuid::text
+        FROM generate_series(0, $groups - 1) AS i;
+        INSERT INTO auth_group_policy (group_uuid, policy_uuid)
+        SELECT md5('$p-g' || i)::uuid::text, md5('$p-p' || (i % $policies))::uuid::text
+        FROM generate_series(0, $groups - 1) AS i;
+        INSERT INTO auth_user_group (group_uuid, user_uuid)
+        SELECT md5('$p-g' || (i % $groups))::uuid::text, md5('$p-u' || i)::uuid::text
+        FROM generate_series(0, $users - 1) AS i;
+        INSERT INTO auth_user_policy (user_uuid, policy_uuid)
+        SELECT md5('$p-u' || i)::uuid::text, md5('$p-p' || (i % $policies))::uuid::text
+        FROM generate_series(0, $users - 1) AS i"
+    seed "refresh tokens ($users)" "
+        INSERT INTO auth_refresh_token (uuid, token_hash, key_id, client_id, user_uuid, backend,
+                                        login, created_at)
+        SELECT md5('$p-r' || i)::uuid::text, sha256(convert_to('$p-r' || i, 'UTF8')), 'scale',
+               'client-' || (i % 7), md5('$p-u' || i)::uuid::text, 'wazo_user', '$p-user' || i,
+               now() - i * interval '1 second'
+        FROM generate_series(0, $users - 1) AS i"
+    # One session per token, of tenant i % tenants; tokens of user i % users. Token i's id is
+    # md5('PREFIX-k' || i) as a uuid (stored, as the server does, as the SHA-256 of its text), so
+    # that the measurements can use known tokens. Sessions are created a millisecond apart.
+    seed_tokens() { # what, count, first i, expiry (SQL, epoch seconds)
+        seed "$1" "
+            INSERT INTO auth_session (uuid, tenant_uuid, created_at)
+            SELECT md5('$p-s' || i)::uuid::text, md5('$p-t' || (i % $tenants))::uuid::text,
+                   now() - i * interval '1 millisecond'
+            FROM generate_series($3, $3 + $2 - 1) AS i;
+            INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid,
+                                    user_agent, remote_addr, acl)
+            SELECT sha256(convert_to(md5('$p-k' || i)::uuid::text, 'UTF8')), u.uuid,
+                   extract(epoch FROM now()), $4,
+                   jsonb_build_object('auth_id', u.uuid, 'uuid', u.uuid, 'purpose', 'user'),
+                   md5('$p-s' || i)::uuid::text, 'scale', '127.0.0.1',
+                   ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#']
+            FROM generate_series($3, $3 + $2 - 1) AS i,
+                 LATERAL (SELECT md5('$p-u' || (i % $users))::uuid::text AS uuid) AS u"
+    }
+    seed_tokens "live tokens ($live)" "$live" 0 "extract(epoch FROM now()) + 86400"
+    seed_tokens "expired tokens ($expired)" "$expired" "$live" "extract(epoch FROM now()) - 60"
+}
+
+# The listings of issue 20, each with limit=100, from the top tenant (admin's token) unless
+# said: `users_subtree` lists a chain of 10 tenants (Wazo-Tenant: its head).
+listing_phase() { # prefix, label
+    local p=$1 label=$2 user chain
+    user=$(python3 -c 'import hashlib, sys, uuid; print(uuid.UUID(hashlib.md5(sys.argv[1].encode()).hexdigest()))' "$p-u7")
+    chain=$(python3 -c 'import hashlib, sys, uuid; print(uuid.UUID(hashlib.md5(sys.argv[1].encode()).hexdigest()))' "$p-t0")
+    echo "scale: listings at $label, $listing_requests requests each"
+    python3 bench/listings.py "$base" "$admin_token" "$listing_requests" "$work/listings-$label.json" \
+        "users_search=/0.1/users?recurse=true&limit=100&search=ser123" \
+        "users_recurse=/0.1/users?recurse=true&limit=100" \
+        "users_subtree=/0.1/users?recurse=true&limit=100|Wazo-Tenant: $chain" \
+        "policies=/0.1/policies?recurse=true&limit=100" \
+        "groups=/0.1/groups?recurse=true&limit=100" \
+        "tenants=/0.1/tenants?limit=100" \
+        "sessions=/0.1/sessions?recurse=true&limit=100" \
+        "tokens=/0.1/tokens?recurse=true&limit=100" \
+        "user_policies=/0.1/users/$user/policies?limit=100"
+}
+
+listing_requests=${LISTING_REQUESTS:-200}
+admin_token=$(curl -sf -u admin:admin-secret -H 'Content-Type: application/json' \
+    -d '{"backend": "example_static", "expiration": 36000}' "$base/0.1/token" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
+
+# 1 k rows: a small set (1 k users, 10 tenants...), measured, then deleted (its tenants cascade).
+seed_set small 10 1000 100 100 10000 5000
+seed "VACUUM ANALYZE (small)" "VACUUM ANALYZE"
+listing_phase small small
+seed "deleting the small set" "
+    DELETE FROM auth_token WHERE session_uuid IN
+        (SELECT uuid FROM auth_session WHERE tenant_uuid IN
+            (SELECT uuid FROM auth_tenant WHERE name LIKE 'small-t%'));
+    DELETE FROM auth_tenant WHERE name LIKE 'small-t%'"
+
 echo "scale: SCALE=$scale: $tenants tenants, $users users, $policies policies," \
     "$live_tokens live and $expired_tokens expired tokens"
-# Tenant i (0-based) is under tenant i-1, or under the top tenant for every tenth: chains 10
-# deep. Deterministic uuids (md5 of a name), as bench/run.sh's.
-seed "tenants ($tenants)" "
-    INSERT INTO auth_tenant (uuid, name, slug, parent_uuid)
-    SELECT md5('scale-t' || i)::uuid::text, 'scale-t' || i, 's' || i,
-           CASE WHEN i % 10 = 0 THEN (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
-                ELSE md5('scale-t' || (i - 1))::uuid::text END
-    FROM generate_series(0, $tenants - 1) AS i ORDER BY i"
-seed "users ($users)" "
-    INSERT INTO auth_user (uuid, username, firstname, lastname, tenant_uuid)
-    SELECT md5('scale-u' || i)::uuid::text, 'user' || i, 'First' || i, 'Last' || i,
-           md5('scale-t' || (i % $tenants))::uuid::text
-    FROM generate_series(0, $users - 1) AS i"
-seed "policies ($policies)" "
-    INSERT INTO auth_policy (name, slug, tenant_uuid, acl)
-    SELECT 'policy-' || i, 'policy-' || i, md5('scale-t' || (i % $tenants))::uuid::text,
-           ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#', 'p' || i || '.#']
-    FROM generate_series(0, $policies - 1) AS i"
-# One session per token, of tenant i % tenants; tokens of user i % users. Token i's id is
-# md5('scale-k' || i) as a uuid (stored, as the server does, as the SHA-256 of its text), so
-# that the measurements can use known tokens.
-seed_tokens() { # what, count, first i, expiry (SQL, epoch seconds)
-    seed "$1" "
-        INSERT INTO auth_session (uuid, tenant_uuid)
-        SELECT md5('scale-s' || i)::uuid::text, md5('scale-t' || (i % $tenants))::uuid::text
-        FROM generate_series($3, $3 + $2 - 1) AS i;
-        INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid,
-                                user_agent, remote_addr, acl)
-        SELECT sha256(convert_to(md5('scale-k' || i)::uuid::text, 'UTF8')), u.uuid,
-               extract(epoch FROM now()), $4,
-               jsonb_build_object('auth_id', u.uuid, 'uuid', u.uuid, 'purpose', 'user'),
-               md5('scale-s' || i)::uuid::text, 'scale', '127.0.0.1',
-               ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#']
-        FROM generate_series($3, $3 + $2 - 1) AS i,
-             LATERAL (SELECT md5('scale-u' || (i % $users))::uuid::text AS uuid) AS u"
-}
-seed_tokens "live tokens ($live_tokens)" "$live_tokens" 0 "extract(epoch FROM now()) + 86400"
-seed_tokens "expired tokens ($expired_tokens)" "$expired_tokens" "$live_tokens" \
-    "extract(epoch FROM now()) - 60"
+seed_set scale "$tenants" "$users" "$policies" "$policies" "$live_tokens" "$expired_tokens"
 seed "VACUUM ANALYZE" "VACUUM ANALYZE"
 
 psql_scale -F '|' <<SQL | while IFS='|' read -r what bytes; do printf '%-26s %12s bytes\n' "$what" "$bytes"; done
@@ -110,4 +192,43 @@ SELECT 'per token (with session)',
        / greatest(1, $live_tokens + $expired_tokens);
 SELECT 'per user', pg_total_relation_size('auth_user') / greatest(1, $users);
 SQL
-echo "scale: the measurements at SCALE are not written yet (issue 20)"
+listing_phase scale scale
+python3 - "$work/listings-small.json" "$work/listings-scale.json" <<'PY'
+import json, sys
+small, big = (json.load(open(f)) for f in sys.argv[1:3])
+print(f"{'listing':<16} {'p50 1k':>8} {'p99 1k':>8} {'p50 SCALE':>10} {'p99 SCALE':>10} {'p99 ratio':>9}")
+for name, (p50, p99) in big.items():
+    s50, s99 = small[name]
+    print(f"{name:<16} {s50:8.2f} {s99:8.2f} {p50:10.2f} {p99:10.2f} {p99 / s99:9.2f}")
+PY
+# The plans of every statement of each listing at SCALE (auto_explain, ANALYZE and BUFFERS), from
+# a restarted server whose new connections load auto_explain. SCALE_PLANS=0 skips them.
+if [[ ${SCALE_PLANS:-1} != 0 ]]; then
+    # LOAD first: ALTER SYSTEM refuses the settings of a module that is not loaded.
+    psql_scale -c "LOAD 'auto_explain'" \
+        -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+        -c "ALTER SYSTEM SET auto_explain.log_min_duration = 0" \
+        -c "ALTER SYSTEM SET auto_explain.log_analyze = on" \
+        -c "ALTER SYSTEM SET auto_explain.log_buffers = on" \
+        -c "ALTER SYSTEM SET auto_explain.log_timing = on" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+    kill -TERM "$server_pid"
+    wait "$server_pid" || true
+    server_start "$base/0.1/status" "${SCALE_SERVER:-target/$build/wazo-auth}" -c "$work/config.yml"
+    pglog=$work/pg/log/postgres.log
+    user=$(python3 -c 'import hashlib, sys, uuid; print(uuid.UUID(hashlib.md5(sys.argv[1].encode()).hexdigest()))' scale-u7)
+    for listing in "users?recurse=true&limit=100&search=ser123" "users?recurse=true&limit=100" \
+        "policies?recurse=true&limit=100" "groups?recurse=true&limit=100" "tenants?limit=100" \
+        "sessions?recurse=true&limit=100" "tokens?recurse=true&limit=100" \
+        "users/$user/policies?limit=100"; do
+        # Twice: the second request's plans (warm caches) are printed.
+        curl -sf -o /dev/null -H "X-Auth-Token: $admin_token" "$base/0.1/$listing"
+        sleep 0.5
+        from=$(stat -c %s "$pglog")
+        curl -sf -o /dev/null -H "X-Auth-Token: $admin_token" "$base/0.1/$listing"
+        sleep 0.5
+        echo "=== plans of GET /0.1/$listing"
+        tail -c +"$((from + 1))" "$pglog" | sed -n '/duration: .* plan:/,$p' \
+            | grep -v 'statement: \(BEGIN\|COMMIT\|START\|SET\)'
+    done
+fi

@@ -142,6 +142,9 @@ impl Policy {
 pub struct View {
     pub(crate) requested: String,
     pub(crate) tenants: Vec<String>,
+    /// `tenants` are every tenant (a recursive view from the top tenant): every policy is
+    /// visible, and a listing needs no visibility condition.
+    pub(crate) every: bool,
 }
 
 impl View {
@@ -151,6 +154,7 @@ impl View {
         View {
             requested: tenant.to_string(),
             tenants: vec![tenant.to_string()],
+            every: false,
         }
     }
 
@@ -652,13 +656,20 @@ pub(crate) async fn list<C: GenericClient>(
     q: &ListQuery,
 ) -> Result<(Vec<Policy>, i64)> {
     let mut params = Params::default();
-    let visible = visible_sql(&mut params, scope);
+    // Seeing every tenant, every policy is visible and none is shared from outside the view.
+    let visible = if scope.every {
+        "TRUE".to_string()
+    } else {
+        visible_sql(&mut params, scope)
+    };
     let filters = filters_sql(&mut params, q);
     // $1 is the tenant list (see visible_sql).
-    let read_only = match q.read_only {
-        None => "TRUE",
-        Some(true) => "(p.config_managed OR (p.shared AND NOT p.tenant_uuid = ANY($1)))",
-        Some(false) => "(p.tenant_uuid = ANY($1) AND NOT p.config_managed)",
+    let read_only = match (q.read_only, scope.every) {
+        (None, _) => "TRUE",
+        (Some(true), false) => "(p.config_managed OR (p.shared AND NOT p.tenant_uuid = ANY($1)))",
+        (Some(false), false) => "(p.tenant_uuid = ANY($1) AND NOT p.config_managed)",
+        (Some(true), true) => "p.config_managed",
+        (Some(false), true) => "NOT p.config_managed",
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM auth_policy p WHERE {visible} AND {filters} AND {read_only}{}",
@@ -668,7 +679,11 @@ pub(crate) async fn list<C: GenericClient>(
     let items = rows.iter().map(Policy::from_row).collect();
 
     let mut params = Params::default();
-    let visible = visible_sql(&mut params, scope);
+    let visible = if scope.every {
+        "TRUE".to_string()
+    } else {
+        visible_sql(&mut params, scope)
+    };
     let total = count(
         client,
         &format!("SELECT count(*) FROM auth_policy p WHERE {visible}"),
@@ -938,6 +953,7 @@ mod tests {
         View {
             requested: requested.into(),
             tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            every: false,
         }
     }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::events::{self, Event};
 use crate::keys::Keyring;
+use crate::scope::Listed;
 use crate::storage::Storage;
 
 const PURPOSE: &str = "refresh-token";
@@ -275,7 +276,7 @@ const SELECT: &str = "SELECT r.uuid, r.client_id, r.user_uuid, u.tenant_uuid, r.
 #[derive(Debug, Clone, Default)]
 pub struct RefreshTokenQuery {
     /// Only tokens of users in these tenants.
-    pub tenants: Vec<String>,
+    pub tenants: Listed,
     pub user_uuid: Option<String>,
     /// ILIKE pattern on client_id.
     pub search: Option<String>,
@@ -331,18 +332,35 @@ impl Storage {
         q: &RefreshTokenQuery,
     ) -> Result<(i64, i64, Vec<RefreshToken>)> {
         let client = self.client().await?;
-        let base = "u.tenant_uuid = ANY($1) AND ($2::text IS NULL OR r.user_uuid = $2)";
         // A filter holding NUL matches nothing stored (PostgreSQL text never holds NUL, and
         // would refuse the parameter).
         let has_nul = |v: &Option<String>| v.as_deref().is_some_and(|v| v.contains('\0'));
         if has_nul(&q.user_uuid) {
             return Ok((0, 0, Vec::new()));
         }
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        let mut base = Vec::new();
+        if let Some(t) = q.tenants.tenants() {
+            params.push(t);
+            base.push(q.tenants.condition("u.tenant_uuid", "$1"));
+        }
+        if let Some(u) = &q.user_uuid {
+            params.push(u);
+            base.push(format!("r.user_uuid = ${}", params.len()));
+        }
+        // Every token has its user (a foreign key): the user is joined for its tenant only.
+        let from = if q.tenants.tenants().is_some() {
+            "FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid"
+        } else {
+            "FROM auth_refresh_token r"
+        };
+        let base_sql = if base.is_empty() {
+            "TRUE".to_string()
+        } else {
+            base.join(" AND ")
+        };
         let total: i64 = client
-            .query_one(
-                &format!("SELECT count(*) FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid WHERE {base}"),
-                &[&q.tenants, &q.user_uuid],
-            )
+            .query_one(&format!("SELECT count(*) {from} WHERE {base_sql}"), &params)
             .await?
             .get(0);
         if [&q.search, &q.client_id, &q.created_at]
@@ -351,25 +369,45 @@ impl Storage {
         {
             return Ok((total, 0, Vec::new()));
         }
-        let filters = "AND ($3::text IS NULL OR r.client_id ILIKE $3)
-                       AND ($4::text IS NULL OR r.client_id = $4)
-                       AND ($5::bool IS NULL OR r.mobile = $5)
-                       AND ($6::text IS NULL OR to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') LIKE $6 || '%')";
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-            &q.tenants,
-            &q.user_uuid,
-            &q.search,
-            &q.client_id,
-            &q.mobile,
-            &q.created_at,
-        ];
-        let filtered: i64 = client
-            .query_one(
-                &format!("SELECT count(*) FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid WHERE {base} {filters}"),
-                &params,
-            )
-            .await?
-            .get(0);
+        let mut filters = Vec::new();
+        if let Some(v) = &q.search {
+            params.push(v);
+            filters.push(format!("r.client_id ILIKE ${}", params.len()));
+        }
+        if let Some(v) = &q.client_id {
+            params.push(v);
+            filters.push(format!("r.client_id = ${}", params.len()));
+        }
+        if let Some(v) = &q.mobile {
+            params.push(v);
+            filters.push(format!("r.mobile = ${}", params.len()));
+        }
+        if let Some(v) = &q.created_at {
+            params.push(v);
+            filters.push(format!(
+                "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') LIKE ${}::text || '%'",
+                params.len()
+            ));
+        }
+        let mut conds = base;
+        conds.extend(filters.iter().cloned());
+        let where_sql = if conds.is_empty() {
+            "TRUE".to_string()
+        } else {
+            conds.join(" AND ")
+        };
+        // Without filters, `filtered` is `total`.
+        let filtered: i64 = if filters.is_empty() {
+            total
+        } else {
+            client
+                .query_one(
+                    &format!("SELECT count(*) {from} WHERE {where_sql}"),
+                    &params,
+                )
+                .await?
+                .get(0)
+        };
         let order = match q.order.as_str() {
             "client_id" => "r.client_id",
             "mobile" => "r.mobile",
@@ -382,7 +420,7 @@ impl Storage {
         };
         let rows = client
             .query(
-                &format!("{SELECT} WHERE {base} {filters} ORDER BY {order} {dir}, r.uuid {page}"),
+                &format!("{SELECT} WHERE {where_sql} ORDER BY {order} {dir}, r.uuid {dir} {page}"),
                 &params,
             )
             .await?;

@@ -46,14 +46,15 @@ use crate::tokens::Token;
 pub struct Scope {
     tenant: String,
     storage: Storage,
-    visible: OnceLock<Vec<String>>,
+    /// The visible tenants, and whether they are every tenant.
+    visible: OnceLock<(Vec<String>, bool)>,
 }
 
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
             .field("tenant", &self.tenant)
-            .field("visible", &self.visible.get())
+            .field("visible", &self.visible.get().map(|v| &v.0))
             .finish()
     }
 }
@@ -141,19 +142,43 @@ impl Scope {
     /// The scoping tenant and all its descendants (empty when the scoping tenant no longer
     /// exists).
     pub async fn tenants(&self) -> Result<&[String], Error> {
+        Ok(&self.visible().await?.0)
+    }
+
+    async fn visible(&self) -> Result<&(Vec<String>, bool), Error> {
         if let Some(v) = self.visible.get() {
             return Ok(v);
         }
-        let found = self.storage.tenant_and_descendants(&self.tenant).await?;
+        let found = self.storage.subtree(&self.tenant).await?;
         Ok(self.visible.get_or_init(|| found))
     }
 
     /// Whether `tenant` is visible: the scoping tenant or one of its descendants.
     pub async fn contains(&self, tenant: &str) -> Result<bool, Error> {
         match self.visible.get() {
-            Some(v) => Ok(v.iter().any(|t| t == tenant)),
+            Some(v) => Ok(v.0.iter().any(|t| t == tenant)),
             None => self.storage.is_subtenant(tenant, &self.tenant).await,
         }
+    }
+
+    /// Whether a listing covers every tenant (it recurses from a tenant that sees them all).
+    pub async fn lists_every_tenant(&self, recurse: bool) -> Result<bool, Error> {
+        Ok(recurse && self.visible().await?.1)
+    }
+
+    /// The tenants a listing covers ([`Scope::listed`]), in the form that costs the database
+    /// least: [`Listed::Every`] when they are every tenant (a listing that recurses from the top
+    /// tenant needs no tenant condition at all).
+    pub async fn listing(&self, recurse: bool) -> Result<Listed, Error> {
+        if !recurse {
+            return Ok(Listed::Only(vec![self.tenant.clone()]));
+        }
+        let (tenants, every) = self.visible().await?;
+        Ok(if *every {
+            Listed::Every
+        } else {
+            Listed::Only(tenants.clone())
+        })
     }
 
     /// The tenants a listing covers: the scoping tenant alone, or with its descendants
@@ -163,6 +188,44 @@ impl Scope {
             self.tenants().await
         } else {
             Ok(std::slice::from_ref(&self.tenant))
+        }
+    }
+}
+
+/// The tenants a listing covers ([`Scope::listing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// Every tenant: no tenant condition (every row belongs to a tenant).
+    Every,
+    /// These tenants (the scoping tenant first).
+    Only(Vec<String>),
+}
+
+impl Default for Listed {
+    /// No tenant.
+    fn default() -> Listed {
+        Listed::Only(Vec::new())
+    }
+}
+
+impl Listed {
+    /// The tenants, `None` for every tenant.
+    pub fn tenants(&self) -> Option<&Vec<String>> {
+        match self {
+            Listed::Every => None,
+            Listed::Only(t) => Some(t),
+        }
+    }
+
+    /// The SQL condition "`column` is one of the tenants", `param` naming a `text[]` parameter
+    /// that holds [`Listed::tenants`] (none for [`Listed::Every`]: the condition is `TRUE`).
+    ///
+    /// The array is joined through `unnest`, not compared with `= ANY`: the planner estimates
+    /// `= ANY` element by element (10-23 ms of planning for 10 k tenants), `unnest` as a whole.
+    pub fn condition(&self, column: &str, param: &str) -> String {
+        match self {
+            Listed::Every => "TRUE".to_string(),
+            Listed::Only(_) => format!("{column} IN (SELECT unnest({param}::text[]))"),
         }
     }
 }

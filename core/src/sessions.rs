@@ -1,7 +1,10 @@
 //! Sessions: one per token, listed and deleted by administrators and their owners.
 
+use tokio_postgres::types::ToSql;
+
 use crate::error::Result;
 use crate::events::{self, Event};
+use crate::scope::Listed;
 use crate::storage::Storage;
 
 /// A session as listed.
@@ -19,24 +22,39 @@ impl Storage {
     /// (`Some(descending)`) they are ordered by `mobile`.
     pub(crate) async fn list_sessions(
         &self,
-        tenants: &[String],
+        tenants: &Listed,
         user_uuid: Option<&str>,
         order_mobile: Option<bool>,
         limit: Option<i64>,
         offset: i64,
     ) -> Result<(i64, Vec<Session>)> {
         let client = self.client().await?;
-        let filter = "s.tenant_uuid = ANY($1) AND ($2::text IS NULL OR t.auth_id = $2)";
-        let total: i64 = client
-            .query_one(
-                &format!(
-                    "SELECT count(*) FROM auth_session s JOIN auth_token t ON t.session_uuid = s.uuid
-                     WHERE {filter}"
-                ),
-                &[&tenants, &user_uuid],
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let mut conds = Vec::new();
+        if let Some(t) = tenants.tenants() {
+            params.push(t);
+            conds.push(tenants.condition("s.tenant_uuid", &format!("${}", params.len())));
+        }
+        if let Some(u) = &user_uuid {
+            params.push(u);
+            conds.push(format!("t.auth_id = ${}", params.len()));
+        }
+        let filter = if conds.is_empty() {
+            "TRUE".to_string()
+        } else {
+            conds.join(" AND ")
+        };
+        // Every token has a session (`session_uuid` is NOT NULL and a foreign key): without a
+        // condition, the number of (session, token) pairs is the number of tokens.
+        let count_sql = if conds.is_empty() {
+            "SELECT count(*) FROM auth_token t".to_string()
+        } else {
+            format!(
+                "SELECT count(*) FROM auth_session s JOIN auth_token t ON t.session_uuid = s.uuid
+                 WHERE {filter}"
             )
-            .await?
-            .get(0);
+        };
+        let total: i64 = client.query_one(&count_sql, &params).await?.get(0);
         let order = match order_mobile {
             Some(true) => "ORDER BY s.mobile DESC, s.created_at, s.uuid",
             Some(false) => "ORDER BY s.mobile ASC, s.created_at, s.uuid",
@@ -55,7 +73,7 @@ impl Storage {
                      FROM auth_session s JOIN auth_token t ON t.session_uuid = s.uuid
                      WHERE {filter} {order} {page}"
                 ),
-                &[&tenants, &user_uuid],
+                &params,
             )
             .await?;
         Ok((

@@ -378,16 +378,16 @@ impl Storage {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// `tenant` and all its descendants (the top tenant: every tenant). Empty when `tenant`
-    /// does not exist.
-    pub async fn tenant_and_descendants(&self, tenant: &str) -> Result<Vec<String>> {
-        // As in `is_subtenant`: no tenant holds NUL, and PostgreSQL would refuse it.
+    /// `tenant` and all its descendants, and whether they are every tenant (read from one
+    /// snapshot: the tree in memory, or one statement).
+    pub(crate) async fn subtree(&self, tenant: &str) -> Result<(Vec<String>, bool)> {
         if tenant.contains('\0') {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         if let Some(tree) = self.tenant_tree().await? {
             if let Some(all) = tree.descendants(tenant) {
-                return Ok(all);
+                let every = all.len() == tree.len();
+                return Ok((all, every));
             }
         }
         let client = self.client().await?;
@@ -398,10 +398,19 @@ impl Storage {
                      UNION
                      SELECT t.uuid FROM auth_tenant t JOIN down d ON t.parent_uuid = d.uuid
                  )
-                 SELECT uuid FROM down",
+                 SELECT uuid, (SELECT count(*) FROM auth_tenant) FROM down",
                 &[&tenant],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let every = rows
+            .first()
+            .is_some_and(|r| usize::try_from(r.get::<_, i64>(1)).ok() == Some(rows.len()));
+        Ok((rows.iter().map(|r| r.get(0)).collect(), every))
+    }
+
+    /// `tenant` and all its descendants (the top tenant: every tenant). Empty when `tenant`
+    /// does not exist.
+    pub async fn tenant_and_descendants(&self, tenant: &str) -> Result<Vec<String>> {
+        Ok(self.subtree(tenant).await?.0)
     }
 }

@@ -10,6 +10,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
 use crate::error::Error;
+use crate::scope::Listed;
 use crate::sql::{Page, Where};
 
 /// Longest slug (characters), as the `varchar(10)` column.
@@ -338,13 +339,6 @@ pub(crate) async fn is_subtenant<C: GenericClient>(
     Ok(row.get(0))
 }
 
-/// Recursive CTE `down(uuid)`: `$1` and all its descendants.
-const DOWN_CTE: &str = "WITH RECURSIVE down(uuid) AS (
-     SELECT uuid FROM auth_tenant WHERE uuid = $1
-     UNION
-     SELECT t.uuid FROM auth_tenant t JOIN down d ON t.parent_uuid = d.uuid
- )";
-
 // ------------------------------------------------------------------------------------------------
 // Reads
 // ------------------------------------------------------------------------------------------------
@@ -497,13 +491,14 @@ pub struct ListResult {
     pub items: Vec<Tenant>,
 }
 
-/// The filters of a list query, after `t.uuid IN (SELECT uuid FROM down)` (whose `$1`, the
-/// scope, is the first parameter).
-fn list_where(scope: &str, q: &ListQuery) -> Where {
+/// The filters of a list query, after the condition of the listed tenants (`$1` when they are
+/// not every tenant).
+fn list_where(scope: &Listed, q: &ListQuery) -> Where {
     let mut w = Where::default();
-    // The first parameter: `$1` of `DOWN_CTE`.
-    w.param(scope.to_string());
-    w.raw("t.uuid IN (SELECT uuid FROM down)".to_string());
+    if let Some(tenants) = scope.tenants() {
+        let p = w.param(tenants.clone());
+        w.raw(scope.condition("t.uuid", &p));
+    }
     if let Some(v) = &q.uuid {
         w.text("t.uuid = {}", v);
     }
@@ -528,38 +523,50 @@ fn list_where(scope: &str, q: &ListQuery) -> Where {
     if let Some(pattern) = &q.search {
         w.text(
             "(t.name ILIKE {} OR t.slug ILIKE {}
-              OR EXISTS (SELECT 1 FROM auth_tenant_domain d
-                         WHERE d.tenant_uuid = t.uuid AND d.name ILIKE {}))",
+              OR t.uuid = ANY(ARRAY(SELECT d.tenant_uuid FROM auth_tenant_domain d
+                                    WHERE d.name ILIKE {})))",
             pattern,
         );
     }
     w
 }
 
-/// The tenants visible from `scope` (itself and all its descendants), filtered, searched,
-/// sorted and paginated.
+/// The tenants visible from a scope (`scope`: itself and all its descendants, as
+/// [`crate::scope::Scope::listing`] gives them), filtered, searched, sorted and paginated.
 pub(crate) async fn list<C: GenericClient>(
     client: &C,
-    scope: &str,
+    scope: &Listed,
     q: &ListQuery,
 ) -> Result<ListResult, Error> {
-    let total: i64 = client
-        .query_one(
-            format!("{DOWN_CTE} SELECT count(*) FROM down").as_str(),
-            &[&scope],
-        )
-        .await?
-        .get(0);
+    // The listed tenants are known (from the tenant tree): counted without a query.
+    let total: i64 = match scope.tenants() {
+        Some(tenants) => i64::try_from(tenants.len()).unwrap_or(i64::MAX),
+        None => client
+            .query_one("SELECT count(*) FROM auth_tenant", &[])
+            .await?
+            .get(0),
+    };
 
     let w = list_where(scope, q);
     let where_sql = format!(" WHERE {}", w.sql());
-    let filtered: i64 = client
-        .query_one(
-            format!("{DOWN_CTE} SELECT count(*) FROM auth_tenant t{where_sql}").as_str(),
-            &w.refs(),
-        )
-        .await?
-        .get(0);
+    // Without search or filters, `filtered` is `total`.
+    let unfiltered = q.search.is_none()
+        && q.uuid.is_none()
+        && q.uuids.is_none()
+        && q.name.is_none()
+        && q.slug.is_none()
+        && q.domain_name.as_deref().is_none_or(str::is_empty);
+    let filtered: i64 = if unfiltered {
+        total
+    } else {
+        client
+            .query_one(
+                format!("SELECT count(*) FROM auth_tenant t{where_sql}").as_str(),
+                &w.refs(),
+            )
+            .await?
+            .get(0)
+    };
 
     let page = Page {
         order: q.order.name().to_string(),
@@ -568,7 +575,7 @@ pub(crate) async fn list<C: GenericClient>(
         offset: q.offset,
     };
     let sql = format!(
-        "{DOWN_CTE} {TENANT_SELECT}{where_sql}{}",
+        "{TENANT_SELECT}{where_sql}{}",
         page.sql(&Order::COLUMNS, "t.uuid")
     );
     let rows = client.query(sql.as_str(), &w.refs()).await?;
@@ -961,11 +968,11 @@ mod tests {
             domain_name: Some(String::new()),
             ..ListQuery::default()
         };
-        let w = list_where("scope", &q);
+        let w = list_where(&Listed::Only(vec!["scope".into()]), &q);
         let sql = w.sql();
         assert!(
             sql.starts_with(
-                "t.uuid IN (SELECT uuid FROM down) AND t.uuid = ANY($2::text[]) AND FALSE \
+                "t.uuid IN (SELECT unnest($1::text[])) AND t.uuid = ANY($2::text[]) AND FALSE \
                  AND t.slug = $3 AND (t.name ILIKE $4 OR t.slug ILIKE $4"
             ),
             "{sql}"

@@ -70,7 +70,7 @@ pub async fn list(
     page: &Page,
 ) -> Result<Listing<Group>, GroupError> {
     let scope = GroupScope {
-        tenants: Some(scope.listed(recurse).await?.to_vec()),
+        tenants: scope.listing(recurse).await?.tenants().cloned(),
         member: None,
     };
     listing(storage, &scope, filter, page).await
@@ -102,10 +102,17 @@ async fn listing(
     page: &Page,
 ) -> Result<Listing<Group>, GroupError> {
     let client = storage.client().await?;
+    let total = groups::count(&client, scope, None).await?;
+    // Without search or filters, `filtered` counts what `total` counts.
+    let filtered = if *filter == GroupFilter::default() {
+        total
+    } else {
+        groups::count(&client, scope, Some(filter)).await?
+    };
     Ok(Listing {
         items: groups::list(&client, scope, filter, page).await?,
-        total: groups::count(&client, scope, None).await?,
-        filtered: groups::count(&client, scope, Some(filter)).await?,
+        total,
+        filtered,
     })
 }
 

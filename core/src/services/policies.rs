@@ -106,7 +106,12 @@ pub async fn view(scope: &Scope, recurse: bool) -> Result<View, Error> {
             }
         }
     }
-    Ok(View { requested, tenants })
+    let every = scope.lists_every_tenant(recurse).await?;
+    Ok(View {
+        requested,
+        tenants,
+        every,
+    })
 }
 
 /// The target of `by`: a uuid as is (looked up later), a slug looked up among the policies
@@ -320,14 +325,15 @@ pub async fn user_policies(
     q: &ListQuery,
 ) -> Result<Option<Listing<Policy>>, Error> {
     let user = user.text();
-    let tenants = scope.tenants().await?;
-    let client = storage.client().await?;
-    if policies::user_tenant_in(&client, &user, tenants, false)
-        .await?
-        .is_none()
-    {
+    // The user's tenant, then the scope (the tenant tree): no list of tenants is sent.
+    let in_scope = match storage.user_tenant(&user).await? {
+        Some(tenant) => scope.contains(&tenant).await?,
+        None => false,
+    };
+    if !in_scope {
         return Ok(None);
     }
+    let client = storage.client().await?;
     let (items, total, filtered) = policies::list_user_policies(&client, &user, q).await?;
     Ok(Some(Listing {
         total,

@@ -5,7 +5,7 @@
 use super::Listing;
 use crate::ids::{SessionUuid, UserUuid};
 use crate::refresh_tokens::{RefreshToken, RefreshTokenQuery};
-use crate::scope::Scope;
+use crate::scope::{Listed, Scope};
 use crate::sessions::Session;
 use crate::{Error, Storage};
 
@@ -64,7 +64,7 @@ pub async fn list(
     recurse: bool,
     page: &SessionPage,
 ) -> Result<Listing<Session>, Error> {
-    listing(storage, scope.listed(recurse).await?, None, page).await
+    listing(storage, &scope.listing(recurse).await?, None, page).await
 }
 
 /// `GET /users/{u}/sessions`: the sessions of a user of the scope, among the sessions of the
@@ -80,13 +80,13 @@ pub async fn user_sessions(
     }
     let user = user.text();
     Ok(Some(
-        listing(storage, scope.tenants().await?, Some(&user), page).await?,
+        listing(storage, &scope.listing(true).await?, Some(&user), page).await?,
     ))
 }
 
 async fn listing(
     storage: &Storage,
-    tenants: &[String],
+    tenants: &Listed,
     user: Option<&str>,
     page: &SessionPage,
 ) -> Result<Listing<Session>, Error> {
@@ -144,17 +144,17 @@ pub async fn refresh_tokens(
     query: RefreshTokenQuery,
 ) -> Result<Option<Listing<RefreshToken>>, Error> {
     let (tenants, user_uuid) = match owners {
-        RefreshTokenOwners::Listed { recurse } => (scope.listed(recurse).await?, None),
+        RefreshTokenOwners::Listed { recurse } => (scope.listing(recurse).await?, None),
         RefreshTokenOwners::User(user) => {
             if !user_visible(storage, scope, user).await? {
                 return Ok(None);
             }
-            (scope.tenants().await?, Some(user.text()))
+            (scope.listing(true).await?, Some(user.text()))
         }
-        RefreshTokenOwners::Me(user) => (scope.tenants().await?, Some(user.to_string())),
+        RefreshTokenOwners::Me(user) => (scope.listing(true).await?, Some(user.to_string())),
     };
     let query = RefreshTokenQuery {
-        tenants: tenants.to_vec(),
+        tenants,
         user_uuid,
         ..query
     };

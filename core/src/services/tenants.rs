@@ -40,8 +40,9 @@ pub async fn list(
     scope: &Scope,
     query: &ListQuery,
 ) -> Result<Listing<Tenant>, Error> {
+    let listed = scope.listing(true).await?;
     let client = storage.client().await?;
-    let found = tenants::list(&client, scope.tenant(), query).await?;
+    let found = tenants::list(&client, &listed, query).await?;
     Ok(Listing {
         total: found.total,
         filtered: found.filtered,

@@ -178,7 +178,7 @@ pub(crate) async fn create_user_in<C: GenericClient>(
 }
 
 /// `GET /users`: a page of users of the scoping tenant (with its descendants when `recurse`;
-/// the query's own `tenant_uuids` are replaced), with its counts, read in one repeatable-read,
+/// the query's own `tenants` are replaced), with its counts, read in one repeatable-read,
 /// read-only transaction (consistent counts).
 pub async fn list(
     storage: &Storage,
@@ -187,7 +187,7 @@ pub async fn list(
     query: UserQuery,
 ) -> Result<Listing<User>, Error> {
     let query = UserQuery {
-        tenant_uuids: scope.listed(recurse).await?.to_vec(),
+        tenants: scope.listing(recurse).await?,
         ..query
     };
     let mut client = storage.client().await?;

@@ -271,7 +271,7 @@ fn token_params(req: &HttpRequest) -> Result<ListParams, ApiError> {
 fn token_query(params: &ListParams) -> Result<RefreshTokenQuery, ApiError> {
     Ok(RefreshTokenQuery {
         mobile: params.bool_filter("mobile")?,
-        tenants: Vec::new(),
+        tenants: Default::default(),
         user_uuid: None,
         search: params.search.clone(),
         client_id: params.filter("client_id").map(String::from),
