@@ -5,9 +5,9 @@
 --                      process skips its run when another one ran within its interval;
 --   expire_soon_until  the end of the last window of auth_session_expire_soon notices written:
 --                      the next window starts there, so that each session is announced once.
-CREATE TABLE auth_cleanup_state (
+CREATE TABLE IF NOT EXISTS auth_cleanup_state (
     id boolean PRIMARY KEY DEFAULT true CHECK (id),
     last_run_at double precision,
     expire_soon_until double precision
 );
-INSERT INTO auth_cleanup_state (id) VALUES (true);
+INSERT INTO auth_cleanup_state (id) VALUES (true) ON CONFLICT DO NOTHING;

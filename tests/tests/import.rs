@@ -1700,6 +1700,8 @@ fn migration_v11_moves_ldap_configurations_imported_by_the_previous_version() {
             &password,
         )
         .unwrap();
+    // Back to the schema before V11: refinery then applies V11 and every later migration
+    // again (they are written to run again harmlessly).
     sql(
         &dst,
         &format!(
