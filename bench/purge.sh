@@ -4,8 +4,10 @@
 # remove them". Each cycle prints:
 #   - the purge time and rate (sessions per second), from the seeding's commit until no expired
 #     token is left;
-#   - the longest transaction seen while it ran, and its statement (sampled every 10 ms inside
-#     PostgreSQL): the purge's row locks are held that long at most;
+#   - the longest writing transaction seen while it ran (one with a transaction id: it holds row
+#     locks, and holds back vacuum), and its statement, sampled every 10 ms inside PostgreSQL.
+#     The cleanup turn's own transaction (core/src/cleanup.rs) writes nothing until the end and
+#     is not counted;
 #   - the token-check p50/p99 while it ran (wrk, GET of a cached token), against the same before
 #     the cycles;
 #   - that every purged session's auth_session_deleted event was published (the bus counter);
@@ -27,7 +29,6 @@ tenants=100
 users=1000
 
 scripts/install-deps.sh >/dev/null
-command -v wrk >/dev/null || { echo "purge: wrk is missing (bench/run.sh installs it)" >&2; exit 2; }
 case $build in
     release) flag=--release ;;
     debug) flag= ;;
@@ -37,6 +38,7 @@ echo "purge: building ($build)"
 cargo build $flag --locked -q -p wazo-auth -p wazo-user-backend
 
 source scripts/throwaway-server.sh
+need_wrk
 source bench/seed.sh
 server_workdir purge "target/$build/libwazo_auth_wazo_user.so"
 broker_start
@@ -65,11 +67,9 @@ published() {
 }
 
 echo "purge: SCALE=$scale: $live live tokens, $expired expired per cycle, $cycles cycles"
-seed_tenants
-seed_users
-seed_tokens "live tokens ($live)" "$live" 0 "extract(epoch FROM now()) + 864000"
+seed_set purge "$tenants" "$users" 10 10 "$live" 0
 seed "VACUUM ANALYZE" "VACUUM ANALYZE"
-check_token=$(seed_token_id 1)
+check_token=$(seed_token_id purge 1)
 
 # wrk's p50 and p99 in ms.
 check_latency() { # seconds
@@ -84,11 +84,11 @@ rate = re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)
 print("%.2f %.2f %.0f" % (ms("50"), ms("99"), float(rate)))'
 }
 curl -sf -o /dev/null "$base/0.1/token/$check_token" || { echo "purge: the check token is refused" >&2; exit 1; }
-read -r base_p50 base_p99 base_rate < <(check_latency 10)
+read -r base_p50 base_p99 base_rate < <(check_latency "${CHECK_SECONDS:-10}")
 printf 'checks, no purge:       p50 %6.2f ms  p99 %6.2f ms  %6s/s\n' "$base_p50" "$base_p99" "$base_rate"
 
-# Inside PostgreSQL, every 10 ms until no expired token is left: the longest-running transaction
-# of the server's connections, and its statement.
+# Inside PostgreSQL, every 10 ms until no expired token is left: the longest-running writing
+# transaction of the server's connections, and its statement.
 watch_purge() {
     psql_seed 2>&1 <<'SQL'
 DO $$
@@ -105,7 +105,7 @@ BEGIN
         FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid()
               AND backend_type = 'client backend' AND xact_start IS NOT NULL
-              AND state <> 'idle'
+              AND state <> 'idle' AND backend_xid IS NOT NULL
         ORDER BY xact_start LIMIT 1;
         IF a.age IS NOT NULL AND a.age > longest THEN
             longest := a.age;
@@ -124,11 +124,12 @@ SQL
 sizes=()
 for cycle in $(seq 1 "$cycles"); do
     before=$(published)
-    seed_tokens "expired tokens, cycle $cycle" "$expired" $((live + cycle * expired)) \
+    seed_tokens purge "$tenants" "$users" "expired tokens, cycle $cycle" "$expired" \
+        $((live + cycle * expired)) \
         "extract(epoch FROM now()) - 60" >/dev/null
     watch_purge > "$work/watch.txt" &
     watcher=$!
-    read -r p50 p99 rate < <(check_latency 10)
+    read -r p50 p99 rate < <(check_latency "${CHECK_SECONDS:-10}")
     wait "$watcher"
     IFS='|' read -r _ seconds longest query < <(grep -o 'watch|.*' "$work/watch.txt")
     # Every purged session's event published (the login of the admin is not in the cycle).

@@ -16,20 +16,12 @@ conns=16
 port=${BENCH_PORT:-9599}
 
 scripts/install-deps.sh >/dev/null
-if ! command -v wrk >/dev/null; then
-    if [[ $(id -u) -eq 0 ]]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
-            || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-    else
-        echo "bench: wrk is missing: apt-get install wrk" >&2
-        exit 1
-    fi
-fi
 echo "bench: building (release)"
 cargo build --release --locked -q -p wazo-auth -p wazo-user-backend -p example-backend
 cargo bench --locked -q -p wazo-auth --bench hash_rate --no-run 2>/dev/null
 
 source scripts/throwaway-server.sh
+need_wrk
 # The tenants created below are named after md5 sums, as PostgreSQL's md5(text)::uuid.
 md5_uuid() { python3 -c 'import hashlib, sys, uuid; print(uuid.UUID(hashlib.md5(sys.argv[1].encode()).hexdigest()))' "$1"; }
 bob_tenant=$(md5_uuid bench-r0)

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Cost against data size (issue 20): starts the server on its own PostgreSQL, seeds it with
-# set-based SQL and prints the seeding time of each kind of row and the database size per row.
-# Measured so far: the listings of issue 20 (limit=100), each LISTING_REQUESTS times (200) at 1 k
-# rows (a small set, then deleted) and at SCALE rows, with p50/p99 and the p99 ratio, then the
-# plans (auto_explain, ANALYZE and BUFFERS) of every statement of each listing at SCALE. The token
-# checks, purge, cold start and memory at SCALE are not written yet. Not part of .ci/run.
+# set-based SQL (bench/seed.sh) and prints the seeding time of each kind of row and the database
+# size per row. Then, at 1 k rows (a small set, measured, then deleted) and at SCALE rows, with
+# the ratios:
+#   - the listings of issue 20 (limit=100), LISTING_REQUESTS times each (200), p50/p99;
+#   - the token checks (bench/checks.sh): cached GET and HEAD, `?tenant=` 10 levels down against
+#     the plain check, cache misses (each token once, MISS_REQUESTS of them) against pgbench's
+#     primary-key select, example-backend logins; at SCALE, misses with a full cache against
+#     misses with one that is not, and the RSS per cached token;
+#   - a cold start on the full database: the time to an open port and to a first check;
+#   - the plans (auto_explain, ANALYZE and BUFFERS) of every statement of each listing;
+#   - the purge: PURGE_CYCLES (5) cycles of bench/purge.sh at the same SCALE.
+# Not part of .ci/run, except a smoke run at SCALE=0.01 (see there).
 #
 #   SCALE=0.01 bench/scale.sh          # 100 k live tokens, 10 k users, 100 tenants...
 #   SCALE=1 bench/scale.sh             # 10 M live tokens, 5 M expired, 1 M users, 10 k tenants
 #                                      # 10 deep, 100 k policies (the issue's sizes)
 #   SCALE_BUILD=debug bench/scale.sh   # the debug build (default: release)
 #   TENANTS=10000 SCALE=0.1 ...        # another number of tenants (a multiple of 10)
-#   SCALE_PLANS=0 ...                  # without the plans
+#   SCALE_PLANS=0 PURGE_CYCLES=0 ...   # without the plans, without the purge
+#   CHECK_SECONDS=5 MISS_REQUESTS=5000 # each wrk measurement's length, the misses per measurement
 #   SCALE_SERVER=path SCALE_PLUGIN=path  # another build's server and example plugin (nothing built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +36,8 @@ users=$(count 1000000)
 # Chains 10 deep under the top tenant: a multiple of 10.
 tenants=$(( ( ${TENANTS:-$(count 10000)} + 9 ) / 10 * 10 ))
 policies=$(count 100000)
+# The cache is filled to the brim by the full-cache measurement: at most the default size.
+cache_size=$(( live_tokens / 2 < 100000 ? live_tokens / 2 : 100000 ))
 
 scripts/install-deps.sh >/dev/null
 case $build in
@@ -43,6 +53,7 @@ if [[ -z ${SCALE_SERVER:-} ]]; then
 fi
 
 source scripts/throwaway-server.sh
+need_wrk
 server_workdir scale "${SCALE_PLUGIN:-target/$build/libwazo_auth_example_backend.so}"
 {
     server_config "$port"
@@ -51,6 +62,7 @@ extra_config_files: $work/conf.d
 enabled_backend_plugins: {wazo_user: false, example_static: true, ldap_user: false}
 enabled_external_auth_plugins: {google: false, microsoft: false, mobile: false}
 token_cleanup_interval: 0
+token_cache_size: $cache_size
 plugin_config:
   example_static:
     users:
@@ -64,88 +76,7 @@ socket=$work/pg/socket
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 pg_user_run() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql_scale() { pg_user_run "$pgbin/psql" -qtA -v ON_ERROR_STOP=1 -h "$socket" -U postgres -d wazo_auth "$@"; }
-seed() { # what, SQL
-    local started ended
-    started=$(date +%s.%N)
-    psql_scale -c "$2" >/dev/null
-    ended=$(date +%s.%N)
-    printf 'seeded %-28s %8.1f s\n' "$1" "$(echo "$ended - $started" | bc)"
-}
-
-# Seeds one data set: tenants in chains 10 deep under the top tenant, users, policies, groups
-# (each user in one group, with one policy of its own; each group with one policy), one refresh
-# token per user, sessions and live and expired tokens. Every uuid is md5(PREFIX-kind || i), so
-# that the measurements can name known rows, and `PREFIX` keeps two sets apart.
-seed_set() { # prefix, tenants, users, policies, groups, live tokens, expired tokens
-    local p=$1 tenants=$2 users=$3 policies=$4 groups=$5 live=$6 expired=$7
-    echo "scale: seeding $p: $tenants tenants, $users users, $policies policies, $groups groups," \
-        "$live live and $expired expired tokens"
-    # Tenant i (0-based) is under tenant i-1, or under the top tenant for every tenth: chains 10
-    # deep. Deterministic uuids (md5 of a name), as bench/run.sh's.
-    seed "tenants ($tenants)" "
-        INSERT INTO auth_tenant (uuid, name, slug, parent_uuid)
-        SELECT md5('$p-t' || i)::uuid::text, '$p-t' || i, left('$p' || i, 10),
-               CASE WHEN i % 10 = 0 THEN (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
-                    ELSE md5('$p-t' || (i - 1))::uuid::text END
-        FROM generate_series(0, $tenants - 1) AS i ORDER BY i"
-    seed "users ($users)" "
-        INSERT INTO auth_user (uuid, username, firstname, lastname, tenant_uuid)
-        SELECT md5('$p-u' || i)::uuid::text, '$p-user' || i, 'First' || i, 'Last' || i,
-               md5('$p-t' || (i % $tenants))::uuid::text
-        FROM generate_series(0, $users - 1) AS i;
-        INSERT INTO auth_email (address, confirmed, main, user_uuid)
-        SELECT '$p-user' || i || '@example.com', true, true, md5('$p-u' || i)::uuid::text
-        FROM generate_series(0, $users - 1) AS i"
-    seed "policies ($policies)" "
-        INSERT INTO auth_policy (uuid, name, slug, tenant_uuid, acl)
-        SELECT md5('$p-p' || i)::uuid::text, 'policy-' || i, 'policy-' || i,
-               md5('$p-t' || (i % $tenants))::uuid::text,
-               ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#', 'p' || i || '.#']
-        FROM generate_series(0, $policies - 1) AS i"
-    seed "groups ($groups) and members" "
-        INSERT INTO auth_group (uuid, name, slug, tenant_uuid)
-        SELECT md5('$p-g' || i)::uuid::text, 'group-' || i, 'group-' || i,
-               md5('$p-t' || (i % $tenants))::uuid::text
-        FROM generate_series(0, $groups - 1) AS i;
-        INSERT INTO auth_group_policy (group_uuid, policy_uuid)
-        SELECT md5('$p-g' || i)::uuid::text, md5('$p-p' || (i % $policies))::uuid::text
-        FROM generate_series(0, $groups - 1) AS i;
-        INSERT INTO auth_user_group (group_uuid, user_uuid)
-        SELECT md5('$p-g' || (i % $groups))::uuid::text, md5('$p-u' || i)::uuid::text
-        FROM generate_series(0, $users - 1) AS i;
-        INSERT INTO auth_user_policy (user_uuid, policy_uuid)
-        SELECT md5('$p-u' || i)::uuid::text, md5('$p-p' || (i % $policies))::uuid::text
-        FROM generate_series(0, $users - 1) AS i"
-    seed "refresh tokens ($users)" "
-        INSERT INTO auth_refresh_token (uuid, token_hash, key_id, client_id, user_uuid, backend,
-                                        login, created_at)
-        SELECT md5('$p-r' || i)::uuid::text, sha256(convert_to('$p-r' || i, 'UTF8')), 'scale',
-               'client-' || (i % 7), md5('$p-u' || i)::uuid::text, 'wazo_user', '$p-user' || i,
-               now() - i * interval '1 second'
-        FROM generate_series(0, $users - 1) AS i"
-    # One session per token, of tenant i % tenants; tokens of user i % users. Token i's id is
-    # md5('PREFIX-k' || i) as a uuid (stored, as the server does, as the SHA-256 of its text), so
-    # that the measurements can use known tokens. Sessions are created a millisecond apart.
-    seed_tokens() { # what, count, first i, expiry (SQL, epoch seconds)
-        seed "$1" "
-            INSERT INTO auth_session (uuid, tenant_uuid, created_at)
-            SELECT md5('$p-s' || i)::uuid::text, md5('$p-t' || (i % $tenants))::uuid::text,
-                   now() - i * interval '1 millisecond'
-            FROM generate_series($3, $3 + $2 - 1) AS i;
-            INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid,
-                                    user_agent, remote_addr, acl)
-            SELECT sha256(convert_to(md5('$p-k' || i)::uuid::text, 'UTF8')), u.uuid,
-                   extract(epoch FROM now()), $4,
-                   jsonb_build_object('auth_id', u.uuid, 'uuid', u.uuid, 'purpose', 'user'),
-                   md5('$p-s' || i)::uuid::text, 'scale', '127.0.0.1',
-                   ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#']
-            FROM generate_series($3, $3 + $2 - 1) AS i,
-                 LATERAL (SELECT md5('$p-u' || (i % $users))::uuid::text AS uuid) AS u"
-    }
-    seed_tokens "live tokens ($live)" "$live" 0 "extract(epoch FROM now()) + 86400"
-    seed_tokens "expired tokens ($expired)" "$expired" "$live" "extract(epoch FROM now()) - 60"
-}
-
+source bench/seed.sh
 # The listings of issue 20, each with limit=100, from the top tenant (admin's token) unless
 # said: `users_subtree` lists a chain of 10 tenants (Wazo-Tenant: its head).
 listing_phase() { # prefix, label
@@ -169,11 +100,13 @@ listing_requests=${LISTING_REQUESTS:-200}
 admin_token=$(curl -sf -u admin:admin-secret -H 'Content-Type: application/json' \
     -d '{"backend": "example_static", "expiration": 36000}' "$base/0.1/token" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
+source bench/checks.sh
 
 # 1 k rows: a small set (1 k users, 10 tenants...), measured, then deleted (its tenants cascade).
 seed_set small 10 1000 100 100 10000 5000
 seed "VACUUM ANALYZE (small)" "VACUUM ANALYZE"
 listing_phase small small
+checks_phase small small 10000
 seed "deleting the small set" "
     DELETE FROM auth_token WHERE session_uuid IN
         (SELECT uuid FROM auth_session WHERE tenant_uuid IN
@@ -201,6 +134,10 @@ for name, (p50, p99) in big.items():
     s50, s99 = small[name]
     print(f"{name:<16} {s50:8.2f} {s99:8.2f} {p50:10.2f} {p99:10.2f} {p99 / s99:9.2f}")
 PY
+checks_phase scale scale "$live_tokens"
+checks_fill scale scale "$miss_requests" "$cache_size"
+checks_compare small scale
+cold_start scale
 # The plans of every statement of each listing at SCALE (auto_explain, ANALYZE and BUFFERS), from
 # a restarted server whose new connections load auto_explain. SCALE_PLANS=0 skips them.
 if [[ ${SCALE_PLANS:-1} != 0 ]]; then
@@ -231,4 +168,13 @@ if [[ ${SCALE_PLANS:-1} != 0 ]]; then
         tail -c +"$((from + 1))" "$pglog" | sed -n '/duration: .* plan:/,$p' \
             | grep -v 'statement: \(BEGIN\|COMMIT\|START\|SET\)'
     done
+fi
+
+# The purge, on a server and database of its own with the bus up (bench/purge.sh, same SCALE):
+# PURGE_CYCLES create-and-purge cycles (5; 0 skips them).
+if [[ ${PURGE_CYCLES:-5} != 0 ]]; then
+    kill -TERM "$server_pid"
+    wait "$server_pid" || true
+    server_pid=
+    SCALE=$scale SCALE_BUILD=$build CYCLES=${PURGE_CYCLES:-5} bench/purge.sh
 fi

@@ -1,18 +1,15 @@
 # Sourced (not run) by bench/scale.sh and bench/purge.sh: seeds a throw-away server's database
-# with set-based SQL. Needs $work (scripts/throwaway-server.sh) and, for seed_tokens, $tenants
-# and $users.
+# with set-based SQL. Needs $work (scripts/throwaway-server.sh).
 #
 #   psql_seed ARGS...            # psql on the server's private PostgreSQL, as its owner
 #   seed WHAT SQL                # runs SQL, prints how long it took
-#   seed_tenants                 # $tenants tenants, chains 10 deep under the top tenant
-#   seed_users                   # $users users, user i in tenant i % $tenants
-#   seed_tokens WHAT COUNT FIRST EXPIRY
-#                                # COUNT sessions and tokens, numbered from FIRST; EXPIRY is SQL
-#                                # (epoch seconds)
+#   seed_set PREFIX TENANTS USERS POLICIES GROUPS LIVE EXPIRED
+#                                # one data set (see below)
+#   seed_tokens PREFIX TENANTS USERS WHAT COUNT FIRST EXPIRY
+#                                # COUNT more sessions and tokens of a set; EXPIRY is SQL
 #
-# Rows have deterministic uuids, md5 sums of a name (as bench/run.sh's): token i's id is
-# md5('scale-k' || i) as a uuid, stored as the server stores it (the SHA-256 of its text), so the
-# measurements can use known tokens.
+# Every uuid is md5(PREFIX-kind || i) (as bench/run.sh's): the measurements can name known rows,
+# and PREFIX keeps two sets apart.
 
 seed_socket() { echo "$work/pg/socket"; }
 seed_pgbin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
@@ -30,41 +27,84 @@ seed() { # what, SQL
     printf 'seeded %-28s %8.1f s\n' "$1" "$(echo "$ended - $started" | bc)"
 }
 
-# Tenant i (0-based) is under tenant i-1, or under the top tenant for every tenth: chains 10
-# deep.
-seed_tenants() {
-    seed "tenants ($tenants)" "
-        INSERT INTO auth_tenant (uuid, name, slug, parent_uuid)
-        SELECT md5('scale-t' || i)::uuid::text, 'scale-t' || i, 's' || i,
-               CASE WHEN i % 10 = 0 THEN (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
-                    ELSE md5('scale-t' || (i - 1))::uuid::text END
-        FROM generate_series(0, $tenants - 1) AS i ORDER BY i"
-}
-
-seed_users() {
-    seed "users ($users)" "
-        INSERT INTO auth_user (uuid, username, firstname, lastname, tenant_uuid)
-        SELECT md5('scale-u' || i)::uuid::text, 'user' || i, 'First' || i, 'Last' || i,
-               md5('scale-t' || (i % $tenants))::uuid::text
-        FROM generate_series(0, $users - 1) AS i"
-}
-
-# One session per token, of tenant i % tenants; tokens of user i % users.
-seed_tokens() { # what, count, first i, expiry (SQL, epoch seconds)
-    seed "$1" "
-        INSERT INTO auth_session (uuid, tenant_uuid)
-        SELECT md5('scale-s' || i)::uuid::text, md5('scale-t' || (i % $tenants))::uuid::text
-        FROM generate_series($3, $3 + $2 - 1) AS i;
+# COUNT sessions and tokens of set PREFIX (of TENANTS tenants and USERS users), numbered from
+# FIRST: one session per token, of tenant i % tenants; tokens of user i % users. Token i's id is
+# md5('PREFIX-k' || i) as a uuid (stored, as the server does, as the SHA-256 of its text), so that
+# the measurements can use known tokens. Sessions are created a millisecond apart.
+seed_tokens() { # prefix, tenants, users, what, count, first i, expiry (SQL, epoch seconds)
+    local p=$1 tenants=$2 users=$3
+    seed "$4" "
+        INSERT INTO auth_session (uuid, tenant_uuid, created_at)
+        SELECT md5('$p-s' || i)::uuid::text, md5('$p-t' || (i % $tenants))::uuid::text,
+               now() - i * interval '1 millisecond'
+        FROM generate_series($6, $6 + $5 - 1) AS i;
         INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid,
                                 user_agent, remote_addr, acl)
-        SELECT sha256(convert_to(md5('scale-k' || i)::uuid::text, 'UTF8')), u.uuid,
-               extract(epoch FROM now()), $4,
+        SELECT sha256(convert_to(md5('$p-k' || i)::uuid::text, 'UTF8')), u.uuid,
+               extract(epoch FROM now()), $7,
                jsonb_build_object('auth_id', u.uuid, 'uuid', u.uuid, 'purpose', 'user'),
-               md5('scale-s' || i)::uuid::text, 'scale', '127.0.0.1',
+               md5('$p-s' || i)::uuid::text, 'scale', '127.0.0.1',
                ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#']
-        FROM generate_series($3, $3 + $2 - 1) AS i,
-             LATERAL (SELECT md5('scale-u' || (i % $users))::uuid::text AS uuid) AS u"
+        FROM generate_series($6, $6 + $5 - 1) AS i,
+             LATERAL (SELECT md5('$p-u' || (i % $users))::uuid::text AS uuid) AS u"
 }
 
-# The id of seeded token i.
-seed_token_id() { python3 -c 'import hashlib, sys, uuid; print(uuid.UUID(hashlib.md5(("scale-k" + sys.argv[1]).encode()).hexdigest()))' "$1"; }
+# Seeds one data set: tenants in chains 10 deep under the top tenant, users, policies, groups
+# (each user in one group, with one policy of its own; each group with one policy), one refresh
+# token per user, sessions and live and expired tokens. Every uuid is md5(PREFIX-kind || i), so
+# that the measurements can name known rows, and `PREFIX` keeps two sets apart.
+seed_set() { # prefix, tenants, users, policies, groups, live tokens, expired tokens
+    local p=$1 tenants=$2 users=$3 policies=$4 groups=$5 live=$6 expired=$7
+    echo "scale: seeding $p: $tenants tenants, $users users, $policies policies, $groups groups," \
+        "$live live and $expired expired tokens"
+    # Tenant i (0-based) is under tenant i-1, or under the top tenant for every tenth: chains 10
+    # deep. Deterministic uuids (md5 of a name), as bench/run.sh's.
+    seed "tenants ($tenants)" "
+        INSERT INTO auth_tenant (uuid, name, slug, parent_uuid)
+        SELECT md5('$p-t' || i)::uuid::text, '$p-t' || i, left('$p' || i, 10),
+               CASE WHEN i % 10 = 0 THEN (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
+                    ELSE md5('$p-t' || (i - 1))::uuid::text END
+        FROM generate_series(0, $tenants - 1) AS i ORDER BY i"
+    seed "users ($users)" "
+        INSERT INTO auth_user (uuid, username, firstname, lastname, tenant_uuid)
+        SELECT md5('$p-u' || i)::uuid::text, '$p-user' || i, 'First' || i, 'Last' || i,
+               md5('$p-t' || (i % $tenants))::uuid::text
+        FROM generate_series(0, $users - 1) AS i;
+        INSERT INTO auth_email (address, confirmed, main, user_uuid)
+        SELECT '$p-user' || i || '@example.com', true, true, md5('$p-u' || i)::uuid::text
+        FROM generate_series(0, $users - 1) AS i"
+    seed "policies ($policies)" "
+        INSERT INTO auth_policy (uuid, name, slug, tenant_uuid, acl)
+        SELECT md5('$p-p' || i)::uuid::text, 'policy-' || i, 'policy-' || i,
+               md5('$p-t' || (i % $tenants))::uuid::text,
+               ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#', 'p' || i || '.#']
+        FROM generate_series(0, $policies - 1) AS i"
+    seed "groups ($groups) and members" "
+        INSERT INTO auth_group (uuid, name, slug, tenant_uuid)
+        SELECT md5('$p-g' || i)::uuid::text, 'group-' || i, 'group-' || i,
+               md5('$p-t' || (i % $tenants))::uuid::text
+        FROM generate_series(0, $groups - 1) AS i;
+        INSERT INTO auth_group_policy (group_uuid, policy_uuid)
+        SELECT md5('$p-g' || i)::uuid::text, md5('$p-p' || (i % $policies))::uuid::text
+        FROM generate_series(0, $groups - 1) AS i;
+        INSERT INTO auth_user_group (group_uuid, user_uuid)
+        SELECT md5('$p-g' || (i % $groups))::uuid::text, md5('$p-u' || i)::uuid::text
+        FROM generate_series(0, $users - 1) AS i;
+        INSERT INTO auth_user_policy (user_uuid, policy_uuid)
+        SELECT md5('$p-u' || i)::uuid::text, md5('$p-p' || (i % $policies))::uuid::text
+        FROM generate_series(0, $users - 1) AS i"
+    seed "refresh tokens ($users)" "
+        INSERT INTO auth_refresh_token (uuid, token_hash, key_id, client_id, user_uuid, backend,
+                                        login, created_at)
+        SELECT md5('$p-r' || i)::uuid::text, sha256(convert_to('$p-r' || i, 'UTF8')), 'scale',
+               'client-' || (i % 7), md5('$p-u' || i)::uuid::text, 'wazo_user', '$p-user' || i,
+               now() - i * interval '1 second'
+        FROM generate_series(0, $users - 1) AS i"
+    seed_tokens "$p" "$tenants" "$users" "live tokens ($live)" "$live" 0 \
+        "extract(epoch FROM now()) + 86400"
+    seed_tokens "$p" "$tenants" "$users" "expired tokens ($expired)" "$expired" "$live" \
+        "extract(epoch FROM now()) - 60"
+}
+
+# The id of token i of set PREFIX.
+seed_token_id() { python3 -c 'import hashlib, sys, uuid; print(uuid.UUID(hashlib.md5((sys.argv[1] + "-k" + sys.argv[2]).encode()).hexdigest()))' "$1" "$2"; }

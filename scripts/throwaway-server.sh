@@ -7,6 +7,7 @@
 #   server_start URL CMD...            # runs CMD in the background, waits until URL answers
 #
 #   broker_start                       # a private RabbitMQ broker under $work; sets $broker_uri
+#   need_wrk                           # installs wrk if missing (as root), or exits
 #
 # server_start sets $server_pid; the server (and the broker) are stopped on exit.
 
@@ -118,4 +119,15 @@ broker_start() { # a private RabbitMQ broker (Debian's rabbitmq-server) under $w
     echo "the broker never opened port $amqp_port; its log:" >&2
     cat "$d/startup.log" >&2
     exit 1
+}
+
+need_wrk() {
+    command -v wrk >/dev/null && return 0
+    if [[ $(id -u) -eq 0 ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+    else
+        echo "wrk is missing: apt-get install wrk" >&2
+        exit 1
+    fi
 }
