@@ -9,6 +9,7 @@ use tokio_postgres::NoTls;
 
 use crate::cache::tenants::TenantTree;
 use crate::error::{Error, Result};
+use crate::sql::Db;
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -183,14 +184,14 @@ impl Storage {
         // statement timeout on this session until they are done.
         client.batch_execute("SET statement_timeout = 0").await?;
         client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .exec("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await?;
         let outcome = embedded::migrations::runner()
             .set_migration_table_name("wazo_auth_schema_history")
             .run_async(client)
             .await;
         let unlock = client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+            .exec("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
             .await;
         let reset = client.batch_execute("RESET statement_timeout").await;
         let report = outcome.map_err(|e| Error::Migration(e.to_string()))?;
@@ -296,7 +297,7 @@ impl Storage {
         }
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
                 &[],
             )
@@ -339,7 +340,7 @@ impl Storage {
         }
         let client = self.client().await?;
         let row = client
-            .query_one(
+            .fetch_one(
                 "WITH RECURSIVE up(uuid, parent_uuid, depth) AS (
                      SELECT uuid, parent_uuid, 0 FROM auth_tenant WHERE uuid = $1
                      UNION ALL
@@ -370,7 +371,7 @@ impl Storage {
     pub(crate) async fn user_tenant(&self, user_uuid: &str) -> Result<Option<String>> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
                 &[&user_uuid],
             )
@@ -392,7 +393,7 @@ impl Storage {
         }
         let client = self.client().await?;
         let rows = client
-            .query(
+            .fetch(
                 "WITH RECURSIVE down(uuid) AS (
                      SELECT uuid FROM auth_tenant WHERE uuid = $1
                      UNION
