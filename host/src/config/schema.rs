@@ -80,6 +80,11 @@ pub struct Config {
     /// `managed_db`). (The original's default is the fixed URI
     /// `postgresql://asterisk:proformatique@localhost/asterisk`.)
     pub db_uri: Option<String>,
+    /// New: the connection for what needs a session of its own: LISTEN (the caches'
+    /// invalidations), the bus publisher's advisory lock and the migrations' lock. `None` =
+    /// `db_uri`. Set it to the database itself when `db_uri` points at a transaction pooler
+    /// (PgBouncer `pool_mode = transaction`), through which neither passes.
+    pub db_listen_uri: Option<String>,
     pub db_connect_retry_timeout_seconds: RetryTimeout,
     /// New: seconds (> 0) a request may wait for the database: getting a connection (waiting
     /// for a free one, connecting) and each statement (`statement_timeout`). When it is
@@ -497,6 +502,7 @@ impl Default for Config {
             token_cleanup_batch_size: Count(5000),
             max_user_concurrent_sessions: Count(100),
             db_uri: None,
+            db_listen_uri: None,
             db_connect_retry_timeout_seconds: RetryTimeout(300.0),
             db_timeout: DbTimeout(5.0),
             db_upgrade_on_startup: false,
