@@ -113,6 +113,10 @@ pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), Strin
 pub(crate) fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
     // Bounds every pool of the process, including the host-services one (`db_timeout`).
     wazo_auth_core::storage::set_default_db_timeout(cfg.db_timeout.duration());
+    // Behind a transaction pooler, no statement is prepared by name.
+    wazo_auth_core::sql::set_transaction_pooler(
+        cfg.db_pooler == crate::config::DbPooler::Transaction,
+    );
     match &cfg.db_uri {
         Some(uri) => Ok((uri.clone(), None)),
         None => {

@@ -700,14 +700,22 @@ impl ServerBuilder {
                 if let Some(pooled) = &self.pooled_db {
                     merge(
                         &mut config,
-                        &json!({ "db_uri": pooled, "db_listen_uri": db }),
+                        &json!({
+                            "db_uri": pooled,
+                            "db_listen_uri": db,
+                            "db_pooler": "transaction",
+                        }),
                     );
                 } else if pgbouncer::enabled() {
                     // Statements through PgBouncer in transaction mode, LISTEN and the session
                     // advisory locks directly (`WAZO_AUTH_TEST_PGBOUNCER=1`).
                     merge(
                         &mut config,
-                        &json!({ "db_uri": pgbouncer::shared().uri(&db), "db_listen_uri": db }),
+                        &json!({
+                            "db_uri": pgbouncer::shared().uri(&db),
+                            "db_listen_uri": db,
+                            "db_pooler": "transaction",
+                        }),
                     );
                 } else {
                     merge(&mut config, &json!({ "db_uri": db }));
