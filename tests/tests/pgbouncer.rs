@@ -204,3 +204,170 @@ fn a_named_prepared_statement_does_not_survive_this_pooler() {
         "{error:?}"
     );
 }
+
+/// What running statements unnamed costs against statements prepared once per connection (the
+/// `prepare_cached` the server used before), on the hot statements of a cache-miss check and a
+/// login: per statement, the client's wall time and the PostgreSQL backend's CPU time (from
+/// /proc), directly and through PgBouncer. Ignored (a measurement, printed; see
+/// docs/scaling.md): `cargo test -p wazo-auth-tests --test pgbouncer -- --ignored --nocapture`.
+#[test]
+#[ignore]
+#[allow(clippy::disallowed_methods)]
+fn statement_cost() {
+    use wazo_auth_core::sql::Db;
+    const TOKEN: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
+                        session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
+                 FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
+    const USER_ACL: &str = "SELECT acl FROM (
+                 SELECT 0 AS src, g.name AS gname, g.uuid AS guuid, p.name AS pname,
+                        p.uuid AS puuid, p.acl
+                 FROM auth_user_group ug
+                 JOIN auth_group g ON g.uuid = ug.group_uuid
+                 JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
+                 JOIN auth_policy p ON p.uuid = gp.policy_uuid
+                 WHERE ug.user_uuid = $1
+                 UNION ALL
+                 SELECT 1, '', '', p.name, p.uuid, p.acl
+                 FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
+                 WHERE up.user_uuid = $1
+             ) s
+             ORDER BY src, gname, guuid, pname, puuid";
+    const LOGIN_USER: &str = "SELECT u.uuid, u.username, u.password_hash, u.tenant_uuid
+             FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+             WHERE u.enabled AND (
+                 EXISTS (SELECT 1 FROM auth_email e
+                         WHERE e.user_uuid = u.uuid AND e.confirmed
+                           AND lower(e.address) = lower($1))
+                 OR lower(u.username) = lower($1))
+             ORDER BY EXISTS (SELECT 1 FROM auth_email e
+                              WHERE e.user_uuid = u.uuid AND e.confirmed
+                                AND lower(e.address) = lower($1)) DESC
+             LIMIT 1";
+    const N: u32 = 3000;
+    const ROUNDS: usize = 5;
+
+    let db = fresh_database();
+    let (admin_uuid, admin_login) = {
+        let server = ServerBuilder::new().with_wazo_user().database(&db).start();
+        let token = server.admin_token();
+        let r = server.get(&format!("/0.1/token/{token}"));
+        (
+            r.json()["data"]["auth_id"].as_str().unwrap().to_string(),
+            ADMIN.0.to_string(),
+        )
+    };
+    // 100k live tokens, so that the lookups are index lookups in a table of some size.
+    sql(
+        &db,
+        "INSERT INTO auth_session (uuid, tenant_uuid)
+             SELECT 's' || g, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1)
+             FROM generate_series(1, 100000) g;
+         INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, session_uuid, acl)
+             SELECT sha256(('t' || g)::bytea), 'user-' || g, 0, 4e9, 's' || g,
+                    ARRAY['confd.#', 'auth.users.me.#']
+             FROM generate_series(1, 100000) g;
+         ANALYZE",
+    );
+    let bouncer = PgBouncer::start(2);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let connect = |uri: String| async move {
+            let (client, connection) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(connection);
+            client
+        };
+        let direct = connect(db.clone()).await;
+        let pooled = connect(bouncer.uri(&db)).await;
+        let backend: i32 = direct
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let cpu_us = || {
+            let stat = std::fs::read_to_string(format!("/proc/{backend}/stat")).unwrap();
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<u64> = after
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            // utime and stime (fields 14 and 15), in clock ticks.
+            let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+            (f[11] + f[12]) as f64 * 1e6 / ticks
+        };
+        let hashes: Vec<Vec<u8>> = direct
+            .query(
+                "SELECT token_hash FROM auth_token ORDER BY random() LIMIT $1",
+                &[&i64::from(N)],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let token_params = |i: usize| (hashes[i % hashes.len()].clone(), 1.0e9_f64);
+        for (name, sql_text) in [
+            ("token lookup (cache miss)", TOKEN),
+            ("user's ACL (login)", USER_ACL),
+            ("user by login (login)", LOGIN_USER),
+        ] {
+            let prepared = direct.prepare(sql_text).await.unwrap();
+            let mut named = Vec::new();
+            let mut unnamed = Vec::new();
+            let mut unnamed_pooled = Vec::new();
+            let mut named_cpu = Vec::new();
+            let mut unnamed_cpu = Vec::new();
+            for _ in 0..ROUNDS {
+                for mode in 0..3 {
+                    let (t0, c0) = (Instant::now(), cpu_us());
+                    for i in 0..N as usize {
+                        let (hash, now) = token_params(i);
+                        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                            if sql_text == TOKEN {
+                                vec![&hash, &now]
+                            } else if sql_text == USER_ACL {
+                                vec![&admin_uuid]
+                            } else {
+                                vec![&admin_login]
+                            };
+                        match mode {
+                            0 => drop(direct.query(&prepared, &params).await.unwrap()),
+                            1 => drop(direct.fetch(sql_text, &params).await.unwrap()),
+                            _ => drop(pooled.fetch(sql_text, &params).await.unwrap()),
+                        }
+                    }
+                    let wall = t0.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+                    let cpu = (cpu_us() - c0) / f64::from(N);
+                    match mode {
+                        0 => {
+                            named.push(wall);
+                            named_cpu.push(cpu);
+                        }
+                        1 => {
+                            unnamed.push(wall);
+                            unnamed_cpu.push(cpu);
+                        }
+                        _ => unnamed_pooled.push(wall),
+                    }
+                }
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                v[v.len() / 2]
+            };
+            println!(
+                "{name}: prepared once {:.1} µs (backend CPU {:.1} µs), unnamed {:.1} µs \
+                 (backend CPU {:.1} µs), unnamed through PgBouncer {:.1} µs",
+                median(&mut named),
+                median(&mut named_cpu),
+                median(&mut unnamed),
+                median(&mut unnamed_cpu),
+                median(&mut unnamed_pooled)
+            );
+        }
+    });
+}
