@@ -12,12 +12,18 @@ use wazo_auth_tests::pgbouncer::PgBouncer;
 use wazo_auth_tests::serde_json::json;
 use wazo_auth_tests::*;
 
+/// Held by each test: the statement that fails on purpose in
+/// [`a_named_prepared_statement_does_not_survive_this_pooler`] must not show in the PostgreSQL
+/// log (shared by the binary) that the other test reads.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const USERS: usize = 12;
 const THREADS: usize = 12;
 const ROUNDS: usize = 8;
 
 #[test]
 fn logins_and_checks_through_a_transaction_pool_of_two_connections() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let bouncer = PgBouncer::start(2);
     let db = fresh_database();
     let pg_log_start = postgres_log_len();
@@ -170,6 +176,7 @@ fn not_200(what: String, r: Resp) -> Option<String> {
 #[test]
 #[allow(clippy::disallowed_methods)]
 fn a_named_prepared_statement_does_not_survive_this_pooler() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let bouncer = PgBouncer::start(2);
     let uri = bouncer.uri(&fresh_database());
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -214,6 +221,7 @@ fn a_named_prepared_statement_does_not_survive_this_pooler() {
 #[ignore]
 #[allow(clippy::disallowed_methods)]
 fn statement_cost() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     use wazo_auth_core::sql::Db;
     const TOKEN: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
                         session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
