@@ -10,11 +10,14 @@
 #     (tests/src/slapd.rs); the package is asked not to configure a directory of its own;
 #   - HAProxy (`haproxy`), the balancer the multi-node tests start privately in front of several
 #     servers (tests/src/haproxy.rs); the package's own service is neither started nor enabled.
+#   - PgBouncer (`pgbouncer`), the connection pooler the tests start privately in transaction
+#     pooling mode (tests/src/pgbouncer.rs); the package's own service is not started.
 #
 # wazo-auth runs its own private PostgreSQL cluster (see pg-cluster/src/lib.rs),
 # so the Debian package's default cluster is not needed: this script asks the
 # package not to create it and does not start any service (neither PostgreSQL's
-# nor RabbitMQ's nor HAProxy's: the tests run their own broker and balancer as plain processes).
+# nor RabbitMQ's, HAProxy's nor PgBouncer's: the tests run their own broker, balancer and
+# pooler as plain processes).
 #
 # Usage: scripts/install-deps.sh        (as root; otherwise prints what to run)
 set -euo pipefail
@@ -58,6 +61,11 @@ have_haproxy() {
     command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]]
 }
 
+# True if PgBouncer is installed (in /usr/sbin, which a non-root PATH may lack).
+have_pgbouncer() {
+    command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]]
+}
+
 missing=()
 have_pg_server || missing+=(postgresql)
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
@@ -65,6 +73,7 @@ have_rabbitmq || missing+=(rabbitmq-server)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 have_slapd || missing+=(slapd ldap-utils)
 have_haproxy || missing+=(haproxy)
+have_pgbouncer || missing+=(pgbouncer)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     log "all dependencies are installed"
@@ -157,6 +166,14 @@ fi
 # now); the tests run their own HAProxy, so the system one stays off.
 if [[ " ${missing[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null 2>&1; then
     systemctl disable haproxy >/dev/null 2>&1 || true
+fi
+# Likewise PgBouncer: the tests run their own, the system one stays off.
+if [[ " ${missing[*]} " == *" pgbouncer "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable pgbouncer >/dev/null 2>&1 || true
+fi
+if ! have_pgbouncer; then
+    log "pgbouncer still not found after installing ${missing[*]}" >&2
+    exit 1
 fi
 
 clusters_after="$(ls -d /etc/postgresql/*/*/ 2>/dev/null || true)"

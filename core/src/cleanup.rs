@@ -14,6 +14,7 @@
 //! session is announced once whichever process runs ([`Storage::notify_expire_soon`]).
 
 use crate::error::Result;
+use crate::sql::Db;
 use crate::storage::Storage;
 
 /// The advisory lock of the cleanup turn ("wazoclen").
@@ -36,7 +37,7 @@ impl Storage {
         let client = deadpool_postgres::Object::take(self.client().await?);
         client.batch_execute("BEGIN").await?;
         let row = client
-            .query_one(
+            .fetch_one(
                 "SELECT pg_try_advisory_xact_lock($1),
                         (SELECT last_run_at FROM auth_cleanup_state)",
                 &[&CLEANUP_LOCK_KEY],
@@ -61,7 +62,7 @@ impl CleanupTurn {
     pub async fn finish(self, complete: bool) -> Result<()> {
         if complete {
             self.client
-                .execute(
+                .exec(
                     "UPDATE auth_cleanup_state SET last_run_at = $1",
                     &[&self.started],
                 )

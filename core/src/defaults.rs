@@ -2,7 +2,7 @@
 //! all-users group `wazo-all-users-tenant-<uuid>` holding the enabled `all_users_policies`, and the
 //! configured `tenant_default_groups` with their policies.
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -24,13 +24,13 @@ pub fn all_users_group_slug(tenant_uuid: &str) -> String {
 
 /// Finds a policy usable by `tenant_uuid` by slug: one of its own, else a config-managed one,
 /// else a shared one of an ancestor.
-pub async fn find_policy_for_tenant<C: GenericClient>(
+pub async fn find_policy_for_tenant<C: Db>(
     client: &C,
     tenant_uuid: &str,
     slug: &str,
 ) -> Result<Option<String>> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             "WITH RECURSIVE up(uuid, parent_uuid, depth) AS (
                  SELECT uuid, parent_uuid, 0 FROM auth_tenant WHERE uuid = $1
                  UNION ALL
@@ -53,14 +53,14 @@ pub async fn find_policy_for_tenant<C: GenericClient>(
 
 /// Creates (if missing) the all-users group of `tenant_uuid` and its default groups, and syncs
 /// their policy associations. Idempotent; runs inside the caller's transaction.
-pub async fn apply_tenant_defaults<C: GenericClient>(
+pub async fn apply_tenant_defaults<C: Db>(
     client: &C,
     tenant_uuid: &str,
     defaults: &TenantDefaults,
 ) -> Result<()> {
     let slug = all_users_group_slug(tenant_uuid);
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
              VALUES ($1::text, $1::text, $2, true)
              ON CONFLICT DO NOTHING",
@@ -68,7 +68,7 @@ pub async fn apply_tenant_defaults<C: GenericClient>(
         )
         .await?;
     let group: String = client
-        .query_one(
+        .fetch_one(
             "SELECT uuid FROM auth_group WHERE tenant_uuid = $1 AND lower(slug) = lower($2)",
             &[&tenant_uuid, &slug],
         )
@@ -81,7 +81,7 @@ pub async fn apply_tenant_defaults<C: GenericClient>(
     }
     for (group_slug, policies) in &defaults.default_groups {
         client
-            .execute(
+            .exec(
                 "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
                  VALUES ($1::text, $1::text, $2, false)
                  ON CONFLICT DO NOTHING",
@@ -89,7 +89,7 @@ pub async fn apply_tenant_defaults<C: GenericClient>(
             )
             .await?;
         let Some(row) = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT uuid FROM auth_group WHERE tenant_uuid = $1 AND lower(slug) = lower($2)",
                 &[&tenant_uuid, group_slug],
             )
@@ -107,7 +107,7 @@ pub async fn apply_tenant_defaults<C: GenericClient>(
                 associate_group_policy(client, &group, &policy).await?;
             } else {
                 client
-                    .execute(
+                    .exec(
                         "DELETE FROM auth_group_policy WHERE group_uuid = $1 AND policy_uuid = $2",
                         &[&group, &policy],
                     )
@@ -154,12 +154,9 @@ const RESOLVE_POLICIES: &str = "WITH RECURSIVE
 /// [`apply_tenant_defaults`] for every tenant, in a number of statements that depends on the
 /// configuration only (two, plus three per default group), not on the number of tenants. Same
 /// rows as applying it tenant by tenant. Runs inside the caller's transaction.
-pub async fn apply_all_tenant_defaults<C: GenericClient>(
-    client: &C,
-    defaults: &TenantDefaults,
-) -> Result<()> {
+pub async fn apply_all_tenant_defaults<C: Db>(client: &C, defaults: &TenantDefaults) -> Result<()> {
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
              SELECT 'wazo-all-users-tenant-' || uuid, 'wazo-all-users-tenant-' || uuid, uuid, true
              FROM auth_tenant
@@ -169,7 +166,7 @@ pub async fn apply_all_tenant_defaults<C: GenericClient>(
         .await?;
     if !defaults.all_users_policies.is_empty() {
         client
-            .execute(
+            .exec(
                 &format!(
                     "{RESOLVE_POLICIES}
                      INSERT INTO auth_group_policy (group_uuid, policy_uuid)
@@ -185,7 +182,7 @@ pub async fn apply_all_tenant_defaults<C: GenericClient>(
     }
     for (group_slug, policies) in &defaults.default_groups {
         client
-            .execute(
+            .exec(
                 "INSERT INTO auth_group (name, slug, tenant_uuid, system_managed)
                  SELECT $1::text, $1::text, uuid, false FROM auth_tenant
                  ON CONFLICT DO NOTHING",
@@ -209,7 +206,7 @@ pub async fn apply_all_tenant_defaults<C: GenericClient>(
         let (enabled, disabled) = (of(true), of(false));
         if !enabled.is_empty() {
             client
-                .execute(
+                .exec(
                     &format!(
                         "{RESOLVE_POLICIES}
                          INSERT INTO auth_group_policy (group_uuid, policy_uuid)
@@ -224,7 +221,7 @@ pub async fn apply_all_tenant_defaults<C: GenericClient>(
         }
         if !disabled.is_empty() {
             client
-                .execute(
+                .exec(
                     &format!(
                         "{RESOLVE_POLICIES}
                          DELETE FROM auth_group_policy gp
@@ -240,13 +237,9 @@ pub async fn apply_all_tenant_defaults<C: GenericClient>(
     Ok(())
 }
 
-async fn associate_group_policy<C: GenericClient>(
-    client: &C,
-    group: &str,
-    policy: &str,
-) -> Result<()> {
+async fn associate_group_policy<C: Db>(client: &C, group: &str, policy: &str) -> Result<()> {
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_group_policy (group_uuid, policy_uuid) VALUES ($1, $2)
              ON CONFLICT DO NOTHING",
             &[&group, &policy],
@@ -282,7 +275,7 @@ pub async fn apply_on_startup(
     let mut client = storage.client().await?;
     let tx = client.transaction().await?;
     // One process at a time (several servers may start together on one database).
-    tx.execute(
+    tx.exec(
         "SELECT pg_advisory_xact_lock($1)",
         &[&STARTUP_POLICIES_LOCK_KEY],
     )
@@ -294,14 +287,14 @@ pub async fn apply_on_startup(
     // (a) default_policies: config-managed policies of the top tenant.
     for policy in policies {
         let updated = tx
-            .execute(
+            .exec(
                 "UPDATE auth_policy SET acl = $3, description = $4, config_managed = true
                  WHERE tenant_uuid = $1 AND lower(slug) = lower($2)",
                 &[&top, &policy.slug, &policy.acl, &policy.description],
             )
             .await?;
         if updated == 0 {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO auth_policy (name, slug, description, tenant_uuid, config_managed, acl)
                  VALUES ($2, $2, $4, $1, true, $3)",
                 &[&top, &policy.slug, &policy.acl, &policy.description],
@@ -316,7 +309,7 @@ pub async fn apply_on_startup(
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
-    tx.execute(
+    tx.exec(
         "DELETE FROM auth_group_policy gp USING auth_group g, auth_policy p
          WHERE gp.group_uuid = g.uuid AND gp.policy_uuid = p.uuid
            AND g.system_managed AND g.slug LIKE 'wazo-all-users-tenant-%'
@@ -330,7 +323,7 @@ pub async fn apply_on_startup(
 
     // (d) config-managed policies no longer configured, unless still associated.
     let keep: Vec<String> = policies.iter().map(|p| p.slug.to_lowercase()).collect();
-    tx.execute(
+    tx.exec(
         "DELETE FROM auth_policy p
          WHERE p.config_managed AND NOT (lower(p.slug) = ANY($1))
            AND NOT EXISTS (SELECT 1 FROM auth_user_policy up WHERE up.policy_uuid = p.uuid)

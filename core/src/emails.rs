@@ -2,7 +2,7 @@
 //! address by uuid and its confirmation. Addresses are logins: writers take
 //! [`crate::users::lock_logins`] before they check and write (see `crate::users`).
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 
 use crate::error::Result;
 use crate::users::Email;
@@ -17,12 +17,9 @@ pub struct EmailInput {
 }
 
 /// The addresses of a user, locked (`FOR UPDATE`) until the end of the transaction.
-pub(crate) async fn lock_user_emails<C: GenericClient>(
-    client: &C,
-    user_uuid: &str,
-) -> Result<Vec<Email>> {
+pub(crate) async fn lock_user_emails<C: Db>(client: &C, user_uuid: &str) -> Result<Vec<Email>> {
     let rows = client
-        .query(
+        .fetch(
             "SELECT uuid, address, main, confirmed FROM auth_email
              WHERE user_uuid = $1 ORDER BY uuid FOR UPDATE",
             &[&user_uuid],
@@ -43,14 +40,14 @@ pub(crate) async fn lock_user_emails<C: GenericClient>(
 /// already there (same text) keeps its uuid, and its confirmed flag unless `confirmed` is
 /// given; a new one gets a new uuid and is unconfirmed unless `confirmed` says otherwise.
 /// Returns the new set in the order of `wanted`.
-pub(crate) async fn replace_user_emails<C: GenericClient>(
+pub(crate) async fn replace_user_emails<C: Db>(
     client: &C,
     user_uuid: &str,
     existing: &[Email],
     wanted: &[EmailInput],
 ) -> Result<Vec<Email>> {
     client
-        .execute("DELETE FROM auth_email WHERE user_uuid = $1", &[&user_uuid])
+        .exec("DELETE FROM auth_email WHERE user_uuid = $1", &[&user_uuid])
         .await?;
     let mut stored = Vec::with_capacity(wanted.len());
     for input in wanted {
@@ -65,7 +62,7 @@ pub(crate) async fn replace_user_emails<C: GenericClient>(
                 .unwrap_or(false),
         };
         client
-            .execute(
+            .exec(
                 "INSERT INTO auth_email (uuid, address, confirmed, main, user_uuid)
                  VALUES ($1, $2, $3, $4, $5)",
                 &[
@@ -92,12 +89,9 @@ pub struct OwnedEmail {
 }
 
 /// An address by uuid, with its user (not on behalf of a caller: the services check the scope).
-pub(crate) async fn find_email<C: GenericClient>(
-    client: &C,
-    email_uuid: &str,
-) -> Result<Option<OwnedEmail>> {
+pub(crate) async fn find_email<C: Db>(client: &C, email_uuid: &str) -> Result<Option<OwnedEmail>> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT e.uuid, e.address, e.main, e.confirmed, u.uuid, u.tenant_uuid, u.username
              FROM auth_email e JOIN auth_user u ON u.uuid = e.user_uuid
              WHERE e.uuid = $1",
@@ -118,9 +112,9 @@ pub(crate) async fn find_email<C: GenericClient>(
 }
 
 /// Marks an address confirmed; `false` when it is gone.
-pub(crate) async fn confirm_email<C: GenericClient>(client: &C, email_uuid: &str) -> Result<bool> {
+pub(crate) async fn confirm_email<C: Db>(client: &C, email_uuid: &str) -> Result<bool> {
     let n = client
-        .execute(
+        .exec(
             "UPDATE auth_email SET confirmed = true WHERE uuid = $1",
             &[&email_uuid],
         )

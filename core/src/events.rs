@@ -16,7 +16,7 @@
 //! The login hot path does not use [`Event::session_created`] but writes the same row from its
 //! grouped statement (`crate::login_batch`), with no extra round trip.
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
@@ -358,7 +358,7 @@ impl Event {
 
 /// Writes `events` to the outbox, in order, with one statement (nothing for none). Call it on
 /// the transaction of the change that causes them.
-pub async fn record<C: GenericClient>(client: &C, events: &[Event]) -> Result<()> {
+pub async fn record<C: Db>(client: &C, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -369,17 +369,13 @@ pub async fn record<C: GenericClient>(client: &C, events: &[Event]) -> Result<()
         .map(|e| Value::Object(e.headers.clone()))
         .collect();
     let data: Vec<&Value> = events.iter().map(|e| &e.data).collect();
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO auth_event_outbox (name, routing_key, headers, data)
+    let stmt = "INSERT INTO auth_event_outbox (name, routing_key, headers, data)
              SELECT name, routing_key, headers, data
              FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])
                   WITH ORDINALITY AS e(name, routing_key, headers, data, n)
-             ORDER BY n",
-        )
-        .await?;
+             ORDER BY n";
     client
-        .execute(&stmt, &[&names, &keys, &headers, &data])
+        .exec_cached(stmt, &[&names, &keys, &headers, &data])
         .await?;
     Ok(())
 }

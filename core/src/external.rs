@@ -4,7 +4,7 @@
 //! associated data binds each value to its row (user or tenant, and auth type): a value copied
 //! to another row, or altered, fails to open and is reported as an error, never returned.
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -69,16 +69,16 @@ fn parse_json(text: &str) -> StoreResult<Value> {
 }
 
 /// The uuid of an auth type, created when missing.
-pub async fn ensure_type<C: GenericClient>(client: &C, name: &str) -> Result<String> {
+pub async fn ensure_type<C: Db>(client: &C, name: &str) -> Result<String> {
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_external_auth_type (name, enabled) VALUES ($1, NULL)
              ON CONFLICT (name) DO NOTHING",
             &[&name],
         )
         .await?;
     Ok(client
-        .query_one(
+        .fetch_one(
             "SELECT uuid FROM auth_external_auth_type WHERE name = $1",
             &[&name],
         )
@@ -87,12 +87,12 @@ pub async fn ensure_type<C: GenericClient>(client: &C, name: &str) -> Result<Str
 }
 
 /// Marks exactly `names` as the enabled auth types (others disabled).
-pub async fn set_enabled_types<C: GenericClient>(client: &C, names: &[String]) -> Result<()> {
+pub async fn set_enabled_types<C: Db>(client: &C, names: &[String]) -> Result<()> {
     for n in names {
         ensure_type(client, n).await?;
     }
     client
-        .execute(
+        .exec(
             "UPDATE auth_external_auth_type SET enabled = (name = ANY($1))",
             &[&names],
         )
@@ -100,9 +100,9 @@ pub async fn set_enabled_types<C: GenericClient>(client: &C, names: &[String]) -
     Ok(())
 }
 
-async fn type_uuid<C: GenericClient>(client: &C, name: &str) -> StoreResult<String> {
+async fn type_uuid<C: Db>(client: &C, name: &str) -> StoreResult<String> {
     client
-        .query_opt(
+        .fetch_opt(
             "SELECT uuid FROM auth_external_auth_type WHERE name = $1",
             &[&name],
         )
@@ -111,9 +111,9 @@ async fn type_uuid<C: GenericClient>(client: &C, name: &str) -> StoreResult<Stri
         .ok_or(StoreError::UnknownType)
 }
 
-async fn user_exists<C: GenericClient>(client: &C, user_uuid: &str) -> StoreResult<()> {
+async fn user_exists<C: Db>(client: &C, user_uuid: &str) -> StoreResult<()> {
     let found = client
-        .query_opt("SELECT 1 FROM auth_user WHERE uuid = $1", &[&user_uuid])
+        .fetch_opt("SELECT 1 FROM auth_user WHERE uuid = $1", &[&user_uuid])
         .await?;
     found.map(|_| ()).ok_or(StoreError::UnknownUser)
 }
@@ -122,7 +122,7 @@ async fn user_exists<C: GenericClient>(client: &C, user_uuid: &str) -> StoreResu
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
-pub async fn get_user_data<C: GenericClient>(
+pub async fn get_user_data<C: Db>(
     client: &C,
     keyring: &Keyring,
     user_uuid: &str,
@@ -131,7 +131,7 @@ pub async fn get_user_data<C: GenericClient>(
     user_exists(client, user_uuid).await?;
     let t = type_uuid(client, auth_type).await?;
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT data FROM auth_user_external_auth
              WHERE user_uuid = $1 AND external_auth_type_uuid = $2",
             &[&user_uuid, &t],
@@ -147,7 +147,7 @@ pub async fn get_user_data<C: GenericClient>(
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
-pub async fn create_user_data<C: GenericClient>(
+pub async fn create_user_data<C: Db>(
     client: &C,
     keyring: &Keyring,
     user_uuid: &str,
@@ -160,7 +160,7 @@ pub async fn create_user_data<C: GenericClient>(
     let event = Event::external_auth_added(auth_type, &tenant, user_uuid);
     let (name, key, headers, body) = event.params();
     let n: i64 = client
-        .query_one(
+        .fetch_one(
             &format!(
                 "WITH changed AS (
                      INSERT INTO auth_user_external_auth (user_uuid, external_auth_type_uuid, data)
@@ -186,7 +186,7 @@ pub async fn create_user_data<C: GenericClient>(
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
-pub async fn update_user_data<C: GenericClient>(
+pub async fn update_user_data<C: Db>(
     client: &C,
     keyring: &Keyring,
     user_uuid: &str,
@@ -199,7 +199,7 @@ pub async fn update_user_data<C: GenericClient>(
     let event = Event::external_auth_updated(auth_type, &tenant, user_uuid);
     let (name, key, headers, body) = event.params();
     let n: i64 = client
-        .query_one(
+        .fetch_one(
             &format!(
                 "WITH changed AS (
                      UPDATE auth_user_external_auth SET data = $3
@@ -224,7 +224,7 @@ pub async fn update_user_data<C: GenericClient>(
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
-pub async fn delete_user_data<C: GenericClient>(
+pub async fn delete_user_data<C: Db>(
     client: &C,
     user_uuid: &str,
     auth_type: &str,
@@ -234,7 +234,7 @@ pub async fn delete_user_data<C: GenericClient>(
     let event = Event::external_auth_deleted(auth_type, &tenant, user_uuid);
     let (name, key, headers, body) = event.params();
     let n: i64 = client
-        .query_one(
+        .fetch_one(
             &format!(
                 "WITH changed AS (
                      DELETE FROM auth_user_external_auth
@@ -263,13 +263,13 @@ pub struct UserExternal {
 }
 
 /// Every enabled type (by name) with the user's data for it, if any.
-pub(crate) async fn list_user_data<C: GenericClient>(
+pub(crate) async fn list_user_data<C: Db>(
     client: &C,
     keyring: &Keyring,
     user_uuid: &str,
 ) -> StoreResult<Vec<UserExternal>> {
     let rows = client
-        .query(
+        .fetch(
             "SELECT t.name, d.data FROM auth_external_auth_type t
              LEFT JOIN auth_user_external_auth d
                     ON d.external_auth_type_uuid = t.uuid AND d.user_uuid = $1
@@ -298,7 +298,7 @@ pub(crate) async fn list_user_data<C: GenericClient>(
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
-pub async fn get_config<C: GenericClient>(
+pub async fn get_config<C: Db>(
     client: &C,
     keyring: &Keyring,
     auth_type: &str,
@@ -306,7 +306,7 @@ pub async fn get_config<C: GenericClient>(
 ) -> StoreResult<Value> {
     let t = type_uuid(client, auth_type).await?;
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT data FROM auth_external_auth_config WHERE type_uuid = $1 AND tenant_uuid = $2",
             &[&t, &tenant_uuid],
         )
@@ -321,7 +321,7 @@ pub async fn get_config<C: GenericClient>(
 }
 
 /// Stores the configuration of a type for a tenant (type created when missing).
-pub(crate) async fn create_config<C: GenericClient>(
+pub(crate) async fn create_config<C: Db>(
     client: &C,
     keyring: &Keyring,
     auth_type: &str,
@@ -329,7 +329,7 @@ pub(crate) async fn create_config<C: GenericClient>(
     data: &Value,
 ) -> StoreResult<()> {
     let exists = client
-        .query_opt("SELECT 1 FROM auth_tenant WHERE uuid = $1", &[&tenant_uuid])
+        .fetch_opt("SELECT 1 FROM auth_tenant WHERE uuid = $1", &[&tenant_uuid])
         .await?;
     if exists.is_none() {
         return Err(StoreError::UnknownTenant);
@@ -341,7 +341,7 @@ pub(crate) async fn create_config<C: GenericClient>(
         &data.to_string(),
     )?;
     let n = client
-        .execute(
+        .exec(
             "INSERT INTO auth_external_auth_config (type_uuid, tenant_uuid, data) VALUES ($1, $2, $3)
              ON CONFLICT (type_uuid, tenant_uuid) DO NOTHING",
             &[&t, &tenant_uuid, &sealed],
@@ -354,7 +354,7 @@ pub(crate) async fn create_config<C: GenericClient>(
 }
 
 /// Replaces the configuration of a type for a tenant.
-pub(crate) async fn update_config<C: GenericClient>(
+pub(crate) async fn update_config<C: Db>(
     client: &C,
     keyring: &Keyring,
     auth_type: &str,
@@ -368,7 +368,7 @@ pub(crate) async fn update_config<C: GenericClient>(
         &data.to_string(),
     )?;
     let n = client
-        .execute(
+        .exec(
             "UPDATE auth_external_auth_config SET data = $3 WHERE type_uuid = $1 AND tenant_uuid = $2",
             &[&t, &tenant_uuid, &sealed],
         )
@@ -380,14 +380,14 @@ pub(crate) async fn update_config<C: GenericClient>(
 }
 
 /// Deletes the configuration of a type for a tenant.
-pub(crate) async fn delete_config<C: GenericClient>(
+pub(crate) async fn delete_config<C: Db>(
     client: &C,
     auth_type: &str,
     tenant_uuid: &str,
 ) -> StoreResult<()> {
     let t = type_uuid(client, auth_type).await?;
     let n = client
-        .execute(
+        .exec(
             "DELETE FROM auth_external_auth_config WHERE type_uuid = $1 AND tenant_uuid = $2",
             &[&t, &tenant_uuid],
         )
@@ -399,7 +399,7 @@ pub(crate) async fn delete_config<C: GenericClient>(
 }
 
 /// Users of `tenants` having data for an enabled type: `(count, page of uuids)`.
-pub(crate) async fn connected_users<C: GenericClient>(
+pub(crate) async fn connected_users<C: Db>(
     client: &C,
     auth_type: &str,
     tenants: &[String],
@@ -407,7 +407,7 @@ pub(crate) async fn connected_users<C: GenericClient>(
     offset: i64,
 ) -> StoreResult<(i64, Vec<String>)> {
     let t = client
-        .query_opt(
+        .fetch_opt(
             "SELECT uuid FROM auth_external_auth_type WHERE name = $1 AND enabled",
             &[&auth_type],
         )
@@ -415,7 +415,7 @@ pub(crate) async fn connected_users<C: GenericClient>(
         .map(|r| r.get::<_, String>(0))
         .ok_or(StoreError::UnknownType)?;
     let count: i64 = client
-        .query_one(
+        .fetch_one(
             "SELECT count(*) FROM auth_user_external_auth d JOIN auth_user u ON u.uuid = d.user_uuid
              WHERE d.external_auth_type_uuid = $1 AND u.tenant_uuid = ANY($2)",
             &[&t, &tenants],
@@ -427,7 +427,7 @@ pub(crate) async fn connected_users<C: GenericClient>(
         None => format!("OFFSET {offset}"),
     };
     let rows = client
-        .query(
+        .fetch(
             &format!(
                 "SELECT u.uuid FROM auth_user_external_auth d JOIN auth_user u ON u.uuid = d.user_uuid
                  WHERE d.external_auth_type_uuid = $1 AND u.tenant_uuid = ANY($2)
@@ -464,9 +464,9 @@ pub async fn record_authorized(
 ///
 /// Not on behalf of a caller (no tenant scope): for the plugins' host services, which act
 /// for the user a plugin route was called for (the route checked the scope).
-pub async fn user_tenant<C: GenericClient>(client: &C, user_uuid: &str) -> StoreResult<String> {
+pub async fn user_tenant<C: Db>(client: &C, user_uuid: &str) -> StoreResult<String> {
     client
-        .query_opt(
+        .fetch_opt(
             "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
             &[&user_uuid],
         )

@@ -1,8 +1,8 @@
 //! Groups and user ↔ group memberships (spec management §7 and §9): storage queries only, no
-//! HTTP. Every function takes a `GenericClient` so that a handler can run several of them in one
+//! HTTP. Every function takes a `Db` so that a handler can run several of them in one
 //! transaction.
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
@@ -155,13 +155,9 @@ pub fn random_slug(len: usize) -> String {
     out
 }
 
-async fn slug_taken<C: GenericClient>(
-    client: &C,
-    tenant_uuid: &str,
-    slug: &str,
-) -> Result<bool, GroupError> {
+async fn slug_taken<C: Db>(client: &C, tenant_uuid: &str, slug: &str) -> Result<bool, GroupError> {
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_group
                             WHERE tenant_uuid = $1 AND lower(slug) = lower($2))",
             &[&tenant_uuid, &slug],
@@ -172,7 +168,7 @@ async fn slug_taken<C: GenericClient>(
 
 /// The slug of a new group without one: derived from the name, else (empty or taken in the
 /// tenant, compared case-insensitively) random.
-pub(crate) async fn generate_slug<C: GenericClient>(
+pub(crate) async fn generate_slug<C: Db>(
     client: &C,
     tenant_uuid: &str,
     name: &str,
@@ -196,7 +192,7 @@ pub(crate) async fn generate_slug<C: GenericClient>(
 // ------------------------------------------------------------------------------------------------
 
 /// Creates a group in `tenant_uuid`; the slug is generated when `slug` is `None`.
-pub(crate) async fn create<C: GenericClient>(
+pub(crate) async fn create<C: Db>(
     client: &C,
     tenant_uuid: &str,
     name: &str,
@@ -208,7 +204,7 @@ pub(crate) async fn create<C: GenericClient>(
         None => generate_slug(client, tenant_uuid, name).await?,
     };
     let row = client
-        .query_one(
+        .fetch_one(
             "INSERT INTO auth_group AS g (name, slug, tenant_uuid, system_managed)
              VALUES ($1, $2, $3, $4)
              RETURNING g.uuid, g.name, g.slug, g.tenant_uuid, g.system_managed",
@@ -220,7 +216,7 @@ pub(crate) async fn create<C: GenericClient>(
 
 /// A group by uuid if it belongs to one of `tenants`. With `lock`, the row is locked
 /// (`FOR UPDATE`) until the end of the transaction.
-pub(crate) async fn find_in_tenants<C: GenericClient>(
+pub(crate) async fn find_in_tenants<C: Db>(
     client: &C,
     uuid: &str,
     tenants: &[String],
@@ -228,7 +224,7 @@ pub(crate) async fn find_in_tenants<C: GenericClient>(
 ) -> Result<Option<Group>, GroupError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     let row = client
-        .query_opt(
+        .fetch_opt(
             &format!(
                 "SELECT {GROUP_COLUMNS} FROM auth_group g
                  WHERE g.uuid = $1 AND g.tenant_uuid = ANY($2){lock}"
@@ -240,14 +236,14 @@ pub(crate) async fn find_in_tenants<C: GenericClient>(
 }
 
 /// Renames a group (the slug never changes). `None` when the group is not in `tenants`.
-pub(crate) async fn rename<C: GenericClient>(
+pub(crate) async fn rename<C: Db>(
     client: &C,
     uuid: &str,
     name: &str,
     tenants: &[String],
 ) -> Result<Option<Group>, GroupError> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             "UPDATE auth_group AS g SET name = $2
              WHERE g.uuid = $1 AND g.tenant_uuid = ANY($3)
              RETURNING g.uuid, g.name, g.slug, g.tenant_uuid, g.system_managed",
@@ -258,9 +254,9 @@ pub(crate) async fn rename<C: GenericClient>(
 }
 
 /// Deletes a group (memberships and policy associations go with it). Returns whether it existed.
-pub(crate) async fn delete<C: GenericClient>(client: &C, uuid: &str) -> Result<bool, GroupError> {
+pub(crate) async fn delete<C: Db>(client: &C, uuid: &str) -> Result<bool, GroupError> {
     let n = client
-        .execute("DELETE FROM auth_group WHERE uuid = $1", &[&uuid])
+        .exec("DELETE FROM auth_group WHERE uuid = $1", &[&uuid])
         .await?;
     Ok(n > 0)
 }
@@ -270,7 +266,7 @@ pub(crate) async fn delete<C: GenericClient>(client: &C, uuid: &str) -> Result<b
 // ------------------------------------------------------------------------------------------------
 
 /// The tenant of a user, when the user belongs to one of `tenants` (`None` for all tenants).
-pub(crate) async fn user_tenant<C: GenericClient>(
+pub(crate) async fn user_tenant<C: Db>(
     client: &C,
     user_uuid: &str,
     tenants: Option<&[String]>,
@@ -278,14 +274,14 @@ pub(crate) async fn user_tenant<C: GenericClient>(
     let row =
         match tenants {
             Some(t) => client
-                .query_opt(
+                .fetch_opt(
                     "SELECT tenant_uuid FROM auth_user WHERE uuid = $1 AND tenant_uuid = ANY($2)",
                     &[&user_uuid, &t],
                 )
                 .await?,
             None => {
                 client
-                    .query_opt(
+                    .fetch_opt(
                         "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
                         &[&user_uuid],
                     )
@@ -296,13 +292,13 @@ pub(crate) async fn user_tenant<C: GenericClient>(
 }
 
 /// Adds a user to a group; already a member is fine.
-pub(crate) async fn add_user<C: GenericClient>(
+pub(crate) async fn add_user<C: Db>(
     client: &C,
     group_uuid: &str,
     user_uuid: &str,
 ) -> Result<(), GroupError> {
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_user_group (group_uuid, user_uuid) VALUES ($1, $2)
              ON CONFLICT DO NOTHING",
             &[&group_uuid, &user_uuid],
@@ -312,13 +308,13 @@ pub(crate) async fn add_user<C: GenericClient>(
 }
 
 /// Removes a user from a group. Returns whether the membership existed.
-pub(crate) async fn remove_user<C: GenericClient>(
+pub(crate) async fn remove_user<C: Db>(
     client: &C,
     group_uuid: &str,
     user_uuid: &str,
 ) -> Result<bool, GroupError> {
     let n = client
-        .execute(
+        .exec(
             "DELETE FROM auth_user_group WHERE group_uuid = $1 AND user_uuid = $2",
             &[&group_uuid, &user_uuid],
         )
@@ -416,7 +412,7 @@ fn group_where(scope: &GroupScope, filter: Option<&GroupFilter>) -> Where {
 pub const GROUP_SORT_COLUMNS: &[(&str, &str)] = &[("name", "g.name"), ("uuid", "g.uuid")];
 
 /// The groups of `scope` matching `filter`, sorted and paginated.
-pub(crate) async fn list<C: GenericClient>(
+pub(crate) async fn list<C: Db>(
     client: &C,
     scope: &GroupScope,
     filter: &GroupFilter,
@@ -428,19 +424,19 @@ pub(crate) async fn list<C: GenericClient>(
         w.sql(),
         page.sql(GROUP_SORT_COLUMNS, "g.uuid")
     );
-    let rows = client.query(&sql, &w.refs()).await?;
+    let rows = client.fetch(&sql, &w.refs()).await?;
     Ok(rows.iter().map(Group::from_row).collect())
 }
 
 /// How many groups `scope` holds (`filter` `None`) or how many of them match `filter`.
-pub(crate) async fn count<C: GenericClient>(
+pub(crate) async fn count<C: Db>(
     client: &C,
     scope: &GroupScope,
     filter: Option<&GroupFilter>,
 ) -> Result<i64, GroupError> {
     let w = group_where(scope, filter);
     let sql = format!("SELECT count(*) FROM auth_group g WHERE {}", w.sql());
-    let row = client.query_one(&sql, &w.refs()).await?;
+    let row = client.fetch_one(&sql, &w.refs()).await?;
     Ok(row.get(0))
 }
 
@@ -513,7 +509,7 @@ fn member_where(group_uuid: &str, filter: Option<&UserFilter>) -> Where {
 pub const MEMBER_SORT_COLUMNS: &[(&str, &str)] = &[("username", "u.username")];
 
 /// The members of a group (the user representation of the users resource).
-pub(crate) async fn list_members<C: GenericClient>(
+pub(crate) async fn list_members<C: Db>(
     client: &C,
     group_uuid: &str,
     filter: &UserFilter,
@@ -532,7 +528,7 @@ pub(crate) async fn list_members<C: GenericClient>(
         w.sql(),
         page.sql(MEMBER_SORT_COLUMNS, "u.uuid")
     );
-    let rows = client.query(&sql, &w.refs()).await?;
+    let rows = client.fetch(&sql, &w.refs()).await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -552,14 +548,14 @@ pub(crate) async fn list_members<C: GenericClient>(
 }
 
 /// How many members a group has (`filter` `None`) or how many of them match `filter`.
-pub(crate) async fn count_members<C: GenericClient>(
+pub(crate) async fn count_members<C: Db>(
     client: &C,
     group_uuid: &str,
     filter: Option<&UserFilter>,
 ) -> Result<i64, GroupError> {
     let w = member_where(group_uuid, filter);
     let sql = format!("SELECT count(*) FROM auth_user u WHERE {}", w.sql());
-    let row = client.query_one(&sql, &w.refs()).await?;
+    let row = client.fetch_one(&sql, &w.refs()).await?;
     Ok(row.get(0))
 }
 

@@ -8,7 +8,7 @@
 //! `GET /0.1/idp` lists it, and every route that names an IdP type checks it here, so that a new
 //! provider only needs to be registered.
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 
 use crate::error::Result;
 
@@ -56,14 +56,14 @@ impl IdpTypes {
 
 /// Sets the method of the users `user_uuids` (canonical uuids) that belong to one of `tenants`;
 /// returns how many were found.
-pub(crate) async fn set_method<C: GenericClient>(
+pub(crate) async fn set_method<C: Db>(
     client: &C,
     user_uuids: &[String],
     tenants: &[String],
     method: &str,
 ) -> Result<u64> {
     Ok(client
-        .execute(
+        .exec(
             "UPDATE auth_user SET authentication_method = $3
              WHERE uuid = ANY($1) AND tenant_uuid = ANY($2)",
             &[&user_uuids, &tenants, &method],
@@ -73,14 +73,14 @@ pub(crate) async fn set_method<C: GenericClient>(
 
 /// Sets the method of a user of one of `tenants` back to `default` when it is `method`; returns
 /// whether it was.
-pub(crate) async fn reset_method<C: GenericClient>(
+pub(crate) async fn reset_method<C: Db>(
     client: &C,
     user_uuid: &str,
     tenants: &[String],
     method: &str,
 ) -> Result<bool> {
     let n = client
-        .execute(
+        .exec(
             "UPDATE auth_user SET authentication_method = $3
              WHERE uuid = $1 AND tenant_uuid = ANY($2) AND authentication_method = $4",
             &[&user_uuid, &tenants, &DEFAULT, &method],

@@ -6,7 +6,7 @@
 //! fails to open. Configurations imported by an earlier importer keep the seal they were made
 //! with (`sealed_as = 'imported-row'`, see [`crate::import::side_row_aad`]).
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use tokio_postgres::Row;
 
 use crate::error::{Error, Result};
@@ -102,9 +102,9 @@ fn config_of(row: &Row) -> LdapConfig {
 }
 
 /// The configuration of `tenant_uuid`, if any (without its bind password).
-pub async fn get<C: GenericClient>(client: &C, tenant_uuid: &str) -> Result<Option<LdapConfig>> {
+pub async fn get<C: Db>(client: &C, tenant_uuid: &str) -> Result<Option<LdapConfig>> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             &format!("SELECT {COLUMNS} FROM auth_ldap_config WHERE tenant_uuid = $1"),
             &[&tenant_uuid],
         )
@@ -114,13 +114,13 @@ pub async fn get<C: GenericClient>(client: &C, tenant_uuid: &str) -> Result<Opti
 
 /// The configuration of `tenant_uuid` with its bind password opened, for a login. Never
 /// returned by the API.
-pub async fn get_with_password<C: GenericClient>(
+pub async fn get_with_password<C: Db>(
     client: &C,
     keyring: &Keyring,
     tenant_uuid: &str,
 ) -> Result<Option<(LdapConfig, Option<String>)>> {
     let Some(row) = client
-        .query_opt(
+        .fetch_opt(
             &format!("SELECT {COLUMNS} FROM auth_ldap_config WHERE tenant_uuid = $1"),
             &[&tenant_uuid],
         )
@@ -140,7 +140,7 @@ pub async fn get_with_password<C: GenericClient>(
 
 /// Creates or updates the configuration of `tenant_uuid` in one statement, the bind password
 /// sealed; returns it as stored.
-pub async fn upsert<C: GenericClient>(
+pub async fn upsert<C: Db>(
     client: &C,
     keyring: &Keyring,
     tenant_uuid: &str,
@@ -156,7 +156,7 @@ pub async fn upsert<C: GenericClient>(
     let keep_filters = change.search_filters.is_none();
     let flat = |o: &Option<Option<String>>| o.clone().flatten();
     let row = client
-        .query_one(
+        .fetch_one(
             &format!(
                 "INSERT INTO auth_ldap_config AS c
                      (tenant_uuid, host, port, protocol_version, protocol_security, bind_dn,
@@ -203,9 +203,9 @@ pub async fn upsert<C: GenericClient>(
 }
 
 /// Deletes the configuration of `tenant_uuid` (nothing when there is none).
-pub async fn delete<C: GenericClient>(client: &C, tenant_uuid: &str) -> Result<()> {
+pub async fn delete<C: Db>(client: &C, tenant_uuid: &str) -> Result<()> {
     client
-        .execute(
+        .exec(
             "DELETE FROM auth_ldap_config WHERE tenant_uuid = $1",
             &[&tenant_uuid],
         )

@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::sql::Db;
 use crate::storage::Storage;
 
 /// The most logins written by one statement.
@@ -148,7 +149,7 @@ impl Storage {
 
     async fn insert_many(&self, rows: &[&Row]) -> Result<()> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached(INSERT_MANY).await?;
+        let stmt = INSERT_MANY;
         macro_rules! column {
             ($f:expr) => {
                 rows.iter().map($f).collect::<Vec<_>>()
@@ -170,8 +171,8 @@ impl Storage {
         let refresh = column!(|r| r.refresh_token_uuid.as_deref());
         let user_uuid = column!(|r| r.user_uuid.as_deref());
         client
-            .execute(
-                &stmt,
+            .exec_cached(
+                stmt,
                 &[
                     &session_uuid,
                     &mobile,
@@ -196,14 +197,11 @@ impl Storage {
 }
 
 /// Writes one login with [`INSERT_ONE`] on `client` (a connection, or a transaction).
-pub(crate) async fn insert_row<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    row: &Row,
-) -> Result<()> {
-    let stmt = client.prepare_cached(INSERT_ONE).await?;
+pub(crate) async fn insert_row<C: Db>(client: &C, row: &Row) -> Result<()> {
+    let stmt = INSERT_ONE;
     client
-        .execute(
-            &stmt,
+        .exec_cached(
+            stmt,
             &[
                 &row.session_uuid,
                 &row.mobile,

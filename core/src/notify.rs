@@ -23,7 +23,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio_postgres::AsyncMessage;
@@ -135,9 +135,9 @@ impl Notification {
 
     /// Sends it (delivered to every listener when `client`'s transaction commits, at once
     /// outside a transaction).
-    pub async fn send<C: GenericClient>(&self, client: &C) -> Result<()> {
+    pub async fn send<C: Db>(&self, client: &C) -> Result<()> {
         client
-            .execute(
+            .exec(
                 "SELECT pg_notify($1, $2)",
                 &[&self.channel(), &self.payload()],
             )
@@ -283,7 +283,7 @@ async fn listen_once<R: Receiver>(receiver: &R, db_uri: &str) -> std::result::Re
         .map_err(|e| e.to_string())?;
     // The throttle records made before listening started.
     let rows = client
-        .query(
+        .fetch(
             "SELECT key, extract(epoch FROM blocked_until)::float8 FROM auth_login_throttle
              ORDER BY updated_at DESC LIMIT $1",
             &[&SNAPSHOT_THROTTLE_MAX],

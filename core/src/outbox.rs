@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
+use crate::sql::Db;
 use crate::{Error, Result};
 
 /// Arbitrary but fixed key of the session advisory lock held by the one publishing process.
@@ -102,7 +103,7 @@ impl OutboxConnection {
         if !self.leader {
             let row = self
                 .client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&PUBLISHER_LOCK_KEY])
+                .fetch_one("SELECT pg_try_advisory_lock($1)", &[&PUBLISHER_LOCK_KEY])
                 .await?;
             self.leader = row.get(0);
         }
@@ -114,7 +115,7 @@ impl OutboxConnection {
     pub async fn ready_rows(&self, limit: i64) -> Result<Vec<OutboxRow>> {
         let rows = self
             .client
-            .query(
+            .fetch(
                 "SELECT o.id, o.name, o.routing_key, o.headers, o.data, o.created_at,
                         o.xid < pg_snapshot_xmin(pg_current_snapshot())
                  FROM auth_event_outbox o ORDER BY o.id LIMIT $1",
@@ -142,7 +143,7 @@ impl OutboxConnection {
         }
         Ok(self
             .client
-            .execute("DELETE FROM auth_event_outbox WHERE id = ANY($1)", &[&ids])
+            .exec("DELETE FROM auth_event_outbox WHERE id = ANY($1)", &[&ids])
             .await?)
     }
 }
@@ -179,7 +180,7 @@ pub struct Dropped {
 /// rows).
 pub async fn backlog(client: &Client) -> Result<Backlog> {
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT (SELECT min(id) FROM auth_event_outbox), (SELECT max(id) FROM auth_event_outbox),
                     coalesce(extract(epoch FROM clock_timestamp() -
                         (SELECT created_at FROM auth_event_outbox ORDER BY id LIMIT 1))::float8, 0)",
@@ -197,7 +198,7 @@ pub async fn backlog(client: &Client) -> Result<Backlog> {
     let span = max - min + 1;
     let rows = if span <= EXACT_COUNT_UP_TO {
         client
-            .query_one("SELECT count(*) FROM auth_event_outbox", &[])
+            .fetch_one("SELECT count(*) FROM auth_event_outbox", &[])
             .await?
             .get(0)
     } else {
@@ -213,7 +214,7 @@ pub async fn enforce_bounds(client: &Client, max_age: Duration, max_rows: i64) -
     let mut dropped = Dropped::default();
     let seconds = max_age.as_secs_f64();
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT coalesce((SELECT created_at FROM auth_event_outbox ORDER BY id LIMIT 1)
                     < clock_timestamp() - make_interval(secs => $1), false),
                     (SELECT min(id) FROM auth_event_outbox), (SELECT max(id) FROM auth_event_outbox)",
@@ -222,7 +223,7 @@ pub async fn enforce_bounds(client: &Client, max_age: Duration, max_rows: i64) -
         .await?;
     if row.get::<_, bool>(0) {
         dropped.too_old = client
-            .execute(
+            .exec(
                 "DELETE FROM auth_event_outbox
                  WHERE created_at < clock_timestamp() - make_interval(secs => $1)",
                 &[&seconds],
@@ -234,7 +235,7 @@ pub async fn enforce_bounds(client: &Client, max_age: Duration, max_rows: i64) -
         let keep_from = max.saturating_sub(max_rows).saturating_add(1);
         if min < keep_from {
             dropped.too_many = client
-                .execute("DELETE FROM auth_event_outbox WHERE id < $1", &[&keep_from])
+                .exec("DELETE FROM auth_event_outbox WHERE id < $1", &[&keep_from])
                 .await?;
         }
     }

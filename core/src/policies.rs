@@ -8,7 +8,7 @@
 //! tenant. A config-managed or shared policy owned outside L is presented with R as its
 //! `tenant_uuid`, `shared = false` and `read_only = true`.
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -30,12 +30,10 @@ const COLUMNS: &str =
 /// user, then of every policy attached to the user directly. Order kept, duplicates kept (as the
 /// original concatenates them); groups and policies are taken in name order. Not on behalf of a
 /// caller (no tenant scope): for the logins, which grant the user its own ACL.
-pub async fn user_acl<C: GenericClient>(client: &C, user_uuid: &str) -> Result<Vec<String>> {
-    // One prepared statement (this runs at every login): group policies (groups by name, then
+pub async fn user_acl<C: Db>(client: &C, user_uuid: &str) -> Result<Vec<String>> {
+    // One statement (this runs at every login): group policies (groups by name, then
     // policies by name), then the user's own policies (by name).
-    let stmt = client
-        .prepare_cached(
-            "SELECT acl FROM (
+    let stmt = "SELECT acl FROM (
                  SELECT 0 AS src, g.name AS gname, g.uuid AS guuid, p.name AS pname,
                         p.uuid AS puuid, p.acl
                  FROM auth_user_group ug
@@ -48,10 +46,8 @@ pub async fn user_acl<C: GenericClient>(client: &C, user_uuid: &str) -> Result<V
                  FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
                  WHERE up.user_uuid = $1
              ) s
-             ORDER BY src, gname, guuid, pname, puuid",
-        )
-        .await?;
-    let rows = client.query(&stmt, &[&user_uuid]).await?;
+             ORDER BY src, gname, guuid, pname, puuid";
+    let rows = client.fetch_cached(stmt, &[&user_uuid]).await?;
     let mut acl = Vec::new();
     for row in rows {
         acl.extend(row.get::<_, Vec<String>>(0));
@@ -61,17 +57,13 @@ pub async fn user_acl<C: GenericClient>(client: &C, user_uuid: &str) -> Result<V
 
 /// The ACL of the first policy named `name` in any tenant (the top tenant's first, then
 /// config-managed ones); empty when there is none.
-pub async fn acl_of_policy_named<C: GenericClient>(client: &C, name: &str) -> Result<Vec<String>> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT p.acl FROM auth_policy p
+pub async fn acl_of_policy_named<C: Db>(client: &C, name: &str) -> Result<Vec<String>> {
+    let stmt = "SELECT p.acl FROM auth_policy p
              JOIN auth_tenant t ON t.uuid = p.tenant_uuid
              WHERE p.name = $1
              ORDER BY (t.uuid = t.parent_uuid) DESC, p.config_managed DESC, p.uuid
-             LIMIT 1",
-        )
-        .await?;
-    let row = client.query_opt(&stmt, &[&name]).await?;
+             LIMIT 1";
+    let row = client.fetch_opt_cached(stmt, &[&name]).await?;
     Ok(row.map(|r| r.get(0)).unwrap_or_default())
 }
 
@@ -242,7 +234,7 @@ fn visible_sql(params: &mut Params, scope: &View) -> String {
 }
 
 /// A visible policy by uuid.
-pub(crate) async fn get_visible<C: GenericClient>(
+pub(crate) async fn get_visible<C: Db>(
     client: &C,
     uuid: &str,
     scope: &View,
@@ -251,13 +243,13 @@ pub(crate) async fn get_visible<C: GenericClient>(
     let visible = visible_sql(&mut params, scope);
     let id = params.push(uuid.to_string());
     let sql = format!("SELECT {COLUMNS} FROM auth_policy p WHERE p.uuid = {id} AND {visible}");
-    let row = client.query_opt(sql.as_str(), &params.refs()).await?;
+    let row = client.fetch_opt(sql.as_str(), &params.refs()).await?;
     Ok(row.as_ref().map(Policy::from_row))
 }
 
 /// A visible policy by slug (exact, case-sensitive, as the original's filter). When several
 /// match, the one owned by a tenant of the scope wins, then a config-managed one.
-pub(crate) async fn get_visible_by_slug<C: GenericClient>(
+pub(crate) async fn get_visible_by_slug<C: Db>(
     client: &C,
     slug: &str,
     scope: &View,
@@ -269,24 +261,21 @@ pub(crate) async fn get_visible_by_slug<C: GenericClient>(
         "SELECT {COLUMNS} FROM auth_policy p WHERE p.slug = {s} AND {visible}
          ORDER BY (p.tenant_uuid = ANY($1)) DESC, p.config_managed DESC, p.uuid LIMIT 1"
     );
-    let row = client.query_opt(sql.as_str(), &params.refs()).await?;
+    let row = client.fetch_opt(sql.as_str(), &params.refs()).await?;
     Ok(row.as_ref().map(Policy::from_row))
 }
 
 /// A policy by uuid, whatever its tenant.
-pub(crate) async fn find<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Policy>> {
+pub(crate) async fn find<C: Db>(client: &C, uuid: &str) -> Result<Option<Policy>> {
     let sql = format!("SELECT {COLUMNS} FROM auth_policy p WHERE p.uuid = $1");
-    let row = client.query_opt(sql.as_str(), &[&uuid]).await?;
+    let row = client.fetch_opt(sql.as_str(), &[&uuid]).await?;
     Ok(row.as_ref().map(Policy::from_row))
 }
 
 /// Like [`find`], locking the row until the end of the transaction.
-pub(crate) async fn find_for_update<C: GenericClient>(
-    client: &C,
-    uuid: &str,
-) -> Result<Option<Policy>> {
+pub(crate) async fn find_for_update<C: Db>(client: &C, uuid: &str) -> Result<Option<Policy>> {
     let sql = format!("SELECT {COLUMNS} FROM auth_policy p WHERE p.uuid = $1 FOR UPDATE");
-    let row = client.query_opt(sql.as_str(), &[&uuid]).await?;
+    let row = client.fetch_opt(sql.as_str(), &[&uuid]).await?;
     Ok(row.as_ref().map(Policy::from_row))
 }
 
@@ -324,9 +313,9 @@ fn random_slug() -> String {
         .collect()
 }
 
-async fn slug_taken<C: GenericClient>(client: &C, slug: &str, tenant: &str) -> Result<bool> {
+async fn slug_taken<C: Db>(client: &C, slug: &str, tenant: &str) -> Result<bool> {
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_policy
                             WHERE lower(slug) = lower($1) AND tenant_uuid = $2)",
             &[&slug, &tenant],
@@ -351,7 +340,7 @@ pub struct NewPolicy {
 /// Creates a policy (spec §8): slug generated when absent; a name or slug equal to a shared
 /// policy of the tenant or of an ancestor, or (for a shared policy) to any policy of the tenant
 /// or a descendant, is a conflict, as is a duplicate in the tenant.
-pub(crate) async fn create<C: GenericClient>(
+pub(crate) async fn create<C: Db>(
     client: &C,
     new: &NewPolicy,
 ) -> std::result::Result<Policy, PolicyError> {
@@ -382,14 +371,14 @@ pub(crate) async fn create<C: GenericClient>(
         shared_owners_sql("$1")
     );
     let row = client
-        .query_one(conflict_above.as_str(), &[&tenant, &slug, &new.name])
+        .fetch_one(conflict_above.as_str(), &[&tenant, &slug, &new.name])
         .await?;
     if row.get::<_, bool>(0) {
         return Err(PolicyError::Duplicate(new.name.clone()));
     }
     if new.shared {
         let row = client
-            .query_one(
+            .fetch_one(
                 "WITH RECURSIVE down(uuid) AS (
                      SELECT uuid FROM auth_tenant WHERE uuid = $1
                      UNION
@@ -413,7 +402,7 @@ pub(crate) async fn create<C: GenericClient>(
          RETURNING {COLUMNS}"
     );
     match client
-        .query_one(
+        .fetch_one(
             sql.as_str(),
             &[
                 &new.name,
@@ -436,7 +425,7 @@ pub(crate) async fn create<C: GenericClient>(
 }
 
 /// Replaces name, description and ACL of a policy owned by one of `tenants`.
-pub(crate) async fn update<C: GenericClient>(
+pub(crate) async fn update<C: Db>(
     client: &C,
     uuid: &str,
     tenants: &[String],
@@ -451,7 +440,7 @@ pub(crate) async fn update<C: GenericClient>(
          RETURNING {COLUMNS}"
     );
     match client
-        .query_opt(sql.as_str(), &[&uuid, &tenants, &name, &description, &acl])
+        .fetch_opt(sql.as_str(), &[&uuid, &tenants, &name, &description, &acl])
         .await
     {
         Ok(Some(row)) => Ok(Policy::from_row(&row)),
@@ -464,13 +453,13 @@ pub(crate) async fn update<C: GenericClient>(
 }
 
 /// Deletes a policy owned by one of `tenants` (its associations go with it).
-pub(crate) async fn delete<C: GenericClient>(
+pub(crate) async fn delete<C: Db>(
     client: &C,
     uuid: &str,
     tenants: &[String],
 ) -> std::result::Result<(), PolicyError> {
     let n = client
-        .execute(
+        .exec(
             "DELETE FROM auth_policy WHERE uuid = $1 AND tenant_uuid = ANY($2)",
             &[&uuid, &tenants],
         )
@@ -482,13 +471,13 @@ pub(crate) async fn delete<C: GenericClient>(
 }
 
 /// Appends `access` to the policy's ACL; already there → `DuplicateAccess`.
-pub(crate) async fn add_access<C: GenericClient>(
+pub(crate) async fn add_access<C: Db>(
     client: &C,
     uuid: &str,
     access: &str,
 ) -> std::result::Result<(), PolicyError> {
     let n = client
-        .execute(
+        .exec(
             "UPDATE auth_policy SET acl = array_append(acl, $2::text)
              WHERE uuid = $1 AND NOT ($2::text = ANY(acl))",
             &[&uuid, &access],
@@ -505,13 +494,9 @@ pub(crate) async fn add_access<C: GenericClient>(
 }
 
 /// Removes `access` from the policy's ACL (absent: nothing happens).
-pub(crate) async fn remove_access<C: GenericClient>(
-    client: &C,
-    uuid: &str,
-    access: &str,
-) -> Result<()> {
+pub(crate) async fn remove_access<C: Db>(client: &C, uuid: &str, access: &str) -> Result<()> {
     client
-        .execute(
+        .exec(
             "UPDATE auth_policy SET acl = array_remove(acl, $2::text) WHERE uuid = $1",
             &[&uuid, &access],
         )
@@ -643,14 +628,14 @@ fn page_sql(q: &ListQuery) -> String {
     s
 }
 
-async fn count<C: GenericClient>(client: &C, sql: &str, params: &Params) -> Result<i64> {
-    let row = client.query_one(sql, &params.refs()).await?;
+async fn count<C: Db>(client: &C, sql: &str, params: &Params) -> Result<i64> {
+    let row = client.fetch_one(sql, &params.refs()).await?;
     Ok(row.get(0))
 }
 
 /// `GET /policies`: the visible policies matching `q`, and the number of visible policies
 /// (ignoring filters and search).
-pub(crate) async fn list<C: GenericClient>(
+pub(crate) async fn list<C: Db>(
     client: &C,
     scope: &View,
     q: &ListQuery,
@@ -675,7 +660,7 @@ pub(crate) async fn list<C: GenericClient>(
         "SELECT {COLUMNS} FROM auth_policy p WHERE {visible} AND {filters} AND {read_only}{}",
         page_sql(q)
     );
-    let rows = client.query(sql.as_str(), &params.refs()).await?;
+    let rows = client.fetch(sql.as_str(), &params.refs()).await?;
     let items = rows.iter().map(Policy::from_row).collect();
 
     let mut params = Params::default();
@@ -695,7 +680,7 @@ pub(crate) async fn list<C: GenericClient>(
 
 /// `GET /users/{u}/policies`: the policies attached to the user (any tenant), the number of them
 /// and the number matching the filters.
-pub(crate) async fn list_user_policies<C: GenericClient>(
+pub(crate) async fn list_user_policies<C: Db>(
     client: &C,
     user_uuid: &str,
     q: &ListQuery,
@@ -721,14 +706,14 @@ pub(crate) async fn list_user_policies<C: GenericClient>(
     )
     .await?;
     let sql = format!("SELECT {COLUMNS} {base} AND {filters}{}", page_sql(&q));
-    let rows = client.query(sql.as_str(), &params.refs()).await?;
+    let rows = client.fetch(sql.as_str(), &params.refs()).await?;
     Ok((rows.iter().map(Policy::from_row).collect(), total, filtered))
 }
 
 /// `GET /groups/{g}/policies`: the group's policies visible from `scope`, the number of the
 /// group's policies and the number matching the filters (both ignoring visibility, as the
 /// original).
-pub(crate) async fn list_group_policies<C: GenericClient>(
+pub(crate) async fn list_group_policies<C: Db>(
     client: &C,
     group_uuid: &str,
     scope: &View,
@@ -759,13 +744,13 @@ pub(crate) async fn list_group_policies<C: GenericClient>(
         "SELECT {COLUMNS} {base} AND {filters} AND {visible}{}",
         page_sql(&q)
     );
-    let rows = client.query(sql.as_str(), &params.refs()).await?;
+    let rows = client.fetch(sql.as_str(), &params.refs()).await?;
     Ok((rows.iter().map(Policy::from_row).collect(), total, filtered))
 }
 
 /// The uuid of a policy by slug (any case): `preferred_tenant`'s own if it has one, else any
 /// tenant's.
-pub(crate) async fn uuid_by_slug<C: GenericClient>(
+pub(crate) async fn uuid_by_slug<C: Db>(
     client: &C,
     slug: &str,
     preferred_tenant: &str,
@@ -774,7 +759,7 @@ pub(crate) async fn uuid_by_slug<C: GenericClient>(
         return Ok(None);
     }
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT uuid FROM auth_policy WHERE lower(slug) = lower($1)
              ORDER BY (tenant_uuid = $2) DESC LIMIT 1",
             &[&slug, &preferred_tenant],
@@ -784,13 +769,13 @@ pub(crate) async fn uuid_by_slug<C: GenericClient>(
 }
 
 /// Attaches a policy to a user (idempotent).
-pub(crate) async fn add_user_policy<C: GenericClient>(
+pub(crate) async fn add_user_policy<C: Db>(
     client: &C,
     user_uuid: &str,
     policy_uuid: &str,
 ) -> std::result::Result<(), PolicyError> {
     let user = client
-        .query_opt(
+        .fetch_opt(
             "SELECT 1 FROM auth_user WHERE uuid = $1 FOR KEY SHARE",
             &[&user_uuid],
         )
@@ -799,7 +784,7 @@ pub(crate) async fn add_user_policy<C: GenericClient>(
         return Err(PolicyError::UnknownUser(user_uuid.to_string()));
     }
     match client
-        .execute(
+        .exec(
             "INSERT INTO auth_user_policy (user_uuid, policy_uuid) VALUES ($1, $2)
              ON CONFLICT DO NOTHING",
             &[&user_uuid, &policy_uuid],
@@ -823,13 +808,13 @@ pub(crate) async fn add_user_policy<C: GenericClient>(
 }
 
 /// Detaches a policy from a user; the number of associations removed.
-pub(crate) async fn remove_user_policy<C: GenericClient>(
+pub(crate) async fn remove_user_policy<C: Db>(
     client: &C,
     user_uuid: &str,
     policy_uuid: &str,
 ) -> Result<u64> {
     Ok(client
-        .execute(
+        .exec(
             "DELETE FROM auth_user_policy WHERE user_uuid = $1 AND policy_uuid = $2",
             &[&user_uuid, &policy_uuid],
         )
@@ -839,7 +824,7 @@ pub(crate) async fn remove_user_policy<C: GenericClient>(
 /// The tenant of a user that belongs to one of `tenants` (`None`: no such user there). With
 /// `lock`, the user row is locked against deletion (`FOR KEY SHARE`) until the end of the
 /// transaction.
-pub(crate) async fn user_tenant_in<C: GenericClient>(
+pub(crate) async fn user_tenant_in<C: Db>(
     client: &C,
     user_uuid: &str,
     tenants: &[String],
@@ -847,7 +832,7 @@ pub(crate) async fn user_tenant_in<C: GenericClient>(
 ) -> Result<Option<String>> {
     let lock = if lock { " FOR KEY SHARE" } else { "" };
     let row = client
-        .query_opt(
+        .fetch_opt(
             &format!(
                 "SELECT tenant_uuid FROM auth_user WHERE uuid = $1 AND tenant_uuid = ANY($2){lock}"
             ),
@@ -858,13 +843,13 @@ pub(crate) async fn user_tenant_in<C: GenericClient>(
 }
 
 /// Whether the policy is attached to the user.
-pub(crate) async fn user_has_policy<C: GenericClient>(
+pub(crate) async fn user_has_policy<C: Db>(
     client: &C,
     user_uuid: &str,
     policy_uuid: &str,
 ) -> Result<bool> {
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_user_policy
                             WHERE user_uuid = $1 AND policy_uuid = $2)",
             &[&user_uuid, &policy_uuid],
@@ -874,13 +859,13 @@ pub(crate) async fn user_has_policy<C: GenericClient>(
 }
 
 /// Whether the group exists and belongs to one of `tenants`.
-pub(crate) async fn group_in_tenants<C: GenericClient>(
+pub(crate) async fn group_in_tenants<C: Db>(
     client: &C,
     group_uuid: &str,
     tenants: &[String],
 ) -> Result<bool> {
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_group WHERE uuid = $1 AND tenant_uuid = ANY($2))",
             &[&group_uuid, &tenants],
         )
@@ -889,13 +874,13 @@ pub(crate) async fn group_in_tenants<C: GenericClient>(
 }
 
 /// Attaches a policy to a group (idempotent).
-pub(crate) async fn add_group_policy<C: GenericClient>(
+pub(crate) async fn add_group_policy<C: Db>(
     client: &C,
     group_uuid: &str,
     policy_uuid: &str,
 ) -> std::result::Result<(), PolicyError> {
     match client
-        .execute(
+        .exec(
             "INSERT INTO auth_group_policy (group_uuid, policy_uuid) VALUES ($1, $2)
              ON CONFLICT DO NOTHING",
             &[&group_uuid, &policy_uuid],
@@ -919,13 +904,13 @@ pub(crate) async fn add_group_policy<C: GenericClient>(
 }
 
 /// Detaches a policy from a group; the number of associations removed.
-pub(crate) async fn remove_group_policy<C: GenericClient>(
+pub(crate) async fn remove_group_policy<C: Db>(
     client: &C,
     group_uuid: &str,
     policy_uuid: &str,
 ) -> Result<u64> {
     Ok(client
-        .execute(
+        .exec(
             "DELETE FROM auth_group_policy WHERE group_uuid = $1 AND policy_uuid = $2",
             &[&group_uuid, &policy_uuid],
         )

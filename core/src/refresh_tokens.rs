@@ -5,8 +5,8 @@
 //! from which the value is recomputed when an offline login must hand the same refresh token
 //! back); deleting a refresh token also ends the sessions issued from it; an optional lifetime.
 
+use crate::sql::Db;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -120,9 +120,9 @@ fn metadata_of(v: Value) -> Map<String, Value> {
 /// Deletes the sessions issued from refresh token `uuid` (their tokens cascade), then the row,
 /// with their events (`auth_session_deleted` for each session, then
 /// `auth_refresh_token_deleted`). Returns the number of sessions deleted.
-pub async fn purge<C: GenericClient>(client: &C, uuid: &str) -> Result<u64> {
+pub async fn purge<C: Db>(client: &C, uuid: &str) -> Result<u64> {
     let sessions = client
-        .query(
+        .fetch(
             "DELETE FROM auth_session WHERE uuid IN (
                  SELECT session_uuid FROM auth_token WHERE refresh_token_uuid = $1)
              RETURNING uuid, tenant_uuid",
@@ -130,7 +130,7 @@ pub async fn purge<C: GenericClient>(client: &C, uuid: &str) -> Result<u64> {
         )
         .await?;
     let token = client
-        .query_opt(
+        .fetch_opt(
             "DELETE FROM auth_refresh_token r USING auth_user u
              WHERE r.uuid = $1 AND u.uuid = r.user_uuid
              RETURNING r.client_id, r.mobile, r.user_uuid, u.tenant_uuid",
@@ -156,21 +156,21 @@ pub async fn purge<C: GenericClient>(client: &C, uuid: &str) -> Result<u64> {
 
 /// Issues (or reuses) the refresh token of an offline login inside the login's transaction.
 /// Returns `(row uuid, value, sessions revoked)`.
-pub async fn issue<C: GenericClient>(
+pub async fn issue<C: Db>(
     client: &C,
     keyring: &Keyring,
     req: &OfflineRequest,
 ) -> Result<(String, String, u64)> {
     // Serialise logins of one (user, client): exactly one refresh token results.
     client
-        .execute(
+        .exec(
             "SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 11))",
             &[&req.user_uuid, &req.client_id],
         )
         .await?;
     let mut revoked = 0;
     let existing = client
-        .query_opt(
+        .fetch_opt(
             "SELECT uuid, key_id, expires_at IS NOT NULL AND expires_at <= now(), value_sealed
              FROM auth_refresh_token WHERE client_id = $1 AND user_uuid = $2",
             &[&req.client_id, &req.user_uuid],
@@ -209,7 +209,7 @@ pub async fn issue<C: GenericClient>(
                 .lifetime_seconds
                 .map(|s| Utc::now() + chrono::Duration::seconds(s));
             let created = client
-                .query_one(
+                .fetch_one(
                     "INSERT INTO auth_refresh_token (uuid, token_hash, key_id, client_id, user_uuid,
                          backend, login, user_agent, remote_addr, mobile, metadata, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -240,7 +240,7 @@ pub async fn issue<C: GenericClient>(
     if req.mobile {
         // One active mobile client per user: the user's other mobile refresh tokens go.
         let others = client
-            .query(
+            .fetch(
                 "SELECT uuid FROM auth_refresh_token
                  WHERE user_uuid = $1 AND mobile AND uuid <> $2",
                 &[&req.user_uuid, &uuid],
@@ -307,7 +307,7 @@ impl Storage {
         }
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT r.uuid, r.client_id, r.user_uuid, u.tenant_uuid, r.backend, r.login,
                         r.mobile, r.metadata, r.created_at,
                         u.authentication_method, t.default_authentication_method
@@ -360,7 +360,7 @@ impl Storage {
             base.join(" AND ")
         };
         let total: i64 = client
-            .query_one(&format!("SELECT count(*) {from} WHERE {base_sql}"), &params)
+            .fetch_one(&format!("SELECT count(*) {from} WHERE {base_sql}"), &params)
             .await?
             .get(0);
         if [&q.search, &q.client_id, &q.created_at]
@@ -401,7 +401,7 @@ impl Storage {
             total
         } else {
             client
-                .query_one(
+                .fetch_one(
                     &format!("SELECT count(*) {from} WHERE {where_sql}"),
                     &params,
                 )
@@ -419,7 +419,7 @@ impl Storage {
             None => format!("OFFSET {}", q.offset),
         };
         let rows = client
-            .query(
+            .fetch(
                 &format!("{SELECT} WHERE {where_sql} ORDER BY {order} {dir}, r.uuid {dir} {page}"),
                 &params,
             )
@@ -438,7 +438,7 @@ impl Storage {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt(
+            .fetch_opt(
                 "SELECT r.uuid FROM auth_refresh_token r JOIN auth_user u ON u.uuid = r.user_uuid
                  WHERE r.user_uuid = $1 AND r.client_id = $2 AND u.tenant_uuid = ANY($3)
                  FOR UPDATE OF r",

@@ -1,7 +1,7 @@
 //! Storage of the password reset (spec management §4): finding the user a reset request names,
 //! its tenant's default authentication method, and removing a password.
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 
 use crate::error::Result;
 
@@ -18,10 +18,7 @@ pub enum ResetLookup {
 
 /// The user a reset request names (across all tenants; not on behalf of a caller: the request is
 /// anonymous and its answer says nothing).
-pub(crate) async fn find_user<C: GenericClient>(
-    client: &C,
-    lookup: &ResetLookup,
-) -> Result<Option<String>> {
+pub(crate) async fn find_user<C: Db>(client: &C, lookup: &ResetLookup) -> Result<Option<String>> {
     let (sql, value) = match lookup {
         ResetLookup::Username(v) => (
             "SELECT uuid FROM auth_user WHERE username = $1 ORDER BY uuid LIMIT 1",
@@ -43,17 +40,17 @@ pub(crate) async fn find_user<C: GenericClient>(
     if value.contains('\0') {
         return Ok(None);
     }
-    let row = client.query_opt(sql, &[value]).await?;
+    let row = client.fetch_opt(sql, &[value]).await?;
     Ok(row.map(|r| r.get(0)))
 }
 
 /// The default authentication method of a tenant (`None`: no such tenant).
-pub(crate) async fn tenant_default_method<C: GenericClient>(
+pub(crate) async fn tenant_default_method<C: Db>(
     client: &C,
     tenant: &str,
 ) -> Result<Option<String>> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT default_authentication_method FROM auth_tenant WHERE uuid = $1",
             &[&tenant],
         )
@@ -62,9 +59,9 @@ pub(crate) async fn tenant_default_method<C: GenericClient>(
 }
 
 /// Removes the password of a user (it can no longer log in with one).
-pub(crate) async fn clear_password<C: GenericClient>(client: &C, user: &str) -> Result<()> {
+pub(crate) async fn clear_password<C: Db>(client: &C, user: &str) -> Result<()> {
     client
-        .execute(
+        .exec(
             "UPDATE auth_user SET password_hash = NULL, password_salt = NULL, password_scheme = NULL
              WHERE uuid = $1",
             &[&user],

@@ -5,6 +5,7 @@ use tokio_postgres::types::ToSql;
 use crate::error::Result;
 use crate::events::{self, Event};
 use crate::scope::Listed;
+use crate::sql::Db;
 use crate::storage::Storage;
 
 /// A session as listed.
@@ -54,7 +55,7 @@ impl Storage {
                  WHERE {filter}"
             )
         };
-        let total: i64 = client.query_one(&count_sql, &params).await?.get(0);
+        let total: i64 = client.fetch_one(&count_sql, &params).await?.get(0);
         let order = match order_mobile {
             Some(true) => "ORDER BY s.mobile DESC, s.created_at, s.uuid",
             Some(false) => "ORDER BY s.mobile ASC, s.created_at, s.uuid",
@@ -65,7 +66,7 @@ impl Storage {
             None => format!("OFFSET {offset}"),
         };
         let rows = client
-            .query(
+            .fetch(
                 &format!(
                     "SELECT s.uuid, s.mobile, s.tenant_uuid,
                             CASE WHEN t.auth_id ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$'
@@ -100,7 +101,7 @@ impl Storage {
         let tx = client.transaction().await?;
         // The statement's snapshot still sees the tokens the deletion cascades to.
         let row = tx
-            .query_opt(
+            .fetch_opt(
                 "WITH d AS (
                      DELETE FROM auth_session WHERE uuid = $1 AND tenant_uuid = ANY($2)
                      RETURNING uuid, tenant_uuid)

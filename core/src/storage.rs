@@ -9,6 +9,7 @@ use tokio_postgres::NoTls;
 
 use crate::cache::tenants::TenantTree;
 use crate::error::{Error, Result};
+use crate::sql::Db;
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -173,33 +174,38 @@ impl Storage {
         }
     }
 
-    /// Applies pending migrations (idempotent; safe when several processes start at once).
+    /// Applies pending migrations (idempotent; safe when several processes start at once), on
+    /// a connection of the pool.
     pub async fn migrate(&self) -> Result<()> {
         // Detached from the pool: whatever happens below, this session (with no statement
         // timeout) is closed when done, never handed to a request.
         let mut obj = deadpool_postgres::Object::take(self.pool.get().await?);
-        let client: &mut tokio_postgres::Client = &mut obj;
-        // Migrations (and waiting for another process's) may take longer than a request: no
-        // statement timeout on this session until they are done.
-        client.batch_execute("SET statement_timeout = 0").await?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
-            .await?;
-        let outcome = embedded::migrations::runner()
-            .set_migration_table_name("wazo_auth_schema_history")
-            .run_async(client)
-            .await;
-        let unlock = client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
-            .await;
-        let reset = client.batch_execute("RESET statement_timeout").await;
-        let report = outcome.map_err(|e| Error::Migration(e.to_string()))?;
-        unlock?;
-        reset?;
-        for m in report.applied_migrations() {
-            log::info!("applied migration {}", m);
+        migrate_on(&mut obj).await
+    }
+
+    /// As [`Storage::migrate`], on a connection of its own to `session_uri` (the
+    /// `db_listen_uri` setting): the migrations' advisory lock is a session lock, which a
+    /// transaction pooler in front of the pool's `db_uri` would not keep.
+    pub async fn migrate_direct(&self, session_uri: &str) -> Result<()> {
+        let mut config = tokio_postgres::Config::from_str(session_uri)
+            .map_err(|e| Error::database(format!("invalid db_listen_uri: {e}")))?;
+        config.application_name("wazo-auth-migrations");
+        config.connect_timeout(self.timeout);
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(self.timeout.max(Duration::from_secs(1)));
         }
-        Ok(())
+        let (mut client, connection) = tokio::time::timeout(self.timeout, config.connect(NoTls))
+            .await
+            .map_err(|_| Error::database("no answer from the database"))??;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                log::debug!("migration connection ended: {e}");
+            }
+        });
+        let outcome = migrate_on(&mut client).await;
+        drop(client);
+        let _ = driver.await;
+        outcome
     }
 
     pub fn pool(&self) -> &Pool {
@@ -296,7 +302,7 @@ impl Storage {
         }
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
                 &[],
             )
@@ -339,7 +345,7 @@ impl Storage {
         }
         let client = self.client().await?;
         let row = client
-            .query_one(
+            .fetch_one(
                 "WITH RECURSIVE up(uuid, parent_uuid, depth) AS (
                      SELECT uuid, parent_uuid, 0 FROM auth_tenant WHERE uuid = $1
                      UNION ALL
@@ -370,7 +376,7 @@ impl Storage {
     pub(crate) async fn user_tenant(&self, user_uuid: &str) -> Result<Option<String>> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT tenant_uuid FROM auth_user WHERE uuid = $1",
                 &[&user_uuid],
             )
@@ -392,7 +398,7 @@ impl Storage {
         }
         let client = self.client().await?;
         let rows = client
-            .query(
+            .fetch(
                 "WITH RECURSIVE down(uuid) AS (
                      SELECT uuid FROM auth_tenant WHERE uuid = $1
                      UNION
@@ -413,4 +419,29 @@ impl Storage {
     pub async fn tenant_and_descendants(&self, tenant: &str) -> Result<Vec<String>> {
         Ok(self.subtree(tenant).await?.0)
     }
+}
+
+/// Runs the migrations on `client`, under the session advisory lock [`MIGRATION_LOCK_KEY`].
+async fn migrate_on(client: &mut tokio_postgres::Client) -> Result<()> {
+    // Migrations (and waiting for another process's) may take longer than a request: no
+    // statement timeout on this session until they are done.
+    client.batch_execute("SET statement_timeout = 0").await?;
+    client
+        .exec("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    let outcome = embedded::migrations::runner()
+        .set_migration_table_name("wazo_auth_schema_history")
+        .run_async(client)
+        .await;
+    let unlock = client
+        .exec("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    let reset = client.batch_execute("RESET statement_timeout").await;
+    let report = outcome.map_err(|e| Error::Migration(e.to_string()))?;
+    unlock?;
+    reset?;
+    for m in report.applied_migrations() {
+        log::info!("applied migration {}", m);
+    }
+    Ok(())
 }

@@ -1,10 +1,10 @@
 //! Tenants (spec management §6, §1.5, §1.6): storage queries only, no HTTP. Every function takes
-//! a `GenericClient` so that a handler can run several of them in one transaction.
+//! a `Db` so that a handler can run several of them in one transaction.
 //!
 //! The tree: the top tenant is its own parent; every other tenant has a parent. Visibility of a
 //! tenant T = T and all its descendants (the top tenant sees every tenant).
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
@@ -306,9 +306,9 @@ pub fn python_list_repr(items: &[String]) -> String {
 // ------------------------------------------------------------------------------------------------
 
 /// The uuid of the top tenant (the one that is its own parent).
-pub(crate) async fn top_tenant<C: GenericClient>(client: &C) -> Result<Option<String>, Error> {
+pub(crate) async fn top_tenant<C: Db>(client: &C) -> Result<Option<String>, Error> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1",
             &[],
         )
@@ -318,13 +318,13 @@ pub(crate) async fn top_tenant<C: GenericClient>(client: &C) -> Result<Option<St
 
 /// Whether `child` exists and is `parent` or one of its descendants (the top tenant sees every
 /// existing tenant).
-pub(crate) async fn is_subtenant<C: GenericClient>(
+pub(crate) async fn is_subtenant<C: Db>(
     client: &C,
     child: &str,
     parent: &str,
 ) -> Result<bool, Error> {
     let row = client
-        .query_one(
+        .fetch_one(
             "WITH RECURSIVE up(uuid, parent_uuid, depth) AS (
                  SELECT uuid, parent_uuid, 0 FROM auth_tenant WHERE uuid = $1
                  UNION ALL
@@ -346,28 +346,20 @@ pub(crate) async fn is_subtenant<C: GenericClient>(
 /// A tenant by uuid, regardless of visibility.
 /// The tenant owning the domain name `name` (compared without case), if any. Not on behalf of
 /// a caller (no tenant scope): for the plugins' host services.
-pub async fn by_domain_name<C: GenericClient>(
-    client: &C,
-    name: &str,
-) -> Result<Option<Tenant>, Error> {
-    let stmt = client
-        .prepare_cached(&format!(
-            "{TENANT_SELECT} WHERE t.uuid = (SELECT d.tenant_uuid FROM auth_tenant_domain d
+pub async fn by_domain_name<C: Db>(client: &C, name: &str) -> Result<Option<Tenant>, Error> {
+    let stmt = &format!(
+        "{TENANT_SELECT} WHERE t.uuid = (SELECT d.tenant_uuid FROM auth_tenant_domain d
                                         WHERE lower(d.name) = lower($1) LIMIT 1)"
-        ))
-        .await?;
+    );
     Ok(client
-        .query_opt(&stmt, &[&name])
+        .fetch_opt_cached(stmt, &[&name])
         .await?
         .map(|r| Tenant::from_row(&r)))
 }
 
 /// The tenant named by `id`: its uuid when `id` reads as one, else its slug (the deprecated
 /// `tenant_id` of an LDAP login). Not on behalf of a caller: for the plugins' host services.
-pub async fn by_uuid_or_slug<C: GenericClient>(
-    client: &C,
-    id: &str,
-) -> Result<Option<Tenant>, Error> {
+pub async fn by_uuid_or_slug<C: Db>(client: &C, id: &str) -> Result<Option<Tenant>, Error> {
     if id.contains('\0') {
         return Ok(None);
     }
@@ -375,18 +367,18 @@ pub async fn by_uuid_or_slug<C: GenericClient>(
         return get(client, &u.hyphenated().to_string()).await;
     }
     let sql = format!("{TENANT_SELECT} WHERE t.slug = $1 ORDER BY t.uuid LIMIT 1");
-    let row = client.query_opt(sql.as_str(), &[&id]).await?;
+    let row = client.fetch_opt(sql.as_str(), &[&id]).await?;
     Ok(row.as_ref().map(Tenant::from_row))
 }
 
-pub(crate) async fn get<C: GenericClient>(client: &C, uuid: &str) -> Result<Option<Tenant>, Error> {
+pub(crate) async fn get<C: Db>(client: &C, uuid: &str) -> Result<Option<Tenant>, Error> {
     let sql = format!("{TENANT_SELECT} WHERE t.uuid = $1");
-    let row = client.query_opt(sql.as_str(), &[&uuid]).await?;
+    let row = client.fetch_opt(sql.as_str(), &[&uuid]).await?;
     Ok(row.as_ref().map(Tenant::from_row))
 }
 
 /// A tenant by uuid if it is visible from `scope` (`scope` or one of its descendants).
-pub(crate) async fn get_visible<C: GenericClient>(
+pub(crate) async fn get_visible<C: Db>(
     client: &C,
     scope: &str,
     uuid: &str,
@@ -399,12 +391,12 @@ pub(crate) async fn get_visible<C: GenericClient>(
 
 /// The domains of a tenant as `(name, uuid)`, sorted by name; `None` when the tenant does not
 /// exist.
-pub(crate) async fn domains<C: GenericClient>(
+pub(crate) async fn domains<C: Db>(
     client: &C,
     uuid: &str,
 ) -> Result<Option<Vec<(String, String)>>, Error> {
     let exists: bool = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_tenant WHERE uuid = $1)",
             &[&uuid],
         )
@@ -414,7 +406,7 @@ pub(crate) async fn domains<C: GenericClient>(
         return Ok(None);
     }
     let rows = client
-        .query(
+        .fetch(
             "SELECT name::text, uuid::text FROM auth_tenant_domain WHERE tenant_uuid = $1
              ORDER BY name COLLATE \"C\"",
             &[&uuid],
@@ -533,7 +525,7 @@ fn list_where(scope: &Listed, q: &ListQuery) -> Where {
 
 /// The tenants visible from a scope (`scope`: itself and all its descendants, as
 /// [`crate::scope::Scope::listing`] gives them), filtered, searched, sorted and paginated.
-pub(crate) async fn list<C: GenericClient>(
+pub(crate) async fn list<C: Db>(
     client: &C,
     scope: &Listed,
     q: &ListQuery,
@@ -542,7 +534,7 @@ pub(crate) async fn list<C: GenericClient>(
     let total: i64 = match scope.tenants() {
         Some(tenants) => i64::try_from(tenants.len()).unwrap_or(i64::MAX),
         None => client
-            .query_one("SELECT count(*) FROM auth_tenant", &[])
+            .fetch_one("SELECT count(*) FROM auth_tenant", &[])
             .await?
             .get(0),
     };
@@ -560,7 +552,7 @@ pub(crate) async fn list<C: GenericClient>(
         total
     } else {
         client
-            .query_one(
+            .fetch_one(
                 format!("SELECT count(*) FROM auth_tenant t{where_sql}").as_str(),
                 &w.refs(),
             )
@@ -578,7 +570,7 @@ pub(crate) async fn list<C: GenericClient>(
         "{TENANT_SELECT}{where_sql}{}",
         page.sql(&Order::COLUMNS, "t.uuid")
     );
-    let rows = client.query(sql.as_str(), &w.refs()).await?;
+    let rows = client.fetch(sql.as_str(), &w.refs()).await?;
     Ok(ListResult {
         total,
         filtered,
@@ -590,9 +582,9 @@ pub(crate) async fn list<C: GenericClient>(
 // Writes
 // ------------------------------------------------------------------------------------------------
 
-async fn slug_taken<C: GenericClient>(client: &C, slug: &str) -> Result<bool, Error> {
+async fn slug_taken<C: Db>(client: &C, slug: &str) -> Result<bool, Error> {
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_tenant WHERE slug = $1)",
             &[&slug],
         )
@@ -602,10 +594,7 @@ async fn slug_taken<C: GenericClient>(client: &C, slug: &str) -> Result<bool, Er
 
 /// The slug of a new tenant without one: derived from the name, else (no name, nothing left of
 /// it, or taken) 3 random characters.
-pub(crate) async fn generate_slug<C: GenericClient>(
-    client: &C,
-    name: Option<&str>,
-) -> Result<String, Error> {
+pub(crate) async fn generate_slug<C: Db>(client: &C, name: Option<&str>) -> Result<String, Error> {
     if let Some(name) = name {
         let derived = slug_from_name(name);
         if !derived.is_empty() && !slug_taken(client, &derived).await? {
@@ -627,21 +616,21 @@ pub(crate) async fn generate_slug<C: GenericClient>(
     }
 }
 
-async fn write_domains<C: GenericClient>(
+async fn write_domains<C: Db>(
     client: &C,
     uuid: &str,
     domain_names: &[String],
 ) -> Result<(), TenantError> {
     let names: Vec<String> = domain_names.to_vec();
     client
-        .execute(
+        .exec(
             "DELETE FROM auth_tenant_domain
              WHERE tenant_uuid = $1 AND NOT (name = ANY($2::text[]))",
             &[&uuid, &names],
         )
         .await?;
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_tenant_domain (tenant_uuid, name)
              SELECT $1::text, n FROM unnest($2::text[]) AS n
              WHERE NOT EXISTS (SELECT 1 FROM auth_tenant_domain d
@@ -663,9 +652,9 @@ async fn write_domains<C: GenericClient>(
     Ok(())
 }
 
-async fn write_address<C: GenericClient>(client: &C, uuid: &str, a: &Address) -> Result<(), Error> {
+async fn write_address<C: Db>(client: &C, uuid: &str, a: &Address) -> Result<(), Error> {
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_address (tenant_uuid, line_1, line_2, city, state, country, zip_code)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (tenant_uuid) DO UPDATE SET
@@ -688,7 +677,7 @@ async fn write_address<C: GenericClient>(client: &C, uuid: &str, a: &Address) ->
 
 /// Creates a child of `parent` with its domains and address row (run it in a transaction; the
 /// caller then applies the tenant defaults). Returns the new tenant's uuid.
-pub(crate) async fn create<C: GenericClient>(
+pub(crate) async fn create<C: Db>(
     client: &C,
     parent: &str,
     new: &NewTenant,
@@ -702,7 +691,7 @@ pub(crate) async fn create<C: GenericClient>(
     };
     let f = &new.fields;
     let row = client
-        .query_one(
+        .fetch_one(
             "INSERT INTO auth_tenant
                  (uuid, name, slug, phone, contact_uuid, parent_uuid, default_authentication_method)
              VALUES (COALESCE($1, gen_random_uuid()::text), $2, $3, $4, $5, $6, $7)
@@ -745,7 +734,7 @@ pub(crate) async fn create<C: GenericClient>(
 
 /// Replaces every writable field of `uuid` if it is visible from `scope` (run it in a
 /// transaction).
-pub(crate) async fn update<C: GenericClient>(
+pub(crate) async fn update<C: Db>(
     client: &C,
     scope: &str,
     uuid: &str,
@@ -755,7 +744,7 @@ pub(crate) async fn update<C: GenericClient>(
         return Err(TenantError::NotFound(uuid.to_string()));
     }
     let n = client
-        .execute(
+        .exec(
             "UPDATE auth_tenant SET name = $2, phone = $3, contact_uuid = $4,
                  default_authentication_method = $5
              WHERE uuid = $1",
@@ -789,16 +778,12 @@ pub(crate) async fn update<C: GenericClient>(
 
 /// Deletes `uuid` if it is visible from `scope` and has no children (run it in a transaction).
 /// Everything it owns goes with it (users, groups, policies, sessions, domains, address...).
-pub(crate) async fn delete<C: GenericClient>(
-    client: &C,
-    scope: &str,
-    uuid: &str,
-) -> Result<(), TenantError> {
+pub(crate) async fn delete<C: Db>(client: &C, scope: &str, uuid: &str) -> Result<(), TenantError> {
     if !is_subtenant(client, uuid, scope).await? {
         return Err(TenantError::NotFound(uuid.to_string()));
     }
     let has_children: bool = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_tenant WHERE parent_uuid = $1 AND uuid <> $1)",
             &[&uuid],
         )
@@ -806,7 +791,7 @@ pub(crate) async fn delete<C: GenericClient>(
         .get(0);
     // The top tenant is its own parent: never deletable.
     let is_top: bool = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_tenant WHERE uuid = $1 AND uuid = parent_uuid)",
             &[&uuid],
         )
@@ -816,7 +801,7 @@ pub(crate) async fn delete<C: GenericClient>(
         return Err(TenantError::HasChildren(uuid.to_string()));
     }
     let n = client
-        .execute("DELETE FROM auth_tenant WHERE uuid = $1", &[&uuid])
+        .exec("DELETE FROM auth_tenant WHERE uuid = $1", &[&uuid])
         .await
         .map_err(|e| {
             if is_violation(
@@ -841,14 +826,14 @@ const PARENT_MOVE_LOCK_KEY: i64 = 0x7761_7a6f_7465_6e74; // "wazotent"
 
 /// Moves `uuid` under `parent`; both must be visible from `scope`, and `parent` must not be
 /// `uuid` or one of its descendants (run it in a transaction).
-pub(crate) async fn update_parent<C: GenericClient>(
+pub(crate) async fn update_parent<C: Db>(
     client: &C,
     scope: &str,
     uuid: &str,
     parent: &str,
 ) -> Result<(), TenantError> {
     client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&PARENT_MOVE_LOCK_KEY])
+        .exec("SELECT pg_advisory_xact_lock($1)", &[&PARENT_MOVE_LOCK_KEY])
         .await?;
     if !is_subtenant(client, uuid, scope).await? {
         return Err(TenantError::NotFound(uuid.to_string()));
@@ -863,7 +848,7 @@ pub(crate) async fn update_parent<C: GenericClient>(
         });
     }
     client
-        .execute(
+        .exec(
             "UPDATE auth_tenant SET parent_uuid = $2 WHERE uuid = $1 AND uuid <> parent_uuid",
             &[&uuid, &parent],
         )

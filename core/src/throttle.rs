@@ -14,6 +14,7 @@ use sha2::Sha256;
 
 use crate::error::Result;
 use crate::notify::{self, Notification};
+use crate::sql::Db;
 use crate::storage::Storage;
 
 /// Settings of the throttle.
@@ -108,15 +109,11 @@ impl Storage {
         }
         let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT key, extract(epoch FROM blocked_until - now())::float8,
+        let stmt = "SELECT key, extract(epoch FROM blocked_until - now())::float8,
                         CASE WHEN updated_at < now() - make_interval(secs => $2) THEN 0
                              ELSE failures END
-                 FROM auth_login_throttle WHERE key = ANY($1)",
-            )
-            .await?;
-        let rows = client.query(&stmt, &[&names, &forget_after]).await?;
+                 FROM auth_login_throttle WHERE key = ANY($1)";
+        let rows = client.fetch_cached(stmt, &[&names, &forget_after]).await?;
         let mut out = vec![KeyState::default(); keys.len()];
         for row in rows {
             let key: String = row.get(0);
@@ -139,9 +136,7 @@ impl Storage {
         keys: &[(String, i32)],
     ) -> Result<Vec<Failure>> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO auth_login_throttle AS t (key, failures, blocked_until, updated_at)
+        let stmt = "INSERT INTO auth_login_throttle AS t (key, failures, blocked_until, updated_at)
                  VALUES ($1, 1, CASE WHEN $2 < 1 THEN now() + make_interval(secs => $3) END, now())
                  ON CONFLICT (key) DO UPDATE SET
                      failures = CASE WHEN t.updated_at < now() - make_interval(secs => $5)
@@ -154,14 +149,12 @@ impl Storage {
                              $3 * power(2, (CASE WHEN t.updated_at < now() - make_interval(secs => $5)
                                                  THEN 1 ELSE t.failures + 1 END) - $2 - 1)))
                          ELSE NULL END
-                 RETURNING extract(epoch FROM blocked_until)::float8, failures",
-            )
-            .await?;
+                 RETURNING extract(epoch FROM blocked_until)::float8, failures";
         let mut out = Vec::with_capacity(keys.len());
         for (key, free) in keys {
             let row = client
-                .query_one(
-                    &stmt,
+                .fetch_one_cached(
+                    stmt,
                     &[
                         key,
                         free,
@@ -195,7 +188,7 @@ impl Storage {
     pub async fn purge_throttle_batch(&self, forget_after: f64, batch: i64) -> Result<usize> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .fetch(
                 "WITH gone AS (
                      DELETE FROM auth_login_throttle WHERE key IN (
                          SELECT key FROM auth_login_throttle
@@ -240,10 +233,8 @@ impl Storage {
             return Ok(());
         }
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("DELETE FROM auth_login_throttle WHERE key = ANY($1)")
-            .await?;
-        client.execute(&stmt, &[&logins]).await?;
+        let stmt = "DELETE FROM auth_login_throttle WHERE key = ANY($1)";
+        client.exec_cached(stmt, &[&logins]).await?;
         for key in logins {
             Notification::ThrottleCleared {
                 key: key.to_string(),

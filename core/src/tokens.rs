@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
+use crate::sql::Db;
 use crate::storage::Storage;
 
 /// A token as stored and returned by the API.
@@ -261,13 +262,13 @@ impl Storage {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             if let Some(limit) = new.session_limit {
-                tx.execute(
+                tx.exec(
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
                     &[&new.auth_id],
                 )
                 .await?;
                 let live: i64 = tx
-                    .query_one(
+                    .fetch_one(
                         "SELECT count(*) FROM auth_token WHERE auth_id = $1 AND expire_t >= $2",
                         &[&new.auth_id, &new.issued_t],
                     )
@@ -312,14 +313,13 @@ impl Storage {
     /// Looks up a token that has not expired at `now`.
     pub async fn get_valid_token(&self, token: &Uuid, now: f64) -> Result<Option<Token>> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
+        let stmt = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
                         session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
-                 FROM auth_token WHERE token_hash = $1 AND expire_t >= $2",
-            )
-            .await?;
-        let Some(row) = client.query_opt(&stmt, &[&token_hash(token), &now]).await? else {
+                 FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
+        let Some(row) = client
+            .fetch_opt_cached(stmt, &[&token_hash(token), &now])
+            .await?
+        else {
             return Ok(None);
         };
         let metadata = match row.get::<_, Value>(5) {
@@ -348,7 +348,7 @@ impl Storage {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let deleted = tx
-            .query_opt(
+            .fetch_opt(
                 "DELETE FROM auth_token WHERE token_hash = $1 RETURNING session_uuid, auth_id",
                 &[&token_hash(token)],
             )
@@ -360,7 +360,7 @@ impl Storage {
         let session: String = row.get(0);
         let auth_id: String = row.get(1);
         let ended = tx
-            .query_opt(
+            .fetch_opt(
                 "DELETE FROM auth_session s WHERE s.uuid = $1
                    AND NOT EXISTS (SELECT 1 FROM auth_token t WHERE t.session_uuid = s.uuid)
                  RETURNING tenant_uuid",
@@ -389,7 +389,7 @@ impl Storage {
         // of the batch (a correlated subquery per session made a batch quadratic: 5,000
         // sessions took 2 s).
         let rows = tx
-            .query(
+            .fetch(
                 "WITH expired AS (
                      SELECT session_uuid, auth_id FROM auth_token
                      WHERE expire_t < $1
@@ -424,7 +424,7 @@ impl Storage {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let since: Option<f64> = tx
-            .query_one(
+            .fetch_one(
                 "SELECT expire_soon_until FROM auth_cleanup_state FOR UPDATE",
                 &[],
             )
@@ -438,7 +438,7 @@ impl Storage {
         let mut after: (f64, String) = (since.unwrap_or(f64::NEG_INFINITY), String::new());
         loop {
             let rows = tx
-                .query(
+                .fetch(
                     "SELECT t.expire_t, s.uuid, s.tenant_uuid, t.auth_id
                      FROM auth_token t JOIN auth_session s ON s.uuid = t.session_uuid
                      WHERE t.expire_t < $1 AND (t.expire_t, s.uuid) > ($2, $3)
@@ -458,7 +458,7 @@ impl Storage {
                 _ => break,
             }
         }
-        tx.execute(
+        tx.exec(
             "UPDATE auth_cleanup_state SET expire_soon_until = $1",
             &[&until],
         )
@@ -514,7 +514,7 @@ pub const MAIL_TOKEN_AUTH_ID: &str = "wazo-auth";
 /// the token of a mailed link (e-mail confirmation, password reset). Its session belongs to
 /// `tenant` (the user's, also the token's `metadata.tenant_uuid`, so that the token's scope is
 /// the user's tenant). As the original, no `auth_session_created` event is published for it.
-pub(crate) async fn insert_mail_token<C: deadpool_postgres::GenericClient>(
+pub(crate) async fn insert_mail_token<C: Db>(
     client: &C,
     acl: &str,
     lifetime: i64,
@@ -527,7 +527,7 @@ pub(crate) async fn insert_mail_token<C: deadpool_postgres::GenericClient>(
     let metadata = serde_json::json!({ "tenant_uuid": tenant });
     let acl = vec![acl.to_string()];
     let inserted = client
-        .execute(
+        .exec(
             "WITH s AS (
                  INSERT INTO auth_session (uuid, mobile, tenant_uuid)
                  SELECT $1, false, uuid FROM auth_tenant WHERE uuid = $2

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use regex::Regex;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
@@ -156,18 +156,17 @@ fn record_from_row(row: &Row) -> UserRecord {
 /// address equal to it (case-insensitive), else a user whose username equals it
 /// (case-insensitive). An empty login finds nobody. Not on behalf of a caller (no tenant
 /// scope): for the logins (the password is the credential).
-pub async fn find_enabled_user_by_login<C: GenericClient>(
+pub async fn find_enabled_user_by_login<C: Db>(
     client: &C,
     login: &str,
 ) -> Result<Option<UserRecord>> {
     if login.is_empty() || login.contains('\0') {
         return Ok(None);
     }
-    // One prepared statement (it runs at every password login): a user with that confirmed
+    // One statement (it runs at every password login): a user with that confirmed
     // e-mail first, else a user with that username.
-    let stmt = client
-        .prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS}
+    let stmt = &format!(
+        "SELECT {RECORD_COLUMNS}
              FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
              WHERE u.enabled AND (
                  EXISTS (SELECT 1 FROM auth_email e
@@ -178,20 +177,19 @@ pub async fn find_enabled_user_by_login<C: GenericClient>(
                               WHERE e.user_uuid = u.uuid AND e.confirmed
                                 AND lower(e.address) = lower($1)) DESC
              LIMIT 1"
-        ))
-        .await?;
-    let row = client.query_opt(&stmt, &[&login]).await?;
+    );
+    let row = client.fetch_opt_cached(stmt, &[&login]).await?;
     Ok(row.map(|r| record_from_row(&r)))
 }
 
 /// Stores a new password for a user (no-op for an unknown user).
-pub(crate) async fn set_password<C: GenericClient>(
+pub(crate) async fn set_password<C: Db>(
     client: &C,
     user_uuid: &str,
     password: &StoredPassword,
 ) -> Result<()> {
     client
-        .execute(
+        .exec(
             "UPDATE auth_user
              SET password_hash = $2, password_salt = $3, password_scheme = $4
              WHERE uuid = $1",
@@ -211,12 +209,12 @@ pub(crate) async fn set_password<C: GenericClient>(
 /// (`auth_session_deleted` for each session, `auth_refresh_token_deleted` for each refresh
 /// token). Run it in the transaction of the change, before the user row is deleted. Returns the
 /// deleted session uuids.
-pub(crate) async fn delete_user_sessions<C: GenericClient>(
+pub(crate) async fn delete_user_sessions<C: Db>(
     client: &C,
     user_uuid: &str,
 ) -> Result<Vec<String>> {
     let rows = client
-        .query(
+        .fetch(
             "DELETE FROM auth_session
              WHERE uuid IN (SELECT session_uuid FROM auth_token WHERE auth_id = $1)
              RETURNING uuid, tenant_uuid",
@@ -226,7 +224,7 @@ pub(crate) async fn delete_user_sessions<C: GenericClient>(
     // Better than the original: the user's refresh tokens go too (a disabled user, or one whose
     // password changed, must not come back through an old refresh token).
     let tokens = client
-        .query(
+        .fetch(
             "DELETE FROM auth_refresh_token r USING auth_user u
              WHERE r.user_uuid = $1 AND u.uuid = r.user_uuid
              RETURNING r.client_id, r.mobile, u.tenant_uuid",
@@ -249,7 +247,7 @@ pub(crate) async fn delete_user_sessions<C: GenericClient>(
 /// Serialises, until the end of the current transaction, every writer of one of `logins`
 /// (compared lower-cased). Call it inside a transaction, before [`login_in_use`] and the write.
 /// Locks are taken in a fixed order so that two writers cannot deadlock.
-pub(crate) async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -> Result<()> {
+pub(crate) async fn lock_logins<C: Db>(client: &C, logins: &[&str]) -> Result<()> {
     let logins: Vec<&str> = logins
         .iter()
         .copied()
@@ -259,7 +257,7 @@ pub(crate) async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -
         return Ok(());
     }
     let rows = client
-        .query(
+        .fetch(
             "SELECT DISTINCT hashtext(lower(x)) AS k FROM unnest($1::text[]) AS x ORDER BY k",
             &[&logins],
         )
@@ -267,7 +265,7 @@ pub(crate) async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -
     for row in rows {
         let key: i32 = row.get(0);
         client
-            .execute(
+            .exec(
                 "SELECT pg_advisory_xact_lock($1, $2)",
                 &[&LOGIN_LOCK_NAMESPACE, &key],
             )
@@ -278,7 +276,7 @@ pub(crate) async fn lock_logins<C: GenericClient>(client: &C, logins: &[&str]) -
 
 /// Whether `login` equals (case-insensitively) the username or any address of a user other than
 /// `ignored_user`.
-pub(crate) async fn login_in_use<C: GenericClient>(
+pub(crate) async fn login_in_use<C: Db>(
     client: &C,
     login: &str,
     ignored_user: Option<&str>,
@@ -287,7 +285,7 @@ pub(crate) async fn login_in_use<C: GenericClient>(
         return Ok(false);
     }
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_user
                             WHERE lower(username) = lower($1)
                               AND ($2::text IS NULL OR uuid <> $2))
@@ -371,7 +369,7 @@ pub struct NewUser {
 
 /// Inserts the row of a new user under `uuid` (no address, no group): the caller holds the
 /// login locks and has checked the logins (see [`crate::services::users::create_user_in`]).
-pub(crate) async fn insert_user<C: GenericClient>(
+pub(crate) async fn insert_user<C: Db>(
     client: &C,
     uuid: &str,
     new: &NewUser,
@@ -386,7 +384,7 @@ pub(crate) async fn insert_user<C: GenericClient>(
         None => (None, None, None),
     };
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_user (uuid, username, firstname, lastname, purpose, enabled,
                                     tenant_uuid, authentication_method,
                                     password_hash, password_salt, password_scheme)
@@ -412,7 +410,7 @@ pub(crate) async fn insert_user<C: GenericClient>(
 
 /// Inserts `address` as the main address of the new user `user_uuid` (`new` names the user's
 /// other logins, for the conflict reported).
-pub(crate) async fn insert_main_email<C: GenericClient>(
+pub(crate) async fn insert_main_email<C: Db>(
     client: &C,
     user_uuid: &str,
     new: &NewUser,
@@ -420,7 +418,7 @@ pub(crate) async fn insert_main_email<C: GenericClient>(
 ) -> std::result::Result<Email, WriteError> {
     let email_uuid = uuid::Uuid::new_v4().to_string();
     client
-        .execute(
+        .exec(
             "INSERT INTO auth_email (uuid, address, confirmed, main, user_uuid)
              VALUES ($1, $2, $3, true, $4)",
             &[&email_uuid, &address, &new.email_confirmed, &user_uuid],
@@ -436,13 +434,13 @@ pub(crate) async fn insert_main_email<C: GenericClient>(
 }
 
 /// Adds a user to its tenant's all-users group; `false` when the tenant has none.
-pub(crate) async fn join_all_users_group<C: GenericClient>(
+pub(crate) async fn join_all_users_group<C: Db>(
     client: &C,
     tenant_uuid: &str,
     user_uuid: &str,
 ) -> Result<bool> {
     let added = client
-        .execute(
+        .exec(
             "INSERT INTO auth_user_group (group_uuid, user_uuid)
              SELECT uuid, $2 FROM auth_group
              WHERE tenant_uuid = $1 AND lower(slug) = lower($3)
@@ -464,7 +462,7 @@ pub struct LoginHolder {
 /// A user, enabled or not, whose username or any address (confirmed or not) equals `login`
 /// (case-insensitive). Call it under [`lock_logins`] for an answer that holds until the end of
 /// the transaction.
-pub(crate) async fn find_login_holder<C: GenericClient>(
+pub(crate) async fn find_login_holder<C: Db>(
     client: &C,
     login: &str,
 ) -> Result<Option<LoginHolder>> {
@@ -472,7 +470,7 @@ pub(crate) async fn find_login_holder<C: GenericClient>(
         return Ok(None);
     }
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT u.uuid, u.password_scheme, u.password_hash, u.password_salt
              FROM auth_user u WHERE lower(u.username) = lower($1)
              UNION ALL
@@ -495,14 +493,14 @@ pub(crate) async fn find_login_holder<C: GenericClient>(
 /// Replaces a user's password only if its stored hash is still `old`'s (a rehash after a login
 /// must not undo a password change made meanwhile). Returns whether it was replaced. Not on
 /// behalf of a caller (no tenant scope): for the rehash after a login.
-pub async fn replace_password<C: GenericClient>(
+pub async fn replace_password<C: Db>(
     client: &C,
     user_uuid: &str,
     old: &StoredPassword,
     new: &StoredPassword,
 ) -> Result<bool> {
     let n = client
-        .execute(
+        .exec(
             "UPDATE auth_user SET password_hash = $2, password_salt = $3, password_scheme = $4
              WHERE uuid = $1 AND password_hash = $5",
             &[
@@ -530,7 +528,7 @@ pub struct UserUpdate {
 
 /// Replaces the editable fields of a user. Run it inside a transaction (login locks). Returns
 /// `Ok(false)` when the user does not exist.
-pub(crate) async fn update_user<C: GenericClient>(
+pub(crate) async fn update_user<C: Db>(
     client: &C,
     user_uuid: &str,
     update: &UserUpdate,
@@ -546,7 +544,7 @@ pub(crate) async fn update_user<C: GenericClient>(
         }
     }
     let n = client
-        .execute(
+        .exec(
             "UPDATE auth_user
              SET username = $2, firstname = $3, lastname = $4, purpose = $5, enabled = $6,
                  authentication_method = $7
@@ -567,21 +565,21 @@ pub(crate) async fn update_user<C: GenericClient>(
 }
 
 /// Deletes a user (addresses and memberships cascade). Returns whether it existed.
-pub(crate) async fn delete_user<C: GenericClient>(client: &C, user_uuid: &str) -> Result<bool> {
+pub(crate) async fn delete_user<C: Db>(client: &C, user_uuid: &str) -> Result<bool> {
     let n = client
-        .execute("DELETE FROM auth_user WHERE uuid = $1", &[&user_uuid])
+        .exec("DELETE FROM auth_user WHERE uuid = $1", &[&user_uuid])
         .await?;
     Ok(n > 0)
 }
 
 /// Whether the user exists in one of `tenants`.
-pub(crate) async fn user_in_tenants<C: GenericClient>(
+pub(crate) async fn user_in_tenants<C: Db>(
     client: &C,
     user_uuid: &str,
     tenants: &[String],
 ) -> Result<bool> {
     let row = client
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM auth_user WHERE uuid = $1 AND tenant_uuid = ANY($2))",
             &[&user_uuid, &tenants],
         )
@@ -606,13 +604,13 @@ fn user_from_row(row: &Row) -> User {
     }
 }
 
-async fn attach_emails<C: GenericClient>(client: &C, users: &mut [User]) -> Result<()> {
+async fn attach_emails<C: Db>(client: &C, users: &mut [User]) -> Result<()> {
     if users.is_empty() {
         return Ok(());
     }
     let uuids: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
     let rows = client
-        .query(
+        .fetch(
             "SELECT user_uuid, uuid, address, main, confirmed FROM auth_email
              WHERE user_uuid = ANY($1)
              ORDER BY main DESC, address, uuid",
@@ -635,12 +633,9 @@ async fn attach_emails<C: GenericClient>(client: &C, users: &mut [User]) -> Resu
 }
 
 /// A user by uuid, with its addresses.
-pub(crate) async fn get_user<C: GenericClient>(
-    client: &C,
-    user_uuid: &str,
-) -> Result<Option<User>> {
+pub(crate) async fn get_user<C: Db>(client: &C, user_uuid: &str) -> Result<Option<User>> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             &format!("SELECT {USER_COLUMNS} FROM auth_user u WHERE u.uuid = $1"),
             &[&user_uuid],
         )
@@ -742,7 +737,7 @@ pub struct UserPage {
 }
 
 /// Lists users. For consistent counts, run it in a repeatable-read transaction.
-pub(crate) async fn list_users<C: GenericClient>(client: &C, q: &UserQuery) -> Result<UserPage> {
+pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserPage> {
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
     let in_scope = match q.tenants.tenants() {
         Some(tenants) => {
@@ -752,7 +747,7 @@ pub(crate) async fn list_users<C: GenericClient>(client: &C, q: &UserQuery) -> R
         None => q.tenants.condition("u.tenant_uuid", ""),
     };
     let total: i64 = client
-        .query_one(
+        .fetch_one(
             &format!("SELECT count(*) FROM auth_user u WHERE {in_scope}"),
             &params,
         )
@@ -864,7 +859,7 @@ pub(crate) async fn list_users<C: GenericClient>(client: &C, q: &UserQuery) -> R
         total
     } else {
         client
-            .query_one(
+            .fetch_one(
                 &format!(
                     "SELECT count(*) FROM auth_user u WHERE {}",
                     conds.join(" AND ")
@@ -887,7 +882,7 @@ pub(crate) async fn list_users<C: GenericClient>(client: &C, q: &UserQuery) -> R
         q.order.column(),
         q.offset.max(0)
     );
-    let rows = client.query(&sql, &params).await?;
+    let rows = client.fetch(&sql, &params).await?;
     let mut items: Vec<User> = rows.iter().map(user_from_row).collect();
     attach_emails(client, &mut items).await?;
     Ok(UserPage {
@@ -961,23 +956,19 @@ pub const DEFAULT_ADMIN_GROUP: &str = "wazo_default_admin_group";
 /// Whether the user holds the policy [`DEFAULT_ADMIN_POLICY`] itself or belongs to a group with
 /// the slug [`DEFAULT_ADMIN_GROUP`] (the original's `user_admin_status` rule; slugs compared
 /// exactly). `false` for an unknown user or a login that is not a uuid.
-pub async fn has_admin_status<C: GenericClient>(client: &C, user_uuid: &str) -> Result<bool> {
+pub async fn has_admin_status<C: Db>(client: &C, user_uuid: &str) -> Result<bool> {
     if crate::ids::parse_canonical(user_uuid).is_none() {
         return Ok(false);
     }
-    let stmt = client
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM auth_user_policy up
+    let stmt = "SELECT EXISTS (SELECT 1 FROM auth_user_policy up
                             JOIN auth_policy p ON p.uuid = up.policy_uuid
                             WHERE up.user_uuid = $1 AND p.slug = $2)
                  OR EXISTS (SELECT 1 FROM auth_user_group ug
                             JOIN auth_group g ON g.uuid = ug.group_uuid
-                            WHERE ug.user_uuid = $1 AND g.slug = $3)",
-        )
-        .await?;
+                            WHERE ug.user_uuid = $1 AND g.slug = $3)";
     let row = client
-        .query_one(
-            &stmt,
+        .fetch_one_cached(
+            stmt,
             &[&user_uuid, &DEFAULT_ADMIN_POLICY, &DEFAULT_ADMIN_GROUP],
         )
         .await?;

@@ -8,7 +8,7 @@ use wazo_auth_core::keys::Keyring;
 use wazo_auth_core::storage::Storage;
 
 use crate::config::{Config, ImportArgs};
-use crate::server::{open_database, stop_cluster};
+use crate::server::{open_database, session_uri, stop_cluster};
 
 /// The bound of each statement of an import: large sources take long single statements.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -23,16 +23,24 @@ pub enum Outcome {
 
 /// Runs the import. `Err` is a failure (nothing written).
 pub fn run(cfg: &Config, args: &ImportArgs) -> Result<Outcome, String> {
-    let (target_uri, cluster) = match &args.to {
-        Some(uri) => (uri.clone(), None),
-        None => open_database(cfg)?,
+    let (target_uri, session_uri, cluster) = match &args.to {
+        Some(uri) => (uri.clone(), uri.clone(), None),
+        None => {
+            let (uri, cluster) = open_database(cfg)?;
+            (uri.clone(), session_uri(cfg, &uri), cluster)
+        }
     };
-    let outcome = import_into(cfg, args, &target_uri);
+    let outcome = import_into(cfg, args, &target_uri, &session_uri);
     stop_cluster(cluster);
     outcome
 }
 
-fn import_into(cfg: &Config, args: &ImportArgs, target_uri: &str) -> Result<Outcome, String> {
+fn import_into(
+    cfg: &Config,
+    args: &ImportArgs,
+    target_uri: &str,
+    session_uri: &str,
+) -> Result<Outcome, String> {
     let keyring = Keyring::load_or_create(&cfg.secret_key_file)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -53,7 +61,7 @@ fn import_into(cfg: &Config, args: &ImportArgs, target_uri: &str) -> Result<Outc
             .await
             .map_err(|e| format!("the target database is unreachable: {e}"))?;
         target
-            .migrate()
+            .migrate_direct(session_uri)
             .await
             .map_err(|e| format!("the target's migration failed: {e}"))?;
         match import::run(&source, &target, &keyring, args.dry_run).await {

@@ -53,7 +53,7 @@ pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), Strin
                 .await
                 .map_err(|e| format!("the database is unreachable: {e}"))?;
             storage
-                .migrate()
+                .migrate_direct(&session_uri(&cfg, &db_uri))
                 .await
                 .map_err(|e| format!("database migration failed: {e}"))?;
             crate::startup::apply(&cfg, storage, scheme).await
@@ -113,6 +113,10 @@ pub fn run(cfg: Config, log: telemetry::logging::LogControl) -> Result<(), Strin
 pub(crate) fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), String> {
     // Bounds every pool of the process, including the host-services one (`db_timeout`).
     wazo_auth_core::storage::set_default_db_timeout(cfg.db_timeout.duration());
+    // Behind a transaction pooler, no statement is prepared by name.
+    wazo_auth_core::sql::set_transaction_pooler(
+        cfg.db_pooler == crate::config::DbPooler::Transaction,
+    );
     match &cfg.db_uri {
         Some(uri) => Ok((uri.clone(), None)),
         None => {
@@ -136,6 +140,16 @@ pub(crate) fn open_database(cfg: &Config) -> Result<(String, Option<Cluster>), S
     }
 }
 
+/// The connection for what needs a session of its own (LISTEN, the bus publisher's and the
+/// migrations' advisory locks): `db_listen_uri`, else the database itself. Only with `db_uri`
+/// set (the configuration refuses `db_listen_uri` without it).
+pub(crate) fn session_uri(cfg: &Config, db_uri: &str) -> String {
+    match (&cfg.db_uri, &cfg.db_listen_uri) {
+        (Some(_), Some(listen)) => listen.clone(),
+        _ => db_uri.to_string(),
+    }
+}
+
 /// `wazo-auth bootstrap`: creates the initial user and prints how to log in.
 pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), String> {
     let (db_uri, cluster) = open_database(&cfg)?;
@@ -154,7 +168,7 @@ pub fn bootstrap(cfg: Config, args: crate::config::BootstrapArgs) -> Result<(), 
                 .await
                 .map_err(|e| format!("the database is unreachable: {e}"))?;
             storage
-                .migrate()
+                .migrate_direct(&session_uri(&cfg, &db_uri))
                 .await
                 .map_err(|e| format!("database migration failed: {e}"))?;
             crate::startup::bootstrap_user(
@@ -245,7 +259,9 @@ async fn serve(
     ));
     // Every storage of the process decides tenant scopes from the one tree the listener feeds.
     let storage = storage.with_tenant_tree(tokens.tenants.clone());
-    let listener = actix_web::rt::spawn(tokens.clone().listen(db_uri.clone()));
+    // LISTEN needs a session of its own: `db_listen_uri`, not a transaction pooler.
+    let session_uri = session_uri(&cfg, &db_uri);
+    let listener = actix_web::rt::spawn(tokens.clone().listen(session_uri.clone()));
     let plugins = Arc::new(plugins);
 
     // Metrics: the recorder, the histograms drained every few seconds, the pools watched.
@@ -287,7 +303,8 @@ async fn serve(
             origin_uuid: cfg.uuid.clone(),
             max_age: cfg.bus.outbox_max_age.duration(),
             max_rows: cfg.bus.outbox_max_rows.rows(),
-            db_uri: db_uri.clone(),
+            // The publisher's session advisory lock: `db_listen_uri` too.
+            db_uri: session_uri,
             db_timeout,
         },
         storage.clone(),

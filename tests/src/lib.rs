@@ -24,6 +24,7 @@ pub use serde_json;
 
 pub mod haproxy;
 pub mod oauth2;
+pub mod pgbouncer;
 pub mod rabbitmq;
 pub mod replication;
 pub mod slapd;
@@ -137,6 +138,11 @@ impl TestCluster {
             .map(drop)
             .map_err(|e| e.to_string())
     }
+}
+
+/// This test binary's PostgreSQL cluster (started on first use).
+pub fn test_cluster() -> &'static Cluster {
+    &cluster().cluster
 }
 
 /// Stops this test binary's PostgreSQL cluster, to simulate a database outage. Every test of the
@@ -528,6 +534,8 @@ pub struct ServerBuilder {
     plugin_dir_mode: u32,
     plugin_file_mode: u32,
     db: Option<String>,
+    /// `db_uri` through a pooler, the database itself (`db`) as `db_listen_uri`.
+    pooled_db: Option<String>,
     managed_db: Option<PathBuf>,
     env: Vec<(String, String)>,
     tls_client: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -563,6 +571,7 @@ impl ServerBuilder {
             plugin_dir_mode: 0o755,
             plugin_file_mode: 0o755,
             db: None,
+            pooled_db: None,
             managed_db: None,
             env: Vec::new(),
             tls_client: None,
@@ -630,6 +639,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Uses the existing database `direct` through `bouncer` (`db_uri`), and directly for
+    /// LISTEN and the advisory locks (`db_listen_uri`).
+    pub fn through(mut self, bouncer: &pgbouncer::PgBouncer, direct: &str) -> Self {
+        self.pooled_db = Some(bouncer.uri(direct));
+        self.db = Some(direct.to_string());
+        self
+    }
+
     /// Lets the server manage its own PostgreSQL in `data_dir` (no `db_uri`).
     pub fn managed_database(mut self, data_dir: &Path) -> Self {
         self.managed_db = Some(data_dir.to_path_buf());
@@ -680,7 +697,29 @@ impl ServerBuilder {
             }
             None => {
                 let db = self.db.clone().unwrap_or_else(fresh_database);
-                merge(&mut config, &json!({ "db_uri": db }));
+                if let Some(pooled) = &self.pooled_db {
+                    merge(
+                        &mut config,
+                        &json!({
+                            "db_uri": pooled,
+                            "db_listen_uri": db,
+                            "db_pooler": "transaction",
+                        }),
+                    );
+                } else if pgbouncer::enabled() {
+                    // Statements through PgBouncer in transaction mode, LISTEN and the session
+                    // advisory locks directly (`WAZO_AUTH_TEST_PGBOUNCER=1`).
+                    merge(
+                        &mut config,
+                        &json!({
+                            "db_uri": pgbouncer::shared().uri(&db),
+                            "db_listen_uri": db,
+                            "db_pooler": "transaction",
+                        }),
+                    );
+                } else {
+                    merge(&mut config, &json!({ "db_uri": db }));
+                }
                 db
             }
         };

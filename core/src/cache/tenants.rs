@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::error::Result;
+use crate::sql::Db;
 use crate::storage::Storage;
 
 /// The most ancestors followed up from a tenant (as the SQL of [`Storage::is_subtenant`]): a
@@ -314,7 +315,7 @@ impl TenantTree {
                 .unwrap_or(i64::MAX)
                 .saturating_add(1);
             client
-                .query(
+                .fetch(
                     "SELECT uuid, parent_uuid FROM auth_tenant LIMIT $1",
                     &[&limit],
                 )

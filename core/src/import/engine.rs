@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{Counts, Skipped};
 use crate::error::{Error, Result};
+use crate::sql::Db;
 
 /// Rows per statement.
 const BATCH: usize = 1000;
@@ -250,7 +251,7 @@ pub(super) async fn write(
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<(String, [u8; 32])>> {
     let sql = spec.upsert_sql();
-    let statement = tx.prepare(&sql).await?;
+    let statement = &sql;
     let mut seen = HashSet::new();
     let mut todo: Vec<&Row> = Vec::new();
     for row in rows {
@@ -273,7 +274,7 @@ pub(super) async fn write(
         let params: Vec<&(dyn ToSql + Sync)> = cols.iter().map(Column::param).collect();
         let attempt = {
             let sp = tx.savepoint("import_batch").await?;
-            match sp.query(&statement, &params).await {
+            match sp.fetch(statement, &params).await {
                 Ok(result) => {
                     sp.commit().await?;
                     Ok(result)
@@ -298,7 +299,7 @@ pub(super) async fn write(
                     let cols = columns(spec, std::slice::from_ref(row)).map_err(Error::Corrupt)?;
                     let params: Vec<&(dyn ToSql + Sync)> = cols.iter().map(Column::param).collect();
                     let sp = tx.savepoint("import_row").await?;
-                    match sp.query(&statement, &params).await {
+                    match sp.fetch(statement, &params).await {
                         Ok(result) => {
                             sp.commit().await?;
                             tally(counts, 1, &result);
@@ -340,9 +341,9 @@ pub(super) async fn remove(
     let mut removed = 0;
     for chunk in keys.chunks(BATCH * 10) {
         let chunk: Vec<String> = chunk.to_vec();
-        let done = match sp.execute(spec.delete.as_str(), &[&chunk]).await {
+        let done = match sp.exec(spec.delete.as_str(), &[&chunk]).await {
             Ok(n) => sp
-                .execute(
+                .exec(
                     "DELETE FROM auth_import_state WHERE kind = $1 AND key = ANY($2)",
                     &[&spec.kind, &chunk],
                 )
@@ -374,7 +375,7 @@ pub(super) async fn save_state(
     for chunk in written.chunks(BATCH * 10) {
         let keys: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
         let digests: Vec<&[u8]> = chunk.iter().map(|(_, d)| d.as_slice()).collect();
-        tx.execute(
+        tx.exec(
             "INSERT INTO auth_import_state (kind, key, digest)
              SELECT $1, k, d FROM unnest($2::text[], $3::bytea[]) AS x(k, d)
              ON CONFLICT (kind, key) DO UPDATE SET digest = EXCLUDED.digest, imported_at = now()",
@@ -391,7 +392,7 @@ pub(super) async fn load_state(
     kind: &str,
 ) -> Result<HashMap<String, [u8; 32]>> {
     let rows = tx
-        .query(
+        .fetch(
             "SELECT key, digest FROM auth_import_state WHERE kind = $1",
             &[&kind],
         )

@@ -34,6 +34,7 @@ use crate::error::Error;
 use crate::external;
 use crate::keys::Keyring;
 use crate::refresh_tokens;
+use crate::sql::Db;
 use crate::storage::Storage;
 use crate::tokens;
 use engine::{col, col_as, digest, Cell, Col, Row, Spec, Ty};
@@ -205,7 +206,7 @@ pub async fn run(
     let mut client = target.client().await?;
     let mut tx = client.transaction().await?;
     // One import at a time.
-    tx.execute(
+    tx.exec(
         "SELECT pg_advisory_xact_lock(hashtextextended('wazo-auth import', 0))",
         &[],
     )
@@ -248,7 +249,7 @@ impl Report {
 
 async fn source_revision(src: &deadpool_postgres::Transaction<'_>) -> Result<String> {
     let exists: bool = src
-        .query_one(
+        .fetch_one(
             "SELECT to_regclass('alembic_version_auth') IS NOT NULL",
             &[],
         )
@@ -261,7 +262,7 @@ async fn source_revision(src: &deadpool_postgres::Transaction<'_>) -> Result<Str
         )));
     }
     let found: Vec<String> = src
-        .query("SELECT version_num::text FROM alembic_version_auth", &[])
+        .fetch("SELECT version_num::text FROM alembic_version_auth", &[])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -414,7 +415,7 @@ const READERS: &[(&str, &str)] = &[
 
 async fn read_source(src: &deadpool_postgres::Transaction<'_>) -> Result<SourceData> {
     let masters: Vec<String> = src
-        .query(
+        .fetch(
             "SELECT uuid::text FROM auth_tenant WHERE uuid = parent_uuid",
             &[],
         )
@@ -436,9 +437,12 @@ async fn read_source(src: &deadpool_postgres::Transaction<'_>) -> Result<SourceD
     for (kind, sql) in READERS {
         // Streamed: each row's wire buffer is dropped once its text is kept.
         let stream = src
-            .query_raw(
-                *sql,
-                std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+            .query_typed_raw(
+                sql,
+                std::iter::empty::<(
+                    &(dyn tokio_postgres::types::ToSql + Sync),
+                    tokio_postgres::types::Type,
+                )>(),
             )
             .await?;
         futures_util::pin_mut!(stream);
@@ -453,7 +457,7 @@ async fn read_source(src: &deadpool_postgres::Transaction<'_>) -> Result<SourceD
         rows.push((*kind, rows_of_kind));
     }
     let dangling_accesses = src
-        .query(
+        .fetch(
             "SELECT pa.policy_uuid::text, pa.access_id::text FROM auth_policy_access pa
              LEFT JOIN auth_access a ON a.id = pa.access_id
              LEFT JOIN auth_policy p ON p.uuid = pa.policy_uuid
@@ -480,7 +484,7 @@ async fn take_over_master(
     report: &mut Report,
 ) -> Result<()> {
     let masters: Vec<String> = tx
-        .query("SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid", &[])
+        .fetch("SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid", &[])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -499,7 +503,7 @@ async fn take_over_master(
         return Ok(());
     }
     let row = tx
-        .query_one(
+        .fetch_one(
             "SELECT (SELECT count(*) FROM auth_tenant),
                     (SELECT count(*) FROM auth_user),
                     (SELECT count(*) FROM auth_import_state)",
@@ -514,7 +518,7 @@ async fn take_over_master(
              empty database (or the database of an earlier import from this source)"
         )));
     }
-    tx.execute("DELETE FROM auth_tenant WHERE uuid = $1", &[&target_master])
+    tx.exec("DELETE FROM auth_tenant WHERE uuid = $1", &[&target_master])
         .await?;
     report.notes.push(format!(
         "the target's own master tenant {target_master} was replaced by the source's \
@@ -770,7 +774,7 @@ impl Importer<'_> {
             }
         }
         let missing = tx
-            .query(
+            .fetch(
                 "UPDATE auth_tenant t SET contact_uuid = CASE
                      WHEN x.c IS NULL OR EXISTS (SELECT 1 FROM auth_user u WHERE u.uuid = x.c)
                      THEN x.c END
@@ -1060,7 +1064,7 @@ impl Importer<'_> {
                 continue;
             };
             let created = tx
-                .execute(
+                .exec(
                     "INSERT INTO auth_external_auth_type (name, enabled) VALUES ($1, NULL)
                      ON CONFLICT (name) DO NOTHING",
                     &[&name],
@@ -1085,7 +1089,7 @@ impl Importer<'_> {
         per_tenant: bool,
     ) -> Result<Prepared> {
         let target_types: HashMap<String, String> = tx
-            .query("SELECT name, uuid FROM auth_external_auth_type", &[])
+            .fetch("SELECT name, uuid FROM auth_external_auth_type", &[])
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -1425,7 +1429,7 @@ async fn refresh_token_uuids(
     keys: &HashMap<String, String>,
 ) -> Result<HashMap<String, String>> {
     let by_key: HashMap<String, String> = tx
-        .query(
+        .fetch(
             "SELECT user_uuid || '|' || client_id, uuid FROM auth_refresh_token",
             &[],
         )

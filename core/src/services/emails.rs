@@ -9,6 +9,7 @@ use crate::emails::{self, EmailInput};
 use crate::error::Error;
 use crate::ids::{EmailUuid, UserUuid};
 use crate::scope::Scope;
+use crate::sql::Db;
 use crate::storage::Storage;
 use crate::tokens;
 use crate::users::{self, Email};
@@ -49,12 +50,9 @@ impl From<tokio_postgres::Error> for EmailsError {
 
 /// The tenant of a user, its row locked against concurrent writers of its addresses until the
 /// end of the transaction; `None` when there is no such user.
-async fn lock_user<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    user: &str,
-) -> Result<Option<String>, Error> {
+async fn lock_user<C: Db>(client: &C, user: &str) -> Result<Option<String>, Error> {
     let row = client
-        .query_opt(
+        .fetch_opt(
             "SELECT tenant_uuid FROM auth_user WHERE uuid = $1 FOR NO KEY UPDATE",
             &[&user],
         )

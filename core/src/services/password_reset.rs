@@ -10,6 +10,7 @@ use crate::ids::UserUuid;
 use crate::password::{self, Scheme};
 use crate::reset::{self, ResetLookup};
 use crate::scope::Scope;
+use crate::sql::Db;
 use crate::storage::Storage;
 use crate::tokens;
 use crate::users::{self, User};
@@ -21,10 +22,7 @@ pub fn reset_acl(user: &str) -> String {
 
 /// Whether a user's password is managed outside (its method, or its tenant's default for
 /// `default`, is `ldap` or `saml`).
-async fn managed_externally<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    user: &User,
-) -> Result<bool, Error> {
+async fn managed_externally<C: Db>(client: &C, user: &User) -> Result<bool, Error> {
     let tenant_default = reset::tenant_default_method(client, &user.tenant_uuid)
         .await?
         .unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use deadpool_postgres::GenericClient;
+use crate::sql::Db;
 use tokio_postgres::IsolationLevel;
 
 use super::Listing;
@@ -125,7 +125,7 @@ pub async fn create_user(
 /// transaction ends), refuses a login already used as a username or address, then writes. Every
 /// creation of a user goes through here (`POST /users`, the bootstrap), so that they all
 /// serialise on the same locks.
-pub(crate) async fn create_user_in<C: GenericClient>(
+pub(crate) async fn create_user_in<C: Db>(
     client: &C,
     new: &NewUser,
 ) -> Result<User, CreateUserError> {

@@ -50,7 +50,8 @@ const BOUND_PERIOD: Duration = Duration::from_secs(2);
 /// Bound of a connection to the broker, and of a batch's publishing and confirms.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What the publisher needs (from `amqp`, `uuid`, `bus`, `db_uri` and `db_timeout`).
+/// What the publisher needs (from `amqp`, `uuid`, `bus`, `db_listen_uri` or `db_uri`, and
+/// `db_timeout`).
 #[derive(Debug, Clone)]
 pub struct BusSettings {
     /// `None`: no bus (`amqp.uri: null`); the outbox is still bounded.

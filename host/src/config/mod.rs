@@ -42,7 +42,7 @@ use std::fmt;
 pub use cli::{BootstrapArgs, Cli, Command, ImportArgs};
 pub use describe::REDACTED;
 pub use live::{LiveConfig, Switch};
-pub use schema::{Amqp, Bus, Config, Cors, LoginThrottle, ManagedDb, RestApi};
+pub use schema::{Amqp, Bus, Config, Cors, DbPooler, LoginThrottle, ManagedDb, RestApi};
 pub use values::{
     BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel, OutboxMaxAge,
     OutboxMaxRows, Port, Purpose, RefreshTokenLifetime, RetryTimeout, TokenLifetime, Workers,

@@ -80,6 +80,15 @@ pub struct Config {
     /// `managed_db`). (The original's default is the fixed URI
     /// `postgresql://asterisk:proformatique@localhost/asterisk`.)
     pub db_uri: Option<String>,
+    /// New: the connection for what needs a session of its own: LISTEN (the caches'
+    /// invalidations), the bus publisher's advisory lock and the migrations' lock. `None` =
+    /// `db_uri`. Set it to the database itself when `db_uri` points at a transaction pooler
+    /// (PgBouncer `pool_mode = transaction`), through which neither passes.
+    pub db_listen_uri: Option<String>,
+    /// New: what `db_uri` points at: `none` (the database, or a session pooler) or
+    /// `transaction` (a transaction pooler such as PgBouncer `pool_mode = transaction`: no
+    /// statement is then prepared by name, see core/src/sql.rs; needs `db_listen_uri`).
+    pub db_pooler: DbPooler,
     pub db_connect_retry_timeout_seconds: RetryTimeout,
     /// New: seconds (> 0) a request may wait for the database: getting a connection (waiting
     /// for a free one, connecting) and each statement (`statement_timeout`). When it is
@@ -248,6 +257,18 @@ pub struct Cors {
     pub allow_private_network: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Value>,
+}
+
+/// `db_pooler` (new): what `db_uri` points at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbPooler {
+    /// The database itself, or a pooler in session mode: the hot statements are prepared once
+    /// per connection.
+    #[default]
+    None,
+    /// A pooler in transaction mode: every statement runs unnamed.
+    Transaction,
 }
 
 /// `managed_db` section (new): the private PostgreSQL cluster used when
@@ -497,6 +518,8 @@ impl Default for Config {
             token_cleanup_batch_size: Count(5000),
             max_user_concurrent_sessions: Count(100),
             db_uri: None,
+            db_listen_uri: None,
+            db_pooler: DbPooler::None,
             db_connect_retry_timeout_seconds: RetryTimeout(300.0),
             db_timeout: DbTimeout(5.0),
             db_upgrade_on_startup: false,

@@ -167,6 +167,28 @@ pub(super) fn validate(config: &Config, sources: &[Source]) -> Result<(), Config
             "must not be empty (remove it to use the managed database)".into(),
         ));
     }
+    if let Some(uri) = &c.db_listen_uri {
+        if uri.trim().is_empty() {
+            return Err(fail(
+                "db_listen_uri",
+                "must not be empty (remove it to use db_uri)".into(),
+            ));
+        }
+        if c.db_uri.is_none() {
+            return Err(fail(
+                "db_listen_uri",
+                "needs db_uri (the managed database is reached directly)".into(),
+            ));
+        }
+    }
+    if c.db_pooler == super::schema::DbPooler::Transaction && c.db_listen_uri.is_none() {
+        return Err(fail(
+            "db_pooler",
+            "transaction needs db_listen_uri: LISTEN and the advisory locks do not pass a \
+             transaction pooler"
+                .into(),
+        ));
+    }
     if let Some(uri) = &c.amqp.uri {
         if let Err(e) = crate::bus::parse_uri(uri) {
             return Err(fail("amqp.uri", format!("{e} (null disables the bus)")));
@@ -249,6 +271,51 @@ mod tests {
         let message = error_of(load_dir(&dir, &[]));
         assert!(
             message.contains("unknown key \"managed_db.data_dirr\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn db_listen_uri_defaults_to_db_uri_and_needs_it() {
+        let dir = dir_with_main("db_uri: postgresql://u@pooler:6432/db\n");
+        let c = load_dir(&dir, &[]).expect("valid");
+        assert_eq!(c.db_listen_uri, None);
+        let dir = dir_with_main(
+            "db_uri: postgresql://u@pooler:6432/db\ndb_listen_uri: postgresql://u@db:5432/db\n",
+        );
+        let c = load_dir(&dir, &[]).expect("valid");
+        assert_eq!(
+            c.db_listen_uri.as_deref(),
+            Some("postgresql://u@db:5432/db")
+        );
+
+        let dir = dir_with_main("db_uri: postgresql://u@h/db\ndb_listen_uri: ' '\n");
+        let message = error_of(load_dir(&dir, &[]));
+        assert!(
+            message.ends_with("\"db_listen_uri\": must not be empty (remove it to use db_uri)"),
+            "{message}"
+        );
+        let dir = dir_with_main("db_uri: postgresql://u@pooler/db\ndb_pooler: transaction\n");
+        let message = error_of(load_dir(&dir, &[]));
+        assert!(
+            message.contains("\"db_pooler\": transaction needs db_listen_uri"),
+            "{message}"
+        );
+        let dir = dir_with_main(
+            "db_uri: postgresql://u@pooler/db\ndb_listen_uri: postgresql://u@db/db\n\
+             db_pooler: transaction\n",
+        );
+        let c = load_dir(&dir, &[]).expect("valid");
+        assert_eq!(c.db_pooler, crate::config::DbPooler::Transaction);
+        let dir = dir_with_main("db_pooler: session\n");
+        assert!(error_of(load_dir(&dir, &[])).contains("db_pooler"));
+
+        let dir = dir_with_main("db_listen_uri: postgresql://u@h/db\n");
+        let message = error_of(load_dir(&dir, &[]));
+        assert!(
+            message.ends_with(
+                "\"db_listen_uri\": needs db_uri (the managed database is reached directly)"
+            ),
             "{message}"
         );
     }
