@@ -150,5 +150,5 @@ cold_start() { # prefix
     until [[ $(curl -s -o /dev/null -w '%{http_code}' -I "$base/0.1/token/$token") == 204 ]]; do sleep 0.01; done
     checked=$(date +%s.%N)
     printf 'cold start: port open after %.2f s, first check answered after %.2f s\n' \
-        "$(echo "$opened - $started" | bc)" "$(echo "$checked - $started" | bc)"
+        "$(calc "$opened - $started")" "$(calc "$checked - $started")"
 }

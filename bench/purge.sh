@@ -141,8 +141,8 @@ for cycle in $(seq 1 "$cycles"); do
     size=$(psql_seed -c "SELECT pg_database_size(current_database())")
     sizes+=("$size")
     printf 'cycle %d: purged %d in %6.1f s (%7.0f/s), longest transaction %5s ms (%s), checks p50 %6.2f ms p99 %6.2f ms (%4.2fx) %6s/s, events published %d, database %s MB\n' \
-        "$cycle" "$expired" "$seconds" "$(echo "$expired / $seconds" | bc -l)" "$longest" "$query" \
-        "$p50" "$p99" "$(echo "$p99 / $base_p99" | bc -l)" "$rate" "$sent" $((size / 1048576))
+        "$cycle" "$expired" "$seconds" "$(calc "$expired / $seconds")" "$longest" "$query" \
+        "$p50" "$p99" "$(calc "$p99 / $base_p99")" "$rate" "$sent" $((size / 1048576))
     if (( sent < expired )); then
         echo "purge: cycle $cycle published $sent events for $expired purged sessions" >&2
         exit 1
@@ -154,4 +154,4 @@ psql_seed -F ' ' -c "SELECT relname, pg_total_relation_size(relid) / 1048576 || 
                      WHERE relname IN ('auth_token', 'auth_session', 'auth_event_outbox')
                      ORDER BY relname" | sed 's/^/table /'
 printf 'database size: cycle 1 %d MB, cycle %d %d MB (%+.1f %%)\n' $((sizes[0] / 1048576)) "$cycles" \
-    $((sizes[-1] / 1048576)) "$(echo "(${sizes[-1]} - ${sizes[0]}) * 100 / ${sizes[0]}" | bc -l)"
+    $((sizes[-1] / 1048576)) "$(calc "(${sizes[-1]} - ${sizes[0]}) * 100 / ${sizes[0]}")"

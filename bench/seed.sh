@@ -19,12 +19,15 @@ psql_seed() {
         -d wazo_auth "$@"
 }
 
+# Arithmetic on decimals (awk: no bc needed): calc '1.5 * 2'.
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+
 seed() { # what, SQL
     local started ended
     started=$(date +%s.%N)
     psql_seed -c "$2" >/dev/null
     ended=$(date +%s.%N)
-    printf 'seeded %-28s %8.1f s\n' "$1" "$(echo "$ended - $started" | bc)"
+    printf 'seeded %-28s %8.1f s\n' "$1" "$(calc "$ended - $started")"
 }
 
 # COUNT sessions and tokens of set PREFIX (of TENANTS tenants and USERS users), numbered from
