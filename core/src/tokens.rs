@@ -467,6 +467,22 @@ impl Storage {
         Ok(total)
     }
 
+    /// Where the purge of `now` stops: tokens that expired before it are purged. That is `now`,
+    /// unless the expire-soon window (`auth_cleanup_state.expire_soon_until`) ends earlier: a
+    /// session that expired after the last announced window has not been announced yet, and is
+    /// left for the run that announces it (the next one), so that a run starting late does not
+    /// purge sessions it never announced. Never more than `max_lag` seconds before `now`, so
+    /// that announcements that keep failing cannot hold the purge back for long. No window yet
+    /// (the first run on a database): `now`, as the original, which announces no backlog.
+    pub async fn purge_cutoff(&self, now: f64, max_lag: f64) -> Result<f64> {
+        let client = self.client().await?;
+        let until: Option<f64> = client
+            .fetch_one("SELECT expire_soon_until FROM auth_cleanup_state", &[])
+            .await?
+            .get(0);
+        Ok(purge_cutoff(now, until, max_lag))
+    }
+
     /// Runs purge batches until a batch comes back smaller than asked. Returns the number of
     /// sessions removed. A batch holds its rows' locks until it commits, so batches are sized
     /// by time: at most `batch` sessions, and fewer while batches take longer than
@@ -483,6 +499,14 @@ impl Storage {
             }
             size = next_purge_batch(size, batch, started.elapsed());
         }
+    }
+}
+
+/// See [`Storage::purge_cutoff`].
+pub fn purge_cutoff(now: f64, announced_until: Option<f64>, max_lag: f64) -> f64 {
+    match announced_until {
+        Some(until) if until < now => until.max(now - max_lag.max(0.0)),
+        _ => now,
     }
 }
 
@@ -588,6 +612,18 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_purge_waits_for_sessions_not_announced_yet() {
+        // No window yet: everything expired goes.
+        assert_eq!(purge_cutoff(100.0, None, 30.0), 100.0);
+        // The window ends in the future: everything expired goes.
+        assert_eq!(purge_cutoff(100.0, Some(130.0), 30.0), 100.0);
+        // It ended before now: what expired since is left for the run that announces it.
+        assert_eq!(purge_cutoff(100.0, Some(95.0), 30.0), 95.0);
+        // But never more than max_lag behind.
+        assert_eq!(purge_cutoff(100.0, Some(10.0), 30.0), 70.0);
+    }
 
     #[test]
     fn purge_batches_shrink_when_slow_and_grow_back_to_the_configured_size() {

@@ -573,7 +573,18 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
             }
         };
         let mut ok = true;
-        match storage.purge_expired(tokens::now(), batch).await {
+        // Sessions not announced yet (this run starts after the last expire-soon window ended)
+        // are left for the next run, which announces them first; at most 10 intervals (or a
+        // minute) behind.
+        let max_lag = (interval.as_secs_f64() * 10.0).max(60.0);
+        let cutoff = match storage.purge_cutoff(tokens::now(), max_lag).await {
+            Ok(cutoff) => cutoff,
+            Err(e) => {
+                log::warn!("expired-token purge: cannot read the expire-soon window: {e}");
+                tokens::now()
+            }
+        };
+        match storage.purge_expired(cutoff, batch).await {
             Ok(0) => {}
             Ok(n) => {
                 telemetry::metrics::purged("sessions", n as u64);
