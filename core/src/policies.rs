@@ -26,6 +26,23 @@ pub const SLUG_MAX_CHARS: usize = 80;
 const COLUMNS: &str =
     "p.uuid, p.tenant_uuid, p.name, p.slug, p.description, p.acl, p.config_managed, p.shared";
 
+/// The statement of [`user_acl`] (public for the statement-cost measurement of
+/// tests/tests/pgbouncer.rs).
+pub const USER_ACL_SQL: &str = "SELECT acl FROM (
+     SELECT 0 AS src, g.name AS gname, g.uuid AS guuid, p.name AS pname,
+            p.uuid AS puuid, p.acl
+     FROM auth_user_group ug
+     JOIN auth_group g ON g.uuid = ug.group_uuid
+     JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
+     JOIN auth_policy p ON p.uuid = gp.policy_uuid
+     WHERE ug.user_uuid = $1
+     UNION ALL
+     SELECT 1, '', '', p.name, p.uuid, p.acl
+     FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
+     WHERE up.user_uuid = $1
+ ) s
+ ORDER BY src, gname, guuid, pname, puuid";
+
 /// The ACL granted to a user through policies: the ACL of every policy of every group of the
 /// user, then of every policy attached to the user directly. Order kept, duplicates kept (as the
 /// original concatenates them); groups and policies are taken in name order. Not on behalf of a
@@ -33,21 +50,7 @@ const COLUMNS: &str =
 pub async fn user_acl<C: Db>(client: &C, user_uuid: &str) -> Result<Vec<String>> {
     // One statement (this runs at every login): group policies (groups by name, then
     // policies by name), then the user's own policies (by name).
-    let stmt = "SELECT acl FROM (
-                 SELECT 0 AS src, g.name AS gname, g.uuid AS guuid, p.name AS pname,
-                        p.uuid AS puuid, p.acl
-                 FROM auth_user_group ug
-                 JOIN auth_group g ON g.uuid = ug.group_uuid
-                 JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
-                 JOIN auth_policy p ON p.uuid = gp.policy_uuid
-                 WHERE ug.user_uuid = $1
-                 UNION ALL
-                 SELECT 1, '', '', p.name, p.uuid, p.acl
-                 FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
-                 WHERE up.user_uuid = $1
-             ) s
-             ORDER BY src, gname, guuid, pname, puuid";
-    let rows = client.fetch_cached(stmt, &[&user_uuid]).await?;
+    let rows = client.fetch_cached(USER_ACL_SQL, &[&user_uuid]).await?;
     let mut acl = Vec::new();
     for row in rows {
         acl.extend(row.get::<_, Vec<String>>(0));

@@ -226,20 +226,7 @@ fn statement_cost() {
     const TOKEN: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
                         session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
                  FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
-    const USER_ACL: &str = "SELECT acl FROM (
-                 SELECT 0 AS src, g.name AS gname, g.uuid AS guuid, p.name AS pname,
-                        p.uuid AS puuid, p.acl
-                 FROM auth_user_group ug
-                 JOIN auth_group g ON g.uuid = ug.group_uuid
-                 JOIN auth_group_policy gp ON gp.group_uuid = g.uuid
-                 JOIN auth_policy p ON p.uuid = gp.policy_uuid
-                 WHERE ug.user_uuid = $1
-                 UNION ALL
-                 SELECT 1, '', '', p.name, p.uuid, p.acl
-                 FROM auth_user_policy up JOIN auth_policy p ON p.uuid = up.policy_uuid
-                 WHERE up.user_uuid = $1
-             ) s
-             ORDER BY src, gname, guuid, pname, puuid";
+    const USER_ACL: &str = wazo_auth_core::policies::USER_ACL_SQL;
     const LOGIN_USER: &str = "SELECT u.uuid, u.username, u.password_hash, u.tenant_uuid
              FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
              WHERE u.enabled AND (
