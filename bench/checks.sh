@@ -77,6 +77,12 @@ checks_phase() { # prefix, label, live tokens
     echo "login_example $(BENCH_BASIC=$(printf 'admin:admin-secret' | base64) \
         BENCH_BODY='{"backend": "example_static", "expiration": 600}' \
         wrk_line -s bench/login.lua "$base/0.1/token")" >> "$out"
+    # wazo_user logins of a user of the set's top tenant (created here), among the set's users.
+    curl -sf -o /dev/null -H "X-Auth-Token: $admin_token" -H 'Content-Type: application/json' \
+        -d "{\"username\": \"$p-login\", \"password\": \"login-secret\"}" "$base/0.1/users"
+    echo "login_wazo_user $(BENCH_BASIC=$(printf '%s:login-secret' "$p-login" | base64 -w0) \
+        BENCH_BODY='{"backend": "wazo_user", "expiration": 600}' \
+        wrk_line -s bench/login.lua "$base/0.1/token")" >> "$out"
     # The database alone: the same primary-key look-up of a token, by pgbench.
     cat > "$work/pk.sql" <<SQL
 \\set i random(0, $((live - 1)))

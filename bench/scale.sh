@@ -6,7 +6,7 @@
 #   - the listings of issue 20 (limit=100), LISTING_REQUESTS times each (200), p50/p99;
 #   - the token checks (bench/checks.sh): cached GET and HEAD, `?tenant=` 10 levels down against
 #     the plain check, cache misses (each token once, MISS_REQUESTS of them) against pgbench's
-#     primary-key select, example-backend logins; at SCALE, misses with a full cache against
+#     primary-key select, example-backend and wazo_user logins; at SCALE, misses with a full cache against
 #     misses with one that is not, and the RSS per cached token;
 #   - a cold start on the full database: the time to an open port and to a first check;
 #   - the plans (auto_explain, ANALYZE and BUFFERS) of every statement of each listing;
@@ -20,7 +20,9 @@
 #   TENANTS=10000 SCALE=0.1 ...        # another number of tenants (a multiple of 10)
 #   SCALE_PLANS=0 PURGE_CYCLES=0 ...   # without the plans, without the purge
 #   CHECK_SECONDS=5 MISS_REQUESTS=5000 # each wrk measurement's length, the misses per measurement
-#   SCALE_SERVER=path SCALE_PLUGIN=path  # another build's server and example plugin (nothing built)
+#   SCALE_DOCS=0 ...                   # without writing the results into docs/benchmarks.md
+#   SCALE_SERVER=path SCALE_PLUGIN=path SCALE_WAZO_USER_PLUGIN=path
+#                                      # another build's server and plugins (nothing built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-0.1}
@@ -40,6 +42,11 @@ policies=$(count 100000)
 cache_size=$(( live_tokens / 2 < 100000 ? live_tokens / 2 : 100000 ))
 
 scripts/install-deps.sh >/dev/null
+# Everything printed is also kept, and written into docs/benchmarks.md at the end (between the
+# "bench/scale.sh results" markers, by bench/scale_report.py) with the date, the machine, the
+# SCALE and the commit.
+report=$(mktemp /tmp/wazo-auth-scale-report.XXXXXX)
+exec > >(tee "$report") 2>&1
 case $build in
     release) flag=--release ;;
     debug) flag= ;;
@@ -49,17 +56,18 @@ esac
 # copy of the previous commit's, for a before/after comparison); nothing is built then.
 if [[ -z ${SCALE_SERVER:-} ]]; then
     echo "scale: building ($build)"
-    cargo build $flag --locked -q -p wazo-auth -p example-backend
+    cargo build $flag --locked -q -p wazo-auth -p wazo-user-backend -p example-backend
 fi
 
 source scripts/throwaway-server.sh
 need_wrk
-server_workdir scale "${SCALE_PLUGIN:-target/$build/libwazo_auth_example_backend.so}"
+server_workdir scale "${SCALE_PLUGIN:-target/$build/libwazo_auth_example_backend.so}" \
+    "${SCALE_WAZO_USER_PLUGIN:-target/$build/libwazo_auth_wazo_user.so}"
 {
     server_config "$port"
     cat <<YAML
 extra_config_files: $work/conf.d
-enabled_backend_plugins: {wazo_user: false, example_static: true, ldap_user: false}
+enabled_backend_plugins: {wazo_user: true, example_static: true, ldap_user: false}
 enabled_external_auth_plugins: {google: false, microsoft: false, mobile: false}
 token_cleanup_interval: 0
 token_cache_size: $cache_size
@@ -178,3 +186,9 @@ if [[ ${PURGE_CYCLES:-5} != 0 ]]; then
     server_pid=
     SCALE=$scale SCALE_BUILD=$build CYCLES=${PURGE_CYCLES:-5} bench/purge.sh
 fi
+
+sleep 1 # tee writes what is still in its pipe
+if [[ ${SCALE_DOCS:-1} != 0 ]]; then
+    python3 bench/scale_report.py "$report" "$scale" "$build"
+fi
+rm -f "$report"

@@ -562,3 +562,96 @@ fn the_token_is_checked_before_the_path_and_me_is_the_tokens_user() {
         assert_eq!(r.status, 405, "HEAD {path}");
     }
 }
+
+/// The total of `GET /sessions` from the top tenant comes from the token tally (migration V15),
+/// not from a count of every token: it must follow every way tokens come and go, and folding the
+/// tally must keep it.
+#[test]
+fn the_sessions_total_follows_every_way_tokens_come_and_go() {
+    // No cleanup run: the listing's own fold is what is tested below.
+    let s = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"token_cleanup_interval": 0}))
+        .start();
+    let admin = s.admin_token();
+    let total = || {
+        let r = s.call("GET", "/0.1/sessions?recurse=true", &admin, None, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["total"].as_i64().unwrap()
+    };
+    let counted = || {
+        one(&s.db, "SELECT count(*) FROM auth_token")
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert_eq!(total(), counted());
+    assert!(counted() >= 1, "admin's own token");
+
+    s.create_user(&admin, "tally", "pw", None);
+    let tokens: Vec<String> = (0..5).map(|_| s.user_token("tally", "pw")).collect();
+    assert_eq!(total(), counted());
+    // Logins on several connections at once (the tally takes no shared lock).
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            scope.spawn(|| {
+                for _ in 0..3 {
+                    s.user_token("tally", "pw");
+                }
+            });
+        }
+    });
+    let before = counted();
+    assert_eq!(total(), before);
+    // A logout, a session deletion.
+    let r = s.request("DELETE", &format!("/0.1/token/{}", tokens[0]), &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let session = s.get(&format!("/0.1/token/{}", tokens[1])).json()["data"]["session_uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.call(
+        "DELETE",
+        &format!("/0.1/sessions/{session}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(counted(), before - 2);
+    assert_eq!(total(), before - 2);
+    // Rows written by SQL in bulk, as an import or an operator would: 300 inserted in one
+    // statement, 120 of them deleted in another, and a session deletion that cascades.
+    sql(
+        &s.db,
+        "INSERT INTO auth_session (uuid, tenant_uuid)
+         SELECT md5('tally-s' || i)::uuid::text, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
+         FROM generate_series(1, 300) AS i;
+         INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid,
+                                 user_agent, remote_addr, acl)
+         SELECT sha256(convert_to('tally-k' || i, 'UTF8')), 'someone', 0, 4000000000, '{}',
+                md5('tally-s' || i)::uuid::text, '', '', '{}'
+         FROM generate_series(1, 300) AS i;
+         DELETE FROM auth_token WHERE session_uuid IN
+             (SELECT md5('tally-s' || i)::uuid::text FROM generate_series(1, 120) AS i);
+         DELETE FROM auth_session WHERE uuid IN
+             (SELECT md5('tally-s' || i)::uuid::text FROM generate_series(121, 130) AS i)",
+    );
+    assert_eq!(counted(), before - 2 + 300 - 120 - 10);
+    assert_eq!(total(), counted());
+
+    // Past 10,000 appended rows, a listing folds the tally into one row, and the sum holds.
+    sql(
+        &s.db,
+        "DO $$ BEGIN FOR i IN 1..10001 LOOP INSERT INTO auth_token_tally (n) VALUES (0); END LOOP; END $$",
+    );
+    assert_eq!(total(), counted());
+    assert_eq!(one(&s.db, "SELECT count(*) FROM auth_token_tally"), "1");
+    assert_eq!(total(), counted());
+
+    // A TRUNCATE empties the tally with the table.
+    sql(&s.db, "TRUNCATE auth_token");
+    assert_eq!(
+        one(&s.db, "SELECT coalesce(sum(n), 0) FROM auth_token_tally"),
+        "0"
+    );
+}
