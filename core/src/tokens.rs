@@ -486,18 +486,25 @@ impl Storage {
     /// Runs purge batches until a batch comes back smaller than asked. Returns the number of
     /// sessions removed. A batch holds its rows' locks until it commits, so batches are sized
     /// by time: at most `batch` sessions, and fewer while batches take longer than
-    /// [`PURGE_BATCH_TARGET`] (see [`next_purge_batch`]).
-    pub async fn purge_expired(&self, now: f64, batch: i64) -> Result<usize> {
+    /// [`PURGE_BATCH_TARGET`] (see [`next_purge_batch`]). `size` is the first batch's size, and
+    /// is left at the size the next batch would have had: the caller hands it to its next run,
+    /// which then starts at the size that this one found (a run that started at `batch` every
+    /// time held its first batch's locks for seconds on a loaded server).
+    pub async fn purge_expired(&self, now: f64, batch: i64, size: &mut i64) -> Result<usize> {
         let mut total = 0;
-        let mut size = batch.max(1);
+        *size = (*size).clamp(1, batch.max(1));
         loop {
             let started = std::time::Instant::now();
-            let removed = self.purge_expired_batch(now, size).await?;
+            let removed = self.purge_expired_batch(now, *size).await?;
             total += removed.len();
-            if (removed.len() as i64) < size {
+            let next = next_purge_batch(*size, batch, started.elapsed());
+            if (removed.len() as i64) < *size {
+                // A batch that was not full says nothing of how long a full one takes: it
+                // may cut the size, not grow it.
+                *size = next.min(*size);
                 return Ok(total);
             }
-            size = next_purge_batch(size, batch, started.elapsed());
+            *size = next;
         }
     }
 }

@@ -554,6 +554,9 @@ fn metrics_listener(
 /// expire-soon windows are shared, so each session is announced once; purged rows are claimed
 /// with `FOR UPDATE SKIP LOCKED`, so none is processed twice.
 async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_after: f64) {
+    // The purge batches' size, kept from one run to the next (`Storage::purge_expired`); the
+    // first run starts small and doubles while batches are quick.
+    let mut purge_size = tokens::PURGE_BATCH_MIN.min(batch);
     loop {
         actix_web::rt::time::sleep(interval).await;
         let started = std::time::Instant::now();
@@ -584,7 +587,7 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
                 tokens::now()
             }
         };
-        match storage.purge_expired(cutoff, batch).await {
+        match storage.purge_expired(cutoff, batch, &mut purge_size).await {
             Ok(0) => {}
             Ok(n) => {
                 telemetry::metrics::purged("sessions", n as u64);
