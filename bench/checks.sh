@@ -117,7 +117,10 @@ def load(path):
     rows = {}
     for line in open(path):
         name, *values = line.split()
-        rows[name] = [float(v) for v in values]
+        if len(values) == 3:
+            rows[name] = [float(v) for v in values]
+        else:
+            print("%s: %s failed (see above)" % (path.rsplit("/", 1)[-1], name))
     return rows
 small, big = load(sys.argv[1]), load(sys.argv[2])
 print("%-22s %9s %8s %8s %9s %8s %8s %8s %8s" % ("check", "rate 1k", "p50 1k", "p99 1k", "rate BIG", "p50 BIG", "p99 BIG", "p50 x", "p99 x"))

@@ -71,6 +71,8 @@ enabled_backend_plugins: {wazo_user: true, example_static: true, ldap_user: fals
 enabled_external_auth_plugins: {google: false, microsoft: false, mobile: false}
 token_cleanup_interval: 0
 token_cache_size: $cache_size
+# The wazo_user logins measured make a few hundred sessions of one user.
+max_user_concurrent_sessions: 1000000
 plugin_config:
   example_static:
     users:
@@ -85,6 +87,16 @@ pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 pg_user_run() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql_scale() { pg_user_run "$pgbin/psql" -qtA -v ON_ERROR_STOP=1 -h "$socket" -U postgres -d wazo_auth "$@"; }
 source bench/seed.sh
+# PostgreSQL as a production server would be set up, not the managed cluster's small defaults
+# (shared_buffers 32 MB): a quarter of the memory for shared buffers (SCALE_SHARED_BUFFERS), and
+# room for the WAL of the bulk seeding between checkpoints. The settings (postgresql.auto.conf)
+# take effect at the restart of the server, which restarts its cluster.
+psql_scale -c "ALTER SYSTEM SET shared_buffers = '${SCALE_SHARED_BUFFERS:-$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 4096 ))MB}'" \
+    -c "ALTER SYSTEM SET max_wal_size = '8GB'" -c "ALTER SYSTEM SET checkpoint_timeout = '15min'" >/dev/null
+kill -TERM "$server_pid"
+wait "$server_pid" || true
+server_start "$base/0.1/status" "${SCALE_SERVER:-target/$build/wazo-auth}" -c "$work/config.yml"
+echo "scale: PostgreSQL shared_buffers $(psql_scale -c 'SHOW shared_buffers'), max_wal_size $(psql_scale -c 'SHOW max_wal_size')"
 # The listings of issue 20, each with limit=100, from the top tenant (admin's token) unless
 # said: `users_subtree` lists a chain of 10 tenants (Wazo-Tenant: its head).
 listing_phase() { # prefix, label

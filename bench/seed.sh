@@ -76,7 +76,7 @@ seed_tokens() { # prefix, tenants, users, what, count, first i, expiry (SQL, epo
                ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#']
         FROM generate_series($6, $6 + $5 - 1) AS i,
              LATERAL (SELECT md5('$p-u' || (i % $users))::uuid::text AS uuid) AS u;
-        INSERT INTO auth_token_tally (n) VALUES ($5);
+        INSERT INTO auth_tally (tbl, n) VALUES ('auth_token', $5);
         ALTER TABLE auth_token ENABLE TRIGGER auth_token_tally_insert"
 }
 

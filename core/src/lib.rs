@@ -26,6 +26,7 @@ pub mod services;
 pub mod sessions;
 pub mod sql;
 pub mod storage;
+pub mod tally;
 pub mod tenants;
 pub mod throttle;
 pub mod tokens;

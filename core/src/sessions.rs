@@ -7,6 +7,7 @@ use crate::events::{self, Event};
 use crate::scope::Listed;
 use crate::sql::Db;
 use crate::storage::Storage;
+use crate::tally::{self, Tallied};
 
 /// A session as listed.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,27 +19,7 @@ pub struct Session {
     pub user_uuid: Option<String>,
 }
 
-/// Rows of the token tally past which a listing folds it (the cleanup turn folds it at every run).
-const TALLY_FOLD_ROWS: i64 = 10_000;
-
 impl Storage {
-    /// Folds the rows that statements appended to the token tally (migration V15) into one,
-    /// which keeps their sum: the number of tokens. Exact while tokens are written: rows appended
-    /// by transactions that commit later are left for the next fold. Returns the rows folded.
-    pub async fn fold_token_tally(&self) -> Result<u64> {
-        let client = self.client().await?;
-        let row = client
-            .fetch_one(
-                "WITH folded AS (DELETE FROM auth_token_tally RETURNING n),
-                      kept AS (INSERT INTO auth_token_tally (n)
-                               SELECT sum(n) FROM folded HAVING count(*) > 0)
-                 SELECT count(*) FROM folded",
-                &[],
-            )
-            .await?;
-        Ok(row.get::<_, i64>(0).max(0) as u64)
-    }
-
     /// Sessions in `tenants` (of one user when given): `(total, page)`. With `order_mobile`
     /// (`Some(descending)`) they are ordered by `mobile`.
     pub(crate) async fn list_sessions(
@@ -67,18 +48,13 @@ impl Storage {
         };
         // Every token has a session (`session_uuid` is NOT NULL and a foreign key): without a
         // condition, the number of (session, token) pairs is the number of tokens, which the
-        // token tally keeps (migration V15) instead of a scan of every token.
+        // tally keeps (migration V15) instead of a scan of every token.
         let mut fold = false;
         let total: i64 = if conds.is_empty() {
-            let row = client
-                .fetch_one(
-                    "SELECT coalesce(sum(n), 0)::bigint, count(*) FROM auth_token_tally",
-                    &[],
-                )
-                .await?;
+            let (total, stale) = tally::count(&*client, Tallied::Tokens).await?;
             // No cleanup ran for a while (or it is disabled): the tally is folded below.
-            fold = row.get::<_, i64>(1) > TALLY_FOLD_ROWS;
-            row.get(0)
+            fold = stale;
+            total
         } else {
             let count_sql = format!(
                 "SELECT count(*) FROM auth_session s JOIN auth_token t ON t.session_uuid = s.uuid
@@ -109,8 +85,8 @@ impl Storage {
             .await?;
         drop(client);
         if fold {
-            if let Err(e) = self.fold_token_tally().await {
-                log::warn!("cannot fold the token tally (a cleanup run will): {e}");
+            if let Err(e) = self.fold_tallies().await {
+                log::warn!("cannot fold the row tallies (a cleanup run will): {e}");
             }
         }
         Ok((

@@ -313,9 +313,7 @@ impl Storage {
     /// Looks up a token that has not expired at `now`.
     pub async fn get_valid_token(&self, token: &Uuid, now: f64) -> Result<Option<Token>> {
         let client = self.client().await?;
-        let stmt = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
-                        session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
-                 FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
+        let stmt = VALID_TOKEN_SQL;
         let Some(row) = client
             .fetch_opt_cached(stmt, &[&token_hash(token), &now])
             .await?
@@ -508,6 +506,12 @@ impl Storage {
         }
     }
 }
+
+/// The look-up of a token that has not expired ([`Storage::get_valid_token`]): its hash, then
+/// the time.
+pub const VALID_TOKEN_SQL: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t,
+        metadata, session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
+     FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
 
 /// See [`Storage::purge_cutoff`].
 pub fn purge_cutoff(now: f64, announced_until: Option<f64>, max_lag: f64) -> f64 {

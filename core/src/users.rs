@@ -134,9 +134,22 @@ pub fn is_external_method(method: &str) -> bool {
     EXTERNAL_AUTH_METHODS.contains(&method)
 }
 
-const RECORD_COLUMNS: &str = "u.uuid, u.username, u.tenant_uuid, u.purpose, u.enabled, \
-     u.authentication_method, t.default_authentication_method, \
-     u.password_scheme, u.password_hash, u.password_salt";
+/// The user of a password login ([`find_enabled_user_by_login`]): a user with that confirmed
+/// e-mail first, else a user with that username. One statement, as it runs at every password
+/// login; its columns are read by `record_from_row`.
+pub const LOGIN_USER_SQL: &str = "SELECT u.uuid, u.username, u.tenant_uuid, u.purpose, u.enabled,
+        u.authentication_method, t.default_authentication_method,
+        u.password_scheme, u.password_hash, u.password_salt
+     FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
+     WHERE u.enabled AND (
+         EXISTS (SELECT 1 FROM auth_email e
+                 WHERE e.user_uuid = u.uuid AND e.confirmed
+                   AND lower(e.address) = lower($1))
+         OR lower(u.username) = lower($1))
+     ORDER BY EXISTS (SELECT 1 FROM auth_email e
+                      WHERE e.user_uuid = u.uuid AND e.confirmed
+                        AND lower(e.address) = lower($1)) DESC
+     LIMIT 1";
 
 fn record_from_row(row: &Row) -> UserRecord {
     let scheme: Option<String> = row.get(7);
@@ -163,22 +176,7 @@ pub async fn find_enabled_user_by_login<C: Db>(
     if login.is_empty() || login.contains('\0') {
         return Ok(None);
     }
-    // One statement (it runs at every password login): a user with that confirmed
-    // e-mail first, else a user with that username.
-    let stmt = &format!(
-        "SELECT {RECORD_COLUMNS}
-             FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
-             WHERE u.enabled AND (
-                 EXISTS (SELECT 1 FROM auth_email e
-                         WHERE e.user_uuid = u.uuid AND e.confirmed
-                           AND lower(e.address) = lower($1))
-                 OR lower(u.username) = lower($1))
-             ORDER BY EXISTS (SELECT 1 FROM auth_email e
-                              WHERE e.user_uuid = u.uuid AND e.confirmed
-                                AND lower(e.address) = lower($1)) DESC
-             LIMIT 1"
-    );
-    let row = client.fetch_opt_cached(stmt, &[&login]).await?;
+    let row = client.fetch_opt_cached(LOGIN_USER_SQL, &[&login]).await?;
     Ok(row.map(|r| record_from_row(&r)))
 }
 
@@ -746,13 +744,20 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
         }
         None => q.tenants.condition("u.tenant_uuid", ""),
     };
-    let total: i64 = client
-        .fetch_one(
-            &format!("SELECT count(*) FROM auth_user u WHERE {in_scope}"),
-            &params,
-        )
-        .await?
-        .get(0);
+    // From the top tenant, every user: the tally (migration V15), not a scan of every user.
+    let total: i64 = if params.is_empty() {
+        crate::tally::count(client, crate::tally::Tallied::Users)
+            .await?
+            .0
+    } else {
+        client
+            .fetch_one(
+                &format!("SELECT count(*) FROM auth_user u WHERE {in_scope}"),
+                &params,
+            )
+            .await?
+            .get(0)
+    };
 
     let mut conds: Vec<String> = vec![in_scope];
     // A value holding NUL can match nothing stored (PostgreSQL text never holds NUL) and

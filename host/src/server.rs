@@ -616,9 +616,9 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
                 log::warn!("login-throttle purge failed (will retry): {e}");
             }
         }
-        if let Err(e) = storage.fold_token_tally().await {
+        if let Err(e) = storage.fold_tallies().await {
             ok = false;
-            log::warn!("cleanup: folding the token tally failed (will retry): {e}");
+            log::warn!("cleanup: folding the row tallies failed (will retry): {e}");
         }
         if let Err(e) = turn.finish(ok).await {
             ok = false;

@@ -355,47 +355,7 @@ impl Drop for Haproxy {
     }
 }
 
-/// Sends a request with `agent` (keep-alive connections of its own); `Err` on a transport error
-/// (the answer otherwise, whatever its status).
-pub fn try_request(
-    agent: &ureq::Agent,
-    url: &str,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Result<crate::Resp, String> {
-    let mut req = agent.request(method, url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(format!("{method} {url}: {e}")),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .map(|k| {
-            let v = resp.header(&k).unwrap_or("").to_string();
-            (k, v)
-        })
-        .collect();
-    let mut body = String::new();
-    resp.into_reader()
-        .read_to_string(&mut body)
-        .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
-    Ok(crate::Resp {
-        status,
-        headers,
-        body,
-    })
-}
+pub use crate::try_request;
 
 /// A client with keep-alive connections of its own (one per load thread).
 pub fn agent() -> ureq::Agent {

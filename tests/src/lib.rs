@@ -879,12 +879,69 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
+/// Sends a request with `agent` (keep-alive connections of its own); `Err` on a transport error
+/// or a body cut short (the answer otherwise, whatever its status).
+pub fn try_request(
+    agent: &ureq::Agent,
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Resp, String> {
+    exchange(agent, url, method, headers, body, true)
+}
+
+/// One request and its answer; with `strict`, a body that cannot be read to its end is an error
+/// (else what was read is kept).
+fn exchange(
+    agent: &ureq::Agent,
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    strict: bool,
+) -> Result<Resp, String> {
+    let mut req = agent.request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("{method} {url}: transport error: {e}")),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|k| {
+            let v = resp.header(&k).unwrap_or("").to_string();
+            (k, v)
+        })
+        .collect();
+    let mut body = String::new();
+    let read = resp.into_reader().read_to_string(&mut body);
+    if strict {
+        read.map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+    }
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
 impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    /// Sends a request; `body` is sent as-is.
+    /// Sends a request; `body` is sent as-is. Panics on a transport error; a body cut short
+    /// is kept as far as it was read.
     pub fn request(
         &self,
         method: &str,
@@ -893,35 +950,8 @@ impl Server {
         body: Option<&[u8]>,
     ) -> Resp {
         let agent = self.agent.as_ref().unwrap_or_else(|| agent());
-        let mut req = agent.request(method, &self.url(path));
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        let result = match body {
-            Some(b) => req.send_bytes(b),
-            None => req.call(),
-        };
-        let resp = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: transport error: {e}"),
-        };
-        let status = resp.status();
-        let headers = resp
-            .headers_names()
-            .into_iter()
-            .map(|k| {
-                let v = resp.header(&k).unwrap_or("").to_string();
-                (k, v)
-            })
-            .collect();
-        let mut body = String::new();
-        let _ = resp.into_reader().read_to_string(&mut body);
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        exchange(agent, &self.url(path), method, headers, body, false)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `POST /0.1/token` with Basic credentials and a JSON body.

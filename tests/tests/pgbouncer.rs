@@ -223,21 +223,9 @@ fn a_named_prepared_statement_does_not_survive_this_pooler() {
 fn statement_cost() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     use wazo_auth_core::sql::Db;
-    const TOKEN: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata,
-                        session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
-                 FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
+    const TOKEN: &str = wazo_auth_core::tokens::VALID_TOKEN_SQL;
     const USER_ACL: &str = wazo_auth_core::policies::USER_ACL_SQL;
-    const LOGIN_USER: &str = "SELECT u.uuid, u.username, u.password_hash, u.tenant_uuid
-             FROM auth_user u JOIN auth_tenant t ON t.uuid = u.tenant_uuid
-             WHERE u.enabled AND (
-                 EXISTS (SELECT 1 FROM auth_email e
-                         WHERE e.user_uuid = u.uuid AND e.confirmed
-                           AND lower(e.address) = lower($1))
-                 OR lower(u.username) = lower($1))
-             ORDER BY EXISTS (SELECT 1 FROM auth_email e
-                              WHERE e.user_uuid = u.uuid AND e.confirmed
-                                AND lower(e.address) = lower($1)) DESC
-             LIMIT 1";
+    const LOGIN_USER: &str = wazo_auth_core::users::LOGIN_USER_SQL;
     const N: u32 = 3000;
     const ROUNDS: usize = 5;
 

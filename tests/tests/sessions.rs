@@ -563,11 +563,11 @@ fn the_token_is_checked_before_the_path_and_me_is_the_tokens_user() {
     }
 }
 
-/// The total of `GET /sessions` from the top tenant comes from the token tally (migration V15),
-/// not from a count of every token: it must follow every way tokens come and go, and folding the
-/// tally must keep it.
+/// The totals of `GET /sessions`, `/users` and `/tokens` from the top tenant come from the row
+/// tallies (migration V15), not from a count of every row: they must follow every way rows come
+/// and go, and folding the tallies must keep them.
 #[test]
-fn the_sessions_total_follows_every_way_tokens_come_and_go() {
+fn the_listing_totals_follow_every_way_rows_come_and_go() {
     // No cleanup run: the listing's own fold is what is tested below.
     let s = ServerBuilder::new()
         .with_wazo_user()
@@ -642,16 +642,59 @@ fn the_sessions_total_follows_every_way_tokens_come_and_go() {
     // Past 10,000 appended rows, a listing folds the tally into one row, and the sum holds.
     sql(
         &s.db,
-        "DO $$ BEGIN FOR i IN 1..10001 LOOP INSERT INTO auth_token_tally (n) VALUES (0); END LOOP; END $$",
+        "DO $$ BEGIN FOR i IN 1..10001 LOOP
+             INSERT INTO auth_tally (tbl, n) VALUES ('auth_token', 0);
+         END LOOP; END $$",
     );
     assert_eq!(total(), counted());
-    assert_eq!(one(&s.db, "SELECT count(*) FROM auth_token_tally"), "1");
+    assert_eq!(
+        one(
+            &s.db,
+            "SELECT count(*) FROM auth_tally WHERE tbl = 'auth_token'"
+        ),
+        "1"
+    );
     assert_eq!(total(), counted());
 
-    // A TRUNCATE empties the tally with the table.
+    // Users and refresh tokens: created, deleted (a user's deletion cascades to its refresh
+    // tokens), listed.
+    let list_total = |path: &str| {
+        let r = s.call("GET", path, &admin, None, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["total"].as_i64().unwrap()
+    };
+    let users = || {
+        one(&s.db, "SELECT count(*) FROM auth_user")
+            .parse::<i64>()
+            .unwrap()
+    };
+    let refresh = || {
+        one(&s.db, "SELECT count(*) FROM auth_refresh_token")
+            .parse::<i64>()
+            .unwrap()
+    };
+    let gone = s.create_user(&admin, "tally-gone", "pw", None);
+    s.create_user(&admin, "tally-kept", "pw", None);
+    for client in ["a", "b", "c"] {
+        data(&offline(&s, "tally-gone", client, false));
+        data(&offline(&s, "tally-kept", client, false));
+    }
+    assert_eq!(refresh(), 6);
+    assert_eq!(list_total("/0.1/users?recurse=true"), users());
+    assert_eq!(list_total("/0.1/tokens?recurse=true"), refresh());
+    let r = s.call("DELETE", &format!("/0.1/users/{gone}"), &admin, None, None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(refresh(), 3);
+    assert_eq!(list_total("/0.1/users?recurse=true"), users());
+    assert_eq!(list_total("/0.1/tokens?recurse=true"), refresh());
+
+    // A TRUNCATE empties the table's tally with the table.
     sql(&s.db, "TRUNCATE auth_token");
     assert_eq!(
-        one(&s.db, "SELECT coalesce(sum(n), 0) FROM auth_token_tally"),
+        one(
+            &s.db,
+            "SELECT coalesce(sum(n), 0) FROM auth_tally WHERE tbl = 'auth_token'"
+        ),
         "0"
     );
 }
