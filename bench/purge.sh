@@ -88,37 +88,37 @@ read -r base_p50 base_p99 base_rate < <(check_latency "${CHECK_SECONDS:-10}")
 printf 'checks, no purge:       p50 %6.2f ms  p99 %6.2f ms  %6s/s\n' "$base_p50" "$base_p99" "$base_rate"
 
 # Inside PostgreSQL, every 10 ms until no expired token is left: the longest-running writing
-# transaction of the server's connections, and its statement.
+# transaction of the server's connections, and its statement. Each sample is a transaction of its
+# own (psql's \watch): one long-running watcher would hold back the xmin horizon, and then
+# neither vacuum nor the purge's own index scans could skip the rows already purged (every batch
+# read them all again: a purge of 500 k tokens took 475 s instead of 80).
+# Prints "watch|SECONDS|LONGEST_MS|STATEMENT".
 watch_purge() {
-    psql_seed 2>&1 <<'SQL'
-DO $$
-DECLARE
-    started timestamptz := clock_timestamp();
-    longest interval := '0';
-    longest_query text := '';
-    a record;
-BEGIN
-    LOOP
-        PERFORM pg_stat_clear_snapshot();
-        SELECT clock_timestamp() - xact_start AS age,
-               application_name || ' ' || state || ': ' || query AS query INTO a
+    local samples=$work/watch-samples.txt sampler started ended
+    printf '%s\n' "SELECT round(extract(epoch FROM clock_timestamp() - xact_start) * 1000),
+               application_name || ' ' || state || ': '
+               || left(regexp_replace(query, '\s+', ' ', 'g'), 90)
         FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid()
               AND backend_type = 'client backend' AND xact_start IS NOT NULL
               AND state <> 'idle' AND backend_xid IS NOT NULL
-        ORDER BY xact_start LIMIT 1;
-        IF a.age IS NOT NULL AND a.age > longest THEN
-            longest := a.age;
-            longest_query := left(regexp_replace(a.query, '\s+', ' ', 'g'), 90);
-        END IF;
-        EXIT WHEN NOT EXISTS (SELECT 1 FROM auth_token
-                              WHERE expire_t < extract(epoch FROM clock_timestamp()));
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RAISE NOTICE 'watch|%|%|%', extract(epoch FROM clock_timestamp() - started),
-        round(extract(epoch FROM longest) * 1000), longest_query;
-END $$;
-SQL
+        ORDER BY xact_start LIMIT 1 \watch 0.01" > "$work/watch.sql"
+    chmod 644 "$work/watch.sql"
+    started=$(date +%s.%N)
+    psql_seed -F '|' -f "$work/watch.sql" > "$samples" 2>/dev/null &
+    sampler=$!
+    until [[ $(psql_seed -c "SELECT NOT EXISTS (SELECT 1 FROM auth_token
+                                                WHERE expire_t < extract(epoch FROM now()))") == t ]]; do
+        sleep 0.2
+    done
+    ended=$(date +%s.%N)
+    # The sampler is a subshell running psql (through runuser as root): its children first.
+    pkill -TERM -P "$sampler" 2>/dev/null || true
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    awk -F '|' -v seconds="$(calc "$ended - $started")" '
+        $1 + 0 > longest { longest = $1 + 0; statement = $2 }
+        END { printf "watch|%s|%d|%s\n", seconds, longest, statement }' "$samples"
 }
 
 sizes=()

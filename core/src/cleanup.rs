@@ -36,15 +36,23 @@ impl Storage {
         // connection, and with it the transaction, instead of handing it to a request.
         let client = deadpool_postgres::Object::take(self.client().await?);
         client.batch_execute("BEGIN").await?;
-        let row = client
-            .fetch_one(
-                "SELECT pg_try_advisory_xact_lock($1),
-                        (SELECT last_run_at FROM auth_cleanup_state)",
-                &[&CLEANUP_LOCK_KEY],
-            )
+        // By the simple query protocol: a statement of the extended protocol leaves its portal
+        // open, and the portal's snapshot held back the xmin horizon for the whole run (the
+        // turn's transaction stays open): neither vacuum nor the purge's own index scans could
+        // skip the rows already purged, and every batch read them all again (a purge of 250 k
+        // sessions slowed down to 1,800/s). The key is a constant.
+        let rows = client
+            .simple_query(&format!(
+                "SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY}),
+                        (SELECT last_run_at FROM auth_cleanup_state)"
+            ))
             .await?;
-        let locked: bool = row.get(0);
-        let last_run: Option<f64> = row.get(1);
+        let row = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        });
+        let locked = row.and_then(|r| r.get(0)) == Some("t");
+        let last_run: Option<f64> = row.and_then(|r| r.get(1)).and_then(|v| v.parse().ok());
         if !locked || last_run.is_some_and(|last| now - last < min_gap && last <= now) {
             client.batch_execute("ROLLBACK").await?;
             return Ok(None);

@@ -29,10 +29,12 @@ pub(crate) async fn find_user<C: Db>(client: &C, lookup: &ResetLookup) -> Result
             v,
         ),
         ResetLookup::Login(v) => (
-            "SELECT uuid FROM auth_user u
-             WHERE lower(u.username) = lower($1)
-                OR EXISTS (SELECT 1 FROM auth_email e
-                           WHERE e.user_uuid = u.uuid AND lower(e.address) = lower($1))
+            // Two index look-ups (one condition `username OR EXISTS (e-mail)` scanned every
+            // user).
+            "SELECT uuid FROM (
+                 SELECT uuid FROM auth_user WHERE lower(username) = lower($1)
+                 UNION ALL
+                 SELECT user_uuid FROM auth_email WHERE lower(address) = lower($1)) m
              ORDER BY uuid LIMIT 1",
             v,
         ),
