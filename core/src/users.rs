@@ -588,6 +588,8 @@ pub(crate) async fn user_in_tenants<C: Db>(
 
 const USER_COLUMNS: &str = "u.uuid, u.username, u.firstname, u.lastname, u.purpose, u.enabled, \
      u.tenant_uuid, u.authentication_method";
+/// The number of [`USER_COLUMNS`] (read by `user_from_row`).
+const USER_COLUMN_COUNT: usize = 8;
 
 fn user_from_row(row: &Row) -> User {
     User {
@@ -859,6 +861,48 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
             items: Vec::new(),
         });
     }
+    let where_sql = conds.join(" AND ");
+    let direction = if q.descending { "DESC" } else { "ASC" };
+    let limit = match q.limit {
+        Some(l) => format!(" LIMIT {}", l.max(0)),
+        None => String::new(),
+    };
+    let order = format!(
+        "ORDER BY {} {direction}, u.uuid {direction}{limit} OFFSET {}",
+        q.order.column(),
+        q.offset.max(0)
+    );
+    // A search (answered by the trigram indexes) is run once for the page and its count
+    // (`count(*) OVER ()`), not once for each: at a million users, each run of `search=`
+    // took 11 ms. The count comes from the page's rows; an empty page counts apart.
+    if q.search.is_some() {
+        let rows = client
+            .fetch(
+                &format!(
+                    "SELECT {USER_COLUMNS}, count(*) OVER () FROM auth_user u
+                     WHERE {where_sql} {order}"
+                ),
+                &params,
+            )
+            .await?;
+        let filtered: i64 = match rows.first() {
+            Some(r) => r.get(USER_COLUMN_COUNT),
+            None => client
+                .fetch_one(
+                    &format!("SELECT count(*) FROM auth_user u WHERE {where_sql}"),
+                    &params,
+                )
+                .await?
+                .get(0),
+        };
+        let mut items: Vec<User> = rows.iter().map(user_from_row).collect();
+        attach_emails(client, &mut items).await?;
+        return Ok(UserPage {
+            total,
+            filtered,
+            items,
+        });
+    }
     // Without search or filters, `filtered` is `total` (same snapshot: one repeatable-read
     // transaction, or the same statement's rows).
     let filtered: i64 = if conds.len() == 1 {
@@ -875,19 +919,7 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
             .await?
             .get(0)
     };
-    let where_sql = conds.join(" AND ");
-
-    let direction = if q.descending { "DESC" } else { "ASC" };
-    let limit = match q.limit {
-        Some(l) => format!(" LIMIT {}", l.max(0)),
-        None => String::new(),
-    };
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM auth_user u WHERE {where_sql}
-         ORDER BY {} {direction}, u.uuid {direction}{limit} OFFSET {}",
-        q.order.column(),
-        q.offset.max(0)
-    );
+    let sql = format!("SELECT {USER_COLUMNS} FROM auth_user u WHERE {where_sql} {order}");
     let rows = client.fetch(&sql, &params).await?;
     let mut items: Vec<User> = rows.iter().map(user_from_row).collect();
     attach_emails(client, &mut items).await?;

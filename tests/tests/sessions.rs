@@ -574,11 +574,12 @@ fn the_listing_totals_follow_every_way_rows_come_and_go() {
         .config(json!({"token_cleanup_interval": 0}))
         .start();
     let admin = s.admin_token();
-    let total = || {
-        let r = s.call("GET", "/0.1/sessions?recurse=true", &admin, None, None);
+    let list_total = |path: &str| {
+        let r = s.call("GET", path, &admin, None, None);
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()["total"].as_i64().unwrap()
     };
+    let total = || list_total("/0.1/sessions?recurse=true");
     let counted = || {
         one(&s.db, "SELECT count(*) FROM auth_token")
             .parse::<i64>()
@@ -658,11 +659,6 @@ fn the_listing_totals_follow_every_way_rows_come_and_go() {
 
     // Users and refresh tokens: created, deleted (a user's deletion cascades to its refresh
     // tokens), listed.
-    let list_total = |path: &str| {
-        let r = s.call("GET", path, &admin, None, None);
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()["total"].as_i64().unwrap()
-    };
     let users = || {
         one(&s.db, "SELECT count(*) FROM auth_user")
             .parse::<i64>()
