@@ -114,6 +114,7 @@ checks_fill() { # prefix, label, from, fill count
 checks_compare() { # small label, big label
     python3 - "$work/checks-$1.txt" "$work/checks-$2.txt" <<'PY'
 import sys
+failed = []
 def load(path):
     rows = {}
     for line in open(path):
@@ -121,7 +122,7 @@ def load(path):
         if len(values) == 3:
             rows[name] = [float(v) for v in values]
         else:
-            print("%s: %s failed (see above)" % (path.rsplit("/", 1)[-1], name))
+            failed.append("%s: %s" % (path.rsplit("/", 1)[-1], name))
     return rows
 small, big = load(sys.argv[1]), load(sys.argv[2])
 print("%-22s %9s %8s %8s %9s %8s %8s %8s %8s" % ("check", "rate 1k", "p50 1k", "p99 1k", "rate BIG", "p50 BIG", "p99 BIG", "p50 x", "p99 x"))
@@ -142,6 +143,9 @@ if "head_miss_full_cache" in big:
           % (big["head_miss_full_cache"][2] / big["head_miss"][2]))
 if "rss_per_cached_token" in big:
     print("BIG: %d bytes of RSS per cached token (GET)" % big["rss_per_cached_token"][0])
+# A measurement that failed (an error answer: see above) fails the run, after the comparison.
+if failed:
+    sys.exit("failed measurements: " + ", ".join(failed))
 PY
 }
 

@@ -14,7 +14,7 @@
 //! session is announced once whichever process runs ([`Storage::notify_expire_soon`]).
 
 use crate::error::Result;
-use crate::sql::Db;
+use crate::sql::{first_row, Db};
 use crate::storage::Storage;
 
 /// The advisory lock of the cleanup turn ("wazoclen").
@@ -26,6 +26,8 @@ pub const CLEANUP_LOCK_KEY: i64 = 0x7761_7a6f_636c_656e;
 pub struct CleanupTurn {
     client: deadpool_postgres::ClientWrapper,
     started: f64,
+    /// `auth_cleanup_state.expire_soon_until` when the turn was taken.
+    announced_until: Option<f64>,
 }
 
 impl Storage {
@@ -41,30 +43,50 @@ impl Storage {
         // turn's transaction stays open): neither vacuum nor the purge's own index scans could
         // skip the rows already purged, and every batch read them all again (a purge of 250 k
         // sessions slowed down to 1,800/s). The key is a constant.
-        let rows = client
-            .simple_query(&format!(
-                "SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY}),
-                        (SELECT last_run_at FROM auth_cleanup_state)"
-            ))
+        let locked = first_row(
+            &client
+                .simple_query(&format!(
+                    "SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY})"
+                ))
+                .await?,
+        )
+        .and_then(|r| r.get(0))
+            == Some("t");
+        if !locked {
+            client.batch_execute("ROLLBACK").await?;
+            return Ok(None);
+        }
+        // Read once the lock is held (a statement's snapshot taken before the lock could miss
+        // the run another process committed just before), for the whole run.
+        let state = client
+            .simple_query("SELECT last_run_at, expire_soon_until FROM auth_cleanup_state")
             .await?;
-        let row = rows.iter().find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
-            _ => None,
-        });
-        let locked = row.and_then(|r| r.get(0)) == Some("t");
-        let last_run: Option<f64> = row.and_then(|r| r.get(1)).and_then(|v| v.parse().ok());
-        if !locked || last_run.is_some_and(|last| now - last < min_gap && last <= now) {
+        let value = |i: usize| -> Option<f64> {
+            first_row(&state)
+                .and_then(|r| r.get(i))
+                .and_then(|v| v.parse().ok())
+        };
+        let (last_run, announced_until) = (value(0), value(1));
+        if last_run.is_some_and(|last| now - last < min_gap && last <= now) {
             client.batch_execute("ROLLBACK").await?;
             return Ok(None);
         }
         Ok(Some(CleanupTurn {
             client,
             started: now,
+            announced_until,
         }))
     }
 }
 
 impl CleanupTurn {
+    /// Where this run's purge stops ([`crate::tokens::purge_cutoff`]), from the expire-soon
+    /// window read when the turn was taken (no other process changes it while the turn is
+    /// held).
+    pub fn purge_cutoff(&self, now: f64, max_lag: f64) -> f64 {
+        crate::tokens::purge_cutoff(now, self.announced_until, max_lag)
+    }
+
     /// Ends the turn; `complete` records the run's start as the last run (a run that failed is
     /// not recorded, so that another process may retry before the interval is over).
     pub async fn finish(self, complete: bool) -> Result<()> {

@@ -218,14 +218,19 @@ impl Keyring {
 /// find it there (`AlreadyExists`) and read it. On a file system without hard links, the file
 /// is created in place (a process starting at that very moment may read it incomplete).
 fn create_complete(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    // A new file at `target` with `bytes`; a file it created but could not fill is removed
+    // (never left half-written for the next start to read).
     let write = |target: &Path| -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(target)?;
-        f.write_all(bytes)?;
-        f.sync_all()
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(target);
+            })
     };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(
@@ -237,24 +242,23 @@ fn create_complete(path: &Path, bytes: &[u8]) -> Result<(), String> {
     write(&tmp).map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
-    match linked {
+    let created = match linked {
+        // No hard links on this file system: written in place (create_new: another process
+        // that created it first makes this AlreadyExists too).
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => write(path),
+        other => other,
+    };
+    match created {
         Ok(()) => {
             log::info!("created a new secret key file {}", path.display());
             Ok(())
         }
         // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(_) => match write(path) {
-            Ok(()) => {
-                log::info!("created a new secret key file {}", path.display());
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(format!(
-                "cannot create the key file {}: {e}",
-                path.display()
-            )),
-        },
+        Err(e) => Err(format!(
+            "cannot create the key file {}: {e}",
+            path.display()
+        )),
     }
 }
 

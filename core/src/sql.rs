@@ -339,10 +339,7 @@ pub async fn describe(
         Conn::Pooled(c) => c.simple_query(&batch).await?,
         Conn::PooledTransaction(t) => t.simple_query(&batch).await?,
     };
-    let oids = messages.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0),
-        _ => None,
-    });
+    let oids = first_row(&messages).and_then(|row| row.get(0));
     Ok(oids.and_then(parse_oids))
 }
 
@@ -495,6 +492,16 @@ impl Where {
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect()
     }
+}
+
+/// The first row of a simple query's answer.
+pub(crate) fn first_row(
+    messages: &[SimpleQueryMessage],
+) -> Option<&tokio_postgres::SimpleQueryRow> {
+    messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -313,9 +313,8 @@ impl Storage {
     /// Looks up a token that has not expired at `now`.
     pub async fn get_valid_token(&self, token: &Uuid, now: f64) -> Result<Option<Token>> {
         let client = self.client().await?;
-        let stmt = VALID_TOKEN_SQL;
         let Some(row) = client
-            .fetch_opt_cached(stmt, &[&token_hash(token), &now])
+            .fetch_opt_cached(VALID_TOKEN_SQL, &[&token_hash(token), &now])
             .await?
         else {
             return Ok(None);
@@ -465,22 +464,6 @@ impl Storage {
         Ok(total)
     }
 
-    /// Where the purge of `now` stops: tokens that expired before it are purged. That is `now`,
-    /// unless the expire-soon window (`auth_cleanup_state.expire_soon_until`) ends earlier: a
-    /// session that expired after the last announced window has not been announced yet, and is
-    /// left for the run that announces it (the next one), so that a run starting late does not
-    /// purge sessions it never announced. Never more than `max_lag` seconds before `now`, so
-    /// that announcements that keep failing cannot hold the purge back for long. No window yet
-    /// (the first run on a database): `now`, as the original, which announces no backlog.
-    pub async fn purge_cutoff(&self, now: f64, max_lag: f64) -> Result<f64> {
-        let client = self.client().await?;
-        let until: Option<f64> = client
-            .fetch_one("SELECT expire_soon_until FROM auth_cleanup_state", &[])
-            .await?
-            .get(0);
-        Ok(purge_cutoff(now, until, max_lag))
-    }
-
     /// Runs purge batches until a batch comes back smaller than asked. Returns the number of
     /// sessions removed. A batch holds its rows' locks until it commits, so batches are sized
     /// by time: at most `batch` sessions, and fewer while batches take longer than
@@ -513,7 +496,13 @@ pub const VALID_TOKEN_SQL: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, iss
         metadata, session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
      FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
 
-/// See [`Storage::purge_cutoff`].
+/// Where the purge of `now` stops: tokens that expired before it are purged. That is `now`,
+/// unless the expire-soon window (`announced_until`, `auth_cleanup_state.expire_soon_until`)
+/// ends earlier: a session that expired after the last announced window has not been announced
+/// yet, and is left for the run that announces it (the next one), so that a run starting late
+/// does not purge sessions it never announced. Never more than `max_lag` seconds before `now`,
+/// so that announcements that keep failing cannot hold the purge back for long. No window yet
+/// (the first run on a database): `now`, as the original, which announces no backlog.
 pub fn purge_cutoff(now: f64, announced_until: Option<f64>, max_lag: f64) -> f64 {
     match announced_until {
         Some(until) if until < now => until.max(now - max_lag.max(0.0)),

@@ -580,13 +580,7 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
         // are left for the next run, which announces them first; at most 10 intervals (or a
         // minute) behind.
         let max_lag = (interval.as_secs_f64() * 10.0).max(60.0);
-        let cutoff = match storage.purge_cutoff(tokens::now(), max_lag).await {
-            Ok(cutoff) => cutoff,
-            Err(e) => {
-                log::warn!("expired-token purge: cannot read the expire-soon window: {e}");
-                tokens::now()
-            }
-        };
+        let cutoff = turn.purge_cutoff(tokens::now(), max_lag);
         match storage.purge_expired(cutoff, batch, &mut purge_size).await {
             Ok(0) => {}
             Ok(n) => {

@@ -512,6 +512,18 @@ fn each_outbox_event_is_published_once_by_three_nodes() {
     assert_eq!(publishers, 1, "{}", c.logs());
 }
 
+/// The number of users named as the bootstrapped administrator.
+fn administrators(db: &str) -> i64 {
+    let rows = sql(
+        db,
+        &format!(
+            "SELECT count(*) FROM auth_user WHERE username = '{}'",
+            ADMIN.0
+        ),
+    );
+    rows[0][0].as_deref().unwrap_or("0").parse().unwrap()
+}
+
 /// Three nodes starting together on an empty database: each migration is applied once (by one
 /// of them, the others wait for it), and the bootstrap makes one administrator.
 #[test]
@@ -546,14 +558,7 @@ fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
         history.iter().all(|r| r[1].as_deref() == Some("1")),
         "{history:?}"
     );
-    let admins = sql(
-        &db,
-        &format!(
-            "SELECT count(*) FROM auth_user WHERE username = '{}'",
-            ADMIN.0
-        ),
-    );
-    assert_eq!(admins[0][0].as_deref(), Some("1"));
+    assert_eq!(administrators(&db), 1);
     for n in &nodes {
         assert_eq!(n.request("HEAD", "/0.1/status", &[], None).status, 200);
         n.admin_token();
@@ -568,14 +573,7 @@ fn a_bootstrap_and_user_creations_racing_on_nodes_make_one_user() {
     let db = fresh_database();
     let keys = scratch_dir("multinode-keys").join("secret.keys");
     let nodes = start_together((0..3).map(|_| node(&db, &keys)).collect());
-    let admins = sql(
-        &db,
-        &format!(
-            "SELECT count(*) FROM auth_user WHERE username = '{}'",
-            ADMIN.0
-        ),
-    );
-    assert_eq!(admins[0][0].as_deref(), Some("1"));
+    assert_eq!(administrators(&db), 1);
     let tokens: Vec<String> = nodes.iter().map(|n| n.admin_token()).collect();
 
     for round in 0..20 {
