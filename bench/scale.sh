@@ -18,6 +18,8 @@
 #                                      # 10 deep, 100 k policies (the sizes)
 #   SCALE_BUILD=debug bench/scale.sh   # the debug build (default: release)
 #   TENANTS=10000 SCALE=0.1 ...        # another number of tenants (a multiple of 10)
+#   LIVE_TOKENS=200000 EXPIRED_TOKENS=0 SCALE=1 ...
+#                                      # other numbers of tokens (quicker; not the sizes)
 #   SCALE_PLANS=0 PURGE_CYCLES=0 ...   # without the plans, without the purge
 #   CHECK_SECONDS=5 MISS_REQUESTS=5000 # each wrk measurement's length, the misses per measurement
 #   SCALE_DOCS=0 ...                   # without writing the results into docs/benchmarks.md
@@ -32,8 +34,10 @@ port=${BENCH_PORT:-9598}
 count() { # base count at SCALE=1 -> the count at $scale (at least 1)
     python3 -c 'import sys; print(max(1, int(round(float(sys.argv[1]) * float(sys.argv[2])))))' "$1" "$scale"
 }
-live_tokens=$(count 10000000)
-expired_tokens=$(count 5000000)
+# LIVE_TOKENS and EXPIRED_TOKENS: other numbers of tokens (e.g. the other sizes of SCALE=1
+# without waiting for 15 M tokens; the figures of such a run are not the issue's).
+live_tokens=${LIVE_TOKENS:-$(count 10000000)}
+expired_tokens=${EXPIRED_TOKENS:-$(count 5000000)}
 users=$(count 1000000)
 # Chains 10 deep under the top tenant: a multiple of 10.
 tenants=$(( ( ${TENANTS:-$(count 10000)} + 9 ) / 10 * 10 ))

@@ -15,6 +15,7 @@ pub mod import;
 pub mod keys;
 pub mod ldap;
 mod login_batch;
+mod lookup_batch;
 pub mod notify;
 pub mod outbox;
 pub mod password;

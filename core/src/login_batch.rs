@@ -8,7 +8,7 @@
 //! unreachable is retried row by row, so one bad row cannot fail the others.
 //!
 //! One writer task per [`Storage`] and its clones, started on first use on the runtime of that
-//! first caller. The server's per-worker storages share one ([`Storage::share_login_writer`]):
+//! first caller. The server's per-worker storages share one ([`Storage::share_batchers`]):
 //! measured on two cores, one shared writer makes groups large enough to cut the database's CPU
 //! per login by a quarter against one writer per worker, while a second batch in flight per
 //! writer (smaller groups) cost more on both sides.

@@ -78,6 +78,11 @@ pub struct Storage {
     login_writer: std::sync::Arc<
         std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::login_batch::Job>>,
     >,
+    /// The grouped reader of the tokens the cache misses (`crate::lookup_batch`), started on
+    /// first use.
+    token_reader: std::sync::Arc<
+        std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::lookup_batch::Job>>,
+    >,
     /// The process's tenant tree in memory, when the server set one
     /// ([`Storage::with_tenant_tree`]); without it, every scope decision is a query.
     tenant_tree: Option<std::sync::Arc<TenantTree>>,
@@ -148,6 +153,7 @@ impl Storage {
             pool,
             timeout,
             login_writer: Default::default(),
+            token_reader: Default::default(),
             tenant_tree: None,
         })
     }
@@ -212,23 +218,26 @@ impl Storage {
         &self.pool
     }
 
-    /// Makes this storage write its plain logins through `other`'s login writer. One writer for
-    /// the whole process groups more logins per statement than one per worker, and the larger
-    /// the group, the less each login costs the database. The writer runs on the runtime of the
-    /// first login, with that storage's pool, unless started before
-    /// ([`Storage::start_login_writer`]); if that runtime stops first (a worker ending before
-    /// the others at shutdown), the logins queued there get an error and later ones are written
-    /// directly.
-    pub fn share_login_writer(mut self, other: &Storage) -> Storage {
+    /// Makes this storage write its plain logins through `other`'s login writer, and read the
+    /// tokens its cache misses through `other`'s token reader. One of each for the whole
+    /// process groups more rows per statement than one per worker, and the larger the group,
+    /// the less each row costs the database. They run on the runtime of their first use, with
+    /// that storage's pool, unless started before ([`Storage::start_batchers`]); if that
+    /// runtime stops first (a worker ending before the others at shutdown), the rows queued
+    /// there get an error and later ones are written or read directly.
+    pub fn share_batchers(mut self, other: &Storage) -> Storage {
         self.login_writer = other.login_writer.clone();
+        self.token_reader = other.token_reader.clone();
         self
     }
 
-    /// Starts the login writer now, on the current runtime, with this storage's pool. The
-    /// server starts it on its main runtime, which outlives the HTTP workers: a login still in
-    /// flight on one worker while another stops (a graceful shutdown) is written.
-    pub fn start_login_writer(&self) {
+    /// Starts the login writer and the token reader now, on the current runtime, with this
+    /// storage's pool. The server starts them on its main runtime, which outlives the HTTP
+    /// workers: a login still in flight on one worker while another stops (a graceful
+    /// shutdown) is written.
+    pub fn start_batchers(&self) {
         let _ = self.login_writer();
+        let _ = self.token_reader();
     }
 
     /// Makes this storage decide tenant scopes from `tree` ([`Storage::is_subtenant`],
@@ -270,9 +279,29 @@ impl Storage {
                 pool: self.pool.clone(),
                 timeout: self.timeout,
                 login_writer: Default::default(),
+                token_reader: Default::default(),
                 tenant_tree: self.tenant_tree.clone(),
             };
             tokio::spawn(crate::login_batch::writer(writer, rx));
+            tx
+        })
+    }
+
+    /// The channel of this storage's token reader, started (on the current runtime) at the
+    /// first call, as the login writer ([`Storage::login_writer`]).
+    pub(crate) fn token_reader(
+        &self,
+    ) -> &tokio::sync::mpsc::UnboundedSender<crate::lookup_batch::Job> {
+        self.token_reader.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let reader = Storage {
+                pool: self.pool.clone(),
+                timeout: self.timeout,
+                login_writer: Default::default(),
+                token_reader: Default::default(),
+                tenant_tree: self.tenant_tree.clone(),
+            };
+            tokio::spawn(crate::lookup_batch::reader(reader, rx));
             tx
         })
     }

@@ -313,30 +313,17 @@ impl Storage {
     /// Looks up a token that has not expired at `now`.
     pub async fn get_valid_token(&self, token: &Uuid, now: f64) -> Result<Option<Token>> {
         let client = self.client().await?;
-        let Some(row) = client
+        let row = client
             .fetch_opt_cached(VALID_TOKEN_SQL, &[&token_hash(token), &now])
-            .await?
-        else {
-            return Ok(None);
-        };
-        let metadata = match row.get::<_, Value>(5) {
-            Value::Object(m) => Metadata::from_map(&m),
-            _ => Metadata::default(),
-        };
-        Ok(Some(Token {
-            token: *token,
-            auth_id: row.get(0),
-            pbx_user_uuid: row.get(1),
-            xivo_uuid: row.get(2),
-            issued_t: row.get(3),
-            expire_t: row.get(4),
-            metadata,
-            session_uuid: row.get(6),
-            user_agent: row.get(7),
-            remote_addr: row.get(8),
-            acl: row.get::<_, Vec<String>>(9).into(),
-            refresh_token_uuid: row.get(10),
-        }))
+            .await?;
+        Ok(row.map(|row| token_of_row(token, &row)))
+    }
+
+    /// Looks up a token whatever its expiry (the cache's misses, so that an expired token is
+    /// cached as such), grouped with the other look-ups in flight (`crate::lookup_batch`).
+    pub async fn lookup_token(&self, token: &Uuid) -> Result<Option<Token>> {
+        let row = self.lookup_token_row(token_hash(token)).await?;
+        Ok(row.map(|row| token_of_row(token, &row)))
     }
 
     /// Deletes a token, and its session when no other token uses it (with its
@@ -487,6 +474,28 @@ impl Storage {
             }
             *size = next;
         }
+    }
+}
+
+/// The token `token` from a row with the columns of [`VALID_TOKEN_SQL`].
+fn token_of_row(token: &Uuid, row: &tokio_postgres::Row) -> Token {
+    let metadata = match row.get::<_, Value>(5) {
+        Value::Object(m) => Metadata::from_map(&m),
+        _ => Metadata::default(),
+    };
+    Token {
+        token: *token,
+        auth_id: row.get(0),
+        pbx_user_uuid: row.get(1),
+        xivo_uuid: row.get(2),
+        issued_t: row.get(3),
+        expire_t: row.get(4),
+        metadata,
+        session_uuid: row.get(6),
+        user_agent: row.get(7),
+        remote_addr: row.get(8),
+        acl: row.get::<_, Vec<String>>(9).into(),
+        refresh_token_uuid: row.get(10),
     }
 }
 

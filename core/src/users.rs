@@ -842,14 +842,28 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
             let n = params.len() + 1;
             // ESCAPE '': `%` and `_` are wildcards as in the original, and a backslash is an
             // ordinary character (so no pattern can be malformed). Each arm is answered by a
-            // trigram index (V12): the users whose address matches are compared as an array
-            // (`= ANY(ARRAY(...))`, which an index scan takes, unlike a correlated EXISTS), so
-            // that the whole condition is a BitmapOr.
+            // trigram index (V12, V16), so that the whole condition is one BitmapOr over the
+            // users. The addresses arm looks in the user's own lines of addresses
+            // (`email_search`, V16), then checks the address itself: a pattern could match
+            // across two lines. That needs a pattern that matches any text containing a match
+            // (one that starts and ends with `%`, as the HTTP layer builds them); any other is
+            // compared with the addresses themselves.
+            let addresses =
+                if pattern.len() >= 2 && pattern.starts_with('%') && pattern.ends_with('%') {
+                    format!(
+                        "(u.email_search ILIKE ${n} ESCAPE ''
+                      AND EXISTS (SELECT 1 FROM auth_email e
+                                  WHERE e.user_uuid = u.uuid AND e.address ILIKE ${n} ESCAPE ''))"
+                    )
+                } else {
+                    format!(
+                        "u.uuid = ANY(ARRAY(SELECT e.user_uuid FROM auth_email e
+                                       WHERE e.address ILIKE ${n} ESCAPE ''))"
+                    )
+                };
             conds.push(format!(
                 "(u.firstname ILIKE ${n} ESCAPE '' OR u.lastname ILIKE ${n} ESCAPE ''
-                  OR u.username ILIKE ${n} ESCAPE ''
-                  OR u.uuid = ANY(ARRAY(SELECT e.user_uuid FROM auth_email e
-                                        WHERE e.address ILIKE ${n} ESCAPE '')))"
+                  OR u.username ILIKE ${n} ESCAPE '' OR {addresses})"
             ));
             params.push(pattern);
         }

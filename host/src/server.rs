@@ -330,8 +330,8 @@ async fn serve(
     let per_worker_pool = (pool_size / workers).max(2);
     let db_uri_for_workers = db_uri.clone();
     let shared_storage = storage.clone();
-    // On this runtime, which outlives the workers (see `Storage::start_login_writer`).
-    shared_storage.start_login_writer();
+    // On this runtime, which outlives the workers (see `Storage::start_batchers`).
+    shared_storage.start_batchers();
     let attempts = Arc::new(http::throttle::AttemptTurns::default());
     let live_config = Arc::new(crate::config::LiveConfig::new(&cfg, log));
     let benchmark_route = cfg.benchmark_route;
@@ -358,10 +358,10 @@ async fn serve(
     };
     let server = HttpServer::new(move || {
         let storage = Storage::with_timeout(&db_uri_for_workers, per_worker_pool, db_timeout)
-            // One login writer for all workers: larger groups (see `login_batch`).
+            // One login writer and one token reader for all workers: larger groups (see `login_batch`, `lookup_batch`).
             .map(|s| {
                 telemetry::metrics::watch_pool("api", s.pool());
-                s.share_login_writer(&shared_storage)
+                s.share_batchers(&shared_storage)
                     .with_tenant_tree(tokens.tenants.clone())
             })
             .unwrap_or_else(|_| shared_storage.clone());

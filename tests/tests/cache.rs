@@ -531,3 +531,68 @@ fn tenant_checks_read_the_table_while_the_listener_is_down() {
     );
     tenant_check_within(&a, &t, &x1, 204, Duration::from_millis(100));
 }
+
+/// Misses that arrive together are read with one statement (`lookup_batch`): each check still
+/// gets its own token, the same token asked twice at once is found twice, and unknown and
+/// expired tokens are refused, on a node that has seen none of them.
+#[test]
+fn concurrent_misses_each_get_their_own_answer() {
+    let users = json!({"plugin_config": {"example_static": {"users": [
+        {"login": "alice", "password": "alice-pw", "acl": ["alice.#"]},
+        {"login": "bob", "password": "bob-pw", "acl": ["bob.#"]},
+    ]}}});
+    let a = ServerBuilder::new().config(users.clone()).start();
+    let b = ServerBuilder::new().config(users).database(&a.db).start();
+    let login = |user: &str, expiration: u32| {
+        let r = a.login(
+            user,
+            &format!("{user}-pw"),
+            json!({"backend": "example_static", "expiration": expiration}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let data = r.json()["data"].clone();
+        (data["token"].as_str().unwrap().to_string(), data)
+    };
+    let mut asked: Vec<(String, Option<wazo_auth_tests::serde_json::Value>)> = Vec::new();
+    for i in 0..24 {
+        let (token, data) = login(if i % 2 == 0 { "alice" } else { "bob" }, 600);
+        asked.push((token.clone(), Some(data.clone())));
+        if i % 3 == 0 {
+            asked.push((token, Some(data)));
+        }
+    }
+    let expired: Vec<String> = (0..4).map(|_| login("alice", 1).0).collect();
+    std::thread::sleep(Duration::from_millis(2100));
+    asked.extend(expired.into_iter().map(|t| (t, None)));
+    asked.extend((0..4).map(|i| (format!("00000000-0000-4000-8000-00000000000{i}"), None)));
+
+    let barrier = std::sync::Barrier::new(asked.len());
+    std::thread::scope(|scope| {
+        for (token, expected) in &asked {
+            let (b, barrier) = (&b, &barrier);
+            scope.spawn(move || {
+                barrier.wait();
+                let r = b.request("GET", &format!("/0.1/token/{token}"), &[], None);
+                match expected {
+                    Some(data) => {
+                        assert_eq!(r.status, 200, "{token}: {}", r.body);
+                        let got = r.json()["data"].clone();
+                        for field in ["token", "auth_id", "session_uuid", "acl", "expires_at"] {
+                            assert_eq!(got[field], data[field], "{token}: {field}");
+                        }
+                    }
+                    None => assert_eq!(r.status, 404, "{token}: {}", r.body),
+                }
+            });
+        }
+    });
+    // Now cached on b (the expired ones as such): the same answers.
+    for (token, expected) in &asked {
+        let r = b.request("GET", &format!("/0.1/token/{token}"), &[], None);
+        assert_eq!(
+            r.status,
+            if expected.is_some() { 200 } else { 404 },
+            "{token}"
+        );
+    }
+}

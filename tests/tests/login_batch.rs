@@ -81,7 +81,7 @@ fn storages_sharing_a_writer_group_their_logins_together() {
         .unwrap();
     let (a, b) = rt.block_on(async {
         let a = Storage::new(&db, 2).unwrap();
-        let b = Storage::new(&db, 2).unwrap().share_login_writer(&a);
+        let b = Storage::new(&db, 2).unwrap().share_batchers(&a);
         (a, b)
     });
     let keyring = Keyring::from_keys(vec![("k".into(), [3u8; 32])]).unwrap();

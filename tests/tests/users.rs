@@ -1655,6 +1655,92 @@ fn password_change() {
 // GET /users
 // ------------------------------------------------------------------------------------------------
 
+/// The search by address reads each user's lines of addresses (`auth_user.email_search`, V16),
+/// kept by triggers on the addresses: it follows every way addresses change, and a pattern that
+/// matches across two addresses of one user matches neither.
+#[test]
+fn search_by_address_follows_every_change_of_the_addresses() {
+    let e = env();
+    let t = e.new_tenant(None, "addresses");
+    let user = uuid_of(&e.new_user(
+        Some(&t),
+        json!({"username": "quill", "firstname": "Q", "lastname": "Q",
+               "email_address": "alpha@north.example"}),
+    ));
+    let found = |search: &str| -> Vec<String> {
+        let r = e.call(
+            "GET",
+            &format!("/0.1/users?recurse=true&search={}", pct(search)),
+            Some(&t),
+            None,
+        );
+        assert_eq!(r.status, 200, "{search}: {}", r.body);
+        let v = r.json();
+        assert_eq!(
+            v["filtered"],
+            v["items"].as_array().unwrap().len(),
+            "{search}"
+        );
+        usernames(&v)
+    };
+    let put = |addresses: &[&str]| {
+        let emails: Vec<Value> = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| json!({"address": a, "main": i == 0, "confirmed": true}))
+            .collect();
+        let r = e.call(
+            "PUT",
+            &format!("/0.1/admin/users/{user}/emails"),
+            None,
+            Some(json!({ "emails": emails })),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let lines = || {
+        sql(
+            &e.s.db,
+            &format!("SELECT email_search FROM auth_user WHERE uuid = '{user}'"),
+        )[0][0]
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(found("north"), strings(&["quill"]));
+    assert_eq!(lines(), "alpha@north.example");
+
+    // Two addresses: each found; a pattern across both (the end of one, the start of the
+    // other) finds nothing, though the user's lines contain it.
+    put(&["alpha@north.example", "beta@south.example"]);
+    assert_eq!(lines(), "alpha@north.example\nbeta@south.example");
+    assert_eq!(found("south"), strings(&["quill"]));
+    assert_eq!(found("north"), strings(&["quill"]));
+    assert_eq!(found("north.example beta"), Vec::<String>::new());
+    assert_eq!(found("alpha north"), strings(&["quill"]));
+
+    // Replaced: the old address is no longer found.
+    put(&["gamma@east.example"]);
+    assert_eq!(found("north"), Vec::<String>::new());
+    assert_eq!(found("south"), Vec::<String>::new());
+    assert_eq!(found("east"), strings(&["quill"]));
+
+    // Changed in place (an UPDATE of the row), then removed.
+    let changed = sql(
+        &e.s.db,
+        &format!(
+            "UPDATE auth_email SET address = 'delta@west.example' WHERE user_uuid = '{user}'
+             RETURNING address"
+        ),
+    );
+    assert_eq!(changed.len(), 1);
+    assert_eq!(found("east"), Vec::<String>::new());
+    assert_eq!(found("west"), strings(&["quill"]));
+    put(&[]);
+    assert_eq!(lines(), "");
+    assert_eq!(found("west"), Vec::<String>::new());
+    // The names are still searched.
+    assert_eq!(found("quil"), strings(&["quill"]));
+}
+
 #[test]
 fn list_scope_search_order_pagination_and_filters() {
     let e = env();

@@ -178,8 +178,9 @@ impl TokenCache {
         self.stats_misses.fetch_add(1, Ordering::Relaxed);
         let _permit = self.lookups.acquire().await.ok();
         let epoch = self.epoch.load(Ordering::Acquire);
-        // Read the row whatever its expiry, so that an expired token is cached as such.
-        let found = storage.get_valid_token(id, f64::MIN).await?;
+        // Read the row whatever its expiry, so that an expired token is cached as such; with
+        // the other misses in flight (one statement for all).
+        let found = storage.lookup_token(id).await?;
         let Some(token) = found else {
             if listening {
                 let mut shard = self.shard(&key);

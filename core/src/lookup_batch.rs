@@ -1,0 +1,88 @@
+//! Grouped look-ups of the tokens the cache misses. Each miss alone costs the database a
+//! statement (bind, execute, a round trip, a wake-up of the connection task): under a flood of
+//! misses (a restart of the services that hold many tokens, a cache too small for the live set),
+//! that per-statement cost is most of the work. Here the misses that arrive while a look-up is
+//! in flight wait for the next one, which reads them all with one `= ANY` statement: a miss
+//! arriving when nothing is in flight is read at once, alone, so that nobody waits on purpose.
+//!
+//! One reader task per [`Storage`] and its clones, started on first use on the runtime of that
+//! first caller; the server's per-worker storages share one ([`Storage::share_batchers`]), as
+//! they share the login writer (`crate::login_batch`). A failed statement fails the look-ups of
+//! its group with the same error: a read has no row that could fail the others.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Row;
+
+use crate::error::{Error, Result};
+use crate::sql::Db;
+use crate::storage::Storage;
+
+/// The most tokens read by one statement.
+const MAX_BATCH: usize = 64;
+
+/// One miss: the token's hash, and where its row (if any) goes. The row has the columns of
+/// [`crate::tokens::VALID_TOKEN_SQL`], then the hash.
+pub(crate) type Job = (Vec<u8>, oneshot::Sender<Result<Option<Arc<Row>>>>);
+
+/// The rows of many hashes, whatever their expiry: [`crate::tokens::VALID_TOKEN_SQL`]'s
+/// columns, then the hash (to give each its own).
+pub(crate) const LOOKUP_MANY: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t,
+        expire_t, metadata, session_uuid, user_agent, remote_addr, acl, refresh_token_uuid,
+        token_hash
+     FROM auth_token WHERE token_hash = ANY($1)";
+
+/// The column of the hash in [`LOOKUP_MANY`].
+const HASH_COLUMN: usize = 11;
+
+impl Storage {
+    /// The row of the token of `hash` whatever its expiry (columns of
+    /// [`crate::tokens::VALID_TOKEN_SQL`]), read with the other misses in flight.
+    pub(crate) async fn lookup_token_row(&self, hash: Vec<u8>) -> Result<Option<Arc<Row>>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError((hash, _))) = self.token_reader().send((hash, tx)) {
+            // The reader's runtime is gone (shutdown): read directly.
+            let mut rows = self.lookup_many(&[hash.as_slice()]).await?;
+            return Ok(rows.pop().map(Arc::new));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Error::database("the token reader stopped")))
+    }
+
+    async fn lookup_many(&self, hashes: &[&[u8]]) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        Ok(client.fetch_cached(LOOKUP_MANY, &[&hashes]).await?)
+    }
+}
+
+/// The reader task: takes the first waiting miss, then every other already waiting (up to
+/// [`MAX_BATCH`]), reads them with one statement, answers each, and starts over. Ends when its
+/// storage is gone.
+pub(crate) async fn reader(storage: Storage, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let hashes: Vec<&[u8]> = batch.iter().map(|(h, _)| h.as_slice()).collect();
+        match storage.lookup_many(&hashes).await {
+            Ok(rows) => {
+                // Two misses of one token in a group share its row.
+                let found: HashMap<Vec<u8>, Arc<Row>> = rows
+                    .into_iter()
+                    .filter_map(|row| {
+                        let hash = row.try_get::<_, Vec<u8>>(HASH_COLUMN).ok()?;
+                        Some((hash, Arc::new(row)))
+                    })
+                    .collect();
+                for (hash, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(found.get(&hash).cloned()));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
