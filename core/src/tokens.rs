@@ -361,39 +361,13 @@ impl Storage {
     }
 
     /// Deletes up to `batch` expired tokens (and their sessions), with the sessions'
-    /// `auth_session_deleted` events, in one transaction. Rows locked by another server process
-    /// purging at the same time are skipped, never deleted twice. Returns the session uuids
-    /// removed.
+    /// `auth_session_deleted` events, in one statement ([`PURGE_BATCH_SQL`]): its transaction
+    /// lasts the statement only, with no round trip inside it during which the batch's rows
+    /// stay locked. Rows locked by another server process purging at the same time are
+    /// skipped, never deleted twice. Returns the session uuids removed.
     pub async fn purge_expired_batch(&self, now: f64, batch: i64) -> Result<Vec<String>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // The statement's snapshot still sees the tokens whose deletion the sessions' deletion
-        // cascades to: their auth ids name the events' users. The sessions are found by their
-        // key, one index probe each, and joined back to their tokens' auth ids by a hash join
-        // of the batch (a correlated subquery per session made a batch quadratic: 5,000
-        // sessions took 2 s).
-        let rows = tx
-            .fetch(
-                "WITH expired AS (
-                     SELECT session_uuid, auth_id FROM auth_token
-                     WHERE expire_t < $1
-                     ORDER BY expire_t
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED),
-                 d AS (
-                     DELETE FROM auth_session WHERE uuid IN (SELECT session_uuid FROM expired)
-                     RETURNING uuid, tenant_uuid)
-                 SELECT DISTINCT ON (d.uuid) d.uuid, d.tenant_uuid, e.auth_id
-                 FROM d JOIN expired e ON e.session_uuid = d.uuid",
-                &[&now, &batch],
-            )
-            .await?;
-        let ended: Vec<Event> = rows
-            .iter()
-            .map(|r| Event::session_deleted(r.get(0), r.get(1), r.get::<_, Option<&str>>(2)))
-            .collect();
-        events::record(&tx, &ended).await?;
-        tx.commit().await?;
+        let client = self.client().await?;
+        let rows = client.fetch(PURGE_BATCH_SQL, &[&now, &batch]).await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -498,6 +472,41 @@ fn token_of_row(token: &Uuid, row: &tokio_postgres::Row) -> Token {
         refresh_token_uuid: row.get(10),
     }
 }
+
+/// One purge batch ([`Storage::purge_expired_batch`]): the expired tokens (`$1` the cutoff,
+/// `$2` the batch size), their sessions, and one `auth_session_deleted` outbox row per session
+/// ended, the same row as [`Event::session_deleted`] with the token's auth id as the user
+/// (checked by tests/tests/events.rs). Answers the uuids of the sessions ended.
+///
+/// The statement's snapshot still sees the tokens whose deletion the sessions' deletion cascades
+/// to: their auth ids name the events' users. The sessions are found by their key, one index
+/// probe each, and joined back to their tokens' auth ids by a hash join of the batch (a
+/// correlated subquery per session made a batch quadratic: 5,000 sessions took 2 s).
+pub const PURGE_BATCH_SQL: &str = "WITH expired AS (
+         SELECT session_uuid, auth_id FROM auth_token
+         WHERE expire_t < $1
+         ORDER BY expire_t
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED),
+     d AS (
+         DELETE FROM auth_session WHERE uuid IN (SELECT session_uuid FROM expired)
+         RETURNING uuid, tenant_uuid),
+     ended AS (
+         SELECT DISTINCT ON (d.uuid) d.uuid, d.tenant_uuid, e.auth_id,
+                'auth.sessions.' || replace(replace(replace(d.uuid, '.', '__DOT__'),
+                    '#', '__HASH__'), '*', '__STAR__') || '.deleted' AS routing_key
+         FROM d JOIN expired e ON e.session_uuid = d.uuid),
+     ev AS (
+         INSERT INTO auth_event_outbox (name, routing_key, headers, data)
+         SELECT 'auth_session_deleted', routing_key,
+                jsonb_build_object('name', 'auth_session_deleted', 'tenant_uuid', tenant_uuid,
+                    'required_access', 'event.auth_session_deleted',
+                    'required_acl', 'events.' || routing_key, 'session_uuid', uuid)
+                || CASE WHEN auth_id <> '' THEN jsonb_build_object('user_uuid:' || auth_id, true)
+                        ELSE '{}'::jsonb END,
+                jsonb_build_object('uuid', uuid, 'user_uuid', auth_id, 'tenant_uuid', tenant_uuid)
+         FROM ended)
+     SELECT uuid FROM ended";
 
 /// The look-up of a token that has not expired ([`Storage::get_valid_token`]): its hash, then
 /// the time.

@@ -686,6 +686,52 @@ fn expire_soon_then_purge_events() {
     assert!(!format!("{written:?}").contains(&session_of(&long)));
 }
 
+/// The purge's events name the token's auth id as the user whatever it is (here the example
+/// backend's login, not a uuid), as [`Event::session_deleted`] does, in one row per session.
+#[test]
+fn purge_events_of_an_auth_id_that_is_not_a_uuid() {
+    let s = ServerBuilder::new()
+        .config(json!({"token_cleanup_interval": 0.5}))
+        .start();
+    let top = top_tenant(&s.db);
+    let m = mark(&s.db);
+    let sessions: Vec<String> = (0..3)
+        .map(|_| {
+            let r = s.login(
+                "alice",
+                "alice-secret",
+                json!({"backend": "example_static", "expiration": 1}),
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            session_of(&login_data(&r))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let deleted = loop {
+        let deleted: Vec<Row> = changes_after(&s.db, m)
+            .into_iter()
+            .filter(|r| r.name == "auth_session_deleted")
+            .collect();
+        if deleted.len() >= sessions.len() {
+            break deleted;
+        }
+        assert!(Instant::now() < deadline, "purge events: {deleted:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut expected: Vec<Row> = sessions
+        .iter()
+        .map(|session| row(Event::session_deleted(session, &top, Some("alice"))))
+        .collect();
+    let mut deleted = deleted;
+    deleted.sort_by(|a, b| a.key.cmp(&b.key));
+    expected.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(deleted, expected);
+    assert_eq!(
+        sql(&s.db, "SELECT count(*) FROM auth_session")[0][0].as_deref(),
+        Some("0")
+    );
+}
+
 #[test]
 fn the_benchmark_login_statement_writes_the_same_outbox_row() {
     // bench/insert_token.sql measures the login's statement: it must stay the server's.
