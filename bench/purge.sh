@@ -6,8 +6,8 @@
 #     token is left;
 #   - the longest writing transaction seen while it ran (one with a transaction id: it holds row
 #     locks, and holds back vacuum), and its statement, sampled every 10 ms inside PostgreSQL.
-#     The cleanup turn's own transaction (core/src/cleanup.rs) writes nothing until the end and
-#     is not counted;
+#     The cleanup turn's own transaction (core/src/cleanup.rs, the holder of an advisory lock)
+#     writes one row at its very end (when it last ran) and is not counted;
 #   - the token-check p50/p99 while it ran (wrk, GET of a cached token), against the same before
 #     the cycles;
 #   - that every purged session's auth_session_deleted event was published (the bus counter);
@@ -102,6 +102,7 @@ watch_purge() {
         WHERE datname = current_database() AND pid <> pg_backend_pid()
               AND backend_type = 'client backend' AND xact_start IS NOT NULL
               AND state <> 'idle' AND backend_xid IS NOT NULL
+              AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)
         ORDER BY xact_start LIMIT 1 \watch 0.01" > "$work/watch.sql"
     chmod 644 "$work/watch.sql"
     started=$(date +%s.%N)
