@@ -7,7 +7,8 @@
 //!
 //! ADDRESS is host:port; FILE holds one request path per line. Prints one line:
 //! `requests <n> errors <e> rate <r>/s p50 <ms> p99 <ms> max <ms>` (errors: answers other than
-//! 2xx, failed connections, or no answer within 30 s).
+//! 2xx or that cannot be framed, failed connections, or no answer within 30 s). Blank lines of
+//! FILE are skipped.
 //!
 //! Like wrk and pgbench, two threads share the connections, each waiting on all of its own at
 //! once (`poll`), and each connection sends its next request as soon as its answer is read. A
@@ -34,8 +35,8 @@ extern "C" {
     fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: i32) -> i32;
 }
 
-/// How long a thread waits for any answer before counting what is in flight as failed.
-const ANSWER_TIMEOUT_MS: i32 = 30_000;
+/// How long a request waits for its answer before it is counted as failed.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 const THREADS: usize = 2;
 
@@ -61,7 +62,11 @@ fn main() {
         std::process::exit(2);
     }
     let paths: Vec<String> = match std::fs::read_to_string(&args[2]) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
         Err(e) => {
             eprintln!("each_once: cannot read {}: {e}", args[2]);
             std::process::exit(2);
@@ -144,21 +149,35 @@ fn run(shared: &Shared, count: usize) -> Vec<Duration> {
         if fds.is_empty() {
             return latencies;
         }
+        // Until the oldest request in flight is due.
+        let wait = which
+            .iter()
+            .filter_map(|&i| conns[i].sent)
+            .map(|sent| ANSWER_TIMEOUT.saturating_sub(sent.elapsed()))
+            .min()
+            .unwrap_or(ANSWER_TIMEOUT);
+        let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structures for the whole call.
-        let ready =
-            unsafe { poll(fds.as_mut_ptr(), fds.len() as std::ffi::c_ulong, ANSWER_TIMEOUT_MS) };
-        if ready < 0 && std::io::Error::last_os_error().kind() == ErrorKind::Interrupted {
-            continue;
-        }
-        if ready <= 0 {
-            // No answer in time (or poll failed): what is in flight failed.
+        let ready = unsafe { poll(fds.as_mut_ptr(), fds.len() as std::ffi::c_ulong, wait_ms) };
+        if ready < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+            // poll itself failed: what is in flight failed.
             for &i in &which {
                 fail(shared, &mut conns[i], &mut latencies);
             }
             continue;
         }
+        // Requests without an answer in time failed (their connections are dropped).
+        for &i in &which {
+            if conns[i].sent.is_some_and(|sent| sent.elapsed() >= ANSWER_TIMEOUT) {
+                fail(shared, &mut conns[i], &mut latencies);
+            }
+        }
+        if ready <= 0 {
+            continue;
+        }
         for (fd, &i) in fds.iter().zip(&which) {
-            if fd.revents == 0 {
+            // Not ready, or failed above (its request is no longer in flight).
+            if fd.revents == 0 || conns[i].sent.is_none() {
                 continue;
             }
             let conn = &mut conns[i];
@@ -181,7 +200,8 @@ fn run(shared: &Shared, count: usize) -> Vec<Duration> {
                 }
             }
             match parse_answer(&conn.buf, shared.method == "HEAD") {
-                Some((status, used)) => {
+                Answer::Bad => fail(shared, conn, &mut latencies),
+                Answer::Complete(status, used) => {
                     conn.buf.drain(..used);
                     if let Some(sent) = conn.sent.take() {
                         latencies.push(sent.elapsed());
@@ -195,8 +215,8 @@ fn run(shared: &Shared, count: usize) -> Vec<Duration> {
                     }
                     send_next(shared, conn, &mut latencies);
                 }
-                None if closed => fail(shared, conn, &mut latencies),
-                None => {}
+                Answer::Incomplete if closed => fail(shared, conn, &mut latencies),
+                Answer::Incomplete => {}
             }
         }
     }
@@ -269,21 +289,48 @@ fn send(shared: &Shared, conn: &mut Conn, path: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A whole answer at the start of `buf`: its status and its length (head and body; a HEAD
-/// answer has no body, another's is its Content-Length). `None` until all of it is there.
-fn parse_answer(buf: &[u8], head_only: bool) -> Option<(u16, usize)> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let text = std::str::from_utf8(&buf[..end]).ok()?;
+enum Answer {
+    /// Its status and its length (head and body).
+    Complete(u16, usize),
+    /// Not all there yet.
+    Incomplete,
+    /// An answer this client cannot frame (no status, or a body without a Content-Length).
+    Bad,
+}
+
+/// The answer at the start of `buf`. A HEAD answer has no body; another's is its
+/// Content-Length (the server's answers have one: a chunked answer is not framed here).
+fn parse_answer(buf: &[u8], head_only: bool) -> Answer {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) else {
+        return Answer::Incomplete;
+    };
+    let Ok(text) = std::str::from_utf8(&buf[..end]) else {
+        return Answer::Bad;
+    };
     let mut lines = text.split("\r\n");
-    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let mut length = 0usize;
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse::<u16>().ok());
+    let Some(status) = status else {
+        return Answer::Bad;
+    };
+    let mut length = None;
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
             if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
+                length = value.trim().parse::<usize>().ok();
             }
         }
     }
-    let total = end + if head_only { 0 } else { length };
-    (buf.len() >= total).then_some((status, total))
+    let total = match (head_only, length) {
+        (true, _) => end,
+        (false, Some(length)) => end + length,
+        (false, None) => return Answer::Bad,
+    };
+    if buf.len() >= total {
+        Answer::Complete(status, total)
+    } else {
+        Answer::Incomplete
+    }
 }

@@ -14,6 +14,9 @@
 -- user's row, then reads the addresses in a statement of its own (a new snapshot under READ
 -- COMMITTED), so that the second one to lock sees the first one's committed addresses.
 --
+-- On a large database, this migration rewrites every user row that has addresses and builds the
+-- index while holding the table (about a minute per million users on two cores).
+--
 -- Re-running this migration is harmless: the column is filled again from auth_email.
 ALTER TABLE auth_user ADD COLUMN IF NOT EXISTS email_search text NOT NULL DEFAULT '';
 
@@ -26,14 +29,23 @@ BEGIN
     ELSIF TG_OP = 'DELETE' THEN
         SELECT array_agg(DISTINCT user_uuid) INTO users FROM old_rows;
     ELSE
-        SELECT array_agg(user_uuid) INTO users
-            FROM (SELECT user_uuid FROM new_rows UNION SELECT user_uuid FROM old_rows) c;
+        -- Only the users whose addresses changed: a confirmation (an UPDATE of another column)
+        -- locks no user row. It locks the address before the user, where the replacement of a
+        -- user's addresses and the deletion of a user lock the user first.
+        SELECT array_agg(DISTINCT user_uuid) INTO users
+            FROM ((SELECT uuid, address, user_uuid FROM new_rows
+                   EXCEPT SELECT uuid, address, user_uuid FROM old_rows)
+                  UNION ALL
+                  (SELECT uuid, address, user_uuid FROM old_rows
+                   EXCEPT SELECT uuid, address, user_uuid FROM new_rows)) c;
     END IF;
     IF users IS NULL THEN
         RETURN NULL;
     END IF;
+    -- NO KEY UPDATE, as the user services lock a user: it does not conflict with the KEY SHARE
+    -- locks of the rows that reference the user (its addresses, groups, policies).
     PERFORM 1 FROM auth_user u WHERE u.uuid IN (SELECT unnest(users))
-        ORDER BY u.uuid FOR UPDATE;
+        ORDER BY u.uuid FOR NO KEY UPDATE;
     UPDATE auth_user u SET email_search = x.addresses
         FROM (SELECT c.user_uuid,
                      coalesce((SELECT string_agg(e.address, E'\n' ORDER BY e.address)
@@ -56,10 +68,12 @@ CREATE TRIGGER auth_email_search_update AFTER UPDATE ON auth_email
 CREATE TRIGGER auth_email_search_delete AFTER DELETE ON auth_email
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION wazo_auth_email_search();
 
+-- Every user (one without addresses gets an empty line, whatever it held).
 UPDATE auth_user u SET email_search = x.addresses
-    FROM (SELECT user_uuid, string_agg(address, E'\n' ORDER BY address) AS addresses
-          FROM auth_email GROUP BY user_uuid) x
-    WHERE u.uuid = x.user_uuid AND u.email_search <> x.addresses;
+    FROM (SELECT v.uuid, coalesce(string_agg(e.address, E'\n' ORDER BY e.address), '') AS addresses
+          FROM auth_user v LEFT JOIN auth_email e ON e.user_uuid = v.uuid
+          GROUP BY v.uuid) x
+    WHERE u.uuid = x.uuid AND u.email_search <> x.addresses;
 
 CREATE INDEX IF NOT EXISTS auth_user__idx__email_search_trgm
     ON auth_user USING gin (email_search gin_trgm_ops);

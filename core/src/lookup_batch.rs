@@ -66,16 +66,27 @@ pub(crate) async fn reader(storage: Storage, mut jobs: mpsc::UnboundedReceiver<J
         let hashes: Vec<&[u8]> = batch.iter().map(|(h, _)| h.as_slice()).collect();
         match storage.lookup_many(&hashes).await {
             Ok(rows) => {
-                // Two misses of one token in a group share its row.
-                let found: HashMap<Vec<u8>, Arc<Row>> = rows
+                // Two misses of one token in a group share its row. A row whose hash cannot be
+                // read fails the group (it must not make a token look unknown).
+                let found: std::result::Result<HashMap<Vec<u8>, Arc<Row>>, _> = rows
                     .into_iter()
-                    .filter_map(|row| {
-                        let hash = row.try_get::<_, Vec<u8>>(HASH_COLUMN).ok()?;
-                        Some((hash, Arc::new(row)))
+                    .map(|row| {
+                        let hash = row.try_get::<_, Vec<u8>>(HASH_COLUMN)?;
+                        Ok::<_, tokio_postgres::Error>((hash, Arc::new(row)))
                     })
                     .collect();
-                for (hash, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(found.get(&hash).cloned()));
+                match found {
+                    Ok(found) => {
+                        for (hash, reply) in batch.drain(..) {
+                            let _ = reply.send(Ok(found.get(&hash).cloned()));
+                        }
+                    }
+                    Err(e) => {
+                        let e = Error::from(e);
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
                 }
             }
             Err(e) => {

@@ -430,10 +430,9 @@ impl Storage {
         Ok(total)
     }
 
-    /// Runs purge batches until a batch comes back smaller than asked, resting after each as
-    /// long as it took (at most [`PURGE_REST_MAX`]). Returns the number of sessions removed.
-    /// A batch holds its rows' locks until it commits, so batches are sized by time: at most
-    /// `batch` sessions, and fewer while batches take longer than
+    /// Runs purge batches until a batch comes back smaller than asked. Returns the number of
+    /// sessions removed. A batch holds its rows' locks until it commits, so batches are sized
+    /// by time: at most `batch` sessions, and fewer while batches take longer than
     /// [`PURGE_BATCH_TARGET`] (see [`next_purge_batch`]). `size` is the first batch's size, and
     /// is left at the size the next batch would have had: the caller hands it to its next run,
     /// which then starts at the size that this one found (a run that started at `batch` every
@@ -453,16 +452,9 @@ impl Storage {
                 return Ok(total);
             }
             *size = next;
-            // Rest as long as the batch took: the purge takes at most about half of what one
-            // connection can do, leaving the rest of the machine to the checks and logins (a
-            // purge has hours to do its work; the checks have milliseconds).
-            tokio::time::sleep(started.elapsed().min(PURGE_REST_MAX)).await;
         }
     }
 }
-
-/// The longest rest between two purge batches ([`Storage::purge_expired`]).
-pub const PURGE_REST_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The token `token` from a row with the columns of [`VALID_TOKEN_SQL`].
 fn token_of_row(token: &Uuid, row: &tokio_postgres::Row) -> Token {
