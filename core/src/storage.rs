@@ -275,16 +275,21 @@ impl Storage {
     ) -> &tokio::sync::mpsc::UnboundedSender<crate::login_batch::Job> {
         self.login_writer.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let writer = Storage {
-                pool: self.pool.clone(),
-                timeout: self.timeout,
-                login_writer: Default::default(),
-                token_reader: Default::default(),
-                tenant_tree: self.tenant_tree.clone(),
-            };
-            tokio::spawn(crate::login_batch::writer(writer, rx));
+            tokio::spawn(crate::login_batch::writer(self.detached(), rx));
             tx
         })
+    }
+
+    /// A storage on the same pool, with no writer or reader of its own (the one a writer or
+    /// reader task holds: it must not keep its own channel alive).
+    fn detached(&self) -> Storage {
+        Storage {
+            pool: self.pool.clone(),
+            timeout: self.timeout,
+            login_writer: Default::default(),
+            token_reader: Default::default(),
+            tenant_tree: self.tenant_tree.clone(),
+        }
     }
 
     /// The channel of this storage's token reader, started (on the current runtime) at the
@@ -294,14 +299,7 @@ impl Storage {
     ) -> &tokio::sync::mpsc::UnboundedSender<crate::lookup_batch::Job> {
         self.token_reader.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let reader = Storage {
-                pool: self.pool.clone(),
-                timeout: self.timeout,
-                login_writer: Default::default(),
-                token_reader: Default::default(),
-                tenant_tree: self.tenant_tree.clone(),
-            };
-            tokio::spawn(crate::lookup_batch::reader(reader, rx));
+            tokio::spawn(crate::lookup_batch::reader(self.detached(), rx));
             tx
         })
     }

@@ -14,16 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::scratch_dir;
+use crate::{free_port, scratch_dir};
 
 /// The HAProxy binary: on PATH, or in /usr/sbin (not on a non-root PATH).
 pub fn binary() -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("haproxy"))
-            .find(|p| p.is_file())
-    });
-    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/haproxy"))
+    crate::sbin_program("haproxy")
 }
 
 /// The health check and retry settings of the balancer.
@@ -115,13 +110,6 @@ backend {BACKEND}
         text.push_str(&format!("    server {} {addr}\n", server_name(i)));
     }
     text
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("pick a free port")
 }
 
 /// The address a harness server listens on (from its base URL).
@@ -327,20 +315,8 @@ impl Haproxy {
 
     /// Stops HAProxy (SIGTERM to its PID, SIGKILL if it is still there after 10 s).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(mut child) = self.child.take() {
+            crate::stop_child(&mut child, Duration::from_secs(10));
         }
     }
 }

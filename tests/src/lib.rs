@@ -65,6 +65,46 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A free TCP port on 127.0.0.1 (the system's choice; free again once returned).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// The program `name`: on PATH, or in /usr/sbin (where Debian puts daemons, and which a
+/// non-root PATH may lack).
+pub fn sbin_program(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin").join(name))
+}
+
+/// Stops `child` by its PID: SIGTERM, then SIGKILL if it is still there after `grace`. Returns
+/// its exit code when it exited by itself.
+pub fn stop_child(child: &mut Child, grace: Duration) -> Option<i32> {
+    // SAFETY: kill(2) on the PID of a child not yet waited for (so not reused).
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A scratch directory under `target/test-scratch`, traversable by the PostgreSQL user.
 pub fn scratch_dir(prefix: &str) -> PathBuf {
     let dir = target_dir().join("test-scratch").join(unique(prefix));
@@ -1089,21 +1129,7 @@ impl Server {
     /// Sends SIGTERM and waits for the process; returns its exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        stop_child(&mut child, Duration::from_secs(20))
     }
 
     /// Whether the process is still running.

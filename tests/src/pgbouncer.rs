@@ -10,9 +10,10 @@
 //! PgBouncer refuses to run as root: when the tests run as root it runs as the owner of the
 //! cluster's socket directory (the PostgreSQL user), which may also reach that socket.
 
+use crate::free_port;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -44,30 +45,14 @@ pub fn shared() -> &'static PgBouncer {
     })
 }
 
-/// The `pgbouncer` program (the Debian package puts it in /usr/sbin, which a non-root PATH may
-/// lack).
+/// The `pgbouncer` program (the Debian package puts it in /usr/sbin).
 fn program() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let candidate = Path::new(dir).join("pgbouncer");
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    PathBuf::from("/usr/sbin/pgbouncer")
-}
-
-/// A free TCP port on 127.0.0.1 (the system's choice; free again once returned).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    crate::sbin_program("pgbouncer")
 }
 
 /// A running PgBouncer.
 pub struct PgBouncer {
     child: std::sync::Mutex<Option<Child>>,
-    pid: i32,
     dir: PathBuf,
     pub port: u16,
     pub pool_size: u32,
@@ -135,10 +120,8 @@ impl PgBouncer {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    let pid = child.id() as i32;
                     return PgBouncer {
                         child: std::sync::Mutex::new(Some(child)),
-                        pid,
                         dir,
                         port,
                         pool_size,
@@ -226,18 +209,7 @@ impl PgBouncer {
         let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
-        unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::stop_child(&mut child, Duration::from_secs(5));
         if std::env::var_os("WAZO_AUTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

@@ -8,12 +8,12 @@
 //! descendants (the Erlang VM), and the epmd this broker started (found by its private
 //! `ERL_EPMD_PORT`), when dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::free_port;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions, QueuePurgeOptions,
@@ -38,14 +38,6 @@ fn server_script() -> PathBuf {
         }
     }
     panic!("rabbitmq-server is not installed: run scripts/install-deps.sh");
-}
-
-/// A TCP port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// `pid` and its descendants, parents first.

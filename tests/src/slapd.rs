@@ -12,7 +12,8 @@
 //! slapd does not refuse to run as root (unlike PostgreSQL): it keeps the caller's user, since
 //! no `-u` is given.
 
-use std::net::{TcpListener, TcpStream};
+use crate::free_port;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -137,14 +138,6 @@ fn slapadd_binary() -> PathBuf {
         }
     }
     panic!("slapadd is not installed: run scripts/install-deps.sh");
-}
-
-/// A TCP port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn run(cmd: &mut Command, what: &str) {

@@ -3,7 +3,8 @@
 //! writing every message it accepts into a Maildir. Tests read the delivered messages from there.
 //! The server is stopped by PID when dropped.
 
-use std::net::{TcpListener, TcpStream};
+use crate::free_port;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,13 +113,6 @@ fn python() -> &'static str {
     } else {
         "python3"
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl SmtpServer {
