@@ -889,7 +889,7 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
     // A search (answered by the trigram indexes) is run once for the page and its count
     // (`count(*) OVER ()`), not once for each: at a million users, each run of `search=`
     // took 11 ms. The count comes from the page's rows; an empty page counts apart.
-    if q.search.is_some() {
+    let (rows, filtered) = if q.search.is_some() {
         let rows = client
             .fetch(
                 &format!(
@@ -909,32 +909,24 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
                 .await?
                 .get(0),
         };
-        let mut items: Vec<User> = rows.iter().map(user_from_row).collect();
-        attach_emails(client, &mut items).await?;
-        return Ok(UserPage {
-            total,
-            filtered,
-            items,
-        });
-    }
-    // Without search or filters, `filtered` is `total` (same snapshot: one repeatable-read
-    // transaction, or the same statement's rows).
-    let filtered: i64 = if conds.len() == 1 {
-        total
+        (rows, filtered)
     } else {
-        client
-            .fetch_one(
-                &format!(
-                    "SELECT count(*) FROM auth_user u WHERE {}",
-                    conds.join(" AND ")
-                ),
-                &params,
-            )
-            .await?
-            .get(0)
+        // Without search or filters, `filtered` is `total` (same snapshot: one repeatable-read
+        // transaction, or the same statement's rows).
+        let filtered: i64 = if conds.len() == 1 {
+            total
+        } else {
+            client
+                .fetch_one(
+                    &format!("SELECT count(*) FROM auth_user u WHERE {where_sql}"),
+                    &params,
+                )
+                .await?
+                .get(0)
+        };
+        let sql = format!("SELECT {USER_COLUMNS} FROM auth_user u WHERE {where_sql} {order}");
+        (client.fetch(&sql, &params).await?, filtered)
     };
-    let sql = format!("SELECT {USER_COLUMNS} FROM auth_user u WHERE {where_sql} {order}");
-    let rows = client.fetch(&sql, &params).await?;
     let mut items: Vec<User> = rows.iter().map(user_from_row).collect();
     attach_emails(client, &mut items).await?;
     Ok(UserPage {

@@ -358,7 +358,8 @@ async fn serve(
     };
     let server = HttpServer::new(move || {
         let storage = Storage::with_timeout(&db_uri_for_workers, per_worker_pool, db_timeout)
-            // One login writer and one token reader for all workers: larger groups (see `login_batch`, `lookup_batch`).
+            // One login writer and one token reader for all workers: larger groups (see
+            // `login_batch`, `lookup_batch`).
             .map(|s| {
                 telemetry::metrics::watch_pool("api", s.pool());
                 s.share_batchers(&shared_storage)
