@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # The purge of expired tokens at scale (issue 20): a server with the bus up (private RabbitMQ),
-# $live live tokens, then CYCLES cycles of "seed $expired expired tokens, let the server's purge
-# remove them". Each cycle prints:
-#   - the purge time and rate (sessions per second), from the seeding's commit until no expired
-#     token is left;
-#   - the longest writing transaction seen while it ran (one with a transaction id: it holds row
-#     locks, and holds back vacuum), and its statement, sampled every 10 ms inside PostgreSQL.
-#     The cleanup turn's own transaction (core/src/cleanup.rs, the holder of an advisory lock)
-#     writes one row at its very end (when it last ran) and is not counted;
-#   - the token-check p50/p99 while it ran (wrk, GET of a cached token), against the same before
-#     the cycles;
+# $live live tokens, then CYCLES cycles of "seed $expired expired tokens (their expiries spread
+# over an hour), let the server's purge remove them". The purge waits while a cycle's tokens are seeded (the script holds the cleanup
+# turn), and starts once the seeding's pages are written and vacuumed: what is measured is a
+# backlog's purge, not the seeding's aftermath. Each cycle prints:
+#   - the purge time and rate (sessions per second), from its start until the server's
+#     wazo_auth_purged_total counts them all (then no expired token may be left);
+#   - the purge's batches (the server's wazo_auth_purge_batch_duration_seconds histogram): each
+#     is one transaction holding its rows' locks until it commits; how many took over 100 ms;
+#   - with PURGE_SAMPLER=1, also the longest writing transaction of any server connection
+#     (one with a transaction id: it holds row locks, and holds back vacuum), and its statement,
+#     sampled every 10 ms inside PostgreSQL (the cleanup turn's own transaction, which writes one
+#     row at its very end, is not counted). The sampler costs PostgreSQL a tenth of a core and
+#     moves the checks' p99 by itself, so it is off by default; when on, it also runs during the
+#     measurement without purge;
+#   - the token-check p50/p99 while it ran (wrk, GET of a cached token, CHECK_SECONDS from the
+#     purge's start), against the same before the cycles;
+#   - the CPU time taken meanwhile by the server, PostgreSQL, the broker and the rest (wrk);
 #   - that every purged session's auth_session_deleted event was published (the bus counter);
 #   - the database size once the outbox is empty, and the last cycle's against the first.
 #
 #   SCALE=0.1 bench/purge.sh        # 1 M live tokens, 500 k expired per cycle (default)
 #   SCALE=1 bench/purge.sh          # 10 M live, 5 M expired per cycle (the issue's sizes)
 #   CYCLES=5 SCALE_BUILD=debug bench/purge.sh
+#   PURGE_MAX_RATE=2000 bench/purge.sh   # the server's token_cleanup_max_rate (default 0, none)
+#   PURGE_SETTLE=0 bench/purge.sh   # seed each cycle at once, without waiting for autovacuum
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-0.1}
@@ -53,10 +62,33 @@ bootstrap_user_on_startup: true
 bootstrap_user_username: purge
 bootstrap_user_password: purge-password
 token_cleanup_interval: 1
+token_cleanup_max_rate: ${PURGE_MAX_RATE:-0}
 YAML
 } > "$work/config.yml"
 base="http://127.0.0.1:$port"
 server_start "$base/0.1/status" "target/$build/wazo-auth" -c "$work/config.yml"
+# PostgreSQL as bench/scale.sh sets it up (a production server's, not the managed cluster's
+# small defaults: shared_buffers 32 MB): a quarter of the memory for shared buffers, room for the
+# WAL of the seeding between checkpoints. With PURGE_STATEMENTS=1, pg_stat_statements too: each
+# cycle then prints the statements that took PostgreSQL the most time during its purge. The
+# settings take effect at the restart of the server, which restarts its cluster.
+psql_seed -c "ALTER SYSTEM SET shared_buffers = '${SCALE_SHARED_BUFFERS:-$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 4096 ))MB}'" \
+    -c "ALTER SYSTEM SET max_wal_size = '8GB'" -c "ALTER SYSTEM SET checkpoint_timeout = '15min'" >/dev/null
+if [[ ${PURGE_STATEMENTS:-0} != 0 ]]; then
+    psql_seed -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+fi
+kill -TERM "$server_pid"
+wait "$server_pid" || true
+server_start "$base/0.1/status" "target/$build/wazo-auth" -c "$work/config.yml"
+if [[ ${PURGE_STATEMENTS:-0} != 0 ]]; then
+    # Its settings exist once it is loaded; statements run by triggers (the foreign keys'
+    # cascades among them) are counted too.
+    psql_seed -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+        -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" \
+        -c "ALTER SYSTEM SET pg_stat_statements.track_planning = on" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+fi
+echo "purge: PostgreSQL shared_buffers $(psql_seed -c 'SHOW shared_buffers'), max_wal_size $(psql_seed -c 'SHOW max_wal_size')"
 
 admin=$(curl -sf -u purge:purge-password -H 'Content-Type: application/json' \
     -d '{"expiration": 36000}' "$base/0.1/token" \
@@ -65,10 +97,38 @@ published() {
     curl -sf -H "X-Auth-Token: $admin" "$base/0.1/metrics" \
         | awk '$1 == "wazo_auth_bus_published_total" {print $2}' | cut -d. -f1
 }
+# The server's histogram of its purge batches' durations (wazo_auth_purge_batch_duration_seconds:
+# each batch is one transaction, holding its rows' locks until it commits), as "le=count ..."
+# (cumulative counts by upper bound, +Inf last).
+batch_histogram() {
+    curl -sf -H "X-Auth-Token: $admin" "$base/0.1/metrics" | python3 -c '
+import re, sys
+buckets = {}
+for line in sys.stdin:
+    m = re.match(r"wazo_auth_purge_batch_duration_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    if m:
+        buckets[m.group(1)] = int(float(m.group(2)))
+print(" ".join("%s=%d" % kv for kv in sorted(buckets.items(), key=lambda kv: float(kv[0]))) or "none")'
+}
+# The batches between two readings of batch_histogram: "N batches, M over 100 ms, the longest
+# under S s".
+batches_between() { # before, after
+    python3 -c '
+import sys
+def parse(s):
+    return {} if s == "none" else {float(k): int(v) for k, v in (kv.split("=") for kv in s.split())}
+a, b = parse(sys.argv[1]), parse(sys.argv[2])
+d = {le: n - a.get(le, 0) for le, n in b.items()}
+total = d.get(float("inf"), 0)
+over = total - d.get(0.1, 0)
+longest = min((le for le, n in d.items() if n == total), default=float("inf"))
+print("%d batches, %d over 100 ms, the longest under %s s" % (total, over, "%g" % longest))' "$1" "$2"
+}
 
-echo "purge: SCALE=$scale: $live live tokens, $expired expired per cycle, $cycles cycles"
+echo "purge: SCALE=$scale: $live live tokens, $expired expired per cycle, $cycles cycles, token_cleanup_max_rate ${PURGE_MAX_RATE:-0}"
 seed_set purge "$tenants" "$users" 10 10 "$live" 0
 seed "VACUUM ANALYZE" "VACUUM ANALYZE"
+seed "CHECKPOINT" "CHECKPOINT"
 check_token=$(seed_token_id purge 1)
 
 # wrk's p50 and p99 in ms.
@@ -83,9 +143,53 @@ def ms(p):
 rate = re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)
 print("%.2f %.2f %.0f" % (ms("50"), ms("99"), float(rate)))'
 }
-curl -sf -o /dev/null "$base/0.1/token/$check_token" || { echo "purge: the check token is refused" >&2; exit 1; }
-read -r base_p50 base_p99 base_rate < <(check_latency "${CHECK_SECONDS:-10}")
-printf 'checks, no purge:       p50 %6.2f ms  p99 %6.2f ms  %6s/s\n' "$base_p50" "$base_p99" "$base_rate"
+# CPU time used (in clock ticks, from /proc) by the server, by the PostgreSQL cluster (the
+# postmaster and its children), by the broker (its process group), by everything else on the
+# machine (wrk, mostly), and the time stolen by the hypervisor: "server postgres broker other
+# steal". The difference of two readings tells
+# who took the cores while the checks ran.
+postmaster_pid=$(head -1 "$(find "$work/pg" -maxdepth 2 -name postmaster.pid | head -1)")
+cpu_ticks() {
+    python3 - "$server_pid" "$postmaster_pid" "${broker_pid:-0}" <<'PY'
+import os, sys
+server, postmaster, broker = (int(a) for a in sys.argv[1:4])
+procs = {}
+for p in os.listdir("/proc"):
+    if not p.isdigit():
+        continue
+    try:
+        with open(f"/proc/{p}/stat") as f:
+            s = f.read()
+    except OSError:
+        continue
+    f = s[s.rindex(")") + 2:].split()
+    # utime + stime, and for the roots, the time of their children that have exited (the
+    # autovacuum workers of the postmaster)
+    procs[int(p)] = (int(f[1]), int(f[2]), int(f[11]) + int(f[12]), int(f[13]) + int(f[14]))
+def tree(root):
+    return sum(t + c if p == root else t for p, (ppid, _, t, c) in procs.items()
+               if p == root or (ppid == root and p != postmaster))
+used = [tree(server), tree(postmaster), sum(t for _, pgid, t, _ in procs.values() if pgid == broker)]
+with open("/proc/stat") as f:
+    cpu = [int(x) for x in f.readline().split()[1:]]
+# Busy time excludes idle, iowait and steal (the time a virtual machine's cores were given to
+# other guests: reported apart, as it slows everything measured without being any of it).
+busy = sum(cpu[:8]) - cpu[3] - cpu[4] - cpu[7]
+print(*used, busy - sum(used), cpu[7])
+PY
+}
+# "server S postgres P broker B other O steal T" in CPU seconds between two readings of cpu_ticks.
+cpu_used() { # before, after
+    python3 -c '
+import os, sys
+hz = os.sysconf("SC_CLK_TCK")
+a, b = ([int(x) for x in s.split()] for s in sys.argv[1:3])
+print("server %.1f s, postgres %.1f s, broker %.1f s, other %.1f s, stolen by the hypervisor %.1f s" % tuple((y - x) / hz for x, y in zip(a, b)))' "$1" "$2"
+}
+
+
+# The cleanup turn's advisory lock (core/src/cleanup.rs, CLEANUP_LOCK_KEY).
+cleanup_key=8602291382082364782
 
 # Inside PostgreSQL, every 10 ms until no expired token is left: the longest-running writing
 # transaction of the server's connections, and its statement. Each sample is a transaction of its
@@ -93,8 +197,12 @@ printf 'checks, no purge:       p50 %6.2f ms  p99 %6.2f ms  %6s/s\n' "$base_p50"
 # neither vacuum nor the purge's own index scans could skip the rows already purged (every batch
 # read them all again: a purge of 500 k tokens took 475 s instead of 80).
 # Prints "watch|SECONDS|LONGEST_MS|STATEMENT".
-watch_purge() {
-    local samples=$work/watch-samples.txt sampler started ended
+sampler_start() { # samples to FILE
+    if [[ ${PURGE_SAMPLER:-0} == 0 ]]; then
+        : > "$1"
+        sampler=
+        return
+    fi
     printf '%s\n' "SELECT round(extract(epoch FROM clock_timestamp() - xact_start) * 1000),
                application_name || ' ' || state || ': '
                || left(regexp_replace(query, '\s+', ' ', 'g'), 90)
@@ -102,40 +210,143 @@ watch_purge() {
         WHERE datname = current_database() AND pid <> pg_backend_pid()
               AND backend_type = 'client backend' AND xact_start IS NOT NULL
               AND state <> 'idle' AND backend_xid IS NOT NULL
-              AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)
+              AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+                                  AND classid = $((cleanup_key >> 32))
+                                  AND objid = $((cleanup_key & 0xffffffff)))
         ORDER BY xact_start LIMIT 1 \watch 0.01" > "$work/watch.sql"
     chmod 644 "$work/watch.sql"
-    started=$(date +%s.%N)
-    psql_seed -F '|' -f "$work/watch.sql" > "$samples" 2>/dev/null &
+    psql_seed -F '|' -f "$work/watch.sql" > "$1" 2>/dev/null &
     sampler=$!
-    until [[ $(psql_seed -c "SELECT NOT EXISTS (SELECT 1 FROM auth_token
-                                                WHERE expire_t < extract(epoch FROM now()))") == t ]]; do
-        sleep 0.2
-    done
-    ended=$(date +%s.%N)
+}
+sampler_stop() { # samples: prints "LONGEST_MS|STATEMENT"
+    if [[ -z $sampler ]]; then
+        echo "-|not sampled (PURGE_SAMPLER=1 samples)"
+        return
+    fi
     # The sampler is a subshell running psql (through runuser as root): its children first.
     pkill -TERM -P "$sampler" 2>/dev/null || true
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
-    awk -F '|' -v seconds="$(calc "$ended - $started")" '
-        $1 + 0 > longest { longest = $1 + 0; statement = $2 }
-        END { printf "watch|%s|%d|%s\n", seconds, longest, statement }' "$samples"
+    awk -F '|' '$1 + 0 > longest { longest = $1 + 0; statement = $2 }
+                END { printf "%d|%s\n", longest, statement }' "$1"
+}
+# Sessions purged so far, by the server's counter. (A query for what is left, as in session 10,
+# walked the index entries of every row already purged, dead until a vacuum: 56 s of
+# PostgreSQL's time in a purge of 112 s, by pg_stat_statements.)
+purged_sessions() {
+    curl -sf -H "X-Auth-Token: $admin" "$base/0.1/metrics" \
+        | awk '$1 == "wazo_auth_purged_total{kind=\"sessions\"}" {n = $2} END {printf "%d\n", n}'
+}
+watch_purge() { # the count of purged sessions to wait for
+    local started ended longest
+    started=$(date +%s.%N)
+    sampler_start "$work/watch-samples.txt"
+    until (( $(purged_sessions || echo 0) >= $1 )); do
+        sleep 0.2
+    done
+    ended=$(date +%s.%N)
+    longest=$(sampler_stop "$work/watch-samples.txt")
+    echo "watch|$(calc "$ended - $started")|$longest"
+}
+
+# While a cycle's expired tokens are seeded, the script holds the cleanup turn's advisory lock
+# (core/src/cleanup.rs, CLEANUP_LOCK_KEY), so that the server's purge waits; then the seeding's
+# aftermath is taken out of the measurement (CHECKPOINT: the writing of the seeded pages;
+# VACUUM ANALYZE: the first vacuum of new rows and their statistics), and the lock is released:
+# the purge starts on a backlog already there, as after an outage, and what is measured is the
+# purge alone. (Until session 11 the purge started during the seeding's aftermath, and the
+# checks' p99 of a cycle counted both.) The holder's session is idle while it holds the lock: it
+# holds no snapshot.
+hold_cleanup() {
+    rm -f "$work/hold.fifo"
+    mkfifo "$work/hold.fifo"
+    psql_seed < "$work/hold.fifo" > /dev/null &
+    holder=$!
+    exec 7> "$work/hold.fifo"
+    echo "SELECT pg_advisory_lock($cleanup_key);" >&7
+    until [[ $(psql_seed -c "SELECT count(*) FROM pg_locks
+                             WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+                               AND classid = $((cleanup_key >> 32))
+                               AND objid = $((cleanup_key & 0xffffffff))") == 1 ]]; do
+        sleep 0.1
+    done
+}
+release_cleanup() {
+    exec 7>&-
+    wait "$holder"
+}
+checkpoint_and_vacuum() {
+    local started
+    started=$(date +%s.%N)
+    psql_seed -c "CHECKPOINT" -c "VACUUM ANALYZE auth_token, auth_session" >/dev/null
+    printf 'seeded %-28s %8.1f s\n' "CHECKPOINT, VACUUM ANALYZE" "$(calc "$(date +%s.%N) - $started")"
+}
+
+curl -sf -o /dev/null "$base/0.1/token/$check_token" || { echo "purge: the check token is refused" >&2; exit 1; }
+# The sampler of the purge's transactions runs here too: both measurements pay for it.
+sampler_start "$work/base-samples.txt"
+cpu_before=$(cpu_ticks)
+read -r base_p50 base_p99 base_rate < <(check_latency "${CHECK_SECONDS:-10}")
+cpu_base=$(cpu_used "$cpu_before" "$(cpu_ticks)")
+IFS='|' read -r base_longest base_query < <(sampler_stop "$work/base-samples.txt")
+printf 'checks, no purge:       p50 %6.2f ms  p99 %6.2f ms  %6s/s, longest transaction %s ms (%s)\n' \
+    "$base_p50" "$base_p99" "$base_rate" "$base_longest" "$base_query"
+printf '  CPU while the checks ran: %s\n' "$cpu_base"
+
+# Before each cycle's tokens are seeded, with PURGE_SETTLE=1 (the default), the script waits (at
+# most 5 minutes) until autovacuum has caught up with the previous purge: until neither
+# auth_token nor auth_session has more dead rows than its autovacuum threshold (V13: 2 % of
+# the rows, plus 10,000). A server's tokens come over the hours between two purges, after that
+# vacuum has made the purged rows' space reusable; seeded all at once, seconds after the purge,
+# they find part of it not yet vacuumed and grow the files instead. PURGE_SETTLE=0 seeds at once.
+settle() {
+    local started waited
+    started=$(date +%s.%N)
+    for _ in $(seq 1 600); do
+        [[ $(psql_seed -c "SELECT count(*) FROM pg_stat_user_tables
+                           WHERE relname IN ('auth_token', 'auth_session')
+                             AND n_dead_tup > 0.02 * n_live_tup + 10000") == 0 ]] && break
+        sleep 0.5
+    done
+    waited=$(calc "$(date +%s.%N) - $started")
+    printf '  waited %.0f s for autovacuum before seeding the next cycle\n' "$waited"
 }
 
 sizes=()
 for cycle in $(seq 1 "$cycles"); do
     before=$(published)
-    seed_tokens purge "$tenants" "$users" "expired tokens, cycle $cycle" "$expired" \
+    if (( cycle > 1 )) && [[ ${PURGE_SETTLE:-1} != 0 ]]; then
+        settle
+    fi
+    hold_cleanup
+    # With the indexes in place: they grow over the cycles as a server's do.
+    SEED_IN_PLACE=1 seed_tokens purge "$tenants" "$users" "expired tokens, cycle $cycle" "$expired" \
         $((live + cycle * expired)) \
-        "extract(epoch FROM now()) - 60" >/dev/null
-    watch_purge > "$work/watch.txt" &
+        "extract(epoch FROM now()) - 60 - (i % 3600)" >/dev/null
+    checkpoint_and_vacuum > /dev/null
+    release_cleanup
+    histogram_before=$(batch_histogram)
+    if [[ ${PURGE_STATEMENTS:-0} != 0 ]]; then
+        psql_seed -c "SELECT pg_stat_statements_reset()" >/dev/null
+    fi
+    watch_purge $(( $(purged_sessions || echo 0) + expired )) > "$work/watch.txt" &
     watcher=$!
+    cpu_before=$(cpu_ticks)
     read -r p50 p99 rate < <(check_latency "${CHECK_SECONDS:-10}")
+    cpu_checks=$(cpu_used "$cpu_before" "$(cpu_ticks)")
     wait "$watcher"
+    cpu_purge=$(cpu_used "$cpu_before" "$(cpu_ticks)")
+    batches=$(batches_between "$histogram_before" "$(batch_histogram)")
     IFS='|' read -r _ seconds longest query < <(grep -o 'watch|.*' "$work/watch.txt")
+    left=$(psql_seed -c "SELECT count(*) FROM auth_token WHERE expire_t < extract(epoch FROM now()) - 60")
+    if (( left > 0 )); then
+        echo "purge: cycle $cycle left $left expired tokens" >&2
+        exit 1
+    fi
     # Every purged session's event published (the login of the admin is not in the cycle).
     for _ in $(seq 1 600); do
-        [[ $(psql_seed -c "SELECT count(*) FROM auth_event_outbox") == 0 ]] && break
+        [[ $(psql_seed -c "SELECT (SELECT count(*) FROM auth_event_outbox)
+                                  + (SELECT count(*) FROM auth_event_outbox_batch)") == 0 ]] && break
         sleep 0.5
     done
     sent=$(( $(published) - before ))
@@ -144,6 +355,19 @@ for cycle in $(seq 1 "$cycles"); do
     printf 'cycle %d: purged %d in %6.1f s (%7.0f/s), longest transaction %5s ms (%s), checks p50 %6.2f ms p99 %6.2f ms (%4.2fx) %6s/s, events published %d, database %s MB\n' \
         "$cycle" "$expired" "$seconds" "$(calc "$expired / $seconds")" "$longest" "$query" \
         "$p50" "$p99" "$(calc "$p99 / $base_p99")" "$rate" "$sent" $((size / 1048576))
+    printf '  purge batches: %s\n' "$batches"
+    printf '  tables: %s\n' "$(psql_seed -F ' ' -c "SELECT string_agg(relname || ' ' ||
+            pg_total_relation_size(relid) / 1048576 || ' MB', ', ' ORDER BY relname)
+        FROM pg_stat_user_tables WHERE relname IN ('auth_token', 'auth_session',
+            'auth_event_outbox', 'auth_event_outbox_batch')")"
+    if [[ ${PURGE_STATEMENTS:-0} != 0 ]]; then
+        psql_seed -F ' | ' -c "SELECT round(total_exec_time + total_plan_time) || ' ms', calls,
+                                      left(regexp_replace(query, '\s+', ' ', 'g'), 100)
+                               FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC
+                               LIMIT 8" | sed 's/^/  statement: /'
+    fi
+    printf '  CPU while the checks ran: %s\n  CPU from the end of the seeding to the end of the purge: %s\n' \
+        "$cpu_checks" "$cpu_purge"
     if (( sent < expired )); then
         echo "purge: cycle $cycle published $sent events for $expired purged sessions" >&2
         exit 1
@@ -152,7 +376,9 @@ done
 psql_seed -F ' ' -c "SELECT relname, pg_total_relation_size(relid) / 1048576 || ' MB', n_dead_tup,
                             last_autovacuum IS NOT NULL
                      FROM pg_stat_user_tables
-                     WHERE relname IN ('auth_token', 'auth_session', 'auth_event_outbox')
+                     WHERE relname IN ('auth_token', 'auth_session', 'auth_event_outbox',
+                                       'auth_event_outbox_batch')
                      ORDER BY relname" | sed 's/^/table /'
+(( cycles > 0 )) || exit 0
 printf 'database size: cycle 1 %d MB, cycle %d %d MB (%+.1f %%)\n' $((sizes[0] / 1048576)) "$cycles" \
     $((sizes[-1] / 1048576)) "$(calc "(${sizes[-1]} - ${sizes[0]}) * 100 / ${sizes[0]}")"

@@ -183,7 +183,7 @@ settle_database
 db_tps=$(pgbench "$duration")
 sleep 2 # the publisher's last batches
 outbox_left=$(pg_user_run "$pgbin/psql" -qtA -h "$socket" -U postgres -d wazo_auth \
-    -c "SELECT count(*) FROM auth_event_outbox")
+    -c "SELECT (SELECT count(*) FROM auth_event_outbox) + (SELECT count(*) FROM auth_event_outbox_batch)")
 echo "bench: bus ${BENCH_BUS:-up}: $outbox_left events left in the outbox"
 
 

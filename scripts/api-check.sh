@@ -4,8 +4,9 @@
 # operation (API_CHECK_EXAMPLES, default 15), and fails on any 5xx answer or any answer the
 # description does not allow: an undocumented status code, content type or header, or a body
 # that violates the documented schema (API_CHECK_CHECKS lists the schemathesis checks).
-# Installs schemathesis into a private virtualenv under target/ when missing; when it cannot be
-# installed (no network), says so and skips. On failure, schemathesis's report is copied to
+# Installs schemathesis into a private virtualenv under target/ when missing (pinned versions, so
+# that a run depends on the seed and this script only); when it cannot be installed (no network),
+# says so and skips. On failure, schemathesis's report is copied to
 # target/api-check.log (and target/api-check-2.log for the second run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,11 @@ port=${API_CHECK_PORT:-9611}
 # It also checks that the Swagger 2.0 form (GET /0.1/api/api.yml, the original's) is a valid
 # Swagger 2.0 document (openapi-spec-validator), with and without a reverse proxy's prefix.
 venv=target/schemathesis-venv
-if [[ ! -x $venv/bin/st ]] || ! "$venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
-    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q schemathesis openapi-spec-validator; } >/dev/null 2>&1; then
+pins=(schemathesis==4.32.5 hypothesis==6.170.27 openapi-spec-validator==0.7.2)
+if ! "$venv/bin/pip" freeze 2>/dev/null | grep -qxF "${pins[0]}" \
+    || ! "$venv/bin/pip" freeze 2>/dev/null | grep -qxF "${pins[1]}" \
+    || ! "$venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "${pins[@]}"; } >/dev/null 2>&1; then
         echo "api-check: schemathesis could not be installed; skipped"
         exit 0
     fi
@@ -63,6 +67,9 @@ done
 include+=(--include-operation-id listUsers --include-operation-id listSessions
           --include-operation-id listUserSessions)
 
+# One worker: with two, hypothesis parses lambda sources (ast.parse) in two threads at once, and
+# CPython 3.11's AST converter keeps its recursion depth per interpreter, not per thread, so a
+# test case could fail with "AST constructor recursion depth mismatch" (CI, session 11).
 # No cache of earlier runs (schemathesis replays stored failures first, hypothesis its examples
 # database): each run depends on the seed only. Run from $work so nothing is written here.
 printf '[cache]\nenabled = false\n' > "$work/schemathesis.toml"
@@ -71,7 +78,7 @@ st_run() {
     local log=$1; shift
     (cd "$work" && "$root/$venv/bin/st" --config-file "$work/schemathesis.toml" run \
         "$base/api/openapi.yml" --url "$base" --max-examples "$examples" --checks "$checks" \
-        -w 2 --seed 1 --generation-database none "$@") > "$work/$log" 2>&1
+        -w 1 --seed 1 --generation-database none "$@") > "$work/$log" 2>&1
 }
 fail() {
     cp "$work/$1" "target/$2"

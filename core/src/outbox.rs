@@ -3,6 +3,10 @@
 //! it from growing without end. The rows themselves are written by the changes that cause them,
 //! in their own transactions.
 //!
+//! The purge writes the events of each of its batches as rows of `auth_event_outbox_batch` of
+//! at most 500 events each (migrations/V17), whose ids come from the same sequence: the
+//! publisher reads both tables as one sequence of events.
+//!
 //! - One process publishes at a time: the one holding the session advisory lock
 //!   [`PUBLISHER_LOCK_KEY`] on its dedicated connection ([`OutboxConnection`]). It reads and
 //!   deletes rows on that same connection, so a publisher that loses its connection loses the
@@ -110,41 +114,95 @@ impl OutboxConnection {
         Ok(self.leader)
     }
 
-    /// At most `limit` rows ready to be published, in order: the rows in `id` order up to the
-    /// first one whose writing transaction may be younger than a running one.
+    /// The events ready to be published, in order, about `limit` of them: those of the rows
+    /// of both tables (`auth_event_outbox` and `auth_event_outbox_batch`, one sequence of ids)
+    /// in `id` order up to the first one whose writing transaction may be younger than a running
+    /// one. The events of one batch row share its id and are all returned (so there may be up
+    /// to a batch row's length more than `limit`); the rows after `limit` events are left for the
+    /// next call.
     pub async fn ready_rows(&self, limit: i64) -> Result<Vec<OutboxRow>> {
+        // Each table's first `limit` rows, the batch rows only as far as they start before
+        // `limit` events (their arrays are read only for the rows returned).
         let rows = self
             .client
             .fetch(
-                "SELECT o.id, o.name, o.routing_key, o.headers, o.data, o.created_at,
-                        o.xid < pg_snapshot_xmin(pg_current_snapshot())
-                 FROM auth_event_outbox o ORDER BY o.id LIMIT $1",
+                "SELECT id, name, routing_key, headers, data, created_at, ready, NULL::jsonb
+                 FROM (SELECT o.id, o.name, o.routing_key, o.headers, o.data, o.created_at,
+                              o.xid < pg_snapshot_xmin(pg_current_snapshot()) AS ready
+                       FROM auth_event_outbox o ORDER BY o.id LIMIT $1) o
+                 UNION ALL
+                 SELECT id, name, '', '{}'::jsonb, 'null'::jsonb, created_at, ready, events
+                 FROM (SELECT b.id, b.name, b.created_at, b.events,
+                              b.xid < pg_snapshot_xmin(pg_current_snapshot()) AS ready,
+                              sum(b.event_count) OVER (ORDER BY b.id) - b.event_count AS before
+                       FROM (SELECT * FROM auth_event_outbox_batch ORDER BY id LIMIT $1) b) b
+                 WHERE before < $1
+                 ORDER BY 1",
                 &[&limit],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .take_while(|r| r.get::<_, bool>(6))
-            .map(|r| OutboxRow {
-                id: r.get(0),
-                name: r.get(1),
-                routing_key: r.get(2),
-                headers: r.get(3),
-                data: r.get(4),
-                created_at: r.get(5),
-            })
-            .collect())
+        let mut events = Vec::new();
+        for r in rows.iter().take_while(|r| r.get::<_, bool>(6)) {
+            if events.len() as i64 >= limit {
+                break;
+            }
+            let id: i64 = r.get(0);
+            let name: String = r.get(1);
+            let created_at: DateTime<Utc> = r.get(5);
+            match r.get::<_, Option<Value>>(7) {
+                None => events.push(OutboxRow {
+                    id,
+                    name,
+                    routing_key: r.get(2),
+                    headers: r.get(3),
+                    data: r.get(4),
+                    created_at,
+                }),
+                Some(Value::Array(batch)) => events.extend(
+                    batch
+                        .into_iter()
+                        .map(|event| batch_event(id, &name, created_at, event)),
+                ),
+                // Not an array: refused by the table's CHECK.
+                Some(_) => {}
+            }
+        }
+        Ok(events)
     }
 
-    /// Deletes the rows `ids` (published and confirmed); the number deleted.
+    /// Deletes the rows `ids` (all their events published and confirmed), of either table; the
+    /// number of rows deleted.
     pub async fn delete(&self, ids: &[i64]) -> Result<u64> {
         if ids.is_empty() {
             return Ok(0);
         }
-        Ok(self
+        let row = self
             .client
-            .exec("DELETE FROM auth_event_outbox WHERE id = ANY($1)", &[&ids])
-            .await?)
+            .fetch_one(
+                "WITH o AS (DELETE FROM auth_event_outbox WHERE id = ANY($1) RETURNING 1),
+                      b AS (DELETE FROM auth_event_outbox_batch WHERE id = ANY($1) RETURNING 1)
+                 SELECT (SELECT count(*) FROM o) + (SELECT count(*) FROM b)",
+                &[&ids],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+}
+
+/// One event of the batch row `id` (named `name`, written at `created_at`): an object
+/// `{"routing_key", "headers", "data"}` (migrations/V17).
+fn batch_event(id: i64, name: &str, created_at: DateTime<Utc>, mut event: Value) -> OutboxRow {
+    let mut take = |key: &str| event.get_mut(key).map(Value::take).unwrap_or(Value::Null);
+    OutboxRow {
+        id,
+        name: name.to_string(),
+        routing_key: match take("routing_key") {
+            Value::String(key) => key,
+            _ => String::new(),
+        },
+        headers: take("headers"),
+        data: take("data"),
+        created_at,
     }
 }
 
@@ -157,8 +215,9 @@ impl Drop for OutboxConnection {
 /// The outbox's size, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backlog {
-    /// Rows waiting: counted exactly up to [`EXACT_COUNT_UP_TO`] ids; above, the span of their
-    /// ids (ids burnt by rolled-back transactions count too), which costs no scan.
+    /// Events waiting: rows counted exactly up to [`EXACT_COUNT_UP_TO`] ids; above, the span
+    /// of their ids (ids burnt by rolled-back transactions count too), which costs no scan;
+    /// plus the events of the batch rows beyond their first.
     pub rows: i64,
     /// Age in seconds of the oldest row (0 when empty).
     pub oldest_age: f64,
@@ -170,24 +229,35 @@ pub const EXACT_COUNT_UP_TO: i64 = 10_000;
 /// What [`enforce_bounds`] dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Dropped {
-    /// Rows older than the age bound.
+    /// Events of the rows older than the age bound.
     pub too_old: u64,
-    /// Oldest rows beyond the bound on rows.
+    /// Events of the oldest rows beyond the bound on rows.
     pub too_many: u64,
 }
 
-/// The outbox's backlog (two index look-ups, and a count of at most [`EXACT_COUNT_UP_TO`]
-/// rows).
+/// The ids and creation times of the rows of both outbox tables, for [`backlog`] and
+/// [`enforce_bounds`] (a union whose `min`, `max` and first row are index look-ups).
+const BOTH_TABLES: &str = "(SELECT id, created_at FROM auth_event_outbox
+                             UNION ALL SELECT id, created_at FROM auth_event_outbox_batch)";
+
+/// The outbox's backlog in events (index look-ups, a count of at most [`EXACT_COUNT_UP_TO`]
+/// rows, and the sum of the batch rows' counts: a few rows, at most 500 events each).
 pub async fn backlog(client: &Client) -> Result<Backlog> {
     let row = client
         .fetch_one(
-            "SELECT (SELECT min(id) FROM auth_event_outbox), (SELECT max(id) FROM auth_event_outbox),
-                    coalesce(extract(epoch FROM clock_timestamp() -
-                        (SELECT created_at FROM auth_event_outbox ORDER BY id LIMIT 1))::float8, 0)",
+            &format!(
+                "SELECT (SELECT min(id) FROM {BOTH_TABLES} o), (SELECT max(id) FROM {BOTH_TABLES} o),
+                        coalesce(extract(epoch FROM clock_timestamp() -
+                            (SELECT created_at FROM {BOTH_TABLES} o ORDER BY id LIMIT 1))::float8, 0),
+                        (SELECT coalesce(sum(event_count - 1), 0)::int8
+                         FROM auth_event_outbox_batch)"
+            ),
             &[],
         )
         .await?;
     let oldest_age = row.get::<_, f64>(2).max(0.0);
+    // Each batch row is counted as one row below: add its other events.
+    let more = row.get::<_, i64>(3).max(0);
     let (Some(min), Some(max)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1))
     else {
         return Ok(Backlog {
@@ -198,45 +268,63 @@ pub async fn backlog(client: &Client) -> Result<Backlog> {
     let span = max - min + 1;
     let rows = if span <= EXACT_COUNT_UP_TO {
         client
-            .fetch_one("SELECT count(*) FROM auth_event_outbox", &[])
+            .fetch_one(&format!("SELECT count(*) FROM {BOTH_TABLES} o"), &[])
             .await?
             .get(0)
     } else {
         span
     };
-    Ok(Backlog { rows, oldest_age })
+    Ok(Backlog {
+        rows: rows.saturating_add(more),
+        oldest_age,
+    })
 }
 
 /// Drops the rows older than `max_age`, and the oldest rows so that the newest ids span at most
-/// `max_rows` (so at most `max_rows` rows stay). Two index look-ups when nothing is to be
-/// dropped.
+/// `max_rows` (so at most `max_rows` rows stay; a batch row counts as one). Index look-ups when
+/// nothing is to be dropped. Counts what it dropped in events.
 pub async fn enforce_bounds(client: &Client, max_age: Duration, max_rows: i64) -> Result<Dropped> {
     let mut dropped = Dropped::default();
     let seconds = max_age.as_secs_f64();
     let row = client
         .fetch_one(
-            "SELECT coalesce((SELECT created_at FROM auth_event_outbox ORDER BY id LIMIT 1)
-                    < clock_timestamp() - make_interval(secs => $1), false),
-                    (SELECT min(id) FROM auth_event_outbox), (SELECT max(id) FROM auth_event_outbox)",
+            &format!(
+                "SELECT coalesce((SELECT created_at FROM {BOTH_TABLES} o ORDER BY id LIMIT 1)
+                        < clock_timestamp() - make_interval(secs => $1), false),
+                        (SELECT min(id) FROM {BOTH_TABLES} o), (SELECT max(id) FROM {BOTH_TABLES} o)"
+            ),
             &[&seconds],
         )
         .await?;
+    // The events of the rows deleted by `condition` ($1), in both tables.
+    let drop = |condition: &'static str| {
+        format!(
+            "WITH o AS (DELETE FROM auth_event_outbox WHERE {condition} RETURNING 1 AS n),
+                  b AS (DELETE FROM auth_event_outbox_batch WHERE {condition}
+                        RETURNING event_count AS n)
+             SELECT coalesce((SELECT sum(n) FROM o), 0)::int8
+                    + coalesce((SELECT sum(n) FROM b), 0)::int8"
+        )
+    };
     if row.get::<_, bool>(0) {
-        dropped.too_old = client
-            .exec(
-                "DELETE FROM auth_event_outbox
-                 WHERE created_at < clock_timestamp() - make_interval(secs => $1)",
+        let events: i64 = client
+            .fetch_one(
+                &drop("created_at < clock_timestamp() - make_interval(secs => $1)"),
                 &[&seconds],
             )
-            .await?;
+            .await?
+            .get(0);
+        dropped.too_old = events.max(0) as u64;
     }
     if let (Some(min), Some(max)) = (row.get::<_, Option<i64>>(1), row.get::<_, Option<i64>>(2)) {
         // Keep the ids (max - max_rows, max]: at most max_rows rows.
         let keep_from = max.saturating_sub(max_rows).saturating_add(1);
         if min < keep_from {
-            dropped.too_many = client
-                .exec("DELETE FROM auth_event_outbox WHERE id < $1", &[&keep_from])
-                .await?;
+            let events: i64 = client
+                .fetch_one(&drop("id < $1"), &[&keep_from])
+                .await?
+                .get(0);
+            dropped.too_many = events.max(0) as u64;
         }
     }
     Ok(dropped)

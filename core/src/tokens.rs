@@ -364,18 +364,31 @@ impl Storage {
     /// `auth_session_deleted` events, in one statement ([`PURGE_BATCH_SQL`]): its transaction
     /// lasts the statement only, with no round trip inside it during which the batch's rows
     /// stay locked. Rows locked by another server process purging at the same time are
-    /// skipped, never deleted twice. Returns the session uuids removed.
-    pub async fn purge_expired_batch(&self, now: f64, batch: i64) -> Result<Vec<String>> {
+    /// skipped, never deleted twice. Only tokens that expired at `from` or later are looked at:
+    /// the caller passes the latest expiry of its previous batch (see [`PurgedBatch::last`]).
+    pub async fn purge_expired_batch(
+        &self,
+        now: f64,
+        batch: i64,
+        from: f64,
+    ) -> Result<PurgedBatch> {
         let client = self.client().await?;
-        let rows = client.fetch(PURGE_BATCH_SQL, &[&now, &batch]).await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let rows = client
+            .fetch(PURGE_BATCH_SQL, &[&now, &batch, &from])
+            .await?;
+        Ok(PurgedBatch {
+            sessions: rows.iter().map(|r| r.get(0)).collect(),
+            last: rows.iter().map(|r| r.get::<_, f64>(1)).reduce(f64::max),
+        })
     }
 
     /// Writes an `auth_session_expire_soon` event for every session whose token expires in
     /// `[since, until)`, in one transaction, `batch` sessions per statement. `since` is the
     /// `until` of the previous window, by whichever server process wrote it
-    /// (`auth_cleanup_state.expire_soon_until`, locked for the transaction; none yet: every
-    /// session expiring before `until`): the windows follow each other across processes, so a
+    /// (`auth_cleanup_state.expire_soon_until`, locked for the transaction; none yet: from now,
+    /// so that the expired sessions that a purge capped by time or rate left behind are not
+    /// announced as expiring soon: the original purges them unannounced before its first
+    /// announcement): the windows follow each other across processes, so a
     /// session is announced once, and none is skipped when a run starts late. A window that
     /// ends before the previous one writes nothing. Returns how many were written.
     pub async fn notify_expire_soon(&self, until: f64, batch: i64) -> Result<usize> {
@@ -397,7 +410,7 @@ impl Storage {
         // unlike the row comparison across the join): below it lie the rows just purged, whose
         // dead index entries a scan from the start read one by one (4.2 s after a purge of
         // 500 k sessions).
-        let mut after: (f64, String) = (since.unwrap_or(f64::NEG_INFINITY), String::new());
+        let mut after: (f64, String) = (since.unwrap_or_else(now), String::new());
         loop {
             let rows = tx
                 .fetch(
@@ -430,28 +443,102 @@ impl Storage {
         Ok(total)
     }
 
-    /// Runs purge batches until a batch comes back smaller than asked. Returns the number of
-    /// sessions removed. A batch holds its rows' locks until it commits, so batches are sized
-    /// by time: at most `batch` sessions, and fewer while batches take longer than
+    /// Runs purge batches until a batch comes back smaller than asked, or until `pace.until`.
+    /// Returns the number of sessions removed, and whether the purge stopped at `pace.until`
+    /// with expired sessions left. A batch holds its rows' locks until it commits, so batches
+    /// are sized by time: at most `batch` sessions, and fewer while batches take longer than
     /// [`PURGE_BATCH_TARGET`] (see [`next_purge_batch`]). `size` is the first batch's size, and
     /// is left at the size the next batch would have had: the caller hands it to its next run,
     /// which then starts at the size that this one found (a run that started at `batch` every
-    /// time held its first batch's locks for seconds on a loaded server).
-    pub async fn purge_expired(&self, now: f64, batch: i64, size: &mut i64) -> Result<usize> {
+    /// time held its first batch's locks for seconds on a loaded server). With a `pace.max_rate`,
+    /// batches are at most a tenth of a second's worth, and each is followed by a rest that
+    /// keeps the purge at that many sessions per second ([`PurgePace`]). `on_batch` is told how
+    /// long each batch took.
+    pub async fn purge_expired(
+        &self,
+        now: f64,
+        batch: i64,
+        size: &mut i64,
+        pace: PurgePace,
+        mut on_batch: impl FnMut(std::time::Duration),
+    ) -> Result<(usize, bool)> {
         let mut total = 0;
-        *size = (*size).clamp(1, batch.max(1));
+        let batch = pace.batch_cap(batch);
+        *size = (*size).clamp(1, batch);
+        // Each batch starts its scan of the `expire_t` index where the previous one ended:
+        // below lie the entries of the tokens this run deleted, dead until a vacuum removes
+        // them, which a scan from the start would walk again at every batch.
+        let mut from = f64::NEG_INFINITY;
         loop {
             let started = std::time::Instant::now();
-            let removed = self.purge_expired_batch(now, *size).await?;
+            let batch_rows = self.purge_expired_batch(now, *size, from).await?;
+            let took = started.elapsed();
+            on_batch(took);
+            let removed = batch_rows.sessions;
+            // At `from` or later, by the statement's own condition.
+            from = batch_rows.last.unwrap_or(from);
             total += removed.len();
-            let next = next_purge_batch(*size, batch, started.elapsed());
+            let next = next_purge_batch(*size, batch, took);
             if (removed.len() as i64) < *size {
                 // A batch that was not full says nothing of how long a full one takes: it
                 // may cut the size, not grow it.
                 *size = next.min(*size);
-                return Ok(total);
+                return Ok((total, false));
             }
             *size = next;
+            let next_start = pace.after(started, removed.len());
+            if next_start.max(std::time::Instant::now()) >= pace.until {
+                return Ok((total, true));
+            }
+            tokio::time::sleep_until(next_start.into()).await;
+        }
+    }
+}
+
+/// What one purge batch removed ([`Storage::purge_expired_batch`]).
+#[derive(Debug, Clone, Default)]
+pub struct PurgedBatch {
+    /// The sessions ended.
+    pub sessions: Vec<String>,
+    /// The latest expiry of the batch's tokens. Tokens are taken in expiry order, so every
+    /// expired token left that this batch did not skip (locked by another process) expires at
+    /// this time or later.
+    pub last: Option<f64>,
+}
+
+/// How fast a purge run may go ([`Storage::purge_expired`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PurgePace {
+    /// Sessions per second, on average over the run; `None`: as fast as the batches go.
+    pub max_rate: Option<f64>,
+    /// The run stops starting batches at this instant, and leaves the rest for the next run.
+    pub until: std::time::Instant,
+}
+
+impl PurgePace {
+    /// The largest batch under this pace: `batch`, or a tenth of a second's worth of sessions
+    /// when that is smaller, so that the rests stay short and the rate even. Not less: small
+    /// batches cost PostgreSQL more per session (planning at each batch, the statement's
+    /// triggers, the commit): batches of a hundredth of a second's worth (5 sessions at 500 per
+    /// second) took 550 us of PostgreSQL's time per session, batches of 50 about 250 us, an
+    /// unbounded purge 60-90 us (docs/benchmarks.md, "The purge under load (session 11)" and
+    /// "Issue 20: session 12").
+    pub fn batch_cap(&self, batch: i64) -> i64 {
+        let batch = batch.max(1);
+        match self.max_rate {
+            Some(rate) if rate > 0.0 => batch.min(((rate / 10.0).ceil() as i64).max(1)),
+            _ => batch,
+        }
+    }
+
+    /// When the batch after one of `removed` sessions that started at `start` may start: at
+    /// once without a rate, else `removed / max_rate` seconds after `start`.
+    pub fn after(&self, start: std::time::Instant, removed: usize) -> std::time::Instant {
+        match self.max_rate {
+            Some(rate) if rate > 0.0 => {
+                start + std::time::Duration::from_secs_f64((removed as f64 / rate).min(3600.0))
+            }
+            _ => start,
         }
     }
 }
@@ -479,39 +566,69 @@ fn token_of_row(token: &Uuid, row: &tokio_postgres::Row) -> Token {
 }
 
 /// One purge batch ([`Storage::purge_expired_batch`]): the expired tokens (`$1` the cutoff,
-/// `$2` the batch size), their sessions, and one `auth_session_deleted` outbox row per session
-/// ended, the same row as [`Event::session_deleted`] with the token's auth id as the user
-/// (checked by tests/tests/events.rs). Answers the uuids of the sessions ended.
+/// `$2` the batch size, `$3` the earliest expiry looked at), their sessions, and the
+/// `auth_session_deleted` event of each session ended, the same event as
+/// [`Event::session_deleted`] with the token's auth id as the user (checked by
+/// tests/tests/events.rs). Answers the uuids of the sessions ended and their tokens' expiry.
 ///
-/// The statement's snapshot still sees the tokens whose deletion the sessions' deletion cascades
-/// to: their auth ids name the events' users. The sessions are found by their key, one index
-/// probe each, and joined back to their tokens' auth ids by a hash join of the batch (a
-/// correlated subquery per session made a batch quadratic: 5,000 sessions took 2 s).
+/// - The batch's events are rows of `auth_event_outbox_batch` (migrations/V17) of at most 500
+///   events each ([`OUTBOX_BATCH_EVENTS`]), not one outbox row per session: a row per session
+///   cost PostgreSQL an insert, a read, a delete and a vacuum each. 500, the publisher's own
+///   batch, bounds what one row makes the publisher send in one go, and send again when the
+///   broker refuses one of its events.
+/// - The tokens are deleted by the statement itself, by the row addresses (`ctid`) of the rows
+///   it has just locked, before their sessions: the cascade from each deleted session (one
+///   query per session, run by PostgreSQL after the statement) then finds nothing left to
+///   delete. Left to the cascade, their deletion took 37 us per session, 45 % of a batch; by
+///   `ctid`, with the cascade's look-ups then finding nothing, 18 us (`EXPLAIN ANALYZE` of a
+///   batch of 5,000).
+/// - The sessions are found by their key, one index probe each, and joined back to their
+///   tokens' auth ids by a hash join of the batch (a correlated subquery per session made a
+///   batch quadratic: 5,000 sessions took 2 s).
+/// - The batch's transaction commits without waiting for its WAL to reach the disk
+///   (`synchronous_commit` off for this transaction alone): its locks are released as soon as
+///   it commits, not after an `fsync` that a loaded disk made take up to a second. A crash
+///   may then lose the last batches whole (their tokens, sessions and outbox rows together),
+///   and the next purge deletes them again: no event is lost, and one may be published twice,
+///   within the bus's at-least-once delivery.
 pub const PURGE_BATCH_SQL: &str = "WITH expired AS (
-         SELECT session_uuid, auth_id FROM auth_token
-         WHERE expire_t < $1
+         SELECT ctid, session_uuid, auth_id, expire_t FROM auth_token
+         WHERE expire_t < $1 AND expire_t >= $3
+           AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
          ORDER BY expire_t
          LIMIT $2
          FOR UPDATE SKIP LOCKED),
+     t AS (
+         DELETE FROM auth_token WHERE ctid = ANY (ARRAY(SELECT ctid FROM expired))),
      d AS (
          DELETE FROM auth_session WHERE uuid IN (SELECT session_uuid FROM expired)
          RETURNING uuid, tenant_uuid),
      ended AS (
-         SELECT DISTINCT ON (d.uuid) d.uuid, d.tenant_uuid, e.auth_id,
+         SELECT DISTINCT ON (d.uuid) d.uuid, d.tenant_uuid, e.auth_id, e.expire_t,
                 'auth.sessions.' || replace(replace(replace(d.uuid, '.', '__DOT__'),
                     '#', '__HASH__'), '*', '__STAR__') || '.deleted' AS routing_key
          FROM d JOIN expired e ON e.session_uuid = d.uuid),
-     ev AS (
-         INSERT INTO auth_event_outbox (name, routing_key, headers, data)
-         SELECT 'auth_session_deleted', routing_key,
-                jsonb_build_object('name', 'auth_session_deleted', 'tenant_uuid', tenant_uuid,
-                    'required_access', 'event.auth_session_deleted',
+     numbered AS (
+         SELECT row_number() OVER (ORDER BY expire_t, uuid) - 1 AS n, jsonb_build_object(
+                'routing_key', routing_key,
+                'headers', jsonb_build_object('name', 'auth_session_deleted',
+                    'tenant_uuid', tenant_uuid, 'required_access', 'event.auth_session_deleted',
                     'required_acl', 'events.' || routing_key, 'session_uuid', uuid)
-                || CASE WHEN auth_id <> '' THEN jsonb_build_object('user_uuid:' || auth_id, true)
-                        ELSE '{}'::jsonb END,
-                jsonb_build_object('uuid', uuid, 'user_uuid', auth_id, 'tenant_uuid', tenant_uuid)
-         FROM ended)
-     SELECT uuid FROM ended";
+                    || CASE WHEN auth_id <> ''
+                            THEN jsonb_build_object('user_uuid:' || auth_id, true)
+                            ELSE '{}'::jsonb END,
+                'data', jsonb_build_object('uuid', uuid, 'user_uuid', auth_id,
+                    'tenant_uuid', tenant_uuid)) AS event
+         FROM ended),
+     ev AS (
+         INSERT INTO auth_event_outbox_batch (name, events, event_count)
+         SELECT 'auth_session_deleted', jsonb_agg(event ORDER BY n), count(*)
+         FROM numbered GROUP BY n / 500 ORDER BY n / 500)
+     SELECT uuid, expire_t FROM ended";
+
+/// The most events [`PURGE_BATCH_SQL`] writes in one `auth_event_outbox_batch` row (its
+/// `GROUP BY n / 500`).
+pub const OUTBOX_BATCH_EVENTS: i64 = 500;
 
 /// The look-up of a token that has not expired ([`Storage::get_valid_token`]): its hash, then
 /// the time.
@@ -534,7 +651,9 @@ pub fn purge_cutoff(now: f64, announced_until: Option<f64>, max_lag: f64) -> f64
 }
 
 /// How long one purge batch (one transaction) should take at most.
-pub const PURGE_BATCH_TARGET: std::time::Duration = std::time::Duration::from_millis(50);
+/// (50 ms until session 11: on two cores shared with a full check load, 7 % of the batches
+/// then took more than 100 ms.)
+pub const PURGE_BATCH_TARGET: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The fewest sessions a purge batch is cut down to (unless the configured batch is smaller).
 pub const PURGE_BATCH_MIN: i64 = 100;
@@ -657,12 +776,41 @@ mod tests {
             next_purge_batch(PURGE_BATCH_MIN, 5000, ms(900)),
             PURGE_BATCH_MIN
         );
-        assert_eq!(next_purge_batch(1000, 5000, ms(40)), 1000);
+        assert_eq!(next_purge_batch(1000, 5000, ms(40)), 500);
+        assert_eq!(next_purge_batch(1000, 5000, ms(15)), 1000);
         assert_eq!(next_purge_batch(1000, 5000, ms(5)), 2000);
         assert_eq!(next_purge_batch(4000, 5000, ms(5)), 5000);
         // A configured batch under the minimum is kept as it is.
         assert_eq!(next_purge_batch(7, 7, ms(900)), 7);
         assert_eq!(next_purge_batch(7, 7, ms(1)), 7);
+    }
+
+    #[test]
+    fn a_paced_purge_keeps_its_rate_with_batches_of_a_tenth_of_a_second() {
+        let now = std::time::Instant::now();
+        let free = PurgePace {
+            max_rate: None,
+            until: now,
+        };
+        assert_eq!(free.batch_cap(5000), 5000);
+        assert_eq!(free.after(now, 5000), now);
+        let paced = PurgePace {
+            max_rate: Some(2000.0),
+            ..free
+        };
+        assert_eq!(paced.batch_cap(5000), 200);
+        assert_eq!(paced.batch_cap(50), 50);
+        assert_eq!(
+            paced.after(now, 200),
+            now + std::time::Duration::from_millis(100)
+        );
+        // A rate under ten per second still purges one session per batch.
+        let slow = PurgePace {
+            max_rate: Some(0.5),
+            ..free
+        };
+        assert_eq!(slow.batch_cap(5000), 1);
+        assert_eq!(slow.after(now, 1), now + std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -322,7 +322,8 @@ async fn serve(
         let storage = storage.clone();
         let batch = i64::from(cfg.token_cleanup_batch_size.get());
         let forget_after = cfg.login_throttle.to_core().forget_after;
-        actix_web::rt::spawn(purge_loop(storage, interval, batch, forget_after))
+        let max_rate = cfg.token_cleanup_max_rate.rate();
+        actix_web::rt::spawn(purge_loop(storage, interval, batch, max_rate, forget_after))
     });
 
     // Each worker thread gets its own connection pool: a connection's I/O task then runs on the
@@ -553,13 +554,27 @@ fn metrics_listener(
 /// `interval`. Several server processes may share a database: one of them runs the cleanup at a
 /// time, and only when no other one ran it within the interval (`wazo_auth_core::cleanup`); the
 /// expire-soon windows are shared, so each session is announced once; purged rows are claimed
-/// with `FOR UPDATE SKIP LOCKED`, so none is processed twice.
-async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_after: f64) {
+/// with `FOR UPDATE SKIP LOCKED`, so none is processed twice. The purge goes at most `max_rate`
+/// sessions per second (`token_cleanup_max_rate`), and a run purges for at most 80 % of an
+/// interval:
+/// the rest of a backlog is left to the next runs, so that the expire-soon notices of each run
+/// go out on time.
+async fn purge_loop(
+    storage: Storage,
+    interval: Duration,
+    batch: i64,
+    max_rate: Option<f64>,
+    forget_after: f64,
+) {
     // The purge batches' size, kept from one run to the next (`Storage::purge_expired`); the
     // first run starts small and doubles while batches are quick.
     let mut purge_size = tokens::PURGE_BATCH_MIN.min(batch);
+    let mut rest = interval;
     loop {
-        actix_web::rt::time::sleep(interval).await;
+        actix_web::rt::time::sleep(rest).await;
+        // As the original, one interval from the start of a run to the start of the next (at
+        // once after a run that took longer), unless the run is skipped.
+        rest = interval;
         let started = std::time::Instant::now();
         // A little less than the interval: this process's next run must not be skipped because
         // its own previous run started a few milliseconds less than an interval ago.
@@ -582,11 +597,30 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
         // minute) behind.
         let max_lag = (interval.as_secs_f64() * 10.0).max(60.0);
         let cutoff = turn.purge_cutoff(tokens::now(), max_lag);
-        match storage.purge_expired(cutoff, batch, &mut purge_size).await {
-            Ok(0) => {}
-            Ok(n) => {
+        // The purge takes at most 80 % of the interval: the rest of the run follows it.
+        let pace = tokens::PurgePace {
+            max_rate,
+            until: started + interval.mul_f64(0.8),
+        };
+        match storage
+            .purge_expired(
+                cutoff,
+                batch,
+                &mut purge_size,
+                pace,
+                telemetry::metrics::purge_batch,
+            )
+            .await
+        {
+            Ok((0, _)) => {}
+            Ok((n, rest_left)) => {
                 telemetry::metrics::purged("sessions", n as u64);
-                log::info!("purged {n} expired sessions");
+                let more = if rest_left {
+                    "; the next run goes on with the rest"
+                } else {
+                    ""
+                };
+                log::info!("purged {n} expired sessions{more}");
             }
             Err(e) => {
                 ok = false;
@@ -620,6 +654,7 @@ async fn purge_loop(storage: Storage, interval: Duration, batch: i64, forget_aft
             log::warn!("cleanup: ending the cleanup turn failed: {e}");
         }
         telemetry::metrics::purge_run(ok);
+        rest = interval.saturating_sub(started.elapsed());
         if started.elapsed() > interval {
             log::warn!(
                 "expired-token purge took {:.1}s, longer than token_cleanup_interval",

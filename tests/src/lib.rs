@@ -594,12 +594,18 @@ impl ServerBuilder {
             config: json!({
                 "enabled_backend_plugins": {"example_static": true, "wazo_user": false, "ldap_user": false},
                 "enabled_external_auth_plugins": {"google": false, "microsoft": false, "mobile": false},
-                "plugin_call_timeout": 2.0,
+                // Every `wazo_user` login hashes its password inside the plugin call: about 0.3 s
+                // on an idle 2-core machine, and a lone login outlasted 2 s with the machine a
+                // few times slower (401). The tests of a hung plugin (10 s bounds) wait this long.
+                "plugin_call_timeout": 5.0,
                 // Tests try many wrong passwords on purpose; tests/tests/throttle.rs turns the
                 // throttle on.
                 "login_throttle": {"enabled": false},
                 "token_cleanup_interval": 1.0,
-                "db_connect_retry_timeout_seconds": 10,
+                // A server gives up when its first connection fails this long. CI once saw two
+                // 5 s connection attempts time out on a loaded machine (the test cluster shared by
+                // ten servers starting at once); the start itself waits 60 s below.
+                "db_connect_retry_timeout_seconds": 45,
                 "plugin_config": {"example_static": {"users": [
                     {"login": "alice", "password": "alice-secret", "acl": ["confd.#", "auth.users.me.#", "!confd.secret.#"]},
                     {"login": "bob", "password": "bob pass:with colon", "acl": []},

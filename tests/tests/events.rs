@@ -18,22 +18,35 @@ struct Row {
     data: Value,
 }
 
-/// The id of the last outbox row (0 when empty): rows written later have larger ids.
+/// The id of the last outbox row (0 when empty): rows written later have larger ids (in both
+/// tables, `auth_event_outbox` and the purge's `auth_event_outbox_batch`: one sequence).
 fn mark(db: &str) -> i64 {
-    sql(db, "SELECT COALESCE(max(id), 0) FROM auth_event_outbox")[0][0]
+    sql(
+        db,
+        "SELECT GREATEST((SELECT max(id) FROM auth_event_outbox),
+                         (SELECT max(id) FROM auth_event_outbox_batch), 0)",
+    )[0][0]
         .as_deref()
         .unwrap()
         .parse()
         .unwrap()
 }
 
-/// The outbox rows after `mark`, in order.
+/// The outbox's events after `mark`, in order: those of the rows of `auth_event_outbox`, and
+/// each event of the batch rows of `auth_event_outbox_batch` (migrations/V17).
 fn rows_after(db: &str, mark: i64) -> Vec<Row> {
     sql(
         db,
         &format!(
-            "SELECT name, routing_key, headers::text, data::text FROM auth_event_outbox
-             WHERE id > {mark} ORDER BY id"
+            "SELECT name, routing_key, headers::text, data::text FROM (
+                 SELECT id, 0 AS n, name, routing_key, headers, data FROM auth_event_outbox
+                 WHERE id > {mark}
+                 UNION ALL
+                 SELECT b.id, e.n, b.name, e.ev->>'routing_key', e.ev->'headers', e.ev->'data'
+                 FROM auth_event_outbox_batch b,
+                      jsonb_array_elements(b.events) WITH ORDINALITY AS e(ev, n)
+                 WHERE b.id > {mark}) o
+             ORDER BY id, n"
         ),
     )
     .into_iter()
@@ -687,7 +700,7 @@ fn expire_soon_then_purge_events() {
 }
 
 /// The purge's events name the token's auth id as the user whatever it is (here the example
-/// backend's login, not a uuid), as [`Event::session_deleted`] does, in one row per session.
+/// backend's login, not a uuid), as [`Event::session_deleted`] does, one event per session.
 #[test]
 fn purge_events_of_an_auth_id_that_is_not_a_uuid() {
     let s = ServerBuilder::new()
@@ -728,6 +741,71 @@ fn purge_events_of_an_auth_id_that_is_not_a_uuid() {
     assert_eq!(deleted, expected);
     assert_eq!(
         sql(&s.db, "SELECT count(*) FROM auth_session")[0][0].as_deref(),
+        Some("0")
+    );
+}
+
+/// One purge batch's statement (`PURGE_BATCH_SQL`, run here by hand on 1,200 expired sessions)
+/// writes their events as rows of at most 500 (`OUTBOX_BATCH_EVENTS`), in the order of the
+/// tokens' expiry, each session's event once, and answers each session ended.
+#[test]
+fn a_purge_batch_writes_its_events_in_rows_of_at_most_500() {
+    use wazo_auth_core::tokens::{OUTBOX_BATCH_EVENTS, PURGE_BATCH_SQL};
+    let db = fresh_database();
+    let top = top_tenant(&db);
+    sql(
+        &db,
+        "INSERT INTO auth_session (uuid, tenant_uuid)
+         SELECT md5('chunk-' || i)::uuid::text, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
+         FROM generate_series(1, 1200) AS i;
+         INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid, acl)
+         SELECT sha256(convert_to('chunk-' || i, 'UTF8')), 'someone', 0,
+                extract(epoch FROM now()) - 7200 + i, '{}', md5('chunk-' || i)::uuid::text, '{}'
+         FROM generate_series(1, 1200) AS i",
+    );
+    let statement = PURGE_BATCH_SQL
+        .replace("$1", "extract(epoch FROM now())::float8")
+        .replace("$2", "5000::int8")
+        .replace("$3", "0::float8");
+    assert_eq!(sql(&db, &statement).len(), 1200, "every session ended");
+    let counts: Vec<i64> = sql(
+        &db,
+        "SELECT event_count FROM auth_event_outbox_batch ORDER BY id",
+    )
+    .into_iter()
+    .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+    .collect();
+    assert_eq!(counts, vec![OUTBOX_BATCH_EVENTS, OUTBOX_BATCH_EVENTS, 200]);
+    // In the tokens' expiry order (session i expired at i), across the rows.
+    let order: Vec<String> = sql(
+        &db,
+        "SELECT e->'data'->>'uuid' FROM auth_event_outbox_batch b,
+                jsonb_array_elements(b.events) WITH ORDINALITY AS a(e, n)
+         ORDER BY b.id, a.n",
+    )
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect();
+    let expected: Vec<String> = sql(
+        &db,
+        "SELECT md5('chunk-' || i)::uuid::text FROM generate_series(1, 1200) AS i ORDER BY i",
+    )
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect();
+    assert_eq!(order, expected);
+    // Each event as `Event::session_deleted` makes it.
+    let last = rows_after(&db, 0).pop().unwrap();
+    assert_eq!(
+        last,
+        row(Event::session_deleted(
+            expected.last().unwrap(),
+            &top,
+            Some("someone")
+        ))
+    );
+    assert_eq!(
+        sql(&db, "SELECT count(*) FROM auth_session")[0][0].as_deref(),
         Some("0")
     );
 }

@@ -13,6 +13,26 @@ fn count(db: &str, table: &str) -> i64 {
         .unwrap()
 }
 
+/// `n` sessions of the top tenant, each with a token that expired an hour ago, inserted with SQL
+/// (`prefix` names them).
+fn seed_expired_sessions(db: &str, prefix: &str, n: u32) {
+    sql(
+        db,
+        &format!(
+            "INSERT INTO auth_session (uuid, tenant_uuid)
+             SELECT md5('{prefix}-' || i)::uuid::text,
+                    (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
+             FROM generate_series(1, {n}) AS i;
+             INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata,
+                                     session_uuid, acl)
+             SELECT sha256(convert_to('{prefix}-' || i, 'UTF8')), 'someone', 0,
+                    extract(epoch FROM now()) - 3600, '{{}}', md5('{prefix}-' || i)::uuid::text,
+                    '{{}}'
+             FROM generate_series(1, {n}) AS i"
+        ),
+    );
+}
+
 /// Sum of "purged N expired sessions" lines in a server log.
 fn purged(log: &str) -> i64 {
     log.lines()
@@ -28,17 +48,19 @@ fn two_servers_share_the_purge_without_double_work_or_lost_rows() {
     let purge = json!({"token_cleanup_interval": 0.2, "token_cleanup_batch_size": 7});
     let a = ServerBuilder::new().config(purge.clone()).start();
     let b = ServerBuilder::new().config(purge).database(&a.db).start();
-    // Short-lived tokens on both servers, plus long-lived ones that must survive.
+    // Short-lived tokens on both servers, plus long-lived ones that must survive. The short ones
+    // live 5 s so that all 44 are still there to be counted below on a slow machine: the logins
+    // take about 0.3 s here, and the purge runs every 0.2 s (1 s was too close).
     let mut keep = Vec::new();
     for i in 0..40 {
         let s = if i % 2 == 0 { &a } else { &b };
-        s.alice_token(json!({"expiration": 1}));
+        s.alice_token(json!({"expiration": 5}));
         if i % 10 == 0 {
             keep.push(s.alice_token(json!({"expiration": 3600})));
         }
     }
     assert_eq!(count(&a.db, "auth_token"), 44);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while count(&a.db, "auth_token") > 4 {
         assert!(Instant::now() < deadline, "expired tokens were not purged");
         std::thread::sleep(Duration::from_millis(200));
@@ -173,16 +195,7 @@ fn deleting_long_expired_tokens_is_not_announced() {
 #[test]
 fn the_cleanup_turn_holds_back_no_snapshot_during_a_purge() {
     let db = fresh_database();
-    sql(
-        &db,
-        "INSERT INTO auth_session (uuid, tenant_uuid)
-         SELECT md5('held-' || i)::uuid::text, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid)
-         FROM generate_series(1, 60000) AS i;
-         INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid, acl)
-         SELECT sha256(convert_to('held-' || i, 'UTF8')), 'someone', 0,
-                extract(epoch FROM now()) - 3600, '{}', md5('held-' || i)::uuid::text, '{}'
-         FROM generate_series(1, 60000) AS i",
-    );
+    seed_expired_sessions(&db, "held", 60000);
     // The first cleanup run purges the 60,000 sessions 100 at a time.
     let s = ServerBuilder::new()
         .database(&db)
@@ -217,4 +230,44 @@ fn the_cleanup_turn_holds_back_no_snapshot_during_a_purge() {
         holding.len()
     );
     drop(s);
+}
+
+/// `token_cleanup_max_rate` caps the purge: a backlog goes out at that many sessions per second,
+/// over several runs (each purges for at most 80 % of the interval), and all of it is purged in
+/// the end, each session by one run.
+#[test]
+fn a_capped_purge_keeps_to_its_rate_and_purges_the_whole_backlog() {
+    let db = fresh_database();
+    seed_expired_sessions(&db, "capped", 200);
+    // 100 sessions per second: batches of 10, each followed by a rest to 0.1 s. Without the cap
+    // the first run purges the 200 in two batches.
+    let s = ServerBuilder::new()
+        .database(&db)
+        .config(json!({"token_cleanup_interval": 0.5, "token_cleanup_max_rate": 100}))
+        .start();
+    let left = || count(&db, "auth_token");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while left() == 200 {
+        assert!(Instant::now() < deadline, "the purge never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = Instant::now();
+    while left() > 0 {
+        assert!(Instant::now() < deadline, "the purge did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = first.elapsed();
+    // 190 or more sessions after the first batch, at 100 per second at most.
+    assert!(
+        took >= Duration::from_millis(1500),
+        "200 sessions purged in {took:?}: faster than 100 per second"
+    );
+    assert_eq!(count(&db, "auth_session"), 0);
+    std::thread::sleep(Duration::from_millis(1200));
+    let log = s.log();
+    assert_eq!(purged(&log), 200, "each session purged once: {log}");
+    assert!(
+        log.contains("the next run goes on with the rest"),
+        "a run stopped at 80 % of the interval and left the rest to the next: {log}"
+    );
 }

@@ -17,7 +17,10 @@ fn server(extra: Value) -> Server {
         .plugin(workspace_plugin(EXTERNAL_FAULTS))
         .config(json!({
             "enabled_external_auth_plugins": {"bar": true, "panicky": true, "sleepy": true, "nosy": true},
-            "plugin_call_timeout": 1.0,
+            // Above a password login (`admin_token`, `user_token`: a hash of about 0.3 s here,
+            // several times that on a slow, loaded machine: 1 s failed them), below the 10 s
+            // within which the hung `sleepy` handler must be cut off.
+            "plugin_call_timeout": 5.0,
             "default_user_policy": "wazo_default_user_policy",
             "default_policies": {"wazo_default_user_policy": {"acl": ["auth.users.me.external.#"]}},
         }))

@@ -341,12 +341,18 @@ fn the_login_throttle_is_shared_by_the_nodes() {
     assert_eq!(c.lb_login(ADMIN.0, ADMIN.1, json!({})).status, 200);
 }
 
-/// The outbox rows named `name`, counted by the session uuid of their data.
+/// The outbox's events named `name`, counted by the session uuid of their data (the purge's
+/// are in the batch rows of `auth_event_outbox_batch`, migrations/V17).
 fn events_by_session(db: &str, name: &str) -> BTreeMap<String, u32> {
     sql(
         db,
         &format!(
-            "SELECT data->>'uuid', count(*) FROM auth_event_outbox WHERE name = '{name}'
+            "SELECT uuid, count(*) FROM (
+                 SELECT data->>'uuid' AS uuid FROM auth_event_outbox WHERE name = '{name}'
+                 UNION ALL
+                 SELECT e->'data'->>'uuid' FROM auth_event_outbox_batch b,
+                        jsonb_array_elements(b.events) e
+                 WHERE b.name = '{name}') o
              GROUP BY 1"
         ),
     )

@@ -33,7 +33,9 @@ fn server(provider: &Provider, sync: &SyncService, extra: Value) -> ServerBuilde
             "enabled_external_auth_plugins": {"google": true, "microsoft": true},
             "google": section("google"),
             "microsoft": section("microsoft"),
-            "plugin_call_timeout": 2.0,
+            // Above token_request_timeout (the plugin's own 503 when the provider hangs), and
+            // above the password logins' hash on a slow, loaded machine (the harness's 5 s).
+            "plugin_call_timeout": 5.0,
         }))
         .config(extra)
 }

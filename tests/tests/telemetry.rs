@@ -534,8 +534,11 @@ fn throttle_blocks_and_plugin_failures_are_counted() {
         .plugin(workspace_plugin(SLOW))
         .config(json!({
             "enabled_backend_plugins": {"panic_verify": true, "slow": true},
-            "plugin_call_timeout": 1.0,
-            "plugin_config": {"slow": {"sleep_seconds": 4}},
+            // Above the administrator's password login (a hash of about 0.3 s here, several
+            // times that on a slow, loaded machine: 1 s was too close), well below the slow
+            // backend's sleep, so that its call is the only one to time out.
+            "plugin_call_timeout": 3.0,
+            "plugin_config": {"slow": {"sleep_seconds": 10}},
             "login_throttle": {
                 "enabled": true, "free_attempts_per_login": 1, "free_attempts_per_address": 1000,
                 "base_delay": 60.0, "max_delay": 60.0, "forget_after": 600, "exempt_addresses": [],

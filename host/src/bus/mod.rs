@@ -337,13 +337,14 @@ impl Broker {
             .map_err(|_| "no answer from the broker".to_string())?
     }
 
-    /// Publishes `rows` and waits for their confirms: the ids the broker confirmed, or why the
+    /// Publishes the events `rows` and waits for their confirms: the ids of the rows whose
+    /// events the broker all confirmed (the events of a batch row share its id), or why the
     /// connection is to be dropped.
     async fn publish(
         &self,
         rows: &[OutboxRow],
         settings: &BusSettings,
-    ) -> Result<Vec<i64>, String> {
+    ) -> Result<Confirmed, String> {
         let publishing = async {
             let mut pending = Vec::with_capacity(rows.len());
             for row in rows {
@@ -361,21 +362,36 @@ impl Broker {
                     .map_err(|e| format!("publishing failed ({e})"))?;
                 pending.push((row.id, confirm));
             }
-            let mut confirmed = Vec::with_capacity(pending.len());
+            // Each row's id and its events' count (a batch row's events are contiguous).
+            let mut rows_sent: Vec<(i64, u64)> = Vec::new();
+            let mut refused = Vec::new();
             for (id, confirm) in pending {
+                match rows_sent.last_mut() {
+                    Some((last, n)) if *last == id => *n += 1,
+                    _ => rows_sent.push((id, 1)),
+                }
                 match confirm
                     .await
                     .map_err(|e| format!("no confirm from the broker ({e})"))?
                 {
-                    Confirmation::Ack(_) | Confirmation::NotRequested => confirmed.push(id),
+                    Confirmation::Ack(_) | Confirmation::NotRequested => {}
                     Confirmation::Nack(_) => {
                         log::warn!(
                             "bus publisher: the broker refused event {id}; it will be sent again"
-                        )
+                        );
+                        refused.push(id);
                     }
                 }
             }
-            Ok(confirmed)
+            // A row is deleted only once all its events are confirmed: a row with a refused
+            // event goes again whole (at most 500 events, tokens::OUTBOX_BATCH_EVENTS), and its
+            // events are counted when it is deleted.
+            rows_sent.retain(|(id, _)| !refused.contains(id));
+            Ok(Confirmed {
+                ids: rows_sent.iter().map(|(id, _)| *id).collect(),
+                events: rows_sent.iter().map(|(_, n)| n).sum(),
+                complete: refused.is_empty(),
+            })
         };
         tokio::time::timeout(BROKER_TIMEOUT, publishing)
             .await
@@ -450,6 +466,17 @@ async fn lead(
     }
 }
 
+/// What the broker confirmed of a publishing.
+#[derive(Debug)]
+struct Confirmed {
+    /// The rows whose events were all confirmed, in order.
+    ids: Vec<i64>,
+    /// The events of those rows.
+    events: u64,
+    /// No event refused.
+    complete: bool,
+}
+
 enum Failure {
     Database(wazo_auth_core::Error),
     Broker(String),
@@ -476,11 +503,11 @@ async fn publish_until_failure(
             Ok(confirmed) => confirmed,
             Err(e) => return Failure::Broker(e),
         };
-        match db.delete(&confirmed).await {
-            Ok(_) => metrics::bus_published(confirmed.len() as u64),
+        match db.delete(&confirmed.ids).await {
+            Ok(_) => metrics::bus_published(confirmed.events),
             Err(e) => return Failure::Database(e),
         }
-        if confirmed.len() < rows.len() {
+        if !confirmed.complete {
             // Refused by the broker: give it a moment before sending them again.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

@@ -12,8 +12,8 @@ use wazo_auth_core::password::Scheme;
 
 use super::values::{
     password_scheme, BodyLimit, CallTimeout, CleanupInterval, Count, DbTimeout, LogLevel,
-    OutboxMaxAge, OutboxMaxRows, Port, ProxyNet, Purpose, ReadTimeout, RefreshTokenLifetime,
-    RetryTimeout, ShutdownDrain, ShutdownTimeout, TokenLifetime, Workers,
+    OutboxMaxAge, OutboxMaxRows, Port, ProxyNet, PurgeRate, Purpose, ReadTimeout,
+    RefreshTokenLifetime, RetryTimeout, ShutdownDrain, ShutdownTimeout, TokenLifetime, Workers,
 };
 use super::DEFAULT_EXTRA_CONFIG_FILES;
 
@@ -57,6 +57,10 @@ pub struct Config {
     /// original rejects values in (0, 1); they are accepted here.)
     pub token_cleanup_interval: CleanupInterval,
     pub token_cleanup_batch_size: Count,
+    /// New: the most expired sessions the purge removes per second (0: no limit). A backlog
+    /// (after an outage, or a mass expiry) is then purged over several runs, each taking at most
+    /// 80 % of `token_cleanup_interval`, without taking the database's CPU from the checks.
+    pub token_cleanup_max_rate: PurgeRate,
     pub max_user_concurrent_sessions: Count,
     /// New: how new passwords are hashed: `pbkdf2_sha512` (the original's scheme, default) or
     /// `argon2id`. Existing hashes of the other scheme are upgraded at the next successful login.
@@ -516,6 +520,7 @@ impl Default for Config {
             default_token_lifetime: TokenLifetime(7200),
             token_cleanup_interval: CleanupInterval(60.0),
             token_cleanup_batch_size: Count(5000),
+            token_cleanup_max_rate: PurgeRate(0.0),
             max_user_concurrent_sessions: Count(100),
             db_uri: None,
             db_listen_uri: None,

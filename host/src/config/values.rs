@@ -279,6 +279,19 @@ impl CleanupInterval {
 }
 
 bounded! {
+    /// `token_cleanup_max_rate`: sessions purged per second at most, >= 0; 0: no limit.
+    PurgeRate(f64): |v| v.is_finite() && v >= 0.0,
+    "must be a number of sessions per second >= 0 (0: no limit)"
+}
+
+impl PurgeRate {
+    /// The limit, `None` when there is none.
+    pub fn rate(self) -> Option<f64> {
+        (self.0 > 0.0).then_some(self.0)
+    }
+}
+
+bounded! {
     /// `db_connect_retry_timeout_seconds`: seconds >= 0.
     RetryTimeout(f64): |v| v.is_finite() && v >= 0.0,
     "must be a number of seconds >= 0"

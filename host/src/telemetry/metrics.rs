@@ -53,6 +53,9 @@ pub const DB_POOL_WAITING: &str = "wazo_auth_db_pool_waiting";
 pub const PURGE_RUNS: &str = "wazo_auth_purge_runs_total";
 /// Rows removed by the purge, by `kind` (sessions, throttle).
 pub const PURGED: &str = "wazo_auth_purged_total";
+/// Duration of the purge's batches, each one transaction holding its rows' locks until it
+/// commits (from the statement's sending to its answer, commit included).
+pub const PURGE_BATCH_DURATION: &str = "wazo_auth_purge_batch_duration_seconds";
 /// Bus events waiting in the outbox (see `crate::bus`): exact up to 10 000, above the span of
 /// their ids.
 pub const BUS_OUTBOX_EVENTS: &str = "wazo_auth_bus_outbox_events";
@@ -83,6 +86,11 @@ const PLUGIN_BUCKETS: &[f64] = &[
     0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Purge batches are sized for 20 ms (`wazo_auth_core::tokens::PURGE_BATCH_TARGET`).
+const PURGE_BUCKETS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process's recorder (once; later calls return the same handle). `None` when
@@ -95,6 +103,9 @@ pub fn install() -> Option<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
         .and_then(|b| {
             b.set_buckets_for_metric(Matcher::Full(PLUGIN_CALL_DURATION.into()), PLUGIN_BUCKETS)
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(PURGE_BATCH_DURATION.into()), PURGE_BUCKETS)
         });
     let builder = match builder {
         Ok(b) => b,
@@ -169,6 +180,11 @@ fn describe() {
     );
     describe_counter!(PURGE_RUNS, "Runs of the expired-token purge, by outcome");
     describe_counter!(PURGED, "Rows removed by the purge, by kind");
+    describe_histogram!(
+        PURGE_BATCH_DURATION,
+        Unit::Seconds,
+        "Duration of the expired-token purge's batches (one transaction each, commit included)"
+    );
     describe_gauge!(
         BUS_OUTBOX_EVENTS,
         "Bus events waiting in the outbox for the broker"
@@ -373,6 +389,11 @@ pub fn plugin_failure(plugin: &str, failure: PluginFailure) {
 /// A run of the purge (`ok`: every step succeeded).
 pub fn purge_run(ok: bool) {
     counter!(PURGE_RUNS, "outcome" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// One purge batch took `took` (its transaction, from the statement's sending to its answer).
+pub fn purge_batch(took: std::time::Duration) {
+    histogram!(PURGE_BATCH_DURATION).record(took.as_secs_f64());
 }
 
 /// `rows` removed by the purge, of `kind` (sessions, throttle).
