@@ -235,11 +235,23 @@ pub trait Receiver: Send + Sync + 'static {
     fn stopped(&self);
 }
 
+/// How often the listener checks that its connection still answers. A connection that went
+/// silent (a network cut or a stalled server, with no reset) delivers no notification and no
+/// error: without a check, its node would serve revoked tokens from its cache until the kernel
+/// gave up on the connection, hours later.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+
 /// Listens on every channel until the process ends, reconnecting as needed. Run it as a
 /// background task, once per process.
-pub async fn listen<R: Receiver>(receiver: Arc<R>, db_uri: String) {
+///
+/// Connecting and each liveness check ([`PROBE_EVERY`]) are bounded by `timeout` (the
+/// `db_timeout` setting). When either fails, the connection is dropped and the receiver told
+/// ([`Receiver::stopped`]: its caches stop serving) before it connects again, so a node misses
+/// revocations for at most `PROBE_EVERY + timeout`, never for as long as a dead connection goes
+/// unnoticed.
+pub async fn listen<R: Receiver>(receiver: Arc<R>, db_uri: String, timeout: Duration) {
     loop {
-        match listen_once(&*receiver, &db_uri).await {
+        match listen_once(&*receiver, &db_uri, timeout).await {
             Ok(()) => log::warn!("revocation listener connection closed; reconnecting"),
             Err(e) => log::warn!("revocation listener failed ({e}); reconnecting"),
         }
@@ -248,17 +260,37 @@ pub async fn listen<R: Receiver>(receiver: Arc<R>, db_uri: String) {
     }
 }
 
-async fn listen_once<R: Receiver>(receiver: &R, db_uri: &str) -> std::result::Result<(), String> {
+/// A task aborted when this is dropped: the listener's tasks end with it, whichever way.
+struct Aborting<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A listening connection: the client, the task reading its notifications, and what it read.
+struct Subscription {
+    client: tokio_postgres::Client,
+    _driver: Aborting<()>,
+    received: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+}
+
+/// Connects, listens on every channel and reads the throttle snapshot.
+async fn subscribe(
+    db_uri: &str,
+    timeout: Duration,
+) -> std::result::Result<(Subscription, Snapshot), String> {
     let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("{e}"))?;
-    config.connect_timeout(Duration::from_secs(5));
+    config.connect_timeout(timeout);
     // Named, so that operators (and tests) can tell it from the pooled connections.
     config.application_name("wazo-auth-listener");
     let (client, mut connection) = config
         .connect(tokio_postgres::NoTls)
         .await
         .map_err(|e| e.to_string())?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
+    let (tx, received) = tokio::sync::mpsc::unbounded_channel();
+    let driver = Aborting(tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
@@ -274,7 +306,7 @@ async fn listen_once<R: Receiver>(receiver: &R, db_uri: &str) -> std::result::Re
                 Err(_) => break,
             }
         }
-    });
+    }));
     client
         .batch_execute(&format!(
             "LISTEN {REVOKED_CHANNEL}; LISTEN {THROTTLE_CHANNEL}"
@@ -290,21 +322,63 @@ async fn listen_once<R: Receiver>(receiver: &R, db_uri: &str) -> std::result::Re
         )
         .await
         .map_err(|e| e.to_string())?;
-    let throttle = rows
-        .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, Option<f64>>(1)))
-        .collect();
-    receiver.listening(Snapshot { throttle });
+    let snapshot = Snapshot {
+        throttle: rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, Option<f64>>(1)))
+            .collect(),
+    };
+    let subscription = Subscription {
+        client,
+        _driver: driver,
+        received,
+    };
+    Ok((subscription, snapshot))
+}
+
+async fn listen_once<R: Receiver>(
+    receiver: &R,
+    db_uri: &str,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    // Bounded as a whole: a server that accepts the connection and then says nothing must not
+    // hold the listener (and so the caches) off for good.
+    let (subscription, snapshot) = tokio::time::timeout(timeout, subscribe(db_uri, timeout))
+        .await
+        .map_err(|_| format!("no answer to LISTEN within {timeout:?}"))??;
+    let Subscription {
+        client,
+        _driver,
+        mut received,
+    } = subscription;
+    receiver.listening(snapshot);
     log::info!("listening for token revocations");
-    while let Some((channel, payload)) = rx.recv().await {
-        match Notification::parse(&channel, &payload) {
-            Ok(notification) => receiver.notified(notification),
-            Err(e) => log::warn!("{e}; ignored"),
+    // The liveness check runs beside the reading, so that a slow answer to it never holds
+    // back the notifications that arrive meanwhile.
+    let mut probe = Aborting(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            match tokio::time::timeout(timeout, client.simple_query("SELECT 1")).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return format!("liveness check failed: {e}"),
+                Err(_) => return format!("no answer to the liveness check within {timeout:?}"),
+            }
+        }
+    }));
+    loop {
+        tokio::select! {
+            message = received.recv() => match message {
+                Some((channel, payload)) => match Notification::parse(&channel, &payload) {
+                    Ok(notification) => receiver.notified(notification),
+                    Err(e) => log::warn!("{e}; ignored"),
+                },
+                None => return Ok(()),
+            },
+            failed = &mut probe.0 => {
+                return Err(failed.unwrap_or_else(|e| format!("liveness check stopped: {e}")));
+            }
         }
     }
-    driver.abort();
-    drop(client);
-    Ok(())
 }
 
 #[cfg(test)]

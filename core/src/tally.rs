@@ -16,6 +16,10 @@ pub enum Tallied {
     Users,
     /// `auth_refresh_token`.
     RefreshTokens,
+    /// `auth_policy` (migration V18).
+    Policies,
+    /// `auth_group` (migration V18).
+    Groups,
 }
 
 impl Tallied {
@@ -24,6 +28,8 @@ impl Tallied {
             Tallied::Tokens => "auth_token",
             Tallied::Users => "auth_user",
             Tallied::RefreshTokens => "auth_refresh_token",
+            Tallied::Policies => "auth_policy",
+            Tallied::Groups => "auth_group",
         }
     }
 }

@@ -261,7 +261,7 @@ async fn serve(
     let storage = storage.with_tenant_tree(tokens.tenants.clone());
     // LISTEN needs a session of its own: `db_listen_uri`, not a transaction pooler.
     let session_uri = session_uri(&cfg, &db_uri);
-    let listener = actix_web::rt::spawn(tokens.clone().listen(session_uri.clone()));
+    let listener = actix_web::rt::spawn(tokens.clone().listen(session_uri.clone(), db_timeout));
     let plugins = Arc::new(plugins);
 
     // Metrics: the recorder, the histograms drained every few seconds, the pools watched.

@@ -232,6 +232,71 @@ fn a_lost_listener_connection_never_serves_a_revoked_token() {
     revoked_within(&b, &t, Duration::from_millis(100));
 }
 
+/// PostgreSQL backends stopped (SIGSTOP) until this is dropped (SIGCONT), also when the test
+/// fails.
+struct Stopped(Vec<i32>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            unsafe {
+                libc::kill(*pid, libc::SIGCONT);
+            }
+        }
+    }
+}
+
+/// A listener connection that goes silent, with no reset (a network cut, a stalled backend),
+/// is noticed by its liveness check: the node stops serving its cache and connects again, so a
+/// token revoked on another node meanwhile is refused within seconds, not once the kernel gives
+/// up on the connection.
+#[test]
+fn a_silent_listener_connection_is_noticed_and_replaced() {
+    let (a, b) = pair();
+    let admin = a.admin_token();
+    a.create_user(&admin, "silent", "pw", None);
+    let t = cached_token(&a, &b, "silent");
+    let listeners: Vec<i32> = sql(
+        &a.db,
+        "SELECT pid FROM pg_stat_activity
+         WHERE application_name = 'wazo-auth-listener' AND datname = current_database()",
+    )
+    .into_iter()
+    .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+    .collect();
+    assert_eq!(listeners.len(), 2, "one listener per node");
+    // Both nodes' listening backends stop answering; their sockets stay open.
+    let stopped = Stopped(listeners);
+    for pid in &stopped.0 {
+        assert_eq!(unsafe { libc::kill(*pid, libc::SIGSTOP) }, 0);
+    }
+    assert_eq!(
+        a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
+            .status,
+        200
+    );
+    assert_eq!(head(&a, &t), 404);
+    // b handled nothing: only its liveness check (every second, bounded by db_timeout, 5 s
+    // here) can tell it that its connection went silent.
+    revoked_within(&b, &t, RECONNECTED_WITHIN);
+    b.wait_log(RECONNECTED_WITHIN, |l| {
+        l.contains("no answer to the liveness check")
+            && l.matches("listening for token revocations").count() >= 2
+    });
+    drop(stopped);
+    // The new connection serves the cache and its revocations again.
+    a.wait_log(RECONNECTED_WITHIN, |l| {
+        l.matches("listening for token revocations").count() >= 2
+    });
+    let t = cached_token(&a, &b, "silent");
+    assert_eq!(
+        a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
+            .status,
+        200
+    );
+    revoked_within(&b, &t, Duration::from_millis(100));
+}
+
 /// The default user policy's ACL is cached by each node for logins; creating, changing or
 /// deleting that policy reaches new logins at once on the node that handled it and within
 /// 100 ms on the other.

@@ -697,3 +697,128 @@ fn the_listing_totals_follow_every_way_rows_come_and_go() {
         "0"
     );
 }
+
+/// The totals of `GET /policies` and `GET /groups` from the top tenant come from the row tallies
+/// too (migration V18): created and deleted through the API, in bulk by SQL, and with a deleted
+/// tenant's, they stay the tables' counts. A sub-tenant's listing still counts its own.
+#[test]
+fn the_policy_and_group_totals_follow_their_rows() {
+    let s = ServerBuilder::new().with_wazo_user().start();
+    let admin = s.admin_token();
+    let counted = |table: &str| {
+        one(&s.db, &format!("SELECT count(*) FROM {table}"))
+            .parse::<i64>()
+            .unwrap()
+    };
+    let total = |path: &str, tenant: Option<&str>| {
+        let r = s.call("GET", path, &admin, tenant, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["total"].as_i64().unwrap()
+    };
+    let check = || {
+        for (path, table) in [
+            ("/0.1/policies?recurse=true", "auth_policy"),
+            ("/0.1/groups?recurse=true", "auth_group"),
+        ] {
+            let tallied = one(
+                &s.db,
+                &format!("SELECT coalesce(sum(n), 0) FROM auth_tally WHERE tbl = '{table}'"),
+            );
+            assert_eq!(tallied, counted(table).to_string(), "{table}'s tally");
+            assert_eq!(total(path, None), counted(table), "{path}");
+        }
+    };
+    check();
+    let r = s.call(
+        "POST",
+        "/0.1/tenants",
+        &admin,
+        None,
+        Some(&json!({"name": "tallied"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tenant = r.json()["uuid"].as_str().unwrap().to_string();
+    check();
+    for i in 0..3 {
+        for (path, body) in [
+            (
+                "/0.1/policies",
+                json!({"name": format!("tally-p{i}"), "acl": []}),
+            ),
+            ("/0.1/groups", json!({"name": format!("tally-g{i}")})),
+        ] {
+            for owner in [None, Some(tenant.as_str())] {
+                let r = s.call("POST", path, &admin, owner, Some(&body));
+                assert_eq!(r.status, 200, "{path}: {}", r.body);
+            }
+        }
+    }
+    check();
+    // The sub-tenant's own listing counts its rows (its default policies and groups included).
+    let own = |table: &str| {
+        one(
+            &s.db,
+            &format!("SELECT count(*) FROM {table} WHERE tenant_uuid = '{tenant}'"),
+        )
+        .parse::<i64>()
+        .unwrap()
+    };
+    assert!(own("auth_policy") >= 3);
+    assert_eq!(total("/0.1/groups", Some(&tenant)), own("auth_group"));
+    // Deleted through the API.
+    let policy = s.call("GET", "/0.1/policies?name=tally-p0", &admin, None, None);
+    let policy = policy.json()["items"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.call(
+        "DELETE",
+        &format!("/0.1/policies/{policy}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let group = s.call("GET", "/0.1/groups?name=tally-g0", &admin, None, None);
+    let group = group.json()["items"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.call(
+        "DELETE",
+        &format!("/0.1/groups/{group}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    check();
+    // In bulk by SQL, as an import or an operator would.
+    sql(
+        &s.db,
+        "INSERT INTO auth_policy (uuid, tenant_uuid, name, slug)
+         SELECT md5('tally-p' || i)::uuid::text, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid),
+                'bulk-' || i, 'bulk_' || i
+         FROM generate_series(1, 50) AS i;
+         INSERT INTO auth_group (uuid, tenant_uuid, name, slug)
+         SELECT md5('tally-g' || i)::uuid::text, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid),
+                'bulk-' || i, 'bulk_' || i
+         FROM generate_series(1, 40) AS i;
+         DELETE FROM auth_policy WHERE name IN ('bulk-1', 'bulk-2');
+         DELETE FROM auth_group WHERE name LIKE 'bulk-1%'",
+    );
+    check();
+    // A tenant's deletion takes its policies and groups with it.
+    let before = (counted("auth_policy"), counted("auth_group"));
+    let r = s.call(
+        "DELETE",
+        &format!("/0.1/tenants/{tenant}"),
+        &admin,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(counted("auth_policy") < before.0);
+    assert!(counted("auth_group") < before.1);
+    check();
+}

@@ -53,8 +53,8 @@ impl Caches {
 
     /// Listens for notifications until the process ends, reconnecting as needed. Run it as a
     /// background task.
-    pub async fn listen(self: Arc<Self>, db_uri: String) {
-        crate::notify::listen(self, db_uri).await
+    pub async fn listen(self: Arc<Self>, db_uri: String, timeout: Duration) {
+        crate::notify::listen(self, db_uri, timeout).await
     }
 
     /// Whether revocations from other processes are being received (when not, the caches are
