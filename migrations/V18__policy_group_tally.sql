@@ -6,14 +6,14 @@
 -- (creations and deletions of policies and groups are rare: a row appended per statement costs
 -- nothing that matters).
 --
--- The readers sum one table's rows of `auth_tally`, which holds every login's appended row until
--- the cleanup turn folds them: an index on the table name lets them skip the others.
---
 -- Re-running this migration is harmless (tests/tests/import.rs runs V11 and later again): the
 -- tallies are recounted under locks that keep the tables' writers out.
-CREATE INDEX IF NOT EXISTS auth_tally__idx__tbl ON auth_tally (tbl);
-
-LOCK TABLE auth_policy, auth_group IN SHARE ROW EXCLUSIVE MODE;
+--
+-- Nodes of the previous version may be running. The locks are taken in the order in which a
+-- tenant's deletion cascades to these tables (groups, then policies: the order their foreign
+-- keys were created in V2), so that the two cannot deadlock; `auth_tally` itself is only
+-- written (a row lock), as every login does.
+LOCK TABLE auth_group, auth_policy IN SHARE ROW EXCLUSIVE MODE;
 
 -- Tallies `t` from now on: V15's triggers, and its count. V15's own tables were set up by the
 -- same steps, inline (a migration, once applied, does not change).
@@ -36,5 +36,5 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
-SELECT wazo_auth_tally_table('auth_policy');
 SELECT wazo_auth_tally_table('auth_group');
+SELECT wazo_auth_tally_table('auth_policy');

@@ -276,15 +276,12 @@ struct Subscription {
     received: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
 }
 
-/// Connects, listens on every channel and reads the throttle snapshot.
+/// Connects with `config`, listens on every channel and reads the throttle snapshot (those two
+/// within `timeout`).
 async fn subscribe(
-    db_uri: &str,
+    config: tokio_postgres::Config,
     timeout: Duration,
 ) -> std::result::Result<(Subscription, Snapshot), String> {
-    let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("{e}"))?;
-    config.connect_timeout(timeout);
-    // Named, so that operators (and tests) can tell it from the pooled connections.
-    config.application_name("wazo-auth-listener");
     let (client, mut connection) = config
         .connect(tokio_postgres::NoTls)
         .await
@@ -307,21 +304,26 @@ async fn subscribe(
             }
         }
     }));
-    client
-        .batch_execute(&format!(
-            "LISTEN {REVOKED_CHANNEL}; LISTEN {THROTTLE_CHANNEL}"
-        ))
+    let ready = async {
+        client
+            .batch_execute(&format!(
+                "LISTEN {REVOKED_CHANNEL}; LISTEN {THROTTLE_CHANNEL}"
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        // The throttle records made before listening started.
+        client
+            .fetch(
+                "SELECT key, extract(epoch FROM blocked_until)::float8 FROM auth_login_throttle
+                 ORDER BY updated_at DESC LIMIT $1",
+                &[&SNAPSHOT_THROTTLE_MAX],
+            )
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let rows = tokio::time::timeout(timeout, ready)
         .await
-        .map_err(|e| e.to_string())?;
-    // The throttle records made before listening started.
-    let rows = client
-        .fetch(
-            "SELECT key, extract(epoch FROM blocked_until)::float8 FROM auth_login_throttle
-             ORDER BY updated_at DESC LIMIT $1",
-            &[&SNAPSHOT_THROTTLE_MAX],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| format!("no answer to LISTEN within {timeout:?}"))??;
     let snapshot = Snapshot {
         throttle: rows
             .iter()
@@ -341,11 +343,30 @@ async fn listen_once<R: Receiver>(
     db_uri: &str,
     timeout: Duration,
 ) -> std::result::Result<(), String> {
-    // Bounded as a whole: a server that accepts the connection and then says nothing must not
-    // hold the listener (and so the caches) off for good.
-    let (subscription, snapshot) = tokio::time::timeout(timeout, subscribe(db_uri, timeout))
+    let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("{e}"))?;
+    // Named, so that operators (and tests) can tell it from the pooled connections.
+    config.application_name("wazo-auth-listener");
+    // Each host of a multi-host URI is tried in turn, each within the URI's `connect_timeout`
+    // (`db_timeout` without one), so that a primary gone silent does not keep the listener from
+    // the next host.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(timeout);
+    }
+    // On TCP, a liveness check left unacknowledged this long breaks the connection too.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(timeout.max(Duration::from_secs(1)));
+    }
+    let per_host = config.get_connect_timeout().copied().unwrap_or(timeout);
+    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    // Bounded as a whole, too: a server that accepts the connection and then says nothing
+    // (the connect timeout covers the socket only) must not hold the listener, and so the
+    // caches, off for good. Every host, then a handshake and the LISTEN, each within `timeout`.
+    let bound = per_host
+        .saturating_mul(hosts)
+        .saturating_add(timeout.saturating_mul(2));
+    let (subscription, snapshot) = tokio::time::timeout(bound, subscribe(config, timeout))
         .await
-        .map_err(|_| format!("no answer to LISTEN within {timeout:?}"))??;
+        .map_err(|_| format!("no connection within {bound:?}"))??;
     let Subscription {
         client,
         _driver,
@@ -367,6 +388,8 @@ async fn listen_once<R: Receiver>(
     }));
     loop {
         tokio::select! {
+            // Notifications already received are applied before a failed check ends it all.
+            biased;
             message = received.recv() => match message {
                 Some((channel, payload)) => match Notification::parse(&channel, &payload) {
                     Ok(notification) => receiver.notified(notification),

@@ -246,6 +246,38 @@ impl Drop for Stopped {
     }
 }
 
+/// Stops `pids` (SIGSTOP) at a moment when each is idle, waiting for its client: a backend
+/// stopped inside a statement (the listeners' liveness checks run one every second) could hold
+/// a lock that every other backend then waits for.
+fn stop_while_idle(db: &str, pids: Vec<i32>) -> Stopped {
+    let list = pids
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let deadline = Instant::now() + RECONNECTED_WITHIN;
+    loop {
+        let stopped = Stopped(pids.clone());
+        for pid in &stopped.0 {
+            assert_eq!(unsafe { libc::kill(*pid, libc::SIGSTOP) }, 0);
+        }
+        // What each reported last, before it stopped.
+        let idle = sql(
+            db,
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid IN ({list})
+                 AND state = 'idle' AND wait_event = 'ClientRead'"
+            ),
+        );
+        if idle[0][0].as_deref() == Some(&pids.len().to_string()) {
+            return stopped;
+        }
+        drop(stopped);
+        assert!(Instant::now() < deadline, "the listeners were never idle");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A listener connection that goes silent, with no reset (a network cut, a stalled backend),
 /// is noticed by its liveness check: the node stops serving its cache and connects again, so a
 /// token revoked on another node meanwhile is refused within seconds, not once the kernel gives
@@ -266,10 +298,7 @@ fn a_silent_listener_connection_is_noticed_and_replaced() {
     .collect();
     assert_eq!(listeners.len(), 2, "one listener per node");
     // Both nodes' listening backends stop answering; their sockets stay open.
-    let stopped = Stopped(listeners);
-    for pid in &stopped.0 {
-        assert_eq!(unsafe { libc::kill(*pid, libc::SIGSTOP) }, 0);
-    }
+    let stopped = stop_while_idle(&a.db, listeners);
     assert_eq!(
         a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
             .status,
