@@ -276,16 +276,20 @@ struct Subscription {
     received: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
 }
 
-/// Connects with `config`, listens on every channel and reads the throttle snapshot (those two
+/// Connects to `db_uri`, listens on every channel and reads the throttle snapshot (those two
 /// within `timeout`).
 async fn subscribe(
-    config: tokio_postgres::Config,
+    db_uri: &str,
     timeout: Duration,
 ) -> std::result::Result<(Subscription, Snapshot), String> {
-    let (client, mut connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| e.to_string())?;
+    // Named, so that operators (and tests) can tell it from the pooled connections. Each host of
+    // a multi-host URI is tried in turn, and the connection is bounded as a whole: a server that
+    // accepts it and then says nothing must not hold the listener, and so the caches, off for
+    // good (`crate::storage::connect_direct`).
+    let (client, mut connection) =
+        crate::storage::connect_direct(db_uri, "wazo-auth-listener", timeout)
+            .await
+            .map_err(|e| e.to_string())?;
     let (tx, received) = tokio::sync::mpsc::unbounded_channel();
     let driver = Aborting(tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -343,30 +347,7 @@ async fn listen_once<R: Receiver>(
     db_uri: &str,
     timeout: Duration,
 ) -> std::result::Result<(), String> {
-    let mut config: tokio_postgres::Config = db_uri.parse().map_err(|e| format!("{e}"))?;
-    // Named, so that operators (and tests) can tell it from the pooled connections.
-    config.application_name("wazo-auth-listener");
-    // Each host of a multi-host URI is tried in turn, each within the URI's `connect_timeout`
-    // (`db_timeout` without one), so that a primary gone silent does not keep the listener from
-    // the next host.
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(timeout);
-    }
-    // On TCP, a liveness check left unacknowledged this long breaks the connection too.
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(timeout.max(Duration::from_secs(1)));
-    }
-    let per_host = config.get_connect_timeout().copied().unwrap_or(timeout);
-    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
-    // Bounded as a whole, too: a server that accepts the connection and then says nothing
-    // (the connect timeout covers the socket only) must not hold the listener, and so the
-    // caches, off for good. Every host, then a handshake and the LISTEN, each within `timeout`.
-    let bound = per_host
-        .saturating_mul(hosts)
-        .saturating_add(timeout.saturating_mul(2));
-    let (subscription, snapshot) = tokio::time::timeout(bound, subscribe(config, timeout))
-        .await
-        .map_err(|_| format!("no connection within {bound:?}"))??;
+    let (subscription, snapshot) = subscribe(db_uri, timeout).await?;
     let Subscription {
         client,
         _driver,

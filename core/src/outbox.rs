@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::sql::Db;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Arbitrary but fixed key of the session advisory lock held by the one publishing process.
 pub const PUBLISHER_LOCK_KEY: i64 = 0x7761_7a6f_6275_7321; // "wazobus!"
@@ -67,19 +67,9 @@ pub struct OutboxConnection {
 impl OutboxConnection {
     /// Connects to `db_uri`; connecting and every statement are bounded by `timeout`.
     pub async fn connect(db_uri: &str, timeout: Duration) -> Result<OutboxConnection> {
-        let mut config: tokio_postgres::Config = db_uri
-            .parse()
-            .map_err(|e| Error::database(format!("invalid db_uri: {e}")))?;
         // Named, so that operators (and tests) can tell it from the pooled connections.
-        config.application_name("wazo-auth-bus-publisher");
-        config.connect_timeout(timeout);
-        if config.get_tcp_user_timeout().is_none() {
-            config.tcp_user_timeout(timeout.max(Duration::from_secs(1)));
-        }
-        let connecting = config.connect(NoTls);
-        let (client, connection) = tokio::time::timeout(timeout, connecting)
-            .await
-            .map_err(|_| Error::database("no answer from the database"))??;
+        let (client, connection) =
+            crate::storage::connect_direct(db_uri, "wazo-auth-bus-publisher", timeout).await?;
         let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 log::debug!("bus publisher database connection ended: {e}");

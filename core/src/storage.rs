@@ -193,16 +193,8 @@ impl Storage {
     /// `db_listen_uri` setting): the migrations' advisory lock is a session lock, which a
     /// transaction pooler in front of the pool's `db_uri` would not keep.
     pub async fn migrate_direct(&self, session_uri: &str) -> Result<()> {
-        let mut config = tokio_postgres::Config::from_str(session_uri)
-            .map_err(|e| Error::database(format!("invalid db_listen_uri: {e}")))?;
-        config.application_name("wazo-auth-migrations");
-        config.connect_timeout(self.timeout);
-        if config.get_tcp_user_timeout().is_none() {
-            config.tcp_user_timeout(self.timeout.max(Duration::from_secs(1)));
-        }
-        let (mut client, connection) = tokio::time::timeout(self.timeout, config.connect(NoTls))
-            .await
-            .map_err(|_| Error::database("no answer from the database"))??;
+        let (mut client, connection) =
+            connect_direct(session_uri, "wazo-auth-migrations", self.timeout).await?;
         let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 log::debug!("migration connection ended: {e}");
@@ -446,6 +438,41 @@ impl Storage {
     pub async fn tenant_and_descendants(&self, tenant: &str) -> Result<Vec<String>> {
         Ok(self.subtree(tenant).await?.0)
     }
+}
+
+/// A connection of its own to `uri`, outside every pool (the migrations' session, the bus
+/// publisher's, the revocation listener's), named `application_name` for operators.
+///
+/// Each host of a multi-host URI is tried in turn within the URI's `connect_timeout` (`timeout`
+/// without one), so that a first host gone silent (powered off, cut off) does not keep the
+/// connection from the next one. The connection as a whole is bounded too (`connect_timeout`
+/// covers the socket only, not a server that accepts it and then says nothing): every host's
+/// timeout, plus `timeout` for the handshake. On TCP, data left unacknowledged for `timeout`
+/// breaks the connection (`tcp_user_timeout`, as the pool's), unless the URI sets its own.
+pub async fn connect_direct(
+    uri: &str,
+    application_name: &str,
+    timeout: Duration,
+) -> Result<(
+    tokio_postgres::Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+)> {
+    let mut config = tokio_postgres::Config::from_str(uri)
+        .map_err(|e| Error::database(format!("invalid database URI: {e}")))?;
+    config.application_name(application_name);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(timeout);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(timeout.max(Duration::from_secs(1)));
+    }
+    let per_host = config.get_connect_timeout().copied().unwrap_or(timeout);
+    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    let bound = per_host.saturating_mul(hosts).saturating_add(timeout);
+    tokio::time::timeout(bound, config.connect(NoTls))
+        .await
+        .map_err(|_| Error::database(format!("no answer from the database within {bound:?}")))?
+        .map_err(Error::from)
 }
 
 /// Runs the migrations on `client`, under the session advisory lock [`MIGRATION_LOCK_KEY`].

@@ -326,6 +326,105 @@ fn a_silent_listener_connection_is_noticed_and_replaced() {
     revoked_within(&b, &t, Duration::from_millis(100));
 }
 
+/// A local TCP port that takes no connection: its listening socket's accept queue is full, so
+/// the kernel drops every new connection attempt, as with a host powered off or cut off. Keep
+/// it alive as long as the port must stay silent.
+struct SilentPort {
+    port: u16,
+    _listener: std::os::fd::OwnedFd,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+fn silent_port() -> SilentPort {
+    use std::os::fd::FromRawFd;
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket");
+    let listener = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let bound = unsafe { libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len) };
+    assert_eq!(bound, 0, "bind");
+    // A backlog of 0: one connection waits to be accepted (never), and the queue is full.
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0, "listen");
+    let mut len = len;
+    let named =
+        unsafe { libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
+    assert_eq!(named, 0, "getsockname");
+    let port = u16::from_be(addr.sin_port);
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&target, Duration::from_millis(300)) {
+            queued.push(s);
+        }
+    }
+    // The port must really be silent here, or the test below would prove nothing.
+    let attempt = std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500));
+    assert!(
+        matches!(&attempt, Err(e) if e.kind() == std::io::ErrorKind::TimedOut),
+        "a full accept queue should drop connection attempts: {attempt:?}"
+    );
+    SilentPort {
+        port,
+        _listener: listener,
+        _queued: queued,
+    }
+}
+
+/// A multi-host `db_listen_uri` whose first host is gone silent: the migrations' session and
+/// the revocation listener pass over it to the next host, within each host's connection timeout
+/// (`db_timeout` here), and the node then gets revocations as the others do.
+#[test]
+fn a_silent_first_host_of_the_listen_uri_is_passed_over() {
+    let silent = silent_port();
+    let a = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"default_user_policy": "everything",
+                       "default_policies": {"everything": {"acl": ["#"]}}}))
+        .start();
+    // The test cluster's own host and port, after the silent one.
+    let field = |name: &str| {
+        a.db.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {}", a.db))
+            .to_string()
+    };
+    let listen_uri = format!(
+        "host=127.0.0.1,{} port={},{} user={} dbname={}",
+        field("host"),
+        silent.port,
+        field("port"),
+        field("user"),
+        field("dbname")
+    );
+    let b = ServerBuilder::new()
+        .with_wazo_user()
+        .config(json!({"default_user_policy": "everything",
+                       "default_policies": {"everything": {"acl": ["#"]}},
+                       "db_listen_uri": listen_uri}))
+        .database(&a.db)
+        .start();
+    b.wait_log(RECONNECTED_WITHIN, |l| {
+        l.contains("listening for token revocations")
+    });
+    let admin = a.admin_token();
+    a.create_user(&admin, "passed-over", "pw", None);
+    let t = cached_token(&a, &b, "passed-over");
+    assert_eq!(
+        a.request("DELETE", &format!("/0.1/token/{t}"), &[], None)
+            .status,
+        200
+    );
+    revoked_within(&b, &t, Duration::from_millis(100));
+    assert!(
+        !b.log().contains("revocation listener failed"),
+        "{}",
+        b.log()
+    );
+}
+
 /// The default user policy's ACL is cached by each node for logins; creating, changing or
 /// deleting that policy reaches new logins at once on the node that handled it and within
 /// 100 ms on the other.
