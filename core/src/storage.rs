@@ -467,7 +467,13 @@ pub async fn connect_direct(
         config.tcp_user_timeout(timeout.max(Duration::from_secs(1)));
     }
     let per_host = config.get_connect_timeout().copied().unwrap_or(timeout);
-    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    // A URI may list its hosts as `host`, as `hostaddr`, or both (then one per host).
+    let hosts = config
+        .get_hosts()
+        .len()
+        .max(config.get_hostaddrs().len())
+        .max(1);
+    let hosts = u32::try_from(hosts).unwrap_or(u32::MAX);
     let bound = per_host.saturating_mul(hosts).saturating_add(timeout);
     tokio::time::timeout(bound, config.connect(NoTls))
         .await
