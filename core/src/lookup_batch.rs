@@ -11,13 +11,13 @@
 //! its group with the same error: a read has no row that could fail the others.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
 
 use crate::error::{Error, Result};
-use crate::sql::Db;
+use crate::sql::{Db, Param};
 use crate::storage::Storage;
 
 /// The most tokens read by one statement.
@@ -27,14 +27,41 @@ const MAX_BATCH: usize = 64;
 /// [`crate::tokens::VALID_TOKEN_SQL`], then the hash.
 pub(crate) type Job = (Vec<u8>, oneshot::Sender<Result<Option<Arc<Row>>>>);
 
-/// The rows of many hashes, whatever their expiry: [`crate::tokens::VALID_TOKEN_SQL`]'s
-/// columns, then the hash (to give each its own).
-pub(crate) const LOOKUP_MANY: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t,
-        expire_t, metadata, session_uuid, user_agent, remote_addr, acl, refresh_token_uuid,
-        token_hash
-     FROM auth_token WHERE token_hash = ANY($1)";
+/// The statements that read the rows of many hashes whatever their expiry:
+/// [`crate::tokens::VALID_TOKEN_SQL`]'s columns, then the hash (to give each its own). One per
+/// size of [`SIZES`] (by its position there), each with that many parameters: a group is read by the smallest that
+/// holds it, its last hash repeated in the parameters left over (the index scan reads each hash
+/// once).
+///
+/// Not one statement with an array parameter (`token_hash = ANY($1)`): PostgreSQL then planned
+/// every execution again, because its generic plan, which assumes ten elements, looked dearer
+/// than the custom plans of the usual smaller groups. Planning was a fifth of its CPU per miss
+/// at `SCALE=1` (docs/benchmarks.md, "Issue 20: session 15"). With a fixed number of
+/// parameters, its generic plan costs what the custom ones do, and is kept from the sixth
+/// execution on each connection.
+fn lookup_sql(at: usize) -> &'static str {
+    static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        SIZES
+            .iter()
+            .map(|&n| {
+                let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+                format!(
+                    "SELECT {}, token_hash FROM auth_token WHERE token_hash IN ({})",
+                    crate::tokens::token_columns!(),
+                    params.join(", ")
+                )
+            })
+            .collect()
+    });
+    texts[at.min(texts.len() - 1)].as_str()
+}
 
-/// The column of the hash in [`LOOKUP_MANY`].
+/// The numbers of parameters of the look-up statements ([`lookup_sql`]); the last is
+/// [`MAX_BATCH`].
+const SIZES: [usize; 7] = [1, 2, 4, 8, 16, 32, MAX_BATCH];
+
+/// The column of the hash in the look-up statements ([`lookup_sql`]).
 const HASH_COLUMN: usize = 11;
 
 impl Storage {
@@ -51,9 +78,28 @@ impl Storage {
             .unwrap_or_else(|_| Err(Error::database("the token reader stopped")))
     }
 
+    /// The rows of `hashes`, in one statement for each [`MAX_BATCH`] of them.
     async fn lookup_many(&self, hashes: &[&[u8]]) -> Result<Vec<Row>> {
         let client = self.client().await?;
-        Ok(client.fetch_cached(LOOKUP_MANY, &[&hashes]).await?)
+        let mut rows = Vec::with_capacity(hashes.len());
+        for group in hashes.chunks(MAX_BATCH) {
+            let Some(last) = group.last() else {
+                continue;
+            };
+            // The smallest statement that holds the group (the last one holds MAX_BATCH).
+            let at = SIZES
+                .iter()
+                .position(|&n| n >= group.len())
+                .unwrap_or(SIZES.len() - 1);
+            let params: Vec<Param<'_>> = group
+                .iter()
+                .chain(std::iter::repeat(last))
+                .take(SIZES[at])
+                .map(|h| h as Param<'_>)
+                .collect();
+            rows.extend(client.fetch_cached(lookup_sql(at), &params).await?);
+        }
+        Ok(rows)
     }
 }
 

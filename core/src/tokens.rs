@@ -632,9 +632,21 @@ pub const OUTBOX_BATCH_EVENTS: i64 = 500;
 
 /// The look-up of a token that has not expired ([`Storage::get_valid_token`]): its hash, then
 /// the time.
-pub const VALID_TOKEN_SQL: &str = "SELECT auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t,
-        metadata, session_uuid, user_agent, remote_addr, acl, refresh_token_uuid
-     FROM auth_token WHERE token_hash = $1 AND expire_t >= $2";
+pub const VALID_TOKEN_SQL: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM auth_token WHERE token_hash = $1 AND expire_t >= $2"
+);
+
+/// The columns of a token's row that [`token_of_row`] reads, in its order (one list for
+/// [`VALID_TOKEN_SQL`] and the grouped look-ups of `crate::lookup_batch`).
+macro_rules! token_columns {
+    () => {
+        "auth_id, pbx_user_uuid, xivo_uuid, issued_t, expire_t, metadata, session_uuid, \
+         user_agent, remote_addr, acl, refresh_token_uuid"
+    };
+}
+pub(crate) use token_columns;
 
 /// Where the purge of `now` stops: tokens that expired before it are purged. That is `now`,
 /// unless the expire-soon window (`announced_until`, `auth_cleanup_state.expire_soon_until`)

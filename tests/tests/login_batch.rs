@@ -1,7 +1,7 @@
 //! Group commit of plain logins (core/src/login_batch.rs), against a real PostgreSQL: logins
 //! created concurrently on one storage, or on storages sharing a writer, are written together,
 //! each comes back readable with exactly its own data, and one row the database refuses fails
-//! only its own login.
+//! only its own login. Also the grouped reads of the cache's misses (core/src/lookup_batch.rs).
 
 use wazo_auth_core::keys::Keyring;
 use wazo_auth_core::tokens::NewToken;
@@ -114,6 +114,69 @@ fn storages_sharing_a_writer_group_their_logins_together() {
         sql(&db, "SELECT count(*) FROM auth_token")[0][0].as_deref(),
         Some("64")
     );
+}
+
+/// Grouped reads of the tokens the cache misses (core/src/lookup_batch.rs): misses asked
+/// together, in groups of every size up to past the largest statement (64), each get exactly
+/// their own token, whatever the group's padding; unknown tokens and a token asked twice in one
+/// group included.
+#[test]
+fn concurrent_lookups_of_every_group_size_each_get_their_own_token() {
+    let db = fresh_database();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = rt.block_on(async { Storage::new(&db, 4).unwrap() });
+    let keyring = Keyring::from_keys(vec![("k".into(), [3u8; 32])]).unwrap();
+    let created: Vec<(usize, wazo_auth_core::tokens::Token)> = rt
+        .block_on(futures_join_all((0..140usize).map(|n| {
+            let (storage, keyring) = (storage.clone(), keyring.clone());
+            async move {
+                let mut metadata = Map::new();
+                metadata.insert("n".into(), json!(n));
+                let created = storage.create_token(new_token(n, metadata), &keyring).await;
+                (n, created.expect("login").token)
+            }
+        })))
+        .into_iter()
+        .collect();
+    let unknown =
+        |i: usize| uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-{i:012}")).unwrap();
+    for size in [
+        1usize, 2, 3, 5, 7, 8, 9, 17, 31, 33, 63, 64, 65, 100, 129, 140,
+    ] {
+        // `size` look-ups at once: the known tokens 0..size (one in seven replaced by an
+        // unknown one), and the first token a second time.
+        let mut asked: Vec<(uuid::Uuid, Option<usize>)> = (0..size)
+            .map(|i| {
+                if i % 7 == 6 {
+                    (unknown(i), None)
+                } else {
+                    (created[i].1.token, Some(created[i].0))
+                }
+            })
+            .collect();
+        asked.push((created[0].1.token, Some(created[0].0)));
+        let answers = rt.block_on(futures_join_all(asked.clone().into_iter().map(|(t, _)| {
+            let storage = storage.clone();
+            async move { storage.lookup_token(&t).await }
+        })));
+        for ((token, expected), answer) in asked.iter().zip(answers) {
+            let found = answer.unwrap_or_else(|e| panic!("size {size}: {token}: {e}"));
+            match expected {
+                None => assert!(found.is_none(), "size {size}: {token} is unknown"),
+                Some(n) => {
+                    let found = found.unwrap_or_else(|| panic!("size {size}: {token} not found"));
+                    assert_eq!(found.token, *token, "size {size}");
+                    assert_eq!(found.auth_id, format!("user-{n}"), "size {size}");
+                    assert_eq!(found.metadata.get("n"), Some(json!(n)), "size {size}");
+                    assert_eq!(found.acl[..], new_token(*n, Map::new()).acl[..]);
+                    assert_eq!(found.session_uuid, created[*n].1.session_uuid);
+                }
+            }
+        }
+    }
 }
 
 /// Creates the logins `range` at once on `storage` (login `bad` with metadata the database
