@@ -8,8 +8,8 @@
 #   seed_tokens PREFIX TENANTS USERS WHAT COUNT FIRST EXPIRY
 #                                # COUNT more sessions and tokens of a set; EXPIRY is SQL
 #
-# Every uuid is md5(PREFIX-kind || i) (as bench/run.sh's): the measurements can name known rows,
-# and PREFIX keeps two sets apart.
+# Every uuid is md5(PREFIX-kind || i) (as bench/run.sh's; a session's begins with its time, see
+# seed_tokens): the measurements can name known rows, and PREFIX keeps two sets apart.
 
 seed_socket() { echo "$work/pg/socket"; }
 seed_pgbin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
@@ -110,7 +110,12 @@ indexes_on() {
 # md5('PREFIX-k' || i) as a uuid (stored, as the server does, as the SHA-256 of its text), so that
 # the measurements can use known tokens. Sessions are created a millisecond apart.
 seed_tokens() { # prefix, tenants, users, what, count, first i, expiry (SQL, epoch seconds)
-    local p=$1 tenants=$2 users=$3
+    local p=$1 tenants=$2 users=$3 sessions
+    # Session i's uuid: a version 7 one, as the server makes (core's `new_session_uuid`): its
+    # time (created_at, in milliseconds) first, then md5('PREFIX-s' || i).
+    sessions="overlay(overlay(overlay(md5('$p-s' || i)
+                  placing lpad(to_hex(floor(extract(epoch FROM now()) * 1000)::bigint - i), 12, '0')
+                  from 1 for 12) placing '7' from 13 for 1) placing '8' from 17 for 1)::uuid::text"
     # Inserted with their indexes and keys in place, each row landed on another leaf page of
     # each index (random uuids and hashes) and was checked by the foreign keys' triggers: 20-23
     # minutes for the 15 M tokens of SCALE=1, 4 times what the sorted builds after the insert take
@@ -134,7 +139,7 @@ seed_tokens() { # prefix, tenants, users, what, count, first i, expiry (SQL, epo
         ALTER TABLE auth_token DISABLE TRIGGER $triggers;
         ALTER TABLE auth_session DISABLE TRIGGER ALL;
         INSERT INTO auth_session (uuid, tenant_uuid, created_at)
-        SELECT md5('$p-s' || i)::uuid::text, md5('$p-t' || (i % $tenants))::uuid::text,
+        SELECT $sessions, md5('$p-t' || (i % $tenants))::uuid::text,
                now() - i * interval '1 millisecond'
         FROM generate_series($6, $6 + $5 - 1) AS i;
         INSERT INTO auth_token (token_hash, auth_id, issued_t, expire_t, metadata, session_uuid,
@@ -142,7 +147,7 @@ seed_tokens() { # prefix, tenants, users, what, count, first i, expiry (SQL, epo
         SELECT sha256(convert_to(md5('$p-k' || i)::uuid::text, 'UTF8')), u.uuid,
                extract(epoch FROM now()), $7,
                jsonb_build_object('auth_id', u.uuid, 'uuid', u.uuid, 'purpose', 'user'),
-               md5('$p-s' || i)::uuid::text, 'scale', '127.0.0.1',
+               $sessions, 'scale', '127.0.0.1',
                ARRAY['confd.users.me.read', 'calld.users.me.#', 'auth.users.me.#']
         FROM generate_series($6, $6 + $5 - 1) AS i,
              LATERAL (SELECT md5('$p-u' || (i % $users))::uuid::text AS uuid) AS u;
