@@ -5,9 +5,10 @@
 # the ratios:
 #   - the listings of issue 20 (limit=100), LISTING_REQUESTS times each (200), p50/p99;
 #   - the token checks (bench/checks.sh): cached GET and HEAD, `?tenant=` 10 levels down against
-#     the plain check, cache misses (each token once, MISS_REQUESTS of them) against pgbench's
-#     primary-key select, example-backend and wazo_user logins; at SCALE, misses with a full cache against
-#     misses with one that is not, and the RSS per cached token;
+#     the plain check, cache misses (each token once, MISS_REQUESTS of them, their database
+#     pages read first; and, shown only, as many whose pages were not) against pgbench's
+#     primary-key select of the same tokens, example-backend and wazo_user logins; at SCALE,
+#     misses with a full cache against misses with one that is not, and the RSS per cached token;
 #   - a cold start on the full database: the time to an open port and to a first check;
 #   - the plans (auto_explain, ANALYZE and BUFFERS) of every statement of each listing;
 #   - the purge: PURGE_CYCLES (5) cycles of bench/purge.sh at the same SCALE.
@@ -21,7 +22,7 @@
 #   LIVE_TOKENS=200000 EXPIRED_TOKENS=0 SCALE=1 ...
 #                                      # other numbers of tokens (quicker; not the issue's sizes)
 #   SCALE_PLANS=0 PURGE_CYCLES=0 ...   # without the plans, without the purge
-#   CHECK_SECONDS=5 MISS_REQUESTS=5000 # each wrk measurement's length, the misses per measurement
+#   CHECK_SECONDS=5 MISS_REQUESTS=10000 # each wrk measurement's length, the misses per measurement
 #   SCALE_DOCS=0 ...                   # without writing the results into docs/benchmarks.md
 #   SCALE_SERVER=path SCALE_PLUGIN=path SCALE_WAZO_USER_PLUGIN=path
 #                                      # another build's server and plugins (nothing built)
@@ -162,7 +163,8 @@ for name, (p50, p99) in big.items():
     print(f"{name:<16} {s50:8.2f} {s99:8.2f} {p50:10.2f} {p99:10.2f} {p99 / s99:9.2f}")
 PY
 checks_phase scale scale "$live_tokens"
-checks_fill scale scale "$miss_requests" "$cache_size"
+# After the tokens of the misses (warm and cold) measured by checks_phase.
+checks_fill scale scale $((2 * miss_requests)) "$cache_size"
 checks_compare small scale
 cold_start scale
 # The plans of every statement of each listing at SCALE (auto_explain, ANALYZE and BUFFERS), from
