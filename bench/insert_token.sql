@@ -5,7 +5,11 @@ WITH t AS (
     SELECT COALESCE(NULL, (SELECT uuid FROM auth_tenant WHERE uuid = parent_uuid LIMIT 1)) AS uuid),
  s AS (
     INSERT INTO auth_session (uuid, mobile, tenant_uuid)
-    SELECT gen_random_uuid()::text, false, uuid FROM t RETURNING uuid, tenant_uuid, mobile),
+    -- A version 7 uuid, as the server's (time first: appended to the session indexes).
+    SELECT overlay(overlay(overlay(md5(random()::text)
+               placing lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
+               from 1 for 12) placing '7' from 13 for 1) placing '8' from 17 for 1)::uuid::text,
+           false, uuid FROM t RETURNING uuid, tenant_uuid, mobile),
  ev AS (
     INSERT INTO auth_event_outbox (name, routing_key, headers, data)
     SELECT 'auth_session_created', 'auth.sessions.' || s.uuid || '.created',

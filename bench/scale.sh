@@ -45,6 +45,13 @@ tenants=$(( ( ${TENANTS:-$(count 10000)} + 9 ) / 10 * 10 ))
 policies=$(count 100000)
 # The cache is filled to the brim by the full-cache measurement: at most the default size.
 cache_size=$(( live_tokens / 2 < 100000 ? live_tokens / 2 : 100000 ))
+# The token checks use distinct live tokens: cold and warm misses, the cache's fill, then the
+# misses with a full cache (bench/checks.sh).
+if (( live_tokens < 3 * ${MISS_REQUESTS:-10000} + cache_size )); then
+    echo "scale: $live_tokens live tokens are too few for MISS_REQUESTS=${MISS_REQUESTS:-10000}" \
+        "(3 x MISS_REQUESTS + $cache_size needed)" >&2
+    exit 2
+fi
 
 scripts/install-deps.sh >/dev/null
 # Everything printed is also kept, and written into docs/benchmarks.md at the end (between the

@@ -2,8 +2,9 @@
 //! statement (bind, execute, a round trip, a wake-up of the connection task): under a flood of
 //! misses (a restart of the services that hold many tokens, a cache too small for the live set),
 //! that per-statement cost is most of the work. Here the misses that arrive while a look-up is
-//! in flight wait for the next one, which reads them all with one `= ANY` statement: a miss
-//! arriving when nothing is in flight is read at once, alone, so that nobody waits on purpose.
+//! in flight wait for the next one, which reads them all with one statement ([`lookup_sql`]): a
+//! miss arriving when nothing is in flight is read at once, alone, so that nobody waits on
+//! purpose.
 //!
 //! One reader task per [`Storage`] and its clones, started on first use on the runtime of that
 //! first caller; the server's per-worker storages share one ([`Storage::share_batchers`]), as
@@ -38,7 +39,8 @@ pub(crate) type Job = (Vec<u8>, oneshot::Sender<Result<Option<Arc<Row>>>>);
 /// than the custom plans of the usual smaller groups. Planning was a fifth of its CPU per miss
 /// at `SCALE=1` (docs/benchmarks.md, "Issue 20: session 15"). With a fixed number of
 /// parameters, its generic plan costs what the custom ones do, and is kept from the sixth
-/// execution on each connection.
+/// execution on each connection. (Behind a transaction pooler, statements run unnamed and are
+/// planned at each execution whatever their form.)
 fn lookup_sql(at: usize) -> &'static str {
     static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
