@@ -2,7 +2,7 @@
 //! statement (bind, execute, a round trip, a wake-up of the connection task): under a flood of
 //! misses (a restart of the services that hold many tokens, a cache too small for the live set),
 //! that per-statement cost is most of the work. Here the misses that arrive while a look-up is
-//! in flight wait for the next one, which reads them all with one statement ([`lookup_sql`]): a
+//! in flight wait for the next one, which reads them all with one statement ([`lookup_statement`]): a
 //! miss arriving when nothing is in flight is read at once, alone, so that nobody waits on
 //! purpose.
 //!
@@ -28,11 +28,11 @@ const MAX_BATCH: usize = 64;
 /// [`crate::tokens::VALID_TOKEN_SQL`], then the hash.
 pub(crate) type Job = (Vec<u8>, oneshot::Sender<Result<Option<Arc<Row>>>>);
 
-/// The statements that read the rows of many hashes whatever their expiry:
-/// [`crate::tokens::VALID_TOKEN_SQL`]'s columns, then the hash (to give each its own). One per
-/// size of [`SIZES`] (by its position there), each with that many parameters: a group is read by the smallest that
-/// holds it, its last hash repeated in the parameters left over (the index scan reads each hash
-/// once).
+/// The statement that reads the rows of `len` hashes (1 to [`MAX_BATCH`]) whatever their expiry,
+/// and its number of parameters: [`crate::tokens::VALID_TOKEN_SQL`]'s columns, then the hash (to
+/// give each its own). There is one statement per size of [`SIZES`], each with that many
+/// parameters; a group is read by the smallest that holds it, its last hash repeated in the
+/// parameters left over (the index scan reads each hash once).
 ///
 /// Not one statement with an array parameter (`token_hash = ANY($1)`): PostgreSQL then planned
 /// every execution again, because its generic plan, which assumes ten elements, looked dearer
@@ -41,7 +41,7 @@ pub(crate) type Job = (Vec<u8>, oneshot::Sender<Result<Option<Arc<Row>>>>);
 /// parameters, its generic plan costs what the custom ones do, and is kept from the sixth
 /// execution on each connection. (Behind a transaction pooler, statements run unnamed and are
 /// planned at each execution whatever their form.)
-fn lookup_sql(at: usize) -> &'static str {
+fn lookup_statement(len: usize) -> (&'static str, usize) {
     static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
         SIZES
@@ -56,14 +56,19 @@ fn lookup_sql(at: usize) -> &'static str {
             })
             .collect()
     });
-    texts[at.min(texts.len() - 1)].as_str()
+    // The smallest that holds `len` (the last holds MAX_BATCH).
+    let at = SIZES
+        .iter()
+        .position(|&n| n >= len)
+        .unwrap_or(SIZES.len() - 1);
+    (texts[at].as_str(), SIZES[at])
 }
 
-/// The numbers of parameters of the look-up statements ([`lookup_sql`]); the last is
+/// The numbers of parameters of the look-up statements ([`lookup_statement`]); the last is
 /// [`MAX_BATCH`].
 const SIZES: [usize; 7] = [1, 2, 4, 8, 16, 32, MAX_BATCH];
 
-/// The column of the hash in the look-up statements ([`lookup_sql`]).
+/// The column of the hash in the look-up statements ([`lookup_statement`]).
 const HASH_COLUMN: usize = 11;
 
 impl Storage {
@@ -88,18 +93,14 @@ impl Storage {
             let Some(last) = group.last() else {
                 continue;
             };
-            // The smallest statement that holds the group (the last one holds MAX_BATCH).
-            let at = SIZES
-                .iter()
-                .position(|&n| n >= group.len())
-                .unwrap_or(SIZES.len() - 1);
+            let (sql, size) = lookup_statement(group.len());
             let params: Vec<Param<'_>> = group
                 .iter()
                 .chain(std::iter::repeat(last))
-                .take(SIZES[at])
+                .take(size)
                 .map(|h| h as Param<'_>)
                 .collect();
-            rows.extend(client.fetch_cached(lookup_sql(at), &params).await?);
+            rows.extend(client.fetch_cached(sql, &params).await?);
         }
         Ok(rows)
     }
