@@ -437,8 +437,9 @@ pub(crate) async fn count<C: Db>(
     // Every group (from the top tenant, no member, no filter): the tally (migration V18), not
     // a scan of them all.
     if scope.tenants.is_none() && scope.member.is_none() && filter.is_none() {
-        let (total, _) = crate::tally::count(client, crate::tally::Tallied::Groups).await?;
-        return Ok(total);
+        return crate::tally::count(client, crate::tally::Tallied::Groups)
+            .await
+            .map_err(Into::into);
     }
     let w = group_where(scope, filter);
     let sql = format!("SELECT count(*) FROM auth_group g WHERE {}", w.sql());

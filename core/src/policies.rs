@@ -668,9 +668,7 @@ pub(crate) async fn list<C: Db>(
 
     // Seeing every tenant, every policy: the tally (migration V18), not a scan of them all.
     let total = if scope.every {
-        crate::tally::count(client, crate::tally::Tallied::Policies)
-            .await?
-            .0
+        crate::tally::count(client, crate::tally::Tallied::Policies).await?
     } else {
         let mut params = Params::default();
         let visible = visible_sql(&mut params, scope);

@@ -362,9 +362,7 @@ impl Storage {
         // From the top tenant and of no one user, every refresh token: the tally (migration
         // V15), not a scan of every token.
         let total: i64 = if base.is_empty() {
-            crate::tally::count(&client, crate::tally::Tallied::RefreshTokens)
-                .await?
-                .0
+            crate::tally::count(&client, crate::tally::Tallied::RefreshTokens).await?
         } else {
             client
                 .fetch_one(&format!("SELECT count(*) {from} WHERE {base_sql}"), &params)

@@ -49,12 +49,8 @@ impl Storage {
         // Every token has a session (`session_uuid` is NOT NULL and a foreign key): without a
         // condition, the number of (session, token) pairs is the number of tokens, which the
         // tally keeps (migration V15) instead of a scan of every token.
-        let mut fold = false;
         let total: i64 = if conds.is_empty() {
-            let (total, stale) = tally::count(&*client, Tallied::Tokens).await?;
-            // No cleanup ran for a while (or it is disabled): the tally is folded below.
-            fold = stale;
-            total
+            tally::count(&*client, Tallied::Tokens).await?
         } else {
             let count_sql = format!(
                 "SELECT count(*) FROM auth_session s JOIN auth_token t ON t.session_uuid = s.uuid
@@ -83,12 +79,6 @@ impl Storage {
                 &params,
             )
             .await?;
-        drop(client);
-        if fold {
-            if let Err(e) = self.fold_tallies().await {
-                log::warn!("cannot fold the row tallies (a cleanup run will): {e}");
-            }
-        }
         Ok((
             total,
             rows.iter()

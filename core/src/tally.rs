@@ -1,7 +1,9 @@
 //! Exact row counts of the biggest tables without a scan (migration V15): statement-level
 //! triggers append the number of rows each statement inserted or deleted to `auth_tally`, in
 //! the statement's transaction, so the sum that a snapshot sees is what `count(*)` would see.
-//! The cleanup turn folds the appended rows into one per table ([`Storage::fold_tallies`]).
+//! A reader sums the table's rows: each server folds the appended rows into one per table
+//! about every second ([`Storage::fold_tallies_over`], whatever the cleanup's settings), so that
+//! a reader never scans more than about a second's worth of writes.
 
 use crate::error::Result;
 use crate::sql::Db;
@@ -34,20 +36,22 @@ impl Tallied {
     }
 }
 
-/// Appended rows past which a reader should fold the tallies (the cleanup turn folds them at
-/// every run; with the cleanup disabled, nothing else would).
-pub const FOLD_ROWS: i64 = 10_000;
+/// Rows in `auth_tally` past which the periodic fold folds them (one per tallied table, plus
+/// the rows appended since): below it, a fold would cost more than the reads it saves.
+pub const FOLD_ROWS: i64 = 100;
 
-/// The number of rows of `table` in `client`'s snapshot, and whether the tally should be folded
-/// (more than [`FOLD_ROWS`] rows appended to it).
-pub async fn count<C: Db>(client: &C, table: Tallied) -> Result<(i64, bool)> {
+/// How often each server folds the tallies when they hold more than [`FOLD_ROWS`] rows.
+pub const FOLD_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The number of rows of `table` in `client`'s snapshot.
+pub async fn count<C: Db>(client: &C, table: Tallied) -> Result<i64> {
     let row = client
         .fetch_one_cached(
-            "SELECT coalesce(sum(n), 0)::bigint, count(*) FROM auth_tally WHERE tbl = $1",
+            "SELECT coalesce(sum(n), 0)::bigint FROM auth_tally WHERE tbl = $1",
             &[&table.table()],
         )
         .await?;
-    Ok((row.get(0), row.get::<_, i64>(1) > FOLD_ROWS))
+    Ok(row.get(0))
 }
 
 impl Storage {
@@ -55,14 +59,23 @@ impl Storage {
     /// while the tables are written: rows appended by transactions that commit later are left
     /// for the next fold. Returns the number of rows folded.
     pub async fn fold_tallies(&self) -> Result<u64> {
+        self.fold_tallies_over(0).await
+    }
+
+    /// [`Storage::fold_tallies`] when `auth_tally` holds more than `rows` rows (0 when it holds
+    /// fewer, without writing anything). Several servers may fold at once: a row deleted by
+    /// another's fold is skipped (its sum is in that fold's new row), so the sums hold.
+    pub async fn fold_tallies_over(&self, rows: i64) -> Result<u64> {
         let client = self.client().await?;
         let row = client
-            .fetch_one(
-                "WITH folded AS (DELETE FROM auth_tally RETURNING tbl, n),
+            .fetch_one_cached(
+                "WITH folded AS (DELETE FROM auth_tally
+                                 WHERE (SELECT count(*) FROM auth_tally) > $1
+                                 RETURNING tbl, n),
                       kept AS (INSERT INTO auth_tally (tbl, n)
                                SELECT tbl, sum(n) FROM folded GROUP BY tbl)
                  SELECT count(*) FROM folded",
-                &[],
+                &[&rows],
             )
             .await?;
         Ok(row.get::<_, i64>(0).max(0) as u64)

@@ -586,6 +586,13 @@ pub(crate) async fn user_in_tenants<C: Db>(
     Ok(row.get(0))
 }
 
+/// Each user's searched texts, one per line: firstname, lastname, username and the addresses
+/// (`email_search`). The expression of the user search's trigram index (migration V19), which a
+/// condition must repeat exactly for the index to answer it.
+pub const SEARCH_TEXT: &str =
+    "(coalesce(u.firstname, '') || E'\\n' || coalesce(u.lastname, '') || E'\\n' \
+     || coalesce(u.username, '') || E'\\n' || u.email_search)";
+
 const USER_COLUMNS: &str = "u.uuid, u.username, u.firstname, u.lastname, u.purpose, u.enabled, \
      u.tenant_uuid, u.authentication_method";
 /// The number of [`USER_COLUMNS`] (read by `user_from_row`).
@@ -749,9 +756,7 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
     };
     // From the top tenant, every user: the tally (migration V15), not a scan of every user.
     let total: i64 = if params.is_empty() {
-        crate::tally::count(client, crate::tally::Tallied::Users)
-            .await?
-            .0
+        crate::tally::count(client, crate::tally::Tallied::Users).await?
     } else {
         client
             .fetch_one(
@@ -841,26 +846,30 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
         } else {
             let n = params.len() + 1;
             // ESCAPE '': `%` and `_` are wildcards as in the original, and a backslash is an
-            // ordinary character (so no pattern can be malformed). Each arm is answered by a
-            // trigram index (V12, V16), so that the whole condition is one BitmapOr over the
-            // users. The addresses arm looks in the user's own lines of addresses
-            // (`email_search`, V16), then checks the address itself: a pattern could match
-            // across two lines. That needs a pattern that matches any text containing a match
-            // (one that starts and ends with `%`, as the HTTP layer builds them); any other is
-            // compared with the addresses themselves.
-            let addresses =
-                if pattern.len() >= 2 && pattern.starts_with('%') && pattern.ends_with('%') {
-                    format!(
-                        "(u.email_search ILIKE ${n} ESCAPE ''
+            // ordinary character (so no pattern can be malformed).
+            //
+            // A pattern that matches any text containing a match (one that starts and ends
+            // with `%`, as the HTTP layer builds them) is first looked up in the users' search
+            // lines ([`SEARCH_TEXT`], one trigram index, V19), which hold the four searched
+            // texts: that finds every user one of them matches (and maybe a few more, matched
+            // across two lines), in one index scan; the columns are then checked row by row.
+            // The addresses are checked in the user's own lines of addresses (`email_search`,
+            // V16), then one by one, since a pattern could match across two lines. Any other
+            // pattern is compared with the columns and the addresses themselves.
+            let wrapped = pattern.len() >= 2 && pattern.starts_with('%') && pattern.ends_with('%');
+            let addresses = if wrapped {
+                conds.push(format!("{SEARCH_TEXT} ILIKE ${n} ESCAPE ''"));
+                format!(
+                    "(u.email_search ILIKE ${n} ESCAPE ''
                       AND EXISTS (SELECT 1 FROM auth_email e
                                   WHERE e.user_uuid = u.uuid AND e.address ILIKE ${n} ESCAPE ''))"
-                    )
-                } else {
-                    format!(
-                        "u.uuid = ANY(ARRAY(SELECT e.user_uuid FROM auth_email e
-                                       WHERE e.address ILIKE ${n} ESCAPE ''))"
-                    )
-                };
+                )
+            } else {
+                format!(
+                    "u.uuid = ANY(ARRAY(SELECT e.user_uuid FROM auth_email e
+                                   WHERE e.address ILIKE ${n} ESCAPE ''))"
+                )
+            };
             conds.push(format!(
                 "(u.firstname ILIKE ${n} ESCAPE '' OR u.lastname ILIKE ${n} ESCAPE ''
                   OR u.username ILIKE ${n} ESCAPE '' OR {addresses})"

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use wazo_auth_core::cache::Caches;
 use wazo_auth_core::pg_cluster::{Cluster, ClusterOptions};
-use wazo_auth_core::{tokens, Storage};
+use wazo_auth_core::{tally, tokens, Storage};
 
 use crate::config::Config;
 use crate::http::{self, AppState, Settings};
@@ -318,6 +318,8 @@ async fn serve(
             .map_err(|e| format!("configuration error: {e}"))?,
     );
 
+    // Whatever the cleanup's settings: the listings' totals read the tallies.
+    let tally_fold = actix_web::rt::spawn(tally_fold_loop(storage.clone()));
     let purge = cfg.token_cleanup_interval.period().map(|interval| {
         let storage = storage.clone();
         let batch = i64::from(cfg.token_cleanup_batch_size.get());
@@ -450,6 +452,7 @@ async fn serve(
     if let Some(task) = purge {
         task.abort();
     }
+    tally_fold.abort();
     for task in bus {
         task.abort();
     }
@@ -548,6 +551,24 @@ fn metrics_listener(
     Ok(handle)
 }
 
+/// Folds the row tallies (`wazo_auth_core::tally`) every [`tally::FOLD_PERIOD`] when they hold
+/// more than [`tally::FOLD_ROWS`] rows, so that the listings' totals read a handful of rows.
+async fn tally_fold_loop(storage: Storage) {
+    let mut failing = false;
+    loop {
+        actix_web::rt::time::sleep(tally::FOLD_PERIOD).await;
+        match storage.fold_tallies_over(tally::FOLD_ROWS).await {
+            Ok(_) => failing = false,
+            // Once per outage: the database's unavailability is logged elsewhere too.
+            Err(e) if !failing => {
+                failing = true;
+                log::warn!("folding the row tallies failed (will retry every second): {e}");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Removes expired tokens (with their `auth_session_deleted` events), writes the
 /// `auth_session_expire_soon` events of the sessions expiring within the next `interval`, and
 /// removes login-throttle records older than `forget_after` that no longer block, every
@@ -644,10 +665,6 @@ async fn purge_loop(
                 ok = false;
                 log::warn!("login-throttle purge failed (will retry): {e}");
             }
-        }
-        if let Err(e) = storage.fold_tallies().await {
-            ok = false;
-            log::warn!("cleanup: folding the row tallies failed (will retry): {e}");
         }
         if let Err(e) = turn.finish(ok).await {
             ok = false;

@@ -1741,6 +1741,70 @@ fn search_by_address_follows_every_change_of_the_addresses() {
     assert_eq!(found("quil"), strings(&["quill"]));
 }
 
+/// The user search reads one trigram index over each user's searched texts, one per line
+/// (migration V19, `users::SEARCH_TEXT`): each column is still matched alone (a pattern that
+/// matches across two of them, as the index's lines hold them, finds nothing), and the
+/// statement's condition is the index's expression (the plan reads the index).
+#[test]
+fn the_user_search_matches_each_column_alone_through_one_index() {
+    let e = env();
+    let t = e.new_tenant(None, "search-lines");
+    e.new_user(
+        Some(&t),
+        json!({"username": "wren", "firstname": "Ada", "lastname": "Byron",
+               "email_address": "countess@lovelace.example"}),
+    );
+    e.new_user(
+        Some(&t),
+        json!({"username": "ada-byron", "firstname": "X", "lastname": "Y"}),
+    );
+    let found = |search: &str| -> Vec<String> {
+        let r = e.call(
+            "GET",
+            &format!("/0.1/users?recurse=true&search={}", pct(search)),
+            Some(&t),
+            None,
+        );
+        assert_eq!(r.status, 200, "{search}: {}", r.body);
+        let v = r.json();
+        assert_eq!(
+            v["filtered"],
+            v["items"].as_array().unwrap().len(),
+            "{search}"
+        );
+        usernames(&v)
+    };
+    // Each column, alone.
+    assert_eq!(found("ada"), strings(&["ada-byron", "wren"]));
+    assert_eq!(found("BYRON"), strings(&["ada-byron", "wren"]));
+    assert_eq!(found("wre"), strings(&["wren"]));
+    assert_eq!(found("lovelace"), strings(&["wren"]));
+    // "ada" then "byron" in one column: only the username holds both. Across firstname and
+    // lastname, or lastname and username, or username and address, nothing.
+    assert_eq!(found("ada byron"), strings(&["ada-byron"]));
+    assert_eq!(found("byron wren"), Vec::<String>::new());
+    assert_eq!(found("wren countess"), Vec::<String>::new());
+    // `_` is a wildcard, which could match a line's end in the index: not in a column.
+    assert_eq!(found("ada_byron"), strings(&["ada-byron"]));
+    assert_eq!(found("on_wr"), Vec::<String>::new());
+
+    // The plan: the index answers the condition the search statements write.
+    let plan = sql(
+        &e.s.db,
+        &format!(
+            "SET enable_seqscan = off;
+             EXPLAIN SELECT u.uuid FROM auth_user u
+             WHERE {} ILIKE '%byron%' ESCAPE ''",
+            wazo_auth_core::users::SEARCH_TEXT
+        ),
+    )
+    .into_iter()
+    .map(|row| row[0].clone().unwrap_or_default())
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert!(plan.contains("auth_user__idx__search_trgm"), "{plan}");
+}
+
 #[test]
 fn list_scope_search_order_pagination_and_filters() {
     let e = env();
