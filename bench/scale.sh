@@ -22,7 +22,10 @@
 #   LIVE_TOKENS=200000 EXPIRED_TOKENS=0 SCALE=1 ...
 #                                      # other numbers of tokens (quicker; not the sizes)
 #   SCALE_PLANS=0 PURGE_CYCLES=0 ...   # without the plans, without the purge
-#   CHECK_SECONDS=5 MISS_REQUESTS=10000 # each wrk measurement's length, the misses per measurement
+#   CHECK_SECONDS=5 CHECK_REPEATS=3    # each wrk measurement's length, and how many of them
+#                                      # (their medians are reported)
+#   MISS_REQUESTS=50000                # the misses per measurement (default: 50,000, fewer
+#                                      # when the live tokens are too few)
 #   SCALE_DOCS=0 ...                   # without writing the results into docs/benchmarks.md
 #   SCALE_SERVER=path SCALE_PLUGIN=path SCALE_WAZO_USER_PLUGIN=path
 #                                      # another build's server and plugins (nothing built)
@@ -46,9 +49,12 @@ policies=$(count 100000)
 # The cache is filled to the brim by the full-cache measurement: at most the default size.
 cache_size=$(( live_tokens / 2 < 100000 ? live_tokens / 2 : 100000 ))
 # The token checks use distinct live tokens: cold and warm misses, the cache's fill, then the
-# misses with a full cache (bench/checks.sh).
-if (( live_tokens < 3 * ${MISS_REQUESTS:-10000} + cache_size )); then
-    echo "scale: $live_tokens live tokens are too few for MISS_REQUESTS=${MISS_REQUESTS:-10000}" \
+# misses with a full cache (bench/checks.sh). By default, 50,000 misses per measurement (2 s at
+# SCALE=1), or fewer when the set has fewer live tokens for them.
+default_misses=$(( (live_tokens - cache_size) / 3 ))
+miss_requests=${MISS_REQUESTS:-$(( default_misses < 50000 ? default_misses : 50000 ))}
+if (( miss_requests < 1 || live_tokens < 3 * miss_requests + cache_size )); then
+    echo "scale: $live_tokens live tokens are too few for MISS_REQUESTS=$miss_requests" \
         "(3 x MISS_REQUESTS + $cache_size needed)" >&2
     exit 2
 fi

@@ -506,6 +506,11 @@ async fn shutdown_on_signal(
                     server.stop(false).await;
                     return;
                 }
+                _ = quit.recv() => {
+                    log::info!("SIGQUIT received; stopping now");
+                    server.stop(false).await;
+                    return;
+                }
             }
         }
         log::info!("SIGTERM received; stopping: no new connection, requests in flight finish");

@@ -374,6 +374,42 @@ fn sigterm_shuts_down_gracefully() {
     assert!(s.log().contains("HTTP server stopped"), "{}", s.log());
 }
 
+/// During the drain after SIGTERM (`rest_api.shutdown_drain`), SIGINT or SIGQUIT stops the
+/// server at once, as they do outside it; a second SIGTERM ends the drain.
+#[test]
+fn sigint_or_sigquit_during_the_drain_stops_at_once() {
+    for (signal, said) in [
+        (libc::SIGINT, "SIGINT received; stopping now"),
+        (libc::SIGQUIT, "SIGQUIT received; stopping now"),
+        (libc::SIGTERM, "second SIGTERM: the drain ends now"),
+    ] {
+        let mut s = ServerBuilder::new()
+            .config(json!({"rest_api": {"shutdown_drain": 60}}))
+            .start();
+        alice_works(&s);
+        unsafe {
+            libc::kill(s.pid() as i32, libc::SIGTERM);
+        }
+        s.wait_log(Duration::from_secs(10), |log| {
+            log.contains("draining for 60.0s")
+        });
+        unsafe {
+            libc::kill(s.pid() as i32, signal);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while s.is_running() {
+            assert!(
+                Instant::now() < deadline,
+                "still running 10 s after {said:?}:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(s.log().contains(said), "{}", s.log());
+        assert!(s.log().contains("HTTP server stopped"), "{}", s.log());
+    }
+}
+
 #[test]
 fn plugins_of_several_api_versions_load_together_in_any_order() {
     // The 1.0 plugin sorts first, then 1.2 plugins: each library is checked against the
