@@ -500,6 +500,14 @@ fn member_where(group_uuid: &str, filter: Option<&UserFilter>) -> Where {
         );
     }
     if let Some(v) = &f.search {
+        // The users' search lines first (one trigram index, as `GET /users?search=`: see
+        // `users::SEARCH_TEXT`), for a pattern that matches any text containing a match: one
+        // wrapped in `%`, and without a backslash (which escapes the next character here, as
+        // in the original: `%a\%` must match a column that ends with `a%`, and a line that holds
+        // it may not end there).
+        if v.len() >= 2 && v.starts_with('%') && v.ends_with('%') && !v.contains('\\') {
+            w.text(&format!("{} ILIKE {{}}", crate::users::SEARCH_TEXT), v);
+        }
         w.text(
             "(u.firstname ILIKE {p} OR u.lastname ILIKE {p} OR u.username ILIKE {p}
               OR EXISTS (SELECT 1 FROM auth_email e

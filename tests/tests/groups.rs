@@ -1144,6 +1144,11 @@ fn member_and_user_group_lists() {
     assert_eq!(usernames(&r), ["bar", "baz"]);
     assert_eq!(usernames(&list("?search=SMI")), ["bar"]);
     assert_eq!(usernames(&list("?search=site.org")), ["bar"]);
+    // Each column alone: not across firstname and lastname ("Bob", "Smith").
+    assert_eq!(usernames(&list("?search=bob%20smi")), Vec::<String>::new());
+    assert_eq!(usernames(&list("?search=smi%20th")), ["bar"]);
+    // A backslash escapes the next character (here `%`: a literal "%" at the end).
+    assert_eq!(usernames(&list("?search=ba%5C")), Vec::<String>::new());
     assert_eq!(usernames(&list("?username=foo")), ["foo"]);
     assert_eq!(usernames(&list("?firstname=Bob")), ["bar"]);
     assert_eq!(
