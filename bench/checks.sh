@@ -11,6 +11,10 @@
 
 check_seconds=${CHECK_SECONDS:-5}
 check_repeats=${CHECK_REPEATS:-3}
+if ! [[ $check_repeats =~ ^[1-9][0-9]*$ ]]; then
+    echo "scale: CHECK_REPEATS must be a whole number >= 1" >&2
+    exit 2
+fi
 each_once=$work/each_once
 rustc -O --edition 2021 -D warnings bench/each_once.rs -o "$each_once"
 
@@ -131,13 +135,20 @@ SQL
 # Misses with a full cache against misses with one that is not: COUNT tokens from FROM fill the
 # cache first (its RSS growth per token printed), then MISS_REQUESTS more are checked.
 checks_fill() { # prefix, label, from, fill count
-    local p=$1 label=$2 from=$3 fill=$4 before after paths=$work/fill.txt
+    local p=$1 label=$2 from=$3 fill=$4 warm before after paths=$work/fill.txt
+    # The first hundredth of the fill, and a second of cached checks, before the RSS is read:
+    # the connections, buffers and allocator arenas of a freshly started server (the cold start
+    # restarts it) are then in place, and only the cache grows after.
+    warm=$(( fill / 100 ))
+    token_paths "$p" "$from" "$warm" "$paths"
+    "$each_once" "127.0.0.1:$port" GET "$paths" 16 >/dev/null
+    wrk -t2 -c16 -d1s "$base/0.1/token/$admin_token" >/dev/null 2>&1
     before=$(rss_kb)
-    token_paths "$p" "$from" "$fill" "$paths"
+    token_paths "$p" $((from + warm)) $((fill - warm)) "$paths"
     "$each_once" "127.0.0.1:$port" GET "$paths" 16 >/dev/null
     after=$(rss_kb)
-    echo "rss_per_cached_token $(( (after - before) * 1024 / fill )) 0 0" >> "$work/checks-$label.txt"
-    echo "scale: RSS $((before / 1024)) MB -> $((after / 1024)) MB after caching $fill more tokens (GET)"
+    echo "rss_per_cached_token $(( (after - before) * 1024 / (fill - warm) )) 0 0" >> "$work/checks-$label.txt"
+    echo "scale: RSS $((before / 1024)) MB -> $((after / 1024)) MB after caching $((fill - warm)) more tokens (GET)"
     paths=$work/miss-full.txt
     warm_tokens "$p" $((from + fill)) "$miss_requests"
     token_paths "$p" $((from + fill)) "$miss_requests" "$paths"

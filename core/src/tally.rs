@@ -54,28 +54,29 @@ pub async fn count<C: Db>(client: &C, table: Tallied) -> Result<i64> {
     Ok(row.get(0))
 }
 
-impl Storage {
-    /// Folds the rows appended to the tallies into one per table, which keeps their sums. Exact
-    /// while the tables are written: rows appended by transactions that commit later are left
-    /// for the next fold. Returns the number of rows folded.
-    pub async fn fold_tallies(&self) -> Result<u64> {
-        self.fold_tallies_over(0).await
-    }
+/// The advisory lock that a fold takes, and that a `TRUNCATE`'s trigger and a recount wait for
+/// (migration V20): "wazotaly".
+pub const FOLD_LOCK_KEY: i64 = 0x7761_7a6f_7461_6c79;
 
-    /// [`Storage::fold_tallies`] when `auth_tally` holds more than `rows` rows (0 when it holds
-    /// fewer, without writing anything). Several servers may fold at once: a row deleted by
-    /// another's fold is skipped (its sum is in that fold's new row), so the sums hold.
+impl Storage {
+    /// Folds the rows appended to the tallies into one per table, which keeps their sums, when
+    /// `auth_tally` holds more than `rows` rows. Returns the number of rows folded: 0 when they
+    /// are fewer, or when another fold holds [`FOLD_LOCK_KEY`] (several servers fold: they skip
+    /// rather than queue). Exact while the tables are written: rows appended by transactions
+    /// that commit later are left for the next fold.
     pub async fn fold_tallies_over(&self, rows: i64) -> Result<u64> {
         let client = self.client().await?;
         let row = client
             .fetch_one_cached(
-                "WITH folded AS (DELETE FROM auth_tally
-                                 WHERE (SELECT count(*) FROM auth_tally) > $1
+                "WITH locked AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($2) AS got),
+                      folded AS (DELETE FROM auth_tally
+                                 WHERE (SELECT got FROM locked)
+                                   AND (SELECT count(*) FROM auth_tally) > $1
                                  RETURNING tbl, n),
                       kept AS (INSERT INTO auth_tally (tbl, n)
                                SELECT tbl, sum(n) FROM folded GROUP BY tbl)
                  SELECT count(*) FROM folded",
-                &[&rows],
+                &[&rows, &FOLD_LOCK_KEY],
             )
             .await?;
         Ok(row.get::<_, i64>(0).max(0) as u64)

@@ -895,9 +895,9 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
         q.order.column(),
         q.offset.max(0)
     );
-    // A search (answered by the trigram indexes) is run once for the page and its count
-    // (`count(*) OVER ()`), not once for each: at a million users, each run of `search=`
-    // took 11 ms. The count comes from the page's rows; an empty page counts apart.
+    // A search (answered by the trigram index of the search lines) is run once for the page
+    // and its count (`count(*) OVER ()`), not once for each: at a million users, each run of
+    // `search=` took 11 ms. The count comes from the page's rows; an empty page counts apart.
     let (rows, filtered) = if q.search.is_some() {
         let rows = client
             .fetch(

@@ -1147,8 +1147,19 @@ fn member_and_user_group_lists() {
     // Each column alone: not across firstname and lastname ("Bob", "Smith").
     assert_eq!(usernames(&list("?search=bob%20smi")), Vec::<String>::new());
     assert_eq!(usernames(&list("?search=smi%20th")), ["bar"]);
-    // A backslash escapes the next character (here `%`: a literal "%" at the end).
+    // A backslash escapes the next character (here `%`: a literal "%" at the end): a firstname
+    // that ends with "ba%" is found (and the users' search lines, where the firstname is
+    // followed by the other texts, are not read for such a pattern).
     assert_eq!(usernames(&list("?search=ba%5C")), Vec::<String>::new());
+    sql(
+        &e.s.db,
+        &format!("UPDATE auth_user SET firstname = 'Rumba%' WHERE uuid = '{foo}'"),
+    );
+    assert_eq!(usernames(&list("?search=ba%5C")), ["foo"]);
+    sql(
+        &e.s.db,
+        &format!("UPDATE auth_user SET firstname = NULL WHERE uuid = '{foo}'"),
+    );
     assert_eq!(usernames(&list("?username=foo")), ["foo"]);
     assert_eq!(usernames(&list("?firstname=Bob")), ["bar"]);
     assert_eq!(
