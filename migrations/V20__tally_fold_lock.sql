@@ -36,6 +36,7 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
--- Folded every second, the table is often mostly dead rows: vacuum must not truncate its empty
--- end, which takes a lock that the logins' appends would wait on.
-ALTER TABLE auth_tally SET (vacuum_truncate = false);
+-- Vacuum still truncates the table's empty end (its default): the listings' totals scan every
+-- page of the table, and a high-water mark left by a burst of writes would cost each of them
+-- (0.15-0.5 ms for 82 pages, seen with truncation off). The truncation's lock is taken only when
+-- free, and given up as soon as a writer waits for it.
