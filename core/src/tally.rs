@@ -54,8 +54,8 @@ pub async fn count<C: Db>(client: &C, table: Tallied) -> Result<i64> {
     Ok(row.get(0))
 }
 
-/// The advisory lock that a fold takes, and that a `TRUNCATE`'s trigger and a recount wait for
-/// (migration V20): "wazotaly".
+/// The advisory lock that a fold takes when it is free, and that a `TRUNCATE`'s tally trigger
+/// waits for (migration V20): "wazotaly".
 pub const FOLD_LOCK_KEY: i64 = 0x7761_7a6f_7461_6c79;
 
 impl Storage {

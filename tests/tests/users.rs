@@ -1655,6 +1655,25 @@ fn password_change() {
 // GET /users
 // ------------------------------------------------------------------------------------------------
 
+/// The usernames `GET /users?recurse=true&search=SEARCH` finds from tenant `t` (every match on
+/// one page: `filtered` is the page's length).
+fn searched(e: &Env, t: &str, search: &str) -> Vec<String> {
+    let r = e.call(
+        "GET",
+        &format!("/0.1/users?recurse=true&search={}", pct(search)),
+        Some(t),
+        None,
+    );
+    assert_eq!(r.status, 200, "{search}: {}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["filtered"],
+        v["items"].as_array().unwrap().len(),
+        "{search}"
+    );
+    usernames(&v)
+}
+
 /// The search by address reads each user's lines of addresses (`auth_user.email_search`, V16),
 /// kept by triggers on the addresses: it follows every way addresses change, and a pattern that
 /// matches across two addresses of one user matches neither.
@@ -1667,22 +1686,7 @@ fn search_by_address_follows_every_change_of_the_addresses() {
         json!({"username": "quill", "firstname": "Q", "lastname": "Q",
                "email_address": "alpha@north.example"}),
     ));
-    let found = |search: &str| -> Vec<String> {
-        let r = e.call(
-            "GET",
-            &format!("/0.1/users?recurse=true&search={}", pct(search)),
-            Some(&t),
-            None,
-        );
-        assert_eq!(r.status, 200, "{search}: {}", r.body);
-        let v = r.json();
-        assert_eq!(
-            v["filtered"],
-            v["items"].as_array().unwrap().len(),
-            "{search}"
-        );
-        usernames(&v)
-    };
+    let found = |search: &str| searched(&e, &t, search);
     let put = |addresses: &[&str]| {
         let emails: Vec<Value> = addresses
             .iter()
@@ -1758,22 +1762,7 @@ fn the_user_search_matches_each_column_alone_through_one_index() {
         Some(&t),
         json!({"username": "ada-byron", "firstname": "X", "lastname": "Y"}),
     );
-    let found = |search: &str| -> Vec<String> {
-        let r = e.call(
-            "GET",
-            &format!("/0.1/users?recurse=true&search={}", pct(search)),
-            Some(&t),
-            None,
-        );
-        assert_eq!(r.status, 200, "{search}: {}", r.body);
-        let v = r.json();
-        assert_eq!(
-            v["filtered"],
-            v["items"].as_array().unwrap().len(),
-            "{search}"
-        );
-        usernames(&v)
-    };
+    let found = |search: &str| searched(&e, &t, search);
     // Each column, alone.
     assert_eq!(found("ada"), strings(&["ada-byron", "wren"]));
     assert_eq!(found("BYRON"), strings(&["ada-byron", "wren"]));
