@@ -505,7 +505,7 @@ fn member_where(group_uuid: &str, filter: Option<&UserFilter>) -> Where {
         // wrapped in `%`, and without a backslash (which escapes the next character here, as
         // in the original: `%a\%` must match a column that ends with `a%`, and a line that holds
         // it may not end there).
-        if v.len() >= 2 && v.starts_with('%') && v.ends_with('%') && !v.contains('\\') {
+        if crate::users::matches_within(v) && !v.contains('\\') {
             w.text(&format!("{} ILIKE {{}}", crate::users::SEARCH_TEXT), v);
         }
         w.text(

@@ -2,9 +2,9 @@
 //! statement (bind, execute, a round trip, a wake-up of the connection task): under a flood of
 //! misses (a restart of the services that hold many tokens, a cache too small for the live set),
 //! that per-statement cost is most of the work. Here the misses that arrive while a look-up is
-//! in flight wait for the next one, which reads them all with one statement ([`lookup_statement`]): a
-//! miss arriving when nothing is in flight is read at once, alone, so that nobody waits on
-//! purpose.
+//! in flight wait for the next one, which reads them all with one statement
+//! ([`lookup_statement`]): a miss arriving when nothing is in flight is read at once, alone, so
+//! that nobody waits on purpose.
 //!
 //! One reader task per [`Storage`] and its clones, started on first use on the runtime of that
 //! first caller; the server's per-worker storages share one ([`Storage::share_batchers`]), as

@@ -593,6 +593,14 @@ pub const SEARCH_TEXT: &str =
     "(coalesce(u.firstname, '') || E'\\n' || coalesce(u.lastname, '') || E'\\n' \
      || coalesce(u.username, '') || E'\\n' || u.email_search)";
 
+/// Whether `pattern` (an `ILIKE` pattern) matches any text that contains a match: it starts and
+/// ends with `%`, as the HTTP layer builds search patterns. Such a pattern matches the search
+/// lines ([`SEARCH_TEXT`]) of every user one of whose texts it matches, and may be looked up
+/// there first.
+pub(crate) fn matches_within(pattern: &str) -> bool {
+    pattern.len() >= 2 && pattern.starts_with('%') && pattern.ends_with('%')
+}
+
 const USER_COLUMNS: &str = "u.uuid, u.username, u.firstname, u.lastname, u.purpose, u.enabled, \
      u.tenant_uuid, u.authentication_method";
 /// The number of [`USER_COLUMNS`] (read by `user_from_row`).
@@ -856,8 +864,7 @@ pub(crate) async fn list_users<C: Db>(client: &C, q: &UserQuery) -> Result<UserP
             // The addresses are checked in the user's own lines of addresses (`email_search`,
             // V16), then one by one, since a pattern could match across two lines. Any other
             // pattern is compared with the columns and the addresses themselves.
-            let wrapped = pattern.len() >= 2 && pattern.starts_with('%') && pattern.ends_with('%');
-            let addresses = if wrapped {
+            let addresses = if matches_within(pattern) {
                 conds.push(format!("{SEARCH_TEXT} ILIKE ${n} ESCAPE ''"));
                 format!(
                     "(u.email_search ILIKE ${n} ESCAPE ''
