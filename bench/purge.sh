@@ -15,7 +15,16 @@
 #     moves the checks' p99 by itself, so it is off by default; when on, it also runs during the
 #     measurement without purge;
 #   - the token-check p50/p99 while it ran (wrk, GET of a cached token, CHECK_SECONDS from the
-#     purge's start), against the same before the cycles;
+#     purge's start), against the same just before the purge (the cycle's tokens seeded, the
+#     purge held back): two measurements seconds apart, so that the machine's drift between
+#     cycles (the p99 of a full-rate check moves 2x from one run to the next) stays out of the
+#     ratio;
+#   - with PURGE_WRITES pairs per second (50 by default; 0: none), writes through the server in
+#     each check window (bench/purge_writer.py: a login by refresh token and its logout, on the
+#     tables the purge deletes from), their p50/p99, and the waits for a lock that lasted over
+#     100 ms during the purge, from PostgreSQL's own log (log_lock_waits, deadlock_timeout
+#     100 ms): a purge batch holds the locks of the rows it deletes until it commits, and this is
+#     whether any other statement had to wait for them that long;
 #   - the CPU time taken meanwhile by the server, PostgreSQL, the broker and the rest (wrk);
 #   - that every purged session's auth_session_deleted event was published (the bus counter);
 #   - the database size once the outbox is empty, and the last cycle's against the first.
@@ -25,6 +34,10 @@
 #   CYCLES=5 SCALE_BUILD=debug bench/purge.sh
 #   PURGE_MAX_RATE=2000 bench/purge.sh   # the server's token_cleanup_max_rate (default 0, none)
 #   PURGE_SETTLE=0 bench/purge.sh   # seed each cycle at once, without waiting for autovacuum
+#   PURGE_SETTLE=autovacuum bench/purge.sh   # wait for autovacuum only (no VACUUM; see settle)
+#   PURGE_PIN=1 bench/purge.sh      # PostgreSQL and the broker on a core of their own (see pin_cpus)
+#   PURGE_WRITES=0 bench/purge.sh   # no writes during the check windows
+#   PURGE_SERVER=path bench/purge.sh   # another build's server (nothing built but the plugin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-0.1}
@@ -44,7 +57,14 @@ case $build in
     *) echo "purge: SCALE_BUILD must be release or debug" >&2; exit 2 ;;
 esac
 echo "purge: building ($build)"
-cargo build $flag --locked -q -p wazo-auth -p wazo-user-backend
+# PURGE_SERVER: another build's server (e.g. a copy of the previous commit's, for a before/after
+# comparison); the plugin is still this tree's.
+server_bin=${PURGE_SERVER:-target/$build/wazo-auth}
+if [[ -n ${PURGE_SERVER:-} ]]; then
+    cargo build $flag --locked -q -p wazo-user-backend
+else
+    cargo build $flag --locked -q -p wazo-auth -p wazo-user-backend
+fi
 
 source scripts/throwaway-server.sh
 need_wrk
@@ -66,7 +86,7 @@ token_cleanup_max_rate: ${PURGE_MAX_RATE:-0}
 YAML
 } > "$work/config.yml"
 base="http://127.0.0.1:$port"
-server_start "$base/0.1/status" "target/$build/wazo-auth" -c "$work/config.yml"
+server_start "$base/0.1/status" "$server_bin" -c "$work/config.yml"
 # PostgreSQL as bench/scale.sh sets it up (a production server's, not the managed cluster's
 # small defaults: shared_buffers 32 MB): a quarter of the memory for shared buffers, room for the
 # WAL of the seeding between checkpoints. With PURGE_STATEMENTS=1, pg_stat_statements too: each
@@ -79,7 +99,7 @@ if [[ ${PURGE_STATEMENTS:-0} != 0 ]]; then
 fi
 kill -TERM "$server_pid"
 wait "$server_pid" || true
-server_start "$base/0.1/status" "target/$build/wazo-auth" -c "$work/config.yml"
+server_start "$base/0.1/status" "$server_bin" -c "$work/config.yml"
 if [[ ${PURGE_STATEMENTS:-0} != 0 ]]; then
     # Its settings exist once it is loaded; statements run by triggers (the foreign keys'
     # cascades among them) are counted too.
@@ -93,6 +113,60 @@ echo "purge: PostgreSQL shared_buffers $(psql_seed -c 'SHOW shared_buffers'), ma
 admin=$(curl -sf -u purge:purge-password -H 'Content-Type: application/json' \
     -d '{"expiration": 36000}' "$base/0.1/token" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
+
+# PostgreSQL logs every wait for a lock that lasts longer than deadlock_timeout (100 ms here,
+# 1 s by default): "process N still waiting for ShareLock on transaction M after 100.1 ms".
+psql_seed -c "ALTER SYSTEM SET log_lock_waits = on" -c "ALTER SYSTEM SET deadlock_timeout = '100ms'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+pg_log=$(dirname "$(find "$work/pg" -maxdepth 2 -name postmaster.pid | head -1)")/log/postgres.log
+log_size() { stat -c %s "$pg_log"; }
+# The waits logged between two sizes of the log: "N[ (the first: LINE)]".
+lock_waits_between() { # from, to
+    local text n
+    text=$(tail -c +$(( $1 + 1 )) "$pg_log" | head -c $(( $2 - $1 )) | grep 'still waiting for' || true)
+    n=$(grep -c . <<< "$text" || true)
+    if (( n > 0 )); then
+        echo "$n (the first: $(head -1 <<< "$text" | sed 's/^.*LOG: *//'))"
+    else
+        echo 0
+    fi
+}
+
+# The writer (PURGE_WRITES pairs per second in each check window): its refresh token, from one
+# password login.
+writes=${PURGE_WRITES:-50}
+writer_refresh=
+if (( writes > 0 )); then
+    writer_refresh=$(curl -sf -u purge:purge-password -H 'Content-Type: application/json' \
+        -d '{"access_type": "offline", "client_id": "purge-writer"}' "$base/0.1/token" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["refresh_token"])')
+fi
+writer_start() { # seconds
+    writer=
+    if (( writes > 0 )); then
+        "${aux_pin[@]}" python3 bench/purge_writer.py "$base" "$writer_refresh" purge-writer "$writes" "$1" \
+            > "$work/writer.txt" 2> "$work/writer.err" &
+        writer=$!
+    fi
+}
+# Waits for the writer; its line into $writer_line (empty without writes), or fails the run on a
+# refused write. (Not in a $(...): the writer is a child of this shell.)
+writer_report() { # label
+    writer_line=
+    [[ -n $writer ]] || return 0
+    if ! wait "$writer"; then
+        echo "purge: writes refused $1:" >&2
+        cat "$work/writer.txt" "$work/writer.err" >&2
+        exit 1
+    fi
+    writer_line=$(python3 -c '
+import sys
+f = sys.argv[2].split()
+v = dict(zip(f[0::2], f[1::2]))
+print("  writes %s (%s login/logout pairs/s): %s pairs, login p50 %s p99 %s ms, logout p50 %s p99 %s ms" % (
+    sys.argv[1], sys.argv[3], v["pairs"], v["login_p50"], v["login_p99"], v["logout_p50"], v["logout_p99"]))' \
+        "$1" "$(cat "$work/writer.txt")" "$writes")
+}
 published() {
     curl -sf -H "X-Auth-Token: $admin" "$base/0.1/metrics" \
         | awk '$1 == "wazo_auth_bus_published_total" {print $2}' | cut -d. -f1
@@ -133,7 +207,7 @@ check_token=$(seed_token_id purge 1)
 
 # wrk's p50 and p99 in ms.
 check_latency() { # seconds
-    wrk -t1 -c8 -d"${1}s" --latency "$base/0.1/token/$check_token" 2>&1 | python3 -c '
+    "${wrk_pin[@]}" wrk -t1 -c8 -d"${1}s" --latency "$base/0.1/token/$check_token" 2>&1 | python3 -c '
 import re, sys
 text = sys.stdin.read()
 def ms(p):
@@ -149,6 +223,38 @@ print("%.2f %.2f %.0f" % (ms("50"), ms("99"), float(rate)))'
 # steal". The difference of two readings tells
 # who took the cores while the checks ran.
 postmaster_pid=$(head -1 "$(find "$work/pg" -maxdepth 2 -name postmaster.pid | head -1)")
+
+# PURGE_PIN=1: PostgreSQL and the broker on the last core, the server and wrk on the others, as
+# when the database and the broker run on machines of their own (docs/scaling.md): what the
+# checks then share their cores with is the server's own part of the purge (its publisher
+# mostly), not PostgreSQL's and the broker's. Every thread of the postmaster, of its children and
+# of the broker's processes is moved (taskset -a); the backends and workers started later are
+# forked by the postmaster and inherit its affinity, and the server's threads its own.
+wrk_pin=()
+aux_pin=()
+pin_cpus() {
+    local cores last pid
+    cores=$(nproc)
+    if (( cores < 2 )); then
+        echo "purge: PURGE_PIN=1 needs 2 cores or more" >&2
+        exit 2
+    fi
+    last=$(( cores - 1 ))
+    for pid in "$postmaster_pid" $(pgrep -P "$postmaster_pid"); do
+        taskset -a -p -c "$last" "$pid" >/dev/null
+    done
+    for pid in $(pgrep -g "$broker_pid"); do
+        taskset -a -p -c "$last" "$pid" >/dev/null
+    done
+    taskset -a -p -c "0-$(( last - 1 ))" "$server_pid" >/dev/null
+    wrk_pin=(taskset -c "0-$(( last - 1 ))")
+    # The script's own readings and writes during the checks: beside PostgreSQL.
+    aux_pin=(taskset -c "$last")
+    echo "purge: PostgreSQL and the broker on core $last, the server and wrk on cores 0-$(( last - 1 ))"
+}
+if [[ ${PURGE_PIN:-0} != 0 ]]; then
+    pin_cpus
+fi
 cpu_ticks() {
     python3 - "$server_pid" "$postmaster_pid" "${broker_pid:-0}" <<'PY'
 import os, sys
@@ -237,16 +343,41 @@ purged_sessions() {
     curl -sf -H "X-Auth-Token: $admin" "$base/0.1/metrics" \
         | awk '$1 == "wazo_auth_purged_total{kind=\"sessions\"}" {n = $2} END {printf "%d\n", n}'
 }
+# The same count, every 0.2 s, by one process on one keep-alive connection: until it reaches
+# TARGET (0: none), or for SECONDS (0: no limit); prints the seconds it took. Until session 17 a
+# shell loop forked a curl and an awk at each reading, five times a second, on the cores of the
+# checks, during the purge's check window only; with the server on a core of its own
+# (PURGE_PIN=1) those forks alone made the checks' p99 during the purge 8-26 times that before
+# it. This poller runs in every check window, so that each is measured with the same readings
+# beside it (with PURGE_PIN=1, on PostgreSQL's core).
+poll_purged() { # target, seconds
+    "${aux_pin[@]}" python3 - "$base" "$admin" "$1" "$2" <<'PY'
+import http.client, sys, time, urllib.parse
+base, token, target, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+url = urllib.parse.urlsplit(base)
+conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+def purged():
+    conn.request("GET", "/0.1/metrics", headers={"X-Auth-Token": token})
+    resp = conn.getresponse()
+    for line in resp.read().decode().splitlines():
+        if line.startswith('wazo_auth_purged_total{kind="sessions"} '):
+            return int(float(line.split()[1]))
+    return 0
+start = time.monotonic()
+while True:
+    n = purged()
+    if (target and n >= target) or (limit and time.monotonic() - start >= limit):
+        break
+    time.sleep(0.2)
+print("%.3f" % (time.monotonic() - start))
+PY
+}
 watch_purge() { # the count of purged sessions to wait for
-    local started ended longest
-    started=$(date +%s.%N)
+    local seconds longest
     sampler_start "$work/watch-samples.txt"
-    until (( $(purged_sessions || echo 0) >= $1 )); do
-        sleep 0.2
-    done
-    ended=$(date +%s.%N)
+    seconds=$(poll_purged "$1" 0)
     longest=$(sampler_stop "$work/watch-samples.txt")
-    echo "watch|$(calc "$ended - $started")|$longest"
+    echo "watch|$seconds|$longest"
 }
 
 # While a cycle's expired tokens are seeded, the script holds the cleanup turn's advisory lock
@@ -286,21 +417,37 @@ curl -sf -o /dev/null "$base/0.1/token/$check_token" || { echo "purge: the check
 # The sampler of the purge's transactions runs here too: both measurements pay for it.
 sampler_start "$work/base-samples.txt"
 cpu_before=$(cpu_ticks)
+writer_start "${CHECK_SECONDS:-10}"
+poll_purged 0 "${CHECK_SECONDS:-10}" > /dev/null &
+poller=$!
 read -r base_p50 base_p99 base_rate < <(check_latency "${CHECK_SECONDS:-10}")
+wait "$poller"
 cpu_base=$(cpu_used "$cpu_before" "$(cpu_ticks)")
 IFS='|' read -r base_longest base_query < <(sampler_stop "$work/base-samples.txt")
 printf 'checks, no purge:       p50 %6.2f ms  p99 %6.2f ms  %6s/s, longest transaction %s ms (%s)\n' \
     "$base_p50" "$base_p99" "$base_rate" "$base_longest" "$base_query"
 printf '  CPU while the checks ran: %s\n' "$cpu_base"
+writer_report "without a purge"
+[[ -z $writer_line ]] || echo "$writer_line"
 
 # Before each cycle's tokens are seeded, with PURGE_SETTLE=1 (the default), the script waits (at
 # most 5 minutes) until autovacuum has caught up with the previous purge: until neither
 # auth_token nor auth_session has more dead rows than its autovacuum threshold (V13: 2 % of
 # the rows, plus 10,000). A server's tokens come over the hours between two purges, after that
 # vacuum has made the purged rows' space reusable; seeded all at once, seconds after the purge,
-# they find part of it not yet vacuumed and grow the files instead. PURGE_SETTLE=0 seeds at once.
+# they find part of it not yet vacuumed and grow the files instead.
+#
+# That count is not enough to tell (session 16: 9 s of waiting, then the first cycle's space was
+# not reused and the database grew 13.7 %): an autovacuum that starts during the purge and ends
+# after it resets the table's dead-row count to what it saw, and the rows deleted behind it, on
+# pages it had already passed, are counted nowhere until the next deletions. On a server the next
+# purge runs (token_cleanup_interval) bring those, and the vacuum they trigger, long before a
+# purge's worth of new tokens has come; here, the next cycle is seeded in seconds. So the script
+# then runs one VACUUM of both tables itself, in place of the vacuums of those hours, and prints
+# what it removed: 0 when autovacuum had done it all. PURGE_SETTLE=autovacuum only waits;
+# PURGE_SETTLE=0 seeds at once.
 settle() {
-    local started waited
+    local started waited out removed
     started=$(date +%s.%N)
     for _ in $(seq 1 600); do
         [[ $(psql_seed -c "SELECT count(*) FROM pg_stat_user_tables
@@ -310,9 +457,21 @@ settle() {
     done
     waited=$(calc "$(date +%s.%N) - $started")
     printf '  waited %.0f s for autovacuum before seeding the next cycle\n' "$waited"
+    [[ ${PURGE_SETTLE:-1} == autovacuum ]] && return
+    started=$(date +%s.%N)
+    # VERBOSE's report goes to psql's standard error: for each table, and for its TOAST table,
+    # a 'finished vacuuming "DB.SCHEMA.TABLE"' line, then a "tuples: N removed" line.
+    out=$(psql_seed -c "VACUUM (VERBOSE) auth_token" -c "VACUUM (VERBOSE) auth_session" 2>&1)
+    removed=$(awk 'match($0, /finished vacuuming "[^"]*"/) {
+                       table = substr($0, RSTART + 20, RLENGTH - 21); sub(/.*\./, "", table) }
+                   match($0, /tuples: [0-9]+ removed/) && table ~ /^auth_/ {
+                       printf "%s%s %s", sep, table, substr($0, RSTART + 8, RLENGTH - 16); sep = ", " }' <<< "$out")
+    printf '  then VACUUM in %.1f s, dead rows removed: %s\n' \
+        "$(calc "$(date +%s.%N) - $started")" "${removed:-?}"
 }
 
 sizes=()
+ratios=()
 for cycle in $(seq 1 "$cycles"); do
     before=$(published)
     if (( cycle > 1 )) && [[ ${PURGE_SETTLE:-1} != 0 ]]; then
@@ -324,6 +483,15 @@ for cycle in $(seq 1 "$cycles"); do
         $((live + cycle * expired)) \
         "extract(epoch FROM now()) - 60 - (i % 3600)" >/dev/null
     checkpoint_and_vacuum > /dev/null
+    # The checks just before the purge, its tokens seeded and the purge still held back.
+    writer_start "${CHECK_SECONDS:-10}"
+    poll_purged 0 "${CHECK_SECONDS:-10}" > /dev/null &
+    poller=$!
+    read -r near_p50 near_p99 near_rate < <(check_latency "${CHECK_SECONDS:-10}")
+    wait "$poller"
+    writer_report "just before the purge"
+    writer_near=$writer_line
+    log_before=$(log_size)
     release_cleanup
     histogram_before=$(batch_histogram)
     if [[ ${PURGE_STATEMENTS:-0} != 0 ]]; then
@@ -332,9 +500,13 @@ for cycle in $(seq 1 "$cycles"); do
     watch_purge $(( $(purged_sessions || echo 0) + expired )) > "$work/watch.txt" &
     watcher=$!
     cpu_before=$(cpu_ticks)
+    writer_start "${CHECK_SECONDS:-10}"
     read -r p50 p99 rate < <(check_latency "${CHECK_SECONDS:-10}")
     cpu_checks=$(cpu_used "$cpu_before" "$(cpu_ticks)")
+    writer_report "during the purge"
+    writer_during=$writer_line
     wait "$watcher"
+    lock_waits=$(lock_waits_between "$log_before" "$(log_size)")
     cpu_purge=$(cpu_used "$cpu_before" "$(cpu_ticks)")
     batches=$(batches_between "$histogram_before" "$(batch_histogram)")
     IFS='|' read -r _ seconds longest query < <(grep -o 'watch|.*' "$work/watch.txt")
@@ -355,7 +527,11 @@ for cycle in $(seq 1 "$cycles"); do
     printf 'cycle %d: purged %d in %6.1f s (%7.0f/s), longest transaction %5s ms (%s), checks p50 %6.2f ms p99 %6.2f ms (%4.2fx) %6s/s, events published %d, database %s MB\n' \
         "$cycle" "$expired" "$seconds" "$(calc "$expired / $seconds")" "$longest" "$query" \
         "$p50" "$p99" "$(calc "$p99 / $base_p99")" "$rate" "$sent" $((size / 1048576))
-    printf '  purge batches: %s\n' "$batches"
+    printf '  checks just before the purge: p50 %6.2f ms p99 %6.2f ms %6s/s; the p99 during the purge: %4.2fx that\n' \
+        "$near_p50" "$near_p99" "$near_rate" "$(calc "$p99 / $near_p99")"
+    ratios+=("$(calc "$p99 / $near_p99")")
+    [[ -z $writer_near ]] || printf '%s\n%s\n' "$writer_near" "$writer_during"
+    printf '  purge batches: %s; waits for a lock over 100 ms during the purge: %s\n' "$batches" "$lock_waits"
     printf '  tables: %s\n' "$(psql_seed -F ' ' -c "SELECT string_agg(relname || ' ' ||
             pg_total_relation_size(relid) / 1048576 || ' MB', ', ' ORDER BY relname)
         FROM pg_stat_user_tables WHERE relname IN ('auth_token', 'auth_session',
@@ -380,5 +556,6 @@ psql_seed -F ' ' -c "SELECT relname, pg_total_relation_size(relid) / 1048576 || 
                                        'auth_event_outbox_batch')
                      ORDER BY relname" | sed 's/^/table /'
 (( cycles > 0 )) || exit 0
+printf 'check p99 during each purge against just before it: %s\n' "$(printf '%.2fx ' "${ratios[@]}")"
 printf 'database size: cycle 1 %d MB, cycle %d %d MB (%+.1f %%)\n' $((sizes[0] / 1048576)) "$cycles" \
     $((sizes[-1] / 1048576)) "$(calc "(${sizes[-1]} - ${sizes[0]}) * 100 / ${sizes[0]}")"
