@@ -345,11 +345,10 @@ purged_sessions() {
 }
 # The same count, every 0.2 s, by one process on one keep-alive connection: until it reaches
 # TARGET (0: none), or for SECONDS (0: no limit); prints the seconds it took. Until session 17 a
-# shell loop forked a curl and an awk at each reading, five times a second, on the cores of the
-# checks, during the purge's check window only; with the server on a core of its own
-# (PURGE_PIN=1) those forks alone made the checks' p99 during the purge 8-26 times that before
-# it. This poller runs in every check window, so that each is measured with the same readings
-# beside it (with PURGE_PIN=1, on PostgreSQL's core).
+# shell loop forked a curl and an awk at each reading, five times a second, and only during the
+# purge's check window: the windows compared were not measured alike. This poller runs in every
+# check window, so that each has the same readings beside it (with PURGE_PIN=1, on PostgreSQL's
+# core).
 poll_purged() { # target, seconds
     "${aux_pin[@]}" python3 - "$base" "$admin" "$1" "$2" <<'PY'
 import http.client, sys, time, urllib.parse
