@@ -8,11 +8,14 @@ login and a logout of the same session, on the tables that the purge deletes fro
 
     bench/purge_writer.py BASE_URL REFRESH_TOKEN CLIENT_ID RATE SECONDS
 
-RATE pairs per second for SECONDS, on one keep-alive connection, each pair started on its
-schedule (i / RATE seconds after the start) or at once when late. Prints one line:
-"pairs N errors E login_p50 A login_p99 B logout_p50 C logout_p99 D max E" (milliseconds; each
-latency from the request's own start). Exits 1 when an answer was not the expected status.
-Standard library only.
+RATE pairs per second for SECONDS of wall-clock time, on one keep-alive connection, each pair due
+i / RATE seconds after the start (started at once when late; none started after SECONDS). Each
+latency counts from the request's own start; the logins' also from the time each was due
+(`due_p99`), so that a stall counts for every login due during it, not only for the one it held.
+On a machine whose cores are full, that one also counts this process's own waits for a core.
+Prints one line: "pairs N rate R login_p50 A login_p99 B due_p99 C logout_p50 D logout_p99 E
+max F" (N pairs completed, R per second; milliseconds). Exits 1 when an answer was not the
+expected status. Standard library only.
 """
 import http.client
 import json
@@ -35,10 +38,9 @@ def main():
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     body = json.dumps({"refresh_token": refresh, "client_id": client, "expiration": 600})
     headers = {"Content-Type": "application/json"}
-    logins, logouts, errors = [], [], []
+    logins, dues, logouts, errors = [], [], [], []
 
-    def call(method, path, expected, **kw):
-        started = time.perf_counter()
+    def call(method, path, expected, since, **kw):
         try:
             conn.request(method, path, **kw)
             resp = conn.getresponse()
@@ -47,37 +49,43 @@ def main():
             conn.close()
             errors.append(f"{method} {path}: {e}")
             return None, 0.0
-        elapsed = (time.perf_counter() - started) * 1000
+        elapsed = (time.perf_counter() - since) * 1000
         if resp.status != expected:
             errors.append(f"{method} {path}: {resp.status} {data[:200]!r}")
             return None, elapsed
         return data, elapsed
 
     start = time.perf_counter()
+    deadline = start + seconds
     i = 0
     while True:
         due = start + i / rate
         now = time.perf_counter()
-        if due - start >= seconds:
+        if due >= deadline or now >= deadline:
             break
         if due > now:
             time.sleep(due - now)
         i += 1
-        data, ms = call("POST", "/0.1/token", 200, body=body, headers=headers)
+        sent = time.perf_counter()
+        data, ms = call("POST", "/0.1/token", 200, sent, body=body, headers=headers)
         if data is None:
             continue
         logins.append(ms)
+        dues.append(ms + (sent - due) * 1000)
         token = json.loads(data)["data"]["token"]
-        data, ms = call("DELETE", f"/0.1/token/{token}", 200)
+        data, ms = call("DELETE", f"/0.1/token/{token}", 200, time.perf_counter())
         if data is not None:
             logouts.append(ms)
+    elapsed = time.perf_counter() - start
     print(
-        "pairs %d errors %d login_p50 %.2f login_p99 %.2f logout_p50 %.2f logout_p99 %.2f max %.2f"
+        "pairs %d rate %.1f login_p50 %.2f login_p99 %.2f due_p99 %.2f logout_p50 %.2f"
+        " logout_p99 %.2f max %.2f"
         % (
-            i,
-            len(errors),
+            len(logouts),
+            len(logouts) / elapsed,
             percentile(logins, 50),
             percentile(logins, 99),
+            percentile(dues, 99),
             percentile(logouts, 50),
             percentile(logouts, 99),
             max(logins + logouts, default=float("nan")),

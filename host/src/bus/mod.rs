@@ -422,7 +422,8 @@ impl Broker {
     }
 }
 
-/// Drives `futures` until all are done, polling them in the order given, each time.
+/// Drives `futures` until all are done: each is polled once, in the order given, before any is
+/// waited for; then each is awaited in turn (a wake-up polls only the one awaited).
 ///
 /// A publish hands its frames to lapin's I/O thread, and takes the number of its confirm, at its
 /// first poll, then waits for that thread to have written them. Awaited one after the other, each
@@ -433,17 +434,16 @@ impl Broker {
 /// of the broker's instead of 28 (docs/benchmarks.md, "Issue 20: session 17").
 async fn join_in_order<F: Future>(futures: &mut [Pin<Box<MaybeDone<F>>>]) {
     std::future::poll_fn(|cx| {
-        let mut done = true;
         for future in futures.iter_mut() {
-            done &= future.as_mut().poll(cx).is_ready();
+            // A future done at once keeps its output; the others are awaited below.
+            let _ = future.as_mut().poll(cx);
         }
-        if done {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        Poll::Ready(())
     })
-    .await
+    .await;
+    for future in futures.iter_mut() {
+        future.as_mut().await;
+    }
 }
 
 /// Publishes while this process holds the lock; returns the database error that ended it.
@@ -636,8 +636,8 @@ mod tests {
         assert!(!e.contains("s3cret"), "{e}");
     }
 
-    /// Every future is first polled in the order given, whatever order they finish in, and
-    /// each one's output is kept.
+    /// Every future is first polled in the order given, all of them before any is waited for,
+    /// whatever order they finish in, and each one's output is kept.
     #[test]
     fn join_in_order_polls_first_in_the_order_given() {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -666,8 +666,10 @@ mod tests {
         runtime.block_on(async {
             let joined = join_in_order(&mut futures);
             let finish = async {
-                // The senders, last first, once every future has been polled once.
+                // The senders, last first, once every future has been polled once: all of them
+                // by then (awaited one by one, only the first two would have been).
                 tokio::task::yield_now().await;
+                assert_eq!(first_polls.lock().unwrap().len(), 40);
                 for (i, sender) in senders.into_iter().enumerate().rev() {
                     let _ = sender.send(i * 10);
                     tokio::task::yield_now().await;
