@@ -379,6 +379,17 @@ while True:
 print("%.3f" % (time.monotonic() - start))
 PY
 }
+# A check window without a purge: the checks (their p50, p99 and rate into NAME_p50, NAME_p99 and
+# NAME_rate), with the writer and the same readings beside them as during a purge (the writer's
+# line is then reported by writer_report).
+checks_without_purge() { # name
+    local poller
+    writer_start "${CHECK_SECONDS:-10}"
+    poll_purged 0 "${CHECK_SECONDS:-10}" > /dev/null &
+    poller=$!
+    read -r "${1}_p50" "${1}_p99" "${1}_rate" < <(check_latency "${CHECK_SECONDS:-10}")
+    wait "$poller"
+}
 watch_purge() { # the count of purged sessions to wait for
     local seconds longest
     sampler_start "$work/watch-samples.txt"
@@ -424,11 +435,7 @@ curl -sf -o /dev/null "$base/0.1/token/$check_token" || { echo "purge: the check
 # The sampler of the purge's transactions runs here too: both measurements pay for it.
 sampler_start "$work/base-samples.txt"
 cpu_before=$(cpu_ticks)
-writer_start "${CHECK_SECONDS:-10}"
-poll_purged 0 "${CHECK_SECONDS:-10}" > /dev/null &
-poller=$!
-read -r base_p50 base_p99 base_rate < <(check_latency "${CHECK_SECONDS:-10}")
-wait "$poller"
+checks_without_purge base
 cpu_base=$(cpu_used "$cpu_before" "$(cpu_ticks)")
 IFS='|' read -r base_longest base_query < <(sampler_stop "$work/base-samples.txt")
 printf 'checks, no purge:       p50 %6.2f ms  p99 %6.2f ms  %6s/s, longest transaction %s ms (%s)\n' \
@@ -491,11 +498,7 @@ for cycle in $(seq 1 "$cycles"); do
         "extract(epoch FROM now()) - 60 - (i % 3600)" >/dev/null
     checkpoint_and_vacuum > /dev/null
     # The checks just before the purge, its tokens seeded and the purge still held back.
-    writer_start "${CHECK_SECONDS:-10}"
-    poll_purged 0 "${CHECK_SECONDS:-10}" > /dev/null &
-    poller=$!
-    read -r near_p50 near_p99 near_rate < <(check_latency "${CHECK_SECONDS:-10}")
-    wait "$poller"
+    checks_without_purge near
     writer_report "just before the purge"
     writer_near=$writer_line
     writer_events=$(( 2 * writer_pairs ))

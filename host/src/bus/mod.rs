@@ -354,27 +354,18 @@ impl Broker {
                 .iter()
                 .map(|row| message_parts(row, settings.origin_uuid.as_deref()))
                 .collect();
-            let mut publishes: Vec<_> = rows
-                .iter()
-                .zip(&messages)
-                .map(|(row, (headers, body))| {
-                    Box::pin(maybe_done(self.channel.basic_publish(
-                        settings.exchange_name.as_str().into(),
-                        row.routing_key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        body,
-                        properties(headers),
-                    )))
-                })
-                .collect();
-            join_in_order(&mut publishes).await;
+            let publishes = rows.iter().zip(&messages).map(|(row, (headers, body))| {
+                self.channel.basic_publish(
+                    settings.exchange_name.as_str().into(),
+                    row.routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties(headers),
+                )
+            });
             let mut pending = Vec::with_capacity(rows.len());
-            for (row, publish) in rows.iter().zip(publishes.iter_mut()) {
-                let confirm = publish
-                    .as_mut()
-                    .take_output()
-                    .ok_or_else(|| "publishing failed (no outcome)".to_string())?
-                    .map_err(|e| format!("publishing failed ({e})"))?;
+            for (row, published) in rows.iter().zip(join_in_order(publishes).await) {
+                let confirm = published.map_err(|e| format!("publishing failed ({e})"))?;
                 pending.push((row.id, confirm));
             }
             // Each row's id and its events' count (a batch row's events are contiguous).
@@ -422,8 +413,9 @@ impl Broker {
     }
 }
 
-/// Drives `futures` until all are done: each is polled once, in the order given, before any is
-/// waited for; then each is awaited in turn (a wake-up polls only the one awaited).
+/// Drives `futures` until all are done, and returns their outputs in the order given: each is
+/// polled once, in that order, before any is waited for; then each is awaited in turn (a wake-up
+/// polls only the one awaited).
 ///
 /// A publish hands its frames to lapin's I/O thread, and takes the number of its confirm, at its
 /// first poll, then waits for that thread to have written them. Awaited one after the other, each
@@ -432,7 +424,11 @@ impl Broker {
 /// queued in the outbox's order (the broker keeps a channel's order) and written together, for a
 /// few wake-ups per batch: 22 us of the server's CPU per purged session instead of 32, and 20 us
 /// of the broker's instead of 28 (docs/benchmarks.md, "Issue 20: session 17").
-async fn join_in_order<F: Future>(futures: &mut [Pin<Box<MaybeDone<F>>>]) {
+async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<MaybeDone<F>>>> = futures
+        .into_iter()
+        .map(|f| Box::pin(maybe_done(f)))
+        .collect();
     std::future::poll_fn(|cx| {
         for future in futures.iter_mut() {
             // A future done at once keeps its output; the others are awaited below.
@@ -441,9 +437,13 @@ async fn join_in_order<F: Future>(futures: &mut [Pin<Box<MaybeDone<F>>>]) {
         Poll::Ready(())
     })
     .await;
-    for future in futures.iter_mut() {
+    let mut outputs = Vec::with_capacity(futures.len());
+    for mut future in futures {
         future.as_mut().await;
+        // Done, awaited just above: its output is there.
+        outputs.extend(future.as_mut().take_output());
     }
+    outputs
 }
 
 /// Publishes while this process holds the lock; returns the database error that ended it.
@@ -647,24 +647,20 @@ mod tests {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..40)
             .map(|_| tokio::sync::oneshot::channel::<usize>())
             .unzip();
-        let mut futures: Vec<_> = receivers
-            .into_iter()
-            .enumerate()
-            .map(|(i, receiver)| {
-                let first_polls = &first_polls;
-                Box::pin(maybe_done(async move {
-                    first_polls.lock().unwrap().push(i);
-                    // Every third one is done at once; the others wait for their sender.
-                    if i % 3 == 0 {
-                        i * 10
-                    } else {
-                        receiver.await.unwrap()
-                    }
-                }))
-            })
-            .collect();
-        runtime.block_on(async {
-            let joined = join_in_order(&mut futures);
+        let futures = receivers.into_iter().enumerate().map(|(i, receiver)| {
+            let first_polls = &first_polls;
+            async move {
+                first_polls.lock().unwrap().push(i);
+                // Every third one is done at once; the others wait for their sender.
+                if i % 3 == 0 {
+                    i * 10
+                } else {
+                    receiver.await.unwrap()
+                }
+            }
+        });
+        let outputs = runtime.block_on(async {
+            let joined = join_in_order(futures);
             let finish = async {
                 // The senders, last first, once every future has been polled once: all of them
                 // by then (awaited one by one, only the first two would have been).
@@ -675,14 +671,10 @@ mod tests {
                     tokio::task::yield_now().await;
                 }
             };
-            tokio::join!(joined, finish);
+            tokio::join!(joined, finish).0
         });
         assert_eq!(*first_polls.lock().unwrap(), (0..40).collect::<Vec<_>>());
-        let outputs: Vec<_> = futures
-            .iter_mut()
-            .map(|f| f.as_mut().take_output())
-            .collect();
-        assert_eq!(outputs, (0..40).map(|i| Some(i * 10)).collect::<Vec<_>>());
+        assert_eq!(outputs, (0..40).map(|i| i * 10).collect::<Vec<_>>());
     }
 
     #[test]
