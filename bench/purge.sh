@@ -28,6 +28,8 @@
 #   - the CPU time taken meanwhile by the server, PostgreSQL, the broker and the rest (wrk);
 #   - that every purged session's auth_session_deleted event was published (the bus counter);
 #   - the database size once the outbox is empty, and the last cycle's against the first.
+# At the end, the lock-wait count checks itself: a wait of about 0.4 s made on purpose must be
+# counted, or the script fails.
 #
 #   SCALE=0.1 bench/purge.sh        # 1 M live tokens, 500 k expired per cycle (default)
 #   SCALE=1 bench/purge.sh          # 10 M live, 5 M expired per cycle (the issue's sizes)
@@ -563,6 +565,32 @@ for cycle in $(seq 1 "$cycles"); do
         exit 1
     fi
 done
+# The lock-wait count's own check: a wait made on purpose, on a table of its own, must be counted.
+# One session holds the table's lock for 0.5 s; another asks for it meanwhile and waits about
+# 0.4 s. With no line in the log for it, every "0" printed above would mean nothing: the script
+# fails.
+lock_probe() {
+    local holder from
+    psql_seed -c "CREATE TABLE IF NOT EXISTS purge_lock_probe ()" >/dev/null
+    from=$(log_size)
+    psql_seed -c "BEGIN" -c "LOCK TABLE purge_lock_probe" -c "SELECT pg_sleep(0.5)" -c "COMMIT" >/dev/null &
+    holder=$!
+    until [[ $(psql_seed -c "SELECT count(*) FROM pg_locks
+                             WHERE relation = 'purge_lock_probe'::regclass AND granted") == 1 ]]; do
+        sleep 0.02
+    done
+    psql_seed -c "BEGIN" -c "LOCK TABLE purge_lock_probe" -c "COMMIT" >/dev/null
+    wait "$holder"
+    psql_seed -c "DROP TABLE purge_lock_probe" >/dev/null
+    # The waiter's line is written when its wait passes deadlock_timeout.
+    lock_waits_between "$from" "$(log_size)"
+}
+probe=$(lock_probe)
+if [[ $probe == 0 ]]; then
+    echo "purge: a lock wait of 0.4 s made on purpose was not counted: the counts above are not measured" >&2
+    exit 1
+fi
+echo "the lock-wait count's own check: a wait of about 0.4 s made on purpose was counted: $probe"
 psql_seed -F ' ' -c "SELECT relname, pg_total_relation_size(relid) / 1048576 || ' MB', n_dead_tup,
                             last_autovacuum IS NOT NULL
                      FROM pg_stat_user_tables

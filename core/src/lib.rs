@@ -16,6 +16,7 @@ pub mod keys;
 pub mod ldap;
 mod login_batch;
 mod lookup_batch;
+pub mod lull;
 pub mod notify;
 pub mod outbox;
 pub mod password;
