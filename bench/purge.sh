@@ -28,7 +28,7 @@
 #   - the CPU time taken meanwhile by the server, PostgreSQL, the broker and the rest (wrk);
 #   - that every purged session's auth_session_deleted event was published (the bus counter);
 #   - the database size once the outbox is empty, and the last cycle's against the first.
-# At the end, the lock-wait count checks itself: a wait of about 0.4 s made on purpose must be
+# At the end, the lock-wait count checks itself: a wait of about 0.3 s made on purpose must be
 # counted, or the script fails.
 #
 #   SCALE=0.1 bench/purge.sh        # 1 M live tokens, 500 k expired per cycle (default)
@@ -566,31 +566,42 @@ for cycle in $(seq 1 "$cycles"); do
     fi
 done
 # The lock-wait count's own check: a wait made on purpose, on a table of its own, must be counted.
-# One session holds the table's lock for 0.5 s; another asks for it meanwhile and waits about
-# 0.4 s. With no line in the log for it, every "0" printed above would mean nothing: the script
-# fails.
-lock_probe() {
-    local holder from
-    psql_seed -c "CREATE TABLE IF NOT EXISTS purge_lock_probe ()" >/dev/null
+# One session takes the table's lock and keeps it until another asks for it, then 0.3 s more;
+# the other waits that long. Only the log lines naming that table count. With none, every "0"
+# printed above would mean nothing: the script fails. Each step is bounded (10 s).
+lock_probe() { # prints the count of the probe's logged waits
+    local oid from holder waiter ok=1
+    psql_seed -c "CREATE TABLE IF NOT EXISTS purge_lock_probe ()" >/dev/null || return 1
+    oid=$(psql_seed -c "SELECT 'purge_lock_probe'::regclass::oid") || return 1
     from=$(log_size)
-    psql_seed -c "BEGIN" -c "LOCK TABLE purge_lock_probe" -c "SELECT pg_sleep(0.5)" -c "COMMIT" >/dev/null &
+    psql_seed -c "SET statement_timeout = '15s'" -c "BEGIN" -c "LOCK TABLE purge_lock_probe" \
+        -c "DO \$\$ BEGIN
+                FOR i IN 1..1000 LOOP
+                    EXIT WHEN EXISTS (SELECT 1 FROM pg_locks
+                                      WHERE relation = $oid AND NOT granted);
+                    PERFORM pg_sleep(0.01);
+                END LOOP;
+                PERFORM pg_sleep(0.3);
+            END \$\$" -c "COMMIT" >/dev/null &
     holder=$!
-    until [[ $(psql_seed -c "SELECT count(*) FROM pg_locks
-                             WHERE relation = 'purge_lock_probe'::regclass AND granted") == 1 ]]; do
+    for _ in $(seq 1 500); do
+        [[ $(psql_seed -c "SELECT count(*) FROM pg_locks WHERE relation = $oid AND granted") == 1 ]] && break
         sleep 0.02
     done
-    psql_seed -c "BEGIN" -c "LOCK TABLE purge_lock_probe" -c "COMMIT" >/dev/null
-    wait "$holder"
-    psql_seed -c "DROP TABLE purge_lock_probe" >/dev/null
-    # The waiter's line is written when its wait passes deadlock_timeout.
-    lock_waits_between "$from" "$(log_size)"
+    psql_seed -c "SET statement_timeout = '15s'" -c "BEGIN" -c "LOCK TABLE purge_lock_probe" \
+        -c "COMMIT" >/dev/null &
+    waiter=$!
+    wait "$holder" || ok=0
+    wait "$waiter" || ok=0
+    psql_seed -c "DROP TABLE purge_lock_probe" >/dev/null || ok=0
+    (( ok )) || return 1
+    tail -c +$(( from + 1 )) "$pg_log" | grep 'still waiting for' | grep -c "on relation $oid of" || true
 }
-probe=$(lock_probe)
-if [[ $probe == 0 ]]; then
-    echo "purge: a lock wait of 0.4 s made on purpose was not counted: the counts above are not measured" >&2
+if ! probe=$(lock_probe) || [[ $probe == 0 ]]; then
+    echo "purge: a lock wait made on purpose was not counted (${probe:-the probe failed}): the counts above are not measured" >&2
     exit 1
 fi
-echo "the lock-wait count's own check: a wait of about 0.4 s made on purpose was counted: $probe"
+echo "the lock-wait count's own check: a wait of about 0.3 s made on purpose was counted ($probe)"
 psql_seed -F ' ' -c "SELECT relname, pg_total_relation_size(relid) / 1048576 || ' MB', n_dead_tup,
                             last_autovacuum IS NOT NULL
                      FROM pg_stat_user_tables

@@ -778,6 +778,9 @@ mod tests {
             created_at: Utc::now(),
         };
         let (table, body) = message_parts(row.clone(), Some("origin"), &mut Stamp::default());
+        // One "data" member (a parser would keep the last of two): the event's, not the header.
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert_eq!(text.matches("\"data\":").count(), 1, "{text}");
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["data"], json!({"uuid": "t1", "name": null}));
         assert_eq!(body["origin_uuid"], "origin");
