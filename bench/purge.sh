@@ -400,6 +400,16 @@ watch_purge() { # the count of purged sessions to wait for
     echo "watch|$seconds|$longest"
 }
 
+# Polls the query (a boolean) every 20 ms until it reads true: false after SECONDS.
+wait_until_sql() { # seconds, query
+    local _
+    for _ in $(seq 1 $(( $1 * 50 ))); do
+        [[ $(psql_seed -c "$2") == t ]] && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
 # While a cycle's expired tokens are seeded, the script holds the cleanup turn's advisory lock
 # (core/src/cleanup.rs, CLEANUP_LOCK_KEY), so that the server's purge waits; then the seeding's
 # aftermath is taken out of the measurement (CHECKPOINT: the writing of the seeded pages;
@@ -415,12 +425,14 @@ hold_cleanup() {
     holder=$!
     exec 7> "$work/hold.fifo"
     echo "SELECT pg_advisory_lock($cleanup_key);" >&7
-    until [[ $(psql_seed -c "SELECT count(*) FROM pg_locks
-                             WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
-                               AND classid = $((cleanup_key >> 32))
-                               AND objid = $((cleanup_key & 0xffffffff))") == 1 ]]; do
-        sleep 0.1
-    done
+    # A cleanup run of the server may hold it meanwhile: at most 5 minutes.
+    wait_until_sql 300 "SELECT count(*) = 1 FROM pg_locks
+                    WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+                      AND classid = $((cleanup_key >> 32))
+                      AND objid = $((cleanup_key & 0xffffffff))" || {
+        echo "purge: the cleanup turn's lock was not taken" >&2
+        exit 1
+    }
 }
 release_cleanup() {
     exec 7>&-
@@ -584,10 +596,7 @@ lock_probe() { # prints the count of the probe's logged waits
                 PERFORM pg_sleep(0.3);
             END \$\$" -c "COMMIT" >/dev/null &
     holder=$!
-    for _ in $(seq 1 500); do
-        [[ $(psql_seed -c "SELECT count(*) FROM pg_locks WHERE relation = $oid AND granted") == 1 ]] && break
-        sleep 0.02
-    done
+    wait_until_sql 10 "SELECT count(*) = 1 FROM pg_locks WHERE relation = $oid AND granted" || ok=0
     psql_seed -c "SET statement_timeout = '15s'" -c "BEGIN" -c "LOCK TABLE purge_lock_probe" \
         -c "COMMIT" >/dev/null &
     waiter=$!

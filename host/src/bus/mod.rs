@@ -387,33 +387,26 @@ impl Broker {
             // Up to 500 messages built and handed over: milliseconds of CPU, with pauses.
             let mut lull = Lull::new();
             let mut stamp = Stamp::default();
-            let mut ids = Vec::with_capacity(rows.len());
-            let mut keys = Vec::with_capacity(rows.len());
-            let mut tables = Vec::with_capacity(rows.len());
-            let mut bodies = Vec::with_capacity(rows.len());
+            let mut messages = Vec::with_capacity(rows.len());
             for mut row in rows {
                 lull.breathe();
-                ids.push(row.id);
-                keys.push(std::mem::take(&mut row.routing_key));
-                let (table, body) = message_parts(row, settings.origin_uuid.as_deref(), &mut stamp);
-                tables.push(table);
-                bodies.push(body);
+                let (id, routing_key) = (row.id, std::mem::take(&mut row.routing_key));
+                let (headers, body) =
+                    message_parts(row, settings.origin_uuid.as_deref(), &mut stamp);
+                messages.push((id, routing_key, headers, body));
             }
-            let publishes = keys
-                .iter()
-                .zip(tables)
-                .zip(&bodies)
-                .map(|((key, table), body)| {
-                    self.channel.basic_publish(
-                        settings.exchange_name.as_str().into(),
-                        key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        body,
-                        properties(table),
-                    )
-                });
-            let mut pending = Vec::with_capacity(ids.len());
-            for (id, published) in ids.iter().zip(join_in_order(publishes, &mut lull).await) {
+            let publishes = messages.iter_mut().map(|(_, routing_key, headers, body)| {
+                self.channel.basic_publish(
+                    settings.exchange_name.as_str().into(),
+                    routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties(std::mem::take(headers)),
+                )
+            });
+            let published = join_in_order(publishes, &mut lull).await;
+            let mut pending = Vec::with_capacity(messages.len());
+            for ((id, ..), published) in messages.iter().zip(published) {
                 let confirm = published.map_err(|e| format!("publishing failed ({e})"))?;
                 pending.push((*id, confirm));
             }
