@@ -27,7 +27,9 @@
 #     whether any other statement had to wait for them that long;
 #   - the CPU time taken meanwhile by the server, PostgreSQL, the broker and the rest (wrk);
 #   - that every purged session's auth_session_deleted event was published (the bus counter);
-#   - the database size once the outbox is empty, and the last cycle's against the first.
+#   - the database size once the outbox is empty, and the last cycle's against the first;
+#   - with PURGE_SCHED=1, a scheduler trace of each of the two check windows (see sched_start):
+#     who ran on the checks' cores while they waited.
 # At the end, the lock-wait count checks itself: a wait of about 0.3 s made on purpose must be
 # counted, or the script fails.
 #
@@ -40,6 +42,7 @@
 #   PURGE_PIN=1 bench/purge.sh      # PostgreSQL and the broker on a core of their own (see pin_cpus)
 #   PURGE_WRITES=0 bench/purge.sh   # no writes during the check windows
 #   PURGE_SERVER=path bench/purge.sh   # another build's server (nothing built but the plugin)
+#   PURGE_SCHED=1 bench/purge.sh    # scheduler traces of the check windows (needs perf, as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-0.1}
@@ -53,6 +56,10 @@ tenants=100
 users=1000
 
 scripts/install-deps.sh >/dev/null
+if [[ ${PURGE_SCHED:-0} != 0 ]] && ! perf sched record -o /dev/null -- true >/dev/null 2>&1; then
+    echo "purge: PURGE_SCHED=1 needs perf with its sched tracepoints (Debian: linux-perf; as root)" >&2
+    exit 2
+fi
 case $build in
     release) flag=--release ;;
     debug) flag= ;;
@@ -392,6 +399,29 @@ checks_without_purge() { # name
     read -r "${1}_p50" "${1}_p99" "${1}_rate" < <(check_latency "${CHECK_SECONDS:-10}")
     wait "$poller"
 }
+# PURGE_SCHED=1: a scheduler trace (perf sched, every core, 2 s in the middle of the window) of
+# the check windows just before and during each purge, read by bench/sched_blame.py: how many
+# times the checks' threads (the server's HTTP workers and wrk) waited over 0.2 ms for a core
+# once woken, and which threads ran on that core meanwhile (the server's main thread runs the bus
+# publisher and the purge's loop; lapin-io-loop is the publisher's AMQP I/O). perf takes part of
+# a core while it records: compare the two windows of one run, not a p99 of such a run with
+# another run's.
+sched_start() { # name
+    sched_pid=
+    [[ ${PURGE_SCHED:-0} != 0 ]] || return 0
+    local wait=$(( ${CHECK_SECONDS:-10} / 2 - 1 ))
+    (( wait > 0 )) || wait=0
+    (sleep "$wait"; perf sched record -a -o "$work/sched-$1.data" -- sleep 2 >/dev/null 2>&1) &
+    sched_pid=$!
+}
+sched_report() { # name, what the window is: sets sched_NAME ("" without PURGE_SCHED)
+    printf -v "sched_$1" '%s' ""
+    [[ -n $sched_pid ]] || return 0
+    wait "$sched_pid" || true
+    printf -v "sched_$1" '  scheduler, %s: %s' "$2" \
+        "$(perf sched timehist -i "$work/sched-$1.data" 2>/dev/null | python3 bench/sched_blame.py)"
+    rm -f "$work/sched-$1.data"
+}
 watch_purge() { # the count of purged sessions to wait for
     local seconds longest
     sampler_start "$work/watch-samples.txt"
@@ -512,7 +542,9 @@ for cycle in $(seq 1 "$cycles"); do
         "extract(epoch FROM now()) - 60 - (i % 3600)" >/dev/null
     checkpoint_and_vacuum > /dev/null
     # The checks just before the purge, its tokens seeded and the purge still held back.
+    sched_start near
     checks_without_purge near
+    sched_report near "checks just before the purge"
     writer_report "just before the purge"
     writer_near=$writer_line
     writer_events=$(( 2 * writer_pairs ))
@@ -526,8 +558,10 @@ for cycle in $(seq 1 "$cycles"); do
     watcher=$!
     cpu_before=$(cpu_ticks)
     writer_start "${CHECK_SECONDS:-10}"
+    sched_start during
     read -r p50 p99 rate < <(check_latency "${CHECK_SECONDS:-10}")
     cpu_checks=$(cpu_used "$cpu_before" "$(cpu_ticks)")
+    sched_report during "checks during the purge"
     writer_report "during the purge"
     writer_during=$writer_line
     writer_events=$(( writer_events + 2 * writer_pairs ))
@@ -558,6 +592,7 @@ for cycle in $(seq 1 "$cycles"); do
     ratios+=("$(calc "$p99 / $near_p99")")
     [[ -z $writer_near ]] || printf '%s\n%s\n' "$writer_near" "$writer_during"
     printf '  purge batches: %s; waits for a lock over 100 ms during the purge: %s\n' "$batches" "$lock_waits"
+    [[ -z $sched_near ]] || printf '%s\n%s\n' "$sched_near" "$sched_during"
     printf '  tables: %s\n' "$(psql_seed -F ' ' -c "SELECT string_agg(relname || ' ' ||
             pg_total_relation_size(relid) / 1048576 || ' MB', ', ' ORDER BY relname)
         FROM pg_stat_user_tables WHERE relname IN ('auth_token', 'auth_session',

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Who kept the checks waiting: reads `perf sched timehist` output (stdin) and prints, for the
+threads that serve and send the checks (the server's HTTP workers, `actix-rt*`, and `wrk`), how
+many times one waited for its core for longer than a threshold after being woken, and which
+threads ran on that core while it waited, as shares of that waiting time.
+
+Used by bench/purge.sh with PURGE_SCHED=1. A thread's wait is counted on the core where it then
+ran (where the kernel had queued it). Thread names are grouped: the digits and `[tid/pid]`
+dropped, the server's HTTP workers as `actix`, RabbitMQ's Erlang schedulers as `broker`.
+
+usage: perf sched timehist -i FILE | sched_blame.py [THRESHOLD_MS] [TOP]
+"""
+
+import bisect
+import collections
+import re
+import sys
+
+THRESHOLD = float(sys.argv[1]) / 1000 if len(sys.argv) > 1 else 0.0002
+TOP = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+LINE = re.compile(r"^\s*(\d+\.\d+)\s+\[(\d+)\]\s+(.*?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$")
+
+
+def group(task):
+    name = re.sub(r"\[.*$", "", task).strip()
+    if name.startswith("actix-rt"):
+        return "actix"
+    if re.match(r"^\d+_(scheduler|dirty)", name) or name in ("beam.smp", "erts_sched"):
+        return "broker"
+    return re.sub(r"[\d:]+$", "", name) or name
+
+
+def main():
+    runs = collections.defaultdict(list)  # cpu -> [(end, start, group)]
+    waits = []  # (cpu, woken, start)
+    for line in sys.stdin:
+        m = LINE.match(line)
+        if not m:
+            continue
+        end, cpu, task = float(m.group(1)), int(m.group(2)), m.group(3)
+        delay, run = float(m.group(5)) / 1000, float(m.group(6)) / 1000
+        start = end - run
+        name = group(task)
+        runs[cpu].append((end, start, name))
+        if name in ("actix", "wrk") and delay >= THRESHOLD:
+            waits.append((cpu, start - delay, start))
+    ends = {}
+    for cpu in runs:
+        runs[cpu].sort()
+        ends[cpu] = [e[0] for e in runs[cpu]]
+    blame = collections.Counter()
+    for cpu, woken, start in waits:
+        events = runs[cpu]
+        # Runs that ended after the wake-up, up to the first that ends after the wait.
+        for i in range(bisect.bisect_right(ends[cpu], woken), len(events)):
+            end, begin, name = events[i]
+            overlap = min(end, start) - max(begin, woken)
+            if overlap > 0:
+                blame[name] += overlap
+            if end >= start:
+                break
+    total = sum(blame.values())
+    shares = ", ".join(
+        f"{name} {100 * value / total:.0f} %" for name, value in blame.most_common(TOP)
+    ) if total > 0 else "-"
+    print(f"{len(waits)} waits over {THRESHOLD * 1000:.1f} ms, {total * 1000:.0f} ms in all; "
+          f"on their core meanwhile: {shares}")
+
+
+if __name__ == "__main__":
+    main()
