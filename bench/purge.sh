@@ -56,9 +56,15 @@ tenants=100
 users=1000
 
 scripts/install-deps.sh >/dev/null
-if [[ ${PURGE_SCHED:-0} != 0 ]] && ! perf sched record -o /dev/null -- true >/dev/null 2>&1; then
-    echo "purge: PURGE_SCHED=1 needs perf with its sched tracepoints (Debian: linux-perf; as root)" >&2
-    exit 2
+if [[ ${PURGE_SCHED:-0} != 0 ]]; then
+    if ! perf sched record -a -o /dev/null -- true >/dev/null 2>&1; then
+        echo "purge: PURGE_SCHED=1 needs perf with its sched tracepoints (Debian: linux-perf; as root)" >&2
+        exit 2
+    fi
+    if (( ${CHECK_SECONDS:-10} < 4 )); then
+        echo "purge: PURGE_SCHED=1 needs check windows of 4 s or more (CHECK_SECONDS)" >&2
+        exit 2
+    fi
 fi
 case $build in
     release) flag=--release ;;
@@ -401,26 +407,29 @@ checks_without_purge() { # name
 }
 # PURGE_SCHED=1: a scheduler trace (perf sched, every core, 2 s in the middle of the window) of
 # the check windows just before and during each purge, read by bench/sched_blame.py: how many
-# times the checks' threads (the server's HTTP workers and wrk) waited over 0.2 ms for a core
+# times the checks' threads (the server's HTTP workers and wrk) waited 0.2 ms or more for a core
 # once woken, and which threads ran on that core meanwhile (the server's main thread runs the bus
 # publisher and the purge's loop; lapin-io-loop is the publisher's AMQP I/O). perf takes part of
 # a core while it records: compare the two windows of one run, not a p99 of such a run with
-# another run's.
+# another run's. The trace of the window during the purge is read once the purge has ended.
 sched_start() { # name
     sched_pid=
     [[ ${PURGE_SCHED:-0} != 0 ]] || return 0
-    local wait=$(( ${CHECK_SECONDS:-10} / 2 - 1 ))
-    (( wait > 0 )) || wait=0
-    (sleep "$wait"; perf sched record -a -o "$work/sched-$1.data" -- sleep 2 >/dev/null 2>&1) &
+    local delay=$(( ${CHECK_SECONDS:-10} / 2 - 1 ))
+    (sleep "$delay"; perf sched record -a -o "$work/sched-$1.data" -- sleep 2 \
+        >"$work/sched-$1.log" 2>&1) &
     sched_pid=$!
 }
 sched_report() { # name, what the window is: sets sched_NAME ("" without PURGE_SCHED)
     printf -v "sched_$1" '%s' ""
     [[ -n $sched_pid ]] || return 0
-    wait "$sched_pid" || true
+    if ! wait "$sched_pid" || [[ ! -s $work/sched-$1.data ]]; then
+        printf -v "sched_$1" '  scheduler, %s: the trace failed (%s)' "$2" "$work/sched-$1.log"
+        return 0
+    fi
     printf -v "sched_$1" '  scheduler, %s: %s' "$2" \
         "$(perf sched timehist -i "$work/sched-$1.data" 2>/dev/null | python3 bench/sched_blame.py)"
-    rm -f "$work/sched-$1.data"
+    rm -f "$work/sched-$1.data" "$work/sched-$1.log"
 }
 watch_purge() { # the count of purged sessions to wait for
     local seconds longest
@@ -561,13 +570,13 @@ for cycle in $(seq 1 "$cycles"); do
     sched_start during
     read -r p50 p99 rate < <(check_latency "${CHECK_SECONDS:-10}")
     cpu_checks=$(cpu_used "$cpu_before" "$(cpu_ticks)")
-    sched_report during "checks during the purge"
     writer_report "during the purge"
     writer_during=$writer_line
     writer_events=$(( writer_events + 2 * writer_pairs ))
     wait "$watcher"
     lock_waits=$(lock_waits_between "$log_before" "$(log_size)")
     cpu_purge=$(cpu_used "$cpu_before" "$(cpu_ticks)")
+    sched_report during "checks during the purge"
     batches=$(batches_between "$histogram_before" "$(batch_histogram)")
     IFS='|' read -r _ seconds longest query < <(grep -o 'watch|.*' "$work/watch.txt")
     left=$(psql_seed -c "SELECT count(*) FROM auth_token WHERE expire_t < extract(epoch FROM now()) - 60")

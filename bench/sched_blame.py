@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Who kept the checks waiting: reads `perf sched timehist` output (stdin) and prints, for the
 threads that serve and send the checks (the server's HTTP workers, `actix-rt*`, and `wrk`), how
-many times one waited for its core for longer than a threshold after being woken, and which
-threads ran on that core while it waited, as shares of that waiting time.
+many times one waited for its core for a threshold or longer after being woken, and which
+threads ran on that core while it waited.
+
+Each wait counts on its own: a run during which two checks' threads waited counts twice. The
+time printed and the shares are those of the waiting time summed over the waiting threads (the
+part of it during which some other thread ran; the rest, if any, is time no run was recorded).
 
 Used by bench/purge.sh with PURGE_SCHED=1. A thread's wait is counted on the core where it then
-ran (where the kernel had queued it). Thread names are grouped: the digits and `[tid/pid]`
-dropped, the server's HTTP workers as `actix`, RabbitMQ's Erlang schedulers as `broker`.
+ran (a thread moved between cores while it waited is counted on the last one). Thread names are
+grouped: the digits and `[tid/pid]` dropped, the server's HTTP workers as `actix`, RabbitMQ's
+Erlang threads (`1_scheduler`, `0_poller`, ...) as `broker`.
 
 usage: perf sched timehist -i FILE | sched_blame.py [THRESHOLD_MS] [TOP]
 """
@@ -18,14 +23,16 @@ import sys
 
 THRESHOLD = float(sys.argv[1]) / 1000 if len(sys.argv) > 1 else 0.0002
 TOP = int(sys.argv[2]) if len(sys.argv) > 2 else 6
-LINE = re.compile(r"^\s*(\d+\.\d+)\s+\[(\d+)\]\s+(.*?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$")
+LINE = re.compile(
+    r"^\s*(\d+\.\d+)\s+\[(\d+)\]\s+(.*?)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s*$"
+)
 
 
 def group(task):
-    name = re.sub(r"\[.*$", "", task).strip()
+    name = re.sub(r"\[\d+(/\d+)?\]$", "", task).strip()
     if name.startswith("actix-rt"):
         return "actix"
-    if re.match(r"^\d+_(scheduler|dirty)", name) or name in ("beam.smp", "erts_sched"):
+    if re.match(r"^\d+_", name) or name in ("beam.smp", "erts_sched"):
         return "broker"
     return re.sub(r"[\d:]+$", "", name) or name
 
@@ -63,8 +70,9 @@ def main():
     shares = ", ".join(
         f"{name} {100 * value / total:.0f} %" for name, value in blame.most_common(TOP)
     ) if total > 0 else "-"
-    print(f"{len(waits)} waits over {THRESHOLD * 1000:.1f} ms, {total * 1000:.0f} ms in all; "
-          f"on their core meanwhile: {shares}")
+    print(f"{len(waits)} waits of {THRESHOLD * 1000:.1f} ms or more, {total * 1000:.0f} ms of them "
+          f"behind other runs (summed over the waiting threads); on their core meanwhile: "
+          f"{shares}")
 
 
 if __name__ == "__main__":
